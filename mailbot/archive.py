@@ -1,0 +1,89 @@
+"""Files on disk: browsable folders, safe names, atomic writes, sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from mailbot.models import Institution
+from mailbot.text import nfc
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+_MAX_NAME_BYTES = 150  # well under the 255-byte limit of common file systems, room for the prefix
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+def safe_component(name: str, fallback: str = "file") -> str:
+    """A single path component from any text: NFC, no separators or control characters, bounded length."""
+    clean = _UNSAFE.sub("_", nfc(name)).strip(" .")
+    if clean in ("", ".", ".."):
+        clean = fallback
+    stem, dot, ext = clean.rpartition(".")
+    if not dot or len(ext) > 10:
+        stem, ext = clean, ""
+    while len(stem.encode("utf-8")) + len(ext) + 1 > _MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return f"{stem}.{ext}" if ext else stem
+
+
+def institution_folder(campaign_id: str, inst: Institution) -> PurePosixPath:
+    """campaign / group / "CODE - Name": what staff browse to find a school's reports."""
+    return PurePosixPath(
+        safe_component(campaign_id), safe_component(inst.group, "group"), safe_component(f"{inst.code} - {inst.name}")
+    )
+
+
+def review_folder(arrived: datetime) -> PurePosixPath:
+    return PurePosixPath("_review", arrived.strftime("%Y-%m-%d"))
+
+
+def eml_path(arrived: datetime, fingerprint: str) -> PurePosixPath:
+    return PurePosixPath("_messages", arrived.strftime("%Y"), arrived.strftime("%m"), f"{fingerprint}.eml")
+
+
+def file_name(arrived: datetime, fingerprint: str, index: int, name: str) -> str:
+    """Unique per message and position, so a resubmission never overwrites an earlier version."""
+    return f"{arrived.strftime('%Y%m%d-%H%M%S')}_{fingerprint[:8]}_{index}_{safe_component(name)}"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write(root: Path, relative: PurePosixPath, data: bytes) -> Path:
+    """Write atomically (temporary name, fsync, rename): a crash leaves the old file or the whole new one."""
+    target = _inside(root, relative)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    if target.exists() and target.stat().st_size == len(data):
+        return target  # written by an earlier attempt that crashed before the database commit
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def move(root: Path, old: str, new: PurePosixPath) -> None:
+    source, target = _inside(root, PurePosixPath(old)), _inside(root, new)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    if source.exists():
+        os.replace(source, target)
+
+
+def _inside(root: Path, relative: PurePosixPath) -> Path:
+    """Resolve a relative archive path, refusing anything that would land outside the archive."""
+    base = root.resolve()
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base):
+        raise ValueError(f"refusing a path outside the archive: {relative}")
+    return target

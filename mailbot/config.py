@@ -1,0 +1,213 @@
+"""TOML configuration → validated, frozen settings, passed explicitly to whatever needs them."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mailbot.errors import ConfigError
+from mailbot.models import Campaign
+
+DEFAULT_PATH = Path("mailbot.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Secret(_Section):
+    """Where a password comes from; the value itself is read only when it is needed."""
+
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    def password(self, section: str) -> str:
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError(f"{section}.password_env: environment variable {self.password_env} is not set")
+            return value
+        if self.password_file:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{section}.password_file: cannot read {self.password_file}: {exc.strerror}") from None
+        raise ConfigError(f"{section}: set password_env or password_file")
+
+
+class InboxSettings(Secret):
+    kind: Literal["imap", "maildir"] = "maildir"
+    host: str = "localhost"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "plain"] = "ssl"
+    username: str = ""
+    folder: str = "INBOX"
+    processed_folder: str | None = None
+    path: Path | None = None
+    batch_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> "InboxSettings":
+        if self.kind == "maildir" and self.path is None:
+            raise ValueError("kind = 'maildir' needs path")
+        if self.kind == "imap" and not self.username:
+            raise ValueError("kind = 'imap' needs username")
+        if self.kind == "imap" and not (self.password_env or self.password_file):
+            raise ValueError("kind = 'imap' needs password_env or password_file")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.security == "ssl" else 143)
+
+
+class RosterSettings(_Section):
+    file: Path | None = None
+
+
+class LimitSettings(_Section):
+    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    max_zip_entries: int = Field(default=200, ge=1)
+    max_zip_total_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    max_zip_ratio: int = Field(default=100, ge=2)
+
+
+class CampaignSettings(_Section):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    title: str = Field(min_length=1)
+    deadline: datetime | date
+    opens: datetime | date | None = None
+    groups: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    accept_late_days: int = Field(default=60, ge=0)
+
+
+class Settings(_Section):
+    """Everything mailbot needs to know, already checked."""
+
+    timezone: str = "Asia/Ho_Chi_Minh"
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    inbox: InboxSettings
+    roster: RosterSettings = RosterSettings()
+    limits: LimitSettings = LimitSettings()
+    campaign: tuple[CampaignSettings, ...] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("campaign")
+    @classmethod
+    def _unique_ids(cls, value: tuple[CampaignSettings, ...]) -> tuple[CampaignSettings, ...]:
+        ids = [c.id for c in value]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"campaign id {dupes[0]!r} is used twice")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'mailbot.sqlite3'}"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
+
+    def campaigns(self) -> tuple[Campaign, ...]:
+        return tuple(_campaign(c, self.zone) for c in self.campaign)
+
+
+def _aware(value: datetime | date, zone: ZoneInfo, *, end_of_day: bool) -> datetime:
+    """A TOML local datetime is read in the configured zone; a bare date means that whole day."""
+    if not isinstance(value, datetime):
+        moment = time(23, 59, 59) if end_of_day else time(0, 0)
+        value = datetime.combine(value, moment)
+    return value if value.tzinfo else value.replace(tzinfo=zone)
+
+
+def _campaign(c: CampaignSettings, zone: ZoneInfo) -> Campaign:
+    return Campaign(
+        id=c.id,
+        title=c.title,
+        deadline=_aware(c.deadline, zone, end_of_day=True),
+        opens=_aware(c.opens, zone, end_of_day=False) if c.opens else None,
+        groups=c.groups,
+        keywords=c.keywords,
+        accept_late_days=c.accept_late_days,
+    )
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against config.example.toml)"
+        lines.append(f"{_where(err['loc'])}: {msg}")
+    return "; ".join(lines)
+
+
+def _resolve(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative paths in the file are relative to the file, not to the working directory."""
+    def fix(section: dict[str, Any], key: str) -> None:
+        if isinstance(section.get(key), str):
+            section[key] = str((base / section[key]).resolve()) if not Path(section[key]).is_absolute() else section[key]
+
+    fix(raw, "data_dir")
+    raw.setdefault("data_dir", str((base / "var").resolve()))
+    for name, keys in {"inbox": ("path", "password_file", "ca_file"), "roster": ("file",)}.items():
+        if isinstance(raw.get(name), dict):
+            for key in keys:
+                fix(raw[name], key)
+    return raw
+
+
+def parse(raw: dict[str, Any], base: Path) -> Settings:
+    try:
+        return Settings.model_validate(_resolve(raw, base))
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_explain(exc)}") from None
+
+
+def load(path: Path) -> Settings:
+    """Read and validate a TOML file; every problem becomes one ConfigError naming the key."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} not found (copy config.example.toml and edit it)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(raw, path.resolve().parent)
+
+
+def late_limit(campaign: Campaign) -> datetime:
+    return campaign.deadline + timedelta(days=campaign.accept_late_days)

@@ -1,0 +1,67 @@
+"""`mailbot demo`: a self-contained folder with a roster, a Maildir of school emails and a config."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from mailbot import config, samples
+from mailbot.config import Settings
+
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+DEADLINE = datetime(2023, 12, 5, 17, 0, tzinfo=ZONE)
+
+CONFIG = """\
+# Demo configuration written by `mailbot demo`; see config.example.toml for every key.
+timezone = "Asia/Ho_Chi_Minh"
+data_dir = "var"
+
+[inbox]
+kind = "maildir"
+path = "Maildir"
+
+[roster]
+file = "roster.csv"
+
+[[campaign]]
+id = "antq-2023"
+title = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
+opens = 2023-11-01T00:00:00
+deadline = 2023-12-05T17:00:00
+"""
+
+
+def build_demo(folder: Path | None) -> Settings:
+    """Write the demo files (replacing an earlier demo's inbox and data) and return its settings."""
+    root = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="mailbot-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    rows = samples.load_demo_roster()
+    _write_roster(root / "roster.csv", rows)
+    _write_maildir(root / "Maildir", samples.demo_messages(rows, DEADLINE))
+    (root / "mailbot.toml").write_text(CONFIG, encoding="utf-8")
+    return config.load(root / "mailbot.toml")
+
+
+def _write_roster(path: Path, rows: list[dict]) -> None:  # type: ignore[type-arg]
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["code", "name", "group", "emails"])
+        for r in rows:
+            writer.writerow([r["code"], r["name"], r["group"], "; ".join(r["emails"])])
+
+
+def _write_maildir(path: Path, messages: list[tuple[datetime, bytes]]) -> None:
+    """One file per message in new/, its mtime set to the arrival time (as delivery agents do)."""
+    for sub in ("cur", "new", "tmp"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+        for old in (path / sub).iterdir():
+            old.unlink()
+    for index, (arrived, raw) in enumerate(messages):
+        stamp = int(arrived.timestamp())
+        target = path / "new" / f"{stamp}.M{index:04d}.demo"  # stable names: a rerun finds nothing new
+        target.write_bytes(raw)
+        os.utime(target, (stamp, stamp))

@@ -1,0 +1,27 @@
+"""Exceptions the library raises; the CLI turns each into a clear message and an exit code."""
+
+
+class MailbotError(Exception):
+    """Base class: an expected failure with a message fit for the operator."""
+
+    exit_code = 1
+
+
+class ConfigError(MailbotError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    exit_code = 2
+
+
+class RosterError(MailbotError):
+    """The roster file cannot be read or has bad rows."""
+
+    exit_code = 2
+
+
+class InboxError(MailbotError):
+    """The inbox (IMAP server or Maildir) cannot be reached or used."""
+
+
+class NotFound(MailbotError):
+    """A message, institution or campaign named on the command line does not exist."""

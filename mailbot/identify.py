@@ -1,0 +1,133 @@
+"""Who sent a message and for which campaign: roster matching, campaign routing, lateness (pure)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parseaddr
+
+from mailbot.config import late_limit
+from mailbot.models import Campaign, IdentifiedBy, InboundMail, Institution, Verdict
+from mailbot.text import contains_phrase, fold
+
+# Words that name a kind of place rather than the place: "Phòng GDĐT quận Lê Chân" is also "Phòng GDĐT Lê Chân".
+_ADMIN_WORDS = ("quan", "huyen", "thanh pho", "thi xa", "tp")
+
+
+@dataclass(frozen=True)
+class Roster:
+    """The institutions, indexed for matching by address and by name."""
+
+    institutions: tuple[Institution, ...]
+    by_address: dict[str, tuple[Institution, ...]]
+    name_keys: tuple[tuple[str, Institution], ...]  # (folded phrase, institution), longest phrase first
+
+    @classmethod
+    def of(cls, institutions: tuple[Institution, ...]) -> "Roster":
+        by_address: dict[str, list[Institution]] = {}
+        for inst in institutions:
+            for address in inst.emails:
+                by_address.setdefault(address.lower(), []).append(inst)
+        keys = sorted(
+            ((key, inst) for inst in institutions for key in name_variants(inst.name)),
+            key=lambda pair: -len(pair[0]),
+        )
+        return cls(institutions, {a: tuple(v) for a, v in by_address.items()}, tuple(keys))
+
+    def get(self, code: str) -> Institution | None:
+        return next((i for i in self.institutions if i.code == code), None)
+
+
+def name_variants(name: str) -> set[str]:
+    """The folded phrases by which a school may be named: with or without "Trường", "quận", etc."""
+    full = fold(name)
+    variants = {full, full.removeprefix("truong ")}
+    for variant in list(variants):
+        words = f" {variant} "
+        for admin in _ADMIN_WORDS:
+            words = words.replace(f" {admin} ", " ")
+        variants.add(" ".join(words.split()))
+    return {v for v in variants if len(v.split()) >= 2}
+
+
+def normalise_address(value: str) -> str:
+    return parseaddr(value)[1].strip().lower()
+
+
+def match_names(text: str, roster: Roster) -> set[Institution]:
+    """Institutions named in ``text``; a phrase inside a longer matched phrase does not count."""
+    folded = fold(text)
+    found: list[tuple[str, Institution]] = []
+    for key, inst in roster.name_keys:
+        if contains_phrase(folded, key) and not any(key in longer for longer, _ in found):
+            found.append((key, inst))
+    return {inst for _, inst in found}
+
+
+def by_name(mail: InboundMail, roster: Roster) -> tuple[Institution | None, str]:
+    """The institution most sources name (subject, file names, Word headings), or why none."""
+    sources = [mail.subject] + [f.name.rsplit(".", 1)[0] for f in mail.files] + [f.heading for f in mail.files]
+    votes: Counter[Institution] = Counter()
+    for text in filter(None, sources):
+        votes.update(match_names(text, roster))
+    if not votes:
+        return None, "no roster address or institution name found"
+    ranked = votes.most_common()
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        names = ", ".join(sorted(i.code for i, n in ranked if n == ranked[0][1]))
+        return None, f"several institutions named ({names})"
+    return ranked[0][0], f"named in the message as {ranked[0][0].name}"
+
+
+def institution_of(mail: InboundMail, roster: Roster) -> tuple[Institution | None, IdentifiedBy | None, str]:
+    """Sender address first; then names (also a forwarded sender's address), for staff to confirm."""
+    owners = roster.by_address.get(mail.sender, ())
+    if len(owners) == 1:
+        return owners[0], IdentifiedBy.ADDRESS, ""
+    if len(owners) > 1:
+        inst, _ = by_name(mail, Roster.of(owners))
+        if inst:
+            return inst, IdentifiedBy.ADDRESS, ""
+        return None, None, f"address {mail.sender} belongs to several institutions"
+    for address in mail.forwarded_senders:
+        forwarded = roster.by_address.get(address, ())
+        if len(forwarded) == 1:
+            return forwarded[0], IdentifiedBy.NAME, f"forwarded from {address}"
+    inst, why = by_name(mail, roster)
+    return (inst, IdentifiedBy.NAME, why) if inst else (None, None, why)
+
+
+def campaign_for(
+    mail: InboundMail, inst: Institution, campaigns: tuple[Campaign, ...]
+) -> tuple[Campaign | None, str]:
+    """The campaign a message answers: the only one open for the institution, else by keywords."""
+    open_now = [c for c in campaigns if c.concerns(inst.group) and _accepts(c, mail.arrived)]
+    if len(open_now) == 1:
+        return open_now[0], ""
+    if not open_now:
+        return None, "no campaign was open for this institution when the message arrived"
+    text = fold(" ".join([mail.subject, *(f.name for f in mail.files), *(f.heading for f in mail.files)]))
+    hits = [c for c in open_now if any(contains_phrase(text, fold(k)) for k in c.keywords)]
+    if len(hits) == 1:
+        return hits[0], ""
+    return None, "several campaigns are open and the keywords do not decide: " + ", ".join(c.id for c in open_now)
+
+
+def _accepts(campaign: Campaign, arrived: datetime) -> bool:
+    return (campaign.opens is None or arrived >= campaign.opens) and arrived <= late_limit(campaign)
+
+
+def is_late(campaign: Campaign, arrived: datetime, extension: datetime | None = None) -> bool:
+    return arrived > max(campaign.deadline, extension or campaign.deadline)
+
+
+def identify(mail: InboundMail, roster: Roster, campaigns: tuple[Campaign, ...]) -> Verdict:
+    """Attribute a parsed message to an institution and a campaign, or say why staff must look."""
+    inst, how, why = institution_of(mail, roster)
+    if inst is None:
+        return Verdict(None, None, None, reason=why)
+    campaign, why_not = campaign_for(mail, inst, campaigns)
+    if campaign is None:
+        return Verdict(inst, how, None, reason=why_not)
+    return Verdict(inst, how, campaign.id, late=is_late(campaign, mail.arrived), reason=why)

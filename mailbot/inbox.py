@@ -1,0 +1,226 @@
+"""IMAP and Maildir sources: yield, in bounded batches, the messages not yet recorded."""
+
+from __future__ import annotations
+
+import imaplib
+import mailbox
+import re
+import ssl
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
+from imap_tools.errors import ImapToolsError, MailboxLoginError
+
+from mailbot.config import InboxSettings
+from mailbot.errors import InboxError
+from mailbot.models import RawMail
+
+MAX_BATCH_MESSAGES = 100
+_UID_CHUNK = 500  # UIDs per command line, well under servers' line limits
+_UID_ITEM = re.compile(rb"UID (\d+)")
+_SIZE_ITEM = re.compile(rb"RFC822\.SIZE (\d+)")
+_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+_NETWORK_ERRORS = (OSError, ssl.SSLError, imaplib.IMAP4.abort, imaplib.IMAP4.error, ImapToolsError)
+
+# Given a UIDVALIDITY, the UIDs already recorded for this source under it.
+KnownUids = Callable[[int], set[str]]
+AnyMailBox = MailBox | MailBoxStartTls | MailBoxUnencrypted
+
+
+class Inbox(Protocol):
+    source: str
+    uidvalidity: int
+
+    def __enter__(self) -> "Inbox": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def batches(self, known: KnownUids) -> Iterator[list[RawMail]]: ...
+
+    def present(self, uids: set[str]) -> list[str]: ...
+
+    def move(self, uids: list[str]) -> None: ...
+
+
+def open_inbox(settings: InboxSettings) -> Inbox:
+    if settings.kind == "maildir":
+        assert settings.path is not None
+        return MaildirInbox(settings.path)
+    return ImapInbox(settings)
+
+
+def _internaldate(value: str) -> datetime:
+    """IMAP's ``05-Dec-2023 09:30:00 +0700`` (the day may be space-padded) as an aware UTC datetime."""
+    return datetime.strptime(value.strip(), "%d-%b-%Y %H:%M:%S %z").astimezone(timezone.utc)
+
+
+class MaildirInbox:
+    """A Maildir folder, read in place (for the demo and for replaying an exported mailbox)."""
+
+    def __init__(self, path: Path) -> None:
+        if not (path / "cur").is_dir() and not (path / "new").is_dir():
+            raise InboxError(f"{path} is not a Maildir folder (no cur/ or new/ inside)")
+        self.path = path
+        self.source = f"maildir:{path.resolve()}"
+        self.uidvalidity = 0
+        self._box = mailbox.Maildir(path, factory=None, create=False)
+
+    def __enter__(self) -> "MaildirInbox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._box.close()
+
+    def batches(self, known: KnownUids) -> Iterator[list[RawMail]]:
+        done = known(0)
+        keys = sorted((k for k in self._box.iterkeys() if k not in done), key=self._mtime)
+        for start in range(0, len(keys), MAX_BATCH_MESSAGES):
+            yield [self._read(k) for k in keys[start:start + MAX_BATCH_MESSAGES]]
+
+    def _mtime(self, key: str) -> float:
+        # Delivery time: Maildir writers set the file's time to when the message arrived.
+        return (self.path / self._box._lookup(key)).stat().st_mtime  # noqa: SLF001 - mailbox has no public way
+
+    def _read(self, key: str) -> RawMail:
+        arrived = datetime.fromtimestamp(self._mtime(key), timezone.utc)
+        return RawMail(self.source, 0, key, arrived, self._box.get_bytes(key))
+
+    def present(self, uids: set[str]) -> list[str]:
+        return []  # a Maildir is left as it is: it is usually an export being replayed
+
+    def move(self, uids: list[str]) -> None:
+        return None
+
+
+class ImapInbox:
+    """One IMAP folder; handled mail may be moved to ``processed_folder`` once it is recorded."""
+
+    def __init__(self, settings: InboxSettings) -> None:
+        self.settings = settings
+        self.source = f"imap://{settings.username}@{settings.host}:{settings.effective_port}/{settings.folder}"
+        self.uidvalidity = 0
+        self._box: AnyMailBox | None = None
+
+    def __enter__(self) -> "ImapInbox":
+        self._box = self._login()
+        self._select()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._box is not None:
+            try:
+                self._box.logout()
+            except _NETWORK_ERRORS:
+                pass  # the connection is gone already; nothing was pending on it
+            self._box = None
+
+    @property
+    def box(self) -> AnyMailBox:
+        if self._box is None:
+            raise InboxError("the IMAP connection is not open")
+        return self._box
+
+    def _login(self) -> AnyMailBox:
+        s = self.settings
+        where = f"{s.host}:{s.effective_port}"
+        password = s.password("inbox")
+        try:
+            box = self._connect()
+        except _NETWORK_ERRORS as exc:
+            raise InboxError(f"cannot connect to IMAP server {where}: {exc}") from None
+        try:
+            box.login(s.username, password, initial_folder=None)
+        except MailboxLoginError:
+            raise InboxError(f"IMAP login refused at {where} for user {s.username} (check the password)") from None
+        except _NETWORK_ERRORS as exc:
+            raise InboxError(f"IMAP login failed at {where}: {exc}") from None
+        return box
+
+    def _connect(self) -> AnyMailBox:
+        s = self.settings
+        context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
+        if s.security == "ssl":
+            return MailBox(s.host, s.effective_port, timeout=s.timeout_seconds, ssl_context=context)
+        if s.security == "starttls":
+            return MailBoxStartTls(s.host, s.effective_port, timeout=s.timeout_seconds, ssl_context=context)
+        return MailBoxUnencrypted(s.host, s.effective_port, timeout=s.timeout_seconds)
+
+    def _select(self) -> None:
+        folder = self.settings.folder
+        try:
+            status = self.box.folder.status(folder, ["UIDVALIDITY"])
+            self.box.folder.set(folder)
+        except _NETWORK_ERRORS as exc:
+            raise InboxError(f"cannot open IMAP folder {folder!r}: {exc}") from None
+        self.uidvalidity = int(status["UIDVALIDITY"])
+
+    def batches(self, known: KnownUids) -> Iterator[list[RawMail]]:
+        """Search UIDs, skip recorded ones, fetch the rest with BODY.PEEK in size-bounded batches."""
+        try:
+            done = known(self.uidvalidity)
+            uids = [u for u in self.box.uids("ALL") if u not in done]
+            for batch in self._size_batches(sorted(uids, key=int)):
+                yield self._fetch(batch)
+        except _NETWORK_ERRORS as exc:
+            raise InboxError(f"IMAP connection lost: {exc}") from None
+
+    def _size_batches(self, uids: list[str]) -> Iterator[list[str]]:
+        budget, batch, used = self.settings.batch_bytes, [], 0
+        for uid, size in self._sizes(uids):
+            if batch and (used + size > budget or len(batch) >= MAX_BATCH_MESSAGES):
+                yield batch
+                batch, used = [], 0
+            batch.append(uid)
+            used += size
+        if batch:
+            yield batch
+
+    def _sizes(self, uids: list[str]) -> Iterator[tuple[str, int]]:
+        for start in range(0, len(uids), _UID_CHUNK):
+            chunk = uids[start:start + _UID_CHUNK]
+            _, data = self.box.client.uid("FETCH", ",".join(chunk), "(UID RFC822.SIZE)")
+            sizes: dict[str, int] = {}
+            for item in data:
+                line = (item[0] if isinstance(item, tuple) else item) or b""
+                uid, size = _UID_ITEM.search(line), _SIZE_ITEM.search(line)
+                if uid and size:
+                    sizes[uid.group(1).decode()] = int(size.group(1))
+            yield from ((u, sizes[u]) for u in chunk if u in sizes)  # expunged meanwhile: skip
+
+    def _fetch(self, uids: list[str]) -> list[RawMail]:
+        typ, data = self.box.client.uid("FETCH", ",".join(uids), "(UID INTERNALDATE BODY.PEEK[])")
+        if typ != "OK":
+            raise InboxError(f"IMAP FETCH failed: {data!r}"[:300])
+        found = (self._raw(item[0], item[1]) for item in data if isinstance(item, tuple) and len(item) == 2)
+        return [m for m in found if m is not None]
+
+    def _raw(self, head: bytes, body: bytes) -> RawMail | None:
+        uid, when = _UID_ITEM.search(head), _INTERNALDATE.search(head)
+        if not uid:
+            return None
+        arrived = _internaldate(when.group(1).decode()) if when else datetime.now(timezone.utc)
+        return RawMail(self.source, self.uidvalidity, uid.group(1).decode(), arrived, body)
+
+    def present(self, uids: set[str]) -> list[str]:
+        """Which of these recorded UIDs are still in the folder (a move to retry)."""
+        if not self.settings.processed_folder or not uids:
+            return []
+        try:
+            return sorted(uids & set(self.box.uids("ALL")), key=int)
+        except _NETWORK_ERRORS as exc:
+            raise InboxError(f"IMAP connection lost: {exc}") from None
+
+    def move(self, uids: list[str]) -> None:
+        """Move recorded messages to the processed folder (created when missing)."""
+        target = self.settings.processed_folder
+        if not target or not uids:
+            return
+        try:
+            if not self.box.folder.exists(target):
+                self.box.folder.create(target)
+            self.box.move(uids, target)
+        except _NETWORK_ERRORS as exc:
+            raise InboxError(f"cannot move messages to {target!r}: {exc}") from None

@@ -1,0 +1,118 @@
+"""The small frozen values passed between pipeline stages (fetch → parse → identify → record)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class RawMail:
+    """One message as the inbox holds it: where it lies, when it arrived, and its bytes."""
+
+    source: str  # e.g. "imap://user@host:993/INBOX" or "maildir:/path"
+    uidvalidity: int  # 0 for Maildir, whose keys never change
+    uid: str
+    internaldate: datetime  # aware, UTC: when the server received it
+    data: bytes
+
+
+class FileKind(StrEnum):
+    DOCX = "docx"
+    DOCM = "docm"
+    DOC = "doc"
+    PDF = "pdf"
+    OTHER = "other"
+
+
+REPORT_KINDS = frozenset({FileKind.DOCX, FileKind.DOCM, FileKind.DOC})
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file found in a message (directly, in a forward or inside a zip), sniffed by content."""
+
+    name: str  # NFC, as the sender named it (never used as a path)
+    kind: FileKind
+    data: bytes
+    origin: str = ""  # e.g. "bao-cao.zip" when unpacked from an archive
+    heading: str = ""  # first lines of a Word file, for identification by name
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def is_report(self) -> bool:
+        return self.kind in REPORT_KINDS
+
+
+@dataclass(frozen=True)
+class InboundMail:
+    """What parsing learned from a message."""
+
+    sender: str  # lower-case address, "" when none could be read
+    sender_name: str
+    subject: str
+    message_id: str  # never empty: a stable substitute is made when the header is missing
+    arrived: datetime  # the server's INTERNALDATE, aware
+    files: tuple[Attachment, ...] = ()
+    forwarded_senders: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def reports(self) -> tuple[Attachment, ...]:
+        return tuple(f for f in self.files if f.is_report)
+
+
+class IdentifiedBy(StrEnum):
+    ADDRESS = "address"
+    NAME = "name"
+    STAFF = "staff"
+
+
+@dataclass(frozen=True)
+class Institution:
+    code: str
+    name: str
+    group: str
+    emails: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Who sent a message and for which campaign; ``institution`` is None when staff must review."""
+
+    institution: Institution | None
+    identified_by: IdentifiedBy | None
+    campaign_id: str | None
+    late: bool = False
+    reason: str = ""  # why it went to review, or how a name match was made
+
+    @property
+    def needs_review(self) -> bool:
+        return self.institution is None or self.campaign_id is None
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    title: str
+    deadline: datetime  # aware
+    opens: datetime | None = None
+    groups: tuple[str, ...] = ()  # empty = every group
+    keywords: tuple[str, ...] = ()
+    accept_late_days: int = 60
+
+    def concerns(self, group: str) -> bool:
+        return not self.groups or group in self.groups
+
+
+@dataclass(frozen=True)
+class ArchivedFile:
+    name: str
+    kind: FileKind
+    size: int
+    sha256: str
+    path: str  # relative to the archive root
+    origin: str = ""
+    heading: str = ""
+    warnings: tuple[str, ...] = field(default=())

@@ -1,0 +1,226 @@
+"""MIME → InboundMail: sender, subject, Message-ID, arrival, and the report files wherever they hide."""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from email.header import decode_header
+from email.message import Message
+from email.policy import compat32
+from email.utils import getaddresses, parseaddr
+from pathlib import PurePosixPath, PureWindowsPath
+
+from mailbot.config import LimitSettings
+from mailbot.documents import docx_heading, ole_warnings, sniff
+from mailbot.models import Attachment, FileKind, InboundMail, RawMail
+from mailbot.text import nfc
+
+# Vietnamese senders with old software write 8-bit headers in Windows-1258 or TCVN; try the likely ones.
+_FALLBACK_CHARSETS = ("utf-8", "cp1258", "latin-1")
+_BODY_TYPES = ("text/plain", "text/html", "text/enriched", "text/calendar")
+
+
+@dataclass(frozen=True)
+class _Found:
+    name: str
+    data: bytes
+    origin: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+def decode_bytes(raw: bytes, charset: str | None = None) -> str:
+    for candidate in ((charset,) if charset else ()) + _FALLBACK_CHARSETS:
+        try:
+            return raw.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return raw.decode("latin-1")
+
+
+def decode_header_value(value: object) -> str:
+    """RFC 2047 words, raw 8-bit bytes and unknown charsets all end as NFC text; never raises."""
+    if value is None:
+        return ""
+    text = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):  # raw 8-bit bytes smuggled in by the parser
+        text = decode_bytes(text.encode("ascii", "surrogateescape"))
+    try:
+        chunks = decode_header(text)
+    except Exception:  # noqa: BLE001 - malformed encoded words: keep the text as written
+        return nfc(" ".join(text.split()))
+    out = "".join(c if isinstance(c, str) else decode_bytes(c, cs) for c, cs in chunks)
+    return nfc(" ".join(out.split()))
+
+
+def _header(msg: Message, name: str) -> str:
+    try:
+        return decode_header_value(msg.get(name))
+    except Exception:  # noqa: BLE001 - a header object we cannot even turn into text
+        return ""
+
+
+def sender_of(msg: Message) -> tuple[str, str]:
+    """(lower-case address, display name) from From, falling back to Sender and Return-Path."""
+    for name in ("From", "Sender", "Return-Path"):
+        value = _header(msg, name)
+        display, address = parseaddr(value)
+        if "@" in address:
+            return address.strip().lower(), display
+    return "", ""
+
+
+def message_id_of(msg: Message, data: bytes) -> tuple[str, tuple[str, ...]]:
+    value = _header(msg, "Message-ID").strip()
+    if value:
+        return value, ()
+    # A stable stand-in, so that re-reading the same bytes gives the same identity.
+    return f"<{hashlib.sha256(data).hexdigest()[:32]}@missing-message-id.mailbot>", ("no_message_id",)
+
+
+def safe_basename(name: str) -> str:
+    """The last path component of a sender-supplied name, NFC; never a path."""
+    base = PureWindowsPath(PurePosixPath(name.replace("\x00", "")).name).name
+    return nfc(base.strip().strip(".")) or "file"
+
+
+def _part_name(part: Message) -> str:
+    try:
+        raw = part.get_filename() or part.get_param("name")
+    except Exception:  # noqa: BLE001 - broken RFC 2231 parameters
+        raw = None
+    if isinstance(raw, tuple):  # an RFC 2231 value that compat32 left undecoded
+        raw = email.utils.collapse_rfc2231_value(raw)
+    return safe_basename(decode_header_value(raw)) if raw else ""
+
+
+def _payload(part: Message) -> bytes | None:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - a transfer encoding the parser cannot undo
+        return None
+    return data if isinstance(data, bytes) else None
+
+
+def _is_attachment(part: Message, name: str) -> bool:
+    if part.is_multipart():
+        return False
+    if name:
+        return True
+    disposition = (part.get("Content-Disposition") or "").lower()
+    return disposition.startswith("attachment") or part.get_content_type() not in _BODY_TYPES + ("message/rfc822",) and part.get_content_maintype() == "application"
+
+
+def _walk_files(msg: Message, limits: LimitSettings) -> list[_Found]:
+    found: list[_Found] = []
+    for part in msg.walk():
+        name = _part_name(part)
+        if not _is_attachment(part, name):
+            continue
+        data = _payload(part)
+        if data is None:
+            found.append(_Found(name or "attachment", b"", warnings=("undecodable_attachment",)))
+        elif len(data) > limits.max_attachment_bytes:
+            found.append(_Found(name or "attachment", b"", warnings=(f"too_large:{len(data)}",)))
+        else:
+            found.append(_Found(name or "attachment", data))
+    return found
+
+
+def _forwarded_senders(msg: Message) -> tuple[str, ...]:
+    out: list[str] = []
+    for part in msg.walk():
+        if part.get_content_type() == "message/rfc822" and isinstance(part.get_payload(), list):
+            for inner in part.get_payload():
+                values = [decode_header_value(v) for v in inner.get_all("From", [])]
+                out += [addr.lower() for _, addr in getaddresses(values) if "@" in addr]
+    return tuple(dict.fromkeys(out))
+
+
+def _unzip(found: _Found, limits: LimitSettings, depth: int = 0) -> list[_Found]:
+    """The files inside a zip, within limits on entries, total size and compression ratio."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(found.data))
+        entries = [e for e in archive.infolist() if not e.is_dir()]
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return [_Found(found.name, found.data, warnings=("unreadable_archive",))]
+    problem = _zip_problem(entries, len(found.data), limits)
+    if problem:
+        return [_Found(found.name, b"", warnings=(problem,))]
+    out: list[_Found] = []
+    for entry in entries:
+        out += _unzip_entry(archive, entry, found.name, limits, depth)
+    return out
+
+
+def _zip_problem(entries: list[zipfile.ZipInfo], packed: int, limits: LimitSettings) -> str:
+    total = sum(e.file_size for e in entries)
+    if len(entries) > limits.max_zip_entries:
+        return "archive_too_many_entries"
+    if total > limits.max_zip_total_bytes or total > max(packed, 1) * limits.max_zip_ratio:
+        return "archive_too_large"
+    if any(e.flag_bits & 0x1 for e in entries):
+        return "encrypted_archive"
+    return ""
+
+
+def _entry_name(entry: zipfile.ZipInfo) -> str:
+    name = entry.filename
+    if not entry.flag_bits & 0x800:  # no UTF-8 flag: Windows zips use the OEM code page
+        name = name.encode("cp437", "replace").decode("utf-8", "replace")
+    return safe_basename(name)
+
+
+def _unzip_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, origin: str, limits: LimitSettings, depth: int) -> list[_Found]:
+    try:
+        with archive.open(entry) as stream:
+            data = stream.read(limits.max_attachment_bytes + 1)
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError, ValueError):
+        return [_Found(_entry_name(entry), b"", origin, ("unreadable_archive",))]
+    if len(data) > limits.max_attachment_bytes:
+        return [_Found(_entry_name(entry), b"", origin, (f"too_large:{entry.file_size}",))]
+    inner = _Found(_entry_name(entry), data, origin)
+    if depth < 1 and sniff(data, inner.name) == "zip":
+        return _unzip(inner, limits, depth + 1)
+    return [inner]
+
+
+def _attachment(found: _Found, limits: LimitSettings) -> list[Attachment]:
+    if not found.data:
+        return [Attachment(found.name, FileKind.OTHER, b"", found.origin, warnings=found.warnings)]
+    kind = sniff(found.data, found.name)
+    if kind == "zip":
+        return [a for inner in _unzip(found, limits) for a in _attachment(inner, limits)]
+    if kind == "tnef":
+        return [Attachment(found.name, FileKind.OTHER, found.data, found.origin, warnings=found.warnings + ("tnef_not_opened",))]
+    heading, warnings = "", found.warnings
+    if kind in (FileKind.DOCX, FileKind.DOCM):
+        heading, extra = docx_heading(found.data)
+        warnings += extra + (("macros",) if kind == FileKind.DOCM else ())
+    elif kind == FileKind.DOC:
+        warnings += ole_warnings(found.data)
+    return [Attachment(found.name, FileKind(kind), found.data, found.origin, heading, warnings)]
+
+
+def parse(raw: RawMail, limits: LimitSettings) -> InboundMail:
+    """Read one message; whatever is wrong with it becomes a warning, never an exception."""
+    msg = email.message_from_bytes(raw.data, policy=compat32)
+    sender, display = sender_of(msg)
+    message_id, warnings = message_id_of(msg, raw.data)
+    files = tuple(a for f in _walk_files(msg, limits) for a in _attachment(f, limits))
+    if not sender:
+        warnings += ("no_sender",)
+    if not any(f.is_report for f in files):
+        warnings += ("no_report_file",)
+    return InboundMail(
+        sender=sender,
+        sender_name=display,
+        subject=_header(msg, "Subject"),
+        message_id=message_id,
+        arrived=raw.internaldate,
+        files=files,
+        forwarded_senders=_forwarded_senders(msg),
+        warnings=warnings,
+    )

@@ -1,0 +1,216 @@
+"""fetch → parse → identify → archive → record, one message at a time, errors contained per message."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from mailbot import archive, roster as roster_file, store
+from mailbot.config import Settings
+from mailbot.identify import Roster, identify
+from mailbot.inbox import Inbox, open_inbox
+from mailbot.models import ArchivedFile, FileKind, InboundMail, RawMail, Verdict
+from mailbot.parse import parse
+
+log = logging.getLogger("mailbot.pipeline")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one fetched message."""
+
+    uid: str
+    state: str  # submission | no_report | review | error | duplicate
+    message_pk: int
+    institution: str = ""
+    detail: str = ""
+
+
+@dataclass
+class RunReport:
+    states: Counter[str] = field(default_factory=Counter)
+    moved: int = 0
+    roster_problems: tuple[str, ...] = ()
+
+    @property
+    def fetched(self) -> int:
+        return sum(self.states.values())
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    engine: Engine
+    roster: Roster
+
+
+def import_roster(settings: Settings, engine: Engine) -> tuple[str, ...]:
+    """Bring the configured roster file into the database; returns the problems found in it."""
+    if settings.roster.file is None:
+        return ()
+    read = roster_file.read(settings.roster.file)
+    with store.atomic(engine) as conn:
+        store.upsert_institutions(conn, read.institutions)
+    for problem in read.problems:
+        log.warning("roster %s: %s", settings.roster.file.name, problem)
+    return read.problems
+
+
+def load_roster(engine: Engine) -> Roster:
+    with engine.connect() as conn:
+        return Roster.of(store.load_institutions(conn))
+
+
+def run_once(
+    settings: Settings, engine: Engine, *, inbox: Inbox | None = None, on_message: Callable[[Outcome], None] | None = None
+) -> RunReport:
+    """Fetch and record everything new in the inbox, then move what was recorded (if configured)."""
+    report = RunReport(roster_problems=import_roster(settings, engine))
+    ctx = Context(settings, engine, load_roster(engine))
+    with inbox or open_inbox(settings.inbox) as box:
+        report.moved += _retry_moves(box, engine)
+        for batch in box.batches(lambda validity: _known(engine, box.source, validity)):
+            outcomes = [process(raw, ctx) for raw in batch]
+            for outcome in outcomes:
+                report.states[outcome.state] += 1
+                if on_message:
+                    on_message(outcome)
+            report.moved += _move(box, engine, [o.uid for o in outcomes if o.state != "error"])
+    return report
+
+
+def _known(engine: Engine, source: str, uidvalidity: int) -> set[str]:
+    with engine.connect() as conn:
+        return store.known_uids(conn, source, uidvalidity)
+
+
+def _retry_moves(box: Inbox, engine: Engine) -> int:
+    """Moves that a crash interrupted: recorded, but not yet confirmed as moved."""
+    with engine.connect() as conn:
+        pending = store.unmoved_uids(conn, box.source, box.uidvalidity)
+    still_there = box.present(pending)
+    if not still_there:
+        return 0
+    return _move(box, engine, still_there)
+
+
+def _move(box: Inbox, engine: Engine, uids: list[str]) -> int:
+    if not uids or not box.present(set(uids)):
+        return 0
+    store.checkpoint(engine)  # the record must survive a power cut before the server forgets the message
+    box.move(uids)
+    with store.atomic(engine) as conn:
+        store.mark_moved(conn, box.source, box.uidvalidity, uids)
+    return len(uids)
+
+
+def process(raw: RawMail, ctx: Context) -> Outcome:
+    """One message, end to end; an unexpected failure sets it aside with the reason (never lost)."""
+    fingerprint = archive.sha256(raw.data)
+    try:
+        mail = parse(raw, ctx.settings.limits)
+        verdict = identify(mail, ctx.roster, ctx.settings.campaigns())
+    except Exception as exc:  # noqa: BLE001 - any bug on one message must not stop the others
+        log.exception("uid %s: could not be read; set aside for staff", raw.uid)
+        return _set_aside(raw, fingerprint, ctx, f"internal error while reading: {type(exc).__name__}: {exc}")
+    with ctx.engine.connect() as conn:
+        duplicate = store.duplicate_of(conn, fingerprint, mail.message_id, mail.sender)
+    if duplicate:
+        return _record_duplicate(raw, ctx, duplicate, mail)
+    return _record(raw, fingerprint, mail, verdict, ctx)
+
+
+def _state(mail: InboundMail, verdict: Verdict) -> str:
+    if verdict.needs_review:
+        return "review"
+    return "submission" if mail.reports else "no_report"
+
+
+def _record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, ctx: Context) -> Outcome:
+    state = _state(mail, verdict)
+    folder = (
+        archive.institution_folder(verdict.campaign_id, verdict.institution)
+        if verdict.institution and verdict.campaign_id
+        else archive.review_folder(mail.arrived)
+    )
+    eml = archive.eml_path(raw.internaldate, fingerprint)
+    archive.write(ctx.settings.archive_dir, eml, raw.data)
+    kept = [archive_file(ctx, folder, mail, fingerprint, i) for i in range(len(mail.files))]
+    try:
+        with store.atomic(ctx.engine) as conn:
+            pk = insert_message(conn, raw, fingerprint, mail, verdict, state, str(eml))
+            insert_files(conn, pk, kept)
+            store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, pk)
+    except IntegrityError:
+        return _record_duplicate(raw, ctx, None, mail)  # recorded meanwhile by another run
+    code = verdict.institution.code if verdict.institution else ""
+    log.info("recorded %s from %s as %s%s", mail.message_id, mail.sender or "?", state, f" ({code})" if code else "")
+    return Outcome(raw.uid, state, pk, code, verdict.reason)
+
+
+def archive_file(ctx: Context, folder: PurePosixPath, mail: InboundMail, fingerprint: str, index: int) -> ArchivedFile:
+    """Report files and PDF scans get their own copy in the institution's folder; the rest stays in the .eml."""
+    item = mail.files[index]
+    path = ""
+    if item.data and (item.is_report or item.kind == FileKind.PDF):
+        relative = folder / archive.file_name(mail.arrived, fingerprint, index, item.name)
+        archive.write(ctx.settings.archive_dir, relative, item.data)
+        path = str(relative)
+    return ArchivedFile(
+        item.name, item.kind, len(item.data), archive.sha256(item.data), path, item.origin, item.heading, item.warnings
+    )
+
+
+def insert_message(conn, raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, state: str, eml: str) -> int:  # type: ignore[no-untyped-def]
+    inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
+    result = conn.execute(
+        store.messages.insert().values(
+            fingerprint=fingerprint, message_id=mail.message_id, sender=mail.sender, sender_name=mail.sender_name,
+            subject=mail.subject, received_at=mail.arrived, institution_id=inst_pk, campaign_id=verdict.campaign_id,
+            identified_by=verdict.identified_by.value if verdict.identified_by else None, late=verdict.late,
+            state=state, reason=verdict.reason, eml_path=eml, size=len(raw.data), warnings=list(mail.warnings),
+            recorded_at=store.now(),
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def insert_files(conn, message_pk: int, kept: list[ArchivedFile]) -> None:  # type: ignore[no-untyped-def]
+    for f in kept:
+        conn.execute(
+            store.files.insert().values(
+                message_pk=message_pk, name=f.name, kind=str(f.kind), size=f.size, sha256=f.sha256, path=f.path,
+                origin=f.origin, heading=f.heading, warnings=list(f.warnings),
+            )
+        )
+
+
+def _record_duplicate(raw: RawMail, ctx: Context, duplicate: int | None, mail: InboundMail) -> Outcome:
+    with store.atomic(ctx.engine) as conn:
+        target = duplicate or store.duplicate_of(conn, archive.sha256(raw.data), mail.message_id, mail.sender)
+        if target is None:
+            raise RuntimeError("duplicate without an original")  # cannot happen: the insert conflicted on it
+        store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, target)
+    log.info("skipped %s: already recorded as #%d", mail.message_id, target)
+    return Outcome(raw.uid, "duplicate", target)
+
+
+def _set_aside(raw: RawMail, fingerprint: str, ctx: Context, reason: str) -> Outcome:
+    """Keep the bytes and a row saying why, so staff can look and nothing is fetched in a loop."""
+    eml = archive.eml_path(raw.internaldate, fingerprint)
+    archive.write(ctx.settings.archive_dir, eml, raw.data)
+    with store.atomic(ctx.engine) as conn:
+        existing = store.duplicate_of(conn, fingerprint, "", "")
+        pk = existing or int(conn.execute(store.messages.insert().values(
+            fingerprint=fingerprint, message_id=f"<{fingerprint[:32]}@unreadable.mailbot>", sender="", sender_name="",
+            subject="", received_at=raw.internaldate, state="error", reason=reason[:500], eml_path=str(eml),
+            size=len(raw.data), warnings=["unreadable_message"], recorded_at=store.now(),
+        )).inserted_primary_key[0])
+        store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, pk)
+    return Outcome(raw.uid, "error", pk, detail=reason)

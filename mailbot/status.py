@@ -1,0 +1,160 @@
+"""Where a campaign stands: per institution on time / late / missing, plus the review queue."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+
+from mailbot import store
+from mailbot.errors import NotFound
+from mailbot.models import Campaign
+
+
+@dataclass(frozen=True)
+class FileRow:
+    name: str
+    kind: str
+    sha256: str
+    size: int
+    path: str
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Submission:
+    pk: int
+    message_id: str
+    sender: str
+    subject: str
+    received_at: datetime
+    identified_by: str
+    late: bool
+    files: tuple[FileRow, ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InstitutionStatus:
+    code: str
+    name: str
+    group: str
+    submissions: tuple[Submission, ...]  # oldest first
+    deadline: datetime
+
+    @property
+    def status(self) -> str:
+        if not self.submissions:
+            return "missing"
+        return "late" if self.submissions[0].received_at > self.deadline else "on_time"
+
+    @property
+    def submitted_at(self) -> datetime | None:
+        return self.submissions[0].received_at if self.submissions else None
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    pk: int
+    message_id: str
+    sender: str
+    subject: str
+    received_at: datetime
+    reason: str
+    state: str
+    files: tuple[FileRow, ...]
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    campaign: Campaign
+    institutions: tuple[InstitutionStatus, ...]
+    review: tuple[ReviewItem, ...]
+
+    def groups(self) -> dict[str, list[InstitutionStatus]]:
+        out: dict[str, list[InstitutionStatus]] = defaultdict(list)
+        for inst in self.institutions:
+            out[inst.group].append(inst)
+        return dict(out)
+
+
+def pick_campaign(campaigns: tuple[Campaign, ...], campaign_id: str | None, now: datetime) -> Campaign:
+    """The named campaign, or the one whose deadline is nearest to now."""
+    if campaign_id:
+        for c in campaigns:
+            if c.id == campaign_id:
+                return c
+        raise NotFound(f"no campaign {campaign_id!r} in the configuration (known: {', '.join(c.id for c in campaigns)})")
+    return min(campaigns, key=lambda c: abs((c.deadline - now).total_seconds()))
+
+
+def _files(conn: Connection, message_pks: list[int]) -> dict[int, list[FileRow]]:
+    out: dict[int, list[FileRow]] = defaultdict(list)
+    if not message_pks:
+        return out
+    query = select(store.files).where(store.files.c.message_pk.in_(message_pks)).order_by(store.files.c.id)
+    for r in conn.execute(query):
+        out[r.message_pk].append(FileRow(r.name, r.kind, r.sha256, r.size, r.path, tuple(r.warnings)))
+    return out
+
+
+def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
+    with engine.connect() as conn:
+        insts = [i for i in conn.execute(select(store.institutions).order_by(store.institutions.c.id))
+                 if campaign.concerns(i.grp)]
+        m = store.messages
+        rows = list(conn.execute(
+            select(m).where(m.c.campaign_id == campaign.id, m.c.state == "submission").order_by(m.c.received_at, m.c.id)
+        ))
+        review = list(conn.execute(select(m).where(m.c.state.in_(("review", "error"))).order_by(m.c.received_at)))
+        files = _files(conn, [r.id for r in rows + review])
+    by_inst: dict[int, list[Submission]] = defaultdict(list)
+    for r in rows:
+        by_inst[r.institution_id].append(Submission(
+            r.id, r.message_id, r.sender, r.subject, r.received_at, r.identified_by or "", r.late,
+            tuple(files[r.id]), tuple(r.warnings),
+        ))
+    return CampaignStatus(
+        campaign,
+        tuple(InstitutionStatus(i.code, i.name, i.grp, tuple(by_inst[i.id]), campaign.deadline) for i in insts),
+        tuple(ReviewItem(r.id, r.message_id, r.sender, r.subject, r.received_at, r.reason, r.state, tuple(files[r.id]))
+              for r in review),
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def as_json(cs: CampaignStatus) -> dict[str, Any]:
+    """The documented ``status --json`` shape."""
+    c = cs.campaign
+    return {
+        "campaign": {"id": c.id, "title": c.title, "deadline": c.deadline.isoformat()},
+        "institutions": [
+            {
+                "code": i.code, "name": i.name, "group": i.group, "status": i.status,
+                "submitted_at": _iso(i.submitted_at),
+                "identified_by": i.submissions[0].identified_by if i.submissions else None,
+                "submissions": [
+                    {
+                        "message_id": s.message_id, "from": s.sender, "received_at": s.received_at.isoformat(),
+                        "files": [{"name": f.name, "sha256": f.sha256, "size": f.size, "path": f.path}
+                                  for f in s.files if f.path],
+                        "warnings": list(s.warnings) + [w for f in s.files for w in f.warnings],
+                    }
+                    for s in i.submissions
+                ],
+            }
+            for i in cs.institutions
+        ],
+        "review": [
+            {"message_id": r.message_id, "from": r.sender, "subject": r.subject,
+             "received_at": r.received_at.isoformat(), "reason": r.reason}
+            for r in cs.review
+        ],
+    }

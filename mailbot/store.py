@@ -1,0 +1,281 @@
+"""The database: schema, and the few queries and writes the pipeline and the CLI need."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from mailbot.errors import MailbotError
+from mailbot.models import Institution
+
+SCHEMA_VERSION = 1
+
+
+class UTC(TypeDecorator[datetime]):
+    """Aware datetimes stored as sortable UTC ISO text, whatever the database."""
+
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> str | None:
+        return value.astimezone(timezone.utc).isoformat(timespec="seconds") if value else None
+
+    def process_result_value(self, value: str | None, dialect: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+
+class JSONList(TypeDecorator[list[str]]):
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Iterable[str] | None, dialect: Any) -> str:
+        return json.dumps(list(value or ()), ensure_ascii=False)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> list[str]:
+        return json.loads(value) if value else []
+
+
+metadata = MetaData()
+
+institutions = Table(
+    "institutions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("grp", Text, nullable=False),
+    Column("emails", JSONList, nullable=False),
+    Column("updated_at", UTC, nullable=False),
+)
+
+messages = Table(
+    "messages", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),  # sha256 of the raw bytes
+    Column("message_id", Text, nullable=False, index=True),
+    Column("sender", Text, nullable=False),
+    Column("sender_name", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("received_at", UTC, nullable=False),
+    Column("institution_id", Integer, ForeignKey("institutions.id"), index=True),
+    Column("campaign_id", String(64), index=True),
+    Column("identified_by", String(16)),
+    Column("late", Boolean, nullable=False, default=False),
+    Column("state", String(16), nullable=False),  # submission | no_report | review | error
+    Column("reason", Text, nullable=False, default=""),
+    Column("eml_path", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("warnings", JSONList, nullable=False),
+    Column("recorded_at", UTC, nullable=False),
+)
+
+files = Table(
+    "files", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_pk", Integer, ForeignKey("messages.id"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("origin", Text, nullable=False, default=""),
+    Column("heading", Text, nullable=False, default=""),
+    Column("warnings", JSONList, nullable=False),
+)
+
+# Where a message lies on a server: it is never fetched again from here once a row exists.
+locations = Table(
+    "locations", metadata,
+    Column("source", Text, primary_key=True),
+    Column("uidvalidity", Integer, primary_key=True),
+    Column("uid", String(255), primary_key=True),
+    Column("message_pk", Integer, ForeignKey("messages.id"), nullable=False),
+    Column("moved_at", UTC),
+)
+
+# Who changed what by hand, and when.
+actions = Table(
+    "actions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_pk", Integer, ForeignKey("messages.id")),
+    Column("action", String(32), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("at", UTC, nullable=False),
+)
+
+meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    # WAL lets `status` read while `run` writes; commits are made durable by checkpoint() before any server move.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.close()
+
+
+def connect(url: str) -> Engine:
+    """An engine with the schema in place."""
+    try:
+        engine = create_engine(url)
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(meta.delete().where(meta.c.key == "schema_version"))
+            conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+    except SQLAlchemyError as exc:
+        raise MailbotError(f"cannot open the database: {_short(exc)}") from None
+    return engine
+
+
+def _short(exc: SQLAlchemyError) -> str:
+    return str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+
+
+@contextmanager
+def atomic(engine: Engine) -> Iterator[Connection]:
+    """One transaction: everything inside is recorded together or not at all."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except OperationalError as exc:
+        raise MailbotError(f"database error: {_short(exc)}") from None
+
+
+def checkpoint(engine: Engine) -> None:
+    """Make committed rows durable on disk before acting on the mail server."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.execute(text("PRAGMA wal_checkpoint(FULL)"))
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- roster -----------------------------------------------------------------------------------
+
+def upsert_institutions(conn: Connection, rows: Iterable[Institution]) -> tuple[int, int]:
+    """Insert new institutions and update known ones in place (by code); returns (added, updated)."""
+    existing = {r.code: r for r in conn.execute(select(institutions))}
+    added = updated = 0
+    for inst in rows:
+        values = {"name": inst.name, "grp": inst.group, "emails": list(inst.emails), "updated_at": now()}
+        old = existing.get(inst.code)
+        if old is None:
+            conn.execute(institutions.insert().values(code=inst.code, **values))
+            added += 1
+        elif (old.name, old.grp, old.emails) != (inst.name, inst.group, list(inst.emails)):
+            conn.execute(institutions.update().where(institutions.c.code == inst.code).values(**values))
+            updated += 1
+    return added, updated
+
+
+def load_institutions(conn: Connection) -> tuple[Institution, ...]:
+    """The roster as imported, with the addresses staff taught it (``review assign --learn``) added."""
+    extra: dict[str, list[str]] = {}
+    for address, code in learned_addresses(conn).items():
+        extra.setdefault(code, []).append(address)
+    rows = conn.execute(select(institutions).order_by(institutions.c.grp, institutions.c.code))
+    return tuple(
+        Institution(r.code, r.name, r.grp, tuple(dict.fromkeys([*r.emails, *extra.get(r.code, [])]))) for r in rows
+    )
+
+
+def institution_pk(conn: Connection, code: str) -> int | None:
+    return conn.execute(select(institutions.c.id).where(institutions.c.code == code)).scalar()
+
+
+# --- fetch bookkeeping -------------------------------------------------------------------------
+
+def known_uids(conn: Connection, source: str, uidvalidity: int) -> set[str]:
+    query = select(locations.c.uid).where(locations.c.source == source, locations.c.uidvalidity == uidvalidity)
+    return set(conn.execute(query).scalars())
+
+
+def unmoved_uids(conn: Connection, source: str, uidvalidity: int) -> set[str]:
+    """Recorded messages whose move to the processed folder has not been confirmed yet."""
+    query = select(locations.c.uid).join(messages).where(
+        locations.c.source == source,
+        locations.c.uidvalidity == uidvalidity,
+        locations.c.moved_at.is_(None),
+        messages.c.state != "error",
+    )
+    return set(conn.execute(query).scalars())
+
+
+def mark_moved(conn: Connection, source: str, uidvalidity: int, uids: Iterable[str]) -> None:
+    conn.execute(
+        update(locations)
+        .where(locations.c.source == source, locations.c.uidvalidity == uidvalidity, locations.c.uid.in_(list(uids)))
+        .values(moved_at=now())
+    )
+
+
+def add_location(conn: Connection, source: str, uidvalidity: int, uid: str, message_pk: int) -> None:
+    conn.execute(locations.insert().values(source=source, uidvalidity=uidvalidity, uid=uid, message_pk=message_pk))
+
+
+def duplicate_of(conn: Connection, fingerprint: str, message_id: str, sender: str) -> int | None:
+    """A message already recorded: the same bytes, or the same Message-ID from the same sender."""
+    same_bytes = conn.execute(select(messages.c.id).where(messages.c.fingerprint == fingerprint)).scalar()
+    if same_bytes:
+        return same_bytes
+    query = select(messages.c.id).where(messages.c.message_id == message_id, messages.c.sender == sender)
+    return conn.execute(query.limit(1)).scalar()
+
+
+def count_messages(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(messages)).scalar_one()
+
+
+# --- learned addresses (kept apart from the roster file, so a re-import does not forget them) ----
+
+learned = Table(
+    "learned_addresses", metadata,
+    Column("address", Text, primary_key=True),
+    Column("institution_id", Integer, ForeignKey("institutions.id"), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("at", UTC, nullable=False),
+)
+
+
+def learn_address(conn: Connection, address: str, institution_id: int, actor: str) -> None:
+    conn.execute(learned.delete().where(learned.c.address == address))
+    conn.execute(learned.insert().values(address=address, institution_id=institution_id, actor=actor, at=now()))
+
+
+def learned_addresses(conn: Connection) -> dict[str, str]:
+    """address → institution code."""
+    query = select(learned.c.address, institutions.c.code).join(institutions)
+    return {r.address: r.code for r in conn.execute(query)}

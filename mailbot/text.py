@@ -1,0 +1,49 @@
+"""Vietnamese text helpers: NFC normalisation and diacritic-insensitive folding for matching."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Whole phrases that schools write either in full or abbreviated; both sides are folded to the short form.
+_ABBREVIATIONS = (
+    ("trung hoc pho thong", "thpt"),
+    ("trung hoc co so", "thcs"),
+    ("pho thong nhieu cap hoc", "pt nhieu cap hoc"),
+    ("giao duc nghe nghiep", "gdnn"),
+    ("giao duc thuong xuyen", "gdtx"),
+    ("giao duc va dao tao", "gddt"),
+    ("gd dt", "gddt"),
+    ("gd&dt", "gddt"),
+    ("dai hoc", "dh"),
+    ("pgd&dt", "phong gddt"),
+    ("pgddt", "phong gddt"),
+    ("tt gdnn", "trung tam gdnn"),
+    ("cao dang", "cd"),
+)
+_NON_WORD = re.compile(r"[^0-9a-z&]+")
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def strip_marks(text: str) -> str:
+    """Remove tone and vowel marks and map đ→d, so ``Thuỷ``, ``Thủy`` and ``Thuy`` compare equal."""
+    decomposed = unicodedata.normalize("NFD", text)
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return bare.replace("đ", "d").replace("Đ", "D")
+
+
+def fold(text: str) -> str:
+    """Lower-case, mark-free, punctuation-free words separated by single spaces, abbreviations unified."""
+    words = _NON_WORD.sub(" ", strip_marks(text).lower()).strip()
+    padded = f" {words} "
+    for long, short in _ABBREVIATIONS:
+        padded = padded.replace(f" {long} ", f" {short} ")
+    return padded.strip()
+
+
+def contains_phrase(haystack: str, phrase: str) -> bool:
+    """True when folded ``phrase`` appears in folded ``haystack`` on word boundaries."""
+    return bool(phrase) and f" {phrase} " in f" {haystack} "
