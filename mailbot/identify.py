@@ -72,12 +72,12 @@ def by_name(mail: InboundMail, roster: Roster) -> tuple[Institution | None, str]
     for text in filter(None, sources):
         votes.update(match_names(text, roster))
     if not votes:
-        return None, "no roster address or institution name found"
+        return None, "không nhận ra đơn vị gửi: địa chỉ thư không có trong danh sách và thư không nêu tên đơn vị"
     ranked = votes.most_common()
     if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
         names = ", ".join(sorted(i.code for i, n in ranked if n == ranked[0][1]))
-        return None, f"several institutions named ({names})"
-    return ranked[0][0], f"named in the message as {ranked[0][0].name}"
+        return None, f"thư nêu tên nhiều đơn vị ({names})"
+    return ranked[0][0], f"nhận diện theo tên đơn vị nêu trong thư: {ranked[0][0].name}"
 
 
 def institution_of(mail: InboundMail, roster: Roster) -> tuple[Institution | None, IdentifiedBy | None, str]:
@@ -89,11 +89,11 @@ def institution_of(mail: InboundMail, roster: Roster) -> tuple[Institution | Non
         inst, _ = by_name(mail, Roster.of(owners))
         if inst:
             return inst, IdentifiedBy.ADDRESS, ""
-        return None, None, f"address {mail.sender} belongs to several institutions"
+        return None, None, f"địa chỉ {mail.sender} thuộc nhiều đơn vị"
     for address in mail.forwarded_senders:
         forwarded = roster.by_address.get(address, ())
         if len(forwarded) == 1:
-            return forwarded[0], IdentifiedBy.NAME, f"forwarded from {address}"
+            return forwarded[0], IdentifiedBy.NAME, f"thư chuyển tiếp từ {address}"
     inst, why = by_name(mail, roster)
     return (inst, IdentifiedBy.NAME, why) if inst else (None, None, why)
 
@@ -106,12 +106,12 @@ def campaign_for(
     if len(open_now) == 1:
         return open_now[0], ""
     if not open_now:
-        return None, "no campaign was open for this institution when the message arrived"
+        return None, "không có đợt báo cáo nào đang mở cho đơn vị này khi thư đến"
     text = fold(" ".join([mail.subject, *(f.name for f in mail.files), *(f.heading for f in mail.files)]))
     hits = [c for c in open_now if any(contains_phrase(text, fold(k)) for k in c.keywords)]
     if len(hits) == 1:
         return hits[0], ""
-    return None, "several campaigns are open and the keywords do not decide: " + ", ".join(c.id for c in open_now)
+    return None, "nhiều đợt báo cáo đang mở, không xác định được thư thuộc đợt nào: " + ", ".join(c.id for c in open_now)
 
 
 def _accepts(campaign: Campaign, arrived: datetime) -> bool:

@@ -60,7 +60,7 @@ def assign(settings: Settings, engine: Engine, ref: str, code: str, *, actor: st
         conn.execute(update(store.messages).where(store.messages.c.id == row.id).values(
             institution_id=store.institution_pk(conn, code), identified_by=IdentifiedBy.STAFF.value,
             campaign_id=campaign.id if campaign else None, late=late,
-            state=state if campaign else "review", reason="" if campaign else "no campaign open for this institution",
+            state=state if campaign else "review", reason="" if campaign else "không có đợt báo cáo nào đang mở cho đơn vị này",
         ))
         detail = f"{code}" + (f", learned {row.sender}" if learn and row.sender else "")
         conn.execute(store.actions.insert().values(message_pk=row.id, action="assign", actor=actor, detail=detail, at=store.now()))

@@ -16,7 +16,6 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
@@ -105,7 +104,8 @@ def make_report_docx(
         "NUMBER": f"Số: {number or _default_number(institution_name)}", "TITLE": title,
         "PLACE_DATE": f"Hải Phòng, ngày {date.day:02d} tháng {_month(date.month)} năm {date.year}",
         "POSITION": position, "SIGNER": signer,
-        "N1": str(rng.randint(6, 24)), "N2": f"{rng.randint(400, 2600):,}".replace(",", "."), "N3": str(rng.randint(2, 9)),
+        "N1": str(rng.randint(6, 24)), "N2": f"{rng.randint(400, 2600):,}".replace(",", "."),
+        "N3": str(rng.randint(2, 9)),
     }
     parts = dict(_template_parts())
     parts["docProps/core.xml"] = _fill(parts["docProps/core.xml"], values).replace(
@@ -113,7 +113,7 @@ def make_report_docx(
     document = _fill(parts["word/document.xml"], values)
     padding = ""
     for _ in range(6):  # converge on the target size: each round adds what is still missing
-        parts["word/document.xml"] = _PAD_PARAGRAPH.sub(padding, document).encode()
+        parts["word/document.xml"] = _PAD_PARAGRAPH.sub(lambda _: padding, document).encode()
         data = _zip_parts(parts)
         if len(data) >= pad_to * 0.98:
             return data
@@ -142,18 +142,24 @@ _PAD_PARAGRAPH = re.compile(r"<w:p>(?:(?!</w:p>).)*@@PAD@@(?:(?!</w:p>).)*</w:p>
 
 
 def _padding_xml(rng: random.Random, missing: int, first: bool) -> str:
-    """Appendix paragraphs whose compressed size is about ``missing`` bytes."""
+    """Appendix paragraphs whose deflated size is about (rather under) ``missing`` bytes."""
     lines = ["PHỤ LỤC: CÁC HOẠT ĐỘNG ĐÃ TRIỂN KHAI TRONG NĂM 2023"] if first else []
-    xml = ""
-    while _deflated_size(xml) < missing:
-        for _ in range(25):
-            day, month = rng.randint(1, 28), rng.randint(1, 11)
-            lines.append(f"- Ngày {day:02d}/{month:02d}/2023: {rng.choice(_ACTIVITIES)} cho {rng.randint(25, 980)} "
-                         f"{rng.choice(_AUDIENCES)}, kinh phí {rng.randint(1, 95) * 100_000:,} đồng; "
-                         f"mã hồ sơ {rng.getrandbits(40):010x}.".replace(",", "."))
-        xml = "".join(f'<w:p><w:pPr><w:jc w:val="both"/></w:pPr><w:r><w:t>{escape(t)}</w:t></w:r></w:p>'
-                      for t in lines)
-    return xml
+    sample = "".join(_padding_paragraph(rng) for _ in range(40))
+    ratio = _deflated_size(sample) / len(sample)  # a small sample compresses worse: the estimate stays under
+    paragraphs, size = [_padding_paragraph(rng, t) for t in lines] + [sample], len(sample)
+    while size < missing / ratio:
+        paragraphs.append(_padding_paragraph(rng))
+        size += len(paragraphs[-1])
+    return "".join(paragraphs)
+
+
+def _padding_paragraph(rng: random.Random, text: str | None = None) -> str:
+    if text is None:
+        cost = f"{rng.randint(1, 95) * 100_000:,}".replace(",", ".")
+        text = (f"- Ngày {rng.randint(1, 28):02d}/{rng.randint(1, 11):02d}/2023: {rng.choice(_ACTIVITIES)} cho "
+                f"{rng.randint(25, 980)} {rng.choice(_AUDIENCES)}, kinh phí {cost} đồng; "
+                f"mã hồ sơ {rng.getrandbits(40):010x}.")
+    return f'<w:p><w:pPr><w:jc w:val="both"/></w:pPr><w:r><w:t>{escape(text)}</w:t></w:r></w:p>'
 
 
 def _deflated_size(text: str) -> int:
@@ -186,6 +192,7 @@ def _template_parts() -> tuple[tuple[str, bytes], ...]:
     _signature_table(document)
     props = document.core_properties
     props.author = props.last_modified_by = "Admin"
+    props.comments = ""
     props.title, props.created, props.modified = "@@TITLE@@", datetime(2023, 1, 1), datetime(2023, 1, 1)
     props.revision = 1
     buffer = io.BytesIO()
@@ -255,13 +262,12 @@ def _signature_table(document: docx.document.Document) -> None:
 # ---------------------------------------------------------------- other files
 
 def zip_bytes(files: list[tuple[str, bytes]]) -> bytes:
-    """A zip archive whose member names are stored as UTF-8 with the language-encoding flag (bit 11) set."""
+    """A zip archive; non-ASCII member names are stored as UTF-8 with the language-encoding flag (bit 11) set."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in files:
             info = zipfile.ZipInfo(unicodedata.normalize("NFC", name), (2023, 12, 4, 10, 15, 0))
-            info.flag_bits |= 0x800
-            archive.writestr(info, data, zipfile.ZIP_DEFLATED)
+            archive.writestr(info, data, zipfile.ZIP_DEFLATED)  # zipfile sets bit 11 for a non-ASCII name
     return buffer.getvalue()
 
 
@@ -334,7 +340,7 @@ def _rfc2047_words(text: str) -> list[str]:
     """UTF-8 base64 encoded-words of at most 75 characters, each holding whole characters."""
     chunks, current = [], ""
     for char in text:
-        if len((current + char).encode()) > 45:
+        if len((current + char).encode()) > 39:  # base64 of 39 bytes: a 64-character encoded-word
             chunks.append(current)
             current = ""
         current += char
@@ -356,7 +362,8 @@ def _attachment_part(name: str, data: bytes, mimetype: str, style: str) -> Email
         quoted = '"' + "\n ".join(_rfc2047_words(unicodedata.normalize("NFC", name))) + '"'
         part.set_raw("Content-Type", f"{mimetype};\n\tname={quoted}")
         part.set_raw("Content-Transfer-Encoding", "base64")
-        part.set_raw("Content-Disposition", "attachment" if style == "name_only" else f"attachment;\n\tfilename={quoted}")
+        disposition = "attachment" if style == "name_only" else f"attachment;\n\tfilename={quoted}"
+        part.set_raw("Content-Disposition", disposition)
     part.set_payload(base64.encodebytes(data).decode("ascii"))
     return part
 
@@ -365,15 +372,39 @@ def _headers(msg: EmailMessage, *, sender: str, sender_name: str | None, to: str
              subject_charset: str, date: datetime | None, message_id: str | None,
              extra_headers: dict[str, str] | None) -> None:
     msg["Date"] = format_datetime(date or datetime.now(VN_TZ))
-    msg["From"] = Address(sender_name, addr_spec=sender) if sender_name else sender
+    msg.set_raw("From", f"{_display_name(sender_name)} <{sender}>" if sender_name else sender)
     msg["To"] = to
     if subject_charset.lower() in ("windows-1258", "cp1258"):
         msg.set_raw("Subject", cp1258_subject(subject))
     else:
-        msg["Subject"] = subject
+        msg.set_raw("Subject", _encoded_text(subject))
     msg["Message-ID"] = message_id or make_msgid(domain=sender.rpartition("@")[2] or None)
     for name, value in (extra_headers or {}).items():
         msg[name] = value
+    msg["MIME-Version"] = "1.0"
+
+
+def _display_name(name: str) -> str:
+    """A From display name: as-is (quoted if needed) when ASCII, else one UTF-8 encoded-word, as Gmail writes it.
+
+    One word even when longer than 75 characters: the email package's address parser keeps the folding space
+    between two encoded-words of a display name ("Vĩnh Bả o"), so splitting would garble it.
+    """
+    name = unicodedata.normalize("NFC", name)
+    if not name.isascii():
+        return f"=?utf-8?B?{base64.b64encode(name.encode()).decode()}?="
+    if re.search(r'[()<>@,;:\\".\[\]]', name):
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return name
+
+
+def _encoded_text(text: str) -> str:
+    """An unstructured header value: as-is when ASCII, else folded UTF-8 encoded-words carrying their own spaces.
+
+    Written here rather than by the email package, whose folder can drop the space between two encoded-words.
+    """
+    text = unicodedata.normalize("NFC", text)
+    return text if text.isascii() else "\n ".join(_rfc2047_words(text))
 
 
 def _boundary(msg: EmailMessage) -> str:
@@ -578,7 +609,8 @@ def demo_cases(roster_rows: list[dict], base: datetime = DEMO_DEADLINE) -> list[
         "mail.gmail.com")
     kathpt = "BC BVANTQ 2023 - THPT Kien An.docx"
     add(-5 * m, "THPT-KA", simple("THPT-KA", kathpt, charset="windows-1258",
-                                  subject="Trường THPT Kiến An gửi báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023",
+                                  subject="Trường THPT Kiến An gửi báo cáo phong trào toàn dân bảo vệ an ninh "
+                                          "Tổ quốc năm 2023",
                                   headers={"X-Mailer": "Microsoft Outlook Express 6.00.2900.5512"}),
         (kathpt,), "Subject in windows-1258 Q encoded-words (tone marks as combining characters); 5 min early", "ka3")
     add(-4 * h, None, _unknown_case(), ("Bao cao.docx",),
@@ -633,7 +665,8 @@ def _forward_case(row: dict):
 
 def _gmail_case(row: dict):
     def build(arrival: datetime, message_id: str) -> bytes:
-        return make_email(sender="thanhhuong.vp85@gmail.com", sender_name="Thanh Huong", subject="Bao cao THPT Ngo Quyen",
+        return make_email(sender="thanhhuong.vp85@gmail.com", sender_name="Thanh Huong",
+                          subject="Bao cao THPT Ngo Quyen",
                           body="Em gui bao cao phong trao toan dan BVANTQ nam 2023 cua truong THPT Ngo Quyen a.\n"
                                "Em cam on!\n",
                           attachments=[("baocao_ANTQ_2023.docx", report_for(row, arrival), DOCX_TYPE)],

@@ -1,0 +1,92 @@
+"""Shared fixtures: a real Dovecot (tests/servers), and a mailbot workspace pointed at it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mailbot import config, samples, store
+from mailbot.config import Settings
+
+pytest_plugins = ["tests.servers.fixtures"]
+
+PASSWORD_ENV = "MAILBOT_TEST_IMAP_PASSWORD"
+
+CONFIG = """\
+timezone = "Asia/Ho_Chi_Minh"
+data_dir = "var"
+
+[inbox]
+kind = "imap"
+host = "{host}"
+port = {port}
+security = "plain"
+username = "{user}"
+password_env = "{password_env}"
+{extra_inbox}
+
+[roster]
+file = "roster.csv"
+
+[[campaign]]
+id = "antq-2023"
+title = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
+opens = 2023-11-01T00:00:00
+deadline = 2023-12-05T17:00:00
+"""
+
+
+@dataclass
+class Workspace:
+    root: Path
+    config_path: Path
+    password: str
+
+    def settings(self) -> Settings:
+        return config.load(self.config_path)
+
+    def engine(self):  # type: ignore[no-untyped-def]
+        return store.connect(self.settings().db_url)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, PASSWORD_ENV: self.password}
+        result = subprocess.run(
+            [sys.executable, "-m", "mailbot", "--config", str(self.config_path), *args],
+            capture_output=True, text=True, env=env, cwd=self.root, timeout=300,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"mailbot {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+    def status(self) -> dict:  # type: ignore[type-arg]
+        return json.loads(self.cli("status", "--json").stdout)
+
+
+def write_roster(path: Path, rows: list[dict]) -> None:  # type: ignore[type-arg]
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["code", "name", "group", "emails"])
+        for r in rows:
+            writer.writerow([r["code"], r["name"], r["group"], ";".join(r["emails"])])
+
+
+def make_workspace(root: Path, server, extra_inbox: str = "") -> Workspace:  # type: ignore[no-untyped-def]
+    root.mkdir(parents=True, exist_ok=True)
+    write_roster(root / "roster.csv", samples.load_demo_roster())
+    text = CONFIG.format(host=server.host, port=server.port, user=server.user,
+                         password_env=PASSWORD_ENV, extra_inbox=extra_inbox)
+    (root / "mailbot.toml").write_text(text, encoding="utf-8")
+    return Workspace(root, root / "mailbot.toml", server.password)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, dovecot, monkeypatch: pytest.MonkeyPatch) -> Workspace:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
+    return make_workspace(tmp_path / "ws", dovecot)

@@ -1,0 +1,120 @@
+"""The ingest spine against a real Dovecot: school emails in, institutions, status and files out."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import unicodedata
+import zipfile
+
+from mailbot import pipeline, samples
+from tests.conftest import make_workspace
+
+
+def load_demo(server) -> list[samples.DemoCase]:  # type: ignore[no-untyped-def]
+    cases = samples.demo_cases(samples.load_demo_roster())
+    for case in cases:
+        server.append(case.raw, case.arrival)
+    return cases
+
+
+def documents_in(raw: bytes) -> dict[str, str]:
+    """name → sha256 of every Word/PDF document in a message (inside zips and forwards too), independently."""
+    import email
+    from email import policy
+
+    out: dict[str, str] = {}
+    for part in email.message_from_bytes(raw, policy=policy.default).walk():
+        name, data = part.get_filename(), part.get_payload(decode=True)
+        if not name or not isinstance(data, bytes):
+            continue
+        name = unicodedata.normalize("NFC", name)
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                out.update({i.filename: hashlib.sha256(z.read(i)).hexdigest() for i in z.infolist()})
+        else:
+            out[name] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def test_run_once_attributes_every_school_email_and_second_run_adds_nothing(workspace, dovecot):
+    cases = load_demo(dovecot)
+    first = workspace.cli("run", "--once")
+    assert "processed 18 message(s)" in first.stderr
+    status = workspace.status()
+    by_code = {i["code"]: i for i in status["institutions"]}
+    for case in (c for c in cases if c.expect and c.files):
+        inst = by_code[case.expect]
+        submission = next(s for s in inst["submissions"] if s["message_id"] == case.message_id)
+        expected = documents_in(case.raw)
+        assert {f["name"]: f["sha256"] for f in submission["files"]} == {n: expected[n] for n in case.files}, case.note
+        for f in submission["files"]:
+            assert hashlib.sha256((workspace.root / "var" / "archive" / f["path"]).read_bytes()).hexdigest() == f["sha256"]
+    late = {c.expect for c in cases if c.expect and c.late}
+    on_time = {c.expect for c in cases if c.expect and c.files and not c.late}
+    assert {code for code, i in by_code.items() if i["status"] == "late"} == late
+    assert {code for code, i in by_code.items() if i["status"] == "on_time"} == on_time
+    assert by_code["THPT-NQ"]["identified_by"] == "name" and by_code["THPT-TP"]["identified_by"] == "address"
+    assert len(by_code["PGD-HB"]["submissions"]) == 2  # a resubmission keeps both versions
+    assert [r["message_id"] for r in status["review"]] == [c.message_id for c in cases if c.expect is None]
+
+    second = workspace.cli("run", "--once")
+    assert "processed 0 message(s): nothing new" in second.stderr
+    assert workspace.status() == status
+
+
+def test_fetch_never_marks_mail_seen_and_leaves_it_in_place(workspace, dovecot):
+    load_demo(dovecot)
+    before = dovecot.uids()
+    pipeline.run_once(workspace.settings(), workspace.engine())
+    assert dovecot.uids() == before
+    assert all("\\Seen" not in flags for flags in dovecot.fetch_flags().values())
+
+
+def test_processed_folder_receives_mail_only_after_it_is_recorded(tmp_path, dovecot, monkeypatch):
+    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
+    ws = make_workspace(tmp_path / "ws", dovecot, extra_inbox='processed_folder = "Da-xu-ly"')
+    cases = load_demo(dovecot)
+    report = pipeline.run_once(ws.settings(), ws.engine())
+    assert report.moved == len(cases)
+    assert dovecot.uids() == [] and len(dovecot.uids("Da-xu-ly")) == len(cases)
+    again = pipeline.run_once(ws.settings(), ws.engine())
+    assert again.fetched == 0 and again.moved == 0
+
+
+def test_changed_uidvalidity_neither_reprocesses_old_mail_nor_hides_new_mail(workspace, dovecot):
+    cases = load_demo(dovecot)
+    settings, engine = workspace.settings(), workspace.engine()
+    pipeline.run_once(settings, engine)
+    before = workspace.status()
+    dovecot.reset_uidvalidity()
+    newcomer = samples.make_email(
+        sender="thptthaiphien@haiphong.edu.vn", sender_name="Trường THPT Thái Phiên", subject="Báo cáo ANTQ 2023",
+        body="Kính gửi Sở", attachments=[("bc.docx", samples.make_report_docx("Trường THPT Thái Phiên"), "application/octet-stream")],
+    )
+    dovecot.append(newcomer, cases[0].arrival)
+    report = pipeline.run_once(settings, engine)
+    assert report.states["duplicate"] == len(cases) and report.states["submission"] == 1
+    after = workspace.status()
+    assert sum(len(i["submissions"]) for i in after["institutions"]) == sum(len(i["submissions"]) for i in before["institutions"]) + 1
+
+
+def test_review_assign_with_learn_attributes_the_message_and_the_address(workspace, dovecot):
+    cases = load_demo(dovecot)
+    workspace.cli("run", "--once")
+    held = next(c for c in cases if c.expect is None)
+    out = workspace.cli("review", "assign", held.message_id, "THPT-LQD", "--learn", "--by", "cán bộ A").stdout
+    assert "THPT-LQD" in out and "address learned" in out
+    status = workspace.status()
+    inst = next(i for i in status["institutions"] if i["code"] == "THPT-LQD")
+    assert inst["status"] == "on_time" and inst["identified_by"] == "staff"
+    assert status["review"] == []
+    path = workspace.root / "var" / "archive" / inst["submissions"][0]["files"][0]["path"]
+    assert path.exists() and "THPT-LQD" in str(path)
+    sender = inst["submissions"][0]["from"]
+    again = samples.make_email(sender=sender, sender_name="", subject="Bổ sung", body="x",
+                               attachments=[("b.docx", samples.make_report_docx("Trường mầm non"), "application/octet-stream")])
+    dovecot.append(again, held.arrival)
+    workspace.cli("run", "--once")
+    inst = next(i for i in workspace.status()["institutions"] if i["code"] == "THPT-LQD")
+    assert [s["from"] for s in inst["submissions"]] == [sender, sender]
