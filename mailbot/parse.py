@@ -201,6 +201,8 @@ def _attachment(found: _Found, limits: LimitSettings) -> list[Attachment]:
         warnings += extra + (("macros",) if kind == FileKind.DOCM else ())
     elif kind == FileKind.DOC:
         warnings += ole_warnings(found.data)
+    elif kind == FileKind.OTHER and found.name.lower().endswith((".doc", ".docx", ".docm")):
+        warnings += ("not_a_word_file",)  # the name says Word, the bytes do not
     return [Attachment(found.name, FileKind(kind), found.data, found.origin, heading, warnings)]
 
 

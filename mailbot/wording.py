@@ -12,6 +12,7 @@ WARNINGS = {
     "legacy_doc": "Tệp định dạng Word cũ (.doc); đề nghị gửi lại tệp .docx nếu có thể",
     "unreadable_docx": "Tệp Word bị hỏng hoặc không mở được",
     "password_protected": "Tệp Word có đặt mật khẩu, không mở được",
+    "not_a_word_file": "Tệp mang tên Word nhưng nội dung không phải tệp Word",
     "macros": "Tệp Word có chứa macro (.docm)",
     "no_report_file": "Thư không kèm tệp Word báo cáo",
     "no_message_id": "Thư thiếu mã định danh (Message-ID)",
