@@ -56,12 +56,12 @@ def test_name_in_word_heading_identifies():
 
 def test_unknown_sender_and_no_name_goes_to_review_with_reason():
     verdict = identify(mail(subject="Gửi báo cáo"), ROSTER, (CAMPAIGN,))
-    assert verdict.needs_review and "no roster address" in verdict.reason
+    assert verdict.needs_review and "không nhận ra đơn vị" in verdict.reason
 
 
 def test_two_names_equally_present_go_to_review():
     verdict = identify(mail(subject="THPT Ngô Quyền và THPT chuyên Trần Phú"), ROSTER, (CAMPAIGN,))
-    assert verdict.needs_review and "several institutions" in verdict.reason
+    assert verdict.needs_review and "nhiều đơn vị" in verdict.reason
 
 
 def test_late_after_deadline():
@@ -75,7 +75,7 @@ def test_routing_by_keywords_when_two_campaigns_are_open():
     v = identify(mail(NQ.emails[0], subject="Báo cáo phong trào bảo vệ an ninh To quoc"), ROSTER, (other, antq))
     assert v.campaign_id == "antq-2023"
     v = identify(mail(NQ.emails[0], subject="Báo cáo"), ROSTER, (other, antq))
-    assert v.campaign_id is None and "several campaigns" in v.reason
+    assert v.campaign_id is None and "nhiều đợt báo cáo" in v.reason
 
 
 def test_campaign_groups_and_opening_limit_routing():

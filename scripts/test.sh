@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs, then run it.
+#
+#   bash scripts/test.sh [pytest args...]
+#
+# System packages: a real Dovecot IMAP server (dovecot-imapd), mbsync (isync)
+# and openssl, installed with apt-get when missing (as root, or via sudo).
+# Python: the project with its [test] extra, installed editable.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON="${PYTHON:-python3}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'scripts/test.sh: error: %s\n' "$*" >&2; exit 1; }
+
+CAN_ROOT=1
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+else
+    SUDO=()
+    CAN_ROOT=0
+fi
+
+have_dovecot() { [ -x /usr/sbin/dovecot ] || command -v dovecot >/dev/null 2>&1; }
+have_mbsync() { command -v mbsync >/dev/null 2>&1; }
+
+# --- system packages --------------------------------------------------------
+if ! have_dovecot || ! have_mbsync || ! command -v openssl >/dev/null 2>&1; then
+    [ "$CAN_ROOT" = 1 ] || die \
+        "dovecot-imapd, isync (mbsync) and openssl are needed for the tests; run
+    this script as root, install sudo, or install them yourself:
+    apt-get install -y dovecot-imapd isync openssl"
+    command -v apt-get >/dev/null 2>&1 || die \
+        "apt-get not found: install Dovecot (imapd), isync/mbsync and openssl with your package manager"
+    log "installing dovecot-imapd isync openssl"
+    "${SUDO[@]}" apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y dovecot-imapd isync openssl
+    # The package may have started the system-wide Dovecot. Tests run private
+    # instances (own ports, own base_dir), so it does not conflict, but it is
+    # not needed either.
+    if command -v service >/dev/null 2>&1; then
+        "${SUDO[@]}" service dovecot stop >/dev/null 2>&1 || true
+    fi
+    have_dovecot || die "dovecot still missing after apt-get install"
+    have_mbsync || die "mbsync still missing after apt-get install"
+fi
+
+# Dovecot's mail processes run as this user when the tests run as root
+# (tests/servers/dovecot.py also creates it on demand). Non-root runs use
+# Dovecot's rootless mode and do not need it.
+if [ "$(id -u)" -eq 0 ] && ! getent passwd vmail >/dev/null 2>&1; then
+    log "creating system user vmail"
+    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin vmail
+fi
+
+# --- Python dependencies ----------------------------------------------------
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+if "$PYTHON" - <<'PY'
+import os, sys, sysconfig
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+sys.exit(0 if sys.prefix == sys.base_prefix and os.path.exists(marker) else 1)
+PY
+then
+    # Debian's own python3 (PEP 668). Fine to install into it in a throwaway
+    # CI container running as root; elsewhere use a virtualenv.
+    if [ "$(id -u)" -eq 0 ]; then
+        export PIP_BREAK_SYSTEM_PACKAGES=1
+    else
+        die "$PYTHON is an externally managed (distribution) Python; create and
+    activate a virtualenv first:  python3 -m venv .venv && . .venv/bin/activate"
+    fi
+fi
+log "installing the project with its test extra"
+"$PYTHON" -m pip install -q -e '.[test]'
+
+# --- run --------------------------------------------------------------------
+log "running pytest"
+exec "$PYTHON" -m pytest -q "$@"
