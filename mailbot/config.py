@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -80,6 +82,66 @@ class LimitSettings(_Section):
     max_zip_ratio: int = Field(default=100, ge=2)
 
 
+class OutboxSettings(Secret):
+    kind: Literal["smtp", "file"] = "file"
+    host: str = "localhost"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "plain"] = "starttls"
+    username: str = ""  # empty: no AUTH (a local relay)
+    sender: str = Field(default="Phòng GDTX&ĐH - Sở GDĐT Hải Phòng <gdtx@haiphong.edu.vn>", alias="from")
+    reply_to: str | None = None
+    path: Path | None = None  # for kind = "file"; default data_dir/outbox
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    ca_file: Path | None = None
+    max_attempts: int = Field(default=8, ge=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _needs(self) -> "OutboxSettings":
+        if "@" not in parseaddr(self.sender)[1]:
+            raise ValueError(f"from: not an email address: {self.sender!r}")
+        if self.kind == "smtp" and self.username and not (self.password_env or self.password_file):
+            raise ValueError("kind = 'smtp' with a username needs password_env or password_file")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"ssl": 465, "starttls": 587, "plain": 25}[self.security]
+
+    @property
+    def address(self) -> str:
+        return parseaddr(self.sender)[1].lower()
+
+
+class ChaseSettings(_Section):
+    """When to remind before the deadline and chase after it (also overridable per campaign)."""
+
+    reminders_before_days: tuple[int, ...] | None = None
+    late_every_days: int | None = Field(default=None, ge=0)
+    late_until_days: int | None = Field(default=None, ge=0)
+
+
+class NotifySettings(_Section):
+    staff: tuple[str, ...] = ()
+    digest_at: str = Field(default="07:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    remind_at: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    acknowledge: bool = True
+    reminders_before_days: tuple[int, ...] = (7, 3, 1)
+    late_every_days: int = Field(default=2, ge=0)
+    late_until_days: int = Field(default=14, ge=0)
+    max_auto_per_address_per_day: int = Field(default=5, ge=1)
+    templates_dir: Path | None = None
+
+    @field_validator("staff")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if "@" not in parseaddr(item)[1]:
+                raise ValueError(f"not an email address: {item!r}")
+        return value
+
+
 class CampaignSettings(_Section):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     title: str = Field(min_length=1)
@@ -88,6 +150,7 @@ class CampaignSettings(_Section):
     groups: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
     accept_late_days: int = Field(default=60, ge=0)
+    notify: ChaseSettings = ChaseSettings()
 
 
 class Settings(_Section):
@@ -99,6 +162,8 @@ class Settings(_Section):
     inbox: InboxSettings
     roster: RosterSettings = RosterSettings()
     limits: LimitSettings = LimitSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    notify: NotifySettings = NotifySettings()
     campaign: tuple[CampaignSettings, ...] = Field(min_length=1)
 
     @field_validator("timezone")
@@ -131,8 +196,33 @@ class Settings(_Section):
     def archive_dir(self) -> Path:
         return self.data_dir / "archive"
 
+    @property
+    def outbox_dir(self) -> Path:
+        return self.outbox.path or self.data_dir / "outbox"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.notify.templates_dir or Path(__file__).resolve().parent.parent / "templates"
+
+    def chase(self, campaign_id: str) -> "Chase":
+        """The reminder cadence for one campaign: its own values where set, else [notify]'s."""
+        own = next((c.notify for c in self.campaign if c.id == campaign_id), ChaseSettings())
+        n = self.notify
+        return Chase(
+            tuple(sorted(set(own.reminders_before_days if own.reminders_before_days is not None else n.reminders_before_days), reverse=True)),
+            own.late_every_days if own.late_every_days is not None else n.late_every_days,
+            own.late_until_days if own.late_until_days is not None else n.late_until_days,
+        )
+
     def campaigns(self) -> tuple[Campaign, ...]:
         return tuple(_campaign(c, self.zone) for c in self.campaign)
+
+
+@dataclass(frozen=True)
+class Chase:
+    reminders_before_days: tuple[int, ...]  # largest first
+    late_every_days: int  # 0 = a single late notice
+    late_until_days: int
 
 
 def _aware(value: datetime | date, zone: ZoneInfo, *, end_of_day: bool) -> datetime:
@@ -180,7 +270,13 @@ def _resolve(raw: dict[str, Any], base: Path) -> dict[str, Any]:
 
     fix(raw, "data_dir")
     raw.setdefault("data_dir", str((base / "var").resolve()))
-    for name, keys in {"inbox": ("path", "password_file", "ca_file"), "roster": ("file",)}.items():
+    sections = {
+        "inbox": ("path", "password_file", "ca_file"),
+        "roster": ("file",),
+        "outbox": ("path", "password_file", "ca_file"),
+        "notify": ("templates_dir",),
+    }
+    for name, keys in sections.items():
         if isinstance(raw.get(name), dict):
             for key in keys:
                 fix(raw[name], key)

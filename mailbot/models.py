@@ -46,6 +46,15 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class Bounce:
+    """A delivery status notification: which of our messages failed, for whom."""
+
+    original_message_id: str
+    recipients: tuple[str, ...]
+    status: str  # e.g. "5.1.1"
+
+
+@dataclass(frozen=True)
 class InboundMail:
     """What parsing learned from a message."""
 
@@ -57,6 +66,9 @@ class InboundMail:
     files: tuple[Attachment, ...] = ()
     forwarded_senders: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    references: str = ""  # the References header, for threading a reply
+    auto_markers: tuple[str, ...] = ()  # signs that a machine sent it (RFC 3834): never answer those
+    bounce: Bounce | None = None
 
     @property
     def reports(self) -> tuple[Attachment, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import hashlib
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from email.header import decode_header
@@ -15,7 +16,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 from mailbot.config import LimitSettings
 from mailbot.documents import docx_heading, ole_warnings, sniff
-from mailbot.models import Attachment, FileKind, InboundMail, RawMail
+from mailbot.models import Attachment, Bounce, FileKind, InboundMail, RawMail
 from mailbot.text import nfc
 
 # Vietnamese senders with old software write 8-bit headers in Windows-1258 or TCVN; try the likely ones.
@@ -206,6 +207,58 @@ def _attachment(found: _Found, limits: LimitSettings) -> list[Attachment]:
     return [Attachment(found.name, FileKind(kind), found.data, found.origin, heading, warnings)]
 
 
+_MACHINE_LOCALPARTS = re.compile(r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|auto[-_.]?reply)([+-].*)?$")
+
+
+def auto_markers(msg: Message, sender: str) -> tuple[str, ...]:
+    """Why this message looks machine-sent (RFC 3834 and common practice); empty for a person."""
+    found: list[str] = []
+    auto = _header(msg, "Auto-Submitted").lower()
+    if auto and not auto.startswith("no"):
+        found.append(f"auto-submitted: {auto}")
+    if _header(msg, "Precedence").lower() in ("bulk", "junk", "list"):
+        found.append(f"precedence: {_header(msg, 'Precedence').lower()}")
+    found += [name.lower() for name in ("List-Id", "List-Unsubscribe", "X-Autoreply", "X-Autorespond", "X-Loop")
+              if msg.get(name) is not None]
+    if msg.get("Return-Path") is not None and _header(msg, "Return-Path").strip() in ("<>", ""):
+        found.append("empty return-path")
+    if _MACHINE_LOCALPARTS.match(sender.split("@")[0]):
+        found.append(f"machine sender {sender}")
+    if msg.get_content_type() == "multipart/report":
+        found.append("multipart/report")
+    return tuple(found)
+
+
+def bounce_of(msg: Message) -> Bounce | None:
+    """The failed recipients and original Message-ID of a delivery status notification (RFC 3464)."""
+    if msg.get_content_type() != "multipart/report":
+        return None
+    recipients: list[str] = []
+    status, original = "", ""
+    for part in msg.walk():
+        kind = part.get_content_type()
+        if kind == "message/delivery-status":
+            blocks = part.get_payload() if isinstance(part.get_payload(), list) else []
+            for block in blocks:
+                if str(block.get("Action", "")).strip().lower() == "failed":
+                    recipients.append(str(block.get("Final-Recipient", "")).split(";")[-1].strip().strip("<>").lower())
+                    status = status or str(block.get("Status", "")).strip()
+        elif kind in ("text/rfc822-headers", "message/rfc822") and not original:
+            original = _original_message_id(part)
+    if not recipients or not original:
+        return None
+    return Bounce(original, tuple(r for r in recipients if r), status)
+
+
+def _original_message_id(part: Message) -> str:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload:
+        return _header(payload[0], "Message-ID").strip()
+    raw = part.get_payload(decode=True) or b""
+    headers = email.message_from_bytes(raw, policy=compat32)
+    return _header(headers, "Message-ID").strip()
+
+
 def parse(raw: RawMail, limits: LimitSettings) -> InboundMail:
     """Read one message; whatever is wrong with it becomes a warning, never an exception."""
     msg = email.message_from_bytes(raw.data, policy=compat32)
@@ -225,4 +278,7 @@ def parse(raw: RawMail, limits: LimitSettings) -> InboundMail:
         files=files,
         forwarded_senders=_forwarded_senders(msg),
         warnings=warnings,
+        references=_header(msg, "References"),
+        auto_markers=auto_markers(msg, sender),
+        bounce=bounce_of(msg),
     )

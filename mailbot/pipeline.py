@@ -6,16 +6,21 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import PurePosixPath
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from mailbot import archive, roster as roster_file, store
+from mailbot import archive, outbox, receipts, roster as roster_file, store
 from mailbot.config import Settings
 from mailbot.identify import Roster, identify
 from mailbot.inbox import Inbox, open_inbox
-from mailbot.models import ArchivedFile, FileKind, InboundMail, RawMail, Verdict
+from mailbot.models import ArchivedFile, Campaign, FileKind, InboundMail, RawMail, Verdict
+from mailbot.notify import Templates, compose, is_ours, load_templates, secret_key
+from mailbot.outbox import DeliveryReport
 from mailbot.parse import parse
 
 log = logging.getLogger("mailbot.pipeline")
@@ -37,6 +42,7 @@ class RunReport:
     states: Counter[str] = field(default_factory=Counter)
     moved: int = 0
     roster_problems: tuple[str, ...] = ()
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
 
     @property
     def fetched(self) -> int:
@@ -48,6 +54,24 @@ class Context:
     settings: Settings
     engine: Engine
     roster: Roster
+    campaigns: tuple[Campaign, ...]
+    templates: Templates
+    key: bytes  # signs our Message-IDs so bounces can be matched to what we sent
+    now: datetime | None = None
+
+    def clock(self) -> datetime:
+        return self.now or store.now()
+
+    @property
+    def own_addresses(self) -> set[str]:
+        return {self.settings.outbox.address, self.settings.inbox.username.lower()} - {""}
+
+
+def make_context(settings: Settings, engine: Engine, now: datetime | None = None) -> Context:
+    return Context(
+        settings, engine, load_roster(engine), settings.campaigns(), load_templates(settings),
+        secret_key(settings.data_dir), now,
+    )
 
 
 def import_roster(settings: Settings, engine: Engine) -> tuple[str, ...]:
@@ -68,11 +92,19 @@ def load_roster(engine: Engine) -> Roster:
 
 
 def run_once(
-    settings: Settings, engine: Engine, *, inbox: Inbox | None = None, on_message: Callable[[Outcome], None] | None = None
+    settings: Settings, engine: Engine, *, inbox: Inbox | None = None,
+    on_message: Callable[[Outcome], None] | None = None, now: datetime | None = None,
 ) -> RunReport:
-    """Fetch and record everything new in the inbox, then move what was recorded (if configured)."""
+    """Fetch and record everything new, move what was recorded (if configured), deliver the outbox."""
     report = RunReport(roster_problems=import_roster(settings, engine))
-    ctx = Context(settings, engine, load_roster(engine))
+    ctx = make_context(settings, engine, now)
+    ingest(ctx, report, inbox, on_message)
+    report.delivery = outbox.deliver_due(settings, engine, ctx.clock())
+    return report
+
+
+def ingest(ctx: Context, report: RunReport, inbox: Inbox | None, on_message: Callable[[Outcome], None] | None) -> None:
+    settings, engine = ctx.settings, ctx.engine
     with inbox or open_inbox(settings.inbox) as box:
         report.moved += _retry_moves(box, engine)
         for batch in box.batches(lambda validity: _known(engine, box.source, validity)):
@@ -82,7 +114,6 @@ def run_once(
                 if on_message:
                     on_message(outcome)
             report.moved += _move(box, engine, [o.uid for o in outcomes if o.state != "error"])
-    return report
 
 
 def _known(engine: Engine, source: str, uidvalidity: int) -> set[str]:
@@ -115,7 +146,7 @@ def process(raw: RawMail, ctx: Context) -> Outcome:
     fingerprint = archive.sha256(raw.data)
     try:
         mail = parse(raw, ctx.settings.limits)
-        verdict = identify(mail, ctx.roster, ctx.settings.campaigns())
+        verdict = identify(mail, ctx.roster, ctx.campaigns)
     except Exception as exc:  # noqa: BLE001 - any bug on one message must not stop the others
         log.exception("uid %s: could not be read; set aside for staff", raw.uid)
         return _set_aside(raw, fingerprint, ctx, f"internal error while reading: {type(exc).__name__}: {exc}")
@@ -126,14 +157,16 @@ def process(raw: RawMail, ctx: Context) -> Outcome:
     return _record(raw, fingerprint, mail, verdict, ctx)
 
 
-def _state(mail: InboundMail, verdict: Verdict) -> str:
+def _state(mail: InboundMail, verdict: Verdict, ctx: Context) -> str:
+    if mail.bounce and is_ours(ctx.key, mail.bounce.original_message_id):
+        return "bounce"
     if verdict.needs_review:
         return "review"
     return "submission" if mail.reports else "no_report"
 
 
 def _record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, ctx: Context) -> Outcome:
-    state = _state(mail, verdict)
+    state = _state(mail, verdict, ctx)
     folder = (
         archive.institution_folder(verdict.campaign_id, verdict.institution)
         if verdict.institution and verdict.campaign_id
@@ -147,11 +180,37 @@ def _record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict,
             pk = insert_message(conn, raw, fingerprint, mail, verdict, state, str(eml))
             insert_files(conn, pk, kept)
             store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, pk)
+            if state == "bounce" and mail.bounce:
+                for address in mail.bounce.recipients:
+                    store.mark_undeliverable(conn, address, f"bounce {mail.bounce.status}".strip())
+            acknowledge(conn, ctx, pk, mail, verdict, state)
     except IntegrityError:
         return _record_duplicate(raw, ctx, None, mail)  # recorded meanwhile by another run
     code = verdict.institution.code if verdict.institution else ""
     log.info("recorded %s from %s as %s%s", mail.message_id, mail.sender or "?", state, f" ({code})" if code else "")
     return Outcome(raw.uid, state, pk, code, verdict.reason)
+
+
+def acknowledge(conn: Connection, ctx: Context, pk: int, mail: InboundMail, verdict: Verdict, state: str) -> None:
+    """Queue the receipt in the same transaction as the record: recorded means acknowledged, exactly once."""
+    kind = receipts.ack_kind(mail, verdict, state, ctx.own_addresses)
+    if kind is None or not ctx.settings.notify.acknowledge:
+        return
+    campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
+    settings = ctx.settings
+    context = receipts.ack_context(mail, verdict, campaign, pk, settings.outbox, settings.zone, settings.outbox.address)
+    rendered = ctx.templates.render(kind, context)
+    msg = compose(settings.outbox, ctx.key, kind, (mail.sender,), rendered, in_reply_to=mail.message_id,
+                  references=mail.references, when=ctx.clock())
+    inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
+    outbox.queue(conn, key=f"ack:{pk}", kind=kind, msg=msg, recipients=(mail.sender,), now=ctx.clock(),
+                 day_start=local_day_start(ctx.clock(), settings.zone), limit=settings.notify.max_auto_per_address_per_day,
+                 message_pk=pk, institution_id=inst_pk, campaign_id=verdict.campaign_id)
+
+
+def local_day_start(moment: datetime, zone: ZoneInfo) -> datetime:
+    local = moment.astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def archive_file(ctx: Context, folder: PurePosixPath, mail: InboundMail, fingerprint: str, index: int) -> ArchivedFile:
@@ -175,7 +234,7 @@ def insert_message(conn, raw: RawMail, fingerprint: str, mail: InboundMail, verd
             subject=mail.subject, received_at=mail.arrived, institution_id=inst_pk, campaign_id=verdict.campaign_id,
             identified_by=verdict.identified_by.value if verdict.identified_by else None, late=verdict.late,
             state=state, reason=verdict.reason, eml_path=eml, size=len(raw.data), warnings=list(mail.warnings),
-            recorded_at=store.now(),
+            references=mail.references, auto_markers=list(mail.auto_markers), recorded_at=store.now(),
         )
     )
     return int(result.inserted_primary_key[0])

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Engine,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -90,6 +91,8 @@ messages = Table(
     Column("eml_path", Text, nullable=False),
     Column("size", Integer, nullable=False),
     Column("warnings", JSONList, nullable=False),
+    Column("references", Text, nullable=False, default=""),
+    Column("auto_markers", JSONList, nullable=False, default=list),
     Column("recorded_at", UTC, nullable=False),
 )
 
@@ -126,6 +129,53 @@ actions = Table(
     Column("actor", Text, nullable=False),
     Column("detail", Text, nullable=False, default=""),
     Column("at", UTC, nullable=False),
+)
+
+# Every message mailbot sends, written before it is sent; `key` makes queueing the same notice twice a no-op.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # ack | ack_no_report | ack_review | reminder | late | digest
+    Column("message_pk", Integer, ForeignKey("messages.id")),
+    Column("institution_id", Integer, ForeignKey("institutions.id")),
+    Column("campaign_id", String(64)),
+    Column("recipients", JSONList, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("our_message_id", Text, nullable=False, index=True),
+    Column("raw", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed | suppressed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTC),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("created_at", UTC, nullable=False),
+    Column("sent_at", UTC),
+)
+
+# Addresses that bounced (or were refused) for one of our messages: reminders use the others.
+undeliverable = Table(
+    "undeliverable", metadata,
+    Column("address", Text, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("since", UTC, nullable=False),
+)
+
+# A later deadline for one institution, granted by staff.
+extensions = Table(
+    "extensions", metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("institution_id", Integer, ForeignKey("institutions.id"), primary_key=True),
+    Column("until", UTC, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("actor", Text, nullable=False),
+    Column("at", UTC, nullable=False),
+)
+
+# Scheduled work that has been done (digest of a day, reminder round of a day), so a restart never repeats it.
+jobs = Table(
+    "jobs", metadata,
+    Column("key", Text, primary_key=True),
+    Column("done_at", UTC, nullable=False),
 )
 
 meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
@@ -279,3 +329,21 @@ def learned_addresses(conn: Connection) -> dict[str, str]:
     """address → institution code."""
     query = select(learned.c.address, institutions.c.code).join(institutions)
     return {r.address: r.code for r in conn.execute(query)}
+
+
+def mark_undeliverable(conn: Connection, address: str, reason: str) -> None:
+    conn.execute(undeliverable.delete().where(undeliverable.c.address == address.lower()))
+    conn.execute(undeliverable.insert().values(address=address.lower(), reason=reason[:300], since=now()))
+
+
+def undeliverable_addresses(conn: Connection) -> dict[str, str]:
+    return {r.address: r.reason for r in conn.execute(select(undeliverable))}
+
+
+def job_done(conn: Connection, key: str) -> bool:
+    return conn.execute(select(jobs.c.key).where(jobs.c.key == key)).first() is not None
+
+
+def mark_job(conn: Connection, key: str, at: datetime) -> None:
+    if not job_done(conn, key):
+        conn.execute(jobs.insert().values(key=key, done_at=at))

@@ -15,7 +15,7 @@ import pytest
 from mailbot import config, samples, store
 from mailbot.config import Settings
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.servers.fixtures", "tests.servers.smtp_fixtures"]
 
 PASSWORD_ENV = "MAILBOT_TEST_IMAP_PASSWORD"
 

@@ -1,0 +1,162 @@
+"""Templates → outgoing messages: acknowledgements, reminders, late notices and the digest."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+
+from mailbot.config import OutboxSettings, Settings
+from mailbot.errors import ConfigError
+
+KINDS = ("ack", "ack_no_report", "ack_review", "reminder", "late", "digest")
+AUTO_REPLY = {"ack", "ack_no_report", "ack_review"}  # RFC 3834: replies say auto-replied, the rest auto-generated
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+class Templates:
+    """The staff-editable Jinja2 templates; sender-supplied text only ever enters as (escaped) values."""
+
+    def __init__(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise ConfigError(f"notify.templates_dir: {folder} is not a folder")
+        self.folder = folder
+        self.env = Environment(
+            loader=FileSystemLoader(str(folder)),
+            autoescape=select_autoescape(enabled_extensions=("html.j2", "html"), default=False),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, kind: str, context: dict[str, Any]) -> Rendered:
+        subject = " ".join(self.env.get_template(f"{kind}.subject.j2").render(context).split())
+        return Rendered(
+            subject,
+            self.env.get_template(f"{kind}.txt.j2").render(context),
+            self.env.get_template(f"{kind}.html.j2").render({**context, "title": subject}),
+        )
+
+    def problems(self) -> list[str]:
+        """Every template rendered once with sample values: a mistake shows now, not at send time."""
+        from mailbot.notify_samples import SAMPLE_CONTEXTS
+
+        found = []
+        for kind in KINDS:
+            try:
+                self.render(kind, SAMPLE_CONTEXTS[kind])
+            except (TemplateError, OSError) as exc:
+                where = getattr(exc, "filename", None) or getattr(exc, "name", None) or kind
+                line = getattr(exc, "lineno", None)
+                found.append(f"{Path(str(where)).name}{f':{line}' if line else ''}: {exc}")
+        return found
+
+
+def load_templates(settings: Settings) -> Templates:
+    """The templates, refusing to start when any of them is broken."""
+    templates = Templates(settings.templates_dir)
+    problems = templates.problems()
+    if problems:
+        raise ConfigError("broken template(s): " + "; ".join(problems))
+    return templates
+
+
+# --- our own Message-IDs, signed so that a bounce can be matched to a message we really sent ---
+
+def secret_key(data_dir: Path) -> bytes:
+    """A per-installation key, kept beside the database (never in it), created on first use."""
+    path = data_dir / "secret.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _sign(key: bytes, token: str) -> str:
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def make_message_id(key: bytes, sender: str) -> str:
+    token = secrets.token_hex(8)
+    domain = sender.rpartition("@")[2] or "mailbot.invalid"
+    return f"<mailbot.{token}.{_sign(key, token)}@{domain}>"
+
+
+def is_ours(key: bytes, message_id: str) -> bool:
+    local = message_id.strip().strip("<>").partition("@")[0]
+    parts = local.split(".")
+    return len(parts) == 3 and parts[0] == "mailbot" and hmac.compare_digest(parts[2], _sign(key, parts[1]))
+
+
+def reply_subject(original: str) -> str:
+    """``Re: <subject>`` once, whatever prefixes the thread already has."""
+    if not original:
+        return ""
+    return original if original.lower().startswith(("re:", "trả lời:", "tl:")) else f"Re: {original}"
+
+
+def compose(
+    outbox: OutboxSettings,
+    key: bytes,
+    kind: str,
+    to: tuple[str, ...],
+    rendered: Rendered,
+    *,
+    in_reply_to: str = "",
+    references: str = "",
+    when: datetime,
+    attachments: tuple[tuple[str, bytes, str], ...] = (),
+) -> EmailMessage:
+    """An outgoing message with the headers that keep machines from answering it (RFC 3834)."""
+    msg = EmailMessage()
+    name, address = parseaddr(outbox.sender)
+    msg["From"] = formataddr((name, address))
+    msg["To"] = ", ".join(to)
+    if outbox.reply_to:
+        msg["Reply-To"] = outbox.reply_to
+    msg["Subject"] = rendered.subject
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = make_message_id(key, address)
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = " ".join(filter(None, [references, in_reply_to]))
+    msg["Auto-Submitted"] = "auto-replied" if kind in AUTO_REPLY else "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["X-Loop"] = address
+    msg["X-Mailbot-Kind"] = kind
+    msg.set_content(rendered.text)
+    msg.add_alternative(rendered.html, subtype="html")
+    for filename, data, mime in attachments:
+        maintype, _, subtype = mime.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return msg
+
+
+def department(outbox: OutboxSettings) -> str:
+    return parseaddr(outbox.sender)[0] or outbox.address
+
+
+def human_size(size: int) -> str:
+    """Sizes as Vietnamese write them: ``38,5 KB``."""
+    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}".replace(".", ",")
+    return f"{size} byte"

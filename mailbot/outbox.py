@@ -1,0 +1,228 @@
+"""The durable outbox: each message is stored first (idempotent key), then delivered by SMTP or as a file.
+
+Delivery window: a message is marked sent only after the SMTP server accepted it. A crash between
+the server's acceptance and that mark makes the next run send it again: at most one duplicate per
+message, only in that window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import parseaddr
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.engine import Connection, Row
+
+from mailbot import store
+from mailbot.config import OutboxSettings, Settings
+from mailbot.errors import MailbotError
+
+log = logging.getLogger("mailbot.outbox")
+UNLIMITED_KINDS = {"digest"}  # the staff's own digest is not an automatic reply to anyone
+MAX_BACKOFF = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Queued:
+    status: str  # pending | suppressed | exists
+    outbox_id: int
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def queue(
+    conn: Connection, *, key: str, kind: str, msg: EmailMessage, recipients: tuple[str, ...], now: datetime,
+    day_start: datetime, limit: int, message_pk: int | None = None, institution_id: int | None = None,
+    campaign_id: str | None = None,
+) -> Queued:
+    """Store a message for delivery unless the same key was queued before; over the per-address daily
+    limit it is stored as suppressed, so that staff can see what was held back."""
+    existing = conn.execute(select(store.outbox.c.id).where(store.outbox.c.key == key)).scalar()
+    if existing:
+        return Queued("exists", existing)
+    allowed = recipients if kind in UNLIMITED_KINDS else tuple(r for r in recipients if _sent_today(conn, r, day_start) < limit)
+    status = "pending" if allowed else "suppressed"
+    if allowed != recipients:
+        del msg["To"]
+        msg["To"] = ", ".join(allowed or recipients)
+    result = conn.execute(store.outbox.insert().values(
+        key=key, kind=kind, message_pk=message_pk, institution_id=institution_id, campaign_id=campaign_id,
+        recipients=list(allowed or recipients), subject=str(msg["Subject"]), our_message_id=str(msg["Message-ID"]),
+        raw=msg.as_bytes(policy=SMTP), status=status, attempts=0, next_attempt_at=now,
+        last_error="" if allowed else f"more than {limit} automatic messages today to this address",
+        created_at=now,
+    ))
+    return Queued(status, int(result.inserted_primary_key[0]))
+
+
+def _sent_today(conn: Connection, address: str, day_start: datetime) -> int:
+    o = store.outbox
+    query = select(func.count()).select_from(o).where(
+        o.c.created_at >= day_start, o.c.kind.not_in(UNLIMITED_KINDS), o.c.status.in_(("pending", "sent")),
+        o.c.recipients.like(f'%"{address}"%'),
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def deliver_due(settings: Settings, engine: Engine, now: datetime) -> DeliveryReport:
+    """Send every pending message whose time has come; transient failures are retried later."""
+    with engine.connect() as conn:
+        o = store.outbox
+        rows = conn.execute(select(o).where(o.c.status == "pending", o.c.next_attempt_at <= now).order_by(o.c.id)).all()
+    report = DeliveryReport()
+    if not rows:
+        return report
+    if settings.outbox.kind == "file":
+        for row in rows:
+            _write_file(settings.outbox_dir, row)
+            _mark_sent(engine, row, now, {})
+            report.sent += 1
+        return report
+    _deliver_smtp(settings.outbox, engine, rows, now, report)
+    return report
+
+
+def _write_file(folder: Path, row: Row) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{row.id:06d}-{row.kind}.eml"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_bytes(row.raw)
+    os.replace(tmp, target)
+
+
+def _connect(s: OutboxSettings) -> smtplib.SMTP:
+    context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
+    if s.security == "ssl":
+        client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.effective_port, timeout=s.timeout_seconds, context=context)
+    else:
+        client = smtplib.SMTP(s.host, s.effective_port, timeout=s.timeout_seconds)
+        if s.security == "starttls":
+            client.starttls(context=context)
+    if s.username:
+        client.login(s.username, s.password("outbox"))
+    return client
+
+
+def _deliver_smtp(s: OutboxSettings, engine: Engine, rows: list[Row], now: datetime, report: DeliveryReport) -> None:
+    where = f"{s.host}:{s.effective_port}"
+    try:
+        client = _connect(s)
+    except smtplib.SMTPAuthenticationError as exc:
+        _all_retry(engine, rows, now, report, f"SMTP login refused at {where} for {s.username}: {exc.smtp_code}")
+        return
+    except (OSError, smtplib.SMTPException) as exc:
+        _all_retry(engine, rows, now, report, f"cannot reach SMTP server {where}: {exc}")
+        return
+    try:
+        for index, row in enumerate(rows):
+            if not _send_one(client, s, engine, row, now, report):
+                _all_retry(engine, rows[index + 1:], now, report, "SMTP connection lost")
+                return
+    finally:
+        try:
+            client.quit()
+        except (OSError, smtplib.SMTPException):
+            pass  # the server hung up first; nothing is pending on this connection
+
+
+def _send_one(client: smtplib.SMTP, s: OutboxSettings, engine: Engine, row: Row, now: datetime, report: DeliveryReport) -> bool:
+    """Send one row; False when the connection is unusable and the rest must wait."""
+    try:
+        refused = client.sendmail(s.address, list(row.recipients), row.raw)
+    except smtplib.SMTPRecipientsRefused as exc:
+        _refused(engine, row, now, report, {a: (c, m) for a, (c, m) in exc.recipients.items()})
+        return True
+    except smtplib.SMTPResponseException as exc:
+        _failure(engine, row, now, report, exc.smtp_code, f"{exc.smtp_code} {_text(exc.smtp_error)}")
+        return not isinstance(exc, smtplib.SMTPServerDisconnected)
+    except (OSError, smtplib.SMTPException) as exc:
+        _failure(engine, row, now, report, 0, f"SMTP connection lost: {exc}")
+        return False
+    _mark_sent(engine, row, now, {a: (c, _text(m)) for a, (c, m) in refused.items()})
+    report.sent += 1
+    return True
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _refused(engine: Engine, row: Row, now: datetime, report: DeliveryReport, refused: dict) -> None:  # type: ignore[type-arg]
+    detail = "; ".join(f"{a}: {c} {_text(m)}" for a, (c, m) in refused.items())
+    permanent = all(c >= 500 for c, _ in refused.values())
+    with store.atomic(engine) as conn:
+        for address, (code, message) in refused.items():
+            if code >= 500:
+                store.mark_undeliverable(conn, address, f"{code} {_text(message)}")
+    _failure(engine, row, now, report, 550 if permanent else 450, detail)
+
+
+def _failure(engine: Engine, row: Row, now: datetime, report: DeliveryReport, code: int, detail: str) -> None:
+    attempts = row.attempts + 1
+    permanent = code >= 500 or attempts >= _max_attempts(row)
+    delay = min(timedelta(minutes=2 ** (attempts - 1)), MAX_BACKOFF)
+    with store.atomic(engine) as conn:
+        conn.execute(update(store.outbox).where(store.outbox.c.id == row.id).values(
+            attempts=attempts, last_error=detail[:500], status="failed" if permanent else "pending",
+            next_attempt_at=None if permanent else now + delay,
+        ))
+    if permanent:
+        report.failed += 1
+        log.warning("outbox #%d to %s failed for good: %s", row.id, ", ".join(row.recipients), detail)
+    else:
+        report.retrying += 1
+        log.warning("outbox #%d to %s will be retried in %s: %s", row.id, ", ".join(row.recipients), delay, detail)
+    report.errors.append(detail)
+
+
+def _max_attempts(row: Row) -> int:
+    return 8  # about four hours of exponential backoff before giving up
+
+
+def _all_retry(engine: Engine, rows: list[Row], now: datetime, report: DeliveryReport, detail: str) -> None:
+    log.warning("%s; %d message(s) wait for the next attempt", detail, len(rows))
+    for row in rows:
+        _failure(engine, row, now, report, 0, detail)
+
+
+def _mark_sent(engine: Engine, row: Row, now: datetime, refused: dict[str, tuple[int, str]]) -> None:
+    with store.atomic(engine) as conn:
+        conn.execute(update(store.outbox).where(store.outbox.c.id == row.id).values(
+            status="sent", sent_at=now, attempts=row.attempts + 1,
+            last_error="; ".join(f"{a}: {c} {m}" for a, (c, m) in refused.items()),
+        ))
+        for address, (code, message) in refused.items():
+            if code >= 500:
+                store.mark_undeliverable(conn, address, f"{code} {message}")
+    log.info("sent outbox #%d (%s) to %s", row.id, row.kind, ", ".join(row.recipients))
+
+
+def retry_failed(engine: Engine, now: datetime) -> int:
+    """Put failed messages back in the queue (after staff fixed the address or the server)."""
+    with store.atomic(engine) as conn:
+        result = conn.execute(update(store.outbox).where(store.outbox.c.status == "failed").values(
+            status="pending", attempts=0, next_attempt_at=now))
+    return int(result.rowcount or 0)
+
+
+def sender_of(settings: Settings) -> str:
+    return parseaddr(settings.outbox.sender)[1].lower()
+
+
+def require_deliverable(settings: Settings) -> None:
+    if settings.outbox.kind == "smtp" and not settings.outbox.host:
+        raise MailbotError("outbox.host is empty")

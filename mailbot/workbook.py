@@ -1,0 +1,353 @@
+"""The Excel tracker staff open: a summary with a chart, one sheet per group."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.chart import BarChart, Reference
+from openpyxl.cell.cell import Cell
+from openpyxl.chart.data_source import AxDataSource, StrRef
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.worksheet.worksheet import Worksheet
+
+from mailbot.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem
+from mailbot.wording import IDENTIFIED_BY, STATUS, local_time, warning_text
+
+SUMMARY_SHEET = "Tổng hợp"
+REVIEW_SHEET = "Chờ xem xét"
+
+GROUP_HEADERS = ("STT", "Mã đơn vị", "Tên đơn vị", "Trạng thái", "Thời điểm nộp lần đầu", "Số lần nộp",
+                 "Tệp đã nhận", "Nhận diện", "Lưu ý")
+SUMMARY_HEADERS = ("Nhóm", "Số đơn vị", STATUS["on_time"], STATUS["late"], STATUS["missing"], "Tỉ lệ đã nộp")
+REVIEW_HEADERS = ("Số", "Người gửi", "Tiêu đề", "Nhận lúc", "Lý do", "Tệp")
+STATUS_ORDER = ("on_time", "late", "missing")
+
+DATE_FORMAT = "dd/mm/yyyy hh:mm"
+PERCENT_FORMAT = "0.0%"
+RECEIPT_FORMAT = '"#"0'  # shows #12, the number staff type in `mailbot review assign`
+
+MIN_WIDTH, MAX_WIDTH = 8, 60
+LINE_HEIGHT = 15.0  # points per line of the default 11 pt font
+
+# Excel's own Good / Neutral / Bad styles: light fills with dark text stay legible when printed in grey,
+# and the status word itself carries the meaning.
+STATUS_FILL = {"on_time": "C6EFCE", "late": "FFEB9C", "missing": "FFC7CE"}
+STATUS_FONT = {"on_time": "006100", "late": "9C5700", "missing": "9C0006"}
+# Chart colours differ in lightness too, so the three series stay apart on a black-and-white printout.
+SERIES_COLOUR = {"on_time": "70AD47", "late": "FFC000", "missing": "C00000"}
+
+_HEADER_FILL = PatternFill("solid", fgColor="D9E1F2")
+_HEADER_FONT = Font(bold=True)
+_THIN = Side(style="thin", color="808080")
+_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+_TOP = Alignment(vertical="top")
+_WRAP = Alignment(vertical="top", wrap_text=True)
+_FORBIDDEN = re.compile(r"[\[\]:*?/\\\x00-\x1f]")
+_SHEET_NAME_LIMIT = 31
+
+
+def build_tracker(cs: CampaignStatus, zone: ZoneInfo, *, generated_at: datetime) -> Workbook:
+    """The whole tracker in memory; ``generated_at`` must be aware (it is printed in ``zone``)."""
+    if generated_at.tzinfo is None:
+        raise ValueError("generated_at must be timezone-aware")
+    wb = Workbook()
+    summary = wb.active
+    summary.title = SUMMARY_SHEET
+    taken = {SUMMARY_SHEET.casefold(), REVIEW_SHEET.casefold()}
+    sheet_of: dict[str, str] = {}
+    for group, members in cs.groups().items():
+        sheet_of[group] = unique_sheet_name(group, taken)
+        _group_sheet(wb.create_sheet(sheet_of[group]), cs, group, members, zone)
+    _review_sheet(wb.create_sheet(REVIEW_SHEET), cs, zone)
+    _summary_sheet(summary, cs, sheet_of, zone, generated_at)
+    wb.properties.title = cs.campaign.title
+    wb.properties.creator = "mailbot"
+    return wb
+
+
+def save_tracker(cs: CampaignStatus, zone: ZoneInfo, path: Path, *, generated_at: datetime) -> Path:
+    """Write the tracker to ``path`` (parents created) via a temporary file, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(tracker_bytes(cs, zone, generated_at=generated_at))
+    partial.replace(path)
+    return path
+
+
+def tracker_bytes(cs: CampaignStatus, zone: ZoneInfo, *, generated_at: datetime) -> bytes:
+    """The .xlsx file as bytes, e.g. for an email attachment."""
+    buffer = io.BytesIO()
+    build_tracker(cs, zone, generated_at=generated_at).save(buffer)
+    return buffer.getvalue()
+
+
+# --- sheet names -------------------------------------------------------------------------------------------
+
+
+def unique_sheet_name(wanted: str, taken: set[str]) -> str:
+    """A legal Excel sheet name close to ``wanted`` (diacritics kept), not yet in ``taken``; adds it there.
+
+    Excel compares sheet names without regard to case, so ``taken`` holds casefolded names.
+    """
+    base = sanitise_sheet_name(wanted)
+    name, n = base, 1
+    while name.casefold() in taken:
+        n += 1
+        suffix = f" ({n})"
+        name = _clip(base, _SHEET_NAME_LIMIT - len(suffix)).rstrip() + suffix
+    taken.add(name.casefold())
+    return name
+
+
+def sanitise_sheet_name(wanted: str) -> str:
+    text = _FORBIDDEN.sub("-", unicodedata.normalize("NFC", wanted))
+    # Excel refuses names that begin or end with an apostrophe.
+    text = " ".join(text.split()).strip("'").strip()
+    return _clip(text, _SHEET_NAME_LIMIT).rstrip() or "Nhóm"
+
+
+def _clip(text: str, limit: int) -> str:
+    # The limit counts UTF-16 units: every Vietnamese letter is one, a rare emoji is two.
+    while len(text.encode("utf-16-le")) // 2 > limit:
+        text = text[:-1]
+    return text
+
+
+# --- summary -----------------------------------------------------------------------------------------------
+
+
+def _summary_sheet(ws: Worksheet, cs: CampaignStatus, sheet_of: dict[str, str], zone: ZoneInfo,
+                   generated_at: datetime) -> None:
+    ws["A1"] = cs.campaign.title
+    ws["A1"].font = Font(bold=True, size=14)
+    ws["A2"] = f"Hạn nộp: {local_time(cs.campaign.deadline, zone)}"
+    ws["A3"] = f"Cập nhật lúc {local_time(generated_at, zone)}"
+    ws["A4"] = f"Thư chờ cán bộ xem xét: {len(cs.review)}"
+    header_row = 6
+    rows = [summary_row(group, members) for group, members in cs.groups().items()]
+    rows.append(summary_total(rows))
+    _write_table(ws, header_row, SUMMARY_HEADERS, rows)
+    last = header_row + len(rows)
+    for r in range(header_row + 1, last + 1):
+        ws.cell(r, 6).number_format = PERCENT_FORMAT
+    for col in range(1, len(SUMMARY_HEADERS) + 1):
+        ws.cell(last, col).font = Font(bold=True)
+    _link_groups(ws, header_row + 1, list(sheet_of.values()))
+    _fit_columns(ws, [SUMMARY_HEADERS, *rows])  # the title lines above may overflow to the right
+    ws.add_chart(_status_chart(ws, header_row, last - 1, rows[:-1]), f"H{header_row}")
+    _print_setup(ws, cs.campaign.title, SUMMARY_SHEET, title_row=None)
+
+
+def summary_row(group: str, members: Sequence[InstitutionStatus]) -> list[Any]:
+    counts = [sum(1 for m in members if m.status == key) for key in STATUS_ORDER]
+    total = len(members)
+    return [group, total, *counts, _submitted_share(total, counts)]
+
+
+def summary_total(rows: Sequence[Sequence[Any]]) -> list[Any]:
+    # Plain values, not formulas: openpyxl cannot compute formulas, so scripts reading the file would see None.
+    sums = [sum(r[i] for r in rows) for i in range(1, 5)]
+    return ["Tổng cộng", *sums, _submitted_share(sums[0], sums[1:])]
+
+
+def _submitted_share(total: int, counts: Sequence[int]) -> float:
+    return (counts[0] + counts[1]) / total if total else 0.0
+
+
+def _link_groups(ws: Worksheet, first_row: int, sheets: Sequence[str]) -> None:
+    """Each group's name jumps to its sheet, a convenience for staff with many groups."""
+    for offset, sheet in enumerate(sheets):
+        cell = ws.cell(first_row + offset, 1)
+        cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{sheet.replace(chr(39), chr(39) * 2)}'!A1")
+        cell.font = Font(color="0563C1", underline="single")
+
+
+def _status_chart(ws: Worksheet, header_row: int, last_row: int, rows: Sequence[Sequence[Any]]) -> BarChart:
+    chart = BarChart()
+    chart.type = "col"
+    chart.grouping = "stacked"
+    chart.overlap = 100  # stacked bars need full overlap, otherwise Excel draws them side by side
+    chart.title = "Tình hình nộp báo cáo theo nhóm"
+    chart.x_axis.title = "Nhóm đơn vị"
+    chart.y_axis.title = "Số đơn vị"
+    data = Reference(ws, min_col=3, max_col=5, min_row=header_row, max_row=last_row)
+    chart.add_data(data, titles_from_data=True)
+    groups = Reference(ws, min_col=1, min_row=header_row + 1, max_row=last_row)
+    for series, key in zip(chart.series, STATUS_ORDER):
+        # Group names are text: a string reference (set_categories would declare them numbers).
+        series.cat = AxDataSource(strRef=StrRef(f=str(groups)))
+        series.graphicalProperties.solidFill = SERIES_COLOUR[key]
+        series.graphicalProperties.line.solidFill = SERIES_COLOUR[key]
+    _integer_axis(chart, max((r[1] for r in rows), default=0))
+    # openpyxl >= 3.1 marks axes as deleted by default, and recent Excel then hides them.
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
+    chart.legend.position = "b"
+    chart.width = max(16.0, 2.5 * len(rows) + 6)
+    chart.height = 9.0
+    return chart
+
+
+def _integer_axis(chart: BarChart, biggest: int) -> None:
+    # Institutions come whole: avoid ticks at 0.5 when groups are small.
+    chart.y_axis.scaling.min = 0
+    chart.y_axis.majorUnit = max(1, math.ceil(biggest / 10))
+    chart.y_axis.number_format = "0"
+
+
+# --- one sheet per group -----------------------------------------------------------------------------------
+
+
+def _group_sheet(ws: Worksheet, cs: CampaignStatus, group: str, members: Sequence[InstitutionStatus],
+                 zone: ZoneInfo) -> None:
+    rows = [institution_row(n, inst, zone) for n, inst in enumerate(members, start=1)]
+    _write_table(ws, 1, GROUP_HEADERS, rows)
+    for r, inst in enumerate(members, start=2):
+        ws.cell(r, 5).number_format = DATE_FORMAT
+        _paint_status(ws.cell(r, 4), inst.status)
+    _finish_table(ws, GROUP_HEADERS, rows, wrap=(3, 7, 8, 9))
+    _print_setup(ws, cs.campaign.title, group, title_row=1)
+
+
+def institution_row(number: int, inst: InstitutionStatus, zone: ZoneInfo) -> list[Any]:
+    """STT, code, name, status word, first submission (naive local), count, files, identification, notes."""
+    first = inst.submissions[0] if inst.submissions else None
+    return [
+        number, inst.code, inst.name, STATUS[inst.status], excel_time(inst.submitted_at, zone),
+        len(inst.submissions),
+        "\n".join(received_files(f for s in inst.submissions for f in s.files)),
+        IDENTIFIED_BY.get(first.identified_by, first.identified_by) if first else "",
+        "\n".join(plain_warnings(inst)),
+    ]
+
+
+def received_files(files: Iterable[FileRow]) -> list[str]:
+    """Names of the files kept in the archive (as in ``status --json``); a file sent twice is listed once."""
+    seen: set[tuple[str, str]] = set()
+    names: list[str] = []
+    for f in files:
+        if f.path and (f.name, f.sha256) not in seen:
+            seen.add((f.name, f.sha256))
+            names.append(f.name)
+    return names
+
+
+def plain_warnings(inst: InstitutionStatus) -> list[str]:
+    codes = [w for s in inst.submissions for w in (*s.warnings, *(x for f in s.files for x in f.warnings))]
+    # Details after ':' (sizes, limits) collapse into one sentence each, in first-seen order.
+    return list(dict.fromkeys(warning_text(c) for c in codes))
+
+
+def _paint_status(cell: Cell, status: str) -> None:
+    cell.fill = PatternFill("solid", fgColor=STATUS_FILL[status])
+    cell.font = Font(bold=True, color=STATUS_FONT[status])
+
+
+# --- review queue ------------------------------------------------------------------------------------------
+
+
+def _review_sheet(ws: Worksheet, cs: CampaignStatus, zone: ZoneInfo) -> None:
+    rows = [review_row(item, zone) for item in cs.review]
+    _write_table(ws, 1, REVIEW_HEADERS, rows)
+    for r in range(2, len(rows) + 2):
+        ws.cell(r, 1).number_format = RECEIPT_FORMAT
+        ws.cell(r, 4).number_format = DATE_FORMAT
+    _finish_table(ws, REVIEW_HEADERS, rows, wrap=(3, 5, 6))
+    _print_setup(ws, cs.campaign.title, REVIEW_SHEET, title_row=1)
+
+
+def review_row(item: ReviewItem, zone: ZoneInfo) -> list[Any]:
+    return [item.pk, item.sender, item.subject, excel_time(item.received_at, zone), review_reason(item),
+            "\n".join(received_files(item.files))]
+
+
+def review_reason(item: ReviewItem) -> str:
+    # Messages set aside after an internal error carry a technical (English) reason; staff get the plain words first.
+    if item.state != "error":
+        return item.reason
+    plain = warning_text("unreadable_message")
+    return f"{plain} (chi tiết kỹ thuật: {item.reason})" if item.reason else plain
+
+
+# --- shared layout -----------------------------------------------------------------------------------------
+
+
+def excel_time(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """Naive wall-clock time in ``zone``: Excel cells have no time zone."""
+    return moment.astimezone(zone).replace(tzinfo=None) if moment else None
+
+
+def _write_table(ws: Worksheet, header_row: int, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    for col, title in enumerate(headers, start=1):
+        cell = ws.cell(header_row, col, title)
+        cell.font, cell.fill, cell.border = _HEADER_FONT, _HEADER_FILL, _BORDER
+        cell.alignment = Alignment(vertical="center", wrap_text=True)
+    for r, row in enumerate(rows, start=header_row + 1):
+        for col, value in enumerate(row, start=1):
+            cell = ws.cell(r, col, value)
+            cell.border, cell.alignment = _BORDER, _TOP
+
+
+def _finish_table(ws: Worksheet, headers: Sequence[str], rows: Sequence[Sequence[Any]],
+                  wrap: Sequence[int]) -> None:
+    """Header frozen and filtered, widths fitted, wrapped columns given row heights."""
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(rows) + 1}"
+    widths = _fit_columns(ws, [headers, *rows])
+    for r, row in enumerate(rows, start=2):
+        for col in wrap:
+            ws.cell(r, col).alignment = _WRAP
+        lines = max((_line_count(row[c - 1], widths[c - 1]) for c in wrap), default=1)
+        if lines > 1:
+            # Excel does not grow rows for wrapped text written by a program, so size them here.
+            ws.row_dimensions[r].height = LINE_HEIGHT * lines
+
+
+def _fit_columns(ws: Worksheet, table: Sequence[Sequence[Any]]) -> list[float]:
+    widths: list[float] = []
+    for col in range(1, len(table[0]) + 1):
+        longest = max(_display_length(row[col - 1]) for row in table)
+        width = float(min(MAX_WIDTH, max(MIN_WIDTH, longest + 2)))
+        ws.column_dimensions[get_column_letter(col)].width = width
+        widths.append(width)
+    return widths
+
+
+def _display_length(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, datetime):
+        return len(DATE_FORMAT)
+    if isinstance(value, float):
+        return 7  # "100.0%"
+    return max((len(line) for line in str(value).split("\n")), default=0)
+
+
+def _line_count(value: Any, width: float) -> int:
+    # A rough estimate (one character per width unit) that errs towards a taller row rather than hidden text.
+    usable = max(1, int(width) - 2)
+    return sum(max(1, math.ceil(len(line) / usable)) for line in str(value or "").split("\n"))
+
+
+def _print_setup(ws: Worksheet, title: str, sheet_label: str, title_row: int | None) -> None:
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0  # as many pages tall as needed
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    if title_row:
+        ws.print_title_rows = f"{title_row}:{title_row}"  # repeat the header on every printed page
+    # '&' starts a code in Excel headers, so a literal one is doubled.
+    ws.oddHeader.center.text = f"{title} — {sheet_label}".replace("&", "&&")
+    ws.oddFooter.center.text = "Trang &P / &N"

@@ -1,0 +1,235 @@
+"""The Excel tracker: built from a hand-made status, saved, and read back as staff (and scripts) would."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import pytest
+
+from mailbot.models import Campaign
+from mailbot.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem, Submission
+from mailbot.wording import IDENTIFIED_BY, STATUS, warning_text
+from mailbot.workbook import (
+    GROUP_HEADERS, REVIEW_HEADERS, REVIEW_SHEET, SUMMARY_HEADERS, SUMMARY_SHEET, build_tracker, sanitise_sheet_name,
+    save_tracker, tracker_bytes, unique_sheet_name,
+)
+
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+UTC = timezone.utc
+DEADLINE = datetime(2023, 12, 5, 10, 0, tzinfo=UTC)  # 17:00 in Hải Phòng
+GENERATED = datetime(2023, 12, 6, 1, 30, tzinfo=UTC)  # 08:30 local
+TITLE = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
+SCHOOLS = "Trường THPT"
+OTHERS = "Đơn vị trực thuộc/Khác"
+OTHERS_SHEET = "Đơn vị trực thuộc-Khác"
+
+
+def _file(name: str, *, path: str = "archive/x", sha: str = "aa", warnings: tuple[str, ...] = ()) -> FileRow:
+    return FileRow(name=name, kind="docx", sha256=sha, size=1000, path=path, warnings=warnings)
+
+
+def _submission(pk: int, at: datetime, files: tuple[FileRow, ...], *, by: str = "address",
+                warnings: tuple[str, ...] = ()) -> Submission:
+    return Submission(pk=pk, message_id=f"<{pk}@truong.edu.vn>", sender=f"s{pk}@haiphong.edu.vn", subject="Báo cáo",
+                      received_at=at, identified_by=by, late=at > DEADLINE, files=files, warnings=warnings)
+
+
+def _inst(code: str, name: str, group: str, *subs: Submission) -> InstitutionStatus:
+    return InstitutionStatus(code=code, name=name, group=group, submissions=subs, deadline=DEADLINE)
+
+
+ON_TIME_AT = datetime(2023, 12, 4, 7, 5, tzinfo=UTC)  # 14:05 local
+LATE_AT = datetime(2023, 12, 5, 12, 15, tzinfo=UTC)  # 19:15 local
+REVIEW_AT = datetime(2023, 12, 5, 2, 0, tzinfo=UTC)  # 09:00 local
+
+
+@pytest.fixture()
+def cs() -> CampaignStatus:
+    on_time = _inst(
+        "THPT01", "Trường THPT Ngô Quyền", SCHOOLS,
+        _submission(1, ON_TIME_AT, (_file("Báo cáo ANTQ.docx", sha="a1", warnings=("legacy_doc",)),
+                                    _file("logo.png", path=""))),
+        # the same file sent again is listed once; the warning with a detail collapses into one sentence
+        _submission(2, ON_TIME_AT + timedelta(hours=1),
+                    (_file("Báo cáo ANTQ.docx", sha="a1", warnings=("legacy_doc",)), _file("Phụ lục.pdf", sha="p1")),
+                    warnings=("too_large:31457280",)),
+    )
+    late = _inst("THPT02", "Trường THPT Trần Phú", SCHOOLS,
+                 _submission(3, LATE_AT, (_file("bao cao.docx", sha="b1"),), by="name",
+                             warnings=("too_large:1",)))
+    missing = _inst("TT01", "Trung tâm Giáo dục thường xuyên Hải Phòng", OTHERS)
+    staff = _inst("TT02", "Trung tâm Kỹ thuật tổng hợp – Hướng nghiệp", OTHERS,
+                  _submission(4, ON_TIME_AT, (_file("BC.docx", sha="c1"),), by="staff"))
+    review = (
+        ReviewItem(pk=12, message_id="<r@gmail.com>", sender="nguoila@gmail.com", subject="Gửi báo cáo",
+                   received_at=REVIEW_AT, reason="không nhận ra đơn vị gửi thư", state="review",
+                   files=(_file("Báo cáo.docx", path="review/x"), _file("chu-ky.png", path=""))),
+        ReviewItem(pk=13, message_id="<x@unreadable.mailbot>", sender="", subject="", received_at=REVIEW_AT,
+                   reason="internal error while reading: ValueError: boom", state="error", files=()),
+    )
+    campaign = Campaign(id="antq-2023", title=TITLE, deadline=DEADLINE)
+    return CampaignStatus(campaign=campaign, institutions=(on_time, late, missing, staff), review=review)
+
+
+@pytest.fixture()
+def saved(cs: CampaignStatus, tmp_path: Path) -> openpyxl.Workbook:
+    path = save_tracker(cs, ZONE, tmp_path / "out" / "theo-doi.xlsx", generated_at=GENERATED)
+    assert path == tmp_path / "out" / "theo-doi.xlsx"
+    assert [p.name for p in path.parent.iterdir()] == ["theo-doi.xlsx"]  # no partial file left behind
+    return openpyxl.load_workbook(path)
+
+
+def _rows(ws, first: int = 2) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return [row for row in ws.iter_rows(min_row=first, values_only=True) if any(v is not None for v in row)]
+
+
+def test_sheet_names_keep_diacritics_and_are_legal(saved: openpyxl.Workbook) -> None:
+    assert saved.sheetnames == [SUMMARY_SHEET, SCHOOLS, OTHERS_SHEET, REVIEW_SHEET]
+
+
+def test_summary_header_lines(saved: openpyxl.Workbook) -> None:
+    ws = saved[SUMMARY_SHEET]
+    assert ws["A1"].value == TITLE
+    assert ws["A2"].value == "Hạn nộp: 17:00 ngày 05/12/2023"
+    assert ws["A3"].value == "Cập nhật lúc 08:30 ngày 06/12/2023"
+    assert ws["A4"].value == "Thư chờ cán bộ xem xét: 2"
+
+
+def test_summary_counts_per_group_and_total(saved: openpyxl.Workbook) -> None:
+    ws = saved[SUMMARY_SHEET]
+    table = [row[:6] for row in ws.iter_rows(min_row=6, max_row=9, values_only=True)]
+    assert table[0] == SUMMARY_HEADERS
+    assert table[1] == (SCHOOLS, 2, 1, 1, 0, 1.0)
+    assert table[2] == (OTHERS, 2, 1, 0, 1, 0.5)
+    assert table[3] == ("Tổng cộng", 4, 2, 1, 1, 0.75)
+    assert ws["F7"].number_format.endswith("%")
+    assert ws["A8"].hyperlink.location == f"'{OTHERS_SHEET}'!A1"
+
+
+def test_summary_chart_is_stacked_with_three_series(saved: openpyxl.Workbook) -> None:
+    charts = saved[SUMMARY_SHEET]._charts
+    assert len(charts) == 1
+    chart = charts[0]
+    assert chart.grouping == "stacked"
+    assert len(chart.series) == 3
+    titles = [s.tx.strRef.f.replace("$", "") for s in chart.series]
+    assert titles == [f"'{SUMMARY_SHEET}'!C6", f"'{SUMMARY_SHEET}'!D6", f"'{SUMMARY_SHEET}'!E6"]  # the status words
+    for series in chart.series:  # the group names as text, without the total row
+        assert series.cat.strRef.f.replace("$", "") == f"'{SUMMARY_SHEET}'!A7:A8"
+    assert chart.x_axis.title is not None and chart.y_axis.title is not None
+
+
+def test_group_rows_match_the_status(saved: openpyxl.Workbook) -> None:
+    ws = saved[SCHOOLS]
+    assert tuple(c.value for c in ws[1]) == GROUP_HEADERS
+    first, second = _rows(ws)
+    assert first == (1, "THPT01", "Trường THPT Ngô Quyền", STATUS["on_time"], datetime(2023, 12, 4, 14, 5), 2,
+                     "Báo cáo ANTQ.docx\nPhụ lục.pdf", IDENTIFIED_BY["address"],
+                     f"{warning_text('legacy_doc')}\n{warning_text('too_large')}")
+    assert second == (2, "THPT02", "Trường THPT Trần Phú", STATUS["late"], datetime(2023, 12, 5, 19, 15), 1,
+                      "bao cao.docx", IDENTIFIED_BY["name"], warning_text("too_large"))
+    assert ws["E2"].number_format == "dd/mm/yyyy hh:mm"
+    assert ws["G2"].alignment.wrap_text
+
+
+def test_missing_institution_row(saved: openpyxl.Workbook) -> None:
+    missing, staff = _rows(saved[OTHERS_SHEET])
+    assert missing == (1, "TT01", "Trung tâm Giáo dục thường xuyên Hải Phòng", "Chưa nộp", None, 0, None, None, None)
+    assert staff[1:4] == ("TT02", "Trung tâm Kỹ thuật tổng hợp – Hướng nghiệp", "Đúng hạn")
+    assert staff[7] == "Cán bộ xác nhận"
+
+
+def test_header_frozen_filtered_and_printable(saved: openpyxl.Workbook) -> None:
+    for name in (SCHOOLS, OTHERS_SHEET, REVIEW_SHEET):
+        ws = saved[name]
+        assert ws.freeze_panes == "A2"
+        assert ws["A1"].font.b
+        assert ws["A1"].fill.fgColor.rgb.endswith("D9E1F2")
+        assert ws.page_setup.orientation == "landscape"
+        assert ws.sheet_properties.pageSetUpPr.fitToPage
+    assert saved[SCHOOLS].auto_filter.ref == "A1:I3"
+    assert saved[REVIEW_SHEET].auto_filter.ref == "A1:F3"
+
+
+def test_column_widths_fit_within_bounds(saved: openpyxl.Workbook) -> None:
+    ws = saved[OTHERS_SHEET]
+    widths = {c: ws.column_dimensions[c].width for c in "ABCDEFGHI"}
+    assert all(8 <= w <= 60 for w in widths.values())
+    assert widths["C"] >= len("Trung tâm Kỹ thuật tổng hợp – Hướng nghiệp")
+    assert widths["A"] == 8
+
+
+def test_status_cells_are_coloured_per_status(saved: openpyxl.Workbook) -> None:
+    fills = {
+        saved[SCHOOLS]["D2"].value: saved[SCHOOLS]["D2"].fill.fgColor.rgb,
+        saved[SCHOOLS]["D3"].value: saved[SCHOOLS]["D3"].fill.fgColor.rgb,
+        saved[OTHERS_SHEET]["D2"].value: saved[OTHERS_SHEET]["D2"].fill.fgColor.rgb,
+    }
+    assert set(fills) == set(STATUS.values())
+    assert len(set(fills.values())) == 3
+    assert saved[OTHERS_SHEET]["D3"].fill.fgColor.rgb == fills[STATUS["on_time"]]
+
+
+def test_review_sheet_rows(saved: openpyxl.Workbook) -> None:
+    ws = saved[REVIEW_SHEET]
+    assert tuple(c.value for c in ws[1]) == REVIEW_HEADERS
+    first, second = _rows(ws)
+    assert first == (12, "nguoila@gmail.com", "Gửi báo cáo", datetime(2023, 12, 5, 9, 0),
+                     "không nhận ra đơn vị gửi thư", "Báo cáo.docx")
+    assert second[0] == 13
+    assert second[4].startswith(warning_text("unreadable_message"))
+    assert "ValueError: boom" in second[4]
+    assert ws["A2"].number_format == '"#"0'
+
+
+def test_tracker_bytes_load(cs: CampaignStatus) -> None:
+    data = tracker_bytes(cs, ZONE, generated_at=GENERATED)
+    assert data[:2] == b"PK"
+    assert openpyxl.load_workbook(io.BytesIO(data)).sheetnames[0] == SUMMARY_SHEET
+
+
+def test_empty_review_queue_still_has_its_sheet(cs: CampaignStatus) -> None:
+    quiet = CampaignStatus(campaign=cs.campaign, institutions=cs.institutions, review=())
+    wb = build_tracker(quiet, ZONE, generated_at=GENERATED)
+    assert wb[REVIEW_SHEET].max_row == 1
+    assert wb[REVIEW_SHEET].auto_filter.ref == "A1:F1"
+    assert wb[SUMMARY_SHEET]["A4"].value == "Thư chờ cán bộ xem xét: 0"
+
+
+def test_naive_generated_at_is_refused(cs: CampaignStatus) -> None:
+    with pytest.raises(ValueError):
+        build_tracker(cs, ZONE, generated_at=datetime(2023, 12, 6, 8, 30))
+
+
+@pytest.mark.parametrize(("wanted", "expected"), [
+    ("Đơn vị trực thuộc/Khác", "Đơn vị trực thuộc-Khác"),
+    ("Mầm non [A]: *?\\", "Mầm non -A-- ---"),
+    ("'Tiểu học'", "Tiểu học"),
+    ("", "Nhóm"),
+    ("Trường Trung học cơ sở quận Hồng Bàng", "Trường Trung học cơ sở quận Hồn"),
+])
+def test_sanitise_sheet_name(wanted: str, expected: str) -> None:
+    assert sanitise_sheet_name(wanted) == expected
+    assert len(sanitise_sheet_name(wanted)) <= 31
+
+
+def test_unique_sheet_names_ignore_case() -> None:
+    taken = {SUMMARY_SHEET.casefold()}
+    long = "Trường Trung học cơ sở quận Hồng Bàng"
+    names = [unique_sheet_name(n, taken) for n in ("Tổng hợp", "TIỂU HỌC", "Tiểu học", long, long + " 2")]
+    assert names == ["Tổng hợp (2)", "TIỂU HỌC", "Tiểu học (2)", "Trường Trung học cơ sở quận Hồn",
+                     "Trường Trung học cơ sở quận (2)"]
+    assert all(len(n) <= 31 for n in names)
+
+
+def test_every_group_from_the_roster_gets_a_sheet_even_with_colliding_names(cs: CampaignStatus) -> None:
+    clash = [*cs.institutions, _inst("X1", "Trường X", "Đơn vị trực thuộc:Khác"), _inst("X2", "Trường Y", "Tổng hợp")]
+    wb = build_tracker(CampaignStatus(campaign=cs.campaign, institutions=tuple(clash), review=()), ZONE,
+                       generated_at=GENERATED)
+    assert wb.sheetnames == [SUMMARY_SHEET, SCHOOLS, OTHERS_SHEET, f"{OTHERS_SHEET} (2)", "Tổng hợp (2)", REVIEW_SHEET]
+    codes = [r[1] for name in wb.sheetnames[1:-1] for r in _rows(wb[name])]
+    assert codes == [i.code for i in clash]
