@@ -13,22 +13,46 @@ from pathlib import Path
 
 import click
 
-from mailbot import config, pipeline, review, roster as roster_file, store
+from mailbot import config, dispatch, extensions, outbox, pipeline, review, roster as roster_file, store
 from mailbot.config import Settings
 from mailbot.errors import MailbotError
 from mailbot.status import as_json, campaign_status, pick_campaign
 
 
+class IsoDateTime(click.ParamType):
+    """``2023-12-02T08:00``, ``2023-12-02 08:00:00+07:00`` or ``2023-12-02``; without an offset, local time."""
+
+    name = "ISO-DATETIME"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO date-time such as 2023-12-05T17:00", param, ctx)
+
+
+ISO = IsoDateTime()
+
+
 @dataclass
 class State:
     config_path: Path
-    now: datetime | None = None
+    now: datetime | None = None  # naive values are read in the configured time zone
 
     def settings(self) -> Settings:
         return config.load(self.config_path)
 
-    def clock(self) -> datetime:
-        return self.now or datetime.now(timezone.utc)
+    def clock(self, settings: Settings | None = None) -> datetime:
+        if self.now is None:
+            return datetime.now(timezone.utc)
+        if self.now.tzinfo is None:
+            return self.now.replace(tzinfo=(settings or self.settings()).zone)
+        return self.now
+
+    def fixed_now(self, settings: Settings) -> datetime | None:
+        return self.clock(settings) if self.now else None
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -42,7 +66,7 @@ def _setup_logging(verbose: bool) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=config.DEFAULT_PATH,
               show_default=True, help="Configuration file (TOML).")
-@click.option("--now", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]),
+@click.option("--now", type=ISO,
               help="Act as if at this time (previews and tests).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each message handled.")
 @click.pass_context
@@ -52,7 +76,7 @@ def cli(ctx: click.Context, config_path: Path, now: datetime | None, verbose: bo
     Start with `mailbot demo`, then copy config.example.toml to mailbot.toml and run `mailbot check`.
     """
     _setup_logging(verbose)
-    ctx.obj = State(config_path, now.astimezone(timezone.utc) if now else None)
+    ctx.obj = State(config_path, now)
 
 
 @cli.command()
@@ -66,7 +90,7 @@ def run(state: State, once: bool) -> None:
     settings = state.settings()
     engine = store.connect(settings.db_url)
     while True:
-        report = pipeline.run_once(settings, engine)
+        report = pipeline.run_once(settings, engine, now=state.fixed_now(settings))
         click.echo(_summary(report), err=True)
         if once:
             return
@@ -75,7 +99,13 @@ def run(state: State, once: bool) -> None:
 
 def _summary(report: pipeline.RunReport) -> str:
     parts = [f"{n} {state}" for state, n in sorted(report.states.items())] or ["nothing new"]
-    return f"processed {report.fetched} message(s): " + ", ".join(parts) + (f"; moved {report.moved}" if report.moved else "")
+    line = f"processed {report.fetched} message(s): " + ", ".join(parts) + (f"; moved {report.moved}" if report.moved else "")
+    return line + "\n" + _delivery(report.delivery)
+
+
+def _delivery(d: outbox.DeliveryReport) -> str:
+    line = f"outbox: {d.sent} sent, {d.retrying} to retry, {d.failed} failed"
+    return line + (f" (last error: {d.errors[-1]})" if d.errors else "")
 
 
 @cli.command()
@@ -89,7 +119,7 @@ def status(state: State, campaign_id: str | None, as_json_: bool) -> None:
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    cs = campaign_status(engine, pick_campaign(settings.campaigns(), campaign_id, state.clock()))
+    cs = campaign_status(engine, pick_campaign(settings.campaigns(), campaign_id, state.clock(settings)))
     if as_json_:
         click.echo(json.dumps(as_json(cs), ensure_ascii=False, indent=2))
     else:
@@ -145,6 +175,108 @@ def review_assign(state: State, message_id: str, code: str, learn: bool, actor: 
     where = f"campaign {done.campaign_id}" + (" (late)" if done.late else "") if done.campaign_id else "no open campaign"
     click.echo(f"#{done.message_pk} assigned to {done.institution.code} {done.institution.name}: {where}"
                + ("; address learned" if done.learned else ""))
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only list who would be reminded or chased.")
+@click.pass_obj
+def remind(state: State, dry_run: bool) -> None:
+    """Queue and send today's reminders (before the deadline) and late notices (after it).
+
+    Each notice goes once per institution and day slot, whatever reruns happen.
+    Example: mailbot --now 2023-12-02T08:00 remind --dry-run
+    """
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    now = state.clock(settings)
+    planned = dispatch.queue_notices(settings, engine, now, dry_run=dry_run)
+    for p in planned:
+        to = ", ".join(p.recipients) or "(no usable address)"
+        click.echo(f"{p.status:10} {p.notice.kind:8} {p.notice.campaign.id} {p.notice.institution.code:10} {to}")
+    click.echo(f"{len(planned)} notice(s) due", err=True)
+    if not dry_run:
+        click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
+
+
+@cli.command()
+@click.option("--print", "print_", is_flag=True, default=True, help="Print the digest's text (default).")
+@click.option("--send", is_flag=True, help="Send today's digest to [notify] staff, with the Excel tracker.")
+@click.pass_obj
+def digest(state: State, print_: bool, send: bool) -> None:
+    """The staff's daily digest: progress per group, new reports, the review queue, failures.
+
+    Example: mailbot digest --send
+    """
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    now = state.clock(settings)
+    if send:
+        queued = dispatch.queue_digest(settings, engine, now)
+        click.echo("today's digest was already queued" if queued.status == "exists" else "digest queued", err=True)
+        click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
+        return
+    rendered, _ = dispatch.render_digest(settings, engine, now)
+    click.echo(f"Subject: {rendered.subject}\n\n{rendered.text}")
+
+
+@cli.command()
+@click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="The .xlsx file to write.")
+@click.option("--campaign", "campaign_id", help="Campaign id (default: the one whose deadline is nearest).")
+@click.pass_obj
+def export(state: State, output: Path, campaign_id: str | None) -> None:
+    """Write the Excel tracker (summary with chart, one sheet per group, review queue).
+
+    Example: mailbot export --output theo-doi.xlsx
+    """
+    from mailbot.workbook import save_tracker
+
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    now = state.clock(settings)
+    cs = campaign_status(engine, pick_campaign(settings.campaigns(), campaign_id, now))
+    click.echo(f"wrote {save_tracker(cs, settings.zone, output, generated_at=now)}")
+
+
+@cli.command(name="outbox")
+@click.argument("action", type=click.Choice(["list", "retry"]), default="list")
+@click.option("--limit", default=50, show_default=True, help="How many recent messages to list.")
+@click.pass_obj
+def outbox_command(state: State, action: str, limit: int) -> None:
+    """List what mailbot sent or failed to send, or retry the failed ones.
+
+    Example: mailbot outbox retry
+    """
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    now = state.clock(settings)
+    if action == "retry":
+        click.echo(f"{outbox.retry_failed(engine, now)} message(s) queued again", err=True)
+        click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
+        return
+    for row in outbox.recent(engine, limit):
+        click.echo(f"#{row.id:<5} {row.status:10} {row.kind:13} {', '.join(row.recipients)[:40]:40} "
+                   f"{row.attempts} {row.last_error[:60]}")
+
+
+@cli.command()
+@click.argument("code")
+@click.option("--until", "until", required=True, type=ISO,
+              help="The institution's own deadline (local time).")
+@click.option("--campaign", "campaign_id", help="Campaign id (default: the one whose deadline is nearest).")
+@click.option("--reason", default="", help="Why (kept with the record).")
+@click.option("--by", "actor", default=None, help="Who grants it (default: the login name).")
+@click.pass_obj
+def extend(state: State, code: str, until: datetime, campaign_id: str | None, reason: str, actor: str | None) -> None:
+    """Grant one institution a later deadline; lateness and reminders follow it.
+
+    Example: mailbot extend THPT-NQ --until 2023-12-08T17:00 --reason "mất điện"
+    """
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    campaign = pick_campaign(settings.campaigns(), campaign_id, state.clock(settings))
+    deadline = until.replace(tzinfo=settings.zone) if until.tzinfo is None else until
+    extensions.grant(engine, campaign, code, deadline, actor=actor or getpass.getuser(), reason=reason)
+    click.echo(f"{code}: deadline for {campaign.id} is now {deadline.isoformat()}")
 
 
 @cli.command()

@@ -119,10 +119,13 @@ def _accepts(campaign: Campaign, arrived: datetime) -> bool:
 
 
 def is_late(campaign: Campaign, arrived: datetime, extension: datetime | None = None) -> bool:
-    return arrived > max(campaign.deadline, extension or campaign.deadline)
+    return arrived > (extension or campaign.deadline)
 
 
-def identify(mail: InboundMail, roster: Roster, campaigns: tuple[Campaign, ...]) -> Verdict:
+def identify(
+    mail: InboundMail, roster: Roster, campaigns: tuple[Campaign, ...],
+    extensions: dict[tuple[str, str], datetime] | None = None,
+) -> Verdict:
     """Attribute a parsed message to an institution and a campaign, or say why staff must look."""
     inst, how, why = institution_of(mail, roster)
     if inst is None:
@@ -130,4 +133,5 @@ def identify(mail: InboundMail, roster: Roster, campaigns: tuple[Campaign, ...])
     campaign, why_not = campaign_for(mail, inst, campaigns)
     if campaign is None:
         return Verdict(inst, how, None, reason=why_not)
-    return Verdict(inst, how, campaign.id, late=is_late(campaign, mail.arrived), reason=why)
+    own_deadline = (extensions or {}).get((campaign.id, inst.code))
+    return Verdict(inst, how, campaign.id, late=is_late(campaign, mail.arrived, own_deadline), reason=why)

@@ -18,7 +18,7 @@ from email.policy import SMTP
 from email.utils import parseaddr
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Text, func, select, type_coerce, update
 from sqlalchemy.engine import Connection, Row
 
 from mailbot import store
@@ -73,7 +73,7 @@ def _sent_today(conn: Connection, address: str, day_start: datetime) -> int:
     o = store.outbox
     query = select(func.count()).select_from(o).where(
         o.c.created_at >= day_start, o.c.kind.not_in(UNLIMITED_KINDS), o.c.status.in_(("pending", "sent")),
-        o.c.recipients.like(f'%"{address}"%'),
+        type_coerce(o.c.recipients, Text).like(f'%"{address}"%'),  # the JSON list holds it quoted
     )
     return int(conn.execute(query).scalar_one())
 
@@ -226,3 +226,9 @@ def sender_of(settings: Settings) -> str:
 def require_deliverable(settings: Settings) -> None:
     if settings.outbox.kind == "smtp" and not settings.outbox.host:
         raise MailbotError("outbox.host is empty")
+
+
+def recent(engine: Engine, limit: int) -> list[Row]:
+    with engine.connect() as conn:
+        o = store.outbox
+        return list(reversed(conn.execute(select(o).order_by(o.c.id.desc()).limit(limit)).all()))

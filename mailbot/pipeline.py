@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mailbot import archive, outbox, receipts, roster as roster_file, store
 from mailbot.config import Settings
+from mailbot.extensions import all_extensions
 from mailbot.identify import Roster, identify
 from mailbot.inbox import Inbox, open_inbox
 from mailbot.models import ArchivedFile, Campaign, FileKind, InboundMail, RawMail, Verdict
@@ -57,6 +58,7 @@ class Context:
     campaigns: tuple[Campaign, ...]
     templates: Templates
     key: bytes  # signs our Message-IDs so bounces can be matched to what we sent
+    extensions: dict[tuple[str, str], datetime]
     now: datetime | None = None
 
     def clock(self) -> datetime:
@@ -70,7 +72,7 @@ class Context:
 def make_context(settings: Settings, engine: Engine, now: datetime | None = None) -> Context:
     return Context(
         settings, engine, load_roster(engine), settings.campaigns(), load_templates(settings),
-        secret_key(settings.data_dir), now,
+        secret_key(settings.data_dir), all_extensions(engine), now,
     )
 
 
@@ -146,7 +148,7 @@ def process(raw: RawMail, ctx: Context) -> Outcome:
     fingerprint = archive.sha256(raw.data)
     try:
         mail = parse(raw, ctx.settings.limits)
-        verdict = identify(mail, ctx.roster, ctx.campaigns)
+        verdict = identify(mail, ctx.roster, ctx.campaigns, ctx.extensions)
     except Exception as exc:  # noqa: BLE001 - any bug on one message must not stop the others
         log.exception("uid %s: could not be read; set aside for staff", raw.uid)
         return _set_aside(raw, fingerprint, ctx, f"internal error while reading: {type(exc).__name__}: {exc}")

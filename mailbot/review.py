@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Row
 from mailbot import archive, store
 from mailbot.config import Settings
 from mailbot.errors import NotFound
+from mailbot.extensions import all_extensions
 from mailbot.identify import campaign_for, is_late
 from mailbot.models import Attachment, FileKind, IdentifiedBy, InboundMail, Institution
 
@@ -53,7 +54,7 @@ def assign(settings: Settings, engine: Engine, ref: str, code: str, *, actor: st
             raise NotFound(f"no institution with code {code!r} in the roster")
         mail = _as_mail(conn, row)
         campaign, _ = campaign_for(mail, inst, settings.campaigns())
-        late = bool(campaign and is_late(campaign, mail.arrived))
+        late = bool(campaign and is_late(campaign, mail.arrived, all_extensions(engine).get((campaign.id, code))))
         if campaign:
             _move_files(settings, conn, row.id, archive.institution_folder(campaign.id, inst))
         state = "submission" if any(f.is_report for f in mail.files) else "no_report"

@@ -44,7 +44,9 @@ class InstitutionStatus:
     name: str
     group: str
     submissions: tuple[Submission, ...]  # oldest first
-    deadline: datetime
+    deadline: datetime  # the campaign's, or the extension staff granted
+    emails: tuple[str, ...] = ()
+    extended: bool = False
 
     @property
     def status(self) -> str:
@@ -102,10 +104,20 @@ def _files(conn: Connection, message_pks: list[int]) -> dict[int, list[FileRow]]
     return out
 
 
+def extensions(conn: Connection, campaign_id: str) -> dict[int, datetime]:
+    """institution pk → its own deadline."""
+    e = store.extensions
+    return {r.institution_id: r.until for r in conn.execute(select(e).where(e.c.campaign_id == campaign_id))}
+
+
 def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
     with engine.connect() as conn:
         insts = [i for i in conn.execute(select(store.institutions).order_by(store.institutions.c.id))
                  if campaign.concerns(i.grp)]
+        learned: dict[str, list[str]] = defaultdict(list)
+        for address, code in store.learned_addresses(conn).items():
+            learned[code].append(address)
+        extended = extensions(conn, campaign.id)
         m = store.messages
         rows = list(conn.execute(
             select(m).where(m.c.campaign_id == campaign.id, m.c.state == "submission").order_by(m.c.received_at, m.c.id)
@@ -120,29 +132,35 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
         ))
     return CampaignStatus(
         campaign,
-        tuple(InstitutionStatus(i.code, i.name, i.grp, tuple(by_inst[i.id]), campaign.deadline) for i in insts),
+        tuple(
+            InstitutionStatus(i.code, i.name, i.grp, tuple(by_inst[i.id]), extended.get(i.id, campaign.deadline),
+                              tuple(dict.fromkeys([*i.emails, *learned[i.code]])), i.id in extended)
+            for i in insts
+        ),
         tuple(ReviewItem(r.id, r.message_id, r.sender, r.subject, r.received_at, r.reason, r.state, tuple(files[r.id]))
               for r in review),
     )
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+def _iso(moment: datetime | None, zone: Any = None) -> str | None:
+    return moment.astimezone(zone).isoformat() if moment else None
 
 
 def as_json(cs: CampaignStatus) -> dict[str, Any]:
     """The documented ``status --json`` shape."""
     c = cs.campaign
+    zone = c.deadline.tzinfo  # every time in the configured zone, as staff think of it
     return {
         "campaign": {"id": c.id, "title": c.title, "deadline": c.deadline.isoformat()},
         "institutions": [
             {
                 "code": i.code, "name": i.name, "group": i.group, "status": i.status,
-                "submitted_at": _iso(i.submitted_at),
+                "deadline": _iso(i.deadline, zone),
+                "submitted_at": _iso(i.submitted_at, zone),
                 "identified_by": i.submissions[0].identified_by if i.submissions else None,
                 "submissions": [
                     {
-                        "message_id": s.message_id, "from": s.sender, "received_at": s.received_at.isoformat(),
+                        "message_id": s.message_id, "from": s.sender, "received_at": _iso(s.received_at, zone),
                         "files": [{"name": f.name, "sha256": f.sha256, "size": f.size, "path": f.path}
                                   for f in s.files if f.path],
                         "warnings": list(s.warnings) + [w for f in s.files for w in f.warnings],
@@ -154,7 +172,7 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
         ],
         "review": [
             {"message_id": r.message_id, "from": r.sender, "subject": r.subject,
-             "received_at": r.received_at.isoformat(), "reason": r.reason}
+             "received_at": _iso(r.received_at, zone), "reason": r.reason}
             for r in cs.review
         ],
     }

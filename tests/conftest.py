@@ -35,6 +35,8 @@ password_env = "{password_env}"
 [roster]
 file = "roster.csv"
 
+{extra}
+
 [[campaign]]
 id = "antq-2023"
 title = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
@@ -77,11 +79,11 @@ def write_roster(path: Path, rows: list[dict]) -> None:  # type: ignore[type-arg
             writer.writerow([r["code"], r["name"], r["group"], ";".join(r["emails"])])
 
 
-def make_workspace(root: Path, server, extra_inbox: str = "") -> Workspace:  # type: ignore[no-untyped-def]
+def make_workspace(root: Path, server, extra_inbox: str = "", extra: str = "") -> Workspace:  # type: ignore[no-untyped-def]
     root.mkdir(parents=True, exist_ok=True)
     write_roster(root / "roster.csv", samples.load_demo_roster())
     text = CONFIG.format(host=server.host, port=server.port, user=server.user,
-                         password_env=PASSWORD_ENV, extra_inbox=extra_inbox)
+                         password_env=PASSWORD_ENV, extra_inbox=extra_inbox, extra=extra)
     (root / "mailbot.toml").write_text(text, encoding="utf-8")
     return Workspace(root, root / "mailbot.toml", server.password)
 

@@ -1,0 +1,114 @@
+"""Scheduled mail into the outbox: reminders and late notices to the missing, the digest to staff."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from mailbot import outbox, store
+from mailbot.chase import Notice, due_notices
+from mailbot.config import Settings
+from mailbot.digest import active_campaigns, digest_context
+from mailbot.errors import MailbotError
+from mailbot.notify import Templates, compose, department, load_templates, secret_key
+from mailbot.pipeline import local_day_start
+from mailbot.status import CampaignStatus, campaign_status
+from mailbot.wording import local_time
+from mailbot.workbook import tracker_bytes
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@dataclass(frozen=True)
+class Planned:
+    notice: Notice
+    recipients: tuple[str, ...]
+    status: str  # what queueing did: pending | suppressed | exists | failed (no usable address) | dry-run
+
+
+def _common(settings: Settings, now: datetime) -> dict[str, Any]:
+    return {"department": department(settings.outbox), "inbox_address": settings.outbox.address,
+            "now": local_time(now, settings.zone)}
+
+
+def statuses(settings: Settings, engine: Engine, now: datetime) -> list[CampaignStatus]:
+    live = active_campaigns(settings.campaigns(), now, settings.notify.late_until_days)
+    return [campaign_status(engine, c) for c in live]
+
+
+def recipients_for(notice: Notice, undeliverable: dict[str, str]) -> tuple[str, ...]:
+    """The institution's addresses that have not bounced; all of them if every one has."""
+    good = tuple(a for a in notice.institution.emails if a not in undeliverable)
+    return good or ()
+
+
+def plan_notices(settings: Settings, engine: Engine, now: datetime) -> list[Notice]:
+    return [n for cs in statuses(settings, engine, now)
+            for n in due_notices(cs, settings.chase(cs.campaign.id), now, settings.zone)]
+
+
+def queue_notices(settings: Settings, engine: Engine, now: datetime, *, dry_run: bool = False) -> list[Planned]:
+    """Queue each due notice once (its key makes reruns and restarts harmless)."""
+    notices = plan_notices(settings, engine, now)
+    with engine.connect() as conn:
+        bad = store.undeliverable_addresses(conn)
+    if dry_run:
+        return [Planned(n, recipients_for(n, bad), "dry-run") for n in notices]
+    templates, key = load_templates(settings), secret_key(settings.data_dir)
+    return [_queue_notice(settings, engine, templates, key, n, recipients_for(n, bad), now) for n in notices]
+
+
+def _notice_context(settings: Settings, n: Notice, now: datetime) -> dict[str, Any]:
+    i, zone = n.institution, settings.zone
+    return {
+        **_common(settings, now),
+        "institution": {"code": i.code, "name": i.name, "group": i.group},
+        "campaign": {"id": n.campaign.id, "title": n.campaign.title},
+        "deadline": local_time(i.deadline, zone), "deadline_short": f"{i.deadline.astimezone(zone):%d/%m/%Y}",
+        "days_left": n.days, "days_late": n.days,
+    }
+
+
+def _queue_notice(
+    settings: Settings, engine: Engine, templates: Templates, key: bytes, n: Notice, to: tuple[str, ...], now: datetime
+) -> Planned:
+    rendered = templates.render(n.kind, _notice_context(settings, n, now))
+    msg = compose(settings.outbox, key, n.kind, to or ("undisclosed-recipients:;",), rendered, when=now)
+    with store.atomic(engine) as conn:
+        inst_pk = store.institution_pk(conn, n.institution.code)
+        queued = outbox.queue(conn, key=n.key, kind=n.kind, msg=msg, recipients=to, now=now,
+                              day_start=local_day_start(now, settings.zone),
+                              limit=settings.notify.max_auto_per_address_per_day,
+                              institution_id=inst_pk, campaign_id=n.campaign.id)
+        if not to and queued.status != "exists":
+            conn.execute(store.outbox.update().where(store.outbox.c.id == queued.outbox_id).values(
+                status="failed", last_error="đơn vị không có địa chỉ thư dùng được trong danh sách"))
+            return Planned(n, to, "failed")
+    return Planned(n, to, queued.status)
+
+
+def render_digest(settings: Settings, engine: Engine, now: datetime) -> tuple[Any, list[CampaignStatus]]:
+    found = statuses(settings, engine, now)
+    context = digest_context(engine, found, now, settings.zone, _common(settings, now))
+    return load_templates(settings).render("digest", context), found
+
+
+def queue_digest(settings: Settings, engine: Engine, now: datetime) -> outbox.Queued:
+    """Today's digest to staff, with one Excel tracker per active campaign; once per day."""
+    if not settings.notify.staff:
+        raise MailbotError("notify.staff is empty: list the staff addresses that receive the digest")
+    rendered, found = render_digest(settings, engine, now)
+    day = now.astimezone(settings.zone)
+    attachments = tuple(
+        (f"theo-doi-{cs.campaign.id}-{day:%Y%m%d}.xlsx", tracker_bytes(cs, settings.zone, generated_at=now), XLSX)
+        for cs in found
+    )
+    msg = compose(settings.outbox, secret_key(settings.data_dir), "digest", settings.notify.staff, rendered,
+                  when=now, attachments=attachments)
+    with store.atomic(engine) as conn:
+        return outbox.queue(conn, key=f"digest:{day:%Y-%m-%d}", kind="digest", msg=msg,
+                            recipients=tuple(settings.notify.staff), now=now,
+                            day_start=local_day_start(now, settings.zone), limit=0)

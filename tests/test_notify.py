@@ -1,0 +1,200 @@
+"""Receipts, reminders, late notices and the digest, from a real Dovecot to a real SMTP server."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from openpyxl import load_workbook
+
+from mailbot import samples
+from tests.conftest import make_workspace
+
+STAFF = "truongphong@haiphong.edu.vn"
+
+
+def smtp_section(sink, *, extra: str = "", notify: str = "") -> str:  # type: ignore[no-untyped-def]
+    return f"""
+[outbox]
+kind = "smtp"
+host = "{sink.host}"
+port = {sink.port}
+security = "plain"
+from = "Phòng GDTX&ĐH - Sở GDĐT Hải Phòng <gdtx@haiphong.edu.vn>"
+{extra}
+
+[notify]
+staff = ["{STAFF}"]
+reminders_before_days = [7, 3, 1]
+late_every_days = 2
+late_until_days = 10
+{notify}
+"""
+
+
+@pytest.fixture
+def setup(tmp_path, dovecot, smtp_sink, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
+    ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink))
+    return ws, dovecot, smtp_sink
+
+
+def machine_mail() -> dict[str, bytes]:
+    report = [("bc.docx", samples.make_report_docx("Trường THPT Thái Phiên"), "application/octet-stream")]
+    school = "thptthaiphien@haiphong.edu.vn"
+    base = dict(sender_name="", subject="Báo cáo", body="x", attachments=report)
+    return {
+        "auto-reply": samples.make_email(sender=school, extra_headers={"Auto-Submitted": "auto-replied"}, **base),
+        "out-of-office": samples.make_email(sender=school, extra_headers={"X-Autoreply": "yes", "Precedence": "bulk"}, **base),
+        "list": samples.make_email(sender=school, extra_headers={"List-Id": "<gv.haiphong.edu.vn>"}, **base),
+        "noreply": samples.make_email(sender="no-reply@moet.gov.vn", **base),
+        "ourselves": samples.make_email(sender="gdtx@haiphong.edu.vn", **base),
+    }
+
+
+def test_receipts_one_per_human_submission_in_thread_none_to_machines(setup):
+    ws, dovecot, sink = setup
+    cases = samples.demo_cases(samples.load_demo_roster())
+    for case in cases:
+        dovecot.append(case.raw, case.arrival)
+    for raw in machine_mail().values():
+        dovecot.append(raw, cases[0].arrival)
+    ws.cli("run", "--once")
+    got = sink.wait_for(len(cases))
+    assert len(got) == len(cases)  # every demo message is from a person: submission, no-report or review receipt
+    by_reply = {c.message["In-Reply-To"]: c for c in got}
+    for case in cases:
+        receipt = by_reply[case.message_id]
+        msg = receipt.message
+        assert msg["Subject"].startswith("Re: ")
+        assert case.message_id in msg["References"]
+        assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Auto-Response-Suppress"] == "All"
+        text = msg.get_body(("plain",)).get_content()
+        assert "Số biên nhận" in text or "số biên nhận" in text
+        if case.expect and case.files:
+            assert ("Nộp muộn" in text) == case.late
+            for name in case.files:
+                assert name in text
+    machines = {"no-reply@moet.gov.vn", "gdtx@haiphong.edu.vn", "thptthaiphien@haiphong.edu.vn"}
+    assert not machines & {r for c in got for r in c.rcpt_tos}
+    ws.cli("run", "--once")
+    assert len(sink.messages) == len(got)  # a second run sends nothing new
+
+
+def test_reminders_go_exactly_to_the_missing_once_per_slot(setup):
+    ws, dovecot, sink = setup
+    for case in samples.demo_cases(samples.load_demo_roster()):
+        dovecot.append(case.raw, case.arrival)
+    ws.cli("run", "--once")
+    sink.clear()
+    status = ws.status()
+    missing = {i["code"] for i in status["institutions"] if i["status"] == "missing"}
+    roster = {r["code"]: r["emails"] for r in samples.load_demo_roster()}
+    with_address = {c for c in missing if roster[c]}
+
+    ws.cli("--now", "2023-12-02T08:00", "remind")
+    got = sink.wait_for(len(with_address))
+    assert {tuple(sorted(c.rcpt_tos)) for c in got} == {tuple(sorted(roster[c])) for c in with_address}
+    assert all(c.message["Auto-Submitted"] == "auto-generated" for c in got)
+    assert "còn 3 ngày" in got[0].message.get_body(("plain",)).get_content()
+    out = ws.cli("--now", "2023-12-02T15:00", "remind")  # same day again: nothing new
+    assert "pending" not in out.stdout and len(sink.messages) == len(with_address)
+
+    sink.clear()
+    ws.cli("--now", "2023-12-06T08:00", "remind")  # the day after the deadline: late notices
+    late = sink.wait_for(len(with_address))
+    assert all(c.message["Subject"].startswith("Báo cáo quá hạn") for c in late)
+    ws.cli("--now", "2023-12-07T08:00", "remind")  # late_every_days = 2: not again the next day
+    assert len(sink.messages) == len(with_address)
+    ws.cli("--now", "2023-12-08T08:00", "remind")
+    assert len(sink.wait_for(2 * len(with_address))) == 2 * len(with_address)
+
+
+def test_extension_moves_lateness_and_brings_fresh_reminders(setup):
+    ws, dovecot, sink = setup
+    ws.cli("run", "--once")
+    ws.cli("extend", "THPT-TPH", "--until", "2023-12-10T17:00", "--reason", "Nhà trường xin gia hạn", "--by", "cán bộ A")
+    sink.clear()
+    ws.cli("--now", "2023-12-07T08:00", "remind")
+    got = sink.wait_for(1)
+    to_thai_phien = [c for c in got if "thptthaiphien@haiphong.edu.vn" in c.rcpt_tos]
+    assert len(to_thai_phien) == 1 and to_thai_phien[0].message["Subject"].startswith("Nhắc gửi báo cáo")
+    late_doc = samples.make_email(sender="thptthaiphien@haiphong.edu.vn", sender_name="", subject="Báo cáo", body="x",
+                                  attachments=[("bc.docx", samples.make_report_docx("Trường THPT Thái Phiên"), "application/octet-stream")])
+    dovecot.append(late_doc, datetime(2023, 12, 8, 2, 0, tzinfo=timezone.utc))
+    ws.cli("run", "--once")
+    inst = next(i for i in ws.status()["institutions"] if i["code"] == "THPT-TPH")
+    assert inst["status"] == "on_time" and inst["deadline"].startswith("2023-12-10T17:00")
+
+
+def test_digest_to_staff_with_tracker_matching_status(setup):
+    ws, dovecot, sink = setup
+    for case in samples.demo_cases(samples.load_demo_roster()):
+        dovecot.append(case.raw, case.arrival)
+    ws.cli("run", "--once")
+    sink.clear()
+    ws.cli("--now", "2023-12-06T07:30", "digest", "--send")
+    (digest,) = sink.wait_for(1)
+    assert digest.rcpt_tos == (STAFF,)
+    msg = digest.message
+    assert msg["Subject"].startswith("Tổng hợp tình hình nộp báo cáo ngày 06/12/2023")
+    html = msg.get_body(("html",)).get_content()
+    assert "Thư cần cán bộ xem xét (1)" in html and "<script" not in html
+    (attachment,) = [p for p in msg.iter_attachments() if p.get_filename().endswith(".xlsx")]
+    book = load_workbook(io.BytesIO(attachment.get_content()))
+    rows = {}
+    for sheet in book.worksheets[1:-1]:
+        for row in sheet.iter_rows(min_row=2, values_only=True):
+            rows[row[1]] = row[3]
+    from mailbot.wording import STATUS
+    status = ws.status()
+    assert rows == {i["code"]: STATUS[i["status"]] for i in status["institutions"]}
+    ws.cli("--now", "2023-12-06T09:00", "digest", "--send")
+    ws.cli("--now", "2023-12-06T09:00", "run", "--once")
+    assert len(sink.messages) == 1
+
+
+def test_smtp_auth_starttls_and_transient_failure_retry(tmp_path, dovecot, smtp_factory, monkeypatch):
+    sink = smtp_factory(auth={"gdtx@haiphong.edu.vn": "smtp-pw-456"}, starttls=True)
+    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
+    monkeypatch.setenv("SMTP_PW", "smtp-pw-456")
+    extra = f'username = "gdtx@haiphong.edu.vn"\npassword_env = "SMTP_PW"\nca_file = "{sink.cert_path}"'
+    ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(sink, extra=extra).replace('security = "plain"', 'security = "starttls"'))
+    case = samples.demo_cases(samples.load_demo_roster())[0]
+    dovecot.append(case.raw, case.arrival)
+    sink.fail_next.append((451, "4.3.0 Try again later"))
+    first = ws.cli("run", "--once")
+    assert "1 to retry" in first.stderr and "451" in first.stderr and "smtp-pw-456" not in first.stderr
+    assert sink.messages == []
+    later = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
+    ws.cli("--now", later, "run", "--once")
+    (got,) = sink.wait_for(1)
+    assert got.message["In-Reply-To"] == case.message_id
+
+
+def test_permanent_refusal_marks_address_and_digest_lists_it(tmp_path, dovecot, smtp_factory, monkeypatch):
+    sink = smtp_factory(reject={"thptchuyentranphu@haiphong.edu.vn": (550, "5.1.1 No such user")})
+    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
+    ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(sink))
+    sender = next(r for r in samples.load_demo_roster() if r["code"] == "THPT-TP")["emails"][0]
+    mail = samples.make_email(sender=sender, sender_name="", subject="BC", body="x",
+                              attachments=[("a.docx", samples.make_report_docx("Trường THPT chuyên Trần Phú"), "application/octet-stream")])
+    dovecot.append(mail, datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc))
+    ws.cli("run", "--once")
+    assert "failed" in ws.cli("outbox", "list").stdout
+    digest = ws.cli("--now", "2023-12-02T07:30", "digest").stdout
+    assert sender in digest and "550" in digest
+
+
+def test_rate_limit_per_address_per_day(tmp_path, dovecot, smtp_sink, monkeypatch):
+    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
+    ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink, notify="max_auto_per_address_per_day = 3"))
+    sender = "thptngoquyen@haiphong.edu.vn"
+    for n in range(5):
+        dovecot.append(samples.make_email(sender=sender, sender_name="", subject=f"Lần {n}", body="x", attachments=[
+            ("a.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream")]),
+            datetime(2023, 12, 1, 2, n, tzinfo=timezone.utc))
+    ws.cli("run", "--once")
+    assert len(smtp_sink.wait_for(3)) == 3
+    assert ws.cli("outbox", "list").stdout.count("suppressed") == 2
