@@ -211,7 +211,7 @@ def digest(state: State, print_: bool, send: bool) -> None:
     engine = store.connect(settings.db_url)
     now = state.clock(settings)
     if send:
-        queued = dispatch.queue_digest(settings, engine, now)
+        queued, _ = dispatch.queue_digest(settings, engine, now)
         click.echo("today's digest was already queued" if queued.status == "exists" else "digest queued", err=True)
         click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
         return
@@ -287,15 +287,37 @@ def demo(folder: Path | None) -> None:
     Example: mailbot demo --dir /tmp/mailbot-demo
     """
     from mailbot.console import print_status
-    from mailbot.demo import build_demo
+    from mailbot.demo import DIGEST_AT, build_demo
+    from mailbot.workbook import save_tracker
 
     settings = build_demo(folder)
     engine = store.connect(settings.db_url)
     report = pipeline.run_once(settings, engine)
     click.echo(_summary(report), err=True)
     campaign = settings.campaigns()[0]
-    print_status(campaign_status(engine, campaign), settings.zone)
-    click.echo(f"\nDemo folder: {settings.data_dir.parent}  (config: {settings.data_dir.parent / 'mailbot.toml'})")
+    status_now = campaign_status(engine, campaign)
+    print_status(status_now, settings.zone)
+    root = settings.data_dir.parent
+    first_ack = next(iter(sorted(settings.outbox_dir.glob("*-ack.eml"))), None)
+    if first_ack:
+        click.echo(f"\n--- An acknowledgement, as the school receives it ({first_ack}) ---")
+        click.echo(_plain_text(first_ack.read_bytes()))
+    _, rendered = dispatch.queue_digest(settings, engine, DIGEST_AT)
+    outbox.deliver_due(settings, engine, store.now())
+    click.echo(f"--- The staff digest of {DIGEST_AT:%d/%m/%Y %H:%M} ---\nSubject: {rendered.subject}\n\n{rendered.text}")
+    tracker = save_tracker(status_now, settings.zone, root / "theo-doi.xlsx", generated_at=DIGEST_AT)
+    click.echo(f"Demo folder: {root}\n  config: {root / 'mailbot.toml'}\n  archive: {settings.archive_dir}\n"
+               f"  outgoing mail: {settings.outbox_dir}\n  Excel tracker: {tracker}")
+
+
+def _plain_text(raw: bytes) -> str:
+    import email
+    from email import policy
+
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    body = msg.get_body(("plain",))
+    head = f"To: {msg['To']}\nSubject: {msg['Subject']}\n\n"
+    return head + (body.get_content() if body else "")
 
 
 @cli.command()

@@ -14,6 +14,7 @@ from mailbot.config import Settings
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 DEADLINE = datetime(2023, 12, 5, 17, 0, tzinfo=ZONE)
+DIGEST_AT = datetime(2023, 12, 7, 7, 30, tzinfo=ZONE)  # a morning after the deadline, when staff read the digest
 
 CONFIG = """\
 # Demo configuration written by `mailbot demo`; see config.example.toml for every key.
@@ -26,6 +27,15 @@ path = "Maildir"
 
 [roster]
 file = "roster.csv"
+
+[outbox]
+# The demo writes outgoing mail as .eml files instead of sending it.
+kind = "file"
+path = "outbox"
+from = "Phòng GDTX&ĐH - Sở GDĐT Hải Phòng <gdtx@haiphong.edu.vn>"
+
+[notify]
+staff = ["lanhdao.gdtx@haiphong.edu.vn"]
 
 [[campaign]]
 id = "antq-2023"
@@ -56,7 +66,7 @@ def _write_roster(path: Path, rows: list[dict]) -> None:  # type: ignore[type-ar
 
 def _write_maildir(path: Path, messages: list[tuple[datetime, bytes]]) -> None:
     """One file per message in new/, its mtime set to the arrival time (as delivery agents do)."""
-    for sub in ("cur", "new", "tmp"):
+    for sub in ("cur", "new", "tmp"):  # a rerun replaces the inbox; the database keeps what it recorded
         (path / sub).mkdir(parents=True, exist_ok=True)
         for old in (path / sub).iterdir():
             old.unlink()

@@ -13,7 +13,7 @@ from mailbot.chase import Notice, due_notices
 from mailbot.config import Settings
 from mailbot.digest import active_campaigns, digest_context
 from mailbot.errors import MailbotError
-from mailbot.notify import Templates, compose, department, load_templates, secret_key
+from mailbot.notify import Rendered, Templates, compose, department, load_templates, secret_key
 from mailbot.pipeline import local_day_start
 from mailbot.status import CampaignStatus, campaign_status
 from mailbot.wording import local_time
@@ -90,13 +90,13 @@ def _queue_notice(
     return Planned(n, to, queued.status)
 
 
-def render_digest(settings: Settings, engine: Engine, now: datetime) -> tuple[Any, list[CampaignStatus]]:
+def render_digest(settings: Settings, engine: Engine, now: datetime) -> tuple[Rendered, list[CampaignStatus]]:
     found = statuses(settings, engine, now)
     context = digest_context(engine, found, now, settings.zone, _common(settings, now))
     return load_templates(settings).render("digest", context), found
 
 
-def queue_digest(settings: Settings, engine: Engine, now: datetime) -> outbox.Queued:
+def queue_digest(settings: Settings, engine: Engine, now: datetime) -> tuple[outbox.Queued, Rendered]:
     """Today's digest to staff, with one Excel tracker per active campaign; once per day."""
     if not settings.notify.staff:
         raise MailbotError("notify.staff is empty: list the staff addresses that receive the digest")
@@ -109,6 +109,7 @@ def queue_digest(settings: Settings, engine: Engine, now: datetime) -> outbox.Qu
     msg = compose(settings.outbox, secret_key(settings.data_dir), "digest", settings.notify.staff, rendered,
                   when=now, attachments=attachments)
     with store.atomic(engine) as conn:
-        return outbox.queue(conn, key=f"digest:{day:%Y-%m-%d}", kind="digest", msg=msg,
-                            recipients=tuple(settings.notify.staff), now=now,
-                            day_start=local_day_start(now, settings.zone), limit=0)
+        queued = outbox.queue(conn, key=f"digest:{day:%Y-%m-%d}", kind="digest", msg=msg,
+                              recipients=tuple(settings.notify.staff), now=now,
+                              day_start=local_day_start(now, settings.zone), limit=0)
+    return queued, rendered

@@ -104,7 +104,7 @@ def _write_file(folder: Path, row: Row) -> None:
     os.replace(tmp, target)
 
 
-def _connect(s: OutboxSettings) -> smtplib.SMTP:
+def connect(s: OutboxSettings) -> smtplib.SMTP:
     context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
     if s.security == "ssl":
         client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.effective_port, timeout=s.timeout_seconds, context=context)
@@ -120,7 +120,7 @@ def _connect(s: OutboxSettings) -> smtplib.SMTP:
 def _deliver_smtp(s: OutboxSettings, engine: Engine, rows: list[Row], now: datetime, report: DeliveryReport) -> None:
     where = f"{s.host}:{s.effective_port}"
     try:
-        client = _connect(s)
+        client = connect(s)
     except smtplib.SMTPAuthenticationError as exc:
         _all_retry(engine, rows, now, report, f"SMTP login refused at {where} for {s.username}: {exc.smtp_code}")
         return

@@ -198,3 +198,54 @@ def test_rate_limit_per_address_per_day(tmp_path, dovecot, smtp_sink, monkeypatc
     ws.cli("run", "--once")
     assert len(smtp_sink.wait_for(3)) == 3
     assert ws.cli("outbox", "list").stdout.count("suppressed") == 2
+
+
+def dsn(original_message_id: str, recipient: str) -> bytes:
+    """A delivery status notification as Postfix writes it (RFC 3464)."""
+    return (
+        "From: MAILER-DAEMON@mail.haiphong.edu.vn (Mail Delivery System)\r\n"
+        "To: gdtx@haiphong.edu.vn\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn-1@mail.haiphong.edu.vn>\r\nAuto-Submitted: auto-replied\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail system: host said 550 5.1.1 User unknown\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mail.haiphong.edu.vn\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: gdtx@haiphong.edu.vn\r\nTo: {recipient}\r\nMessage-ID: {original_message_id}\r\nSubject: Re: x\r\n"
+        "--B--\r\n"
+    ).encode()
+
+
+def test_bounce_of_our_message_marks_the_address_and_reminders_use_the_others(setup):
+    ws, dovecot, sink = setup
+    first, second = next(r for r in samples.load_demo_roster() if r["code"] == "PGD-LC")["emails"]
+    dovecot.append(samples.make_email(sender=first, sender_name="", subject="Gửi báo cáo", body="Em gửi ạ", attachments=[]),
+                   datetime(2023, 11, 20, 2, 0, tzinfo=timezone.utc))
+    ws.cli("run", "--once")
+    (ack,) = sink.wait_for(1)
+    assert ack.rcpt_tos == (first,) and "không kèm tệp báo cáo" in ack.message.get_body(("plain",)).get_content()
+    dovecot.append(dsn(ack.message["Message-ID"], first), datetime(2023, 11, 20, 2, 5, tzinfo=timezone.utc))
+    dovecot.append(dsn("<someone-else@example.com>", second), datetime(2023, 11, 20, 2, 6, tzinfo=timezone.utc))
+    ws.cli("run", "--once")
+    assert len(sink.messages) == 1  # no answer to the bounces
+    digest = ws.cli("--now", "2023-11-21T07:30", "digest").stdout
+    assert first in digest and second not in digest  # only a bounce of a message we really sent counts
+    sink.clear()
+    ws.cli("--now", "2023-12-02T08:00", "remind")
+    to_lc = [c for c in sink.wait_for(1) if second in c.rcpt_tos or first in c.rcpt_tos]
+    assert [c.rcpt_tos for c in to_lc] == [(second,)]
+
+
+def test_broken_template_is_reported_before_anything_is_sent(tmp_path, dovecot, smtp_sink, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    templates = tmp_path / "templates"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "templates", templates)
+    (templates / "reminder.txt.j2").write_text("Kính gửi {{ institution.name }\n", encoding="utf-8")
+    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
+    ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink, notify=f'templates_dir = "{templates}"'))
+    result = ws.cli("run", "--once", check=False)
+    assert result.returncode == 2 and "reminder.txt.j2" in result.stderr and "Traceback" not in result.stderr
+    check = ws.cli("check", check=False)
+    assert check.returncode == 1 and "reminder.txt.j2" in check.stdout
