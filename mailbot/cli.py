@@ -6,14 +6,13 @@ import getpass
 import json
 import logging
 import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
-from mailbot import config, dispatch, extensions, outbox, pipeline, review, roster as roster_file, store
+from mailbot import config, dispatch, extensions, logs, outbox, pipeline, review, roster as roster_file, store
 from mailbot.config import Settings
 from mailbot.errors import MailbotError
 from mailbot.status import as_json, campaign_status, pick_campaign
@@ -55,12 +54,6 @@ class State:
         return self.clock(settings) if self.now else None
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,33 +61,67 @@ def _setup_logging(verbose: bool) -> None:
               show_default=True, help="Configuration file (TOML).")
 @click.option("--now", type=ISO,
               help="Act as if at this time (previews and tests).")
-@click.option("-v", "--verbose", is_flag=True, help="Log each message handled.")
+@click.option("-v", "--verbose", is_flag=True, help="Log each message handled (always on for `run`).")
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True,
+              help="Log lines on stderr as text or as JSON objects.")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path, now: datetime | None, verbose: bool) -> None:
+def cli(ctx: click.Context, config_path: Path, now: datetime | None, verbose: bool, log_format: str) -> None:
     """mailbot: collects the reports schools send by email.
 
     Start with `mailbot demo`, then copy config.example.toml to mailbot.toml and run `mailbot check`.
     """
-    _setup_logging(verbose)
+    daemon = ctx.invoked_subcommand == "run" and "--once" not in sys.argv
+    logs.setup(logging.INFO if verbose or daemon else logging.WARNING, log_format)
     ctx.obj = State(config_path, now)
 
 
 @cli.command()
-@click.option("--once", is_flag=True, help="Fetch and process everything new, then exit.")
+@click.option("--once", is_flag=True, help="Fetch and process everything new, deliver the outbox, then exit.")
 @click.pass_obj
 def run(state: State, once: bool) -> None:
-    """Fetch new mail, identify and archive each report.
+    """Watch the inbox and process each school email as it arrives (the service).
 
-    Example: mailbot --config /etc/mailbot/mailbot.toml run --once
+    Uses IMAP IDLE where the server offers it, polling otherwise; sends reminders and the
+    digest at their hours; rides out server outages. SIGTERM/SIGINT stop it cleanly,
+    SIGHUP reloads the roster and the templates.
+    Example: mailbot --config /etc/mailbot/mailbot.toml run
     """
+    if not once:
+        from mailbot.daemon import Clock, Daemon
+
+        daemon = Daemon(state.config_path, Clock.starting_at(state.clock() if state.now else None))
+        raise SystemExit(daemon.run())
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    while True:
-        report = pipeline.run_once(settings, engine, now=state.fixed_now(settings))
-        click.echo(_summary(report), err=True)
-        if once:
+    progress = _Progress()
+    try:
+        report = pipeline.run_once(settings, engine, now=state.fixed_now(settings), on_message=progress)
+    finally:
+        progress.close()
+    click.echo(_summary(report), err=True)
+
+
+class _Progress:
+    """A progress bar on a terminal while a backlog is worked through; silent when not a terminal."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.task = 0
+
+    def __call__(self, _outcome: pipeline.Outcome) -> None:
+        if not sys.stderr.isatty():
             return
-        time.sleep(60)
+        if self.bar is None:
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("processing mail", total=None)
+        self.bar.advance(self.task)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _summary(report: pipeline.RunReport) -> str:

@@ -54,6 +54,8 @@ class InboxSettings(Secret):
     path: Path | None = None
     batch_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     timeout_seconds: float = Field(default=60.0, gt=0)
+    poll_seconds: float = Field(default=60.0, ge=1)
+    resync_minutes: float = Field(default=15.0, ge=1)
     ca_file: Path | None = None
 
     @model_validator(mode="after")
@@ -94,6 +96,8 @@ class OutboxSettings(Secret):
     timeout_seconds: float = Field(default=30.0, gt=0)
     ca_file: Path | None = None
     max_attempts: int = Field(default=8, ge=1)
+    retry_base_seconds: float = Field(default=60.0, gt=0)  # first retry after this, doubling, at most 6 hours
+    deliver_every_seconds: float = Field(default=30.0, ge=1)  # how often the service looks at the outbox
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -23,5 +23,13 @@ class InboxError(MailbotError):
     """The inbox (IMAP server or Maildir) cannot be reached or used."""
 
 
+class InboxAuthError(InboxError):
+    """The IMAP server refused the credentials: retrying soon will not help."""
+
+
+class AlreadyRunning(MailbotError):
+    """Another `mailbot run` holds the data folder."""
+
+
 class NotFound(MailbotError):
     """A message, institution or campaign named on the command line does not exist."""

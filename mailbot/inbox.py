@@ -6,6 +6,7 @@ import imaplib
 import mailbox
 import re
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +16,7 @@ from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
 
 from mailbot.config import InboxSettings
-from mailbot.errors import InboxError
+from mailbot.errors import InboxAuthError, InboxError
 from mailbot.models import RawMail
 
 MAX_BATCH_MESSAGES = 100
@@ -33,6 +34,7 @@ AnyMailBox = MailBox | MailBoxStartTls | MailBoxUnencrypted
 class Inbox(Protocol):
     source: str
     uidvalidity: int
+    pending: int
 
     def __enter__(self) -> "Inbox": ...
 
@@ -43,6 +45,18 @@ class Inbox(Protocol):
     def present(self, uids: set[str]) -> list[str]: ...
 
     def move(self, uids: list[str]) -> None: ...
+
+    def wait(self, seconds: float, stop: Callable[[], bool]) -> None: ...
+
+
+IDLE_REFRESH_SECONDS = 10 * 60  # re-issue IDLE well before the 29-minute limit of RFC 2177
+
+
+def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
+    """Sleep in short slices so that a signal is noticed within a second."""
+    deadline = time.monotonic() + seconds
+    while not stop() and time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
 def open_inbox(settings: InboxSettings) -> Inbox:
@@ -66,6 +80,7 @@ class MaildirInbox:
         self.path = path
         self.source = f"maildir:{path.resolve()}"
         self.uidvalidity = 0
+        self.pending = 0  # how many the current pass will fetch (for a progress bar)
         self._box = mailbox.Maildir(path, factory=None, create=False)
 
     def __enter__(self) -> "MaildirInbox":
@@ -77,6 +92,7 @@ class MaildirInbox:
     def batches(self, known: KnownUids) -> Iterator[list[RawMail]]:
         done = known(0)
         keys = sorted((k for k in self._box.iterkeys() if k not in done), key=self._mtime)
+        self.pending = len(keys)
         for start in range(0, len(keys), MAX_BATCH_MESSAGES):
             yield [self._read(k) for k in keys[start:start + MAX_BATCH_MESSAGES]]
 
@@ -94,6 +110,10 @@ class MaildirInbox:
     def move(self, uids: list[str]) -> None:
         return None
 
+    def wait(self, seconds: float, stop: Callable[[], bool]) -> None:
+        _sleep(seconds, stop)
+        self._box = mailbox.Maildir(self.path, factory=None, create=False)  # see files added meanwhile
+
 
 class ImapInbox:
     """One IMAP folder; handled mail may be moved to ``processed_folder`` once it is recorded."""
@@ -102,6 +122,7 @@ class ImapInbox:
         self.settings = settings
         self.source = f"imap://{settings.username}@{settings.host}:{settings.effective_port}/{settings.folder}"
         self.uidvalidity = 0
+        self.pending = 0  # how many the current pass will fetch (for a progress bar)
         self._box: AnyMailBox | None = None
 
     def __enter__(self) -> "ImapInbox":
@@ -134,7 +155,7 @@ class ImapInbox:
         try:
             box.login(s.username, password, initial_folder=None)
         except MailboxLoginError:
-            raise InboxError(f"IMAP login refused at {where} for user {s.username} (check the password)") from None
+            raise InboxAuthError(f"IMAP login refused at {where} for user {s.username} (check the password)") from None
         except _NETWORK_ERRORS as exc:
             raise InboxError(f"IMAP login failed at {where}: {exc}") from None
         return box
@@ -162,6 +183,7 @@ class ImapInbox:
         try:
             done = known(self.uidvalidity)
             uids = [u for u in self.box.uids("ALL") if u not in done]
+            self.pending = len(uids)
             for batch in self._size_batches(sorted(uids, key=int)):
                 yield self._fetch(batch)
         except _NETWORK_ERRORS as exc:
@@ -203,6 +225,28 @@ class ImapInbox:
             return None
         arrived = _internaldate(when.group(1).decode()) if when else datetime.now(timezone.utc)
         return RawMail(self.source, self.uidvalidity, uid.group(1).decode(), arrived, body)
+
+    @property
+    def can_idle(self) -> bool:
+        return "IDLE" in self.box.client.capabilities
+
+    def wait(self, seconds: float, stop: Callable[[], bool]) -> None:
+        """Until the server announces new mail (IDLE), ``seconds`` pass, or ``stop()`` says so."""
+        if not self.can_idle:
+            _sleep(seconds, stop)
+            self.box.client.noop()  # keeps the session alive and lets the server report changes
+            return
+        deadline = time.monotonic() + IDLE_REFRESH_SECONDS  # the server wakes us; `seconds` is for polling
+        try:
+            self.box.idle.start()
+            try:
+                while not stop() and time.monotonic() < deadline:
+                    if any(b"EXISTS" in r for r in self.box.idle.poll(timeout=1.0)):
+                        break
+            finally:
+                self.box.idle.stop()
+        except _NETWORK_ERRORS as exc:
+            raise InboxError(f"IMAP connection lost while waiting: {exc}") from None
 
     def present(self, uids: set[str]) -> list[str]:
         """Which of these recorded UIDs are still in the folder (a move to retry)."""

@@ -122,15 +122,15 @@ def _deliver_smtp(s: OutboxSettings, engine: Engine, rows: list[Row], now: datet
     try:
         client = connect(s)
     except smtplib.SMTPAuthenticationError as exc:
-        _all_retry(engine, rows, now, report, f"SMTP login refused at {where} for {s.username}: {exc.smtp_code}")
+        _all_retry(s, engine, rows, now, report, f"SMTP login refused at {where} for {s.username}: {exc.smtp_code}")
         return
     except (OSError, smtplib.SMTPException) as exc:
-        _all_retry(engine, rows, now, report, f"cannot reach SMTP server {where}: {exc}")
+        _all_retry(s, engine, rows, now, report, f"cannot reach SMTP server {where}: {exc}")
         return
     try:
         for index, row in enumerate(rows):
             if not _send_one(client, s, engine, row, now, report):
-                _all_retry(engine, rows[index + 1:], now, report, "SMTP connection lost")
+                _all_retry(s, engine, rows[index + 1:], now, report, "SMTP connection lost")
                 return
     finally:
         try:
@@ -144,13 +144,13 @@ def _send_one(client: smtplib.SMTP, s: OutboxSettings, engine: Engine, row: Row,
     try:
         refused = client.sendmail(s.address, list(row.recipients), row.raw)
     except smtplib.SMTPRecipientsRefused as exc:
-        _refused(engine, row, now, report, {a: (c, m) for a, (c, m) in exc.recipients.items()})
+        _refused(s, engine, row, now, report, {a: (c, m) for a, (c, m) in exc.recipients.items()})
         return True
     except smtplib.SMTPResponseException as exc:
-        _failure(engine, row, now, report, exc.smtp_code, f"{exc.smtp_code} {_text(exc.smtp_error)}")
+        _failure(s, engine, row, now, report, exc.smtp_code, f"{exc.smtp_code} {_text(exc.smtp_error)}")
         return not isinstance(exc, smtplib.SMTPServerDisconnected)
     except (OSError, smtplib.SMTPException) as exc:
-        _failure(engine, row, now, report, 0, f"SMTP connection lost: {exc}")
+        _failure(s, engine, row, now, report, 0, f"SMTP connection lost: {exc}")
         return False
     _mark_sent(engine, row, now, {a: (c, _text(m)) for a, (c, m) in refused.items()})
     report.sent += 1
@@ -161,20 +161,22 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _refused(engine: Engine, row: Row, now: datetime, report: DeliveryReport, refused: dict) -> None:  # type: ignore[type-arg]
+def _refused(s: OutboxSettings, engine: Engine, row: Row, now: datetime, report: DeliveryReport, refused: dict) -> None:  # type: ignore[type-arg]
     detail = "; ".join(f"{a}: {c} {_text(m)}" for a, (c, m) in refused.items())
     permanent = all(c >= 500 for c, _ in refused.values())
     with store.atomic(engine) as conn:
         for address, (code, message) in refused.items():
             if code >= 500:
                 store.mark_undeliverable(conn, address, f"{code} {_text(message)}")
-    _failure(engine, row, now, report, 550 if permanent else 450, detail)
+    _failure(s, engine, row, now, report, 550 if permanent else 450, detail)
 
 
-def _failure(engine: Engine, row: Row, now: datetime, report: DeliveryReport, code: int, detail: str) -> None:
+def _failure(
+    s: OutboxSettings, engine: Engine, row: Row, now: datetime, report: DeliveryReport, code: int, detail: str
+) -> None:
     attempts = row.attempts + 1
-    permanent = code >= 500 or attempts >= _max_attempts(row)
-    delay = min(timedelta(minutes=2 ** (attempts - 1)), MAX_BACKOFF)
+    permanent = code >= 500 or attempts >= s.max_attempts
+    delay = min(timedelta(seconds=s.retry_base_seconds * 2 ** (attempts - 1)), MAX_BACKOFF)
     with store.atomic(engine) as conn:
         conn.execute(update(store.outbox).where(store.outbox.c.id == row.id).values(
             attempts=attempts, last_error=detail[:500], status="failed" if permanent else "pending",
@@ -189,14 +191,12 @@ def _failure(engine: Engine, row: Row, now: datetime, report: DeliveryReport, co
     report.errors.append(detail)
 
 
-def _max_attempts(row: Row) -> int:
-    return 8  # about four hours of exponential backoff before giving up
-
-
-def _all_retry(engine: Engine, rows: list[Row], now: datetime, report: DeliveryReport, detail: str) -> None:
+def _all_retry(
+    s: OutboxSettings, engine: Engine, rows: list[Row], now: datetime, report: DeliveryReport, detail: str
+) -> None:
     log.warning("%s; %d message(s) wait for the next attempt", detail, len(rows))
     for row in rows:
-        _failure(engine, row, now, report, 0, detail)
+        _failure(s, engine, row, now, report, 0, detail)
 
 
 def _mark_sent(engine: Engine, row: Row, now: datetime, refused: dict[str, tuple[int, str]]) -> None:

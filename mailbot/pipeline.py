@@ -69,9 +69,12 @@ class Context:
         return {self.settings.outbox.address, self.settings.inbox.username.lower()} - {""}
 
 
-def make_context(settings: Settings, engine: Engine, now: datetime | None = None) -> Context:
+def make_context(
+    settings: Settings, engine: Engine, now: datetime | None = None, *, templates: Templates | None = None
+) -> Context:
+    """Everything one pass needs, read fresh (roster, extensions) so that staff changes apply at once."""
     return Context(
-        settings, engine, load_roster(engine), settings.campaigns(), load_templates(settings),
+        settings, engine, load_roster(engine), settings.campaigns(), templates or load_templates(settings),
         secret_key(settings.data_dir), all_extensions(engine), now,
     )
 
@@ -100,22 +103,30 @@ def run_once(
     """Fetch and record everything new, move what was recorded (if configured), deliver the outbox."""
     report = RunReport(roster_problems=import_roster(settings, engine))
     ctx = make_context(settings, engine, now)
-    ingest(ctx, report, inbox, on_message)
+    with inbox or open_inbox(settings.inbox) as box:
+        drain(ctx, box, report, on_message)
     report.delivery = outbox.deliver_due(settings, engine, ctx.clock())
     return report
 
 
-def ingest(ctx: Context, report: RunReport, inbox: Inbox | None, on_message: Callable[[Outcome], None] | None) -> None:
-    settings, engine = ctx.settings, ctx.engine
-    with inbox or open_inbox(settings.inbox) as box:
-        report.moved += _retry_moves(box, engine)
-        for batch in box.batches(lambda validity: _known(engine, box.source, validity)):
-            outcomes = [process(raw, ctx) for raw in batch]
-            for outcome in outcomes:
-                report.states[outcome.state] += 1
-                if on_message:
-                    on_message(outcome)
-            report.moved += _move(box, engine, [o.uid for o in outcomes if o.state != "error"])
+def drain(
+    ctx: Context, box: Inbox, report: RunReport, on_message: Callable[[Outcome], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Process what is new in an open inbox; stops between two messages when asked (the rest waits)."""
+    report.moved += _retry_moves(box, ctx.engine)
+    for batch in box.batches(lambda validity: _known(ctx.engine, box.source, validity)):
+        done: list[Outcome] = []
+        for raw in batch:
+            if should_stop():
+                break
+            done.append(process(raw, ctx))
+            report.states[done[-1].state] += 1
+            if on_message:
+                on_message(done[-1])
+        report.moved += _move(box, ctx.engine, [o.uid for o in done if o.state != "error"])
+        if should_stop():
+            return
 
 
 def _known(engine: Engine, source: str, uidvalidity: int) -> set[str]:
@@ -189,7 +200,8 @@ def _record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict,
     except IntegrityError:
         return _record_duplicate(raw, ctx, None, mail)  # recorded meanwhile by another run
     code = verdict.institution.code if verdict.institution else ""
-    log.info("recorded %s from %s as %s%s", mail.message_id, mail.sender or "?", state, f" ({code})" if code else "")
+    log.info("recorded %s from %s as %s%s", mail.message_id, mail.sender or "?", state, f" ({code})" if code else "",
+             extra={"message_id": mail.message_id, "institution": code, "state": state})
     return Outcome(raw.uid, state, pk, code, verdict.reason)
 
 

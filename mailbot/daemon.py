@@ -1,0 +1,220 @@
+"""`mailbot run`: watch the inbox (IDLE, else polling), run the scheduled jobs, ride out outages and signals."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from mailbot import config, dispatch, outbox, pipeline, store
+from mailbot.config import Settings
+from mailbot.errors import AlreadyRunning, ConfigError, InboxAuthError, InboxError, MailbotError
+from mailbot.inbox import Inbox, open_inbox
+from mailbot.notify import Templates, load_templates
+
+log = logging.getLogger("mailbot.daemon")
+MAX_BACKOFF = 300.0  # seconds between reconnection attempts, at most
+AUTH_BACKOFF = 600.0  # a refused password is retried slowly: someone has to fix it
+
+
+@dataclass
+class Clock:
+    """Real time, or real time shifted so that it started at ``--now`` (previews and tests)."""
+
+    offset: timedelta = timedelta(0)
+
+    @classmethod
+    def starting_at(cls, moment: datetime | None) -> "Clock":
+        return cls(moment - store.now() if moment else timedelta(0))
+
+    def now(self) -> datetime:
+        return store.now() + self.offset
+
+
+class Lock:
+    """One `mailbot run` per data folder: an exclusive lock on a pid file, released when the process dies."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "mailbot.pid"
+        self._fd: int | None = None
+
+    def __enter__(self) -> "Lock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise AlreadyRunning(f"another mailbot run (pid {other}) is already using {self.path.parent}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+def backoff(attempt: int, *, auth: bool = False) -> float:
+    return AUTH_BACKOFF if auth else min(MAX_BACKOFF, 2.0 ** min(attempt, 16))
+
+
+@dataclass
+class Daemon:
+    config_path: Path
+    clock: Clock = field(default_factory=Clock)
+    on_message: Callable[[pipeline.Outcome], None] | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)  # a resync asked by the scheduler
+    reload: threading.Event = field(default_factory=threading.Event)
+    _deliver_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.settings: Settings = config.load(self.config_path)
+        self.engine = store.connect(self.settings.db_url)
+        self.templates: Templates = load_templates(self.settings)
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        with Lock(self.settings.data_dir):
+            self._signals()
+            pipeline.import_roster(self.settings, self.engine)
+            scheduler = self._scheduler()
+            scheduler.start()
+            log.info("mailbot started (pid %d), watching %s", os.getpid(), self.settings.inbox.kind)
+            try:
+                self.catch_up()
+                self.watch()
+            finally:
+                scheduler.shutdown(wait=True)
+                log.info("mailbot stopped")
+        return 0
+
+    def _signals(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s: finishing the message in hand", signal.Signals(signum).name)
+            self.stop.set()
+
+        def hup(_signum: int, _frame: FrameType | None) -> None:
+            self.reload.set()
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+    def _scheduler(self) -> BackgroundScheduler:
+        s, zone = self.settings, self.settings.zone
+        scheduler = BackgroundScheduler(timezone=zone, job_defaults={"coalesce": True, "max_instances": 1,
+                                                                     "misfire_grace_time": 3600})
+        scheduler.add_job(self.deliver, IntervalTrigger(seconds=s.outbox.deliver_every_seconds), id="deliver")
+        scheduler.add_job(self.run_job, _at(s.notify.remind_at, zone), args=["remind"], id="remind")
+        scheduler.add_job(self.run_job, _at(s.notify.digest_at, zone), args=["digest"], id="digest")
+        scheduler.add_job(self.wake.set, IntervalTrigger(minutes=s.inbox.resync_minutes), id="resync")
+        return scheduler
+
+    # --- scheduled work ---------------------------------------------------------------------
+
+    def deliver(self) -> None:
+        """Serialised: two threads delivering at once would send the same row twice."""
+        with self._deliver_lock:
+            try:
+                outbox.deliver_due(self.settings, self.engine, self.clock.now())
+            except MailbotError as exc:
+                log.error("outbox delivery: %s", exc)
+
+    def run_job(self, name: str) -> None:
+        """Reminders or digest for today, once: the database remembers what ran, across restarts."""
+        now = self.clock.now()
+        key = f"{name}:{now.astimezone(self.settings.zone):%Y-%m-%d}"
+        try:
+            with self.engine.connect() as conn:
+                if store.job_done(conn, key):
+                    return
+            if name == "remind":
+                planned = dispatch.queue_notices(self.settings, self.engine, now)
+                log.info("reminders: %d notice(s) queued", sum(p.status == "pending" for p in planned))
+            elif self.settings.notify.staff:
+                queued, _ = dispatch.queue_digest(self.settings, self.engine, now)
+                log.info("digest: %s", queued.status)
+            with store.atomic(self.engine) as conn:
+                store.mark_job(conn, key, now)
+        except MailbotError as exc:
+            log.error("%s job failed: %s", name, exc)
+            return
+        self.deliver()
+
+    def catch_up(self) -> None:
+        """A job whose time passed today while mailbot was stopped runs now, once."""
+        local = self.clock.now().astimezone(self.settings.zone)
+        for name, at in (("digest", self.settings.notify.digest_at), ("remind", self.settings.notify.remind_at)):
+            hour, minute = map(int, at.split(":"))
+            if (local.hour, local.minute) >= (hour, minute):
+                self.run_job(name)
+
+    # --- the inbox --------------------------------------------------------------------------
+
+    def watch(self) -> None:
+        """Connect, serve, and on any outage log one line, wait (exponential, capped) and start again."""
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                with open_inbox(self.settings.inbox) as box:
+                    if attempt:
+                        log.info("inbox reachable again after %d failed attempt(s)", attempt)
+                    attempt = 0
+                    self.serve(box)
+            except InboxError as exc:
+                attempt += 1
+                delay = backoff(attempt, auth=isinstance(exc, InboxAuthError))
+                log.warning("%s; next attempt in %.0f s", exc, delay)
+                _sleep(delay, self.stop)
+
+    def serve(self, box: Inbox) -> None:
+        while not self.stop.is_set():
+            if self.reload.is_set():
+                self._reload()
+            fixed = self.clock.now() if self.clock.offset else None
+            ctx = pipeline.make_context(self.settings, self.engine, fixed, templates=self.templates)
+            report = pipeline.RunReport()
+            pipeline.drain(ctx, box, report, self.on_message, should_stop=self.stop.is_set)
+            if report.fetched:
+                self.deliver()
+            self.wake.clear()
+            box.wait(self.settings.inbox.poll_seconds, lambda: self.stop.is_set() or self.wake.is_set())
+
+    def _reload(self) -> None:
+        """SIGHUP: the roster and the templates again (a broken template keeps the old ones)."""
+        self.reload.clear()
+        try:
+            problems = pipeline.import_roster(self.settings, self.engine)
+            self.templates = load_templates(self.settings)
+            log.info("reloaded roster and templates%s", f" ({len(problems)} roster problem(s))" if problems else "")
+        except (ConfigError, MailbotError) as exc:
+            log.error("reload failed, keeping the previous roster/templates: %s", exc)
+
+
+def _at(hhmm: str, zone: object) -> CronTrigger:
+    hour, minute = hhmm.split(":")
+    return CronTrigger(hour=int(hour), minute=int(minute), timezone=zone)
+
+
+def _sleep(seconds: float, stop: threading.Event) -> None:
+    stop.wait(seconds)
