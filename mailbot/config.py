@@ -23,24 +23,63 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Secret(_Section):
-    """Where a password comes from; the value itself is read only when it is needed."""
+def _read_secret(section: str, key: str, env: str | None, file: Path | None) -> str | None:
+    """A secret from an environment variable or a file; None when neither is configured."""
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise ConfigError(f"{section}.{key}_env: environment variable {env} is not set")
+        return value
+    if file:
+        try:
+            return file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{section}.{key}_file: cannot read {file}: {exc.strerror}") from None
+    return None
 
+
+class Secret(_Section):
+    """How to log in (password, or OAuth2 for XOAUTH2); secret values are read only when needed."""
+
+    auth: Literal["password", "oauth2"] = "password"
     password_env: str | None = None
     password_file: Path | None = None
+    # OAuth2: a command that prints a fresh access token (like mbsync's PassCmd) ...
+    oauth2_token_command: str | None = None
+    # ... or the built-in refresh-token flow.
+    oauth2_token_url: str | None = None
+    oauth2_client_id: str | None = None
+    oauth2_client_secret_env: str | None = None
+    oauth2_client_secret_file: Path | None = None
+    oauth2_refresh_token_env: str | None = None
+    oauth2_refresh_token_file: Path | None = None
+    oauth2_scope: str | None = None
 
     def password(self, section: str) -> str:
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ConfigError(f"{section}.password_env: environment variable {self.password_env} is not set")
-            return value
-        if self.password_file:
-            try:
-                return self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"{section}.password_file: cannot read {self.password_file}: {exc.strerror}") from None
-        raise ConfigError(f"{section}: set password_env or password_file")
+        value = _read_secret(section, "password", self.password_env, self.password_file)
+        if value is None:
+            raise ConfigError(f"{section}: set password_env or password_file")
+        return value
+
+    def refresh_token(self, section: str) -> str:
+        value = _read_secret(section, "oauth2_refresh_token", self.oauth2_refresh_token_env, self.oauth2_refresh_token_file)
+        if value is None:
+            raise ConfigError(f"{section}: set oauth2_refresh_token_env or oauth2_refresh_token_file")
+        return value
+
+    def client_secret(self, section: str) -> str | None:
+        return _read_secret(section, "oauth2_client_secret", self.oauth2_client_secret_env, self.oauth2_client_secret_file)
+
+    def _oauth_problem(self) -> str:
+        if self.auth != "oauth2":
+            return ""
+        if self.oauth2_token_command:
+            return ""
+        if not (self.oauth2_token_url and self.oauth2_client_id):
+            return "auth = 'oauth2' needs oauth2_token_command, or oauth2_token_url and oauth2_client_id"
+        if not (self.oauth2_refresh_token_env or self.oauth2_refresh_token_file):
+            return "auth = 'oauth2' with oauth2_token_url needs oauth2_refresh_token_env or oauth2_refresh_token_file"
+        return ""
 
 
 class InboxSettings(Secret):
@@ -64,8 +103,10 @@ class InboxSettings(Secret):
             raise ValueError("kind = 'maildir' needs path")
         if self.kind == "imap" and not self.username:
             raise ValueError("kind = 'imap' needs username")
-        if self.kind == "imap" and not (self.password_env or self.password_file):
+        if self.kind == "imap" and self.auth == "password" and not (self.password_env or self.password_file):
             raise ValueError("kind = 'imap' needs password_env or password_file")
+        if self.kind == "imap" and self._oauth_problem():
+            raise ValueError(self._oauth_problem())
         return self
 
     @property
@@ -105,8 +146,10 @@ class OutboxSettings(Secret):
     def _needs(self) -> "OutboxSettings":
         if "@" not in parseaddr(self.sender)[1]:
             raise ValueError(f"from: not an email address: {self.sender!r}")
-        if self.kind == "smtp" and self.username and not (self.password_env or self.password_file):
+        if self.kind == "smtp" and self.username and self.auth == "password" and not (self.password_env or self.password_file):
             raise ValueError("kind = 'smtp' with a username needs password_env or password_file")
+        if self.kind == "smtp" and self._oauth_problem():
+            raise ValueError(self._oauth_problem())
         return self
 
     @property

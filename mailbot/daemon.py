@@ -181,9 +181,9 @@ class Daemon:
                         log.info("inbox reachable again after %d failed attempt(s)", attempt)
                     attempt = 0
                     self.serve(box)
-            except InboxError as exc:
+            except MailbotError as exc:  # the inbox is down, refuses us, or no OAuth2 token could be had
                 attempt += 1
-                delay = backoff(attempt, auth=isinstance(exc, InboxAuthError))
+                delay = backoff(attempt, auth=not isinstance(exc, InboxError) or isinstance(exc, InboxAuthError))
                 log.warning("%s; next attempt in %.0f s", exc, delay)
                 _sleep(delay, self.stop)
 

@@ -18,6 +18,7 @@ from imap_tools.errors import ImapToolsError, MailboxLoginError
 from mailbot.config import InboxSettings
 from mailbot.errors import InboxAuthError, InboxError
 from mailbot.models import RawMail
+from mailbot.oauth import access_token
 
 MAX_BATCH_MESSAGES = 100
 _UID_CHUNK = 500  # UIDs per command line, well under servers' line limits
@@ -147,15 +148,19 @@ class ImapInbox:
     def _login(self) -> AnyMailBox:
         s = self.settings
         where = f"{s.host}:{s.effective_port}"
-        password = s.password("inbox")
+        secret = access_token(s, "inbox") if s.auth == "oauth2" else s.password("inbox")
         try:
             box = self._connect()
         except _NETWORK_ERRORS as exc:
             raise InboxError(f"cannot connect to IMAP server {where}: {exc}") from None
         try:
-            box.login(s.username, password, initial_folder=None)
+            if s.auth == "oauth2":
+                box.xoauth2(s.username, secret, initial_folder=None)
+            else:
+                box.login(s.username, secret, initial_folder=None)
         except MailboxLoginError:
-            raise InboxAuthError(f"IMAP login refused at {where} for user {s.username} (check the password)") from None
+            what = "the OAuth2 token" if s.auth == "oauth2" else "the password"
+            raise InboxAuthError(f"IMAP login refused at {where} for user {s.username} (check {what})") from None
         except _NETWORK_ERRORS as exc:
             raise InboxError(f"IMAP login failed at {where}: {exc}") from None
         return box

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Row
 from mailbot import store
 from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import MailbotError
+from mailbot.oauth import access_token, xoauth2
 
 log = logging.getLogger("mailbot.outbox")
 UNLIMITED_KINDS = {"digest"}  # the staff's own digest is not an automatic reply to anyone
@@ -112,7 +113,11 @@ def connect(s: OutboxSettings) -> smtplib.SMTP:
         client = smtplib.SMTP(s.host, s.effective_port, timeout=s.timeout_seconds)
         if s.security == "starttls":
             client.starttls(context=context)
-    if s.username:
+    if s.username and s.auth == "oauth2":
+        token = access_token(s, "outbox")
+        client.ehlo_or_helo_if_needed()
+        client.auth("XOAUTH2", lambda challenge=None: xoauth2(s.username, token), initial_response_ok=True)
+    elif s.username:
         client.login(s.username, s.password("outbox"))
     return client
 
@@ -126,6 +131,9 @@ def _deliver_smtp(s: OutboxSettings, engine: Engine, rows: list[Row], now: datet
         return
     except (OSError, smtplib.SMTPException) as exc:
         _all_retry(s, engine, rows, now, report, f"cannot reach SMTP server {where}: {exc}")
+        return
+    except MailbotError as exc:  # no OAuth2 token could be had
+        _all_retry(s, engine, rows, now, report, str(exc))
         return
     try:
         for index, row in enumerate(rows):

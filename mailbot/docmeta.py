@@ -1,0 +1,696 @@
+"""What a Word report says about itself (Decree 30/2020 layout): issuing body, number, place and date, type and title, signer; and its tables.
+
+``word/document.xml`` is streamed once (defusedxml, no DTD) into paragraphs and tables of runs; each run is
+decoded from its legacy encoding, if any (``mailbot.vnenc``), by its own font, else its character style's, its
+paragraph style's, then the document default (``word/styles.xml``, read only as far as needed and only when a
+style can name a legacy font at all). The Decree 30 parts are then picked out of the text:
+
+    SỞ GD&ĐT HẢI PHÒNG                 CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM       ← header table
+    TRƯỜNG THPT NGÔ QUYỀN                  Độc lập - Tự do - Hạnh phúc
+    Số: 15/BC-THPTNQ               Hải Phòng, ngày 05 tháng 12 năm 2023
+                               BÁO CÁO                                          ← type
+          Sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023            ← title (trích yếu)
+    … body, data tables …
+    Nơi nhận:                                  HIỆU TRƯỞNG                      ← signature table
+    - …                                        Nguyễn Văn A
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse
+
+from mailbot.text import nfc, strip_marks
+from mailbot.vnenc import convert_run, detect, font_encoding
+
+MAX_XML_BYTES = 20 * 1024 * 1024  # uncompressed document.xml (and styles.xml) read at most
+
+_W_NAMESPACES = ("http://schemas.openxmlformats.org/wordprocessingml/2006/main",
+                 "http://purl.oclc.org/ooxml/wordprocessingml/main")  # transitional, strict
+_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+_PARSE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ParseError, DefusedXmlException, EOFError,
+                 OSError, ValueError, zlib.error, RuntimeError, NotImplementedError, IndexError, TypeError,
+                 OverflowError, RecursionError)
+
+# Document types of Decree 30/2020 (Appendix III) plus the letter (công văn), which has no type line.
+DOC_TYPES = ("NGHỊ QUYẾT", "QUYẾT ĐỊNH", "CHỈ THỊ", "QUY CHẾ", "QUY ĐỊNH", "THÔNG CÁO", "THÔNG BÁO", "HƯỚNG DẪN",
+             "CHƯƠNG TRÌNH", "KẾ HOẠCH", "PHƯƠNG ÁN", "ĐỀ ÁN", "DỰ ÁN", "BÁO CÁO", "BIÊN BẢN", "TỜ TRÌNH",
+             "HỢP ĐỒNG", "CÔNG ĐIỆN", "BẢN GHI NHỚ", "BẢN THỎA THUẬN", "GIẤY ỦY QUYỀN", "GIẤY MỜI",
+             "GIẤY GIỚI THIỆU", "GIẤY NGHỈ PHÉP", "PHIẾU GỬI", "PHIẾU CHUYỂN", "PHIẾU BÁO", "THƯ CÔNG",
+             "CÔNG VĂN")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table's cell texts, row by row (a merged cell repeats its text in every grid column it covers)."""
+
+    rows: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class DocMeta:
+    issuer: str = ""  # the institution: last line of the header's left cell, e.g. "TRƯỜNG THPT NGÔ QUYỀN"
+    issuer_parent: str = ""  # the line(s) above it, e.g. "SỞ GD&ĐT HẢI PHÒNG"
+    number: str = ""  # "15/BC-THPTNQ"; "/BC-THPTNQ" in an unnumbered draft; "" when there is no "Số:" line
+    number_blank: bool = False  # a "Số:" line whose serial is left blank
+    place: str = ""  # "Hải Phòng"
+    date: dt.date | None = None
+    date_blank: bool = False  # "ngày … tháng … năm 2023" left to fill in
+    doc_type: str = ""  # "BÁO CÁO", "KẾ HOẠCH", "TỜ TRÌNH", "CÔNG VĂN"…
+    title: str = ""  # the trích yếu (for a công văn, what follows "V/v")
+    signer_position: str = ""  # as written, e.g. "KT. HIỆU TRƯỞNG\nPHÓ HIỆU TRƯỞNG"
+    signer_name: str = ""
+    word_count: int = 0  # every word, header and signature included
+    tables: tuple[Table, ...] = ()  # the data tables (not the header or signature layout tables)
+    warnings: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- reading the package
+
+def read_meta(data: bytes, *, max_paragraphs: int | None = None) -> DocMeta:
+    """The metadata of a .docx; never raises on bad input (warnings ``unreadable_docx``, ``document_too_large``).
+
+    ``max_paragraphs`` stops reading after that many paragraphs (warning ``truncated``): the heading is in the
+    first dozen, but the signer, the tables and the word count need the whole document.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            name = _main_part(archive)
+            if name is None:
+                return DocMeta(warnings=("unreadable_docx",))
+            if archive.getinfo(name).file_size > MAX_XML_BYTES:
+                return DocMeta(warnings=("document_too_large",))
+            with archive.open(name) as raw:
+                parsed = _parse_document(_Limited(raw, MAX_XML_BYTES), max_paragraphs)
+            fonts = _StyleFonts.load(archive, parsed) if parsed.unstyled_runs else _StyleFonts()
+    except _TooLarge:
+        return DocMeta(warnings=("document_too_large",))
+    except _PARSE_ERRORS:
+        return DocMeta(warnings=("unreadable_docx",))
+    return _extract(parsed, fonts)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Limited(io.RawIOBase):
+    """A read-only stream that refuses to yield more than ``limit`` bytes (a zip member may lie about its size)."""
+
+    def __init__(self, raw, limit: int) -> None:
+        self._raw, self._left = raw, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._raw.read(size if size is not None and size >= 0 else self._left + 1)
+        self._left -= len(chunk)
+        if self._left < 0:
+            raise _TooLarge
+        return chunk
+
+
+def _main_part(archive: zipfile.ZipFile) -> str | None:
+    names = set(archive.namelist())
+    if "word/document.xml" in names:
+        return "word/document.xml"
+    if "_rels/.rels" not in names or archive.getinfo("_rels/.rels").file_size > 1 << 20:
+        return None
+    with archive.open("_rels/.rels") as rels:
+        for _, elem in iterparse(rels, forbid_dtd=True):
+            if elem.tag.endswith("}Relationship") and elem.get("Type", "").endswith("/officeDocument"):
+                target = elem.get("Target", "").lstrip("/")
+                return target if target in names else None
+    return None
+
+
+# ---------------------------------------------------------------- document.xml → paragraphs and tables of runs
+
+class _Para:
+    __slots__ = ("style", "runs", "centered", "run", "font", "rstyle")
+
+    def __init__(self) -> None:
+        self.style: str | None = None
+        self.runs: list[tuple[str, str | None, str | None]] = []  # text, explicit font, character style
+        self.centered = False
+        self.run: list[str] | None = None  # the parts of the run being read
+        self.font: str | None = None
+        self.rstyle: str | None = None
+
+
+class _Tbl:
+    __slots__ = ("rows", "row", "cell", "span", "merge")
+
+    def __init__(self) -> None:
+        self.rows: list[list[tuple[list[_Para], int, bool]]] = []  # cells: paragraphs, grid span, merged above
+        self.row: list[tuple[list[_Para], int, bool]] = []
+        self.cell: list[_Para] = []
+        self.span, self.merge = 1, False
+
+
+class _Parsed:
+    __slots__ = ("blocks", "truncated", "unstyled_runs", "namespace")
+
+    def __init__(self, blocks: list, truncated: bool, unstyled_runs: bool, namespace: str) -> None:
+        self.blocks, self.truncated, self.unstyled_runs, self.namespace = blocks, truncated, unstyled_runs, namespace
+
+
+def _parse_document(xml, max_paragraphs: int | None) -> _Parsed:
+    blocks: list[_Para | _Tbl] = []
+    paras: list[_Para] = []  # open paragraphs: more than one inside a text box
+    tables: list[_Tbl] = []
+    skip = 0  # inside mc:Fallback (a copy of the mc:Choice content)
+    count = 0
+    truncated = unstyled = False
+    w = None
+    for event, elem in iterparse(xml, events=("start", "end"), forbid_dtd=True):
+        tag = elem.tag
+        if w is None:  # the root element tells which WordprocessingML namespace is in use
+            namespace = tag[1:].partition("}")[0]
+            if namespace not in _W_NAMESPACES:
+                raise ValueError("not a WordprocessingML document")
+            w = "{" + namespace + "}"
+            (P, R, T, TAB, BR, CR, SOFT, NBH, RFONTS, RSTYLE, PSTYLE, JC, TBL, TR, TC, SPAN, VMERGE, BODY) = (
+                w + name for name in ("p", "r", "t", "tab", "br", "cr", "softHyphen", "noBreakHyphen", "rFonts",
+                                      "rStyle", "pStyle", "jc", "tbl", "tr", "tc", "gridSpan", "vMerge", "body"))
+            ASCII, HANSI, VAL, TYPE = w + "ascii", w + "hAnsi", w + "val", w + "type"
+        if event == "start":
+            if tag == R:
+                if paras:
+                    para = paras[-1]
+                    para.run, para.font, para.rstyle = [], None, None
+            elif tag == P:
+                paras.append(_Para())
+            elif tag == TC:
+                if tables:
+                    table = tables[-1]
+                    table.cell, table.span, table.merge = [], 1, False
+            elif tag == TR:
+                if tables:
+                    tables[-1].row = []
+            elif tag == TBL:
+                tables.append(_Tbl())
+            elif tag == _MC_FALLBACK:
+                skip += 1
+            continue
+        # end events
+        if tag == T:
+            if paras and paras[-1].run is not None and not skip and elem.text:
+                paras[-1].run.append(elem.text)
+        elif tag == R:
+            if paras and paras[-1].run is not None:
+                para = paras[-1]
+                text = "".join(para.run)
+                if text:
+                    para.runs.append((text, para.font, para.rstyle))
+                    unstyled = unstyled or para.font is None
+                para.run = None
+        elif tag == P:
+            para = paras.pop()
+            elem.clear()
+            if paras:
+                continue  # a text box's paragraph: not part of the flow
+            count += 1
+            if tables:
+                tables[-1].cell.append(para)
+            else:
+                blocks.append(para)
+            if max_paragraphs is not None and count >= max_paragraphs:
+                truncated = True
+                break
+        elif tag in (TAB, BR, CR, SOFT, NBH):
+            if paras and paras[-1].run is not None and not skip:
+                if tag == TAB:
+                    paras[-1].run.append("\t")
+                elif tag == SOFT:
+                    paras[-1].run.append("\u00ad")  # ư in a TCVN3 run; dropped from Unicode text
+                elif tag == NBH:
+                    paras[-1].run.append("-")
+                elif elem.get(TYPE) in (None, "textWrapping"):  # not a page or column break
+                    paras[-1].run.append("\n")
+        elif tag == RFONTS:
+            if paras and paras[-1].run is not None and paras[-1].font is None:  # the first: not an rPrChange
+                paras[-1].font = _font_of(elem, ASCII, HANSI)
+        elif tag == RSTYLE:
+            if paras and paras[-1].run is not None and paras[-1].rstyle is None:
+                paras[-1].rstyle = elem.get(VAL)
+        elif tag == PSTYLE:
+            if paras and paras[-1].style is None:
+                paras[-1].style = elem.get(VAL)
+        elif tag == JC:
+            if paras and paras[-1].run is None and not paras[-1].runs:
+                paras[-1].centered = elem.get(VAL) == "center"
+        elif tag == TC:
+            if tables:
+                table = tables[-1]
+                table.row.append((table.cell, table.span, table.merge))
+                table.cell = []
+        elif tag == SPAN:
+            if tables:
+                try:
+                    tables[-1].span = max(1, min(int(elem.get(VAL, "1")), 64))
+                except ValueError:
+                    pass
+        elif tag == VMERGE:
+            if tables:
+                tables[-1].merge = elem.get(VAL, "continue") == "continue"
+        elif tag == TR:
+            if tables:
+                tables[-1].rows.append(tables[-1].row)
+                tables[-1].row = []
+        elif tag == TBL:
+            table = tables.pop()
+            elem.clear()
+            if tables:  # a nested table: its paragraphs join the enclosing cell
+                tables[-1].cell.extend(p for row in table.rows for cell, _, _ in row for p in cell)
+            else:
+                blocks.append(table)
+        elif tag == _MC_FALLBACK:
+            skip -= 1
+        elif tag == BODY:
+            break
+    if w is None:
+        raise ValueError("empty document part")
+    return _Parsed(blocks, truncated, unstyled, w)
+
+
+def _font_of(rfonts, ascii_attr: str, hansi_attr: str) -> str | None:
+    """The Latin font a ``w:rFonts`` names: a legacy one if either slot has it, else hAnsi, else ascii."""
+    hansi, ascii_ = rfonts.get(hansi_attr), rfonts.get(ascii_attr)
+    for name in (hansi, ascii_):
+        if name and font_encoding(name):
+            return name
+    if hansi or ascii_:
+        return hansi or ascii_
+    return "+theme" if len(rfonts.attrib) else None  # theme fonts (Calibri, Cambria…) are never legacy
+
+
+# ---------------------------------------------------------------- styles.xml: fonts of the styles in use
+
+_LEGACY_FONT_BYTES = re.compile(rb'(?i)(?:ascii|hAnsi)="(?:\.vn|vni[- _])')
+
+
+class _StyleFonts:
+    """Fonts from ``w:docDefaults`` and the styles a document uses; empty when no style can name a legacy font."""
+
+    def __init__(self) -> None:
+        self.default: str | None = None
+        self.default_paragraph: str | None = None
+        self.styles: dict[str, tuple[str | None, str | None]] = {}  # id → (font, basedOn)
+
+    @classmethod
+    def load(cls, archive: zipfile.ZipFile, parsed: _Parsed) -> _StyleFonts:
+        fonts = cls()
+        try:
+            info = archive.getinfo("word/styles.xml")
+        except KeyError:
+            return fonts
+        if info.file_size > MAX_XML_BYTES:
+            return fonts
+        data = archive.read(info)
+        if not _LEGACY_FONT_BYTES.search(data):
+            return fonts  # whatever the styles say, no run can inherit a legacy font
+        wanted = {p.style for p in _all_paragraphs(parsed.blocks) if p.style}
+        wanted |= {run[2] for p in _all_paragraphs(parsed.blocks) for run in p.runs if run[2]}
+        fonts._read(data, parsed.namespace, wanted)
+        return fonts
+
+    def _read(self, data: bytes, w: str, wanted: set[str]) -> None:
+        """Stream styles.xml until the defaults, the default paragraph style and every wanted style are known."""
+        STYLE, RFONTS, BASED, DOCDEFAULTS, TBLSTYLEPR = (w + n for n in (
+            "style", "rFonts", "basedOn", "docDefaults", "tblStylePr"))
+        ASCII, HANSI, VAL, STYLEID, TYPE, DEFAULT = (w + n for n in (
+            "ascii", "hAnsi", "val", "styleId", "type", "default"))
+        in_defaults = in_tblstyle = 0
+        current: dict | None = None
+        seen_default_paragraph = False
+        for event, elem in iterparse(io.BytesIO(data), events=("start", "end"), forbid_dtd=True):
+            tag = elem.tag
+            if event == "start":
+                if tag == STYLE:
+                    current = {"id": elem.get(STYLEID), "font": None, "based": None,
+                               "default_paragraph": elem.get(TYPE) == "paragraph" and elem.get(DEFAULT) in ("1", "true")}
+                elif tag == DOCDEFAULTS:
+                    in_defaults += 1
+                elif tag == TBLSTYLEPR:
+                    in_tblstyle += 1
+                continue
+            if tag == RFONTS:
+                font = _font_of(elem, ASCII, HANSI)
+                if in_defaults and self.default is None:
+                    self.default = font
+                elif current is not None and not in_tblstyle and current["font"] is None:
+                    current["font"] = font
+            elif tag == BASED and current is not None:
+                current["based"] = elem.get(VAL)
+            elif tag == DOCDEFAULTS:
+                in_defaults -= 1
+            elif tag == TBLSTYLEPR:
+                in_tblstyle -= 1
+            elif tag == STYLE and current is not None:
+                if current["id"]:
+                    self.styles[current["id"]] = (current["font"], current["based"])
+                    if current["default_paragraph"] and not seen_default_paragraph:
+                        seen_default_paragraph = True
+                        self.default_paragraph = current["id"]
+                        wanted.add(current["id"])
+                    if current["id"] in wanted and current["font"] is None and current["based"]:
+                        wanted.add(current["based"])  # inherits: its parent is needed too
+                current = None
+                elem.clear()
+                if seen_default_paragraph and wanted <= self.styles.keys():
+                    break
+
+    def font(self, style_id: str | None) -> str | None:
+        for _ in range(16):  # basedOn chains are short; a cycle must not hang
+            if not style_id or style_id not in self.styles:
+                return None
+            font, style_id = self.styles[style_id]
+            if font:
+                return font
+        return None
+
+    def resolve(self, run_style: str | None, paragraph_style: str | None) -> str | None:
+        return (self.font(run_style) or self.font(paragraph_style or self.default_paragraph)
+                or self.font(self.default_paragraph) if paragraph_style else
+                self.font(run_style) or self.font(self.default_paragraph)) or self.default
+
+
+def _all_paragraphs(blocks):
+    for block in blocks:
+        if isinstance(block, _Para):
+            yield block
+        else:
+            for row in block.rows:
+                for cell, _, _ in row:
+                    yield from cell
+
+
+# ---------------------------------------------------------------- text
+
+class _Text:
+    """A paragraph once decoded: its text (NFC, soft hyphens gone) and whether it is centred."""
+
+    __slots__ = ("text", "centered")
+
+    def __init__(self, text: str, centered: bool) -> None:
+        self.text, self.centered = text, centered
+
+
+def _decode(para: _Para, fonts: _StyleFonts, legacy: set[str]) -> _Text:
+    parts = []
+    for text, font, rstyle in para.runs:
+        if font is None:
+            font = fonts.resolve(rstyle, para.style)
+        if text.isascii() and not (font and font.rstrip().endswith("H") and font_encoding(font)):
+            parts.append(text)
+            continue
+        converted = convert_run(text, font)
+        if converted != text:
+            encoding = detect(font, text)
+            if encoding != "unicode":
+                legacy.add(encoding)
+        parts.append(converted)
+    return _Text(nfc("".join(parts)).replace("\u00ad", ""), para.centered)
+
+
+def _cell_text(cell: list[_Text]) -> str:
+    return "\n".join(p.text for p in cell).strip()
+
+
+def _decoded_rows(table: _Tbl, fonts: _StyleFonts, legacy: set[str]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    previous: list[str] = []
+    for row in table.rows:
+        cells: list[str] = []
+        for paragraphs, span, merged in row:
+            column = len(cells)
+            if merged and column < len(previous):
+                text = previous[column]
+            else:
+                text = _cell_text([_decode(p, fonts, legacy) for p in paragraphs])
+            cells.extend([text] * span)
+        rows.append(cells)
+        previous = cells
+    return rows
+
+
+_TOKEN = re.compile(r"\S*[^\W_]\S*")
+
+
+def _words(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+# ---------------------------------------------------------------- the Decree 30 parts
+
+_SEPARATOR = re.compile(r"^[\s\-_=*~.·•–—]+$")
+_NUMBER = re.compile(r"^\s*(?:số|so)\b\s*[:.]?\s*(?P<rest>.*)$", re.I)
+_ABOUT = re.compile(r"^\s*(?:v/v|v\.v|về việc)\s*[:.]?\s*(?P<rest>.*)$", re.I)
+_DATE = re.compile(r"(?P<place>[^\n\t,]*?)[\s,]*\bngày\b[\s.…_]*(?P<d>\d{1,2})?[\s.…_/]*\btháng\b[\s.…_]*"
+                   r"(?P<m>\d{1,2})?[\s.…_/]*\bnăm\b[\s.…_]*(?P<y>\d{4})?", re.I)
+_MOTTO = ("cong hoa xa hoi", "doc lap tu do")
+_BODY_START = re.compile(r"^\s*(?:kính gửi|căn cứ|thực hiện|theo|i\.|1\.|phần)\b", re.I)
+_SIGN_NOTE = re.compile(r"^\s*[(\[].*[)\]]\s*$|^\s*(?:đã ký|da ky)\b", re.I)
+_TYPE_KEYS = {re.sub(r"[^a-z]", "", strip_marks(t).lower()): t for t in DOC_TYPES}
+
+
+def _folded(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", strip_marks(text).lower()).split())
+
+
+def _is_motto(text: str) -> bool:
+    folded = _folded(text)
+    return any(m in folded for m in _MOTTO)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in re.split(r"[\n\t]+", text) if line.strip()]
+
+
+def _number(lines: list[str]) -> tuple[str, bool] | None:
+    for line in lines:
+        match = _NUMBER.match(line)
+        if not match or len(line) > 80:
+            continue
+        rest = match.group("rest")
+        if rest and not re.search(r"[/\d]", rest) and not re.fullmatch(r"[\s.…_]*", rest):
+            continue  # "Số liệu…": a sentence, not the number
+        rest = re.sub(r"\s*([/-])\s*", r"\1", rest).lstrip(" .…_")
+        number = rest.split()[0] if rest.split() else ""
+        serial = number.split("/")[0]
+        return number, not re.search(r"\d", serial)
+    return None
+
+
+def _date(lines: list[str]) -> tuple[str, dt.date | None, bool, bool] | None:
+    """(place, date, blank, invalid) from the first "…, ngày … tháng … năm …" line."""
+    for line in lines:
+        match = _DATE.search(line)
+        if not match:
+            continue
+        place = match.group("place").strip(" ,.\t")
+        day, month, year = match.group("d"), match.group("m"), match.group("y")
+        if not (day and month and year):
+            return place, None, True, False
+        try:
+            return place, dt.date(int(year), int(month), int(day)), False, False
+        except ValueError:
+            return place, None, False, True
+    return None
+
+
+def _doc_type(text: str) -> tuple[str, str] | None:
+    """(type, rest of the line) when a paragraph is a type line such as "BÁO CÁO" or "BÁO CÁO KẾT QUẢ …"."""
+    key = re.sub(r"[^a-z]", "", strip_marks(text).lower())
+    if key in _TYPE_KEYS:
+        return _TYPE_KEYS[key], ""
+    if text != text.upper() or len(text) > 300:
+        return None
+    words = text.split()
+    bare = strip_marks(text).upper().split()
+    for canonical in DOC_TYPES:
+        type_words = strip_marks(canonical).split()
+        if len(bare) > len(type_words) and bare[:len(type_words)] == type_words:
+            return canonical, " ".join(words[len(type_words):])
+    return None
+
+
+def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
+    legacy: set[str] = set()
+    blocks: list[_Text | list[list[str]]] = [
+        _decode(b, fonts, legacy) if isinstance(b, _Para) else _decoded_rows(b, fonts, legacy) for b in parsed.blocks]
+    warnings: list[str] = []
+    used: set[int] = set()  # blocks that are heading, title or signature rather than body
+
+    # the header: a table holding the national motto near the top, else the first paragraphs
+    header_at = next((i for i, b in enumerate(blocks[:6]) if isinstance(b, list)
+                      and any(_is_motto(c) for row in b for c in row)), None)
+    issuer_lines: list[str] = []
+    header_lines: list[str] = []
+    if header_at is not None:
+        used.add(header_at)
+        rows = blocks[header_at]
+        header_lines = [line for row in rows for cell in row for line in _lines(cell)]
+        for row in rows:
+            motto = next((j for j, c in enumerate(row) if _is_motto(c)), None)
+            if motto is not None:
+                issuer_lines = _lines(next((c for j, c in enumerate(row) if j != motto), ""))
+                break
+        search_from = header_at + 1
+    else:
+        search_from = 0
+        motto_seen = False
+        for i, block in enumerate(blocks[:10]):
+            if not isinstance(block, _Text):
+                break
+            if _doc_type(block.text.strip()):
+                break
+            segments = [s.strip() for s in re.split(r"\t+", block.text) if s.strip()]
+            if not segments:
+                continue
+            header_lines.extend(segments)
+            if len(segments) > 1:
+                issuer_lines.append(segments[0])
+            elif _is_motto(segments[0]):
+                motto_seen = True
+            elif not motto_seen:
+                issuer_lines.append(segments[0])
+            used.add(i)
+            search_from = i + 1
+    kept: list[str] = []
+    for line in issuer_lines:
+        if _SEPARATOR.match(line) or _is_motto(line):
+            continue
+        if _NUMBER.match(line) and _number([line]) or _ABOUT.match(line) or _DATE.search(line):
+            break
+        kept.append(line)
+    issuer = kept[-1] if kept else ""
+    issuer_parent = "\n".join(kept[:-1])
+
+    early = header_lines + [b.text for b in blocks[search_from:search_from + 12] if isinstance(b, _Text)]
+    number, number_blank = _number(header_lines) or _number(early) or ("", False)
+    place, date, date_blank, bad_date = _date(header_lines) or _date(early) or ("", None, False, False)
+    if bad_date:
+        warnings.append("bad_date")
+
+    # the type line and the title under it
+    doc_type = title = ""
+    seen = 0
+    for i in range(search_from, len(blocks)):
+        block = blocks[i]
+        if not isinstance(block, _Text):
+            break
+        text = " ".join(block.text.split())
+        if not text:
+            continue
+        seen += 1
+        if seen > 12:
+            break
+        found = _doc_type(text)
+        if found is None:
+            continue
+        doc_type, rest = found
+        used.add(i)
+        title_lines = [rest] if rest else []
+        for j in range(i + 1, min(i + 8, len(blocks))):
+            nxt = blocks[j]
+            if not isinstance(nxt, _Text):
+                break
+            line = " ".join(nxt.text.split())
+            if not line:
+                if title_lines:
+                    break
+                continue
+            if _SEPARATOR.match(line) or _BODY_START.match(line) or (title_lines and not nxt.centered):
+                break
+            if not title_lines and not nxt.centered and len(line) > 300:
+                break
+            title_lines.append(line)
+            used.add(j)
+        title = " ".join(title_lines)
+        break
+    if not doc_type:
+        about = next((k for k, line in enumerate(issuer_lines + header_lines) if _ABOUT.match(line)), None)
+        if about is not None:
+            lines = (issuer_lines + header_lines)[about:]
+            first = _ABOUT.match(lines[0]).group("rest").strip()
+            more = []
+            for line in lines[1:]:
+                if _SEPARATOR.match(line) or _is_motto(line) or _DATE.search(line) or _NUMBER.match(line):
+                    break
+                more.append(line)
+            doc_type, title = "CÔNG VĂN", " ".join([first, *more]).strip()
+
+    # the signature: a one-row table near the end ("Nơi nhận" on the left), else the last paragraphs
+    signer_position = signer_name = ""
+    signature_at = None
+    for i in range(len(blocks) - 1, search_from - 1, -1):
+        block = blocks[i]
+        if i in used or not isinstance(block, list):
+            continue
+        if len(block) == 1 and 2 <= len(block[0]) <= 3:
+            cells = block[0]
+            recipients = [c for c in cells if _folded(c).startswith("noi nhan")]
+            others = [c for c in cells if c not in recipients and _lines(c)]
+            if others and (recipients or i == max(j for j, b in enumerate(blocks) if isinstance(b, list))):
+                signature_at = i
+                lines = [line for line in _lines(others[-1]) if not _SIGN_NOTE.match(line)]
+                if lines:
+                    signer_name, signer_position = lines[-1], "\n".join(lines[:-1])
+                used.add(i)
+                break
+    if signature_at is None:
+        tail: list[tuple[int, str]] = []
+        for i in range(len(blocks) - 1, search_from - 1, -1):
+            block = blocks[i]
+            if not isinstance(block, _Text) or i in used:
+                break
+            segments = [s.strip() for s in re.split(r"\t+", block.text) if s.strip()]
+            if segments:
+                tail.append((i, segments[-1]))
+            if len(tail) >= 12:
+                break
+        tail.reverse()
+        lines = [(i, line) for i, text in tail for line in _lines(text)
+                 if not _SIGN_NOTE.match(line) and not line.startswith(("-", "+", "•"))
+                 and not _folded(line).startswith("noi nhan")]
+        if lines:
+            i, name = lines[-1]
+            if len(name) <= 50 and len(name.split()) <= 7 and not name.endswith((".", ":", ";", ",")):
+                position = []
+                for j, line in reversed(lines[:-1]):
+                    if line != line.upper() or not any(ch.isalpha() for ch in line) or len(position) >= 3:
+                        break
+                    position.insert(0, (j, line))
+                if position:
+                    signer_name, signer_position = name, "\n".join(line for _, line in position)
+                    used.update(j for j, _ in position)
+                    used.add(i)
+
+    tables = tuple(Table(tuple(tuple(row) for row in b)) for i, b in enumerate(blocks)
+                   if isinstance(b, list) and i not in used)
+    word_count = sum(_words(b.text) if isinstance(b, _Text) else sum(_words(c) for row in b for c in row)
+                     for b in blocks)
+    body_words = sum(_words(b.text) if isinstance(b, _Text) else sum(_words(c) for row in b for c in row)
+                     for i, b in enumerate(blocks) if i not in used)
+    if body_words == 0:
+        warnings.append("empty_document")
+    if number_blank and date_blank and body_words < 50:
+        warnings.append("blank_template")
+    if parsed.truncated:
+        warnings.append("truncated")
+    warnings.extend(f"legacy_encoding_{name}" for name in sorted(legacy))
+    return DocMeta(issuer=issuer, issuer_parent=issuer_parent, number=number, number_blank=number_blank,
+                   place=place, date=date, date_blank=date_blank, doc_type=doc_type, title=title,
+                   signer_position=signer_position, signer_name=signer_name, word_count=word_count,
+                   tables=tables, warnings=tuple(warnings))

@@ -1,0 +1,74 @@
+"""OAuth2 access tokens for XOAUTH2 (IMAP and SMTP): from a command, or refreshed from a refresh token."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from mailbot.config import Secret
+from mailbot.errors import MailbotError
+
+REFRESH_MARGIN = 120.0  # seconds: refresh this long before the token expires
+
+
+@dataclass
+class _Cached:
+    token: str
+    expires: float
+
+
+# Per process: a token is reused across reconnections until shortly before it expires.
+_cache: dict[tuple[str, str], _Cached] = {}
+
+
+def access_token(s: Secret, section: str) -> str:
+    """A valid access token for ``section`` (``inbox`` or ``outbox``); errors never contain the secret."""
+    if s.oauth2_token_command:
+        return _from_command(s.oauth2_token_command, section)
+    key = (s.oauth2_token_url or "", s.oauth2_client_id or "")
+    cached = _cache.get(key)
+    if cached and cached.expires - REFRESH_MARGIN > time.time():
+        return cached.token
+    _cache[key] = _refresh(s, section)
+    return _cache[key].token
+
+
+def _from_command(command: str, section: str) -> str:
+    try:
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise MailbotError(f"{section}.oauth2_token_command took longer than 60 s") from None
+    token = done.stdout.strip()
+    if done.returncode != 0 or not token:
+        raise MailbotError(f"{section}.oauth2_token_command failed (exit {done.returncode}): {done.stderr.strip()[:200]}")
+    return token.splitlines()[0]
+
+
+def _refresh(s: Secret, section: str) -> _Cached:
+    form = {"grant_type": "refresh_token", "refresh_token": s.refresh_token(section), "client_id": s.oauth2_client_id or ""}
+    secret = s.client_secret(section)
+    if secret:
+        form["client_secret"] = secret
+    if s.oauth2_scope:
+        form["scope"] = s.oauth2_scope
+    request = urllib.request.Request(s.oauth2_token_url or "", data=urllib.parse.urlencode(form).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = json.loads(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        raise MailbotError(f"{section}: the token endpoint refused the refresh ({exc.code})") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise MailbotError(f"{section}: cannot reach the token endpoint {s.oauth2_token_url}: {exc}") from None
+    if "access_token" not in body:
+        raise MailbotError(f"{section}: the token endpoint gave no access_token")
+    return _Cached(body["access_token"], time.time() + float(body.get("expires_in", 3600)))
+
+
+def xoauth2(username: str, token: str) -> str:
+    """The SASL XOAUTH2 initial response (before base64, which the protocol libraries add)."""
+    return f"user={username}\x01auth=Bearer {token}\x01\x01"
