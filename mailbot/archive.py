@@ -55,7 +55,10 @@ def sha256(data: bytes) -> str:
 
 
 def write(root: Path, relative: PurePosixPath, data: bytes) -> Path:
-    """Write atomically (temporary name, fsync, rename): a crash leaves the old file or the whole new one."""
+    """Write atomically (temporary name, rename): a crash leaves no partial file under the final name.
+
+    Durability against a power cut comes from ``flush_to_disk()`` once per batch, before the batch's
+    messages are moved on the server (one sync per batch instead of one per file)."""
     target = _inside(root, relative)
     target.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     if target.exists() and target.stat().st_size == len(data):
@@ -65,12 +68,14 @@ def write(root: Path, relative: PurePosixPath, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def flush_to_disk() -> None:
+    os.sync()
 
 
 def move(root: Path, old: str, new: PurePosixPath) -> None:

@@ -29,7 +29,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
 from mailbot.text import nfc, strip_marks
-from mailbot.vnenc import convert_run, detect, font_encoding
+from mailbot.vnenc import convert_run, detect, font_encoding, font_matters, is_uppercase_font
 
 MAX_XML_BYTES = 20 * 1024 * 1024  # uncompressed document.xml (and styles.xml) read at most
 
@@ -68,7 +68,7 @@ class DocMeta:
     title: str = ""  # the trích yếu (for a công văn, what follows "V/v")
     signer_position: str = ""  # as written, e.g. "KT. HIỆU TRƯỞNG\nPHÓ HIỆU TRƯỞNG"
     signer_name: str = ""
-    word_count: int = 0  # every word, header and signature included
+    word_count: int = 0  # whitespace-separated words of the whole text, header and signature included
     tables: tuple[Table, ...] = ()  # the data tables (not the header or signature layout tables)
     warnings: tuple[str, ...] = ()
 
@@ -136,25 +136,21 @@ def _main_part(archive: zipfile.ZipFile) -> str | None:
 # ---------------------------------------------------------------- document.xml → paragraphs and tables of runs
 
 class _Para:
-    __slots__ = ("style", "runs", "centered", "run", "font", "rstyle")
+    __slots__ = ("style", "runs", "centered")
 
     def __init__(self) -> None:
         self.style: str | None = None
         self.runs: list[tuple[str, str | None, str | None]] = []  # text, explicit font, character style
         self.centered = False
-        self.run: list[str] | None = None  # the parts of the run being read
-        self.font: str | None = None
-        self.rstyle: str | None = None
 
 
 class _Tbl:
-    __slots__ = ("rows", "row", "cell", "span", "merge")
+    __slots__ = ("rows", "row", "cell")
 
     def __init__(self) -> None:
         self.rows: list[list[tuple[list[_Para], int, bool]]] = []  # cells: paragraphs, grid span, merged above
         self.row: list[tuple[list[_Para], int, bool]] = []
         self.cell: list[_Para] = []
-        self.span, self.merge = 1, False
 
 
 class _Parsed:
@@ -164,123 +160,153 @@ class _Parsed:
         self.blocks, self.truncated, self.unstyled_runs, self.namespace = blocks, truncated, unstyled_runs, namespace
 
 
+# what the stream reacts to; everything else (run and paragraph properties included) is read from the element
+_P, _R, _TBL, _TR, _TC, _FALLBACK, _BODY = range(7)
+
+
 def _parse_document(xml, max_paragraphs: int | None) -> _Parsed:
+    """Top-level paragraphs and tables in order; a nested table's paragraphs join its cell, text boxes are left out."""
+    events = iterparse(xml, events=("start", "end"), forbid_dtd=True)
+    _, root = next(events)
+    namespace = root.tag[1:].partition("}")[0]
+    if namespace not in _W_NAMESPACES:
+        raise ValueError("not a WordprocessingML document")
+    w = "{" + namespace + "}"
+    starts = {w + "p": _P, w + "tbl": _TBL, w + "tr": _TR, w + "tc": _TC, _MC_FALLBACK: _FALLBACK}
+    ends = {w + "r": _R, w + "body": _BODY, **starts}
+    names = _RunNames(w)
     blocks: list[_Para | _Tbl] = []
     paras: list[_Para] = []  # open paragraphs: more than one inside a text box
     tables: list[_Tbl] = []
     skip = 0  # inside mc:Fallback (a copy of the mc:Choice content)
     count = 0
     truncated = unstyled = False
-    w = None
-    for event, elem in iterparse(xml, events=("start", "end"), forbid_dtd=True):
-        tag = elem.tag
-        if w is None:  # the root element tells which WordprocessingML namespace is in use
-            namespace = tag[1:].partition("}")[0]
-            if namespace not in _W_NAMESPACES:
-                raise ValueError("not a WordprocessingML document")
-            w = "{" + namespace + "}"
-            (P, R, T, TAB, BR, CR, SOFT, NBH, RFONTS, RSTYLE, PSTYLE, JC, TBL, TR, TC, SPAN, VMERGE, BODY) = (
-                w + name for name in ("p", "r", "t", "tab", "br", "cr", "softHyphen", "noBreakHyphen", "rFonts",
-                                      "rStyle", "pStyle", "jc", "tbl", "tr", "tc", "gridSpan", "vMerge", "body"))
-            ASCII, HANSI, VAL, TYPE = w + "ascii", w + "hAnsi", w + "val", w + "type"
+    for event, elem in events:
         if event == "start":
-            if tag == R:
-                if paras:
-                    para = paras[-1]
-                    para.run, para.font, para.rstyle = [], None, None
-            elif tag == P:
+            kind = starts.get(elem.tag)
+            if kind is None:
+                continue
+            if kind == _P:
                 paras.append(_Para())
-            elif tag == TC:
+            elif kind == _TC:
                 if tables:
-                    table = tables[-1]
-                    table.cell, table.span, table.merge = [], 1, False
-            elif tag == TR:
+                    tables[-1].cell = []
+            elif kind == _TR:
                 if tables:
                     tables[-1].row = []
-            elif tag == TBL:
+            elif kind == _TBL:
                 tables.append(_Tbl())
-            elif tag == _MC_FALLBACK:
+            else:
                 skip += 1
             continue
-        # end events
-        if tag == T:
-            if paras and paras[-1].run is not None and not skip and elem.text:
-                paras[-1].run.append(elem.text)
-        elif tag == R:
-            if paras and paras[-1].run is not None:
-                para = paras[-1]
-                text = "".join(para.run)
-                if text:
-                    para.runs.append((text, para.font, para.rstyle))
-                    unstyled = unstyled or para.font is None
-                para.run = None
-        elif tag == P:
+        kind = ends.get(elem.tag)
+        if kind is None:
+            continue
+        if kind == _R:
+            if paras and not skip:
+                run = names.run(elem)
+                if run is not None:
+                    paras[-1].runs.append(run)
+                    if run[1] is None and not unstyled and font_matters(run[0]):
+                        unstyled = True  # its style's font decides how it reads: styles.xml is needed
+        elif kind == _P:
             para = paras.pop()
+            names.paragraph_properties(elem, para)
             elem.clear()
             if paras:
                 continue  # a text box's paragraph: not part of the flow
             count += 1
             if tables:
                 tables[-1].cell.append(para)
-            else:
-                blocks.append(para)
+                continue
+            blocks.append(para)
             if max_paragraphs is not None and count >= max_paragraphs:
-                truncated = True
+                truncated = True  # stops between top-level blocks only, never inside a table
                 break
-        elif tag in (TAB, BR, CR, SOFT, NBH):
-            if paras and paras[-1].run is not None and not skip:
-                if tag == TAB:
-                    paras[-1].run.append("\t")
-                elif tag == SOFT:
-                    paras[-1].run.append("\u00ad")  # ư in a TCVN3 run; dropped from Unicode text
-                elif tag == NBH:
-                    paras[-1].run.append("-")
-                elif elem.get(TYPE) in (None, "textWrapping"):  # not a page or column break
-                    paras[-1].run.append("\n")
-        elif tag == RFONTS:
-            if paras and paras[-1].run is not None and paras[-1].font is None:  # the first: not an rPrChange
-                paras[-1].font = _font_of(elem, ASCII, HANSI)
-        elif tag == RSTYLE:
-            if paras and paras[-1].run is not None and paras[-1].rstyle is None:
-                paras[-1].rstyle = elem.get(VAL)
-        elif tag == PSTYLE:
-            if paras and paras[-1].style is None:
-                paras[-1].style = elem.get(VAL)
-        elif tag == JC:
-            if paras and paras[-1].run is None and not paras[-1].runs:
-                paras[-1].centered = elem.get(VAL) == "center"
-        elif tag == TC:
+        elif kind == _TC:
             if tables:
                 table = tables[-1]
-                table.row.append((table.cell, table.span, table.merge))
+                table.row.append((table.cell, *names.cell_properties(elem)))
                 table.cell = []
-        elif tag == SPAN:
-            if tables:
-                try:
-                    tables[-1].span = max(1, min(int(elem.get(VAL, "1")), 64))
-                except ValueError:
-                    pass
-        elif tag == VMERGE:
-            if tables:
-                tables[-1].merge = elem.get(VAL, "continue") == "continue"
-        elif tag == TR:
+        elif kind == _TR:
             if tables:
                 tables[-1].rows.append(tables[-1].row)
                 tables[-1].row = []
-        elif tag == TBL:
+        elif kind == _TBL:
             table = tables.pop()
             elem.clear()
             if tables:  # a nested table: its paragraphs join the enclosing cell
                 tables[-1].cell.extend(p for row in table.rows for cell, _, _ in row for p in cell)
-            else:
-                blocks.append(table)
-        elif tag == _MC_FALLBACK:
+                continue
+            blocks.append(table)
+            if max_paragraphs is not None and count >= max_paragraphs:
+                truncated = True
+                break
+        elif kind == _FALLBACK:
             skip -= 1
-        elif tag == BODY:
+        else:  # the end of w:body: the section properties after it say nothing
             break
-    if w is None:
-        raise ValueError("empty document part")
     return _Parsed(blocks, truncated, unstyled, w)
+
+
+class _RunNames:
+    """Reads a finished run, paragraph or cell element in one namespace."""
+
+    def __init__(self, w: str) -> None:
+        self.t, self.tab, self.br, self.cr, self.soft, self.nbh = (
+            w + n for n in ("t", "tab", "br", "cr", "softHyphen", "noBreakHyphen"))
+        self.rpr, self.rfonts, self.rstyle, self.ppr, self.pstyle, self.jc = (
+            w + n for n in ("rPr", "rFonts", "rStyle", "pPr", "pStyle", "jc"))
+        self.tcpr, self.span, self.vmerge = w + "tcPr", w + "gridSpan", w + "vMerge"
+        self.ascii, self.hansi, self.val, self.type = w + "ascii", w + "hAnsi", w + "val", w + "type"
+
+    def run(self, elem) -> tuple[str, str | None, str | None] | None:
+        """(text, font, character style) of a ``w:r``; None when it holds no text."""
+        parts: list[str] = []
+        font = style = None
+        for child in elem:
+            tag = child.tag
+            if tag == self.t:
+                if child.text:
+                    parts.append(child.text)
+            elif tag == self.rpr:
+                for prop in child:  # direct children only: a w:rPrChange holds the old properties
+                    if prop.tag == self.rfonts:
+                        font = _font_of(prop, self.ascii, self.hansi)
+                    elif prop.tag == self.rstyle:
+                        style = prop.get(self.val)
+            elif tag == self.tab:
+                parts.append("\t")
+            elif tag == self.br or tag == self.cr:
+                if child.get(self.type) in (None, "textWrapping"):  # not a page or column break
+                    parts.append("\n")
+            elif tag == self.soft:
+                parts.append("\u00ad")  # ư in a TCVN3 run; dropped from Unicode text
+            elif tag == self.nbh:
+                parts.append("-")
+        if not parts:
+            return None
+        return "".join(parts), font, style
+
+    def paragraph_properties(self, elem, para: _Para) -> None:
+        if len(elem) and elem[0].tag == self.ppr:
+            for prop in elem[0]:
+                if prop.tag == self.pstyle:
+                    para.style = prop.get(self.val)
+                elif prop.tag == self.jc:
+                    para.centered = prop.get(self.val) == "center"
+
+    def cell_properties(self, elem) -> tuple[int, bool]:
+        """(grid columns spanned, continues the merged cell above) of a ``w:tc``."""
+        span, merged = 1, False
+        if len(elem) and elem[0].tag == self.tcpr:
+            for prop in elem[0]:
+                if prop.tag == self.span:
+                    value = prop.get(self.val, "1")
+                    span = max(1, min(int(value), 64)) if value.isdigit() else 1
+                elif prop.tag == self.vmerge:
+                    merged = prop.get(self.val, "continue") == "continue"
+        return span, merged
 
 
 def _font_of(rfonts, ascii_attr: str, hansi_attr: str) -> str | None:
@@ -296,7 +322,12 @@ def _font_of(rfonts, ascii_attr: str, hansi_attr: str) -> str | None:
 
 # ---------------------------------------------------------------- styles.xml: fonts of the styles in use
 
-_LEGACY_FONT_BYTES = re.compile(rb'(?i)(?:ascii|hAnsi)="(?:\.vn|vni[- _])')
+
+
+def _may_name_legacy_fonts(xml: bytes) -> bool:
+    """A cheap over-approximation: does any attribute value start with ".Vn" or "VNI" (any case)?"""
+    lowered = xml.lower()
+    return b'".vn' in lowered or b'"vni' in lowered
 
 
 class _StyleFonts:
@@ -317,7 +348,7 @@ class _StyleFonts:
         if info.file_size > MAX_XML_BYTES:
             return fonts
         data = archive.read(info)
-        if not _LEGACY_FONT_BYTES.search(data):
+        if not _may_name_legacy_fonts(data):
             return fonts  # whatever the styles say, no run can inherit a legacy font
         wanted = {p.style for p in _all_paragraphs(parsed.blocks) if p.style}
         wanted |= {run[2] for p in _all_paragraphs(parsed.blocks) for run in p.runs if run[2]}
@@ -379,10 +410,15 @@ class _StyleFonts:
                 return font
         return None
 
+    @property
+    def known(self) -> bool:
+        return bool(self.styles) or self.default is not None
+
     def resolve(self, run_style: str | None, paragraph_style: str | None) -> str | None:
-        return (self.font(run_style) or self.font(paragraph_style or self.default_paragraph)
-                or self.font(self.default_paragraph) if paragraph_style else
-                self.font(run_style) or self.font(self.default_paragraph)) or self.default
+        """The font a run without one of its own shows in (an unknown paragraph style means the default one)."""
+        if paragraph_style not in self.styles:
+            paragraph_style = self.default_paragraph
+        return self.font(run_style) or self.font(paragraph_style) or self.default
 
 
 def _all_paragraphs(blocks):
@@ -409,10 +445,10 @@ class _Text:
 def _decode(para: _Para, fonts: _StyleFonts, legacy: set[str]) -> _Text:
     parts = []
     for text, font, rstyle in para.runs:
-        if font is None:
+        if font is None and fonts.known:
             font = fonts.resolve(rstyle, para.style)
-        if text.isascii() and not (font and font.rstrip().endswith("H") and font_encoding(font)):
-            parts.append(text)
+        if not (font_matters(text) or is_uppercase_font(font)):
+            parts.append(text)  # ASCII, or letters only Unicode has: nothing to decode (NFC comes below)
             continue
         converted = convert_run(text, font)
         if converted != text:
@@ -420,7 +456,10 @@ def _decode(para: _Para, fonts: _StyleFonts, legacy: set[str]) -> _Text:
             if encoding != "unicode":
                 legacy.add(encoding)
         parts.append(converted)
-    return _Text(nfc("".join(parts)).replace("\u00ad", ""), para.centered)
+    text = "".join(parts)
+    if "\u00ad" in text:
+        text = text.replace("\u00ad", "")  # a soft hyphen left in Unicode text is invisible
+    return _Text(nfc(text), para.centered)
 
 
 def _cell_text(cell: list[_Text]) -> str:
@@ -444,11 +483,9 @@ def _decoded_rows(table: _Tbl, fonts: _StyleFonts, legacy: set[str]) -> list[lis
     return rows
 
 
-_TOKEN = re.compile(r"\S*[^\W_]\S*")
-
-
 def _words(text: str) -> int:
-    return len(_TOKEN.findall(text))
+    """Whitespace-separated words (a lone "-" counts too: regex word matching would cost more than parsing)."""
+    return len(text.split())
 
 
 # ---------------------------------------------------------------- the Decree 30 parts
@@ -459,7 +496,7 @@ _ABOUT = re.compile(r"^\s*(?:v/v|v\.v|về việc)\s*[:.]?\s*(?P<rest>.*)$", re.
 _DATE = re.compile(r"(?P<place>[^\n\t,]*?)[\s,]*\bngày\b[\s.…_]*(?P<d>\d{1,2})?[\s.…_/]*\btháng\b[\s.…_]*"
                    r"(?P<m>\d{1,2})?[\s.…_/]*\bnăm\b[\s.…_]*(?P<y>\d{4})?", re.I)
 _MOTTO = ("cong hoa xa hoi", "doc lap tu do")
-_BODY_START = re.compile(r"^\s*(?:kính gửi|căn cứ|thực hiện|theo|i\.|1\.|phần)\b", re.I)
+_BODY_START = re.compile(r"^\s*(?:kính gửi|căn cứ|thực hiện|i\.|1\.)(?:\s|:|$)", re.I)
 _SIGN_NOTE = re.compile(r"^\s*[(\[].*[)\]]\s*$|^\s*(?:đã ký|da ky)\b", re.I)
 _TYPE_KEYS = {re.sub(r"[^a-z]", "", strip_marks(t).lower()): t for t in DOC_TYPES}
 
@@ -499,6 +536,8 @@ def _date(lines: list[str]) -> tuple[str, dt.date | None, bool, bool] | None:
         if not match:
             continue
         place = match.group("place").strip(" ,.\t")
+        if len(place.split()) > 6:
+            continue  # a sentence mentioning a date, not the place-and-date line
         day, month, year = match.group("d"), match.group("m"), match.group("y")
         if not (day and month and year):
             return place, None, True, False
@@ -525,6 +564,16 @@ def _doc_type(text: str) -> tuple[str, str] | None:
     return None
 
 
+def _block_texts(blocks: list, used: set[int]) -> list[str]:
+    """The lines of the blocks not in ``used`` (cells one by one)."""
+    texts = []
+    for i, block in enumerate(blocks):
+        if i not in used:
+            cells = [block.text] if isinstance(block, _Text) else [c for row in block for c in row]
+            texts.extend(line for cell in cells for line in cell.split("\n"))
+    return texts
+
+
 def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
     legacy: set[str] = set()
     blocks: list[_Text | list[list[str]]] = [
@@ -547,26 +596,33 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
                 issuer_lines = _lines(next((c for j, c in enumerate(row) if j != motto), ""))
                 break
         search_from = header_at + 1
-    else:
+    else:  # a heading laid out with tabs, or as centred paragraphs, without a table
         search_from = 0
         motto_seen = False
+        region: list[int] = []
         for i, block in enumerate(blocks[:10]):
-            if not isinstance(block, _Text):
-                break
-            if _doc_type(block.text.strip()):
+            if not isinstance(block, _Text) or _doc_type(" ".join(block.text.split())):
                 break
             segments = [s.strip() for s in re.split(r"\t+", block.text) if s.strip()]
             if not segments:
                 continue
+            region.append(i)
             header_lines.extend(segments)
-            if len(segments) > 1:
-                issuer_lines.append(segments[0])
-            elif _is_motto(segments[0]):
+            if any(_is_motto(s) for s in segments):
                 motto_seen = True
+                if len(segments) > 1:
+                    issuer_lines.append(segments[0])
             elif not motto_seen:
                 issuer_lines.append(segments[0])
-            used.add(i)
-            search_from = i + 1
+            elif len(segments) > 1 and not (_NUMBER.match(segments[0]) or _ABOUT.match(segments[0])):
+                issuer_lines.append(segments[0])
+            if motto_seen and _date([segments[-1]]):
+                break  # the place and date close the heading
+        if motto_seen:
+            used.update(region)
+            search_from = region[-1] + 1
+        else:
+            issuer_lines, header_lines = [], []
     kept: list[str] = []
     for line in issuer_lines:
         if _SEPARATOR.match(line) or _is_motto(line):
@@ -634,6 +690,7 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
     # the signature: a one-row table near the end ("Nơi nhận" on the left), else the last paragraphs
     signer_position = signer_name = ""
     signature_at = None
+    last_table = max((i for i, b in enumerate(blocks) if isinstance(b, list)), default=None)
     for i in range(len(blocks) - 1, search_from - 1, -1):
         block = blocks[i]
         if i in used or not isinstance(block, list):
@@ -642,7 +699,7 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
             cells = block[0]
             recipients = [c for c in cells if _folded(c).startswith("noi nhan")]
             others = [c for c in cells if c not in recipients and _lines(c)]
-            if others and (recipients or i == max(j for j, b in enumerate(blocks) if isinstance(b, list))):
+            if others and (recipients or i == last_table):
                 signature_at = i
                 lines = [line for line in _lines(others[-1]) if not _SIGN_NOTE.match(line)]
                 if lines:
@@ -679,16 +736,18 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
 
     tables = tuple(Table(tuple(tuple(row) for row in b)) for i, b in enumerate(blocks)
                    if isinstance(b, list) and i not in used)
-    word_count = sum(_words(b.text) if isinstance(b, _Text) else sum(_words(c) for row in b for c in row)
-                     for b in blocks)
-    body_words = sum(_words(b.text) if isinstance(b, _Text) else sum(_words(c) for row in b for c in row)
-                     for i, b in enumerate(blocks) if i not in used)
-    if body_words == 0:
-        warnings.append("empty_document")
-    if number_blank and date_blank and body_words < 50:
-        warnings.append("blank_template")
+    counts = [_words(b.text) if isinstance(b, _Text) else _words("\n".join(c for row in b for c in row))
+              for b in blocks]
+    word_count = sum(counts)
+    body_words = sum(n for i, n in enumerate(counts) if i not in used)
+    if body_words < 50:  # a small body: do not count separator lines and bullets as words
+        body_words = sum(_words(t) for t in _block_texts(blocks, used) if any(ch.isalnum() for ch in t))
     if parsed.truncated:
-        warnings.append("truncated")
+        warnings.append("truncated")  # what was not read cannot be judged empty
+    elif body_words == 0:
+        warnings.append("empty_document")
+    if number_blank and date_blank and body_words < 50 and not parsed.truncated:
+        warnings.append("blank_template")
     warnings.extend(f"legacy_encoding_{name}" for name in sorted(legacy))
     return DocMeta(issuer=issuer, issuer_parent=issuer_parent, number=number, number_blank=number_blank,
                    place=place, date=date, date_blank=date_blank, doc_type=doc_type, title=title,

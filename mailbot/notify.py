@@ -8,7 +8,13 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from functools import lru_cache
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from typing import Any
@@ -18,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import ConfigError
 
+SMTP_COMPAT = compat32.clone(linesep="\r\n")
 KINDS = ("ack", "ack_no_report", "ack_review", "reminder", "late", "digest")
 AUTO_REPLY = {"ack", "ack_no_report", "ack_review"}  # RFC 3834: replies say auto-replied, the rest auto-generated
 
@@ -124,30 +131,49 @@ def compose(
     references: str = "",
     when: datetime,
     attachments: tuple[tuple[str, bytes, str], ...] = (),
-) -> EmailMessage:
+) -> Message:
     """An outgoing message with the headers that keep machines from answering it (RFC 3834)."""
-    msg = EmailMessage()
-    name, address = parseaddr(outbox.sender)
-    msg["From"] = formataddr((name, address))
+    body = MIMEMultipart("alternative")
+    body.attach(MIMEText(rendered.text, "plain", "utf-8"))
+    body.attach(MIMEText(rendered.html, "html", "utf-8"))
+    msg = _with_attachments(body, attachments) if attachments else body
+    msg["From"] = _address_header(outbox.sender)
     msg["To"] = ", ".join(to)
     if outbox.reply_to:
-        msg["Reply-To"] = outbox.reply_to
-    msg["Subject"] = rendered.subject
+        msg["Reply-To"] = _address_header(outbox.reply_to)
+    msg["Subject"] = Header(rendered.subject, "utf-8", header_name="Subject").encode()
     msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = make_message_id(key, address)
+    msg["Message-ID"] = make_message_id(key, outbox.address)
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
         msg["References"] = " ".join(filter(None, [references, in_reply_to]))
     msg["Auto-Submitted"] = "auto-replied" if kind in AUTO_REPLY else "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
-    msg["X-Loop"] = address
+    msg["X-Loop"] = outbox.address
     msg["X-Mailbot-Kind"] = kind
-    msg.set_content(rendered.text)
-    msg.add_alternative(rendered.html, subtype="html")
-    for filename, data, mime in attachments:
-        maintype, _, subtype = mime.partition("/")
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return msg
+
+
+def _with_attachments(body: Message, attachments: tuple[tuple[str, bytes, str], ...]) -> Message:
+    mixed = MIMEMultipart("mixed")
+    mixed.attach(body)
+    for filename, data, mime in attachments:
+        part = MIMEApplication(data, _subtype=mime.partition("/")[2] or "octet-stream")
+        part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", filename))
+        mixed.attach(part)
+    return mixed
+
+
+@lru_cache(maxsize=64)
+def _address_header(value: str) -> str:
+    """``Name <addr>`` with the name RFC 2047-encoded once (the same sender heads every message)."""
+    name, address = parseaddr(value)
+    return formataddr((name, address), charset="utf-8")
+
+
+def as_bytes(msg: Message) -> bytes:
+    """The wire form, CRLF line ends (smtplib does not fix line ends of bytes)."""
+    return msg.as_bytes(policy=SMTP_COMPAT)
 
 
 def department(outbox: OutboxSettings) -> str:

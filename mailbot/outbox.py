@@ -13,17 +13,18 @@ import smtplib
 import ssl
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.policy import SMTP
+from email.header import decode_header, make_header
+from email.message import Message
 from email.utils import parseaddr
 from pathlib import Path
 
-from sqlalchemy import Engine, Text, func, select, type_coerce, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection, Row
 
 from mailbot import store
 from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import MailbotError
+from mailbot.notify import as_bytes
 from mailbot.oauth import access_token, xoauth2
 
 log = logging.getLogger("mailbot.outbox")
@@ -46,7 +47,7 @@ class DeliveryReport:
 
 
 def queue(
-    conn: Connection, *, key: str, kind: str, msg: EmailMessage, recipients: tuple[str, ...], now: datetime,
+    conn: Connection, *, key: str, kind: str, msg: Message, recipients: tuple[str, ...], now: datetime,
     day_start: datetime, limit: int, message_pk: int | None = None, institution_id: int | None = None,
     campaign_id: str | None = None,
 ) -> Queued:
@@ -58,23 +59,24 @@ def queue(
     allowed = recipients if kind in UNLIMITED_KINDS else tuple(r for r in recipients if _sent_today(conn, r, day_start) < limit)
     status = "pending" if allowed else "suppressed"
     if allowed != recipients:
-        del msg["To"]
-        msg["To"] = ", ".join(allowed or recipients)
-    result = conn.execute(store.outbox.insert().values(
+        msg.replace_header("To", ", ".join(allowed or recipients))
+    result = conn.execute(store.outbox.insert(), dict(
         key=key, kind=kind, message_pk=message_pk, institution_id=institution_id, campaign_id=campaign_id,
-        recipients=list(allowed or recipients), subject=str(msg["Subject"]), our_message_id=str(msg["Message-ID"]),
-        raw=msg.as_bytes(policy=SMTP), status=status, attempts=0, next_attempt_at=now,
+        recipients=list(allowed or recipients), subject=str(make_header(decode_header(msg["Subject"]))),
+        our_message_id=str(msg["Message-ID"]), raw=as_bytes(msg), status=status, attempts=0, next_attempt_at=now,
         last_error="" if allowed else f"more than {limit} automatic messages today to this address",
         created_at=now,
     ))
-    return Queued(status, int(result.inserted_primary_key[0]))
+    outbox_id = int(result.inserted_primary_key[0])
+    if kind not in UNLIMITED_KINDS and allowed:
+        conn.execute(store.outbox_rcpt.insert(), [{"outbox_id": outbox_id, "address": a, "created_at": now} for a in allowed])
+    return Queued(status, outbox_id)
 
 
 def _sent_today(conn: Connection, address: str, day_start: datetime) -> int:
-    o = store.outbox
-    query = select(func.count()).select_from(o).where(
-        o.c.created_at >= day_start, o.c.kind.not_in(UNLIMITED_KINDS), o.c.status.in_(("pending", "sent")),
-        type_coerce(o.c.recipients, Text).like(f'%"{address}"%'),  # the JSON list holds it quoted
+    o, r = store.outbox, store.outbox_rcpt
+    query = select(func.count()).select_from(r.join(o, o.c.id == r.c.outbox_id)).where(
+        r.c.address == address, r.c.created_at >= day_start, o.c.status.in_(("pending", "sent")),
     )
     return int(conn.execute(query).scalar_one())
 

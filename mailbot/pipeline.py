@@ -124,6 +124,8 @@ def drain(
             report.states[done[-1].state] += 1
             if on_message:
                 on_message(done[-1])
+        archive.flush_to_disk()  # files and database rows of this batch are on disk before anything else happens
+        store.checkpoint(ctx.engine)
         report.moved += _move(box, ctx.engine, [o.uid for o in done if o.state != "error"])
         if should_stop():
             return
@@ -242,26 +244,23 @@ def archive_file(ctx: Context, folder: PurePosixPath, mail: InboundMail, fingerp
 
 def insert_message(conn, raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, state: str, eml: str) -> int:  # type: ignore[no-untyped-def]
     inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
-    result = conn.execute(
-        store.messages.insert().values(
-            fingerprint=fingerprint, message_id=mail.message_id, sender=mail.sender, sender_name=mail.sender_name,
-            subject=mail.subject, received_at=mail.arrived, institution_id=inst_pk, campaign_id=verdict.campaign_id,
-            identified_by=verdict.identified_by.value if verdict.identified_by else None, late=verdict.late,
-            state=state, reason=verdict.reason, eml_path=eml, size=len(raw.data), warnings=list(mail.warnings),
-            references=mail.references, auto_markers=list(mail.auto_markers), recorded_at=store.now(),
-        )
-    )
+    result = conn.execute(store.messages.insert(), dict(
+        fingerprint=fingerprint, message_id=mail.message_id, sender=mail.sender, sender_name=mail.sender_name,
+        subject=mail.subject, received_at=mail.arrived, institution_id=inst_pk, campaign_id=verdict.campaign_id,
+        identified_by=verdict.identified_by.value if verdict.identified_by else None, late=verdict.late,
+        state=state, reason=verdict.reason, eml_path=eml, size=len(raw.data), warnings=list(mail.warnings),
+        references=mail.references, auto_markers=list(mail.auto_markers), recorded_at=store.now(),
+    ))
     return int(result.inserted_primary_key[0])
 
 
 def insert_files(conn, message_pk: int, kept: list[ArchivedFile]) -> None:  # type: ignore[no-untyped-def]
-    for f in kept:
-        conn.execute(
-            store.files.insert().values(
-                message_pk=message_pk, name=f.name, kind=str(f.kind), size=f.size, sha256=f.sha256, path=f.path,
-                origin=f.origin, heading=f.heading, warnings=list(f.warnings),
-            )
-        )
+    if kept:
+        conn.execute(store.files.insert(), [
+            dict(message_pk=message_pk, name=f.name, kind=str(f.kind), size=f.size, sha256=f.sha256, path=f.path,
+                 origin=f.origin, heading=f.heading, warnings=list(f.warnings))
+            for f in kept
+        ])
 
 
 def _record_duplicate(raw: RawMail, ctx: Context, duplicate: int | None, mail: InboundMail) -> Outcome:

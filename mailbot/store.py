@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -150,6 +151,15 @@ outbox = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("created_at", UTC, nullable=False),
     Column("sent_at", UTC),
+)
+
+# One row per recipient of an automatic message, so the per-address daily limit is an index lookup.
+outbox_rcpt = Table(
+    "outbox_rcpt", metadata,
+    Column("outbox_id", Integer, ForeignKey("outbox.id"), primary_key=True),
+    Column("address", Text, primary_key=True),
+    Column("created_at", UTC, nullable=False),
+    Index("outbox_rcpt_by_address", "address", "created_at"),
 )
 
 # Addresses that bounced (or were refused) for one of our messages: reminders use the others.
@@ -293,7 +303,7 @@ def mark_moved(conn: Connection, source: str, uidvalidity: int, uids: Iterable[s
 
 
 def add_location(conn: Connection, source: str, uidvalidity: int, uid: str, message_pk: int) -> None:
-    conn.execute(locations.insert().values(source=source, uidvalidity=uidvalidity, uid=uid, message_pk=message_pk))
+    conn.execute(locations.insert(), dict(source=source, uidvalidity=uidvalidity, uid=uid, message_pk=message_pk))
 
 
 def duplicate_of(conn: Connection, fingerprint: str, message_id: str, sender: str) -> int | None:

@@ -7,7 +7,8 @@ for 0xA0–0xFF), so it reads as ``B¸o c¸o`` (TCVN3) or ``Baùo caùo`` (VNI) 
 TCVN3 (VN3) is single-byte: lower-case letters and the seven base capitals Ă Â Ê Ô Ơ Ư Đ; toned capitals are
 drawn by the "H" fonts (``.VnTimeH``), which show the lower-case code points as capitals. 0xB0–0xB4 are the
 combining tone marks. The full standard (VN1, glibc's ``TCVN5712-1``) also puts capitals at 0x01–0x17 and
-0x80–0x9F; ABC fonts do not, Word stores those bytes as Windows punctuation (’ “ ” – — …), so they are left alone.
+0x80–0x9F and a few more; ABC fonts do not (Word stores 0x80–0x9F as Windows punctuation ’ “ ” – — …), so
+those are left alone.
 
 VNI writes a letter as its base plus a following code for the vowel shape and tone (``aù`` = á, ``aâ`` = â,
 ``aá`` = ấ, ``aê`` = ă…), with single codes for đ (``ñ``), ơ (``ô``), ư (``ö``), the toned i's and ỵ (``î``).
@@ -18,8 +19,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["TCVN3", "VNI", "convert_run", "detect", "font_encoding", "from_unicode", "is_uppercase_font",
-           "to_unicode"]
+__all__ = ["TCVN3", "VNI", "convert_run", "detect", "font_encoding", "font_matters", "from_unicode",
+           "is_uppercase_font", "to_unicode"]
 
 ENCODINGS = ("unicode", "tcvn3", "vni")
 
@@ -50,10 +51,10 @@ TCVN3: dict[str, str] = {
     "\xf5": "ừ", "\xf6": "ử", "\xf7": "ữ", "\xf8": "ứ", "\xf9": "ự",
     # y
     "\xfa": "ỳ", "\xfb": "ỷ", "\xfc": "ỹ", "\xfd": "ý", "\xfe": "ỵ",
-    # the toned capitals TCVN 5712 (VN1/VN2) places in the 0xA0–0xFF range; ABC's VN3 fonts leave them unused
-    "\xaf": "Ằ", "\xba": "Ẳ", "\xbf": "Ẵ", "\xc0": "Ắ", "\xc1": "Ầ", "\xc2": "Ẩ", "\xc3": "Ẫ", "\xc4": "Ấ",
-    "\xc5": "Ề", "\xcd": "Ể", "\xd9": "Ễ", "\xda": "Ế", "\xdb": "Ồ", "\xe0": "Ổ", "\xf0": "Ỗ", "\xff": "Ố",
 }
+# Deliberately absent: the toned capitals the full standard (VN1) puts at 0x01–0x17, 0x80–0x9F and at 0xAF 0xBA
+# 0xBF–0xC5 0xCD 0xD9–0xDB 0xE0 0xF0 0xFF. ABC's VN3 fonts have none of them, and mapping them would turn
+# Unicode typed into a .VnTime paragraph ("và", "BÁO") into nonsense ("vỔ", "BẦO").
 
 # ---------------------------------------------------------------- VNI (VNI-Windows)
 
@@ -92,6 +93,7 @@ VNI: dict[str, str] = {
 # ---------------------------------------------------------------- decoding machinery
 
 _TCVN3_TRANSLATE = {ord(k): v for k, v in TCVN3.items()}
+_TCVN3_KEYS = frozenset(TCVN3)
 # Tolerate a code whose case differs from its vowel's ("Aù"): the vowel decides the case.
 _VNI_DECODE = {**{k[0] + k[1].swapcase(): v for k, v in VNI.items() if len(k) == 2}, **VNI}
 _VNI_PATTERN = re.compile("|".join(re.escape(k) for k in sorted(_VNI_DECODE, key=len, reverse=True)))
@@ -121,6 +123,13 @@ def font_encoding(font: str | None) -> str | None:
 def is_uppercase_font(font: str | None) -> bool:
     """True for the ABC "H" fonts (``.VnTimeH``, ``.VnArialH``…) that draw every letter as a capital."""
     return font_encoding(font) == "tcvn3" and font.strip().endswith("H")
+
+
+def font_matters(text: str) -> bool:
+    """Whether the font may change how ``text`` decodes (False for ASCII and for text that must be Unicode)."""
+    if text.isascii() or _UNICODE_ONLY.search(text):
+        return False
+    return text != text.upper() or not _TCVN3_KEYS.isdisjoint(text) or _VNI_PATTERN.search(text) is not None
 
 
 def detect(font: str | None, text: str) -> str:

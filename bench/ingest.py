@@ -1,0 +1,312 @@
+"""Ingest benchmark: how fast mailbot pulls school reports from IMAP, against a floor and a naive baseline.
+
+    python bench/ingest.py [-n 2000] [--repeat 1] [--keep]
+
+Loads N messages, each from a roster address with one ~40 KB Word report attached (~55 KB on the
+wire), into a private Dovecot on loopback (tests/servers/dovecot.py), then times, one after the other:
+
+  (a) mbsync (isync) pulling INBOX into an empty Maildir: the raw transfer cost, the floor;
+  (b) bench/plain_loop.py: imap-tools fetching one message at a time and opening every .docx with
+      python-docx, what one would write by hand;
+  (c) `python -m mailbot run --once` with a fresh database and archive, and mailbot's defaults for
+      everything the config below leaves out (e.g. acknowledgements, queued to the file outbox).
+
+All three use plain IMAP on loopback, run as separate processes and are timed wall-clock from launch
+to exit (interpreter start-up included); with --repeat they take turns and the fastest run of each is
+kept.  Peak memory is each process's maximum RSS as GNU time reports it.  An untimed mbsync run first
+warms Dovecot's indexes and the page cache.  Each contender's result is checked: (a) N files in the
+Maildir, (b) N messages and N documents seen, (c) N submissions in `mailbot status --json`.
+
+Targets (from the issue): mailbot within 4x of mbsync's time, at least 3x faster than the plain loop,
+peak RSS under 150 MB whatever N.  Needs root (or a `vmail` user) and the Debian packages dovecot-imapd,
+isync and time (GNU time); `bash scripts/test.sh` installs the first two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import imaplib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.servers
+
+from mailbot import samples  # noqa: E402
+from tests.servers.dovecot import Dovecot  # noqa: E402
+
+PASSWORD_ENV = "BENCH_IMAP_PASSWORD"
+SUBJECT = "V/v gửi báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
+FIRST_ARRIVAL = datetime(2023, 11, 2, 8, 0, tzinfo=samples.VN_TZ)  # inside the campaign, before its deadline
+TARGET_VS_MBSYNC = 4.0
+TARGET_VS_PLAIN = 3.0
+TARGET_RSS_MB = 150.0
+LOAD_CHUNK = 200
+GNU_TIME = "/usr/bin/time"
+
+MAILBOT_CONFIG = """\
+timezone = "Asia/Ho_Chi_Minh"
+data_dir = "var"
+
+[inbox]
+kind = "imap"
+host = "{host}"
+port = {port}
+security = "plain"
+username = "{user}"
+password_env = "{password_env}"
+
+[roster]
+file = "roster.csv"
+
+[[campaign]]
+id = "antq-2023"
+title = "{title}"
+opens = 2023-11-01T00:00:00
+deadline = 2023-12-05T17:00:00
+"""
+
+MBSYNCRC = """\
+FSync yes
+
+IMAPAccount far
+Host {host}
+Port {port}
+User {user}
+Pass {password}
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore far
+Account far
+
+MaildirStore near
+Path {maildir}/
+Inbox {maildir}/INBOX
+
+Channel bench
+Far :far:
+Near :near:
+Patterns INBOX
+Create Near
+Sync Pull
+SyncState *
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float
+    peak_rss_mb: float
+    check: str  # what the correctness check found
+    ok: bool
+
+
+# ---------------------------------------------------------------- the messages
+
+
+@lru_cache(maxsize=1)
+def _senders() -> tuple[dict, ...]:
+    return tuple(r for r in samples.load_demo_roster() if r["emails"])
+
+
+@lru_cache(maxsize=None)
+def _report(code: str) -> bytes:
+    """One ~40 KB report per institution, reused by its messages (the content costs the same each time)."""
+    row = next(r for r in _senders() if r["code"] == code)
+    return samples.report_for(row, FIRST_ARRIVAL, pad_to=40_000)
+
+
+def build_message(i: int) -> tuple[datetime, bytes]:
+    """Message number ``i``: from a roster address, arriving 37 s after the previous one (so even 200,000
+    messages arrive while the campaign accepts them)."""
+    row = _senders()[i % len(_senders())]
+    when = FIRST_ARRIVAL + timedelta(seconds=37 * i)
+    raw = samples.make_email(
+        sender=row["emails"][0], sender_name=f"Văn thư {row['name']}", subject=SUBJECT,
+        body=f"Kính gửi: Sở GDĐT Hải Phòng\n\n{row['name']} xin gửi báo cáo (lần {i + 1}).\n\nTrân trọng!\n",
+        attachments=[(f"Báo cáo ANTQ 2023 - {row['name']}.docx", _report(row["code"]), samples.DOCX_TYPE)],
+        message_id=f"<bench-{i:06d}@{row['emails'][0].split('@')[1]}>", date=when,
+    )
+    return when, raw
+
+
+def load(server: Dovecot, n: int) -> int:
+    """APPEND n messages over one IMAP connection (built in worker processes meanwhile); returns bytes sent."""
+    conn = server.connect(timeout=60)
+    sent = 0
+    try:
+        with ProcessPoolExecutor() as pool:
+            for start in range(0, n, LOAD_CHUNK):  # a chunk at a time: map() would queue every message at once
+                for when, raw in pool.map(build_message, range(start, min(n, start + LOAD_CHUNK)), chunksize=25):
+                    typ, data = conn.append("INBOX", None, imaplib.Time2Internaldate(when), raw)
+                    if typ != "OK":
+                        raise RuntimeError(f"APPEND failed: {data!r}")
+                    sent += len(raw)
+    finally:
+        conn.logout()
+    return sent
+
+
+# ---------------------------------------------------------------- running a contender
+
+
+def measure(name: str, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Run ``cmd`` to completion; (wall seconds, peak RSS in MB, stdout).  Raises if it fails.
+
+    Peak RSS comes from GNU time (%M), not from our own wait4(): Linux charges a child's maxrss with the
+    memory image it had before exec(), which would be a copy of this (large) process.
+    """
+    out, err, rss = (cwd / f"{name}.{what}" for what in ("stdout", "stderr", "maxrss"))
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        start = time.perf_counter()
+        proc = subprocess.run([GNU_TIME, "-f", "%M", "-o", str(rss), *cmd], cwd=cwd, env={**os.environ, **env},
+                              stdout=stdout, stderr=stderr)
+        seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} exited {proc.returncode}:\n{err.read_text(errors='replace')[-3000:]}")
+    return seconds, int(rss.read_text().split()[-1]) / 1024, out.read_text(errors="replace")
+
+
+def write_mbsyncrc(server: Dovecot, folder: Path) -> Path:
+    rc, maildir = folder / "mbsyncrc", folder / "maildir"
+    maildir.mkdir()  # mbsync creates the folders inside, not the store's root
+    rc.write_text(MBSYNCRC.format(host=server.host, port=server.port, user=server.user,
+                                  password=server.password, maildir=maildir))
+    return rc
+
+
+def run_mbsync(server: Dovecot, folder: Path, n: int) -> Result:
+    rc = write_mbsyncrc(server, folder)
+    seconds, rss, _ = measure("mbsync", ["mbsync", "-q", "-c", str(rc), "bench"], folder, {})
+    inbox = folder / "maildir" / "INBOX"
+    got = sum(1 for sub in ("cur", "new") for f in (inbox / sub).iterdir() if f.is_file())
+    return Result("(a) mbsync", seconds, rss, f"{got} files in Maildir", got == n)
+
+
+def run_plain_loop(server: Dovecot, folder: Path, n: int) -> Result:
+    cmd = [sys.executable, str(ROOT / "bench" / "plain_loop.py"), server.host, str(server.port), server.user]
+    seconds, rss, stdout = measure("plain", cmd, folder, {PASSWORD_ENV: server.password})
+    counts = dict(re.findall(r"(\w+)=(\d+)", stdout))
+    ok = counts.get("messages") == str(n) and counts.get("documents") == str(n)
+    return Result("(b) plain imap-tools loop", seconds, rss, stdout.strip(), ok)
+
+
+def write_workspace(server: Dovecot, folder: Path) -> Path:
+    """A mailbot folder: roster CSV and config; the database and archive go to var/ inside it."""
+    with (folder / "roster.csv").open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["code", "name", "group", "emails"])
+        writer.writerows([r["code"], r["name"], r["group"], ";".join(r["emails"])] for r in samples.load_demo_roster())
+    config = MAILBOT_CONFIG.format(host=server.host, port=server.port, user=server.user,
+                                   password_env=PASSWORD_ENV, title=samples.DEFAULT_TITLE)
+    (folder / "mailbot.toml").write_text(config, encoding="utf-8")
+    return folder / "mailbot.toml"
+
+
+def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
+    config = write_workspace(server, folder)
+    env = {PASSWORD_ENV: server.password}
+    mailbot = [sys.executable, "-m", "mailbot", "--config", str(config)]
+    seconds, rss, _ = measure("mailbot", [*mailbot, "run", "--once"], folder, env)
+    _, _, status = measure("mailbot-status", [*mailbot, "status", "--json"], folder, env)
+    report = json.loads(status)
+    submissions = sum(len(i["submissions"]) for i in report["institutions"])
+    check = f"{submissions} submissions, {len(report['review'])} in review"
+    return Result("(c) mailbot run --once", seconds, rss, check, submissions == n)
+
+
+CONTENDERS = (run_mbsync, run_plain_loop, run_mailbot)
+
+
+def run_all(server: Dovecot, work: Path, n: int, repeat: int) -> list[Result]:
+    """Each contender ``repeat`` times, taking turns, each run in a fresh folder (empty Maildir, new database).
+
+    Keeps the fastest time of each; peak RSS is the highest seen, and a check fails if any run's failed.
+    """
+    runs: dict[str, list[Result]] = {c.__name__: [] for c in CONTENDERS}
+    for attempt in range(repeat):
+        for contender in CONTENDERS:
+            folder = work / f"{contender.__name__}-{attempt}"
+            folder.mkdir()
+            runs[contender.__name__].append(contender(server, folder, n))
+    return [
+        replace(min(rs, key=lambda r: r.seconds), peak_rss_mb=max(r.peak_rss_mb for r in rs), ok=all(r.ok for r in rs))
+        for rs in runs.values()
+    ]
+
+
+# ---------------------------------------------------------------- report
+
+
+def print_table(results: list[Result], n: int) -> None:
+    floor = results[0].seconds
+    print(f"\n{'contender':<28}{'seconds':>9}{'msg/s':>9}{'peak RSS MB':>13}{'x mbsync':>10}  check")
+    for r in results:
+        mark = "" if r.ok else "  <-- WRONG"
+        print(f"{r.name:<28}{r.seconds:>9.2f}{n / r.seconds:>9.0f}{r.peak_rss_mb:>13.1f}"
+              f"{r.seconds / floor:>10.2f}  {r.check}{mark}")
+
+
+def print_targets(mbsync: Result, plain: Result, mailbot: Result) -> bool:
+    vs_floor, speedup = mailbot.seconds / mbsync.seconds, plain.seconds / mailbot.seconds
+    checks = [
+        (f"mailbot within {TARGET_VS_MBSYNC:g}x of mbsync", vs_floor <= TARGET_VS_MBSYNC, f"{vs_floor:.2f}x"),
+        (f"mailbot >= {TARGET_VS_PLAIN:g}x faster than the plain loop", speedup >= TARGET_VS_PLAIN, f"{speedup:.2f}x"),
+        (f"mailbot peak RSS < {TARGET_RSS_MB:g} MB", mailbot.peak_rss_mb < TARGET_RSS_MB, f"{mailbot.peak_rss_mb:.1f} MB"),
+        ("every contender saw every message", all(r.ok for r in (mbsync, plain, mailbot)), ""),
+    ]
+    print(f"\nmailbot speed-up over the plain loop: {speedup:.2f}x; time relative to mbsync: {vs_floor:.2f}x")
+    for label, ok, value in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {label}{f' ({value})' if value else ''}")
+    return all(ok for _, ok, _ in checks)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=2000, help="number of messages (default 2000)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per contender, the fastest kept (default 1)")
+    parser.add_argument("--keep", action="store_true", help="keep the server and work folders, print where")
+    args = parser.parse_args()
+    missing = [tool for tool in (GNU_TIME, "mbsync") if not shutil.which(tool)]
+    if missing:
+        parser.error(f"missing {', '.join(missing)}: apt-get install -y time isync dovecot-imapd")
+    started = time.perf_counter()
+    server = Dovecot(tempfile.mkdtemp(prefix="dovecot-"))
+    work = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
+    try:
+        server.start()
+        sent = load(server, args.n)
+        print(f"loaded {args.n} messages ({sent / 1e6:.1f} MB) into Dovecot in {time.perf_counter() - started:.1f} s")
+        (work / "warmup").mkdir()
+        run_mbsync(server, work / "warmup", args.n)
+        print(f"load average before timing: {os.getloadavg()[0]:.2f} (other work on this machine skews the figures)")
+        results = run_all(server, work, args.n, args.repeat)
+    finally:
+        server.stop()
+        if args.keep:
+            print(f"kept: dovecot {server.root_dir}, work {work}")
+        else:
+            shutil.rmtree(server.root_dir, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
+    print_table(results, args.n)
+    ok = print_targets(*results)
+    print(f"\nwhole run: {time.perf_counter() - started:.1f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
