@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from mailbot import config, samples
+from mailbot import config, roster, samples
 from mailbot.config import Settings
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -50,18 +49,10 @@ def build_demo(folder: Path | None) -> Settings:
     root = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="mailbot-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     rows = samples.load_demo_roster()
-    _write_roster(root / "roster.csv", rows)
+    roster.write_csv(root / "roster.csv", roster.from_rows(rows))
     _write_maildir(root / "Maildir", samples.demo_messages(rows, DEADLINE))
     (root / "mailbot.toml").write_text(CONFIG, encoding="utf-8")
     return config.load(root / "mailbot.toml")
-
-
-def _write_roster(path: Path, rows: list[dict]) -> None:  # type: ignore[type-arg]
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["code", "name", "group", "emails"])
-        for r in rows:
-            writer.writerow([r["code"], r["name"], r["group"], "; ".join(r["emails"])])
 
 
 def _write_maildir(path: Path, messages: list[tuple[datetime, bytes]]) -> None:

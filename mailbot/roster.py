@@ -122,3 +122,16 @@ def _emails(value: str) -> tuple[tuple[str, ...], str]:
 
 def describe(problems: Iterable[str]) -> str:
     return "\n".join(f"  {p}" for p in problems)
+
+
+def write_csv(path: Path, institutions: Iterable[Institution]) -> None:
+    """A roster file in the format `read` takes (used by the demo and the tests)."""
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["code", "name", "group", "emails"])
+        for inst in institutions:
+            writer.writerow([inst.code, inst.name, inst.group, "; ".join(inst.emails)])
+
+
+def from_rows(rows: Iterable[dict]) -> list[Institution]:  # type: ignore[type-arg]
+    return [Institution(r["code"], r["name"], r["group"], tuple(r["emails"])) for r in rows]

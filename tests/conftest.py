@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import config, samples, store
+from mailbot import config, roster, samples, store
 from mailbot.config import Settings
 
 pytest_plugins = ["tests.servers.fixtures", "tests.servers.smtp_fixtures"]
@@ -72,11 +71,7 @@ class Workspace:
 
 
 def write_roster(path: Path, rows: list[dict]) -> None:  # type: ignore[type-arg]
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["code", "name", "group", "emails"])
-        for r in rows:
-            writer.writerow([r["code"], r["name"], r["group"], ";".join(r["emails"])])
+    roster.write_csv(path, roster.from_rows(rows))
 
 
 def make_workspace(root: Path, server, extra_inbox: str = "", extra: str = "") -> Workspace:  # type: ignore[no-untyped-def]
