@@ -119,6 +119,7 @@ class RosterSettings(_Section):
 
 
 class LimitSettings(_Section):
+    max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=64 * 1024)
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_zip_entries: int = Field(default=200, ge=1)
     max_zip_total_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
@@ -189,6 +190,15 @@ class NotifySettings(_Section):
         return value
 
 
+class SecuritySettings(_Section):
+    # Hold a message that claims a roster address but fails the check the receiving server recorded in
+    # Authentication-Results: "dmarc" (DMARC fails), "dkim_or_spf" (neither DKIM nor SPF passes), "off".
+    require_auth: Literal["dmarc", "dkim_or_spf", "off"] = "dmarc"
+    # Trust only Authentication-Results headers added by this server (RFC 8601 authserv-id); empty:
+    # the topmost one, which the last server (ours) prepended.
+    authserv_id: str = ""
+
+
 class CampaignSettings(_Section):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     title: str = Field(min_length=1)
@@ -211,6 +221,7 @@ class Settings(_Section):
     limits: LimitSettings = LimitSettings()
     outbox: OutboxSettings = OutboxSettings()
     notify: NotifySettings = NotifySettings()
+    security: SecuritySettings = SecuritySettings()
     campaign: tuple[CampaignSettings, ...] = Field(min_length=1)
 
     @field_validator("timezone")

@@ -69,6 +69,7 @@ class InboundMail:
     references: str = ""  # the References header, for threading a reply
     auto_markers: tuple[str, ...] = ()  # signs that a machine sent it (RFC 3834): never answer those
     bounce: Bounce | None = None
+    auth_results: tuple[tuple[str, str, str], ...] = ()  # (authserv-id, method, result) per Authentication-Results
 
     @property
     def reports(self) -> tuple[Attachment, ...]:

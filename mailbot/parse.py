@@ -259,6 +259,19 @@ def _original_message_id(part: Message) -> str:
     return _header(headers, "Message-ID").strip()
 
 
+_AUTH_RESULT = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.IGNORECASE)
+
+
+def auth_results(msg: Message) -> tuple[tuple[str, str, str], ...]:
+    """(authserv-id, method, result) from every Authentication-Results header, topmost first (RFC 8601)."""
+    out: list[tuple[str, str, str]] = []
+    for value in msg.get_all("Authentication-Results", []):
+        text = decode_header_value(value)
+        server, _, rest = text.partition(";")
+        out += [(server.strip().lower(), m.lower(), r.lower()) for m, r in _AUTH_RESULT.findall(rest)]
+    return tuple(out)
+
+
 def parse(raw: RawMail, limits: LimitSettings) -> InboundMail:
     """Read one message; whatever is wrong with it becomes a warning, never an exception."""
     msg = email.message_from_bytes(raw.data, policy=compat32)
@@ -281,4 +294,5 @@ def parse(raw: RawMail, limits: LimitSettings) -> InboundMail:
         references=_header(msg, "References"),
         auto_markers=auto_markers(msg, sender),
         bounce=bounce_of(msg),
+        auth_results=auth_results(msg),
     )

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from mailbot import archive, outbox, receipts, roster as roster_file, store
+from mailbot.authenticity import hold_if_forged
 from mailbot.config import Settings
 from mailbot.extensions import all_extensions
 from mailbot.identify import Roster, identify
@@ -161,7 +162,7 @@ def process(raw: RawMail, ctx: Context) -> Outcome:
     fingerprint = archive.sha256(raw.data)
     try:
         mail = parse(raw, ctx.settings.limits)
-        verdict = identify(mail, ctx.roster, ctx.campaigns, ctx.extensions)
+        verdict = hold_if_forged(identify(mail, ctx.roster, ctx.campaigns, ctx.extensions), mail, ctx.settings.security)
     except Exception as exc:  # noqa: BLE001 - any bug on one message must not stop the others
         log.exception("uid %s: could not be read; set aside for staff", raw.uid)
         return _set_aside(raw, fingerprint, ctx, f"internal error while reading: {type(exc).__name__}: {exc}")
