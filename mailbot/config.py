@@ -199,6 +199,20 @@ class SecuritySettings(_Section):
     authserv_id: str = ""
 
 
+class WebSettings(_Section):
+    """The staff web pages (`mailbot web`)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    # Behind a reverse proxy that serves the pages under a sub-path, e.g. "/mailbot"; "" = at the root.
+    path_prefix: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
+    # The key that signs session cookies (created with mode 0600 when missing); default data_dir/web-secret.key.
+    secret_key_file: Path | None = None
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Send the session cookie over HTTPS only (set true when a TLS proxy is in front).
+    https_only: bool = False
+
+
 class CampaignSettings(_Section):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     title: str = Field(min_length=1)
@@ -221,6 +235,7 @@ class Settings(_Section):
     limits: LimitSettings = LimitSettings()
     outbox: OutboxSettings = OutboxSettings()
     notify: NotifySettings = NotifySettings()
+    web: WebSettings = WebSettings()
     security: SecuritySettings = SecuritySettings()
     campaign: tuple[CampaignSettings, ...] = Field(min_length=1)
 
@@ -333,6 +348,7 @@ def _resolve(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         "roster": ("file",),
         "outbox": ("path", "password_file", "ca_file"),
         "notify": ("templates_dir",),
+        "web": ("secret_key_file",),
     }
     for name, keys in sections.items():
         if isinstance(raw.get(name), dict):

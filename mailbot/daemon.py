@@ -176,7 +176,7 @@ class Daemon:
         attempt = 0
         while not self.stop.is_set():
             try:
-                with open_inbox(self.settings.inbox) as box:
+                with open_inbox(self.settings.inbox, self.settings.limits.max_message_bytes) as box:
                     if attempt:
                         log.info("inbox reachable again after %d failed attempt(s)", attempt)
                     attempt = 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -36,9 +37,11 @@ MAX_XML_BYTES = 20 * 1024 * 1024  # uncompressed document.xml (and styles.xml) r
 _W_NAMESPACES = ("http://schemas.openxmlformats.org/wordprocessingml/2006/main",
                  "http://purl.oclc.org/ooxml/wordprocessingml/main")  # transitional, strict
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+# What a damaged or hostile package can make zipfile, zlib or the parser raise (encrypted members: RuntimeError,
+# unknown compression: NotImplementedError, DTDs and entities: DefusedXmlException, a ValueError).
 _PARSE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ParseError, DefusedXmlException, EOFError,
-                 OSError, ValueError, zlib.error, RuntimeError, NotImplementedError, IndexError, TypeError,
-                 OverflowError, RecursionError)
+                 OSError, ValueError, LookupError, zlib.error, struct.error, RuntimeError, NotImplementedError,
+                 StopIteration, OverflowError, RecursionError, MemoryError)
 
 # Document types of Decree 30/2020 (Appendix III) plus the letter (công văn), which has no type line.
 DOC_TYPES = ("NGHỊ QUYẾT", "QUYẾT ĐỊNH", "CHỈ THỊ", "QUY CHẾ", "QUY ĐỊNH", "THÔNG CÁO", "THÔNG BÁO", "HƯỚNG DẪN",
@@ -172,8 +175,8 @@ def _parse_document(xml, max_paragraphs: int | None) -> _Parsed:
     if namespace not in _W_NAMESPACES:
         raise ValueError("not a WordprocessingML document")
     w = "{" + namespace + "}"
-    starts = {w + "p": _P, w + "tbl": _TBL, w + "tr": _TR, w + "tc": _TC, _MC_FALLBACK: _FALLBACK}
-    ends = {w + "r": _R, w + "body": _BODY, **starts}
+    kinds = {w + "p": _P, w + "r": _R, w + "tbl": _TBL, w + "tr": _TR, w + "tc": _TC, _MC_FALLBACK: _FALLBACK,
+             w + "body": _BODY}
     names = _RunNames(w)
     blocks: list[_Para | _Tbl] = []
     paras: list[_Para] = []  # open paragraphs: more than one inside a text box
@@ -182,26 +185,17 @@ def _parse_document(xml, max_paragraphs: int | None) -> _Parsed:
     count = 0
     truncated = unstyled = False
     for event, elem in events:
-        if event == "start":
-            kind = starts.get(elem.tag)
-            if kind is None:
-                continue
-            if kind == _P:
-                paras.append(_Para())
-            elif kind == _TC:
-                if tables:
-                    tables[-1].cell = []
-            elif kind == _TR:
-                if tables:
-                    tables[-1].row = []
-            elif kind == _TBL:
-                tables.append(_Tbl())
-            else:
-                skip += 1
-            continue
-        kind = ends.get(elem.tag)
+        kind = kinds.get(elem.tag)
         if kind is None:
             continue
+        if event == "start":
+            if kind == _P:
+                paras.append(_Para())
+            elif kind == _TBL:
+                tables.append(_Tbl())
+            elif kind == _FALLBACK:
+                skip += 1
+            continue  # a row or cell starts empty: the lists are renewed when the previous one ends
         if kind == _R:
             if paras and not skip:
                 run = names.run(elem)
@@ -211,7 +205,8 @@ def _parse_document(xml, max_paragraphs: int | None) -> _Parsed:
                         unstyled = True  # its style's font decides how it reads: styles.xml is needed
         elif kind == _P:
             para = paras.pop()
-            names.paragraph_properties(elem, para)
+            if len(elem) and elem[0].tag == names.ppr:
+                names.paragraph_properties(elem[0], para)
             elem.clear()
             if paras:
                 continue  # a text box's paragraph: not part of the flow
@@ -258,7 +253,7 @@ class _RunNames:
         self.rpr, self.rfonts, self.rstyle, self.ppr, self.pstyle, self.jc = (
             w + n for n in ("rPr", "rFonts", "rStyle", "pPr", "pStyle", "jc"))
         self.tcpr, self.span, self.vmerge = w + "tcPr", w + "gridSpan", w + "vMerge"
-        self.ascii, self.hansi, self.val, self.type = w + "ascii", w + "hAnsi", w + "val", w + "type"
+        self.ascii, self.hansi, self.val = w + "ascii", w + "hAnsi", w + "val"
 
     def run(self, elem) -> tuple[str, str | None, str | None] | None:
         """(text, font, character style) of a ``w:r``; None when it holds no text."""
@@ -278,8 +273,7 @@ class _RunNames:
             elif tag == self.tab:
                 parts.append("\t")
             elif tag == self.br or tag == self.cr:
-                if child.get(self.type) in (None, "textWrapping"):  # not a page or column break
-                    parts.append("\n")
+                parts.append("\n")  # a line, page or column break: words on either side stay apart
             elif tag == self.soft:
                 parts.append("\u00ad")  # ư in a TCVN3 run; dropped from Unicode text
             elif tag == self.nbh:
@@ -288,13 +282,12 @@ class _RunNames:
             return None
         return "".join(parts), font, style
 
-    def paragraph_properties(self, elem, para: _Para) -> None:
-        if len(elem) and elem[0].tag == self.ppr:
-            for prop in elem[0]:
-                if prop.tag == self.pstyle:
-                    para.style = prop.get(self.val)
-                elif prop.tag == self.jc:
-                    para.centered = prop.get(self.val) == "center"
+    def paragraph_properties(self, ppr, para: _Para) -> None:
+        for prop in ppr:  # direct children only: a w:pPrChange holds the old properties
+            if prop.tag == self.pstyle:
+                para.style = prop.get(self.val)
+            elif prop.tag == self.jc:
+                para.centered = prop.get(self.val) == "center"
 
     def cell_properties(self, elem) -> tuple[int, bool]:
         """(grid columns spanned, continues the merged cell above) of a ``w:tc``."""
@@ -317,11 +310,12 @@ def _font_of(rfonts, ascii_attr: str, hansi_attr: str) -> str | None:
             return name
     if hansi or ascii_:
         return hansi or ascii_
-    return "+theme" if len(rfonts.attrib) else None  # theme fonts (Calibri, Cambria…) are never legacy
+    if any(name.endswith(("}asciiTheme", "}hAnsiTheme")) for name in rfonts.attrib):
+        return "+theme"  # a theme font (Calibri, Cambria…): never a legacy one
+    return None  # only East Asian or complex-script slots: the Latin font is inherited
 
 
 # ---------------------------------------------------------------- styles.xml: fonts of the styles in use
-
 
 
 def _may_name_legacy_fonts(xml: bytes) -> bool:
@@ -490,7 +484,7 @@ def _words(text: str) -> int:
 
 # ---------------------------------------------------------------- the Decree 30 parts
 
-_SEPARATOR = re.compile(r"^[\s\-_=*~.·•–—]+$")
+_SEPARATOR_CHARACTERS = re.compile(r"[\s\-_=*~.·•–—+]")
 _NUMBER = re.compile(r"^\s*(?:số|so)\b\s*[:.]?\s*(?P<rest>.*)$", re.I)
 _ABOUT = re.compile(r"^\s*(?:v/v|v\.v|về việc)\s*[:.]?\s*(?P<rest>.*)$", re.I)
 _DATE = re.compile(r"(?P<place>[^\n\t,]*?)[\s,]*\bngày\b[\s.…_]*(?P<d>\d{1,2})?[\s.…_/]*\btháng\b[\s.…_]*"
@@ -499,6 +493,12 @@ _MOTTO = ("cong hoa xa hoi", "doc lap tu do")
 _BODY_START = re.compile(r"^\s*(?:kính gửi|căn cứ|thực hiện|i\.|1\.)(?:\s|:|$)", re.I)
 _SIGN_NOTE = re.compile(r"^\s*[(\[].*[)\]]\s*$|^\s*(?:đã ký|da ky)\b", re.I)
 _TYPE_KEYS = {re.sub(r"[^a-z]", "", strip_marks(t).lower()): t for t in DOC_TYPES}
+
+
+def _is_separator(line: str) -> bool:
+    """A rule under a heading: "--------", "___", "-----o0o-----", "***"."""
+    rest = _SEPARATOR_CHARACTERS.sub("", line)
+    return len(line) - len(rest) >= 3 and len(rest) <= 3
 
 
 def _folded(text: str) -> str:
@@ -625,7 +625,7 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
             issuer_lines, header_lines = [], []
     kept: list[str] = []
     for line in issuer_lines:
-        if _SEPARATOR.match(line) or _is_motto(line):
+        if _is_separator(line) or _is_motto(line):
             continue
         if _NUMBER.match(line) and _number([line]) or _ABOUT.match(line) or _DATE.search(line):
             break
@@ -667,7 +667,10 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
                 if title_lines:
                     break
                 continue
-            if _SEPARATOR.match(line) or _BODY_START.match(line) or (title_lines and not nxt.centered):
+            if _is_separator(line):
+                used.add(j)
+                break
+            if _BODY_START.match(line) or (title_lines and not nxt.centered):
                 break
             if not title_lines and not nxt.centered and len(line) > 300:
                 break
@@ -682,7 +685,7 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
             first = _ABOUT.match(lines[0]).group("rest").strip()
             more = []
             for line in lines[1:]:
-                if _SEPARATOR.match(line) or _is_motto(line) or _DATE.search(line) or _NUMBER.match(line):
+                if _is_separator(line) or _is_motto(line) or _DATE.search(line) or _NUMBER.match(line):
                     break
                 more.append(line)
             doc_type, title = "CÔNG VĂN", " ".join([first, *more]).strip()
@@ -741,7 +744,8 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
     word_count = sum(counts)
     body_words = sum(n for i, n in enumerate(counts) if i not in used)
     if body_words < 50:  # a small body: do not count separator lines and bullets as words
-        body_words = sum(_words(t) for t in _block_texts(blocks, used) if any(ch.isalnum() for ch in t))
+        body_words = sum(_words(t) for t in _block_texts(blocks, used)
+                         if any(ch.isalnum() for ch in t) and not _is_separator(t))
     if parsed.truncated:
         warnings.append("truncated")  # what was not read cannot be judged empty
     elif body_words == 0:

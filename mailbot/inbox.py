@@ -25,6 +25,7 @@ _UID_CHUNK = 500  # UIDs per command line, well under servers' line limits
 _UID_ITEM = re.compile(rb"UID (\d+)")
 _SIZE_ITEM = re.compile(rb"RFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+_FROM_ADDRESS = re.compile(rb"[\w.+'-]+@[\w.-]+")
 _NETWORK_ERRORS = (OSError, ssl.SSLError, imaplib.IMAP4.abort, imaplib.IMAP4.error, ImapToolsError)
 
 # Given a UIDVALIDITY, the UIDs already recorded for this source under it.
@@ -60,11 +61,11 @@ def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
-def open_inbox(settings: InboxSettings) -> Inbox:
+def open_inbox(settings: InboxSettings, max_message_bytes: int = 50 * 1024 * 1024) -> Inbox:
     if settings.kind == "maildir":
         assert settings.path is not None
         return MaildirInbox(settings.path)
-    return ImapInbox(settings)
+    return ImapInbox(settings, max_message_bytes)
 
 
 def _internaldate(value: str) -> datetime:
@@ -119,8 +120,9 @@ class MaildirInbox:
 class ImapInbox:
     """One IMAP folder; handled mail may be moved to ``processed_folder`` once it is recorded."""
 
-    def __init__(self, settings: InboxSettings) -> None:
+    def __init__(self, settings: InboxSettings, max_message_bytes: int = 50 * 1024 * 1024) -> None:
         self.settings = settings
+        self.max_message_bytes = max_message_bytes
         self.source = f"imap://{settings.username}@{settings.host}:{settings.effective_port}/{settings.folder}"
         self.uidvalidity = 0
         self.pending = 0  # how many the current pass will fetch (for a progress bar)
@@ -189,14 +191,44 @@ class ImapInbox:
             done = known(self.uidvalidity)
             uids = [u for u in self.box.uids("ALL") if u not in done]
             self.pending = len(uids)
-            for batch in self._size_batches(sorted(uids, key=int)):
-                yield self._fetch(batch)
+            sizes = dict(self._sizes(sorted(uids, key=int)))
+            for batch in self._size_batches(self._fair_order(list(sizes)), sizes):
+                fetched = self._fetch([u for u in batch if sizes[u] <= self.max_message_bytes]) + \
+                    self._headers_only([u for u in batch if sizes[u] > self.max_message_bytes], sizes)
+                rank = {uid: i for i, uid in enumerate(batch)}
+                yield sorted(fetched, key=lambda m: rank[m.uid])  # the server answers in its own order
         except _NETWORK_ERRORS as exc:
             raise InboxError(f"IMAP connection lost: {exc}") from None
 
-    def _size_batches(self, uids: list[str]) -> Iterator[list[str]]:
+    def _fair_order(self, uids: list[str]) -> list[str]:
+        """Round-robin over senders, so a flood from one address cannot delay every other school."""
+        queues: dict[str, list[str]] = {}
+        for uid, sender in self._senders(uids):
+            queues.setdefault(sender, []).append(uid)
+        order: list[str] = []
+        while queues:
+            for sender in list(queues):
+                order.append(queues[sender].pop(0))
+                if not queues[sender]:
+                    del queues[sender]
+        return order
+
+    def _senders(self, uids: list[str]) -> Iterator[tuple[str, str]]:
+        for start in range(0, len(uids), _UID_CHUNK):
+            chunk = uids[start:start + _UID_CHUNK]
+            _, data = self.box.client.uid("FETCH", ",".join(chunk), "(UID BODY.PEEK[HEADER.FIELDS (FROM)])")
+            found = {}
+            for item in data:
+                if isinstance(item, tuple) and len(item) == 2:
+                    uid = _UID_ITEM.search(item[0])
+                    if uid:
+                        found[uid.group(1).decode()] = _FROM_ADDRESS.findall(item[1].lower())[-1:] or [b""]
+            yield from ((u, found.get(u, [b""])[0].decode(errors="replace")) for u in chunk)
+
+    def _size_batches(self, uids: list[str], sizes: dict[str, int]) -> Iterator[list[str]]:
         budget, batch, used = self.settings.batch_bytes, [], 0
-        for uid, size in self._sizes(uids):
+        for uid in uids:
+            size = min(sizes[uid], self.max_message_bytes)
             if batch and (used + size > budget or len(batch) >= MAX_BATCH_MESSAGES):
                 yield batch
                 batch, used = [], 0
@@ -204,6 +236,14 @@ class ImapInbox:
             used += size
         if batch:
             yield batch
+
+    def _headers_only(self, uids: list[str], sizes: dict[str, int]) -> list[RawMail]:
+        """Messages over the size limit: only their header is fetched, so that they can be recorded and held."""
+        if not uids:
+            return []
+        typ, data = self.box.client.uid("FETCH", ",".join(uids), "(UID INTERNALDATE BODY.PEEK[HEADER])")
+        found = (self._raw(item[0], item[1]) for item in data if isinstance(item, tuple) and len(item) == 2)
+        return [RawMail(m.source, m.uidvalidity, m.uid, m.internaldate, m.data, sizes[m.uid]) for m in found if m]
 
     def _sizes(self, uids: list[str]) -> Iterator[tuple[str, int]]:
         for start in range(0, len(uids), _UID_CHUNK):
@@ -218,6 +258,8 @@ class ImapInbox:
             yield from ((u, sizes[u]) for u in chunk if u in sizes)  # expunged meanwhile: skip
 
     def _fetch(self, uids: list[str]) -> list[RawMail]:
+        if not uids:
+            return []
         typ, data = self.box.client.uid("FETCH", ",".join(uids), "(UID INTERNALDATE BODY.PEEK[])")
         if typ != "OK":
             raise InboxError(f"IMAP FETCH failed: {data!r}"[:300])

@@ -16,6 +16,7 @@ class RawMail:
     uid: str
     internaldate: datetime  # aware, UTC: when the server received it
     data: bytes
+    oversized: int = 0  # when the message is over the size limit: its size, and `data` holds only the header
 
 
 class FileKind(StrEnum):

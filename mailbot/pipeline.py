@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import PurePosixPath
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ class Outcome:
     message_pk: int
     institution: str = ""
     detail: str = ""
+    keep_on_server: bool = False  # never moved to the processed folder (staff must see it in the mailbox)
 
 
 @dataclass
@@ -104,7 +105,7 @@ def run_once(
     """Fetch and record everything new, move what was recorded (if configured), deliver the outbox."""
     report = RunReport(roster_problems=import_roster(settings, engine))
     ctx = make_context(settings, engine, now)
-    with inbox or open_inbox(settings.inbox) as box:
+    with inbox or open_inbox(settings.inbox, settings.limits.max_message_bytes) as box:
         drain(ctx, box, report, on_message)
     report.delivery = outbox.deliver_due(settings, engine, ctx.clock())
     return report
@@ -127,7 +128,7 @@ def drain(
                 on_message(done[-1])
         archive.flush_to_disk()  # files and database rows of this batch are on disk before anything else happens
         store.checkpoint(ctx.engine)
-        report.moved += _move(box, ctx.engine, [o.uid for o in done if o.state != "error"])
+        report.moved += _move(box, ctx.engine, [o.uid for o in done if o.state != "error" and not o.keep_on_server])
         if should_stop():
             return
 
@@ -162,6 +163,8 @@ def process(raw: RawMail, ctx: Context) -> Outcome:
     fingerprint = archive.sha256(raw.data)
     try:
         mail = parse(raw, ctx.settings.limits)
+        if raw.oversized:
+            return _record_oversized(raw, fingerprint, mail, ctx)
         verdict = hold_if_forged(identify(mail, ctx.roster, ctx.campaigns, ctx.extensions), mail, ctx.settings.security)
     except Exception as exc:  # noqa: BLE001 - any bug on one message must not stop the others
         log.exception("uid %s: could not be read; set aside for staff", raw.uid)
@@ -171,6 +174,14 @@ def process(raw: RawMail, ctx: Context) -> Outcome:
     if duplicate:
         return _record_duplicate(raw, ctx, duplicate, mail)
     return _record(raw, fingerprint, mail, verdict, ctx)
+
+
+def _record_oversized(raw: RawMail, fingerprint: str, mail: InboundMail, ctx: Context) -> Outcome:
+    """Over the size limit: its header is recorded and the message held for staff; it stays on the server."""
+    size_mb = raw.oversized / (1 << 20)
+    mail = replace(mail, files=(), warnings=(f"message_too_large:{raw.oversized}",))
+    verdict = Verdict(None, None, None, reason=f"thư quá lớn ({size_mb:.0f} MB) nên chưa được xử lý; đề nghị xem trực tiếp trong hộp thư")
+    return replace(_record(raw, fingerprint, mail, verdict, ctx), keep_on_server=True)
 
 
 def _state(mail: InboundMail, verdict: Verdict, ctx: Context) -> str:

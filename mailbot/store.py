@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -290,6 +291,7 @@ def unmoved_uids(conn: Connection, source: str, uidvalidity: int) -> set[str]:
         locations.c.uidvalidity == uidvalidity,
         locations.c.moved_at.is_(None),
         messages.c.state != "error",
+        type_coerce(messages.c.warnings, Text).not_like("%message_too_large%"),  # held in the mailbox on purpose
     )
     return set(conn.execute(query).scalars())
 
@@ -357,3 +359,40 @@ def job_done(conn: Connection, key: str) -> bool:
 def mark_job(conn: Connection, key: str, at: datetime) -> None:
     if not job_done(conn, key):
         conn.execute(jobs.insert().values(key=key, done_at=at))
+
+
+# --- staff web pages (`mailbot web`) --------------------------------------------------------------
+# Changes made on the pages (assignments, extensions) go to `actions` with the logged-in user as actor.
+
+# Staff accounts, created with `mailbot user add`; only an argon2 hash of the password is kept.
+web_users = Table(
+    "web_users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTC, nullable=False),
+    Column("password_set_at", UTC, nullable=False),
+)
+
+# Logged-in sessions: the cookie carries a random token (signed); only its sha256 is stored here.
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("web_users.id"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("ip", Text, nullable=False, default=""),
+    Column("created_at", UTC, nullable=False),
+    Column("expires_at", UTC, nullable=False, index=True),
+)
+
+# Security events: logins (successful or not), logouts, accounts added or passwords changed.
+web_events = Table(
+    "web_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTC, nullable=False),
+    Column("event", String(32), nullable=False),  # login | login_failed | login_limited | logout | user_added | password_set
+    Column("actor", Text, nullable=False),
+    Column("ip", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+)

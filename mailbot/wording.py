@@ -19,6 +19,7 @@ WARNINGS = {
     "no_sender": "Không đọc được địa chỉ người gửi",
     "undecodable_attachment": "Không giải mã được tệp đính kèm",
     "too_large": "Tệp đính kèm vượt quá dung lượng cho phép",
+    "message_too_large": "Thư vượt quá dung lượng cho phép, chưa được xử lý",
     "unreadable_archive": "Tệp nén bị hỏng, không giải nén được",
     "encrypted_archive": "Tệp nén có đặt mật khẩu, không giải nén được",
     "archive_too_many_entries": "Tệp nén chứa quá nhiều tệp",

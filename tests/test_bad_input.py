@@ -111,3 +111,32 @@ def test_every_corpus_message_goes_through_run_once_and_stays_on_the_server(work
     with engine.connect() as conn:
         assert len(conn.execute(select(store.locations)).all()) == accepted
     assert pipeline.run_once(workspace.settings(), engine).fetched == 0
+
+
+def test_oversized_message_is_recorded_from_its_header_and_left_in_the_mailbox(tmp_path, dovecot, monkeypatch):
+    from tests.conftest import make_workspace
+
+    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
+    ws = make_workspace(tmp_path / "ws", dovecot, extra_inbox='processed_folder = "Da-xu-ly"',
+                        extra="[limits]\nmax_message_bytes = 1048576\nmax_attachment_bytes = 1048576")
+    big = docx_mail("video.mp4", os.urandom(3 * 1024 * 1024))
+    small = docx_mail("bc.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), sender="thptthaiphien@haiphong.edu.vn")
+    assert append_all(dovecot, [big, small]) == 2
+    report = pipeline.run_once(ws.settings(), ws.engine())
+    assert report.fetched == 2 and report.moved == 1
+    assert len(dovecot.uids()) == 1 and len(dovecot.uids("Da-xu-ly")) == 1
+    (held,) = ws.status()["review"]
+    assert "quá lớn" in held["reason"]
+    assert pipeline.run_once(ws.settings(), ws.engine()).moved == 0  # and it is never moved later either
+
+
+def test_a_flood_from_one_address_does_not_delay_the_other_schools(workspace, dovecot):
+    flood = [docx_mail(f"{n}.docx", b"x", sender="spammer@example.com", subject=f"flood {n}") for n in range(300)]
+    schools = [docx_mail("bc.docx", samples.make_report_docx(r["name"]), sender=r["emails"][0])
+               for r in samples.load_demo_roster()[:10] if r["emails"]]
+    append_all(dovecot, flood + schools)
+    order: list[str] = []
+    pipeline.run_once(workspace.settings(), workspace.engine(), on_message=lambda o: order.append(o.institution))
+    positions = [i for i, code in enumerate(order) if code]
+    # Round-robin over senders: each school waits for at most one flood message per school before it.
+    assert len(positions) == len(schools) and max(positions) < 2 * len(schools)
