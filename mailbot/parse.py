@@ -14,6 +14,8 @@ from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 from pathlib import PurePosixPath, PureWindowsPath
 
+from tnefparse import TNEF
+
 from mailbot.config import LimitSettings
 from mailbot.documents import docx_heading, ole_warnings, sniff
 from mailbot.models import Attachment, Bounce, FileKind, InboundMail, RawMail
@@ -188,6 +190,23 @@ def _unzip_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, origin: str, 
     return [inner]
 
 
+def _untnef(found: _Found, limits: LimitSettings) -> list[_Found]:
+    """The files inside an Outlook winmail.dat (TNEF), within the attachment size limit."""
+    try:
+        parts = TNEF(found.data).attachments
+    except Exception:  # noqa: BLE001 - tnefparse raises many kinds on a damaged stream
+        return [_Found(found.name, found.data, found.origin, ("unreadable_tnef",))]
+    out = []
+    for part in parts:
+        name = safe_basename(part.long_filename() or part.name or "attachment")
+        data = part.data if isinstance(part.data, bytes) else b""
+        if len(data) > limits.max_attachment_bytes:
+            out.append(_Found(name, b"", found.name, (f"too_large:{len(data)}",)))
+        elif data:
+            out.append(_Found(name, data, found.name))
+    return out
+
+
 def _attachment(found: _Found, limits: LimitSettings) -> list[Attachment]:
     if not found.data:
         return [Attachment(found.name, FileKind.OTHER, b"", found.origin, warnings=found.warnings)]
@@ -195,7 +214,7 @@ def _attachment(found: _Found, limits: LimitSettings) -> list[Attachment]:
     if kind == "zip":
         return [a for inner in _unzip(found, limits) for a in _attachment(inner, limits)]
     if kind == "tnef":
-        return [Attachment(found.name, FileKind.OTHER, found.data, found.origin, warnings=found.warnings + ("tnef_not_opened",))]
+        return [a for inner in _untnef(found, limits) for a in _attachment(inner, limits)]
     heading, warnings = "", found.warnings
     if kind in (FileKind.DOCX, FileKind.DOCM):
         heading, extra = docx_heading(found.data)

@@ -24,7 +24,7 @@ WARNINGS = {
     "encrypted_archive": "Tệp nén có đặt mật khẩu, không giải nén được",
     "archive_too_many_entries": "Tệp nén chứa quá nhiều tệp",
     "archive_too_large": "Tệp nén khi giải nén vượt quá dung lượng cho phép",
-    "tnef_not_opened": "Tệp winmail.dat (Outlook) chưa được mở",
+    "unreadable_tnef": "Tệp winmail.dat (Outlook) bị hỏng, không mở được",
     "unreadable_message": "Không đọc được nội dung thư",
 }
 

@@ -1,0 +1,70 @@
+"""MIME → InboundMail on bytes (pure): names, charsets, containers, machine mail."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from mailbot import samples
+from mailbot.config import LimitSettings
+from mailbot.models import FileKind, RawMail
+from mailbot.parse import parse
+from tests.test_bad_input import CORPUS
+
+WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc)
+DOCX = samples.make_report_docx("Trường THPT Ngô Quyền")
+
+
+def parsed(raw: bytes, limits: LimitSettings = LimitSettings()):  # type: ignore[no-untyped-def]
+    return parse(RawMail("t", 0, "1", WHEN, raw), limits)
+
+
+def mail(attachments, **kw):  # type: ignore[no-untyped-def]
+    return samples.make_email(sender=kw.pop("sender", "a@haiphong.edu.vn"), sender_name="", subject=kw.pop("subject", "BC"),
+                              body="x", attachments=attachments, **kw)
+
+
+def test_every_filename_style_ends_as_the_same_nfc_name():
+    name = "Báo cáo phong trào - Trường THPT Ngô Quyền.docx"
+    for style in ("rfc2231", "rfc2047", "name_only", "nfd"):
+        (f,) = parsed(mail([(name, DOCX, "application/octet-stream")], filename_style=style)).files
+        assert f.name == name and f.kind is FileKind.DOCX, style
+
+
+def test_windows_1258_subject_decodes():
+    m = parsed(mail([], subject="Báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc", subject_charset="windows-1258"))
+    assert m.subject == "Báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc"
+
+
+def test_reports_inside_zip_and_forward_are_found():
+    zipped = samples.zip_bytes([("Báo cáo.docx", DOCX), ("ảnh.jpg", b"\xff\xd8\xff")])
+    inner = mail([("bc.docx", DOCX, "application/octet-stream")], sender="pgdlechan@haiphong.edu.vn")
+    m = parsed(samples.forward_as_attachment(inner, sender="staff@gmail.com", subject="Fwd: BC"))
+    assert [f.name for f in m.reports] == ["bc.docx"] and m.forwarded_senders == ("pgdlechan@haiphong.edu.vn",)
+    z = parsed(mail([("bc.zip", zipped, "application/zip")]))
+    assert [(f.name, f.origin) for f in z.reports] == [("Báo cáo.docx", "bc.zip")]
+
+
+def test_outlook_winmail_dat_is_unpacked():
+    tnef = (CORPUS / "tnefparse" / "MAPI_ATTACH_DATA_OBJ.tnef").read_bytes()
+    m = parsed(mail([("winmail.dat", tnef, "application/ms-tnef")]))
+    kinds = {f.name: f.kind for f in m.files}
+    assert kinds["VIA_Nytt_1402.doc"] is FileKind.DOC and kinds["VIA_Nytt_1402.pdf"] is FileKind.PDF
+    assert all(f.origin == "winmail.dat" for f in m.files)
+
+
+def test_zip_bomb_and_encrypted_zip_become_warnings():
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("bom.docx", b"\0" * (200 * 1024 * 1024))
+    m = parsed(mail([("bom.zip", buffer.getvalue(), "application/zip")]))
+    assert m.files[0].warnings == ("archive_too_large",) and not m.reports
+
+
+def test_machine_mail_is_recognised():
+    for headers in ({"Auto-Submitted": "auto-replied"}, {"Precedence": "bulk"}, {"List-Id": "<x>"}, {"X-Autoreply": "yes"}):
+        assert parsed(mail([], extra_headers=headers)).auto_markers
+    assert parsed(mail([], sender="MAILER-DAEMON@mx.example")).auto_markers
+    assert not parsed(mail([], extra_headers={"Auto-Submitted": "no"})).auto_markers
