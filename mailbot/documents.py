@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
+import tempfile
 import zipfile
+from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
@@ -29,6 +33,8 @@ def sniff(data: bytes, name: str = "") -> FileKind | str:
         return FileKind.DOC if _utf16("WordDocument") in data[:1 << 20] or _utf16("EncryptedPackage") in data[:1 << 20] else FileKind.OTHER
     if data.startswith(b"\x78\x9f\x3e\x22"):
         return "tnef"
+    if data.startswith((b"Rar!\x1a\x07", b"7z\xbc\xaf\x27\x1c")):
+        return "rar7z"
     if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
         return _sniff_zip(data, name)
     return FileKind.OTHER
@@ -45,6 +51,25 @@ def _sniff_zip(data: bytes, name: str) -> FileKind | str:
     if any(n.startswith(("xl/", "ppt/")) for n in names) or "mimetype" in names:
         return FileKind.OTHER  # Excel, PowerPoint, OpenDocument
     return "zip"
+
+
+def doc_to_docx(data: bytes, timeout: float = 120.0) -> bytes | None:
+    """A legacy .doc converted by LibreOffice (headless) when it is installed; None otherwise or on failure."""
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if not soffice:
+        return None
+    with tempfile.TemporaryDirectory(prefix="mailbot-doc-") as tmp:
+        source = Path(tmp) / "report.doc"
+        source.write_bytes(data)
+        profile = Path(tmp) / "profile"  # a private profile: several conversions may run at once
+        command = [soffice, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
+                   "--convert-to", "docx", "--outdir", tmp, str(source)]
+        try:
+            subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+        except (subprocess.TimeoutExpired, OSError):
+            return None
+        converted = Path(tmp) / "report.docx"
+        return converted.read_bytes() if converted.exists() else None
 
 
 def ole_warnings(data: bytes) -> tuple[str, ...]:

@@ -4,34 +4,21 @@ from __future__ import annotations
 
 import email
 import hashlib
-import io
 import re
-import zipfile
-from dataclasses import dataclass
 from email.header import decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
-from pathlib import PurePosixPath, PureWindowsPath
-
-from tnefparse import TNEF
 
 from mailbot.config import LimitSettings
 from mailbot.documents import docx_heading, ole_warnings, sniff
 from mailbot.models import Attachment, Bounce, FileKind, InboundMail, RawMail
+from mailbot.unpack import Found, safe_basename, unarchive, untnef, unzip
 from mailbot.text import nfc
 
 # Vietnamese senders with old software write 8-bit headers in Windows-1258 or TCVN; try the likely ones.
 _FALLBACK_CHARSETS = ("utf-8", "cp1258", "latin-1")
 _BODY_TYPES = ("text/plain", "text/html", "text/enriched", "text/calendar")
-
-
-@dataclass(frozen=True)
-class _Found:
-    name: str
-    data: bytes
-    origin: str = ""
-    warnings: tuple[str, ...] = ()
 
 
 def decode_bytes(raw: bytes, charset: str | None = None) -> str:
@@ -83,12 +70,6 @@ def message_id_of(msg: Message, data: bytes) -> tuple[str, tuple[str, ...]]:
     return f"<{hashlib.sha256(data).hexdigest()[:32]}@missing-message-id.mailbot>", ("no_message_id",)
 
 
-def safe_basename(name: str) -> str:
-    """The last path component of a sender-supplied name, NFC; never a path."""
-    base = PureWindowsPath(PurePosixPath(name.replace("\x00", "")).name).name
-    return nfc(base.strip().strip(".")) or "file"
-
-
 def _part_name(part: Message) -> str:
     try:
         raw = part.get_filename() or part.get_param("name")
@@ -116,19 +97,19 @@ def _is_attachment(part: Message, name: str) -> bool:
     return disposition.startswith("attachment") or part.get_content_type() not in _BODY_TYPES + ("message/rfc822",) and part.get_content_maintype() == "application"
 
 
-def _walk_files(msg: Message, limits: LimitSettings) -> list[_Found]:
-    found: list[_Found] = []
+def _walk_files(msg: Message, limits: LimitSettings) -> list[Found]:
+    found: list[Found] = []
     for part in msg.walk():
         name = _part_name(part)
         if not _is_attachment(part, name):
             continue
         data = _payload(part)
         if data is None:
-            found.append(_Found(name or "attachment", b"", warnings=("undecodable_attachment",)))
+            found.append(Found(name or "attachment", b"", warnings=("undecodable_attachment",)))
         elif len(data) > limits.max_attachment_bytes:
-            found.append(_Found(name or "attachment", b"", warnings=(f"too_large:{len(data)}",)))
+            found.append(Found(name or "attachment", b"", warnings=(f"too_large:{len(data)}",)))
         else:
-            found.append(_Found(name or "attachment", data))
+            found.append(Found(name or "attachment", data))
     return found
 
 
@@ -142,79 +123,16 @@ def _forwarded_senders(msg: Message) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _unzip(found: _Found, limits: LimitSettings, depth: int = 0) -> list[_Found]:
-    """The files inside a zip, within limits on entries, total size and compression ratio."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(found.data))
-        entries = [e for e in archive.infolist() if not e.is_dir()]
-    except (zipfile.BadZipFile, ValueError, OSError):
-        return [_Found(found.name, found.data, warnings=("unreadable_archive",))]
-    problem = _zip_problem(entries, len(found.data), limits)
-    if problem:
-        return [_Found(found.name, b"", warnings=(problem,))]
-    out: list[_Found] = []
-    for entry in entries:
-        out += _unzip_entry(archive, entry, found.name, limits, depth)
-    return out
-
-
-def _zip_problem(entries: list[zipfile.ZipInfo], packed: int, limits: LimitSettings) -> str:
-    total = sum(e.file_size for e in entries)
-    if len(entries) > limits.max_zip_entries:
-        return "archive_too_many_entries"
-    if total > limits.max_zip_total_bytes or total > max(packed, 1) * limits.max_zip_ratio:
-        return "archive_too_large"
-    if any(e.flag_bits & 0x1 for e in entries):
-        return "encrypted_archive"
-    return ""
-
-
-def _entry_name(entry: zipfile.ZipInfo) -> str:
-    name = entry.filename
-    if not entry.flag_bits & 0x800:  # no UTF-8 flag: Windows zips use the OEM code page
-        name = name.encode("cp437", "replace").decode("utf-8", "replace")
-    return safe_basename(name)
-
-
-def _unzip_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, origin: str, limits: LimitSettings, depth: int) -> list[_Found]:
-    try:
-        with archive.open(entry) as stream:
-            data = stream.read(limits.max_attachment_bytes + 1)
-    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError, ValueError):
-        return [_Found(_entry_name(entry), b"", origin, ("unreadable_archive",))]
-    if len(data) > limits.max_attachment_bytes:
-        return [_Found(_entry_name(entry), b"", origin, (f"too_large:{entry.file_size}",))]
-    inner = _Found(_entry_name(entry), data, origin)
-    if depth < 1 and sniff(data, inner.name) == "zip":
-        return _unzip(inner, limits, depth + 1)
-    return [inner]
-
-
-def _untnef(found: _Found, limits: LimitSettings) -> list[_Found]:
-    """The files inside an Outlook winmail.dat (TNEF), within the attachment size limit."""
-    try:
-        parts = TNEF(found.data).attachments
-    except Exception:  # noqa: BLE001 - tnefparse raises many kinds on a damaged stream
-        return [_Found(found.name, found.data, found.origin, ("unreadable_tnef",))]
-    out = []
-    for part in parts:
-        name = safe_basename(part.long_filename() or part.name or "attachment")
-        data = part.data if isinstance(part.data, bytes) else b""
-        if len(data) > limits.max_attachment_bytes:
-            out.append(_Found(name, b"", found.name, (f"too_large:{len(data)}",)))
-        elif data:
-            out.append(_Found(name, data, found.name))
-    return out
-
-
-def _attachment(found: _Found, limits: LimitSettings) -> list[Attachment]:
+def _attachment(found: Found, limits: LimitSettings) -> list[Attachment]:
     if not found.data:
         return [Attachment(found.name, FileKind.OTHER, b"", found.origin, warnings=found.warnings)]
     kind = sniff(found.data, found.name)
     if kind == "zip":
-        return [a for inner in _unzip(found, limits) for a in _attachment(inner, limits)]
+        return [a for inner in unzip(found, limits) for a in _attachment(inner, limits)]
     if kind == "tnef":
-        return [a for inner in _untnef(found, limits) for a in _attachment(inner, limits)]
+        return [a for inner in untnef(found, limits) for a in _attachment(inner, limits)]
+    if kind == "rar7z":
+        return [a for inner in unarchive(found, limits) for a in _attachment(inner, limits)]
     heading, warnings = "", found.warnings
     if kind in (FileKind.DOCX, FileKind.DOCM):
         heading, extra = docx_heading(found.data)

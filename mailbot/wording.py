@@ -24,6 +24,8 @@ WARNINGS = {
     "encrypted_archive": "Tệp nén có đặt mật khẩu, không giải nén được",
     "archive_too_many_entries": "Tệp nén chứa quá nhiều tệp",
     "archive_too_large": "Tệp nén khi giải nén vượt quá dung lượng cho phép",
+    "archive_tool_missing": "Tệp nén RAR/7z chưa mở được trên máy chủ (thiếu công cụ giải nén)",
+    "archive_unsafe_names": "Tệp nén chứa đường dẫn không an toàn, không giải nén",
     "unreadable_tnef": "Tệp winmail.dat (Outlook) bị hỏng, không mở được",
     "unreadable_message": "Không đọc được nội dung thư",
 }

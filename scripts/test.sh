@@ -25,29 +25,41 @@ else
     CAN_ROOT=0
 fi
 
-have_dovecot() { [ -x /usr/sbin/dovecot ] || command -v dovecot >/dev/null 2>&1; }
-have_mbsync() { command -v mbsync >/dev/null 2>&1; }
+# Debian packages the tests use, each with the command that shows it is installed:
+# a real IMAP server, mbsync (benchmarks), openssl (test certificates), LibreOffice (legacy .doc),
+# unar (rar/7z), GNU time (benchmarks).
+declare -A NEEDED=(
+    [dovecot-imapd]=/usr/sbin/dovecot
+    [isync]=mbsync
+    [openssl]=openssl
+    [libreoffice-writer-nogui]=soffice
+    [unar]=unar
+    [time]=/usr/bin/time
+)
+missing=()
+for pkg in "${!NEEDED[@]}"; do
+    command -v "${NEEDED[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+done
 
 # --- system packages --------------------------------------------------------
-if ! have_dovecot || ! have_mbsync || ! command -v openssl >/dev/null 2>&1; then
+if [ ${#missing[@]} -gt 0 ]; then
     [ "$CAN_ROOT" = 1 ] || die \
-        "dovecot-imapd, isync (mbsync) and openssl are needed for the tests; run
-    this script as root, install sudo, or install them yourself:
-    apt-get install -y dovecot-imapd isync openssl"
+        "these Debian packages are needed for the tests: ${missing[*]}; run this
+    script as root, install sudo, or install them yourself with apt-get install"
     command -v apt-get >/dev/null 2>&1 || die \
-        "apt-get not found: install Dovecot (imapd), isync/mbsync and openssl with your package manager"
-    log "installing dovecot-imapd isync openssl"
+        "apt-get not found: install ${missing[*]} with your package manager"
+    log "installing ${missing[*]}"
     "${SUDO[@]}" apt-get update
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y dovecot-imapd isync openssl
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
     # The package may have started the system-wide Dovecot. Tests run private
     # instances (own ports, own base_dir), so it does not conflict, but it is
     # not needed either.
     if command -v service >/dev/null 2>&1; then
         "${SUDO[@]}" service dovecot stop >/dev/null 2>&1 || true
     fi
-    have_dovecot || die "dovecot still missing after apt-get install"
-    have_mbsync || die "mbsync still missing after apt-get install"
+    for pkg in "${missing[@]}"; do
+        command -v "${NEEDED[$pkg]}" >/dev/null 2>&1 || die "$pkg still missing after apt-get install"
+    done
 fi
 
 # Dovecot's mail processes run as this user when the tests run as root

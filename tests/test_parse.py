@@ -68,3 +68,25 @@ def test_machine_mail_is_recognised():
         assert parsed(mail([], extra_headers=headers)).auto_markers
     assert parsed(mail([], sender="MAILER-DAEMON@mx.example")).auto_markers
     assert not parsed(mail([], extra_headers={"Auto-Submitted": "no"})).auto_markers
+
+
+def test_reports_inside_7z_are_found_with_unar():
+    import io
+
+    import py7zr
+
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w") as archive:
+        archive.writestr(DOCX, "Báo cáo ANTQ.docx")
+    m = parsed(mail([("bc.7z", buffer.getvalue(), "application/x-7z-compressed")]))
+    assert [(f.name, f.origin, f.kind) for f in m.reports] == [("Báo cáo ANTQ.docx", "bc.7z", FileKind.DOCX)]
+
+
+def test_legacy_doc_is_converted_by_libreoffice_for_reading():
+    from mailbot.documents import doc_to_docx, docx_heading
+
+    doc = (CORPUS / "paperless-ngx" / "tika" / "sample.doc").read_bytes()
+    converted = doc_to_docx(doc)
+    assert converted is not None, "LibreOffice (soffice) is needed: scripts/test.sh installs libreoffice-writer-nogui"
+    heading, warnings = docx_heading(converted)
+    assert warnings == () and "saved in the older .doc format" in heading

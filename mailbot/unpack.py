@@ -1,0 +1,140 @@
+"""Containers schools put reports in: zip, rar and 7z (with `unar`), Outlook winmail.dat; always within limits."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from tnefparse import TNEF
+
+from mailbot.config import LimitSettings
+from mailbot.documents import sniff
+from mailbot.text import nfc
+
+
+@dataclass(frozen=True)
+class Found:
+    name: str
+    data: bytes
+    origin: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+def safe_basename(name: str) -> str:
+    """The last path component of a sender-supplied name, NFC; never a path."""
+    base = PureWindowsPath(PurePosixPath(name.replace("\x00", "")).name).name
+    return nfc(base.strip().strip(".")) or "file"
+
+
+def unzip(found: Found, limits: LimitSettings, depth: int = 0) -> list[Found]:
+    """The files inside a zip, within limits on entries, total size and compression ratio."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(found.data))
+        entries = [e for e in archive.infolist() if not e.is_dir()]
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return [Found(found.name, found.data, warnings=("unreadable_archive",))]
+    problem = _zip_problem(entries, len(found.data), limits)
+    if problem:
+        return [Found(found.name, b"", warnings=(problem,))]
+    out: list[Found] = []
+    for entry in entries:
+        out += _unzip_entry(archive, entry, found.name, limits, depth)
+    return out
+
+
+def _zip_problem(entries: list[zipfile.ZipInfo], packed: int, limits: LimitSettings) -> str:
+    total = sum(e.file_size for e in entries)
+    if len(entries) > limits.max_zip_entries:
+        return "archive_too_many_entries"
+    if total > limits.max_zip_total_bytes or total > max(packed, 1) * limits.max_zip_ratio:
+        return "archive_too_large"
+    if any(e.flag_bits & 0x1 for e in entries):
+        return "encrypted_archive"
+    return ""
+
+
+def _entry_name(entry: zipfile.ZipInfo) -> str:
+    name = entry.filename
+    if not entry.flag_bits & 0x800:  # no UTF-8 flag: Windows zips use the OEM code page
+        name = name.encode("cp437", "replace").decode("utf-8", "replace")
+    return safe_basename(name)
+
+
+def _unzip_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, origin: str, limits: LimitSettings, depth: int) -> list[Found]:
+    try:
+        with archive.open(entry) as stream:
+            data = stream.read(limits.max_attachment_bytes + 1)
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError, ValueError):
+        return [Found(_entry_name(entry), b"", origin, ("unreadable_archive",))]
+    if len(data) > limits.max_attachment_bytes:
+        return [Found(_entry_name(entry), b"", origin, (f"too_large:{entry.file_size}",))]
+    inner = Found(_entry_name(entry), data, origin)
+    if depth < 1 and sniff(data, inner.name) == "zip":
+        return unzip(inner, limits, depth + 1)
+    return [inner]
+
+
+def untnef(found: Found, limits: LimitSettings) -> list[Found]:
+    """The files inside an Outlook winmail.dat (TNEF), within the attachment size limit."""
+    try:
+        parts = TNEF(found.data).attachments
+    except Exception:  # noqa: BLE001 - tnefparse raises many kinds on a damaged stream
+        return [Found(found.name, found.data, found.origin, ("unreadable_tnef",))]
+    out = []
+    for part in parts:
+        name = safe_basename(part.long_filename() or part.name or "attachment")
+        data = part.data if isinstance(part.data, bytes) else b""
+        if len(data) > limits.max_attachment_bytes:
+            out.append(Found(name, b"", found.name, (f"too_large:{len(data)}",)))
+        elif data:
+            out.append(Found(name, data, found.name))
+    return out
+
+
+
+
+def unarchive(found: Found, limits: LimitSettings) -> list[Found]:
+    """rar and 7z, through Debian's `unar`/`lsar` when installed: listed first, refused when over the
+    limits or with unsafe names, then extracted into a private temporary folder."""
+    if not (shutil.which("lsar") and shutil.which("unar")):
+        return [Found(found.name, found.data, found.origin, ("archive_tool_missing",))]
+    with tempfile.TemporaryDirectory(prefix="mailbot-unar-") as tmp:
+        packed = Path(tmp) / "in.bin"
+        packed.write_bytes(found.data)
+        problem = _listing_problem(packed, len(found.data), limits)
+        if problem:
+            return [Found(found.name, b"", found.origin, (problem,))]
+        out = Path(tmp) / "out"
+        done = subprocess.run(["unar", "-q", "-no-directory", "-o", str(out), "-p", "", str(packed)],
+                              capture_output=True, timeout=120)
+        if done.returncode != 0 or not out.exists():
+            return [Found(found.name, b"", found.origin, ("unreadable_archive",))]
+        return [Found(safe_basename(f.name), f.read_bytes(), found.name) for f in sorted(out.rglob("*"))
+                if f.is_file() and not f.is_symlink()]
+
+
+def _listing_problem(packed: Path, size: int, limits: LimitSettings) -> str:
+    try:
+        done = subprocess.run(["lsar", "-j", str(packed)], capture_output=True, timeout=60)
+        entries = json.loads(done.stdout or b"{}").get("lsarContents", [])
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        return "unreadable_archive"
+    if done.returncode != 0:
+        return "unreadable_archive"
+    names = [str(e.get("XADFileName", "")) for e in entries]
+    if any(e.get("XADIsEncrypted") for e in entries):
+        return "encrypted_archive"
+    if len(entries) > limits.max_zip_entries:
+        return "archive_too_many_entries"
+    total = sum(int(e.get("XADFileSize", 0) or 0) for e in entries)
+    if total > limits.max_zip_total_bytes or total > max(size, 1) * limits.max_zip_ratio:
+        return "archive_too_large"
+    if any(n.startswith(("/", "\\")) or ".." in PurePosixPath(n.replace("\\", "/")).parts for n in names):
+        return "archive_unsafe_names"
+    return ""
