@@ -139,12 +139,13 @@ def _main_part(archive: zipfile.ZipFile) -> str | None:
 # ---------------------------------------------------------------- document.xml → paragraphs and tables of runs
 
 class _Para:
-    __slots__ = ("style", "runs", "centered")
+    __slots__ = ("style", "runs", "centered", "plain")
 
     def __init__(self) -> None:
         self.style: str | None = None
         self.runs: list[tuple[str, str | None, str | None]] = []  # text, explicit font, character style
         self.centered = False
+        self.plain = True  # no run has a font of its own or text whose reading depends on the font
 
 
 class _Tbl:
@@ -200,8 +201,12 @@ def _parse_document(xml, max_paragraphs: int | None) -> _Parsed:
             if paras and not skip:
                 run = names.run(elem)
                 if run is not None:
-                    paras[-1].runs.append(run)
-                    if run[1] is None and not unstyled and font_matters(run[0]):
+                    para = paras[-1]
+                    para.runs.append(run)
+                    if run[1] is not None:
+                        para.plain = False
+                    elif font_matters(run[0]):
+                        para.plain = False
                         unstyled = True  # its style's font decides how it reads: styles.xml is needed
         elif kind == _P:
             para = paras.pop()
@@ -230,6 +235,8 @@ def _parse_document(xml, max_paragraphs: int | None) -> _Parsed:
         elif kind == _TBL:
             table = tables.pop()
             elem.clear()
+            if paras:
+                continue  # a table in a text box: not part of the flow
             if tables:  # a nested table: its paragraphs join the enclosing cell
                 tables[-1].cell.extend(p for row in table.rows for cell, _, _ in row for p in cell)
                 continue
@@ -331,6 +338,7 @@ class _StyleFonts:
         self.default: str | None = None
         self.default_paragraph: str | None = None
         self.styles: dict[str, tuple[str | None, str | None]] = {}  # id → (font, basedOn)
+        self.known = False  # whether anything was read
 
     @classmethod
     def load(cls, archive: zipfile.ZipFile, parsed: _Parsed) -> _StyleFonts:
@@ -341,12 +349,16 @@ class _StyleFonts:
             return fonts
         if info.file_size > MAX_XML_BYTES:
             return fonts
-        data = archive.read(info)
-        if not _may_name_legacy_fonts(data):
-            return fonts  # whatever the styles say, no run can inherit a legacy font
-        wanted = {p.style for p in _all_paragraphs(parsed.blocks) if p.style}
-        wanted |= {run[2] for p in _all_paragraphs(parsed.blocks) for run in p.runs if run[2]}
-        fonts._read(data, parsed.namespace, wanted)
+        try:
+            data = archive.read(info)
+            if not _may_name_legacy_fonts(data):
+                return fonts  # whatever the styles say, no run can inherit a legacy font
+            wanted = {p.style for p in _all_paragraphs(parsed.blocks) if p.style}
+            wanted |= {run[2] for p in _all_paragraphs(parsed.blocks) for run in p.runs if run[2]}
+            fonts._read(data, parsed.namespace, wanted)
+        except _PARSE_ERRORS:
+            pass  # damaged styles: keep what was read, the characters decide the rest
+        fonts.known = bool(fonts.styles) or fonts.default is not None
         return fonts
 
     def _read(self, data: bytes, w: str, wanted: set[str]) -> None:
@@ -362,8 +374,8 @@ class _StyleFonts:
             tag = elem.tag
             if event == "start":
                 if tag == STYLE:
-                    current = {"id": elem.get(STYLEID), "font": None, "based": None,
-                               "default_paragraph": elem.get(TYPE) == "paragraph" and elem.get(DEFAULT) in ("1", "true")}
+                    default = elem.get(TYPE) == "paragraph" and elem.get(DEFAULT) in ("1", "true", "on")
+                    current = {"id": elem.get(STYLEID), "font": None, "based": None, "default_paragraph": default}
                 elif tag == DOCDEFAULTS:
                     in_defaults += 1
                 elif tag == TBLSTYLEPR:
@@ -404,10 +416,6 @@ class _StyleFonts:
                 return font
         return None
 
-    @property
-    def known(self) -> bool:
-        return bool(self.styles) or self.default is not None
-
     def resolve(self, run_style: str | None, paragraph_style: str | None) -> str | None:
         """The font a run without one of its own shows in (an unknown paragraph style means the default one)."""
         if paragraph_style not in self.styles:
@@ -437,10 +445,22 @@ class _Text:
 
 
 def _decode(para: _Para, fonts: _StyleFonts, legacy: set[str]) -> _Text:
-    parts = []
-    for text, font, rstyle in para.runs:
-        if font is None and fonts.known:
+    runs = para.runs
+    known = fonts.known
+    if para.plain:  # the common case: nothing to decode whatever the styles say
+        text = runs[0][0] if len(runs) == 1 else "".join(run[0] for run in runs)
+        return _Text(nfc(text.replace("\u00ad", "") if "\u00ad" in text else text), para.centered)
+    groups: list[tuple[str | None, list[str]]] = []  # neighbouring runs in one font decode together:
+    for text, font, rstyle in runs:                  # Word may split "aù" (VNI á) between two runs
+        if font is None and known:
             font = fonts.resolve(rstyle, para.style)
+        if groups and groups[-1][0] == font:
+            groups[-1][1].append(text)
+        else:
+            groups.append((font, [text]))
+    parts = []
+    for font, texts in groups:
+        text = "".join(texts)
         if not (font_matters(text) or is_uppercase_font(font)):
             parts.append(text)  # ASCII, or letters only Unicode has: nothing to decode (NFC comes below)
             continue
@@ -506,6 +526,9 @@ def _folded(text: str) -> str:
 
 
 def _is_motto(text: str) -> bool:
+    lowered = text.lower()
+    if not any(hint in lowered for hint in ("hòa", "hoà", "hoa", "lập", "lap")):
+        return False  # cheap: most cells are not the motto
     folded = _folded(text)
     return any(m in folded for m in _MOTTO)
 
@@ -524,6 +547,8 @@ def _number(lines: list[str]) -> tuple[str, bool] | None:
             continue  # "Số liệu…": a sentence, not the number
         rest = re.sub(r"\s*([/-])\s*", r"\1", rest).lstrip(" .…_")
         number = rest.split()[0] if rest.split() else ""
+        if number and not re.search(r"[/\d]", number):
+            continue  # "Số điện thoại: …"
         serial = number.split("/")[0]
         return number, not re.search(r"\d", serial)
     return None
@@ -532,7 +557,7 @@ def _number(lines: list[str]) -> tuple[str, bool] | None:
 def _date(lines: list[str]) -> tuple[str, dt.date | None, bool, bool] | None:
     """(place, date, blank, invalid) from the first "…, ngày … tháng … năm …" line."""
     for line in lines:
-        match = _DATE.search(line)
+        match = _DATE.search(line) if "ng" in line.lower() else None
         if not match:
             continue
         place = match.group("place").strip(" ,.\t")
@@ -550,10 +575,12 @@ def _date(lines: list[str]) -> tuple[str, dt.date | None, bool, bool] | None:
 
 def _doc_type(text: str) -> tuple[str, str] | None:
     """(type, rest of the line) when a paragraph is a type line such as "BÁO CÁO" or "BÁO CÁO KẾT QUẢ …"."""
+    if len(text) > 300 or (len(text) > 40 and text != text.upper()):
+        return None  # a body paragraph
     key = re.sub(r"[^a-z]", "", strip_marks(text).lower())
     if key in _TYPE_KEYS:
         return _TYPE_KEYS[key], ""
-    if text != text.upper() or len(text) > 300:
+    if text != text.upper():
         return None
     words = text.split()
     bare = strip_marks(text).upper().split()

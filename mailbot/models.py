@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailbot.docmeta import DocMeta
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Attachment:
     origin: str = ""  # e.g. "bao-cao.zip" when unpacked from an archive
     heading: str = ""  # first lines of a Word file, for identification by name
     warnings: tuple[str, ...] = ()
+    meta: "DocMeta | None" = None  # what a Word report says about itself
 
     @property
     def is_report(self) -> bool:
@@ -130,3 +135,4 @@ class ArchivedFile:
     origin: str = ""
     heading: str = ""
     warnings: tuple[str, ...] = field(default=())
+    meta: dict[str, object] = field(default_factory=dict)

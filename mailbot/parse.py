@@ -11,7 +11,8 @@ from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
 from mailbot.config import LimitSettings
-from mailbot.documents import docx_heading, ole_warnings, sniff
+from mailbot.docmeta import DocMeta, read_meta
+from mailbot.documents import doc_to_docx, docx_heading, ole_warnings, sniff
 from mailbot.models import Attachment, Bounce, FileKind, InboundMail, RawMail
 from mailbot.unpack import Found, safe_basename, unarchive, untnef, unzip
 from mailbot.text import nfc
@@ -133,15 +134,36 @@ def _attachment(found: Found, limits: LimitSettings) -> list[Attachment]:
         return [a for inner in untnef(found, limits) for a in _attachment(inner, limits)]
     if kind == "rar7z":
         return [a for inner in unarchive(found, limits) for a in _attachment(inner, limits)]
-    heading, warnings = "", found.warnings
+    meta, warnings = None, found.warnings
     if kind in (FileKind.DOCX, FileKind.DOCM):
-        heading, extra = docx_heading(found.data)
-        warnings += extra + (("macros",) if kind == FileKind.DOCM else ())
+        meta = read_meta(found.data)
+        warnings += meta.warnings + (("macros",) if kind == FileKind.DOCM else ())
     elif kind == FileKind.DOC:
-        warnings += ole_warnings(found.data)
+        meta, extra = _legacy_meta(found.data)
+        warnings += extra
     elif kind == FileKind.OTHER and found.name.lower().endswith((".doc", ".docx", ".docm")):
         warnings += ("not_a_word_file",)  # the name says Word, the bytes do not
-    return [Attachment(found.name, FileKind(kind), found.data, found.origin, heading, warnings)]
+    heading = _heading(meta, found.data if kind in (FileKind.DOCX, FileKind.DOCM) else b"")
+    return [Attachment(found.name, FileKind(kind), found.data, found.origin, heading, warnings, meta)]
+
+
+def _legacy_meta(data: bytes) -> tuple[DocMeta | None, tuple[str, ...]]:
+    """A .doc is read through LibreOffice when it is installed; it still earns the legacy warning."""
+    warnings = ole_warnings(data)
+    if "password_protected" in warnings:
+        return None, warnings
+    converted = doc_to_docx(data)
+    if converted is None:
+        return None, warnings + ("legacy_doc_unread",)
+    meta = read_meta(converted)
+    return meta, warnings + meta.warnings
+
+
+def _heading(meta: DocMeta | None, docx: bytes) -> str:
+    """The lines that name the issuer and the subject, for identification by name."""
+    if meta and (meta.issuer or meta.title):
+        return "\n".join(filter(None, [meta.issuer_parent, meta.issuer, meta.doc_type, meta.title]))
+    return docx_heading(docx)[0] if docx else ""
 
 
 _MACHINE_LOCALPARTS = re.compile(r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|auto[-_.]?reply)([+-].*)?$")

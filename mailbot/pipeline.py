@@ -17,6 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from mailbot import archive, outbox, receipts, roster as roster_file, store
 from mailbot.authenticity import hold_if_forged
 from mailbot.config import Settings
+from mailbot.docmeta import DocMeta
+from mailbot.sanity import report_warnings
 from mailbot.extensions import all_extensions
 from mailbot.identify import Roster, identify
 from mailbot.inbox import Inbox, open_inbox
@@ -166,6 +168,7 @@ def process(raw: RawMail, ctx: Context) -> Outcome:
         if raw.oversized:
             return _record_oversized(raw, fingerprint, mail, ctx)
         verdict = hold_if_forged(identify(mail, ctx.roster, ctx.campaigns, ctx.extensions), mail, ctx.settings.security)
+        mail = with_report_warnings(mail, verdict, ctx)
     except Exception as exc:  # noqa: BLE001 - any bug on one message must not stop the others
         log.exception("uid %s: could not be read; set aside for staff", raw.uid)
         return _set_aside(raw, fingerprint, ctx, f"internal error while reading: {type(exc).__name__}: {exc}")
@@ -174,6 +177,17 @@ def process(raw: RawMail, ctx: Context) -> Outcome:
     if duplicate:
         return _record_duplicate(raw, ctx, duplicate, mail)
     return _record(raw, fingerprint, mail, verdict, ctx)
+
+
+def with_report_warnings(mail: InboundMail, verdict: Verdict, ctx: Context) -> InboundMail:
+    """Each Word report checked against who sent it and what was asked (wrong file, old report...)."""
+    campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
+    checked = tuple(
+        replace(f, warnings=tuple(dict.fromkeys(f.warnings + report_warnings(f.meta, verdict.institution, campaign, ctx.roster))))
+        if f.meta else f
+        for f in mail.files
+    )
+    return replace(mail, files=checked)
 
 
 def _record_oversized(raw: RawMail, fingerprint: str, mail: InboundMail, ctx: Context) -> Outcome:
@@ -250,8 +264,19 @@ def archive_file(ctx: Context, folder: PurePosixPath, mail: InboundMail, fingerp
         archive.write(ctx.settings.archive_dir, relative, item.data)
         path = str(relative)
     return ArchivedFile(
-        item.name, item.kind, len(item.data), archive.sha256(item.data), path, item.origin, item.heading, item.warnings
+        item.name, item.kind, len(item.data), archive.sha256(item.data), path, item.origin, item.heading, item.warnings,
+        meta_dict(item.meta) if item.meta else {},
     )
+
+
+def meta_dict(meta: DocMeta) -> dict[str, object]:
+    """What the store keeps of a report's metadata (the tables are re-read from the archive when needed)."""
+    return {
+        "issuer": meta.issuer, "issuer_parent": meta.issuer_parent, "number": meta.number, "place": meta.place,
+        "date": meta.date.isoformat() if meta.date else None, "doc_type": meta.doc_type, "title": meta.title,
+        "signer_position": meta.signer_position, "signer_name": meta.signer_name, "word_count": meta.word_count,
+        "tables": len(meta.tables),
+    }
 
 
 def insert_message(conn, raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, state: str, eml: str) -> int:  # type: ignore[no-untyped-def]
@@ -270,7 +295,7 @@ def insert_files(conn, message_pk: int, kept: list[ArchivedFile]) -> None:  # ty
     if kept:
         conn.execute(store.files.insert(), [
             dict(message_pk=message_pk, name=f.name, kind=str(f.kind), size=f.size, sha256=f.sha256, path=f.path,
-                 origin=f.origin, heading=f.heading, warnings=list(f.warnings))
+                 origin=f.origin, heading=f.heading, warnings=list(f.warnings), meta=f.meta)
             for f in kept
         ])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ class FileRow:
     size: int
     path: str
     warnings: tuple[str, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class InstitutionStatus:
     deadline: datetime  # the campaign's, or the extension staff granted
     emails: tuple[str, ...] = ()
     extended: bool = False
+    signed_copy: bool = False  # a PDF scan (the stamped copy) has arrived, with or without the Word file
 
     @property
     def status(self) -> str:
@@ -100,7 +102,7 @@ def _files(conn: Connection, message_pks: list[int]) -> dict[int, list[FileRow]]
         return out
     query = select(store.files).where(store.files.c.message_pk.in_(message_pks)).order_by(store.files.c.id)
     for r in conn.execute(query):
-        out[r.message_pk].append(FileRow(r.name, r.kind, r.sha256, r.size, r.path, tuple(r.warnings)))
+        out[r.message_pk].append(FileRow(r.name, r.kind, r.sha256, r.size, r.path, tuple(r.warnings), r.meta or {}))
     return out
 
 
@@ -108,6 +110,14 @@ def extensions(conn: Connection, campaign_id: str) -> dict[int, datetime]:
     """institution pk → its own deadline."""
     e = store.extensions
     return {r.institution_id: r.until for r in conn.execute(select(e).where(e.c.campaign_id == campaign_id))}
+
+
+def signed_copies(conn: Connection, campaign_id: str) -> set[int]:
+    """Institutions that sent a PDF scan for this campaign (in a report message or on its own)."""
+    m, f = store.messages, store.files
+    query = select(m.c.institution_id).join(f, f.c.message_pk == m.c.id).where(
+        m.c.campaign_id == campaign_id, m.c.state.in_(("submission", "no_report")), f.c.kind == "pdf")
+    return set(conn.execute(query).scalars())
 
 
 def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
@@ -118,6 +128,7 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
         for address, code in store.learned_addresses(conn).items():
             learned[code].append(address)
         extended = extensions(conn, campaign.id)
+        scanned = signed_copies(conn, campaign.id)
         m = store.messages
         rows = list(conn.execute(
             select(m).where(m.c.campaign_id == campaign.id, m.c.state == "submission").order_by(m.c.received_at, m.c.id)
@@ -134,7 +145,7 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
         campaign,
         tuple(
             InstitutionStatus(i.code, i.name, i.grp, tuple(by_inst[i.id]), extended.get(i.id, campaign.deadline),
-                              tuple(dict.fromkeys([*i.emails, *learned[i.code]])), i.id in extended)
+                              tuple(dict.fromkeys([*i.emails, *learned[i.code]])), i.id in extended, i.id in scanned)
             for i in insts
         ),
         tuple(ReviewItem(r.id, r.message_id, r.sender, r.subject, r.received_at, r.reason, r.state, tuple(files[r.id]))
@@ -158,10 +169,12 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
                 "deadline": _iso(i.deadline, zone),
                 "submitted_at": _iso(i.submitted_at, zone),
                 "identified_by": i.submissions[0].identified_by if i.submissions else None,
+                "signed_copy": i.signed_copy,
                 "submissions": [
                     {
                         "message_id": s.message_id, "from": s.sender, "received_at": _iso(s.received_at, zone),
-                        "files": [{"name": f.name, "sha256": f.sha256, "size": f.size, "path": f.path}
+                        "files": [{"name": f.name, "kind": f.kind, "sha256": f.sha256, "size": f.size, "path": f.path,
+                                   **({"meta": f.meta} if f.meta else {})}
                                   for f in s.files if f.path],
                         "warnings": list(s.warnings) + [w for f in s.files for w in f.warnings],
                     }

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    JSON,
     LargeBinary,
     MetaData,
     String,
@@ -110,6 +111,7 @@ files = Table(
     Column("origin", Text, nullable=False, default=""),
     Column("heading", Text, nullable=False, default=""),
     Column("warnings", JSONList, nullable=False),
+    Column("meta", JSON, nullable=False, default=dict),  # what the Word report says about itself
 )
 
 # Where a message lies on a server: it is never fetched again from here once a row exists.

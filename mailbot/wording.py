@@ -19,6 +19,13 @@ WARNINGS = {
     "no_sender": "Không đọc được địa chỉ người gửi",
     "undecodable_attachment": "Không giải mã được tệp đính kèm",
     "too_large": "Tệp đính kèm vượt quá dung lượng cho phép",
+    "heading_other_institution": "Phần đầu văn bản ghi tên đơn vị khác với đơn vị gửi",
+    "title_unrelated": "Trích yếu của văn bản không khớp với nội dung báo cáo được yêu cầu (có thể gửi nhầm tệp)",
+    "date_far": "Ngày của văn bản cách xa thời gian của đợt báo cáo (có thể là báo cáo cũ)",
+    "empty_document": "Tệp Word không có nội dung",
+    "blank_template": "Tệp Word là mẫu trống, chưa điền nội dung",
+    "document_too_large": "Tệp Word quá lớn, không đọc được nội dung",
+    "legacy_doc_unread": "Tệp Word cũ (.doc) chưa đọc được nội dung trên máy chủ",
     "message_too_large": "Thư vượt quá dung lượng cho phép, chưa được xử lý",
     "unreadable_archive": "Tệp nén bị hỏng, không giải nén được",
     "encrypted_archive": "Tệp nén có đặt mật khẩu, không giải nén được",
@@ -32,8 +39,14 @@ WARNINGS = {
 
 
 def warning_text(code: str) -> str:
-    """``too_large:31457280`` → the plain words for ``too_large`` (details stay in the log)."""
-    return WARNINGS.get(code.split(":", 1)[0], code)
+    """``date_far:05/12/2022`` → the plain words for ``date_far``, with the detail where it helps."""
+    name, _, detail = code.partition(":")
+    text = WARNINGS.get(name, code)
+    if name == "date_far" and detail:
+        return f"{text} (ngày {detail})"
+    if name == "heading_other_institution" and detail:
+        return f"{text} ({detail})"
+    return text
 
 
 def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
