@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 
 from mailbot import store
 from mailbot.models import Campaign
-from mailbot.status import CampaignStatus, InstitutionStatus, ReviewItem
+from mailbot.status import CampaignStatus, InstitutionStatus, ReviewItem, Submission
 from mailbot.wording import local_time, warning_text
 
 
@@ -45,12 +45,22 @@ def _group(name: str, members: list[InstitutionStatus]) -> dict[str, Any]:
     }
 
 
+def _document(s: Submission) -> str:
+    """``Số 15/BC-THPTNQ ngày 05/12/2023`` from the submission's Word report, when it says so."""
+    meta = next((f.meta for f in s.files if f.meta), None)
+    if not meta:
+        return ""
+    date = str(meta.get("date") or "")
+    parts = [f"số {meta['number']}" if meta.get("number") else "", f"ngày {date[8:10]}/{date[5:7]}/{date[:4]}" if date else ""]
+    return " ".join(filter(None, parts))
+
+
 def campaign_context(cs: CampaignStatus, since: datetime | None, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
     groups = [_group(name, members) for name, members in cs.groups().items()]
     totals = {k: sum(g[k] for g in groups) for k in ("total", "on_time", "late", "missing")}
     new = [
         {"name": i.name, "arrived": local_time(s.received_at, zone), "late": s.received_at > i.deadline,
-         "identified_by": s.identified_by, "at": s.received_at}
+         "identified_by": s.identified_by, "at": s.received_at, "document": _document(s)}
         for i in cs.institutions for s in i.submissions
         if (since is None or s.received_at > since) and s.received_at <= now
     ]

@@ -28,7 +28,7 @@ SUMMARY_SHEET = "Tổng hợp"
 REVIEW_SHEET = "Chờ xem xét"
 
 GROUP_HEADERS = ("STT", "Mã đơn vị", "Tên đơn vị", "Trạng thái", "Thời điểm nộp lần đầu", "Số lần nộp",
-                 "Tệp đã nhận", "Nhận diện", "Lưu ý")
+                 "Tệp đã nhận", "Văn bản (số, ngày)", "Trích yếu", "Người ký", "Bản có dấu (PDF)", "Nhận diện", "Lưu ý")
 SUMMARY_HEADERS = ("Nhóm", "Số đơn vị", STATUS["on_time"], STATUS["late"], STATUS["missing"], "Tỉ lệ đã nộp")
 REVIEW_HEADERS = ("Số", "Người gửi", "Tiêu đề", "Nhận lúc", "Lý do", "Tệp")
 STATUS_ORDER = ("on_time", "late", "missing")
@@ -216,7 +216,7 @@ def _group_sheet(ws: Worksheet, cs: CampaignStatus, group: str, members: Sequenc
     for r, inst in enumerate(members, start=2):
         ws.cell(r, 5).number_format = DATE_FORMAT
         _paint_status(ws.cell(r, 4), inst.status)
-    _finish_table(ws, GROUP_HEADERS, rows, wrap=(3, 7, 8, 9))
+    _finish_table(ws, GROUP_HEADERS, rows, wrap=(3, 7, 8, 9, 10, 12, 13))
     _print_setup(ws, cs.campaign.title, group, title_row=1)
 
 
@@ -227,9 +227,24 @@ def institution_row(number: int, inst: InstitutionStatus, zone: ZoneInfo) -> lis
         number, inst.code, inst.name, STATUS[inst.status], excel_time(inst.submitted_at, zone),
         len(inst.submissions),
         "\n".join(received_files(f for s in inst.submissions for f in s.files)),
+        *document_cells(inst),
+        "Đã nhận" if inst.signed_copy else "Chưa nhận",
         IDENTIFIED_BY.get(first.identified_by, first.identified_by) if first else "",
         "\n".join(plain_warnings(inst)),
     ]
+
+
+def document_cells(inst: InstitutionStatus) -> list[str]:
+    """Number and date, title, signer of the latest Word report (what the document says about itself)."""
+    metas = [f.meta for s in inst.submissions for f in s.files if f.meta]
+    if not metas:
+        return ["", "", ""]
+    m = metas[-1]
+    date = m.get("date") or ""
+    when = f"{date[8:10]}/{date[5:7]}/{date[:4]}" if date else ""
+    number = " ".join(filter(None, [f"Số {m['number']}" if m.get("number") else "", f"ngày {when}" if when else ""]))
+    signer = " – ".join(filter(None, [str(m.get("signer_position") or "").replace("\n", " "), str(m.get("signer_name") or "")]))
+    return [number, " ".join(filter(None, [str(m.get("doc_type") or ""), str(m.get("title") or "")])), signer]
 
 
 def received_files(files: Iterable[FileRow]) -> list[str]:

@@ -128,19 +128,20 @@ def test_group_rows_match_the_status(saved: openpyxl.Workbook) -> None:
     assert tuple(c.value for c in ws[1]) == GROUP_HEADERS
     first, second = _rows(ws)
     assert first == (1, "THPT01", "Trường THPT Ngô Quyền", STATUS["on_time"], datetime(2023, 12, 4, 14, 5), 2,
-                     "Báo cáo ANTQ.docx\nPhụ lục.pdf", IDENTIFIED_BY["address"],
+                     "Báo cáo ANTQ.docx\nPhụ lục.pdf", None, None, None, "Chưa nhận", IDENTIFIED_BY["address"],
                      f"{warning_text('legacy_doc')}\n{warning_text('too_large')}")
     assert second == (2, "THPT02", "Trường THPT Trần Phú", STATUS["late"], datetime(2023, 12, 5, 19, 15), 1,
-                      "bao cao.docx", IDENTIFIED_BY["name"], warning_text("too_large"))
+                      "bao cao.docx", None, None, None, "Chưa nhận", IDENTIFIED_BY["name"], warning_text("too_large"))
     assert ws["E2"].number_format == "dd/mm/yyyy hh:mm"
     assert ws["G2"].alignment.wrap_text
 
 
 def test_missing_institution_row(saved: openpyxl.Workbook) -> None:
     missing, staff = _rows(saved[OTHERS_SHEET])
-    assert missing == (1, "TT01", "Trung tâm Giáo dục thường xuyên Hải Phòng", "Chưa nộp", None, 0, None, None, None)
+    assert missing == (1, "TT01", "Trung tâm Giáo dục thường xuyên Hải Phòng", "Chưa nộp", None, 0, None,
+                       None, None, None, "Chưa nhận", None, None)
     assert staff[1:4] == ("TT02", "Trung tâm Kỹ thuật tổng hợp – Hướng nghiệp", "Đúng hạn")
-    assert staff[7] == "Cán bộ xác nhận"
+    assert staff[11] == "Cán bộ xác nhận"
 
 
 def test_header_frozen_filtered_and_printable(saved: openpyxl.Workbook) -> None:
@@ -151,7 +152,7 @@ def test_header_frozen_filtered_and_printable(saved: openpyxl.Workbook) -> None:
         assert ws["A1"].fill.fgColor.rgb.endswith("D9E1F2")
         assert ws.page_setup.orientation == "landscape"
         assert ws.sheet_properties.pageSetUpPr.fitToPage
-    assert saved[SCHOOLS].auto_filter.ref == "A1:I3"
+    assert saved[SCHOOLS].auto_filter.ref == "A1:M3"
     assert saved[REVIEW_SHEET].auto_filter.ref == "A1:F3"
 
 
@@ -233,3 +234,17 @@ def test_every_group_from_the_roster_gets_a_sheet_even_with_colliding_names(cs: 
     assert wb.sheetnames == [SUMMARY_SHEET, SCHOOLS, OTHERS_SHEET, f"{OTHERS_SHEET} (2)", "Tổng hợp (2)", REVIEW_SHEET]
     codes = [r[1] for name in wb.sheetnames[1:-1] for r in _rows(wb[name])]
     assert codes == [i.code for i in clash]
+
+
+def test_document_metadata_and_signed_copy_columns(cs: CampaignStatus) -> None:
+    from dataclasses import replace
+
+    from mailbot.workbook import document_cells
+
+    meta = {"number": "15/BC-THPTNQ", "date": "2023-12-05", "doc_type": "BÁO CÁO", "title": "Sơ kết phong trào",
+            "signer_position": "KT. HIỆU TRƯỞNG\nPHÓ HIỆU TRƯỞNG", "signer_name": "Nguyễn Văn A"}
+    inst = cs.institutions[0]
+    first = inst.submissions[0]
+    with_meta = replace(inst, submissions=(replace(first, files=(replace(first.files[0], meta=meta),)),), signed_copy=True)
+    assert document_cells(with_meta) == ["Số 15/BC-THPTNQ ngày 05/12/2023", "BÁO CÁO Sơ kết phong trào",
+                                         "KT. HIỆU TRƯỞNG PHÓ HIỆU TRƯỞNG – Nguyễn Văn A"]
