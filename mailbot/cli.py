@@ -360,6 +360,31 @@ def check(state: State) -> None:
     raise SystemExit(0 if ok else 1)
 
 
+@cli.command(name="compile")
+@click.option("--campaign", "campaign_id", help="Campaign id (default: the one whose deadline is nearest).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="The .xlsx file to write.")
+@click.option("--docx", "docx_path", type=click.Path(path_type=Path),
+              help="Also write every institution's report text, by group, to this .docx file.")
+@click.pass_obj
+def compile_command(state: State, campaign_id: str | None, output: Path, docx_path: Path | None) -> None:
+    """Merge the tables of each institution's latest report: one sheet per table shape, sums per group and in total.
+
+    Tables that fit no shape shared by two institutions are listed on the sheet "Cần xem xét".
+    Example: mailbot compile --campaign antq-2023 --output tong-hop.xlsx --docx tong-hop.docx
+    """
+    from mailbot.compile import compile_campaign, save_docx, save_xlsx
+
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    now = state.clock(settings)
+    comp = compile_campaign(settings, engine, pick_campaign(settings.campaigns(), campaign_id, now), now=now)
+    click.echo(f"wrote {save_xlsx(comp, output)}: {len(comp.shapes)} merged table(s) from "
+               f"{len(comp.contributors)} institution(s), {len(comp.leftovers)} item(s) to review, "
+               f"{len(comp.missing)} institution(s) missing")
+    if docx_path:
+        click.echo(f"wrote {save_docx(comp, docx_path)}")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -1,0 +1,835 @@
+"""Consolidation: the tables of every institution's latest report merged into one workbook, and the reports' texts
+gathered into one Word document, as the raw material of the department's own report (`mailbot compile`).
+
+For each institution of the campaign, the Word file(s) of its latest submission are read from the archive
+(a legacy ``.doc`` is converted by LibreOffice when it is installed) with ``mailbot.docmeta``, so text typed in
+TCVN3 or VNI fonts arrives as Unicode. Each data table's header (its first one or two rows, a spanning caption row
+and a "(1) (2) (3)" numbering row set aside) is compared folded (``mailbot.text.fold``: no marks, no case, no
+punctuation). Tables whose header is shared by at least two institutions make one sheet: the institution's code,
+name and group, then the table's columns, one line per data row, a subtotal line per group ("Cộng nhóm …") and a
+grand total ("Tổng cộng"), computed here as numbers so the file reads right without Excel recalculating it.
+A column is numeric when at least 80 % of its non-empty cells read as numbers written the Vietnamese way
+("1.234", "12,5", and also "1,234", "1 234"); index columns (STT, TT) and rates are not summed. A school's own
+total rows ("Tổng", "Cộng", "Tổng cộng") are left out of the lines and of the sums, and checked against them.
+Whatever does not fit (a table no other institution has, an unreadable file, a report without a table, a cell
+that is not a number in a numeric column, a school total that does not add up) is listed for a human.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.worksheet.worksheet import Worksheet
+from sqlalchemy import Engine
+
+from mailbot import docmeta
+from mailbot.config import Settings
+from mailbot.docmeta import DocMeta, Table, read_meta
+from mailbot.documents import doc_to_docx
+from mailbot.errors import MailbotError
+from mailbot.models import Campaign, FileKind
+from mailbot.status import FileRow, InstitutionStatus, campaign_status
+from mailbot.text import fold
+from mailbot.wording import local_time
+from mailbot.workbook import _fit_columns, _print_setup, _write_table, unique_sheet_name
+
+SUMMARY_SHEET = "Tổng hợp"
+REVIEW_SHEET = "Cần xem xét"
+LEAD_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Nhóm")
+SOURCE_HEADER = "Tệp nguồn"
+REVIEW_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Nhóm", "Tệp", "Bảng số", "Tiêu đề cột", "Số dòng", "Lý do")
+SHAPE_HEADERS = ("Bảng", "Trang tính", "Tiêu đề cột", "Số đơn vị", "Số bảng", "Số dòng", "Cột được cộng")
+MISSING_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Nhóm")
+GROUP_TOTAL = "Cộng nhóm {group}"
+GRAND_TOTAL = "Tổng cộng"
+NOT_SUBMITTED = "Chưa nộp báo cáo"
+
+NUMERIC_SHARE = Decimal("0.8")  # a column is numeric when this share of its non-empty cells are numbers
+MIN_INSTITUTIONS = 2  # a header shared by fewer institutions is not a shape to merge
+_INDEX_HEADERS = frozenset({"stt", "tt", "so tt", "so thu tu", "thu tu"})
+_RATE_WORDS = ("ty le", "ti le", "phan tram")
+
+# Reasons staff read on the review sheet.
+ONLY_ONE = "Mẫu bảng này chỉ có ở một đơn vị: cần tổng hợp thủ công"
+NO_TABLE = "Báo cáo không có bảng số liệu"
+UNREADABLE = "Không đọc được tệp Word"
+NO_CONVERTER = "Tệp .doc chưa chuyển được sang .docx (cần cài LibreOffice trên máy chủ)"
+NOT_CONVERTED = "LibreOffice không chuyển được tệp .doc này sang .docx (tệp hỏng hoặc có mật khẩu?)"
+NOT_ARCHIVED = "Không tìm thấy tệp trong kho lưu trữ"
+DUPLICATE = "Trùng với bảng {table} của tệp “{file}”: không cộng lần nữa"
+NO_HEADER = "Bảng không có dòng tiêu đề"
+EXTRA_CELLS = "Có số liệu ở cột không có tiêu đề: phần này chưa được tổng hợp"
+
+Number = int | float
+Cell = str | int | float | None
+
+_SUBTOTAL_FILL = PatternFill("solid", fgColor="F2F2F2")
+_TOTAL_FILL = PatternFill("solid", fgColor="D9E1F2")
+_BOLD = Font(bold=True)
+_WRAP = Alignment(vertical="top", wrap_text=True)
+_INTEGER_FORMAT = "#,##0"
+_DECIMAL_FORMAT = "#,##0.0##"
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+# ---------------------------------------------------------------- what a compilation holds
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """One Word file of an institution's latest submission: its text in order (paragraphs and data tables)."""
+
+    name: str
+    path: str  # relative to settings.archive_dir
+    kind: str
+    blocks: tuple[str | Table, ...] = ()  # paragraphs (str) and data tables, in document order
+    problem: str = ""  # why it could not be read, in Vietnamese; "" when it was
+
+
+@dataclass(frozen=True)
+class InstitutionReport:
+    code: str
+    name: str
+    group: str
+    submitted_at: datetime | None  # the latest submission's arrival; None when nothing was submitted
+    files: tuple[ReportFile, ...] = ()
+
+    @property
+    def submitted(self) -> bool:
+        return self.submitted_at is not None
+
+
+@dataclass(frozen=True)
+class MergedRow:
+    code: str
+    name: str
+    group: str
+    file: str
+    table: int  # the table's number in its file (1 = the first data table)
+    cells: tuple[Cell, ...]  # numeric columns hold numbers (None when empty), the others text
+
+
+@dataclass(frozen=True)
+class Subtotal:
+    group: str  # "" for the grand total
+    values: tuple[Number | None, ...]  # per table column; None where the column is not summed
+    rows: int
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Tables of one header merged: the lines of every institution, sums per group (roster order) and in total."""
+
+    number: int
+    sheet: str
+    header: tuple[str, ...]  # the table's columns as the first institution wrote them
+    key: tuple[str, ...]  # the folded header they all share
+    numeric: tuple[bool, ...]
+    summed: tuple[bool, ...]
+    rows: tuple[MergedRow, ...]
+    groups: tuple[Subtotal, ...]
+    total: Subtotal
+    institutions: tuple[str, ...]  # codes, roster order
+    tables: int
+    caption: str = ""  # a title row above the header, if the first table had one
+
+    def column(self, name: str) -> int:
+        """The index of a column by its (folded) header."""
+        return self.key.index(fold(name))
+
+    def group_sum(self, group: str) -> Subtotal:
+        return next(s for s in self.groups if s.group == group)
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Something on the review sheet: a table that fits no shape, a file that could not be read, a doubtful cell."""
+
+    code: str
+    name: str
+    group: str
+    file: str
+    table: int | None  # None when the note is about the whole file
+    header: str
+    rows: int | None  # the table's data rows; None when the note is about the whole file
+    reason: str
+
+
+@dataclass(frozen=True)
+class Compilation:
+    campaign: Campaign
+    generated_at: datetime
+    zone: ZoneInfo
+    reports: tuple[InstitutionReport, ...]  # every institution of the campaign, roster order
+    shapes: tuple[Shape, ...]
+    leftovers: tuple[Leftover, ...]
+    group_order: tuple[str, ...] = field(default=())
+
+    @property
+    def missing(self) -> tuple[InstitutionReport, ...]:
+        return tuple(r for r in self.reports if not r.submitted)
+
+    @property
+    def readable(self) -> tuple[InstitutionReport, ...]:
+        """Institutions with at least one readable report."""
+        return tuple(r for r in self.reports if any(not f.problem for f in r.files))
+
+    @property
+    def contributors(self) -> tuple[str, ...]:
+        """Codes of the institutions with lines in a merged sheet."""
+        codes = {c for s in self.shapes for c in s.institutions}
+        return tuple(r.code for r in self.reports if r.code in codes)
+
+
+# ---------------------------------------------------------------- numbers as Vietnamese tables write them
+
+_BLANKS = frozenset({"", "-", "–", "—", "x", "X", "…", "..."})
+_PATTERNS = (
+    (re.compile(r"\d+"), None, None),
+    (re.compile(r"[1-9]\d{0,2}(?:\.\d{3})+"), ".", None),  # 1.234 and 1.234.567
+    (re.compile(r"[1-9]\d{0,2}(?:\.\d{3})+,\d+"), ".", ","),  # 1.234,5
+    (re.compile(r"[1-9]\d{0,2}(?:,\d{3})+"), ",", None),  # 1,234
+    (re.compile(r"[1-9]\d{0,2}(?:,\d{3})+\.\d+"), ",", "."),  # 1,234.5
+    (re.compile(r"[1-9]\d{0,2}(?: \d{3})+(?:,\d+)?"), " ", ","),  # 1 234 and 1 234,5
+    (re.compile(r"\d+,\d+"), None, ","),  # 12,5
+    (re.compile(r"\d+\.\d+"), None, "."),  # 12.5 (and 0.250)
+)
+
+
+def is_blank(text: str) -> bool:
+    """An empty cell, or a dash or an "x" standing for nothing."""
+    return " ".join(text.split()) in _BLANKS
+
+
+def parse_number(text: str) -> Decimal | None:
+    """A cell's number, or None: "1.234" and "1,234" are 1234, "12,5" and "12.5" are 12.5, "(5)" and "-5" are -5."""
+    s = " ".join(text.replace("\u00a0", " ").replace("\u202f", " ").split())
+    negative = False
+    if s.startswith("(") and s.endswith(")"):
+        s, negative = s[1:-1].strip(), True
+    if s[:1] in ("-", "−", "–"):
+        s, negative = s[1:].strip(), not negative
+    if s.startswith("+"):
+        s = s[1:].strip()
+    for pattern, thousands, decimal in _PATTERNS:
+        if pattern.fullmatch(s):
+            if thousands:
+                s = s.replace(thousands, "")
+            if decimal:
+                s = s.replace(decimal, ".")
+            try:
+                value = Decimal(s)
+            except InvalidOperation:
+                return None
+            return -value if negative else value
+    return None
+
+
+def plain_number(value: Decimal) -> Number:
+    """An int when whole, else a float (what a spreadsheet cell holds)."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+# ---------------------------------------------------------------- headers
+
+
+@dataclass(frozen=True)
+class _Head:
+    names: tuple[str, ...]  # display names, trailing empty columns removed
+    key: tuple[str, ...]
+    skip: int  # rows taken by the caption, the header and a numbering row
+    caption: str = ""
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _is_caption(row: Sequence[str]) -> bool:
+    """A title row spanning the whole table ("BẢNG 1: KẾT QUẢ …"): every cell holds the same text."""
+    cells = [c for c in row if c]
+    return len(row) > 1 and len(cells) == len(row) and len(set(cells)) == 1 and parse_number(cells[0]) is None
+
+
+_MARKER = re.compile(r"\(?[0-9]{1,2}\)?|\(?[A-Za-z]\)?|\(?[0-9A-Za-z]{1,2}\)?\s*=\s*[()0-9A-Za-z+\-*/ ]+")
+
+
+def _is_numbering(row: Sequence[str]) -> bool:
+    """The column-number row under a header: "(1) (2) (3)", "A B 1 2 3=1+2", or exactly 1 2 3 … n."""
+    cells = [c for c in row if c]
+    if len(cells) < 2 or not all(_MARKER.fullmatch(c) for c in cells):
+        return False
+    if all(c.isdigit() for c in cells):
+        return len(cells) == len(row) >= 3 and [int(c) for c in cells] == list(range(1, len(cells) + 1))
+    return True
+
+
+def _has_numbers(row: Sequence[str]) -> bool:
+    return any(parse_number(c) is not None for c in row if c)
+
+
+def _looks_like_second_header(r1: Sequence[str], r2: Sequence[str]) -> bool:
+    """Row 2 continues the header: cells merged down from row 1, or row 1 spanning sub-columns of row 2."""
+    width = len(r1)
+    for j in range(width):
+        if r1[j] and r1[j] == r2[j]:
+            return True  # a cell merged vertically repeats its text
+        if j + 1 < width and r1[j] and r1[j] == r1[j + 1] and r2[j] != r2[j + 1]:
+            return True  # a cell spanning two columns above two different sub-headings
+        if not r1[j] and r2[j] and j and r1[j - 1] and r2[j - 1]:
+            return True  # a heading left over two columns without merging them
+    return False
+
+
+def _names(r1: Sequence[str], r2: Sequence[str] | None) -> tuple[str, ...]:
+    names: list[str] = []
+    parent = ""
+    for j, top in enumerate(r1):
+        sub = r2[j] if r2 is not None else ""
+        if top:
+            parent = top if sub else ""
+        elif sub and parent:
+            top = parent
+        if not sub or sub == top:
+            names.append(top)
+        elif not top:
+            names.append(sub)
+        else:
+            names.append(f"{top} - {sub}")
+    while names and not fold(names[-1]):
+        names.pop()  # trailing empty columns
+    return tuple(names)
+
+
+def _head(rows: list[list[str]], start: int, height: int, caption: str) -> _Head:
+    names = _names(rows[start], rows[start + 1] if height == 2 else None)
+    skip = start + height
+    if skip < len(rows) and _is_numbering(rows[skip]):
+        skip += 1
+    return _Head(names, tuple(fold(n) for n in names), skip, caption)
+
+
+def header_candidates(rows: list[list[str]]) -> list[_Head]:
+    """The ways to read a table's header, the likeliest first: one row, or two when the second continues it."""
+    if not rows:
+        return [_Head((), (), 0)]
+    start, caption = 0, ""
+    if len(rows) > 1 and _is_caption(rows[0]):
+        start, caption = 1, next(c for c in rows[0] if c)
+    one = _head(rows, start, 1, caption)
+    if start + 1 >= len(rows):
+        return [one]
+    r1, r2 = rows[start], rows[start + 1]
+    if not any(r2) or _is_numbering(r2) or _is_total(r2):
+        return [one]
+    two = _head(rows, start, 2, caption)
+    if _has_numbers(r2):  # a data row, unless cells merged down from row 1 say otherwise ("2022 | 2023" under a span)
+        return [two, one] if any(a and a == b for a, b in zip(r1, r2)) else [one]
+    return [two, one] if _looks_like_second_header(r1, r2) else [one, two]
+
+
+_TOTAL = re.compile(r"(?:tong cong|tong so|tong|cong)(?: (?:toan|chung|ca|cac)\b.*| [ivx0-9abc ]+)?")
+
+
+def _is_total(row: Sequence[str]) -> bool:
+    """A school's own total line: "Tổng", "Cộng", "Tổng cộng" (also "Tổng số", "Cộng toàn trường") in a first cell."""
+    return any(_TOTAL.fullmatch(fold(c)) for c in row[:3] if c)
+
+
+# ---------------------------------------------------------------- reading the reports
+
+
+@dataclass
+class _Found:
+    inst: InstitutionStatus
+    file: FileRow
+    number: int
+    rows: list[list[str]]
+    candidates: list[_Head]
+    chosen: _Head | None = None
+
+
+def _normalised(table: Table) -> list[list[str]]:
+    width = max((len(r) for r in table.rows), default=0)
+    return [[_clean(c) for c in row] + [""] * (width - len(row)) for row in table.rows]
+
+
+def _latest_reports(inst: InstitutionStatus) -> tuple[datetime | None, list[FileRow]]:
+    """The Word files of the latest submission that has any (a file sent twice in it counts once)."""
+    for submission in reversed(inst.submissions):
+        files, seen = [], set()
+        for f in submission.files:
+            if f.path and f.kind in (FileKind.DOCX, FileKind.DOCM, FileKind.DOC) and f.sha256 not in seen:
+                seen.add(f.sha256)
+                files.append(f)
+        if files:
+            return submission.received_at, files
+    return (inst.submissions[-1].received_at if inst.submissions else None), []
+
+
+def _load(archive_dir: Path, f: FileRow) -> tuple[bytes | None, str]:
+    root = archive_dir.resolve()
+    path = (root / f.path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None, NOT_ARCHIVED
+    data = path.read_bytes()
+    if f.kind == FileKind.DOC:
+        converted = doc_to_docx(data)
+        if converted is None:
+            return None, NOT_CONVERTED if shutil.which("soffice") or shutil.which("libreoffice") else NO_CONVERTER
+        return converted, ""
+    return data, ""
+
+
+def report_blocks(data: bytes, meta: DocMeta) -> tuple[str | Table, ...]:
+    """The paragraphs and data tables of a .docx in order, decoded as ``read_meta`` decodes them (TCVN3, VNI).
+
+    The Decree 30 heading and signature tables are left out: ``meta`` already holds what they say.
+    Uses the reader inside ``mailbot.docmeta`` (one parse of document.xml, the same decoding).
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            name = docmeta._main_part(archive)
+            if name is None or archive.getinfo(name).file_size > docmeta.MAX_XML_BYTES:
+                return ()
+            with archive.open(name) as raw:
+                parsed = docmeta._parse_document(docmeta._Limited(raw, docmeta.MAX_XML_BYTES), None)
+            fonts = docmeta._StyleFonts.load(archive, parsed) if parsed.unstyled_runs else docmeta._StyleFonts()
+    except (docmeta._TooLarge, *docmeta._PARSE_ERRORS):
+        return ()
+    legacy: set[str] = set()
+    wanted = list(meta.tables)
+    blocks: list[str | Table] = []
+    for block in parsed.blocks:
+        if isinstance(block, docmeta._Para):
+            text = docmeta._decode(block, fonts, legacy).text
+            if text.strip():
+                blocks.append(text)
+            continue
+        table = Table(tuple(tuple(row) for row in docmeta._decoded_rows(block, fonts, legacy)))
+        if wanted and table == wanted[0]:
+            blocks.append(wanted.pop(0))
+    return tuple(blocks)
+
+
+def compile_campaign(settings: Settings, engine: Engine, campaign: Campaign, *, now: datetime) -> Compilation:
+    """Read the latest report of every institution of ``campaign`` and merge their tables (see the module doc)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    cs = campaign_status(engine, campaign)
+    group_order = tuple(cs.groups())
+    reports: list[InstitutionReport] = []
+    found: list[_Found] = []
+    leftovers: list[Leftover] = []
+    for inst in cs.institutions:
+        submitted_at, files = _latest_reports(inst)
+        read: list[ReportFile] = []
+        seen: dict[tuple[tuple[str, ...], ...], _Found] = {}
+        for f in files:
+            data, problem = _load(settings.archive_dir, f)
+            meta = read_meta(data) if data is not None else DocMeta()
+            if data is None or {"unreadable_docx", "document_too_large"} & set(meta.warnings):
+                read.append(ReportFile(f.name, f.path, f.kind, (), problem or UNREADABLE))
+                leftovers.append(Leftover(inst.code, inst.name, inst.group, f.name, None, "", None,
+                                          problem or UNREADABLE))
+                continue
+            read.append(ReportFile(f.name, f.path, f.kind, report_blocks(data, meta)))
+            if not meta.tables:
+                leftovers.append(Leftover(inst.code, inst.name, inst.group, f.name, None, "", None, NO_TABLE))
+            for number, table in enumerate(meta.tables, start=1):
+                rows = _normalised(table)
+                found_table = _Found(inst, f, number, rows, header_candidates(rows))
+                same = seen.setdefault(tuple(map(tuple, rows)), found_table)
+                if same is not found_table:  # the report sent twice (.doc and .docx, a copy): count it once
+                    found_table.chosen = found_table.candidates[0]
+                    leftovers.append(_leftover(found_table, DUPLICATE.format(table=same.number, file=same.file.name),
+                                               _data_rows(found_table)))
+                    continue
+                found.append(found_table)
+        reports.append(InstitutionReport(inst.code, inst.name, inst.group, submitted_at, tuple(read)))
+    shapes, more = _merge(found, group_order)
+    order = {inst.code: i for i, inst in enumerate(cs.institutions)}
+    notes = tuple(sorted(leftovers + more, key=lambda note: order.get(note.code, len(order))))  # stable: roster order
+    return Compilation(campaign, now, settings.zone, tuple(reports), shapes, notes, group_order)
+
+
+# ---------------------------------------------------------------- merging
+
+
+def _choose(found: list[_Found]) -> None:
+    """Each table takes its likeliest header, or another reading of it when only that one is shared."""
+    holders: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for t in found:
+        for head in t.candidates:
+            if any(head.key):
+                holders[head.key].add(t.inst.code)
+    for t in found:
+        t.chosen = t.candidates[0]
+        if len(holders[t.chosen.key]) < MIN_INSTITUTIONS:
+            t.chosen = next((h for h in t.candidates[1:] if len(holders[h.key]) >= MIN_INSTITUTIONS), t.chosen)
+
+
+def _merge(found: list[_Found], group_order: tuple[str, ...]) -> tuple[tuple[Shape, ...], list[Leftover]]:
+    _choose(found)
+    by_key: dict[tuple[str, ...], list[_Found]] = defaultdict(list)
+    for t in found:
+        by_key[t.chosen.key].append(t)
+    shapes: list[Shape] = []
+    leftovers: list[Leftover] = []
+    taken = {SUMMARY_SHEET.casefold(), REVIEW_SHEET.casefold()}
+    for key, tables in by_key.items():  # first seen first: roster order, then table order
+        if not any(key) or len({t.inst.code for t in tables}) < MIN_INSTITUTIONS:
+            for t in tables:
+                leftovers.append(_leftover(t, ONLY_ONE if any(key) else NO_HEADER, _data_rows(t)))
+            continue
+        shape, notes = _shape(len(shapes) + 1, key, tables, group_order, taken)
+        shapes.append(shape)
+        leftovers.extend(notes)
+    return tuple(shapes), leftovers
+
+
+def _data_rows(t: _Found) -> int:
+    return sum(1 for row in t.rows[t.chosen.skip:] if any(row))
+
+
+def _leftover(t: _Found, reason: str, rows: int) -> Leftover:
+    header = " | ".join(n for n in t.chosen.names if n) if t.chosen else ""
+    return Leftover(t.inst.code, t.inst.name, t.inst.group, t.file.name, t.number, header, rows, reason)
+
+
+def _shape(number: int, key: tuple[str, ...], tables: list[_Found], group_order: tuple[str, ...],
+           taken: set[str]) -> tuple[Shape, list[Leftover]]:
+    width = len(key)
+    first = tables[0].chosen
+    notes: list[Leftover] = []
+    lines: list[tuple[_Found, list[str]]] = []  # data rows, total rows left out
+    own_totals: dict[int, list[list[str]]] = defaultdict(list)
+    for index, t in enumerate(tables):
+        data = [row for row in t.rows[t.chosen.skip:] if any(row)]
+        if any(any(row[width:]) for row in data):
+            notes.append(_leftover(t, EXTRA_CELLS, len(data)))
+        for row in data:
+            if _is_total(row):
+                own_totals[index].append(row[:width])
+                continue
+            lines.append((t, row[:width] + [""] * (width - len(row))))
+    numeric = tuple(_is_numeric([r[j] for _, r in lines]) for j in range(width))
+    summed = tuple(numeric[j] and key[j] not in _INDEX_HEADERS and not _is_rate(first.names[j])
+                   for j in range(width))
+    rank = {g: i for i, g in enumerate(group_order)}
+    lines.sort(key=lambda item: rank.get(item[0].inst.group, len(rank)))  # stable: roster order within a group
+    rows: list[MergedRow] = []
+    sums: dict[str, list[Decimal]] = {}
+    counts: dict[str, int] = defaultdict(int)
+    doubtful: dict[int, list[str]] = defaultdict(list)
+    per_table: dict[int, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * width)
+    for t, row in lines:
+        cells: list[Cell] = []
+        group_sums = sums.setdefault(t.inst.group, [Decimal(0)] * width)
+        counts[t.inst.group] += 1
+        for j, text in enumerate(row):
+            if not numeric[j]:
+                cells.append(text or None)
+                continue
+            value = None if is_blank(text) else parse_number(text)
+            if value is None:
+                cells.append(None if is_blank(text) else text)
+                if not is_blank(text) and summed[j]:
+                    doubtful[id(t)].append(f"“{first.names[j]}”: “{text}”")
+                continue
+            cells.append(plain_number(value))
+            if summed[j]:
+                group_sums[j] += value
+                per_table[id(t)][j] += value
+        rows.append(MergedRow(t.inst.code, t.inst.name, t.inst.group, t.file.name, t.number, tuple(cells)))
+    for t in tables:
+        if doubtful[id(t)]:
+            cells = "; ".join(doubtful[id(t)][:3]) + ("…" if len(doubtful[id(t)]) > 3 else "")
+            notes.append(_leftover(t, f"Ô không phải số, không được cộng: {cells}", _data_rows(t)))
+    for index, totals in own_totals.items():
+        t = tables[index]
+        mismatch = _total_mismatch(totals, per_table[id(t)], summed, first.names)
+        if mismatch:
+            notes.append(_leftover(t, f"Dòng tổng của đơn vị không khớp với các dòng: {mismatch}",
+                                   _data_rows(t)))
+
+    def subtotal(group: str, values: list[Decimal], n: int) -> Subtotal:
+        return Subtotal(group, tuple(plain_number(v) if summed[j] else None for j, v in enumerate(values)), n)
+
+    groups = tuple(subtotal(g, sums[g], counts[g]) for g in sorted(sums, key=lambda g: rank.get(g, len(rank))))
+    grand = [sum((sums[g][j] for g in sums), Decimal(0)) for j in range(width)]
+    institutions = tuple(dict.fromkeys(r.code for r in rows)) or tuple(dict.fromkeys(t.inst.code for t in tables))
+    sheet = unique_sheet_name(_sheet_title(number, first), taken)
+    shape = Shape(number, sheet, first.names, key, numeric, summed, tuple(rows), groups,
+                  subtotal("", grand, len(rows)), institutions, len(tables), first.caption)
+    return shape, notes
+
+
+def _is_numeric(texts: Iterable[str]) -> bool:
+    filled = [t for t in texts if not is_blank(t)]
+    if not filled:
+        return False
+    parsed = sum(1 for t in filled if parse_number(t) is not None)
+    return Decimal(parsed) >= NUMERIC_SHARE * len(filled)
+
+
+def _is_rate(name: str) -> bool:
+    folded = fold(name)
+    return "%" in name or any(f" {w} " in f" {folded} " for w in _RATE_WORDS)
+
+
+def _total_mismatch(totals: list[list[str]], computed: list[Decimal], summed: tuple[bool, ...],
+                    names: tuple[str, ...]) -> str:
+    """The columns where a school's only total line differs from the sum of its lines ("" when all agree)."""
+    if len(totals) != 1:
+        return ""  # subtotals per section, or a total per part: no single line to check against
+    out = []
+    for j, text in enumerate(totals[0]):
+        if not summed[j] or is_blank(text):
+            continue
+        stated = parse_number(text)
+        if stated is not None and stated != computed[j]:
+            out.append(f"“{names[j]}” ghi {text}, cộng các dòng được {_vn(computed[j])}")
+    return "; ".join(out)
+
+
+def _vn(value: Decimal) -> str:
+    """1234.5 → "1.234,5"."""
+    whole, _, fraction = f"{abs(value):f}".partition(".")
+    fraction = fraction.rstrip("0")
+    text = f"{int(whole):,}".replace(",", ".") + ("," + fraction if fraction else "")
+    return ("-" if value < 0 else "") + text
+
+
+def _sheet_title(number: int, head: _Head) -> str:
+    """ "Bảng 1 - Nội dung, Số lượng": the first header words (index columns aside) that fit in 31 characters."""
+    title = f"Bảng {number}"
+    text = ", ".join(_clean(n) for n in head.names if n and fold(n) not in _INDEX_HEADERS)
+    text = re.sub(r"[\[\]:*?/\\]", " ", text)
+    if not text:
+        return title
+    room = 31 - len(title) - 3
+    if len(text) > room:
+        text = text[:room + 1]
+        text = text[:text.rfind(" ")] if " " in text else text[:room]
+    return f"{title} - {text.rstrip(' ,;-(')}"
+
+
+# ---------------------------------------------------------------- the workbook
+
+
+def _safe(value: Any) -> Any:
+    return _XML_ILLEGAL.sub("", value) if isinstance(value, str) else value
+
+
+def build_workbook(comp: Compilation) -> Workbook:
+    wb = Workbook()
+    summary = wb.active
+    summary.title = SUMMARY_SHEET
+    for shape in comp.shapes:
+        _shape_sheet(wb.create_sheet(shape.sheet), comp, shape)
+    _review_sheet(wb.create_sheet(REVIEW_SHEET), comp)
+    _summary_sheet(summary, comp)
+    wb.properties.title = f"Tổng hợp: {comp.campaign.title}"
+    wb.properties.creator = "mailbot"
+    return wb
+
+
+def save_xlsx(comp: Compilation, path: Path) -> Path:
+    """Write the workbook to ``path`` (parents created) through a temporary file."""
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        raise MailbotError(f"{path}: the workbook must be a .xlsx file")
+    buffer = io.BytesIO()
+    build_workbook(comp).save(buffer)
+    return _write(path, buffer.getvalue())
+
+
+def _write(path: Path, data: bytes) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_bytes(data)
+        partial.replace(path)
+    except OSError as exc:
+        raise MailbotError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _number_format(shape: Shape, j: int) -> str:
+    values = [r.cells[j] for r in shape.rows if isinstance(r.cells[j], (int, float))]
+    return _INTEGER_FORMAT if all(isinstance(v, int) for v in values) else _DECIMAL_FORMAT
+
+
+def _shape_sheet(ws: Worksheet, comp: Compilation, shape: Shape) -> None:
+    headers = (*LEAD_HEADERS, *shape.header, SOURCE_HEADER)
+    lead = len(LEAD_HEADERS)
+    lines: list[list[Any]] = []
+    kinds: list[str] = []  # "row", "group", "total"
+    for subtotal in shape.groups:
+        for r in (r for r in shape.rows if r.group == subtotal.group):
+            lines.append([r.code, r.name, r.group, *r.cells, f"{r.file} (bảng {r.table})"])
+            kinds.append("row")
+        lines.append(["", GROUP_TOTAL.format(group=subtotal.group), subtotal.group, *subtotal.values, ""])
+        kinds.append("group")
+    lines.append(["", GRAND_TOTAL, "", *shape.total.values, ""])
+    kinds.append("total")
+    _write_table(ws, 1, headers, [[_safe(v) for v in line] for line in lines])
+    formats = {lead + j + 1: _number_format(shape, j) for j in range(len(shape.header)) if shape.numeric[j]}
+    for r, (line, kind) in enumerate(zip(lines, kinds), start=2):
+        for col, value in enumerate(line, start=1):
+            cell = ws.cell(r, col)
+            if col in formats:
+                cell.number_format = formats[col]
+            elif isinstance(value, str) and "\n" in value:
+                cell.alignment = _WRAP
+            if kind != "row":
+                cell.font = _BOLD
+                cell.fill = _TOTAL_FILL if kind == "total" else _SUBTOTAL_FILL
+    ws.freeze_panes = "C2"  # the header and the institution's code and name stay in sight
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(lines)}"  # the grand total stays below it
+    _fit_columns(ws, [headers, *lines])
+    _print_setup(ws, comp.campaign.title, shape.sheet, title_row=1)
+
+
+def _review_sheet(ws: Worksheet, comp: Compilation) -> None:
+    rows = [[i.code, i.name, i.group, i.file, i.table, i.header, i.rows, i.reason] for i in comp.leftovers]
+    _write_table(ws, 1, REVIEW_HEADERS, [[_safe(v) for v in row] for row in rows])
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(REVIEW_HEADERS))}{len(rows) + 1}"
+    _fit_columns(ws, [REVIEW_HEADERS, *rows])
+    for r in range(2, len(rows) + 2):
+        for col in (6, 8):
+            ws.cell(r, col).alignment = _WRAP
+    _print_setup(ws, comp.campaign.title, REVIEW_SHEET, title_row=1)
+
+
+def _summary_sheet(ws: Worksheet, comp: Compilation) -> None:
+    c = comp.campaign
+    total = len(comp.reports)
+    submitted = sum(1 for r in comp.reports if r.submitted)
+    ws["A1"] = c.title
+    ws["A1"].font = Font(bold=True, size=14)
+    ws["A2"] = f"Đợt báo cáo: {c.id}; hạn nộp {local_time(c.deadline, comp.zone)}"
+    ws["A3"] = f"Tổng hợp lúc {local_time(comp.generated_at, comp.zone)}"
+    ws["A4"] = (f"Đơn vị đã nộp: {submitted}/{total}; đọc được báo cáo: {len(comp.readable)}; "
+                f"có số liệu trong các bảng tổng hợp: {len(comp.contributors)}")
+    ws["A5"] = f"Mục cần xem xét (trang “{REVIEW_SHEET}”): {len(comp.leftovers)}"
+    header_row = 7
+    shape_rows = [[s.number, s.sheet, " | ".join(n for n in s.header if n), len(s.institutions), s.tables,
+                   len(s.rows), ", ".join(n for n, on in zip(s.header, s.summed) if on)] for s in comp.shapes]
+    _write_table(ws, header_row, SHAPE_HEADERS, [[_safe(v) for v in row] for row in shape_rows])
+    for offset, shape in enumerate(comp.shapes, start=1):
+        cell = ws.cell(header_row + offset, 2)
+        cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{shape.sheet.replace(chr(39), chr(39) * 2)}'!A1")
+        cell.font = Font(color="0563C1", underline="single")
+        ws.cell(header_row + offset, 3).alignment = _WRAP
+    missing_at = header_row + len(shape_rows) + 2
+    ws.cell(missing_at, 1, f"Đơn vị chưa nộp báo cáo ({len(comp.missing)})").font = _BOLD
+    missing_rows = [[r.code, r.name, r.group] for r in comp.missing]
+    _write_table(ws, missing_at + 1, MISSING_HEADERS, missing_rows)
+    width = len(SHAPE_HEADERS)
+    _fit_columns(ws, [list(SHAPE_HEADERS), *shape_rows, *([*r, *[None] * (width - 3)] for r in missing_rows)])
+    _print_setup(ws, c.title, SUMMARY_SHEET, title_row=None)
+
+
+# ---------------------------------------------------------------- the Word document
+
+
+def build_docx(comp: Compilation):  # -> docx.document.Document
+    import docx
+    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.shared import Pt
+
+    document = docx.Document()
+    normal = document.styles["Normal"]
+    normal.font.name, normal.font.size = "Times New Roman", Pt(13)
+    title = document.add_heading(_safe(_title(comp)), level=0)
+    title.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    submitted = sum(1 for r in comp.reports if r.submitted)
+    intro = document.add_paragraph()
+    intro.add_run(f"Tổng hợp lúc {local_time(comp.generated_at, comp.zone)}; {submitted}/{len(comp.reports)} "
+                  f"đơn vị đã nộp báo cáo. Văn bản dưới đây chép lại nội dung báo cáo của từng đơn vị, "
+                  f"theo nhóm, làm tư liệu cho báo cáo chung.").italic = True
+    by_group: dict[str, list[InstitutionReport]] = defaultdict(list)
+    for r in comp.reports:
+        by_group[r.group].append(r)
+    for group in (*comp.group_order, *(g for g in by_group if g not in comp.group_order)):
+        if group not in by_group:
+            continue
+        document.add_heading(_safe(group), level=1)
+        for r in by_group[group]:
+            document.add_heading(_safe(f"{r.name} ({r.code})"), level=2)
+            if not r.submitted:
+                _note(document, NOT_SUBMITTED)
+                continue
+            when = local_time(r.submitted_at, comp.zone)
+            _note(document, f"Nộp lúc {when}; tệp: {', '.join(f.name for f in r.files) or '(không có tệp Word)'}")
+            for f in r.files:
+                if len(r.files) > 1:
+                    document.add_heading(_safe(f.name), level=3)
+                if f.problem:
+                    _note(document, f.problem)
+                    continue
+                for block in f.blocks:
+                    if isinstance(block, str):
+                        document.add_paragraph(_safe(block))
+                    else:
+                        _word_table(document, block)
+    document.core_properties.title = _safe(_title(comp))
+    document.core_properties.author = "mailbot"
+    return document
+
+
+def _title(comp: Compilation) -> str:
+    return f"Tổng hợp báo cáo: {comp.campaign.title}"
+
+
+def _note(document, text: str) -> None:
+    document.add_paragraph().add_run(_safe(text)).italic = True
+
+
+def _word_table(document, table: Table) -> None:
+    width = max((len(r) for r in table.rows), default=0)
+    if not width:
+        return
+    out = document.add_table(rows=len(table.rows), cols=width)
+    out.style = "Table Grid"
+    for i, row in enumerate(table.rows):
+        cells = out.rows[i].cells
+        for j, text in enumerate(row):
+            cells[j].text = _safe(text)
+            if i == 0:
+                for run in cells[j].paragraphs[0].runs:
+                    run.bold = True
+    document.add_paragraph()
+
+
+def save_docx(comp: Compilation, path: Path) -> Path:
+    """Write the Word document to ``path`` (parents created) through a temporary file."""
+    path = Path(path)
+    if path.suffix.lower() != ".docx":
+        raise MailbotError(f"{path}: the document must be a .docx file")
+    buffer = io.BytesIO()
+    build_docx(comp).save(buffer)
+    return _write(path, buffer.getvalue())
+
+
+__all__ = ["Compilation", "InstitutionReport", "Leftover", "MergedRow", "ReportFile", "Shape", "Subtotal",
+           "build_docx", "build_workbook", "compile_campaign", "header_candidates", "is_blank",
+           "parse_number", "report_blocks", "save_docx", "save_xlsx"]
