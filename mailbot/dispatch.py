@@ -14,7 +14,6 @@ from mailbot.config import Settings
 from mailbot.digest import active_campaigns, digest_context
 from mailbot.errors import MailbotError
 from mailbot.notify import Rendered, Templates, compose, department, load_templates, secret_key
-from mailbot.pipeline import local_day_start
 from mailbot.status import CampaignStatus, campaign_status
 from mailbot.wording import local_time
 from mailbot.workbook import tracker_bytes
@@ -80,7 +79,7 @@ def _queue_notice(
     with store.atomic(engine) as conn:
         inst_pk = store.institution_pk(conn, n.institution.code)
         queued = outbox.queue(conn, key=n.key, kind=n.kind, msg=msg, recipients=to, now=now,
-                              day_start=local_day_start(now, settings.zone),
+                              day_start=outbox.day_start(now, settings.zone),
                               limit=settings.notify.max_auto_per_address_per_day,
                               institution_id=inst_pk, campaign_id=n.campaign.id)
         if not to and queued.status != "exists":
@@ -111,5 +110,5 @@ def queue_digest(settings: Settings, engine: Engine, now: datetime) -> tuple[out
     with store.atomic(engine) as conn:
         queued = outbox.queue(conn, key=f"digest:{day:%Y-%m-%d}", kind="digest", msg=msg,
                               recipients=tuple(settings.notify.staff), now=now,
-                              day_start=local_day_start(now, settings.zone), limit=0)
+                              day_start=outbox.day_start(now, settings.zone), limit=0)
     return queued, rendered

@@ -23,6 +23,10 @@ class InboxError(MailbotError):
     """The inbox (IMAP server or Maildir) cannot be reached or used."""
 
 
+class StorageError(MailbotError):
+    """The archive disk or the database cannot take a message now; it stays on the server for later."""
+
+
 class InboxAuthError(InboxError):
     """The IMAP server refused the credentials: retrying soon will not help."""
 

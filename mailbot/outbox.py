@@ -17,6 +17,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import parseaddr
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection, Row
@@ -79,6 +80,12 @@ def _sent_today(conn: Connection, address: str, day_start: datetime) -> int:
         r.c.address == address, r.c.created_at >= day_start, o.c.status.in_(("pending", "sent")),
     )
     return int(conn.execute(query).scalar_one())
+
+
+def day_start(moment: datetime, zone: ZoneInfo) -> datetime:
+    """Local midnight: the per-address limit counts a calendar day where the department is."""
+    local = moment.astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def deliver_due(settings: Settings, engine: Engine, now: datetime) -> DeliveryReport:

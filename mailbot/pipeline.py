@@ -7,39 +7,26 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import PurePosixPath
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot import archive, outbox, receipts, roster as roster_file, store
+from mailbot import archive, outbox, roster as roster_file, store
 from mailbot.authenticity import hold_if_forged
 from mailbot.config import Settings
-from mailbot.docmeta import DocMeta
-from mailbot.sanity import report_warnings
-from mailbot.extensions import all_extensions
-from mailbot.identify import Roster, identify
+from mailbot.context import Context, load_roster, make_context
+from mailbot.errors import MailbotError, StorageError
+from mailbot.identify import identify
 from mailbot.inbox import Inbox, open_inbox
-from mailbot.models import ArchivedFile, Campaign, FileKind, InboundMail, RawMail, Verdict
-from mailbot.notify import Templates, compose, is_ours, load_templates, secret_key
+from mailbot.models import InboundMail, RawMail, Verdict
 from mailbot.outbox import DeliveryReport
 from mailbot.parse import parse
+from mailbot.record import Outcome, record, record_duplicate, record_oversized, set_aside
+from mailbot.sanity import report_warnings
+
+__all__ = ["Context", "Outcome", "RunReport", "drain", "import_roster", "load_roster", "make_context", "run_once"]
 
 log = logging.getLogger("mailbot.pipeline")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one fetched message."""
-
-    uid: str
-    state: str  # submission | no_report | review | error | duplicate
-    message_pk: int
-    institution: str = ""
-    detail: str = ""
-    keep_on_server: bool = False  # never moved to the processed folder (staff must see it in the mailbox)
 
 
 @dataclass
@@ -54,35 +41,6 @@ class RunReport:
         return sum(self.states.values())
 
 
-@dataclass(frozen=True)
-class Context:
-    settings: Settings
-    engine: Engine
-    roster: Roster
-    campaigns: tuple[Campaign, ...]
-    templates: Templates
-    key: bytes  # signs our Message-IDs so bounces can be matched to what we sent
-    extensions: dict[tuple[str, str], datetime]
-    now: datetime | None = None
-
-    def clock(self) -> datetime:
-        return self.now or store.now()
-
-    @property
-    def own_addresses(self) -> set[str]:
-        return {self.settings.outbox.address, self.settings.inbox.username.lower()} - {""}
-
-
-def make_context(
-    settings: Settings, engine: Engine, now: datetime | None = None, *, templates: Templates | None = None
-) -> Context:
-    """Everything one pass needs, read fresh (roster, extensions) so that staff changes apply at once."""
-    return Context(
-        settings, engine, load_roster(engine), settings.campaigns(), templates or load_templates(settings),
-        secret_key(settings.data_dir), all_extensions(engine), now,
-    )
-
-
 def import_roster(settings: Settings, engine: Engine) -> tuple[str, ...]:
     """Bring the configured roster file into the database; returns the problems found in it."""
     if settings.roster.file is None:
@@ -93,11 +51,6 @@ def import_roster(settings: Settings, engine: Engine) -> tuple[str, ...]:
     for problem in read.problems:
         log.warning("roster %s: %s", settings.roster.file.name, problem)
     return read.problems
-
-
-def load_roster(engine: Engine) -> Roster:
-    with engine.connect() as conn:
-        return Roster.of(store.load_institutions(conn))
 
 
 def run_once(
@@ -161,22 +114,34 @@ def _move(box: Inbox, engine: Engine, uids: list[str]) -> int:
 
 
 def process(raw: RawMail, ctx: Context) -> Outcome:
-    """One message, end to end; an unexpected failure sets it aside with the reason (never lost)."""
+    """One message, end to end. A bug on this message sets it aside with the reason (never lost); a disk or
+    database that cannot take it stops the pass (StorageError) and the message waits on the server."""
+    try:
+        return _process(raw, ctx)
+    except MailbotError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"cannot write the archive under {ctx.settings.archive_dir}: {exc.strerror or exc}") from None
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database unavailable: {str(getattr(exc, 'orig', exc)).splitlines()[0]}") from None
+
+
+def _process(raw: RawMail, ctx: Context) -> Outcome:
     fingerprint = archive.sha256(raw.data)
     try:
         mail = parse(raw, ctx.settings.limits)
         if raw.oversized:
-            return _record_oversized(raw, fingerprint, mail, ctx)
+            return record_oversized(raw, fingerprint, mail, ctx)
         verdict = hold_if_forged(identify(mail, ctx.roster, ctx.campaigns, ctx.extensions), mail, ctx.settings.security)
         mail = with_report_warnings(mail, verdict, ctx)
     except Exception as exc:  # noqa: BLE001 - any bug on one message must not stop the others
         log.exception("uid %s: could not be read; set aside for staff", raw.uid)
-        return _set_aside(raw, fingerprint, ctx, f"internal error while reading: {type(exc).__name__}: {exc}")
+        return set_aside(raw, fingerprint, ctx, f"internal error while reading: {type(exc).__name__}: {exc}")
     with ctx.engine.connect() as conn:
         duplicate = store.duplicate_of(conn, fingerprint, mail.message_id, mail.sender)
     if duplicate:
-        return _record_duplicate(raw, ctx, duplicate, mail)
-    return _record(raw, fingerprint, mail, verdict, ctx)
+        return record_duplicate(raw, ctx, duplicate, mail)
+    return record(raw, fingerprint, mail, verdict, ctx)
 
 
 def with_report_warnings(mail: InboundMail, verdict: Verdict, ctx: Context) -> InboundMail:
@@ -188,138 +153,3 @@ def with_report_warnings(mail: InboundMail, verdict: Verdict, ctx: Context) -> I
         for f in mail.files
     )
     return replace(mail, files=checked)
-
-
-def _record_oversized(raw: RawMail, fingerprint: str, mail: InboundMail, ctx: Context) -> Outcome:
-    """Over the size limit: its header is recorded and the message held for staff; it stays on the server."""
-    size_mb = raw.oversized / (1 << 20)
-    mail = replace(mail, files=(), warnings=(f"message_too_large:{raw.oversized}",))
-    verdict = Verdict(None, None, None, reason=f"thư quá lớn ({size_mb:.0f} MB) nên chưa được xử lý; đề nghị xem trực tiếp trong hộp thư")
-    return replace(_record(raw, fingerprint, mail, verdict, ctx), keep_on_server=True)
-
-
-def _state(mail: InboundMail, verdict: Verdict, ctx: Context) -> str:
-    if mail.bounce and is_ours(ctx.key, mail.bounce.original_message_id):
-        return "bounce"
-    if verdict.needs_review:
-        return "review"
-    return "submission" if mail.reports else "no_report"
-
-
-def _record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, ctx: Context) -> Outcome:
-    state = _state(mail, verdict, ctx)
-    folder = (
-        archive.institution_folder(verdict.campaign_id, verdict.institution)
-        if verdict.institution and verdict.campaign_id
-        else archive.review_folder(mail.arrived)
-    )
-    eml = archive.eml_path(raw.internaldate, fingerprint)
-    archive.write(ctx.settings.archive_dir, eml, raw.data)
-    kept = [archive_file(ctx, folder, mail, fingerprint, i) for i in range(len(mail.files))]
-    try:
-        with store.atomic(ctx.engine) as conn:
-            pk = insert_message(conn, raw, fingerprint, mail, verdict, state, str(eml))
-            insert_files(conn, pk, kept)
-            store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, pk)
-            if state == "bounce" and mail.bounce:
-                for address in mail.bounce.recipients:
-                    store.mark_undeliverable(conn, address, f"bounce {mail.bounce.status}".strip())
-            acknowledge(conn, ctx, pk, mail, verdict, state)
-    except IntegrityError:
-        return _record_duplicate(raw, ctx, None, mail)  # recorded meanwhile by another run
-    code = verdict.institution.code if verdict.institution else ""
-    log.info("recorded %s from %s as %s%s", mail.message_id, mail.sender or "?", state, f" ({code})" if code else "",
-             extra={"message_id": mail.message_id, "institution": code, "state": state})
-    return Outcome(raw.uid, state, pk, code, verdict.reason)
-
-
-def acknowledge(conn: Connection, ctx: Context, pk: int, mail: InboundMail, verdict: Verdict, state: str) -> None:
-    """Queue the receipt in the same transaction as the record: recorded means acknowledged, exactly once."""
-    kind = receipts.ack_kind(mail, verdict, state, ctx.own_addresses)
-    if kind is None or not ctx.settings.notify.acknowledge:
-        return
-    campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
-    settings = ctx.settings
-    context = receipts.ack_context(mail, verdict, campaign, pk, settings.outbox, settings.zone, settings.outbox.address)
-    rendered = ctx.templates.render(kind, context)
-    msg = compose(settings.outbox, ctx.key, kind, (mail.sender,), rendered, in_reply_to=mail.message_id,
-                  references=mail.references, when=ctx.clock())
-    inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
-    outbox.queue(conn, key=f"ack:{pk}", kind=kind, msg=msg, recipients=(mail.sender,), now=ctx.clock(),
-                 day_start=local_day_start(ctx.clock(), settings.zone), limit=settings.notify.max_auto_per_address_per_day,
-                 message_pk=pk, institution_id=inst_pk, campaign_id=verdict.campaign_id)
-
-
-def local_day_start(moment: datetime, zone: ZoneInfo) -> datetime:
-    local = moment.astimezone(zone)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def archive_file(ctx: Context, folder: PurePosixPath, mail: InboundMail, fingerprint: str, index: int) -> ArchivedFile:
-    """Report files and PDF scans get their own copy in the institution's folder; the rest stays in the .eml."""
-    item = mail.files[index]
-    path = ""
-    if item.data and (item.is_report or item.kind == FileKind.PDF):
-        relative = folder / archive.file_name(mail.arrived, fingerprint, index, item.name)
-        archive.write(ctx.settings.archive_dir, relative, item.data)
-        path = str(relative)
-    return ArchivedFile(
-        item.name, item.kind, len(item.data), archive.sha256(item.data), path, item.origin, item.heading, item.warnings,
-        meta_dict(item.meta) if item.meta else {},
-    )
-
-
-def meta_dict(meta: DocMeta) -> dict[str, object]:
-    """What the store keeps of a report's metadata (the tables are re-read from the archive when needed)."""
-    return {
-        "issuer": meta.issuer, "issuer_parent": meta.issuer_parent, "number": meta.number, "place": meta.place,
-        "date": meta.date.isoformat() if meta.date else None, "doc_type": meta.doc_type, "title": meta.title,
-        "signer_position": meta.signer_position, "signer_name": meta.signer_name, "word_count": meta.word_count,
-        "tables": len(meta.tables),
-    }
-
-
-def insert_message(conn, raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, state: str, eml: str) -> int:  # type: ignore[no-untyped-def]
-    inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
-    result = conn.execute(store.messages.insert(), dict(
-        fingerprint=fingerprint, message_id=mail.message_id, sender=mail.sender, sender_name=mail.sender_name,
-        subject=mail.subject, received_at=mail.arrived, institution_id=inst_pk, campaign_id=verdict.campaign_id,
-        identified_by=verdict.identified_by.value if verdict.identified_by else None, late=verdict.late,
-        state=state, reason=verdict.reason, eml_path=eml, size=len(raw.data), warnings=list(mail.warnings),
-        references=mail.references, auto_markers=list(mail.auto_markers), recorded_at=store.now(),
-    ))
-    return int(result.inserted_primary_key[0])
-
-
-def insert_files(conn, message_pk: int, kept: list[ArchivedFile]) -> None:  # type: ignore[no-untyped-def]
-    if kept:
-        conn.execute(store.files.insert(), [
-            dict(message_pk=message_pk, name=f.name, kind=str(f.kind), size=f.size, sha256=f.sha256, path=f.path,
-                 origin=f.origin, heading=f.heading, warnings=list(f.warnings), meta=f.meta)
-            for f in kept
-        ])
-
-
-def _record_duplicate(raw: RawMail, ctx: Context, duplicate: int | None, mail: InboundMail) -> Outcome:
-    with store.atomic(ctx.engine) as conn:
-        target = duplicate or store.duplicate_of(conn, archive.sha256(raw.data), mail.message_id, mail.sender)
-        if target is None:
-            raise RuntimeError("duplicate without an original")  # cannot happen: the insert conflicted on it
-        store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, target)
-    log.info("skipped %s: already recorded as #%d", mail.message_id, target)
-    return Outcome(raw.uid, "duplicate", target)
-
-
-def _set_aside(raw: RawMail, fingerprint: str, ctx: Context, reason: str) -> Outcome:
-    """Keep the bytes and a row saying why, so staff can look and nothing is fetched in a loop."""
-    eml = archive.eml_path(raw.internaldate, fingerprint)
-    archive.write(ctx.settings.archive_dir, eml, raw.data)
-    with store.atomic(ctx.engine) as conn:
-        existing = store.duplicate_of(conn, fingerprint, "", "")
-        pk = existing or int(conn.execute(store.messages.insert().values(
-            fingerprint=fingerprint, message_id=f"<{fingerprint[:32]}@unreadable.mailbot>", sender="", sender_name="",
-            subject="", received_at=raw.internaldate, state="error", reason=reason[:500], eml_path=str(eml),
-            size=len(raw.data), warnings=["unreadable_message"], recorded_at=store.now(),
-        )).inserted_primary_key[0])
-        store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, pk)
-    return Outcome(raw.uid, "error", pk, detail=reason)

@@ -10,13 +10,19 @@ The rule (also in the README):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from mailbot.models import Campaign, InboundMail, Verdict
-from mailbot.notify import department, human_size, reply_subject
+from sqlalchemy.engine import Connection
+
+from mailbot import outbox, store
 from mailbot.config import OutboxSettings
+from mailbot.models import Campaign, InboundMail, Verdict
+from mailbot.notify import compose, department, human_size, reply_subject
 from mailbot.wording import local_time, warning_text
+
+if TYPE_CHECKING:
+    from mailbot.context import Context
 
 
 def receipt_number(message_pk: int) -> str:
@@ -57,3 +63,20 @@ def ack_context(
         "identified_by": verdict.identified_by.value if verdict.identified_by else "",
         "sender": mail.sender,
     }
+
+
+def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, verdict: Verdict, state: str) -> None:
+    """Queue the receipt in the same transaction as the record: recorded means acknowledged, exactly once."""
+    kind = ack_kind(mail, verdict, state, ctx.own_addresses)
+    if kind is None or not ctx.settings.notify.acknowledge:
+        return
+    campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
+    settings = ctx.settings
+    context = ack_context(mail, verdict, campaign, pk, settings.outbox, settings.zone, settings.outbox.address)
+    rendered = ctx.templates.render(kind, context)
+    msg = compose(settings.outbox, ctx.key, kind, (mail.sender,), rendered, in_reply_to=mail.message_id,
+                  references=mail.references, when=ctx.clock())
+    inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
+    outbox.queue(conn, key=f"ack:{pk}", kind=kind, msg=msg, recipients=(mail.sender,), now=ctx.clock(),
+                 day_start=outbox.day_start(ctx.clock(), settings.zone), limit=settings.notify.max_auto_per_address_per_day,
+                 message_pk=pk, institution_id=inst_pk, campaign_id=verdict.campaign_id)
