@@ -16,7 +16,6 @@ from mailbot.errors import MailbotError
 from mailbot.notify import Rendered, Templates, compose, department, load_templates, secret_key
 from mailbot.status import CampaignStatus, campaign_status
 from mailbot.wording import local_time
-from mailbot.workbook import tracker_bytes
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -99,6 +98,8 @@ def queue_digest(settings: Settings, engine: Engine, now: datetime) -> tuple[out
     """Today's digest to staff, with one Excel tracker per active campaign; once per day."""
     if not settings.notify.staff:
         raise MailbotError("notify.staff is empty: list the staff addresses that receive the digest")
+    from mailbot.workbook import tracker_bytes  # openpyxl is heavy: only load it when a digest is built
+
     rendered, found = render_digest(settings, engine, now)
     day = now.astimezone(settings.zone)
     attachments = tuple(

@@ -573,6 +573,34 @@ def _date(lines: list[str]) -> tuple[str, dt.date | None, bool, bool] | None:
     return None
 
 
+_BODIES = tuple(tuple(words.split()) for words in (
+    "TRUONG", "PHONG", "SO", "TRUNG TAM", "TT", "UBND", "UY BAN", "BO", "BAN", "DAI HOC", "HOC VIEN", "VIEN",
+    "CONG TY", "HOI", "HOI DONG", "DOAN", "CONG DOAN", "DANG BO", "CHI BO", "LIEN DOI", "TO", "KHOA", "CUC", "VU"))
+
+
+def _names_a_body(line: str) -> bool:
+    """Whether a heading line starts with a kind of organisation: "TRƯỜNG …", "PHÒNG …", "UBND …"."""
+    words = strip_marks(line).upper().replace(".", " ").split()
+    return any(tuple(words[:len(kind)]) == kind for kind in _BODIES)
+
+
+def _about(cells: list[list[str]]) -> str | None:
+    """What follows "V/v" in a cell, with the lines that continue it."""
+    for lines in cells:
+        for k, line in enumerate(lines):
+            match = _ABOUT.match(line)
+            if not match:
+                continue
+            more = []
+            for nxt in lines[k + 1:]:
+                if (_is_separator(nxt) or _is_motto(nxt) or _DATE.search(nxt) or _NUMBER.match(nxt)
+                        or _BODY_START.match(nxt)):
+                    break
+                more.append(nxt)
+            return " ".join([match.group("rest").strip(), *more]).strip()
+    return None
+
+
 def _doc_type(text: str) -> tuple[str, str] | None:
     """(type, rest of the line) when a paragraph is a type line such as "BÁO CÁO" or "BÁO CÁO KẾT QUẢ …"."""
     if len(text) > 300 or (len(text) > 40 and text != text.upper()):
@@ -613,10 +641,12 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
                       and any(_is_motto(c) for row in b for c in row)), None)
     issuer_lines: list[str] = []
     header_lines: list[str] = []
+    header_cells: list[list[str]] = []
     if header_at is not None:
         used.add(header_at)
         rows = blocks[header_at]
-        header_lines = [line for row in rows for cell in row for line in _lines(cell)]
+        header_cells = [_lines(cell) for row in rows for cell in row]
+        header_lines = [line for cell in header_cells for line in cell]
         for row in rows:
             motto = next((j for j, c in enumerate(row) if _is_motto(c)), None)
             if motto is not None:
@@ -648,6 +678,7 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
         if motto_seen:
             used.update(region)
             search_from = region[-1] + 1
+            header_cells = [header_lines]
         else:
             issuer_lines, header_lines = [], []
     kept: list[str] = []
@@ -657,6 +688,8 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
         if _NUMBER.match(line) and _number([line]) or _ABOUT.match(line) or _DATE.search(line):
             break
         kept.append(line)
+    if len(kept) >= 2 and not _names_a_body(kept[-1]) and _names_a_body(kept[-2]):
+        kept[-2:] = [f"{kept[-2]} {kept[-1]}"]  # "TRƯỜNG TRUNG HỌC CƠ SỞ" / "LẠI XUÂN": one name on two lines
     issuer = kept[-1] if kept else ""
     issuer_parent = "\n".join(kept[:-1])
 
@@ -705,17 +738,11 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
             used.add(j)
         title = " ".join(title_lines)
         break
-    if not doc_type:
-        about = next((k for k, line in enumerate(issuer_lines + header_lines) if _ABOUT.match(line)), None)
+    if not doc_type:  # a letter: "V/v …" under the number, or just below the heading
+        after = [_lines(b.text) for b in blocks[search_from:search_from + 3] if isinstance(b, _Text)]
+        about = _about(header_cells + after)
         if about is not None:
-            lines = (issuer_lines + header_lines)[about:]
-            first = _ABOUT.match(lines[0]).group("rest").strip()
-            more = []
-            for line in lines[1:]:
-                if _is_separator(line) or _is_motto(line) or _DATE.search(line) or _NUMBER.match(line):
-                    break
-                more.append(line)
-            doc_type, title = "CÔNG VĂN", " ".join([first, *more]).strip()
+            doc_type, title = "CÔNG VĂN", about
 
     # the signature: a one-row table near the end ("Nơi nhận" on the left), else the last paragraphs
     signer_position = signer_name = ""

@@ -288,12 +288,33 @@ class ImapInbox:
             self.box.idle.start()
             try:
                 while not stop() and time.monotonic() < deadline:
-                    if any(b"EXISTS" in r for r in self.box.idle.poll(timeout=1.0)):
+                    # imaplib may already hold "* n EXISTS" (sent with "+ idling") where select() cannot see it.
+                    lines = self._buffered_lines() or self.box.idle.poll(timeout=1.0)
+                    if any(b"EXISTS" in line for line in lines):
                         break
             finally:
                 self.box.idle.stop()
         except _NETWORK_ERRORS as exc:
             raise InboxError(f"IMAP connection lost while waiting: {exc}") from None
+
+    def _buffered_lines(self) -> list[bytes]:
+        """Lines imaplib has read from the socket but not handed out yet."""
+        client = self.box.client
+        lines: list[bytes] = []
+        while self._has_buffered(client):
+            lines.append(client._get_line())  # noqa: SLF001 - imaplib has no public way to read a pending line
+        return lines
+
+    @staticmethod
+    def _has_buffered(client: imaplib.IMAP4) -> bool:
+        sock, old = client.sock, client.sock.gettimeout()
+        sock.settimeout(0)  # peek must not wait for the network, only look at the buffer
+        try:
+            return bool(client.file.peek(1)[:1])
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False
+        finally:
+            sock.settimeout(old)
 
     def present(self, uids: set[str]) -> list[str]:
         """Which of these recorded UIDs are still in the folder (a move to retry)."""

@@ -54,12 +54,23 @@ def _header(msg: Message, name: str) -> str:
 
 
 def sender_of(msg: Message) -> tuple[str, str]:
-    """(lower-case address, display name) from From, falling back to Sender and Return-Path."""
+    """(lower-case address, display name) from From, falling back to Sender and Return-Path.
+
+    The address is split from the name before the name is decoded: a decoded name may hold a comma
+    ("Trường Tiểu học, THCS và THPT Edison") that would otherwise cut the address in two."""
     for name in ("From", "Sender", "Return-Path"):
-        value = _header(msg, name)
-        display, address = parseaddr(value)
+        try:
+            raw = msg.get(name)
+        except Exception:  # noqa: BLE001 - a header object we cannot read
+            continue
+        if raw is None:
+            continue
+        text = str(raw)
+        if any("\udc80" <= ch <= "\udcff" for ch in text):
+            text = decode_bytes(text.encode("ascii", "surrogateescape"))
+        display, address = parseaddr(" ".join(text.split()))
         if "@" in address:
-            return address.strip().lower(), display
+            return address.strip().lower(), decode_header_value(display)
     return "", ""
 
 

@@ -154,6 +154,7 @@ outbox = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("created_at", UTC, nullable=False),
     Column("sent_at", UTC),
+    Index("outbox_due", "status", "next_attempt_at"),  # the service looks for due rows every few seconds
 )
 
 # One row per recipient of an automatic message, so the per-address daily limit is an index lookup.

@@ -104,7 +104,7 @@ _VNI_PAIRS = frozenset(k for k in _VNI_DECODE if len(k) == 2)
 _UNICODE_ONLY = re.compile("[\u0102\u0103\u0110\u0111\u01a0\u01a1\u01af\u01b0\u0300\u0301\u0303\u0309\u0323"
                            "\u1ea0-\u1ef9]")
 # TCVN3 letters that are symbols (or rare letters) in Latin-1: B¸o, c¸c, vµ, ®i, Tr\xadêng…
-_TCVN3_MARKS = frozenset("¡¢£¤¥¦§¨©ª«¬\xad®¯°±²³´µ¶·¸¹º»¼½¾¿×÷ÐÞ")
+_TCVN3_MARKS = frozenset("¡¢£¤¥¦§¨©ª«¬\xad®°±²³´µ¶·¸¹»¼½¾×÷ÐÞ")
 _VNI_VOWELS = frozenset("aeiouyAEIOUYôöÔÖ")
 
 

@@ -193,3 +193,29 @@ def test_check_reports_a_wrong_password_clearly(service, monkeypatch):
     assert result.returncode == 1
     assert "FAIL inbox: IMAP login refused" in result.stdout and "not-the-password" not in result.stdout + result.stderr
     assert "ok   outbox" in result.stdout
+
+
+def test_mail_arriving_while_the_previous_one_is_processed_is_not_missed(service):
+    """Dovecot sends "* n EXISTS" together with "+ idling"; a wait that only watches the socket misses it."""
+    ws, dovecot, sink, start = service
+    daemon = start()
+    daemon.wait_log("mailbot started")
+    time.sleep(1.0)
+    expected = 0
+    for n, gap in enumerate((0.3, 0.45, 0.5, 0.55, 0.7)):
+        dovecot.append(school_mail(2 * n), ARRIVAL)
+        time.sleep(gap)
+        dovecot.append(school_mail(2 * n + 1), ARRIVAL)
+        expected += 2
+        receipts(sink, expected, timeout=5.0)  # each pair within seconds, not at the next IDLE refresh
+    assert daemon.stop() == 0
+
+
+def test_a_school_name_with_a_comma_still_gets_its_receipt(service):
+    ws, dovecot, sink, start = service
+    row = next(r for r in samples.load_demo_roster() if "," in r["name"] and r["emails"])
+    dovecot.append(samples.make_email(sender=row["emails"][0], sender_name=row["name"], subject="Báo cáo", body="x",
+                                      attachments=[("bc.docx", samples.make_report_docx(row["name"]), "application/octet-stream")]), ARRIVAL)
+    ws.cli("run", "--once")
+    (ack,) = receipts(sink, 1)
+    assert ack.rcpt_tos == (row["emails"][0],)

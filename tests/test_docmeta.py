@@ -231,13 +231,11 @@ def test_vni_document_font_from_document_defaults():
                  title="Tổ chức Ngày hội toàn dân bảo vệ an ninh Tổ quốc", position="KT. HIỆU TRƯỞNG\nPHÓ HIỆU TRƯỞNG",
                  signer="Phạm Thị Thuỷ", place_date="Kiến An, ngày 19 tháng 8 năm 2023")
     assert docx.Document(io.BytesIO(data)).paragraphs[0].text == "KEÁ HOAÏCH"
-    meta = read_meta(data)
-    assert (meta.issuer, meta.issuer_parent) == ("TRƯỜNG THCS ĐỒNG HÒA", "UBND QUẬN KIẾN AN")
-    assert (meta.number, meta.place, meta.date) == ("07/KH-THCSĐH", "Kiến An", dt.date(2023, 8, 19))
-    assert (meta.doc_type, meta.title) == ("KẾ HOẠCH", "Tổ chức Ngày hội toàn dân bảo vệ an ninh Tổ quốc")
-    assert (meta.signer_position, meta.signer_name) == ("KT. HIỆU TRƯỞNG\nPHÓ HIỆU TRƯỞNG", "Phạm Thị Thuỷ")
-    assert meta.word_count == python_docx_words(data)
-    assert meta.warnings == ("legacy_encoding_vni",)
+    assert read_meta(data) == DocMeta(
+        issuer="TRƯỜNG THCS ĐỒNG HÒA", issuer_parent="UBND QUẬN KIẾN AN", number="07/KH-THCSĐH", number_blank=False,
+        place="Kiến An", date=dt.date(2023, 8, 19), date_blank=False, doc_type="KẾ HOẠCH",
+        title="Tổ chức Ngày hội toàn dân bảo vệ an ninh Tổ quốc", signer_position="KT. HIỆU TRƯỞNG\nPHÓ HIỆU TRƯỞNG",
+        signer_name="Phạm Thị Thuỷ", word_count=python_docx_words(data), tables=(), warnings=("legacy_encoding_vni",))
 
 
 def test_unicode_typed_into_a_legacy_style_is_kept():
@@ -290,6 +288,27 @@ def test_letter_without_type_line_is_a_cong_van():
     meta = read_meta(data)
     assert (meta.doc_type, meta.title) == ("CÔNG VĂN", "báo cáo kết quả công tác an ninh, trật tự năm 2023")
     assert (meta.number, meta.issuer) == ("15/BC-THPTNQ", "TRƯỜNG THPT NGÔ QUYỀN")
+
+
+def test_one_row_heading_with_the_number_under_the_issuer():
+    document = docx.Document()
+    left, right = document.add_table(rows=1, cols=2).rows[0].cells
+    for i, line in enumerate(("UBND HUYỆN THỦY NGUYÊN", "TRƯỜNG TRUNG HỌC CƠ SỞ", "LẠI XUÂN", "--------",
+                              "Số: 45/THCS-LX", "V/v tổ chức ngoại khóa", "phòng chống ma túy")):
+        _para(left, line, None, first=not i)
+    for i, line in enumerate(("CỘNG HOÀ XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập – Tự do – Hạnh phúc",
+                              "______________________", "Thủy Nguyên, ngày 3 tháng 10 năm 2023")):
+        _para(right, line, None, first=not i)
+    for line in ("Kính gửi: Các trường THCS trong huyện", "Trường THCS Lại Xuân tổ chức ngoại khóa cho học sinh.",
+                 "HIỆU TRƯỞNG", "", "Trần Thị Bình"):
+        _para(document, line, None)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    meta = read_meta(buffer.getvalue())
+    assert (meta.issuer, meta.issuer_parent) == ("TRƯỜNG TRUNG HỌC CƠ SỞ LẠI XUÂN", "UBND HUYỆN THỦY NGUYÊN")
+    assert (meta.number, meta.place, meta.date) == ("45/THCS-LX", "Thủy Nguyên", dt.date(2023, 10, 3))
+    assert (meta.doc_type, meta.title) == ("CÔNG VĂN", "tổ chức ngoại khóa phòng chống ma túy")
+    assert (meta.signer_position, meta.signer_name) == ("HIỆU TRƯỞNG", "Trần Thị Bình")
 
 
 def test_empty_document():
