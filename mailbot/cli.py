@@ -360,6 +360,58 @@ def check(state: State) -> None:
     raise SystemExit(0 if ok else 1)
 
 
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default: [web] host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: [web] port, 8080).")
+@click.pass_obj
+def web(state: State, host: str | None, port: int | None) -> None:
+    """Serve the staff web pages: overview, institutions, review queue, downloads.
+
+    Staff log in with accounts made by `mailbot user add`. Put it behind a TLS reverse proxy
+    to reach it from other machines ([web] path_prefix, https_only).
+    Example: mailbot --config /etc/mailbot/mailbot.toml web --port 8080
+    """
+    import uvicorn
+
+    from mailbot.web.app import create_app
+    from mailbot.web.auth import count_users
+
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    app = create_app(settings, engine, now=state.fixed_now(settings))
+    host, port = host or settings.web.host, port or settings.web.port
+    if not count_users(engine):
+        click.echo("no web account yet: create one with `mailbot user add NAME`", err=True)
+    click.echo(f"serving on http://{host}:{port}{settings.web.path_prefix}/ (Ctrl+C stops)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
+
+
+@cli.group(name="user")
+def user_group() -> None:
+    """Staff accounts for the web pages."""
+
+
+@user_group.command(name="add")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@click.pass_obj
+def user_add(state: State, name: str, password_stdin: bool) -> None:
+    """Create a web account, or set a new password for an existing one (its sessions end).
+
+    Example: mailbot user add lan.nguyen
+    """
+    from mailbot.web.auth import set_password
+
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
+    created = set_password(engine, name, password, actor=f"cli:{getpass.getuser()}")
+    click.echo(f"account {name.strip().lower()} " + ("created" if created else "updated: new password, sessions ended"))
+
+
 @cli.command(name="compile")
 @click.option("--campaign", "campaign_id", help="Campaign id (default: the one whose deadline is nearest).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="The .xlsx file to write.")

@@ -3,8 +3,9 @@
 #
 #   bash scripts/test.sh [pytest args...]
 #
-# System packages: a real Dovecot IMAP server (dovecot-imapd), mbsync (isync)
-# and openssl, installed with apt-get when missing (as root, or via sudo).
+# System packages: a real Dovecot IMAP server (dovecot-imapd), mbsync (isync),
+# openssl, Chromium and the others listed in NEEDED below, installed with
+# apt-get when missing (as root, or via sudo).
 # Python: the project with its [test] extra, installed editable.
 set -euo pipefail
 
@@ -27,7 +28,7 @@ fi
 
 # Debian packages the tests use, each with the command that shows it is installed:
 # a real IMAP server, mbsync (benchmarks), openssl (test certificates), LibreOffice (legacy .doc),
-# unar (rar/7z), GNU time (benchmarks).
+# unar (rar/7z), GNU time (benchmarks), Chromium (the web pages' browser tests drive it with Playwright).
 declare -A NEEDED=(
     [dovecot-imapd]=/usr/sbin/dovecot
     [isync]=mbsync
@@ -35,6 +36,7 @@ declare -A NEEDED=(
     [libreoffice-writer-nogui]=soffice
     [unar]=unar
     [time]=/usr/bin/time
+    [chromium]=chromium
 )
 missing=()
 for pkg in "${!NEEDED[@]}"; do

@@ -1,0 +1,607 @@
+"""The staff web pages over HTTP (Starlette's TestClient): access, CSRF, rate limit, traversal, changes, downloads.
+
+Each test gets its own copy of one processed demo folder (`mailbot demo`'s roster, mail and archive).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import stat
+import warnings
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+from sqlalchemy import select, update
+
+from mailbot import config, pipeline, store
+from mailbot.cli import cli
+from mailbot.config import Settings, WebSettings
+from mailbot.demo import DIGEST_AT, ZONE, build_demo
+from mailbot.status import as_json, campaign_status
+from mailbot.web import auth
+from mailbot.web.app import SESSION_COOKIE, create_app
+
+with warnings.catch_warnings():  # newer Starlette prefers the httpx2 package; plain httpx works the same here
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+USER, PASSWORD = "lan.nguyen", "Mật-khẩu-thử-2023"
+CAMPAIGN = "antq-2023"
+C = f"/c/{CAMPAIGN}"
+REVIEW_SENDER = "hoa.nguyen1987@yahoo.com"
+
+PROTECTED_GETS = [
+    "/", f"{C}/", f"{C}/institutions", f"{C}/institutions?q=ngo+quyen", f"{C}/institutions/THPT-NQ",
+    f"{C}/review", f"{C}/log", f"{C}/tracker.xlsx", f"{C}/reports.zip", "/files/1", "/messages/1/original.eml",
+]
+PROTECTED_POSTS = ["/logout", f"{C}/extension", f"{C}/review/1/assign"]
+
+
+@pytest.fixture(scope="module")
+def demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("web-demo")
+    settings = build_demo(root)
+    engine = store.connect(settings.db_url)
+    pipeline.run_once(settings, engine)
+    store.checkpoint(engine)
+    engine.dispose()
+    return root
+
+
+@pytest.fixture
+def demo(demo_master: Path, tmp_path: Path) -> Settings:
+    root = tmp_path / "demo"
+    shutil.copytree(demo_master, root)
+    return config.load(root / "mailbot.toml")
+
+
+def make_client(settings: Settings, *, user: bool = True) -> TestClient:
+    engine = store.connect(settings.db_url)
+    if user:
+        auth.set_password(engine, USER, PASSWORD, actor="test")
+    return TestClient(create_app(settings, engine, now=DIGEST_AT), base_url="http://testserver")
+
+
+@pytest.fixture
+def client(demo: Settings) -> TestClient:
+    return make_client(demo)
+
+
+def login_token(client: TestClient, path: str = "/login") -> str:
+    page = client.get(path)
+    assert page.status_code == 200
+    return re.search(r'name="token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+
+
+def login(client: TestClient, name: str = USER, password: str = PASSWORD, prefix: str = ""):  # type: ignore[no-untyped-def]
+    token = login_token(client, f"{prefix}/login")
+    return client.post(f"{prefix}/login", data={"name": name, "password": password, "token": token,
+                                                "next": f"{prefix}/"}, follow_redirects=False)
+
+
+@pytest.fixture
+def staff(client: TestClient) -> TestClient:
+    assert login(client).status_code == 303
+    return client
+
+
+def csrf_of(page_html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page_html).group(1)  # type: ignore[union-attr]
+
+
+def flash(client: TestClient, path: str) -> str:
+    page = client.get(path)
+    found = re.search(r'<div class="flash (ok|error)"[^>]*>([^<]*)</div>', page.text)
+    return f"{found.group(1)}: {found.group(2)}" if found else ""
+
+
+def status_of(settings: Settings) -> dict:  # type: ignore[type-arg]
+    engine = store.connect(settings.db_url)
+    return as_json(campaign_status(engine, settings.campaigns()[0]))
+
+
+def review_pk(settings: Settings) -> int:
+    engine = store.connect(settings.db_url)
+    m = store.messages
+    with engine.connect() as conn:
+        return conn.execute(select(m.c.id).where(m.c.sender == REVIEW_SENDER)).scalar_one()
+
+
+# --- access ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PROTECTED_GETS)
+def test_anonymous_get_goes_to_the_login_page(client: TestClient, path: str) -> None:
+    r = client.get(path, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/login?next=")
+    page = client.get(path)
+    assert page.url.path == "/login"
+    assert "Đăng nhập" in page.text and "Tên đăng nhập" in page.text
+    assert "Ngô Quyền" not in page.text  # nothing of the campaign shows
+
+
+@pytest.mark.parametrize("path", PROTECTED_POSTS)
+def test_anonymous_post_goes_to_the_login_page_and_changes_nothing(client: TestClient, demo: Settings,
+                                                                   path: str) -> None:
+    r = client.post(path, data={"code": "THPT-NQ", "until": "2023-12-20T17:00", "csrf": "x"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    engine = store.connect(demo.db_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(store.actions)).first() is None
+
+
+def test_login_wrong_then_right(client: TestClient) -> None:
+    wrong = login(client, password="sai-mat-khau-roi")
+    assert wrong.status_code == 200
+    assert "Tên đăng nhập hoặc mật khẩu không đúng." in wrong.text
+    assert SESSION_COOKIE not in wrong.headers.get("set-cookie", "")
+    unknown = login(client, name="khong.co.ai")
+    assert "Tên đăng nhập hoặc mật khẩu không đúng." in unknown.text  # the same words: names are not revealed
+    right = login(client, name="Lan.Nguyen")  # names are case-insensitive
+    assert right.status_code == 303 and right.headers["location"] == "/"
+    cookie = right.headers["set-cookie"]
+    assert f"{SESSION_COOKIE}=" in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+    assert "Path=/" in cookie and "Secure" not in cookie
+    page = client.get("/")
+    assert page.url.path == f"{C}/" and "Tài khoản: <b>lan.nguyen</b>" in page.text
+    # the login form of a logged-in user goes straight on
+    assert client.get("/login", follow_redirects=False).status_code == 303
+
+
+def test_login_form_needs_its_token(client: TestClient) -> None:
+    r = client.post("/login", data={"name": USER, "password": PASSWORD, "next": "/"}, follow_redirects=False)
+    assert r.status_code == 403
+    assert SESSION_COOKIE not in r.headers.get("set-cookie", "")
+
+
+def test_login_never_redirects_to_another_site(client: TestClient) -> None:
+    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
+        client = TestClient(client.app)
+        token = login_token(client)
+        r = client.post("/login", data={"name": USER, "password": PASSWORD, "token": token, "next": target},
+                        follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"
+    r = client.get(f"{C}/review", follow_redirects=False)
+    assert r.status_code == 200
+
+
+def test_login_is_rate_limited_per_address_and_user(client: TestClient, demo: Settings) -> None:
+    clock = [1000.0]
+    client.app.web.limiter.clock = lambda: clock[0]  # type: ignore[attr-defined]
+    for _ in range(5):
+        assert "không đúng" in login(client, password="doan-thu-mot-lan").text
+    blocked = login(client)  # even the right password, for now
+    assert blocked.status_code == 429
+    assert "Vui lòng thử lại sau khoảng 15 phút" in blocked.text and int(blocked.headers["retry-after"]) > 800
+    assert SESSION_COOKIE not in blocked.headers.get("set-cookie", "")
+    # another account from the same address is not locked out by these failures
+    engine = store.connect(demo.db_url)
+    auth.set_password(engine, "minh.tran", "mat-khau-cua-minh", actor="test")
+    other = TestClient(client.app)
+    assert login(other, "minh.tran", "mat-khau-cua-minh").status_code == 303
+    clock[0] += 15 * 60 + 1
+    assert login(client).status_code == 303
+    with engine.connect() as conn:
+        events = [r.event for r in conn.execute(select(store.web_events).order_by(store.web_events.c.id))]
+    assert events.count("login_failed") == 5 and "login_limited" in events
+
+
+def test_logout_ends_the_session(staff: TestClient) -> None:
+    cookie = staff.cookies.get(SESSION_COOKIE)
+    csrf = csrf_of(staff.get(f"{C}/").text)
+    r = staff.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    replay = TestClient(staff.app)
+    replay.cookies.set(SESSION_COOKIE, cookie)
+    assert replay.get(f"{C}/", follow_redirects=False).status_code == 303  # the old cookie is dead
+
+
+def test_forged_or_tampered_cookie_is_refused(client: TestClient) -> None:
+    client.cookies.set(SESSION_COOKIE, "not-signed")
+    assert client.get(f"{C}/", follow_redirects=False).status_code == 303
+    fresh = TestClient(client.app)
+    login(fresh)
+    good = fresh.cookies.get(SESSION_COOKIE)
+    tampered = TestClient(client.app)
+    tampered.cookies.set(SESSION_COOKIE, good[:-2] + ("AA" if not good.endswith("AA") else "BB"))
+    assert tampered.get(f"{C}/", follow_redirects=False).status_code == 303
+    untouched = TestClient(client.app)
+    untouched.cookies.set(SESSION_COOKIE, good)
+    assert untouched.get(f"{C}/", follow_redirects=False).status_code == 200
+
+
+def test_new_password_ends_sessions(staff: TestClient, demo: Settings) -> None:
+    assert staff.get(f"{C}/", follow_redirects=False).status_code == 200
+    auth.set_password(store.connect(demo.db_url), USER, "mot-mat-khau-moi", actor="test")
+    assert staff.get(f"{C}/", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("path", PROTECTED_POSTS)
+def test_post_without_or_with_wrong_csrf_is_refused(staff: TestClient, demo: Settings, path: str) -> None:
+    pk = review_pk(demo)
+    path = path.replace("/review/1/", f"/review/{pk}/")
+    form = {"code": "THPT-TPH", "until": "2023-12-20T17:00", "reason": "thử"}
+    for extra in ({}, {"csrf": "wrong-token"}):
+        r = staff.post(path, data={**form, **extra}, follow_redirects=False)
+        assert r.status_code == 403
+        assert "Biểu mẫu đã hết hiệu lực" in r.text
+    engine = store.connect(demo.db_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(store.actions)).first() is None
+        assert conn.execute(select(store.extensions)).first() is None
+    assert staff.get(f"{C}/", follow_redirects=False).status_code == 200  # still logged in
+
+
+def test_security_headers(staff: TestClient) -> None:
+    r = staff.get(f"{C}/")
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "no-store"
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)  # type: ignore[union-attr]
+    assert f'<style nonce="{nonce}">' in r.text
+
+
+def test_key_file_is_made_private(demo: Settings) -> None:
+    make_client(demo, user=False)
+    key = demo.data_dir / "web-secret.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    first = key.read_text()
+    make_client(demo, user=False)
+    assert key.read_text() == first  # kept, so sessions survive a restart
+
+
+# --- pages ----------------------------------------------------------------------------------------------
+
+
+def test_overview(staff: TestClient) -> None:
+    page = staff.get(f"{C}/")
+    assert page.status_code == 200
+    text = page.text
+    assert "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023" in text
+    assert "Hạn nộp:</b> 17:00 ngày 05/12/2023" in text
+    assert "Đã quá hạn 1 ngày 14 giờ" in text  # the demo clock: 07:30 on 07/12/2023
+    for group in ("Phòng GDĐT", "THPT", "GDNN-GDTX", "Đơn vị trực thuộc", "Đại học", "Tổng cộng"):
+        assert group in text
+    assert "Đúng hạn: <b>5</b> · Nộp muộn: <b>1</b> · Chưa nộp: <b>11</b>" in text  # THPT
+    assert 'aria-label="THPT: đúng hạn 5, nộp muộn 1, chưa nộp 11 trên 17 đơn vị"' in text
+    assert "Thư chờ xem xét (1)" in text
+
+
+def test_overview_counts_down_before_the_deadline(demo: Settings) -> None:
+    client = TestClient(create_app(demo, store.connect(demo.db_url), now=datetime(2023, 12, 3, 15, 0, tzinfo=ZONE)))
+    auth.set_password(store.connect(demo.db_url), USER, PASSWORD, actor="test")
+    login(client)
+    assert "Còn 2 ngày 2 giờ" in client.get(f"{C}/").text
+
+
+def test_institutions_table_search_filter_sort(staff: TestClient) -> None:
+    everything = staff.get(f"{C}/institutions").text
+    assert "Tìm thấy <b id=\"so-ket-qua\">41</b> đơn vị" in everything
+    for header in ("STT", "Mã đơn vị", "Tên đơn vị", "Trạng thái", "Thời điểm nộp lần đầu", "Số lần nộp",
+                   "Tệp đã nhận", "Nhận diện", "Lưu ý"):
+        assert header in everything
+    found = staff.get(f"{C}/institutions", params={"q": "ngo quyen"}).text  # no diacritics typed
+    assert "Trường THPT Ngô Quyền" in found and "Phòng GDĐT quận Ngô Quyền" in found
+    assert "Trường THPT Thái Phiên" not in found
+    assert staff.get(f"{C}/institutions", params={"q": "trung hoc pho thong ngô quyền"}).text.count(
+        "/institutions/THPT-NQ") == 1  # abbreviations unified as in mailbot.text.fold
+    assert "THPT-NQ" in staff.get(f"{C}/institutions", params={"q": "thpt-nq"}).text
+    late = staff.get(f"{C}/institutions", params={"status": "late"}).text
+    assert "Trường THPT Tiên Lãng" in late and "Trường THPT Ngô Quyền" not in late
+    thpt_missing = staff.get(f"{C}/institutions", params={"group": "THPT", "status": "missing"}).text
+    assert "Tìm thấy <b id=\"so-ket-qua\">11</b>" in thpt_missing and "Phòng GDĐT" not in thpt_missing.split("<tbody>")[1]
+    by_count = staff.get(f"{C}/institutions", params={"sort": "count", "dir": "desc"}).text
+    first_row = by_count.split("<tbody>")[1].split("</tr>")[0]
+    assert "PGD-HB" in first_row  # the only one that sent twice
+    assert 'aria-sort="descending"' in by_count
+    by_name = staff.get(f"{C}/institutions", params={"sort": "name"}).text.split("<tbody>")[1]
+    names = re.findall(r'class="name"[^>]*><a [^>]*>([^<]+)</a>', by_name)
+    assert len(names) == 41 and names[0].startswith("Phòng GDĐT huyện")
+    nothing = staff.get(f"{C}/institutions", params={"q": "khong co don vi nao nhu the"}).text
+    assert "Không có đơn vị nào phù hợp" in nothing
+    bad = staff.get(f"{C}/institutions", params={"status": "<script>", "sort": "x", "page": "abc"})
+    assert bad.status_code == 200 and "<script>" not in bad.text.split("<main")[1].split("</main>")[0]
+
+
+def test_institution_page(staff: TestClient) -> None:
+    page = staff.get(f"{C}/institutions/PGD-HB")
+    assert page.status_code == 200
+    text = page.text
+    assert "<h1>Phòng GDĐT quận Hồng Bàng</h1>" in text
+    assert "Bản mới nhất" in text and "Bản nộp trước" in text
+    ids = re.findall(r'href="/files/(\d+)"', text)
+    assert len(ids) == 2
+    assert "Xác nhận đã nhận báo cáo" in text  # the receipts sent to it
+    assert "Đơn vị chưa được gia hạn" in text
+    assert staff.get(f"{C}/institutions/KHONG-CO").status_code == 404
+    assert staff.get("/c/khong-co-dot-nay/").status_code == 404
+    missing = staff.get(f"{C}/institutions/THPT-TPH").text
+    assert "Đơn vị chưa gửi báo cáo cho đợt này." in missing
+
+
+def test_review_page_lists_the_held_message(staff: TestClient, demo: Settings) -> None:
+    pk = review_pk(demo)
+    text = staff.get(f"{C}/review").text
+    assert f"Thư số {pk}: gửi báo cáo" in text
+    assert REVIEW_SENDER in text and "không nhận ra đơn vị gửi" in text
+    assert "Bao cao.docx" in text and f'/messages/{pk}/original.eml' in text
+    assert 'value="THPT-TPH" data-k="thpt tph truong thpt thai phien' in text  # searchable without diacritics
+    assert f"Ghi nhớ địa chỉ {REVIEW_SENDER}" in text
+
+
+def test_log_page_shows_logins(staff: TestClient) -> None:
+    text = staff.get(f"{C}/log").text
+    assert "Nhật ký thay đổi" in text and "Đăng nhập" in text and USER in text
+
+
+# --- changes --------------------------------------------------------------------------------------------
+
+
+def test_assign_a_held_message(staff: TestClient, demo: Settings) -> None:
+    pk = review_pk(demo)
+    csrf = csrf_of(staff.get(f"{C}/review").text)
+    r = staff.post(f"{C}/review/{pk}/assign", data={"csrf": csrf, "code": "THPT-TPH", "learn": "1"},
+                   follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"{C}/review"
+    message = flash(staff, f"{C}/review")
+    assert message == (f"ok: Đã giao thư số {pk} cho Trường THPT Thái Phiên: tính vào đợt {CAMPAIGN} (đúng hạn); "
+                       f"đã ghi nhớ địa chỉ {REVIEW_SENDER}.")
+    assert "Không có thư nào đang chờ xem xét." in staff.get(f"{C}/review").text
+    inst = next(i for i in status_of(demo)["institutions"] if i["code"] == "THPT-TPH")
+    assert inst["status"] == "on_time" and inst["identified_by"] == "staff"
+    engine = store.connect(demo.db_url)
+    with engine.connect() as conn:
+        action = conn.execute(select(store.actions)).one()
+        assert (action.action, action.actor, action.message_pk) == ("assign", USER, pk)
+        assert store.learned_addresses(conn)[REVIEW_SENDER] == "THPT-TPH"
+    page = staff.get(f"{C}/institutions/THPT-TPH").text
+    assert "Giao thư cho đơn vị" in page and f"<b>{USER}</b>" in page and f"ghi nhớ địa chỉ {REVIEW_SENDER}" in page
+    assert "Cán bộ xác nhận" in page
+    # a second click changes nothing
+    again = staff.post(f"{C}/review/{pk}/assign", data={"csrf": csrf, "code": "THPT-NQ"}, follow_redirects=False)
+    assert again.status_code == 303
+    assert "đã được xử lý trước đó" in flash(staff, f"{C}/review")
+    with engine.connect() as conn:
+        assert len(conn.execute(select(store.actions)).all()) == 1
+
+
+def test_assign_refuses_unknown_codes_and_messages(staff: TestClient, demo: Settings) -> None:
+    pk = review_pk(demo)
+    csrf = csrf_of(staff.get(f"{C}/review").text)
+    staff.post(f"{C}/review/{pk}/assign", data={"csrf": csrf, "code": "KHONG-CO"}, follow_redirects=False)
+    assert "không có đơn vị này trong danh sách" in flash(staff, f"{C}/review")
+    staff.post(f"{C}/review/{pk}/assign", data={"csrf": csrf, "code": ""}, follow_redirects=False)
+    assert "Vui lòng chọn đơn vị" in flash(staff, f"{C}/review")
+    assert staff.post(f"{C}/review/99999/assign", data={"csrf": csrf, "code": "THPT-NQ"}).status_code == 404
+    assert staff.post(f"{C}/review/abc/assign", data={"csrf": csrf, "code": "THPT-NQ"}).status_code == 404
+    assert status_of(demo)["review"]  # still held
+
+
+def test_grant_an_extension(staff: TestClient, demo: Settings) -> None:
+    before = next(i for i in status_of(demo)["institutions"] if i["code"] == "THPT-TL")
+    assert before["status"] == "late"
+    csrf = csrf_of(staff.get(f"{C}/institutions/THPT-TL").text)
+    r = staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": "2023-12-07T17:00",
+                                           "reason": "  mất   điện  "}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"{C}/institutions/THPT-TL"
+    page = staff.get(f"{C}/institutions/THPT-TL").text
+    assert "Đã gia hạn nộp báo cáo đến 17:00 ngày 07/12/2023." in page
+    assert "Đơn vị được gia hạn đến <b>17:00 ngày 07/12/2023</b> — lý do: mất điện." in page
+    assert f"Ghi nhận bởi {USER}" in page and "Gia hạn nộp</li>" not in page
+    assert f"<b>{USER}</b>: Gia hạn nộp" in page
+    after = next(i for i in status_of(demo)["institutions"] if i["code"] == "THPT-TL")
+    assert after["status"] == "on_time" and after["deadline"] == "2023-12-07T17:00:00+07:00"
+    engine = store.connect(demo.db_url)
+    with engine.connect() as conn:
+        ext = conn.execute(select(store.extensions)).one()
+        assert ext.actor == USER and ext.reason == "mất điện"
+        assert conn.execute(select(store.actions.c.actor, store.actions.c.action)).one() == (USER, "extend")
+    # the overview and the table show it at once (the snapshot follows the database)
+    assert "1 đơn vị được gia hạn riêng" in staff.get(f"{C}/").text
+    assert "Gia hạn đến 17:00 ngày 07/12/2023" in staff.get(f"{C}/institutions", params={"q": "tien lang"}).text
+    # changing it again
+    staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": "2023-12-09T08:00"})
+    assert "Đơn vị được gia hạn đến <b>08:00 ngày 09/12/2023</b>" in staff.get(f"{C}/institutions/THPT-TL").text
+
+
+def test_extension_needs_a_valid_date_and_a_known_code(staff: TestClient, demo: Settings) -> None:
+    csrf = csrf_of(staff.get(f"{C}/institutions/THPT-TL").text)
+    staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": "ngày mai"}, follow_redirects=False)
+    assert "Thời hạn mới không hợp lệ" in flash(staff, f"{C}/institutions/THPT-TL")
+    r = staff.post(f"{C}/extension", data={"csrf": csrf, "code": "KHONG-CO", "until": "2023-12-09T08:00"})
+    assert r.status_code == 404
+    with store.connect(demo.db_url).connect() as conn:
+        assert conn.execute(select(store.extensions)).first() is None
+
+
+# --- downloads ------------------------------------------------------------------------------------------
+
+
+def test_tracker_download_is_a_workbook(staff: TestClient) -> None:
+    r = staff.get(f"{C}/tracker.xlsx")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert r.headers["content-disposition"].startswith('attachment; filename="theo-doi-antq-2023-20231207-0730.xlsx"')
+    wb = load_workbook(io.BytesIO(r.content))
+    assert wb.sheetnames[0] == "Tổng hợp" and "THPT" in wb.sheetnames and "Chờ xem xét" in wb.sheetnames
+    assert wb["Tổng hợp"]["A1"].value.startswith("Báo cáo sơ kết")
+
+
+def test_zip_lists_latest_reports_by_group(staff: TestClient, demo: Settings) -> None:
+    r = staff.get(f"{C}/reports.zip")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    zf = zipfile.ZipFile(io.BytesIO(r.content))
+    assert zf.testzip() is None
+    names = zf.namelist()
+    assert "antq-2023/THPT/THPT-NQ - Trường THPT Ngô Quyền/baocao_ANTQ_2023.docx" in names
+    groups = {n.split("/")[1] for n in names}
+    assert groups == {"Phòng GDĐT", "THPT", "GDNN-GDTX", "Đơn vị trực thuộc", "Đại học"}
+    submitted = [i for i in status_of(demo)["institutions"] if i["submissions"]]
+    assert {n.split("/")[2].split(" - ")[0] for n in names} == {i["code"] for i in submitted}
+    hb = [n for n in names if "/PGD-HB - " in n]
+    assert hb == ["antq-2023/Phòng GDĐT/PGD-HB - Phòng GDĐT quận Hồng Bàng/BC so ket ANTQ 2023 - PGD Hong Bang (sua lai).docx"]
+    nq = next(i for i in submitted if i["code"] == "THPT-NQ")
+    on_disk = (demo.archive_dir / nq["submissions"][-1]["files"][0]["path"]).read_bytes()
+    assert zf.read("antq-2023/THPT/THPT-NQ - Trường THPT Ngô Quyền/baocao_ANTQ_2023.docx") == on_disk
+
+
+def test_zip_notes_files_missing_from_the_archive(staff: TestClient, demo: Settings) -> None:
+    nq = next(i for i in status_of(demo)["institutions"] if i["code"] == "THPT-NQ")
+    (demo.archive_dir / nq["submissions"][-1]["files"][0]["path"]).unlink()
+    zf = zipfile.ZipFile(io.BytesIO(staff.get(f"{C}/reports.zip").content))
+    assert "TỆP BỊ THIẾU.txt" in zf.namelist()
+    assert "THPT-NQ - Trường THPT Ngô Quyền" in zf.read("TỆP BỊ THIẾU.txt").decode("utf-8")
+
+
+def test_file_download_by_id(staff: TestClient, demo: Settings) -> None:
+    engine = store.connect(demo.db_url)
+    f = store.files
+    with engine.connect() as conn:
+        row = conn.execute(select(f).where(f.c.path != "").order_by(f.c.id)).first()
+    r = staff.get(f"/files/{row.id}")
+    assert r.status_code == 200
+    assert r.content == (demo.archive_dir / row.path).read_bytes()
+    assert r.headers["content-disposition"].startswith("attachment;")
+    assert r.headers["content-type"].startswith("application/vnd.openxmlformats-officedocument.wordprocessingml")
+    pk = review_pk(demo)
+    eml = staff.get(f"/messages/{pk}/original.eml")
+    assert eml.status_code == 200 and REVIEW_SENDER.encode() in eml.content
+
+
+@pytest.mark.parametrize("path", [
+    "/files/../../etc/passwd", "/files/..%2F..%2Fetc%2Fpasswd", "/files/%2e%2e/%2e%2e/etc/passwd",
+    "/files/abc", "/files/-1", "/files/1.0", "/files/0x1", "/files/99999", "/files/1/../../../etc/passwd",
+    "/messages/abc/original.eml", "/messages/99999/original.eml", "/files//etc/passwd",
+    f"{C}/institutions/..%2F..%2Fetc%2Fpasswd",
+])
+def test_traversal_and_foreign_ids_are_refused(staff: TestClient, path: str) -> None:
+    r = staff.get(path)
+    assert r.status_code == 404
+    assert b"root:" not in r.content
+
+
+def test_rows_pointing_outside_the_archive_are_refused(staff: TestClient, demo: Settings, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    engine = store.connect(demo.db_url)
+    f = store.files
+    with engine.connect() as conn:
+        ids = [r.id for r in conn.execute(select(f.c.id).where(f.c.path != "").order_by(f.c.id).limit(3))]
+    link = demo.archive_dir / "link-out"
+    link.symlink_to(secret)
+    with store.atomic(engine) as conn:
+        conn.execute(update(f).where(f.c.id == ids[0]).values(path="../../../../../../etc/passwd"))
+        conn.execute(update(f).where(f.c.id == ids[1]).values(path=str(secret)))
+        conn.execute(update(f).where(f.c.id == ids[2]).values(path="link-out"))
+    for file_id in ids:
+        r = staff.get(f"/files/{file_id}")
+        assert r.status_code == 404 and b"root:" not in r.content
+
+
+# --- reverse proxy --------------------------------------------------------------------------------------
+
+
+def test_path_prefix(demo: Settings) -> None:
+    settings = demo.model_copy(update={"web": WebSettings(path_prefix="/mailbot")})
+    client = make_client(settings)
+    r = client.get("/mailbot/c/antq-2023/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/mailbot/login?next=%2Fmailbot%2Fc%2F")
+    done = login(client, prefix="/mailbot")
+    assert done.status_code == 303 and done.headers["location"] == "/mailbot/"
+    assert "Path=/mailbot" in done.headers["set-cookie"]
+    page = client.get("/mailbot/c/antq-2023/institutions")
+    assert page.status_code == 200
+    links = re.findall(r'(?:href|action)="([^"#]+)"', page.text)
+    assert links and all(link.startswith("/mailbot/") or link.startswith("data:") for link in links), links
+    # a proxy that strips the prefix reaches the same pages
+    assert client.get("/c/antq-2023/").status_code == 200
+
+
+def test_https_only_marks_the_cookie_secure(demo: Settings) -> None:
+    settings = demo.model_copy(update={"web": WebSettings(https_only=True)})
+    client = make_client(settings)
+    client.base_url = "https://testserver"  # type: ignore[assignment]
+    assert "Secure" in login(client).headers["set-cookie"]
+
+
+# --- command line ---------------------------------------------------------------------------------------
+
+
+def test_cli_user_add(demo: Settings) -> None:
+    config_path = demo.data_dir.parent / "mailbot.toml"
+    runner = CliRunner()
+    made = runner.invoke(cli, ["--config", str(config_path), "user", "add", "Thu.Ha", "--password-stdin"],
+                         input="mot-mat-khau-dai\n")
+    assert made.exit_code == 0, made.output
+    assert "account thu.ha created" in made.output
+    prompted = runner.invoke(cli, ["--config", str(config_path), "user", "add", "thu.ha"],
+                             input="mat-khau-khac-nua\nmat-khau-khac-nua\n")
+    assert prompted.exit_code == 0 and "updated" in prompted.output
+    engine = store.connect(demo.db_url)
+    assert auth.authenticate(engine, "thu.ha", "mat-khau-khac-nua") is not None
+    assert auth.authenticate(engine, "thu.ha", "mot-mat-khau-dai") is None
+    with engine.connect() as conn:
+        stored = conn.execute(select(store.web_users.c.password_hash)).scalar_one()
+    assert stored.startswith("$argon2id$") and "mat-khau" not in stored
+    short = runner.invoke(cli, ["--config", str(config_path), "user", "add", "x", "--password-stdin"], input="ngan\n")
+    assert short.exit_code != 0
+
+
+def test_web_settings_from_the_config_file(tmp_path: Path) -> None:
+    raw = {"inbox": {"kind": "maildir", "path": "Maildir"},
+           "web": {"host": "0.0.0.0", "port": 9000, "path_prefix": "/mailbot", "secret_key_file": "k/web.key",
+                   "session_hours": 8, "https_only": True},
+           "campaign": [{"id": "x", "title": "X", "deadline": datetime(2023, 12, 5, 17, 0)}]}
+    s = config.parse(raw, tmp_path)
+    assert (s.web.host, s.web.port, s.web.path_prefix, s.web.https_only) == ("0.0.0.0", 9000, "/mailbot", True)
+    assert s.web.secret_key_file == (tmp_path / "k" / "web.key").resolve()
+    default = config.parse({**raw, "web": {}}, tmp_path)
+    assert (default.web.host, default.web.port, default.web.path_prefix) == ("127.0.0.1", 8080, "")
+    with pytest.raises(Exception, match="path_prefix"):
+        config.parse({**raw, "web": {"path_prefix": "mailbot/"}}, tmp_path)
+
+
+def test_status_json_unchanged_by_the_pages(staff: TestClient, demo: Settings) -> None:
+    before = json.dumps(status_of(demo), sort_keys=True)
+    for path in PROTECTED_GETS[1:]:
+        staff.get(path)
+    assert json.dumps(status_of(demo), sort_keys=True) == before
+
+
+def test_campaign_chooser_with_several_campaigns(demo: Settings) -> None:
+    from mailbot.config import CampaignSettings
+
+    other = CampaignSettings(id="tk-2024", title="Báo cáo tổng kết năm học 2023-2024",
+                             deadline=datetime(2024, 6, 15, 17, 0))
+    settings = demo.model_copy(update={"campaign": (*demo.campaign, other)})
+    client = make_client(settings)
+    login(client)
+    page = client.get("/")
+    assert page.url.path == f"{C}/"  # the one whose deadline is nearest to the clock
+    assert "Đợt báo cáo:" in page.text and 'href="/c/tk-2024/"' in page.text
+    second = client.get("/c/tk-2024/")
+    assert second.status_code == 200 and "Báo cáo tổng kết năm học 2023-2024" in second.text
+    assert "Còn 191 ngày 9 giờ" in second.text
+
+
+def test_consolidation_workbook_download(demo: Settings, staff: TestClient) -> None:
+    """The same consolidation as `mailbot compile`, one click away, and not without login."""
+    import io
+
+    import openpyxl
+
+    got = staff.get("/c/antq-2023/consolidation.xlsx")
+    assert got.status_code == 200
+    assert openpyxl.load_workbook(io.BytesIO(got.content)).sheetnames[0] == "Tổng hợp"
+    anonymous = make_client(demo, user=False)
+    assert anonymous.get("/c/antq-2023/consolidation.xlsx", follow_redirects=False).status_code in (302, 303)
