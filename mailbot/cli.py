@@ -333,8 +333,12 @@ def demo(folder: Path | None) -> None:
     outbox.deliver_due(settings, engine, store.now())
     click.echo(f"--- The staff digest of {DIGEST_AT:%d/%m/%Y %H:%M} ---\nSubject: {rendered.subject}\n\n{rendered.text}")
     tracker = save_tracker(status_now, settings.zone, root / "theo-doi.xlsx", generated_at=DIGEST_AT)
+    from mailbot.compile import compile_campaign, save_xlsx
+
+    consolidation = save_xlsx(compile_campaign(settings, engine, campaign, now=DIGEST_AT), root / "tong-hop.xlsx")
     click.echo(f"Demo folder: {root}\n  config: {root / 'mailbot.toml'}\n  archive: {settings.archive_dir}\n"
-               f"  outgoing mail: {settings.outbox_dir}\n  Excel tracker: {tracker}")
+               f"  outgoing mail: {settings.outbox_dir}\n  Excel tracker: {tracker}\n"
+               f"  consolidated figures (mailbot compile): {consolidation}")
 
 
 def _plain_text(raw: bytes) -> str:

@@ -107,6 +107,8 @@ def make_report_docx(
         "N1": str(rng.randint(6, 24)), "N2": f"{rng.randint(400, 2600):,}".replace(",", "."),
         "N3": str(rng.randint(2, 9)),
     }
+    for i, (sessions, people) in enumerate(statistics(institution_name, number, date), start=1):
+        values[f"S{i}"], values[f"P{i}"] = str(sessions), f"{people:,}".replace(",", ".")
     parts = dict(_template_parts())
     parts["docProps/core.xml"] = _fill(parts["docProps/core.xml"], values).replace(
         "2023-01-01T00:00:00Z", f"{date.isoformat()}T07:30:00Z").encode()
@@ -189,6 +191,7 @@ def _template_parts() -> tuple[tuple[str, bytes], ...]:
                          "thực hiện như sau:", indent=True)
     for kind, text in _BODY:
         _paragraph(document, text, bold=kind == "h", indent=kind == "p")
+    _statistics_table(document)
     _signature_table(document)
     props = document.core_properties
     props.author = props.last_modified_by = "Admin"
@@ -234,6 +237,29 @@ def _table(document: docx.document.Document, rows: int, widths: tuple[float, flo
         for cell, width in zip(row.cells, widths):
             cell.width = Cm(width)
     return table
+
+
+STAT_HEADER = ("TT", "Nội dung", "Số buổi", "Số lượt người")
+STAT_ROWS = ("Tuyên truyền pháp luật về an ninh, trật tự", "Ngoại khóa phòng chống ma túy, tội phạm",
+             "Diễn tập phòng cháy, chữa cháy")
+
+
+def _statistics_table(document: docx.document.Document) -> None:
+    """The figures every school reports, the same shape for all (what `mailbot compile` merges and sums)."""
+    _paragraph(document, "Số liệu cụ thể như sau:", indent=True)
+    table = document.add_table(rows=len(STAT_ROWS) + 1, cols=len(STAT_HEADER))
+    table.style = "Table Grid"
+    for cell, text in zip(table.rows[0].cells, STAT_HEADER):
+        cell.text = text
+    for i, (row, label) in enumerate(zip(table.rows[1:], STAT_ROWS), start=1):
+        for cell, text in zip(row.cells, (str(i), label, f"@@S{i}@@", f"@@P{i}@@")):
+            cell.text = text
+
+
+def statistics(institution_name: str, number: str | None, date: dt.date) -> tuple[tuple[int, int], ...]:
+    """The (sessions, people) figures a sample report carries; the same arguments give the same figures."""
+    rng = random.Random(f"stats|{institution_name}|{number}|{date}")
+    return tuple((rng.randint(1, 12), rng.randint(100, 1800)) for _ in STAT_ROWS)
 
 
 def _header_table(document: docx.document.Document) -> None:

@@ -13,7 +13,7 @@ from docx.oxml.ns import qn
 
 from mailbot import docmeta
 from mailbot.docmeta import DocMeta, Table, read_meta
-from mailbot.samples import DEFAULT_TITLE, make_report_docx
+from mailbot.samples import STAT_HEADER, DEFAULT_TITLE, make_report_docx
 from mailbot.vnenc import font_encoding, from_unicode, is_uppercase_font
 
 BODY = ("Thực hiện Kế hoạch của Sở Giáo dục và Đào tạo Hải Phòng, nhà trường báo cáo kết quả thực hiện như sau:",
@@ -161,8 +161,10 @@ def test_sample_report_every_field():
         issuer="TRƯỜNG THPT NGÔ QUYỀN", issuer_parent="SỞ GD&ĐT HẢI PHÒNG", number="15/BC-THPTNQ",
         number_blank=False, place="Hải Phòng", date=dt.date(2023, 12, 5), date_blank=False, doc_type="BÁO CÁO",
         title=DEFAULT_TITLE, signer_position="HIỆU TRƯỞNG", signer_name="Nguyễn Văn A",
-        word_count=python_docx_words(data), tables=(), warnings=())
+        word_count=python_docx_words(data), tables=meta.tables, warnings=())
     assert meta.word_count > 1000
+    (table,) = meta.tables
+    assert table.rows[0] == STAT_HEADER and len(table.rows) == 4
 
 
 def test_sample_report_university_with_deputy_signer():
