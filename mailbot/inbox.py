@@ -18,7 +18,7 @@ from imap_tools.errors import ImapToolsError, MailboxLoginError
 from mailbot.config import InboxSettings
 from mailbot.errors import InboxAuthError, InboxError
 from mailbot.models import RawMail
-from mailbot.oauth import access_token
+from mailbot.oauth import access_token, forget
 
 MAX_BATCH_MESSAGES = 100
 _UID_CHUNK = 500  # UIDs per command line, well under servers' line limits
@@ -160,8 +160,12 @@ class ImapInbox:
                 box.xoauth2(s.username, secret, initial_folder=None)
             else:
                 box.login(s.username, secret, initial_folder=None)
-        except MailboxLoginError:
+        except (MailboxLoginError, imaplib.IMAP4.error) as exc:
+            # imaplib's authenticate() (XOAUTH2) raises IMAP4.error on NO instead of returning it
+            if isinstance(exc, imaplib.IMAP4.abort):
+                raise InboxError(f"IMAP login failed at {where}: {exc}") from None
             what = "the OAuth2 token" if s.auth == "oauth2" else "the password"
+            forget(s, "inbox")
             raise InboxAuthError(f"IMAP login refused at {where} for user {s.username} (check {what})") from None
         except _NETWORK_ERRORS as exc:
             raise InboxError(f"IMAP login failed at {where}: {exc}") from None

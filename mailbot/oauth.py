@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -30,12 +31,27 @@ def access_token(s: Secret, section: str) -> str:
     """A valid access token for ``section`` (``inbox`` or ``outbox``); errors never contain the secret."""
     if s.oauth2_token_command:
         return _from_command(s.oauth2_token_command, section)
-    key = (s.oauth2_token_url or "", s.oauth2_client_id or "")
+    key = _key(s, section)
     cached = _cache.get(key)
     if cached and cached.expires - REFRESH_MARGIN > time.time():
         return cached.token
     _cache[key] = _refresh(s, section)
     return _cache[key].token
+
+
+def _key(s: Secret, section: str) -> tuple[str, str, str, str]:
+    """One cached token per account: the refresh token (hashed) and scope are part of the key."""
+    digest = hashlib.sha256(s.refresh_token(section).encode()).hexdigest()
+    return (s.oauth2_token_url or "", s.oauth2_client_id or "", digest, s.oauth2_scope or "")
+
+
+def forget(s: Secret, section: str) -> None:
+    """Drop the cached access token after the server refused it: the next login refreshes."""
+    if s.auth == "oauth2" and not s.oauth2_token_command:
+        try:
+            _cache.pop(_key(s, section), None)
+        except MailbotError:
+            pass
 
 
 def _from_command(command: str, section: str) -> str:

@@ -26,7 +26,7 @@ from mailbot import store
 from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import MailbotError
 from mailbot.notify import as_bytes
-from mailbot.oauth import access_token, xoauth2
+from mailbot.oauth import access_token, forget, xoauth2
 
 log = logging.getLogger("mailbot.outbox")
 UNLIMITED_KINDS = {"digest"}  # the staff's own digest is not an automatic reply to anyone
@@ -125,7 +125,14 @@ def connect(s: OutboxSettings) -> smtplib.SMTP:
     if s.username and s.auth == "oauth2":
         token = access_token(s, "outbox")
         client.ehlo_or_helo_if_needed()
-        client.auth("XOAUTH2", lambda challenge=None: xoauth2(s.username, token), initial_response_ok=True)
+        try:
+            # after a refusal the server sends an error challenge, answered with an empty line
+            client.auth("XOAUTH2", lambda challenge=None: xoauth2(s.username, token) if challenge is None else "",
+                        initial_response_ok=True)
+        except smtplib.SMTPAuthenticationError:
+            forget(s, "outbox")
+            client.close()
+            raise
     elif s.username:
         client.login(s.username, s.password("outbox"))
     return client

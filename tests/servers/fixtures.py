@@ -6,6 +6,10 @@ Load with ``pytest_plugins = ["tests.servers.fixtures"]`` in conftest.py (or
 * ``dovecot`` -- function scoped: a fresh, empty server for each test.
 * ``dovecot_session`` -- session scoped: one shared server; tests using it
   should work in their own folders / users since state persists.
+* ``oauth_server`` -- a started OAuth2 token + introspection endpoint
+  (:class:`tests.servers.oauth.OAuthServer`).
+* ``dovecot_oauth2`` -- like ``dovecot``, but also accepting XOAUTH2 and
+  OAUTHBEARER bearer tokens that ``oauth_server`` knows.
 
 Both yield a started :class:`tests.servers.dovecot.Dovecot`.  When a test
 using them fails, the tail of the Dovecot log is added to the report.
@@ -20,8 +24,16 @@ from typing import Iterator
 import pytest
 
 from tests.servers.dovecot import Dovecot, DovecotError
+from tests.servers.oauth import OAuthServer, oauth_server
 
-__all__ = ["dovecot", "dovecot_session", "make_dovecot", "pytest_runtest_makereport"]
+__all__ = [
+    "dovecot",
+    "dovecot_oauth2",
+    "dovecot_session",
+    "make_dovecot",
+    "oauth_server",
+    "pytest_runtest_makereport",
+]
 
 
 def _new_root() -> str:
@@ -55,6 +67,18 @@ def _teardown(server: Dovecot) -> None:
 def dovecot() -> Iterator[Dovecot]:
     """A freshly started private Dovecot (empty mailbox) for one test."""
     server = _start()
+    try:
+        yield server
+    finally:
+        _teardown(server)
+
+
+@pytest.fixture
+def dovecot_oauth2(oauth_server: OAuthServer) -> Iterator[Dovecot]:
+    """A fresh Dovecot that also takes OAuth2 bearer tokens (AUTHENTICATE
+    XOAUTH2 / OAUTHBEARER), checked against ``oauth_server`` by RFC 7662
+    introspection; password logins work as usual."""
+    server = _start(oauth2_introspection_url=oauth_server.introspect_url)
     try:
         yield server
     finally:
@@ -96,8 +120,7 @@ def pytest_runtest_makereport(item, call):
     if report.when != "call" or not report.failed:
         return
     funcargs = getattr(item, "funcargs", {}) or {}
-    for name in ("dovecot", "dovecot_session"):
-        server = funcargs.get(name)
+    for name, server in funcargs.items():
         if isinstance(server, Dovecot):
             text = server.log_text()
             if text:

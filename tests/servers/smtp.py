@@ -14,12 +14,22 @@ required; trust ``cert_path``), ``implicit_tls`` (SMTPS; use
 ``smtplib.SMTP_SSL``), ``reject`` (per-recipient replies at RCPT),
 ``fail_next`` (replies at DATA for the next N transactions), and
 ``down()``/``up()`` to simulate an outage on the same port.
+
+OAuth2: ``xoauth2_tokens`` (``{access token: user}``) and/or
+``xoauth2_validator`` (``(user, token) -> bool``, e.g.
+``OAuthServer.validate`` from ``tests/servers/oauth.py``) offer and require
+``AUTH XOAUTH2`` (alone, or next to PLAIN/LOGIN when ``auth`` is given too).
+A refused token gets the XOAUTH2 error challenge (``334`` + base64 JSON), then
+``535`` whatever the client answers.  Every AUTH attempt is recorded in
+``logins`` as ``(mechanism, user, success)``.
 """
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.policy
+import json
 import shutil
 import socket
 import ssl
@@ -30,11 +40,12 @@ import time
 import warnings
 from dataclasses import dataclass
 from email.message import EmailMessage
+from base64 import b64decode
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 __all__ = ["Captured", "SmtpSink"]
 
@@ -73,9 +84,54 @@ def _make_cert(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def _parse_xoauth2(blob: bytes) -> tuple[str, str] | None:
+    """``user=U\\x01auth=Bearer T\\x01\\x01`` -> (U, T), or None when malformed."""
+    fields: dict[str, str] = {}
+    for part in blob.decode("utf-8", "replace").split("\x01"):
+        key, sep, value = part.partition("=")
+        if sep:
+            fields[key.strip().lower()] = value
+    scheme, _, token = fields.get("auth", "").partition(" ")
+    user = fields.get("user", "")
+    if not user or scheme.lower() != "bearer" or not token.strip():
+        return None
+    return user, token.strip()
+
+
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """AUTH XOAUTH2 [initial-response] (the Google/Microsoft SASL mechanism)."""
+        if len(args) == 1:  # no initial response: ask for it with an empty challenge
+            blob = await server.challenge_auth("")
+            if blob is MISSING:  # "*" or bad base64: already answered with 501
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        assert isinstance(blob, bytes)
+        parsed = _parse_xoauth2(blob)
+        if parsed is None:
+            self.sink._record_login("XOAUTH2", "", False)
+            await server.push("501 5.5.2 Malformed XOAUTH2 initial response")
+            return AuthResult(success=False, handled=True)
+        user, token = parsed
+        ok = self.sink._check_token(user, token)
+        self.sink._record_login("XOAUTH2", user, ok)
+        if ok:
+            return AuthResult(success=True, handled=False, auth_data=LoginPassword(user.encode(), b""))
+        # As Gmail does: the error as a JSON challenge, then 535 after the
+        # client's (normally empty) answer.
+        error = json.dumps({"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"})
+        answer = await server.challenge_auth(error)
+        if answer is MISSING:
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
@@ -109,6 +165,8 @@ class SmtpSink:
                  implicit_tls: bool = False,
                  reject: dict[str, tuple[int, str]] | None = None,
                  fail_next: list[tuple[int, str]] | None = None,
+                 xoauth2_tokens: dict[str, str] | None = None,
+                 xoauth2_validator: Callable[[str, str], bool] | None = None,
                  ready_timeout: float = 5.0) -> None:
         if starttls and implicit_tls:
             raise ValueError("choose starttls or implicit_tls, not both")
@@ -119,6 +177,11 @@ class SmtpSink:
         self.implicit_tls = implicit_tls
         self.reject: dict[str, tuple[int, str]] = dict(reject or {})
         self.fail_next: list[tuple[int, str]] = list(fail_next or [])
+        # token -> user; public and mutable (add or revoke tokens between sends)
+        self.xoauth2_tokens: dict[str, str] | None = (
+            dict(xoauth2_tokens) if xoauth2_tokens is not None else None)
+        self.xoauth2_validator = xoauth2_validator
+        self.logins: list[tuple[str, str, bool]] = []
         self.ready_timeout = ready_timeout
         self.cert_path: Path | None = None
         self._key_path: Path | None = None
@@ -164,7 +227,12 @@ class SmtpSink:
                 kwargs.update(tls_context=ctx, require_starttls=True)
             else:
                 kwargs.update(ssl_context=ctx)
-        if self.auth is not None:
+        if self.xoauth2:
+            if self.auth is None:  # XOAUTH2 only
+                kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
+        else:
+            kwargs["auth_exclude_mechanism"] = ["XOAUTH2"]
+        if self.auth is not None or self.xoauth2:
             if not self.starttls:
                 # aiosmtpd warns (per connection, from its thread) about AUTH
                 # without TLS -- intended here.  Set from the calling thread, so
@@ -189,6 +257,11 @@ class SmtpSink:
     @property
     def running(self) -> bool:
         return self._controller is not None
+
+    @property
+    def xoauth2(self) -> bool:
+        """Whether AUTH XOAUTH2 is offered (fixed when the listener starts)."""
+        return self.xoauth2_tokens is not None or self.xoauth2_validator is not None
 
     def __enter__(self) -> SmtpSink:
         return self.start()
@@ -231,7 +304,20 @@ class SmtpSink:
             and self.auth.get(auth_data.login.decode("utf-8", "replace"))
             == auth_data.password.decode("utf-8", "replace")
         )
+        if isinstance(auth_data, LoginPassword):
+            self._record_login(mechanism, auth_data.login.decode("utf-8", "replace"), ok)
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+    def _check_token(self, user: str, token: str) -> bool:
+        with self._lock:
+            owner = (self.xoauth2_tokens or {}).get(token)
+        if owner is not None and owner.lower() == user.lower():
+            return True
+        return bool(self.xoauth2_validator is not None and self.xoauth2_validator(user, token))
+
+    def _record_login(self, mechanism: str, user: str, ok: bool) -> None:
+        with self._lock:
+            self.logins.append((mechanism, user, ok))
 
     def __repr__(self) -> str:
         return f"<SmtpSink {self.host}:{self.port} running={self.running}>"
