@@ -19,7 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from mailbot import config, dispatch, outbox, pipeline, store
 from mailbot.config import Settings
-from mailbot.errors import AlreadyRunning, ConfigError, InboxAuthError, InboxError, MailbotError
+from mailbot.errors import AlreadyRunning, AuthError, ConfigError, MailbotError
 from mailbot.inbox import Inbox, open_inbox
 from mailbot.notify import Templates, load_templates
 
@@ -180,10 +180,15 @@ class Daemon:
                         log.info("inbox reachable again after %d failed attempt(s)", attempt)
                     attempt = 0
                     self.serve(box)
-            except MailbotError as exc:  # the inbox is down, refuses us, or no OAuth2 token could be had
+            except MailbotError as exc:  # the inbox is down or refuses us, the disk or the database is unavailable
                 attempt += 1
-                delay = backoff(attempt, auth=not isinstance(exc, InboxError) or isinstance(exc, InboxAuthError))
+                delay = backoff(attempt, auth=isinstance(exc, AuthError))
                 log.warning("%s; next attempt in %.0f s", exc, delay)
+                _sleep(delay, self.stop)
+            except Exception:  # noqa: BLE001 - a bug must not stop the service: log it whole, pause, go on
+                attempt += 1
+                delay = backoff(attempt)
+                log.exception("unexpected error; the inbox loop starts again in %.0f s", delay)
                 _sleep(delay, self.stop)
 
     def serve(self, box: Inbox) -> None:

@@ -27,8 +27,12 @@ class StorageError(MailbotError):
     """The archive disk or the database cannot take a message now; it stays on the server for later."""
 
 
-class InboxAuthError(InboxError):
-    """The IMAP server refused the credentials: retrying soon will not help."""
+class AuthError(MailbotError):
+    """Credentials were refused or could not be had (password, OAuth2 token): retrying soon will not help."""
+
+
+class InboxAuthError(InboxError, AuthError):
+    """The IMAP server refused the credentials."""
 
 
 class AlreadyRunning(MailbotError):

@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from mailbot.config import Secret
-from mailbot.errors import MailbotError
+from mailbot.errors import AuthError, MailbotError
 
 REFRESH_MARGIN = 120.0  # seconds: refresh this long before the token expires
 
@@ -58,10 +58,10 @@ def _from_command(command: str, section: str) -> str:
     try:
         done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
-        raise MailbotError(f"{section}.oauth2_token_command took longer than 60 s") from None
+        raise AuthError(f"{section}.oauth2_token_command took longer than 60 s") from None
     token = done.stdout.strip()
     if done.returncode != 0 or not token:
-        raise MailbotError(f"{section}.oauth2_token_command failed (exit {done.returncode}): {done.stderr.strip()[:200]}")
+        raise AuthError(f"{section}.oauth2_token_command failed (exit {done.returncode}): {done.stderr.strip()[:200]}")
     return token.splitlines()[0]
 
 
@@ -77,11 +77,11 @@ def _refresh(s: Secret, section: str) -> _Cached:
         with urllib.request.urlopen(request, timeout=30) as response:
             body = json.loads(response.read().decode())
     except urllib.error.HTTPError as exc:
-        raise MailbotError(f"{section}: the token endpoint refused the refresh ({exc.code})") from None
+        raise AuthError(f"{section}: the token endpoint refused the refresh ({exc.code})") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise MailbotError(f"{section}: cannot reach the token endpoint {s.oauth2_token_url}: {exc}") from None
+        raise AuthError(f"{section}: cannot reach the token endpoint {s.oauth2_token_url}: {exc}") from None
     if "access_token" not in body:
-        raise MailbotError(f"{section}: the token endpoint gave no access_token")
+        raise AuthError(f"{section}: the token endpoint gave no access_token")
     return _Cached(body["access_token"], time.time() + float(body.get("expires_in", 3600)))
 
 

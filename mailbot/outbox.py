@@ -24,13 +24,14 @@ from sqlalchemy.engine import Connection, Row
 
 from mailbot import store
 from mailbot.config import OutboxSettings, Settings
-from mailbot.errors import MailbotError
+from mailbot.errors import MailbotError, StorageError
 from mailbot.notify import as_bytes
 from mailbot.oauth import access_token, forget, xoauth2
 
 log = logging.getLogger("mailbot.outbox")
 UNLIMITED_KINDS = {"digest"}  # the staff's own digest is not an automatic reply to anyone
 MAX_BACKOFF = timedelta(hours=6)
+OUTAGE_BACKOFF = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,18 @@ def day_start(moment: datetime, zone: ZoneInfo) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+# Messages the SMTP server accepted while the database could not record it (locked, say): kept in memory
+# and recorded as soon as the database answers, never sent again by this process.
+_accepted_unrecorded: dict[int, tuple[Row, datetime, dict[str, tuple[int, str]]]] = {}
+
+
 def deliver_due(settings: Settings, engine: Engine, now: datetime) -> DeliveryReport:
     """Send every pending message whose time has come; transient failures are retried later."""
+    _record_accepted(engine)
     with engine.connect() as conn:
         o = store.outbox
         rows = conn.execute(select(o).where(o.c.status == "pending", o.c.next_attempt_at <= now).order_by(o.c.id)).all()
+    rows = [r for r in rows if r.id not in _accepted_unrecorded]
     report = DeliveryReport()
     if not rows:
         return report
@@ -199,8 +207,11 @@ def _failure(
     s: OutboxSettings, engine: Engine, row: Row, now: datetime, report: DeliveryReport, code: int, detail: str
 ) -> None:
     attempts = row.attempts + 1
-    permanent = code >= 500 or attempts >= s.max_attempts
-    delay = min(timedelta(seconds=s.retry_base_seconds * 2 ** (attempts - 1)), MAX_BACKOFF)
+    # code 0: the server was unreachable or hung up. That is an outage, not this message's fault: it
+    # never gives up on the message, and retries at least every OUTAGE_BACKOFF so it recovers by itself.
+    permanent = code >= 500 or (code != 0 and attempts >= s.max_attempts)
+    cap = MAX_BACKOFF if code else OUTAGE_BACKOFF
+    delay = min(timedelta(seconds=s.retry_base_seconds * 2 ** min(attempts - 1, 20)), cap)
     with store.atomic(engine) as conn:
         conn.execute(update(store.outbox).where(store.outbox.c.id == row.id).values(
             attempts=attempts, last_error=detail[:500], status="failed" if permanent else "pending",
@@ -223,7 +234,21 @@ def _all_retry(
         _failure(s, engine, row, now, report, 0, detail)
 
 
+def _record_accepted(engine: Engine) -> None:
+    for row_id, (row, when, refused) in list(_accepted_unrecorded.items()):
+        _mark_sent(engine, row, when, refused)  # raises StorageError again while the database is still locked
+        _accepted_unrecorded.pop(row_id, None)
+
+
 def _mark_sent(engine: Engine, row: Row, now: datetime, refused: dict[str, tuple[int, str]]) -> None:
+    try:
+        _write_sent(engine, row, now, refused)
+    except StorageError:
+        _accepted_unrecorded[row.id] = (row, now, refused)
+        raise
+
+
+def _write_sent(engine: Engine, row: Row, now: datetime, refused: dict[str, tuple[int, str]]) -> None:
     with store.atomic(engine) as conn:
         conn.execute(update(store.outbox).where(store.outbox.c.id == row.id).values(
             status="sent", sent_at=now, attempts=row.attempts + 1,

@@ -71,6 +71,16 @@ def drain(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Process what is new in an open inbox; stops between two messages when asked (the rest waits)."""
+    try:
+        _drain(ctx, box, report, on_message, should_stop)
+    except SQLAlchemyError as exc:  # a locked or unreachable database: nothing is lost, the mail waits
+        raise StorageError(f"database unavailable: {str(getattr(exc, 'orig', exc)).splitlines()[0]}") from None
+
+
+def _drain(
+    ctx: Context, box: Inbox, report: RunReport, on_message: Callable[[Outcome], None] | None,
+    should_stop: Callable[[], bool],
+) -> None:
     report.moved += _retry_moves(box, ctx.engine)
     for batch in box.batches(lambda validity: _known(ctx.engine, box.source, validity)):
         done: list[Outcome] = []

@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from mailbot.errors import MailbotError
+from mailbot.errors import MailbotError, StorageError
 from mailbot.models import Institution
 
 SCHEMA_VERSION = 1
@@ -233,7 +233,7 @@ def atomic(engine: Engine) -> Iterator[Connection]:
         with engine.begin() as conn:
             yield conn
     except OperationalError as exc:
-        raise MailbotError(f"database error: {_short(exc)}") from None
+        raise StorageError(f"database error: {_short(exc)}") from None
 
 
 def checkpoint(engine: Engine) -> None:
