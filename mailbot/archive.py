@@ -74,6 +74,31 @@ def write(root: Path, relative: PurePosixPath, data: bytes) -> Path:
     return target
 
 
+_PARTIAL = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def sweep_partial(root: Path) -> int:
+    """Remove temporary files left by a process that died while writing them (kill -9, power cut)."""
+    removed = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            match = _PARTIAL.match(name)
+            if match and not _alive(int(match.group(1))):
+                Path(folder, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != 0
+
+
 def flush_to_disk() -> None:
     os.sync()
 

@@ -119,7 +119,8 @@ class RosterSettings(_Section):
 
 
 class LimitSettings(_Section):
-    max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=64 * 1024)
+    # Most mail servers cap a message at 25 MB; parsing costs several times a message's size in memory.
+    max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=64 * 1024)
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_zip_entries: int = Field(default=200, ge=1)
     max_zip_total_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)

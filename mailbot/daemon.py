@@ -17,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from mailbot import config, dispatch, outbox, pipeline, store
+from mailbot import archive, config, dispatch, outbox, pipeline, store
 from mailbot.config import Settings
 from mailbot.errors import AlreadyRunning, AuthError, ConfigError, MailbotError
 from mailbot.inbox import Inbox, open_inbox
@@ -95,6 +95,9 @@ class Daemon:
         with Lock(self.settings.data_dir):
             self._signals()
             pipeline.import_roster(self.settings, self.engine)
+            swept = archive.sweep_partial(self.settings.archive_dir)
+            if swept:
+                log.info("removed %d partial file(s) left by an interrupted run", swept)
             scheduler = self._scheduler()
             scheduler.start()
             log.info("mailbot started (pid %d), watching %s", os.getpid(), self.settings.inbox.kind)

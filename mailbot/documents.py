@@ -18,6 +18,7 @@ from mailbot.text import nfc
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+MAX_DOCUMENT_XML = 20 * 1024 * 1024  # a real report's document.xml is well under 1 MB; more is a bomb
 HEADING_PARAGRAPHS = 12  # the issuing body, number, date and title sit in the first lines (Decree 30/2020)
 
 
@@ -81,8 +82,11 @@ def ole_warnings(data: bytes) -> tuple[str, ...]:
 def docx_heading(data: bytes) -> tuple[str, tuple[str, ...]]:
     """The text of the first paragraphs (header table included), reading no further than needed."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open("word/document.xml") as xml:
-            return _first_paragraphs(xml), ()
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if archive.getinfo("word/document.xml").file_size > MAX_DOCUMENT_XML:
+                return "", ("document_too_large",)
+            with archive.open("word/document.xml") as xml:
+                return _first_paragraphs(xml), ()
     except (zipfile.BadZipFile, KeyError, ParseError, DefusedXmlException, EOFError, OSError, ValueError):
         return "", ("unreadable_docx",)
 

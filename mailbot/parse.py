@@ -68,10 +68,22 @@ def sender_of(msg: Message) -> tuple[str, str]:
         text = str(raw)
         if any("\udc80" <= ch <= "\udcff" for ch in text):
             text = decode_bytes(text.encode("ascii", "surrogateescape"))
-        display, address = parseaddr(" ".join(text.split()))
+        display, address = _split_address(" ".join(text.split()))
         if "@" in address:
             return address.strip().lower(), decode_header_value(display)
     return "", ""
+
+
+_ANGLE_ADDRESS = re.compile(r"^(.*)<([^<>\s]+@[^<>\s]+)>\s*$")
+
+
+def _split_address(value: str) -> tuple[str, str]:
+    """An address in angle brackets wins: an unquoted encoded-word holding "@" in the name must not
+    pass for the address (``=?utf-8?Q?school@haiphong.edu.vn?= <stranger@gmail.com>``)."""
+    angle = _ANGLE_ADDRESS.match(value)
+    if angle:
+        return angle.group(1).strip().strip('"'), angle.group(2)
+    return parseaddr(value)
 
 
 def message_id_of(msg: Message, data: bytes) -> tuple[str, tuple[str, ...]]:
@@ -174,7 +186,9 @@ def _heading(meta: DocMeta | None, docx: bytes) -> str:
     """The lines that name the issuer and the subject, for identification by name."""
     if meta and (meta.issuer or meta.title):
         return "\n".join(filter(None, [meta.issuer_parent, meta.issuer, meta.doc_type, meta.title]))
-    return docx_heading(docx)[0] if docx else ""
+    if not docx or (meta and {"unreadable_docx", "document_too_large"} & set(meta.warnings)):
+        return ""
+    return docx_heading(docx)[0]  # not laid out as an administrative document: its first lines
 
 
 _MACHINE_LOCALPARTS = re.compile(r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|auto[-_.]?reply)([+-].*)?$")

@@ -59,6 +59,7 @@ def run_once(
 ) -> RunReport:
     """Fetch and record everything new, move what was recorded (if configured), deliver the outbox."""
     report = RunReport(roster_problems=import_roster(settings, engine))
+    archive.sweep_partial(settings.archive_dir)
     ctx = make_context(settings, engine, now)
     with inbox or open_inbox(settings.inbox, settings.limits.max_message_bytes) as box:
         drain(ctx, box, report, on_message)

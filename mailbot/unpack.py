@@ -43,8 +43,14 @@ def unzip(found: Found, limits: LimitSettings, depth: int = 0) -> list[Found]:
     if problem:
         return [Found(found.name, b"", warnings=(problem,))]
     out: list[Found] = []
+    budget = limits.max_zip_total_bytes  # the sizes in a zip's directory can lie: count what really comes out
     for entry in entries:
-        out += _unzip_entry(archive, entry, found.name, limits, depth)
+        if budget <= 0:
+            out.append(Found(_entry_name(entry), b"", found.name, ("archive_too_large",)))
+            continue
+        unpacked = _unzip_entry(archive, entry, found.name, limits, depth, budget)
+        budget -= sum(len(f.data) for f in unpacked)
+        out += unpacked
     return out
 
 
@@ -66,14 +72,18 @@ def _entry_name(entry: zipfile.ZipInfo) -> str:
     return safe_basename(name)
 
 
-def _unzip_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, origin: str, limits: LimitSettings, depth: int) -> list[Found]:
+def _unzip_entry(
+    archive: zipfile.ZipFile, entry: zipfile.ZipInfo, origin: str, limits: LimitSettings, depth: int, budget: int
+) -> list[Found]:
+    cap = min(limits.max_attachment_bytes, budget)
     try:
         with archive.open(entry) as stream:
-            data = stream.read(limits.max_attachment_bytes + 1)
+            data = stream.read(cap + 1)
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError, ValueError):
         return [Found(_entry_name(entry), b"", origin, ("unreadable_archive",))]
-    if len(data) > limits.max_attachment_bytes:
-        return [Found(_entry_name(entry), b"", origin, (f"too_large:{entry.file_size}",))]
+    if len(data) > cap:
+        problem = f"too_large:{entry.file_size}" if cap == limits.max_attachment_bytes else "archive_too_large"
+        return [Found(_entry_name(entry), b"", origin, (problem,))]
     inner = Found(_entry_name(entry), data, origin)
     if depth < 1 and sniff(data, inner.name) == "zip":
         return unzip(inner, limits, depth + 1)

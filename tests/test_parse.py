@@ -90,3 +90,11 @@ def test_legacy_doc_is_converted_by_libreoffice_for_reading():
     assert converted is not None, "LibreOffice (soffice) is needed: scripts/test.sh installs libreoffice-writer-nogui"
     heading, warnings = docx_heading(converted)
     assert warnings == () and "saved in the older .doc format" in heading
+
+
+def test_attachment_over_the_limit_is_named_but_not_kept():
+    import os
+
+    m = parsed(mail([("video.mp4", os.urandom(200_000), "video/mp4")]), LimitSettings(max_attachment_bytes=100_000))
+    (f,) = m.files
+    assert f.name == "video.mp4" and f.data == b"" and f.warnings == ("too_large:200000",)
