@@ -25,7 +25,6 @@ isync and time (GNU time); `bash scripts/test.sh` installs the first two.
 from __future__ import annotations
 
 import argparse
-import csv
 import imaplib
 import json
 import os
@@ -45,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.servers
 
 from mailbot import samples  # noqa: E402
+from tests.conftest import PASSWORD_ENV as WORKSPACE_PASSWORD_ENV, make_workspace  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
 
 PASSWORD_ENV = "BENCH_IMAP_PASSWORD"
@@ -56,27 +56,6 @@ TARGET_RSS_MB = 150.0
 LOAD_CHUNK = 200
 GNU_TIME = "/usr/bin/time"
 
-MAILBOT_CONFIG = """\
-timezone = "Asia/Ho_Chi_Minh"
-data_dir = "var"
-
-[inbox]
-kind = "imap"
-host = "{host}"
-port = {port}
-security = "plain"
-username = "{user}"
-password_env = "{password_env}"
-
-[roster]
-file = "roster.csv"
-
-[[campaign]]
-id = "antq-2023"
-title = "{title}"
-opens = 2023-11-01T00:00:00
-deadline = 2023-12-05T17:00:00
-"""
 
 MBSYNCRC = """\
 FSync yes
@@ -205,21 +184,9 @@ def run_plain_loop(server: Dovecot, folder: Path, n: int) -> Result:
     return Result("(b) plain imap-tools loop", seconds, rss, stdout.strip(), ok)
 
 
-def write_workspace(server: Dovecot, folder: Path) -> Path:
-    """A mailbot folder: roster CSV and config; the database and archive go to var/ inside it."""
-    with (folder / "roster.csv").open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["code", "name", "group", "emails"])
-        writer.writerows([r["code"], r["name"], r["group"], ";".join(r["emails"])] for r in samples.load_demo_roster())
-    config = MAILBOT_CONFIG.format(host=server.host, port=server.port, user=server.user,
-                                   password_env=PASSWORD_ENV, title=samples.DEFAULT_TITLE)
-    (folder / "mailbot.toml").write_text(config, encoding="utf-8")
-    return folder / "mailbot.toml"
-
-
 def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
-    config = write_workspace(server, folder)
-    env = {PASSWORD_ENV: server.password}
+    config = make_workspace(folder, server).config_path  # the same roster and config as the tests use
+    env = {WORKSPACE_PASSWORD_ENV: server.password}
     mailbot = [sys.executable, "-m", "mailbot", "--config", str(config)]
     seconds, rss, _ = measure("mailbot", [*mailbot, "run", "--once"], folder, env)
     _, _, status = measure("mailbot-status", [*mailbot, "status", "--json"], folder, env)
