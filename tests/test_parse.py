@@ -8,7 +8,7 @@ from mailbot import samples
 from mailbot.config import LimitSettings
 from mailbot.models import FileKind, RawMail
 from mailbot.parse import parse
-from tests.test_bad_input import CORPUS
+from tests.test_documents_e2e import tnef, to_doc
 
 WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc)
 DOCX = samples.make_report_docx("Trường THPT Ngô Quyền")
@@ -45,10 +45,10 @@ def test_reports_inside_zip_and_forward_are_found():
 
 
 def test_outlook_winmail_dat_is_unpacked():
-    tnef = (CORPUS / "tnefparse" / "MAPI_ATTACH_DATA_OBJ.tnef").read_bytes()
-    m = parsed(mail([("winmail.dat", tnef, "application/ms-tnef")]))
+    winmail = tnef([("bao-cao.doc", to_doc(DOCX)), ("ban-dau-do.pdf", samples.minimal_pdf())])
+    m = parsed(mail([("winmail.dat", winmail, "application/ms-tnef")]))
     kinds = {f.name: f.kind for f in m.files}
-    assert kinds["VIA_Nytt_1402.doc"] is FileKind.DOC and kinds["VIA_Nytt_1402.pdf"] is FileKind.PDF
+    assert kinds["bao-cao.doc"] is FileKind.DOC and kinds["ban-dau-do.pdf"] is FileKind.PDF
     assert all(f.origin == "winmail.dat" for f in m.files)
 
 
@@ -85,11 +85,10 @@ def test_reports_inside_7z_are_found_with_unar():
 def test_legacy_doc_is_converted_by_libreoffice_for_reading():
     from mailbot.documents import doc_to_docx, docx_heading
 
-    doc = (CORPUS / "paperless-ngx" / "tika" / "sample.doc").read_bytes()
-    converted = doc_to_docx(doc)
+    converted = doc_to_docx(to_doc(DOCX))  # a real Word 97 file, written by LibreOffice
     assert converted is not None, "LibreOffice (soffice) is needed: scripts/test.sh installs libreoffice-writer-nogui"
     heading, warnings = docx_heading(converted)
-    assert warnings == () and "saved in the older .doc format" in heading
+    assert warnings == () and "TRƯỜNG THPT NGÔ QUYỀN" in heading
 
 
 def test_attachment_over_the_limit_is_named_but_not_kept():
