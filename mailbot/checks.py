@@ -57,7 +57,8 @@ def _roster(file: Path | None) -> str:
 
 def _templates(settings: config.Settings) -> str:
     load_templates(settings)
-    return f"{len(KINDS)} kinds render in {settings.templates_dir}"
+    where = f"{settings.templates_dir}, then the packaged ones" if settings.templates_dir else "the packaged ones"
+    return f"{len(KINDS)} kinds render ({where})"
 
 
 def _outbox(settings: config.Settings) -> str:

@@ -416,6 +416,28 @@ def user_add(state: State, name: str, password_stdin: bool) -> None:
     click.echo(f"account {name.strip().lower()} " + ("created" if created else "updated: new password, sessions ended"))
 
 
+@cli.group(name="templates")
+def templates_group() -> None:
+    """The email templates schools and staff receive."""
+
+
+@templates_group.command(name="export")
+@click.argument("folder", type=click.Path(path_type=Path))
+def templates_export(folder: Path) -> None:
+    """Copy the packaged email templates into FOLDER for staff to edit.
+
+    Then set `[notify] templates_dir = "FOLDER"` and run `mailbot check`. A template missing from
+    FOLDER is taken from the package, so FOLDER may keep only the ones staff changed. Existing files in
+    FOLDER are never overwritten.
+
+    Example: mailbot templates export /etc/mailbot/templates
+    """
+    from mailbot.notify import export_templates
+
+    written, kept = export_templates(folder)
+    click.echo(f"{len(written)} template(s) written to {folder}" + (f", {len(kept)} already there kept" if kept else ""))
+
+
 @cli.command(name="compile")
 @click.option("--campaign", "campaign_id", help="Campaign id (default: the one whose deadline is nearest).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="The .xlsx file to write.")

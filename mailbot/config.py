@@ -275,8 +275,9 @@ class Settings(_Section):
         return self.outbox.path or self.data_dir / "outbox"
 
     @property
-    def templates_dir(self) -> Path:
-        return self.notify.templates_dir or Path(__file__).resolve().parent.parent / "templates"
+    def templates_dir(self) -> Path | None:
+        """Staff's own copy of the email templates, if configured; the packaged ones fill any gap."""
+        return self.notify.templates_dir
 
     def chase(self, campaign_id: str) -> "Chase":
         """The reminder cadence for one campaign: its own values where set, else [notify]'s."""

@@ -36,15 +36,24 @@ class Rendered:
     html: str
 
 
-class Templates:
-    """The staff-editable Jinja2 templates; sender-supplied text only ever enters as (escaped) values."""
+PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-    def __init__(self, folder: Path) -> None:
-        if not folder.is_dir():
+
+class Templates:
+    """The email templates: staff's own copy first (``[notify] templates_dir``), then the packaged ones.
+
+    The fallback means a staff copy may hold only the templates staff changed, and a template added by
+    an upgrade is found even where staff copied the folder before it existed. Sender-supplied text only
+    ever enters as (escaped) values.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        if folder is not None and not folder.is_dir():
             raise ConfigError(f"notify.templates_dir: {folder} is not a folder")
-        self.folder = folder
+        self.folder = folder or PACKAGED_TEMPLATES
+        folders = [str(f) for f in (folder, PACKAGED_TEMPLATES) if f is not None]
         self.env = Environment(
-            loader=FileSystemLoader(str(folder)),
+            loader=FileSystemLoader(folders),
             autoescape=select_autoescape(enabled_extensions=("html.j2", "html"), default=False),
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -73,6 +82,25 @@ class Templates:
                 line = getattr(exc, "lineno", None)
                 found.append(f"{Path(str(where)).name}{f':{line}' if line else ''}: {exc}")
         return found
+
+
+def export_templates(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Copy the packaged templates into ``folder``, never overwriting a file: (written, kept)."""
+    written, kept = [], []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for source in sorted(PACKAGED_TEMPLATES.iterdir()):
+            if source.suffix not in (".j2", ".md"):
+                continue
+            target = folder / source.name
+            if target.exists():
+                kept.append(target)
+                continue
+            target.write_bytes(source.read_bytes())
+            written.append(target)
+    except OSError as exc:
+        raise ConfigError(f"cannot write templates to {folder}: {exc.strerror or exc}") from None
+    return written, kept
 
 
 def load_templates(settings: Settings) -> Templates:

@@ -87,7 +87,11 @@ def test_bad_input_is_recorded_with_warnings_and_stays_on_the_server(workspace, 
 def corpus_messages() -> list[bytes]:
     manifest = CORPUS / "MANIFEST.tsv"
     if not manifest.exists():
-        pytest.fail(f"the shared corpus is missing at {CORPUS} (set MAILBOT_CORPUS)", pytrace=False)
+        # CI always has the corpus beside the clone: there its absence is a failure, never a silent skip.
+        why = f"the shared corpus is missing at {CORPUS} (set MAILBOT_CORPUS to run this test)"
+        if os.environ.get("CI"):
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
     out: list[bytes] = []
     for line in manifest.read_text(encoding="utf-8").splitlines()[1:]:
         path, _, _, kind, *_ = line.split("\t")

@@ -238,10 +238,11 @@ def test_bounce_of_our_message_marks_the_address_and_reminders_use_the_others(se
 
 def test_broken_template_is_reported_before_anything_is_sent(tmp_path, dovecot, smtp_sink, monkeypatch):
     import shutil
-    from pathlib import Path
+
+    from mailbot.notify import PACKAGED_TEMPLATES
 
     templates = tmp_path / "templates"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "templates", templates)
+    shutil.copytree(PACKAGED_TEMPLATES, templates)
     (templates / "reminder.txt.j2").write_text("Kính gửi {{ institution.name }\n", encoding="utf-8")
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
     ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink, notify=f'templates_dir = "{templates}"'))

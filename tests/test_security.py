@@ -90,9 +90,8 @@ def test_archive_files_are_private_and_names_cannot_escape(workspace, dovecot):
 def test_html_shows_mail_content_escaped(workspace, dovecot, tmp_path):
     from mailbot.notify import Templates
     from mailbot.notify_samples import SAMPLE_CONTEXTS
-    from pathlib import Path
 
-    templates = Templates(Path(__file__).resolve().parents[1] / "templates")
+    templates = Templates()
     context = {**SAMPLE_CONTEXTS["ack"], "files": [{"name": "<script>alert(1)</script>{{ 7*7 }}.docx", "size": "1 KB"}]}
     rendered = templates.render("ack", context)
     assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
