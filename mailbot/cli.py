@@ -387,7 +387,10 @@ def web(state: State, host: str | None, port: int | None) -> None:
     if not count_users(engine):
         click.echo("no web account yet: create one with `mailbot user add NAME`", err=True)
     click.echo(f"serving on http://{host}:{port}{settings.web.path_prefix}/ (Ctrl+C stops)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
+    # The application itself believes X-Forwarded-For only from [web] trusted_proxies (web.app.ClientAddress);
+    # uvicorn's own handling would trust 127.0.0.1 (or $FORWARDED_ALLOW_IPS) whatever the configuration says.
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
+                proxy_headers=False)
 
 
 @cli.group(name="user")
@@ -414,6 +417,52 @@ def user_add(state: State, name: str, password_stdin: bool) -> None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
     created = set_password(engine, name, password, actor=f"cli:{getpass.getuser()}")
     click.echo(f"account {name.strip().lower()} " + ("created" if created else "updated: new password, sessions ended"))
+
+
+@user_group.command(name="disable")
+@click.argument("name")
+@click.pass_obj
+def user_disable(state: State, name: str) -> None:
+    """Stop an account from logging in; its open sessions end at once (`user enable` undoes it).
+
+    Example: mailbot user disable lan.nguyen
+    """
+    changed = _set_active(state, name, False)
+    click.echo(f"account {name.strip().lower()} " + ("disabled, sessions ended" if changed else "was already disabled"))
+
+
+@user_group.command(name="enable")
+@click.argument("name")
+@click.pass_obj
+def user_enable(state: State, name: str) -> None:
+    """Let a disabled account log in again, with its old password.
+
+    Example: mailbot user enable lan.nguyen
+    """
+    changed = _set_active(state, name, True)
+    click.echo(f"account {name.strip().lower()} " + ("enabled" if changed else "was already enabled"))
+
+
+def _set_active(state: State, name: str, active: bool) -> bool:
+    from mailbot.web.auth import set_active
+
+    engine = store.connect(state.settings().db_url)
+    return set_active(engine, name, active, actor=f"cli:{getpass.getuser()}")
+
+
+@user_group.command(name="remove")
+@click.argument("name")
+@click.pass_obj
+def user_remove(state: State, name: str) -> None:
+    """Delete an account and end its sessions; the log of what it did is kept.
+
+    Example: mailbot user remove lan.nguyen
+    """
+    from mailbot.web.auth import remove_user
+
+    engine = store.connect(state.settings().db_url)
+    remove_user(engine, name, actor=f"cli:{getpass.getuser()}")
+    click.echo(f"account {name.strip().lower()} removed, sessions ended")
 
 
 @cli.group(name="templates")

@@ -46,7 +46,7 @@ from mailbot.models import Campaign, FileKind
 from mailbot.status import FileRow, InstitutionStatus, campaign_status
 from mailbot.text import fold
 from mailbot.wording import local_time
-from mailbot.workbook import _fit_columns, _print_setup, _write_table, unique_sheet_name
+from mailbot.workbook import _fit_columns, _print_setup, _write_table, put, unique_sheet_name
 
 SUMMARY_SHEET = "Tổng hợp"
 REVIEW_SHEET = "Cần xem xét"
@@ -723,8 +723,7 @@ def _summary_sheet(ws: Worksheet, comp: Compilation) -> None:
     c = comp.campaign
     total = len(comp.reports)
     submitted = sum(1 for r in comp.reports if r.submitted)
-    ws["A1"] = c.title
-    ws["A1"].font = Font(bold=True, size=14)
+    put(ws, 1, 1, c.title).font = Font(bold=True, size=14)
     ws["A2"] = f"Đợt báo cáo: {c.id}; hạn nộp {local_time(c.deadline, comp.zone)}"
     ws["A3"] = f"Tổng hợp lúc {local_time(comp.generated_at, comp.zone)}"
     ws["A4"] = (f"Đơn vị đã nộp: {submitted}/{total}; đọc được báo cáo: {len(comp.readable)}; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass
@@ -212,6 +213,20 @@ class WebSettings(_Section):
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     # Send the session cookie over HTTPS only (set true when a TLS proxy is in front).
     https_only: bool = False
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For / X-Forwarded-Proto are believed;
+    # from anyone else these headers are ignored, so a client cannot choose the address the login limit sees.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for item in value:
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network such as 127.0.0.1 or 10.0.0.0/24") from None
+        return tuple(out)
 
 
 class CampaignSettings(_Section):

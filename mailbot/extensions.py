@@ -2,17 +2,53 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
 
 from mailbot import store
-from mailbot.errors import NotFound
+from mailbot.errors import MailbotError, NotFound
 from mailbot.models import Campaign
+
+# An extension past this is a typing mistake (a wrong year), not a decision: refused rather than kept.
+MAX_EXTENSION = timedelta(days=366)
+
+
+class BadDeadline(MailbotError):
+    """The new deadline is not later than the campaign's, or absurdly far after it.
+
+    ``problem`` is ``"not_later"`` or ``"too_far"`` (the web pages word it for staff; the message is for the CLI).
+    """
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+def check_until(campaign: Campaign, until: datetime) -> None:
+    """Raise BadDeadline unless ``until`` (aware) lies after the campaign deadline and within MAX_EXTENSION of it."""
+    deadline = campaign.deadline
+    # Aware datetimes compare without building a new one, so even year 1 or 9999 cannot overflow here.
+    if until <= deadline:
+        raise BadDeadline(f"the new deadline {_iso(until)} must be later than the campaign deadline "
+                          f"{deadline.isoformat()}", "not_later")
+    if until - deadline > MAX_EXTENSION:
+        raise BadDeadline(f"the new deadline {_iso(until)} is more than a year after the "
+                          f"campaign deadline {deadline.isoformat()}", "too_far")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="minutes")
 
 
 def grant(engine: Engine, campaign: Campaign, code: str, until: datetime, *, actor: str, reason: str) -> None:
-    """Set (or move) one institution's deadline; lateness and reminders follow it from now on."""
+    """Set (or move) one institution's deadline; lateness and reminders follow it from now on.
+
+    ``until`` must be aware, later than the campaign deadline and at most MAX_EXTENSION after it (BadDeadline).
+    """
+    if until.tzinfo is None:
+        raise ValueError("until must be timezone-aware")
+    check_until(campaign, until)
     with store.atomic(engine) as conn:
         pk = store.institution_pk(conn, code)
         if pk is None:

@@ -389,12 +389,14 @@ web_sessions = Table(
     Column("expires_at", UTC, nullable=False, index=True),
 )
 
-# Security events: logins (successful or not), logouts, accounts added or passwords changed.
+# Security events: logins (successful or not), logouts, accounts added, disabled, enabled or removed, passwords changed.
 web_events = Table(
     "web_events", metadata,
     Column("id", Integer, primary_key=True),
     Column("at", UTC, nullable=False),
-    Column("event", String(32), nullable=False),  # login | login_failed | login_limited | logout | user_added | password_set
+    # login | login_failed | login_limited | logout | user_added | password_set | user_disabled | user_enabled
+    # | user_removed
+    Column("event", String(32), nullable=False),
     Column("actor", Text, nullable=False),
     Column("ip", Text, nullable=False, default=""),
     Column("detail", Text, nullable=False, default=""),

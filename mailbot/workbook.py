@@ -53,6 +53,7 @@ _THIN = Side(style="thin", color="808080")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _TOP = Alignment(vertical="top")
 _WRAP = Alignment(vertical="top", wrap_text=True)
+FORMULA_LEADS = ("=", "+", "-", "@")  # what makes Excel or LibreOffice read typed text as a formula
 _FORBIDDEN = re.compile(r"[\[\]:*?/\\\x00-\x1f]")
 _SHEET_NAME_LIMIT = 31
 
@@ -129,8 +130,7 @@ def _clip(text: str, limit: int) -> str:
 
 def _summary_sheet(ws: Worksheet, cs: CampaignStatus, sheet_of: dict[str, str], zone: ZoneInfo,
                    generated_at: datetime) -> None:
-    ws["A1"] = cs.campaign.title
-    ws["A1"].font = Font(bold=True, size=14)
+    put(ws, 1, 1, cs.campaign.title).font = Font(bold=True, size=14)
     ws["A2"] = f"Hạn nộp: {local_time(cs.campaign.deadline, zone)}"
     ws["A3"] = f"Cập nhật lúc {local_time(generated_at, zone)}"
     ws["A4"] = f"Thư chờ cán bộ xem xét: {len(cs.review)}"
@@ -303,14 +303,30 @@ def excel_time(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
     return moment.astimezone(zone).replace(tzinfo=None) if moment else None
 
 
+def put(ws: Worksheet, row: int, col: int, value: Any) -> Cell:
+    """Write ``value``; text is always a text cell, never a formula, whatever a sender put in a subject or a table.
+
+    openpyxl turns any str that starts with '=' into a formula (``=HYPERLINK(...)`` from a subject would be a live
+    link in every digest's tracker). Text cells also get Excel's quote prefix (the leading apostrophe, not shown)
+    when they start with '=', '+', '-' or '@', so they stay text when staff edit them or save them as CSV.
+    """
+    cell = ws.cell(row, col)
+    cell.value = value
+    if isinstance(value, str):
+        cell.data_type = "s"
+        if value.startswith(FORMULA_LEADS):
+            cell.quotePrefix = True
+    return cell
+
+
 def _write_table(ws: Worksheet, header_row: int, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     for col, title in enumerate(headers, start=1):
-        cell = ws.cell(header_row, col, title)
+        cell = put(ws, header_row, col, title)
         cell.font, cell.fill, cell.border = _HEADER_FONT, _HEADER_FILL, _BORDER
         cell.alignment = Alignment(vertical="center", wrap_text=True)
     for r, row in enumerate(rows, start=header_row + 1):
         for col, value in enumerate(row, start=1):
-            cell = ws.cell(r, col, value)
+            cell = put(ws, r, col, value)
             cell.border, cell.alignment = _BORDER, _TOP
 
 

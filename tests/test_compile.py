@@ -476,3 +476,28 @@ def test_header_readings():
     assert trailing[0].key == ("stt", "noi dung", "so luong")
     years = header_candidates([["STT", "Số HS", "Số HS"], ["STT", "2022", "2023"], ["1", "5", "6"]])
     assert years[0].names == ("STT", "Số HS - 2022", "Số HS - 2023")
+
+
+def test_cells_from_reports_are_never_formulas(tmp_path):
+    """A school's table cell "=1+1" or "@SUM(A1)" is shown as typed, as text, in the consolidation workbook."""
+    import re
+    import zipfile
+
+    a = School("THPT-A", "Trường THPT An Lão", THPT,
+               rows=[("1", "=1+1", "12", "1.250"), ("2", '=HYPERLINK("http://x","y")', "3", "@SUM(A1)")])
+    b = School("THPT-B", "Trường THPT Kiến Thụy", THPT, rows=[("1", "@SUM(A1)", "7", "12,5")])
+    messages = [_email(s, report_docx(s), DEADLINE - timedelta(hours=3 - k), k) for k, s in enumerate((a, b), 1)]
+    settings, engine = _campaign(tmp_path / "d", [a, b], messages)
+    comp = compile_campaign(settings, engine, settings.campaigns()[0], now=NOW)
+    path = save_xlsx(comp, tmp_path / "tong-hop.xlsx")
+    with zipfile.ZipFile(path) as zf:
+        sheets = [n for n in zf.namelist() if n.startswith("xl/worksheets/sheet")]
+        assert len(sheets) == 3  # summary, the merged table, the review list
+        assert not [n for n in sheets if re.search(r"<f[ >/]", zf.read(n).decode("utf-8"))]
+    wb = openpyxl.load_workbook(path)
+    texts = {c.value: c for ws in wb.worksheets for row in ws.iter_rows() for c in row if isinstance(c.value, str)}
+    for typed in ("=1+1", '=HYPERLINK("http://x","y")', "@SUM(A1)"):
+        assert texts[typed].data_type == "s" and texts[typed].quotePrefix, typed
+    merged = wb[comp.shapes[0].sheet]
+    assert [merged.cell(r, 5).value for r in (2, 3, 4)] == ["=1+1", '=HYPERLINK("http://x","y")', "@SUM(A1)"]
+    assert texts["Trường THPT An Lão"].quotePrefix is False  # ordinary text is left alone

@@ -5,16 +5,23 @@ Each test gets its own copy of one processed demo folder (`mailbot demo`'s roste
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
 import shutil
+import socket
 import stat
+import subprocess
+import sys
+import time
 import warnings
 import zipfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
@@ -24,6 +31,7 @@ from mailbot import config, pipeline, store
 from mailbot.cli import cli
 from mailbot.config import Settings, WebSettings
 from mailbot.demo import DIGEST_AT, ZONE, build_demo
+from mailbot.errors import ConfigError
 from mailbot.status import as_json, campaign_status
 from mailbot.web import auth
 from mailbot.web.app import SESSION_COOKIE, create_app
@@ -192,6 +200,114 @@ def test_login_is_rate_limited_per_address_and_user(client: TestClient, demo: Se
     with engine.connect() as conn:
         events = [r.event for r in conn.execute(select(store.web_events).order_by(store.web_events.c.id))]
     assert events.count("login_failed") == 5 and "login_limited" in events
+
+
+def from_address(app, host: str, **headers: str) -> TestClient:  # type: ignore[no-untyped-def]
+    """Another browser on the same application, connecting from ``host``."""
+    return TestClient(app, client=(host, 40000), headers=headers)
+
+
+def login_events(settings: Settings) -> list[tuple[str, str]]:
+    w = store.web_events
+    with store.connect(settings.db_url).connect() as conn:
+        return [(r.event, r.ip) for r in conn.execute(select(w.c.event, w.c.ip).where(w.c.event.like("login%"))
+                                                      .order_by(w.c.id))]
+
+
+def test_forwarded_for_from_an_untrusted_client_does_not_change_its_address(client: TestClient,
+                                                                            demo: Settings) -> None:
+    """Without [web] trusted_proxies, a client cannot pick a fresh rate-limit bucket with X-Forwarded-For."""
+    for n in range(5):
+        attacker = from_address(client.app, "203.0.113.7", **{"X-Forwarded-For": f"198.51.100.{n}"})
+        assert "không đúng" in login(attacker, password="doan-thu-mot-lan").text
+    attacker = from_address(client.app, "203.0.113.7", **{"X-Forwarded-For": "198.51.100.99"})
+    assert login(attacker).status_code == 429
+    assert {ip for _, ip in login_events(demo)} == {"203.0.113.7"}
+
+
+def test_failures_from_one_client_do_not_lock_the_account_elsewhere(client: TestClient, demo: Settings) -> None:
+    """Anyone can lock ``lan`` out of their own machine, never out of hers; nor another account anywhere."""
+    guesser = from_address(client.app, "192.0.2.10")
+    for _ in range(5):
+        login(guesser, password="doan-thu-mot-lan")
+    assert login(guesser).status_code == 429
+    assert login(from_address(client.app, "192.0.2.20")).status_code == 303  # lan, at her own desk
+    auth.set_password(store.connect(demo.db_url), "minh.tran", "mat-khau-cua-minh", actor="test")
+    assert login(from_address(client.app, "192.0.2.10"), "minh.tran", "mat-khau-cua-minh").status_code == 303
+
+
+@pytest.mark.parametrize("proxy, trusted", [("127.0.0.1", ("127.0.0.1",)), ("10.1.2.3", ("10.0.0.0/8", "::1"))])
+def test_a_trusted_proxy_gives_each_user_their_own_address(demo: Settings, proxy: str,
+                                                           trusted: tuple[str, ...]) -> None:
+    settings = demo.model_copy(update={"web": WebSettings(trusted_proxies=trusted)})
+    app = make_client(settings).app
+
+    def via_proxy(forwarded: str) -> TestClient:
+        return from_address(app, proxy, **{"X-Forwarded-For": forwarded})
+
+    for _ in range(5):
+        login(via_proxy("198.51.100.1"), password="doan-thu-mot-lan")
+    assert login(via_proxy("198.51.100.1")).status_code == 429
+    # a client that writes its own X-Forwarded-For still gets the address the proxy appended
+    assert login(via_proxy("198.51.100.2, 198.51.100.1")).status_code == 429
+    assert login(via_proxy("198.51.100.2")).status_code == 303  # another user behind the same proxy
+    # the proxy's own address is not believed from anywhere else
+    assert login(from_address(app, "192.0.2.99", **{"X-Forwarded-For": "198.51.100.2"}), password="sai-nhe").status_code == 200
+    assert [ip for _, ip in login_events(settings)] == ["198.51.100.1"] * 5 + ["198.51.100.1"] * 2 + [
+        "198.51.100.2", "192.0.2.99"]
+
+
+@contextlib.contextmanager
+def served(settings: Settings, port: int) -> Iterator[str]:
+    """`mailbot web` (uvicorn) as a real process on loopback; its URL while it runs."""
+    log_path = settings.data_dir.parent / f"web-{port}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(settings.data_dir.parent / "mailbot.toml"),
+                                 "web", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{url}/login", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mailbot web did not start:\n{log_path.read_text()}")
+                time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def failed_login_over_http(url: str, forwarded: str) -> None:
+    with httpx.Client(base_url=url, headers={"X-Forwarded-For": forwarded}) as http:
+        token = re.search(r'name="token" value="([^"]+)"', http.get("/login").text).group(1)  # type: ignore[union-attr]
+        r = http.post("/login", data={"name": USER, "password": "doan-thu-mot-lan", "token": token, "next": "/"})
+        assert "không đúng" in r.text
+
+
+def test_the_server_believes_forwarded_for_only_from_configured_proxies(demo: Settings) -> None:
+    """uvicorn alone trusts X-Forwarded-For from 127.0.0.1 (and $FORWARDED_ALLOW_IPS): `mailbot web` must not."""
+    auth.set_password(store.connect(demo.db_url), USER, PASSWORD, actor="test")
+    config_path = demo.data_dir.parent / "mailbot.toml"
+    with served(demo, free_port()) as url:
+        failed_login_over_http(url, "198.51.100.1")
+    assert login_events(demo) == [("login_failed", "127.0.0.1")]
+    log = next(demo.data_dir.parent.glob("web-*.log")).read_text()
+    assert "X-Forwarded-For from 127.0.0.1 is ignored" in log and "trusted_proxies" in log
+    config_path.write_text(config_path.read_text() + '\n[web]\ntrusted_proxies = ["127.0.0.1"]\n')
+    with served(config.load(config_path), free_port()) as url:
+        failed_login_over_http(url, "198.51.100.1")
+    assert login_events(demo)[1:] == [("login_failed", "198.51.100.1")]
 
 
 def test_logout_ends_the_session(staff: TestClient) -> None:
@@ -384,6 +500,8 @@ def test_assign_refuses_unknown_codes_and_messages(staff: TestClient, demo: Sett
     assert "Vui lòng chọn đơn vị" in flash(staff, f"{C}/review")
     assert staff.post(f"{C}/review/99999/assign", data={"csrf": csrf, "code": "THPT-NQ"}).status_code == 404
     assert staff.post(f"{C}/review/abc/assign", data={"csrf": csrf, "code": "THPT-NQ"}).status_code == 404
+    for huge in ("9999999999999999999999", "9223372036854775808", "0"):
+        assert staff.post(f"{C}/review/{huge}/assign", data={"csrf": csrf, "code": "THPT-NQ"}).status_code == 404
     assert status_of(demo)["review"]  # still held
 
 
@@ -420,6 +538,44 @@ def test_extension_needs_a_valid_date_and_a_known_code(staff: TestClient, demo: 
     assert "Thời hạn mới không hợp lệ" in flash(staff, f"{C}/institutions/THPT-TL")
     r = staff.post(f"{C}/extension", data={"csrf": csrf, "code": "KHONG-CO", "until": "2023-12-09T08:00"})
     assert r.status_code == 404
+    with store.connect(demo.db_url).connect() as conn:
+        assert conn.execute(select(store.extensions)).first() is None
+
+
+@pytest.mark.parametrize("until, words", [
+    ("0001-01-01T00:00", "phải sau hạn nộp chung của đợt báo cáo (17:00 ngày 05/12/2023)"),
+    ("2023-12-01T08:00", "phải sau hạn nộp chung của đợt báo cáo (17:00 ngày 05/12/2023)"),
+    ("2023-12-05T17:00", "phải sau hạn nộp chung của đợt báo cáo (17:00 ngày 05/12/2023)"),
+    ("2023-12-05T11:00+01:00", "phải sau hạn nộp chung"),  # the same moment, written in another zone
+    ("9999-12-31T23:59", "không được quá một năm sau hạn nộp chung của đợt báo cáo"),
+    ("2024-12-06T17:00", "không được quá một năm sau hạn nộp chung của đợt báo cáo"),
+])
+def test_extension_must_follow_the_campaign_deadline(staff: TestClient, demo: Settings, until: str, words: str) -> None:
+    csrf = csrf_of(staff.get(f"{C}/institutions/THPT-TL").text)
+    r = staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": until}, follow_redirects=False)
+    assert r.status_code == 303
+    message = flash(staff, f"{C}/institutions/THPT-TL")
+    assert message.startswith("error: Thời hạn mới ") and words in message, message
+    with store.connect(demo.db_url).connect() as conn:
+        assert conn.execute(select(store.extensions)).first() is None
+        assert conn.execute(select(store.actions)).first() is None
+
+
+def test_extension_limits_are_inclusive_of_a_year(staff: TestClient, demo: Settings) -> None:
+    csrf = csrf_of(staff.get(f"{C}/institutions/THPT-TL").text)
+    for until in ("2023-12-05T17:01", "2024-12-05T17:00"):  # just after the deadline; a year after it
+        staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": until}, follow_redirects=False)
+        assert flash(staff, f"{C}/institutions/THPT-TL").startswith("ok: Đã gia hạn nộp báo cáo đến ")
+
+
+def test_cli_extend_refuses_a_deadline_before_the_campaign_one(demo: Settings) -> None:
+    config_path = demo.data_dir.parent / "mailbot.toml"
+    for until in ("2023-12-01T08:00", "0001-01-01", "9999-12-31T23:59"):
+        done = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config_path), "extend", "THPT-TL",
+                               "--until", until], capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.startswith("error: the new deadline ") and done.stderr.count("\n") == 1, done.stderr
+        assert "campaign deadline 2023-12-05T17:00:00+07:00" in done.stderr
     with store.connect(demo.db_url).connect() as conn:
         assert conn.execute(select(store.extensions)).first() is None
 
@@ -483,6 +639,9 @@ def test_file_download_by_id(staff: TestClient, demo: Settings) -> None:
     "/files/abc", "/files/-1", "/files/1.0", "/files/0x1", "/files/99999", "/files/1/../../../etc/passwd",
     "/messages/abc/original.eml", "/messages/99999/original.eml", "/files//etc/passwd",
     f"{C}/institutions/..%2F..%2Fetc%2Fpasswd",
+    # ids no row can have: past SQLite's integers, zero, negative, absurdly long
+    "/files/9999999999999999999999", "/files/9223372036854775808", "/files/0", "/files/-9999999999999999999999",
+    "/files/" + "9" * 5000, "/messages/9999999999999999999999/original.eml", "/messages/0/original.eml",
 ])
 def test_traversal_and_foreign_ids_are_refused(staff: TestClient, path: str) -> None:
     r = staff.get(path)
@@ -557,6 +716,54 @@ def test_cli_user_add(demo: Settings) -> None:
     assert short.exit_code != 0
 
 
+def cli_user(config_path: Path, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, ["--config", str(config_path), "user", *args])
+
+
+def test_cli_user_disable_enable_remove(staff: TestClient, demo: Settings) -> None:
+    config_path = demo.data_dir.parent / "mailbot.toml"
+    assert staff.get(f"{C}/", follow_redirects=False).status_code == 200
+    off = cli_user(config_path, "disable", "Lan.Nguyen")
+    assert off.exit_code == 0 and off.output == "account lan.nguyen disabled, sessions ended\n"
+    # the open session ends at once, and the right password no longer logs in
+    r = staff.get(f"{C}/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert "không đúng" in login(staff).text
+    assert cli_user(config_path, "disable", USER).output == "account lan.nguyen was already disabled\n"
+    on = cli_user(config_path, "enable", USER)
+    assert on.exit_code == 0 and on.output == "account lan.nguyen enabled\n"
+    assert login(staff).status_code == 303  # the old password again
+    assert staff.get(f"{C}/", follow_redirects=False).status_code == 200
+    gone = cli_user(config_path, "remove", USER)
+    assert gone.exit_code == 0 and gone.output == "account lan.nguyen removed, sessions ended\n"
+    assert staff.get(f"{C}/", follow_redirects=False).status_code == 303
+    assert "không đúng" in login(staff).text
+    engine = store.connect(demo.db_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(store.web_users)).first() is None
+        assert conn.execute(select(store.web_sessions)).first() is None
+        events = [(r.event, r.actor, r.detail) for r in conn.execute(select(store.web_events).order_by(store.web_events.c.id))]
+    # the record of what the account did stays, with who changed it
+    assert [e for e, _, _ in events if e.startswith("user_")] == ["user_added", "user_disabled", "user_enabled",
+                                                                  "user_removed"]
+    assert [e for e, actor, _ in events if actor == USER].count("login") == 2
+    assert all(actor.startswith("cli:") for e, actor, _ in events if e in ("user_disabled", "user_removed"))
+    # the log page names the new events in Vietnamese
+    auth.set_password(engine, "minh.tran", "mat-khau-cua-minh", actor="test")
+    other = TestClient(staff.app)
+    login(other, "minh.tran", "mat-khau-cua-minh")
+    page = other.get(f"{C}/log").text
+    assert "Khóa tài khoản" in page and "Mở lại tài khoản" in page and "Xóa tài khoản" in page
+
+
+def test_cli_user_commands_on_unknown_accounts(demo: Settings) -> None:
+    config_path = demo.data_dir.parent / "mailbot.toml"
+    for action in ("disable", "enable", "remove"):
+        done = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config_path), "user", action, "khong.co"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 1 and done.stderr == "error: no web account named 'khong.co'\n", done.stderr
+
+
 def test_web_settings_from_the_config_file(tmp_path: Path) -> None:
     raw = {"inbox": {"kind": "maildir", "path": "Maildir"},
            "web": {"host": "0.0.0.0", "port": 9000, "path_prefix": "/mailbot", "secret_key_file": "k/web.key",
@@ -569,6 +776,11 @@ def test_web_settings_from_the_config_file(tmp_path: Path) -> None:
     assert (default.web.host, default.web.port, default.web.path_prefix) == ("127.0.0.1", 8080, "")
     with pytest.raises(Exception, match="path_prefix"):
         config.parse({**raw, "web": {"path_prefix": "mailbot/"}}, tmp_path)
+    proxies = config.parse({**raw, "web": {"trusted_proxies": ["127.0.0.1", "10.0.0.0/8", "::1"]}}, tmp_path)
+    assert proxies.web.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8", "::1/128")
+    assert default.web.trusted_proxies == ()
+    with pytest.raises(ConfigError, match=r"web\.trusted_proxies: 'nginx' is not an IP address or network"):
+        config.parse({**raw, "web": {"trusted_proxies": ["nginx"]}}, tmp_path)
 
 
 def test_status_json_unchanged_by_the_pages(staff: TestClient, demo: Settings) -> None:

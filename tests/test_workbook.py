@@ -248,3 +248,55 @@ def test_document_metadata_and_signed_copy_columns(cs: CampaignStatus) -> None:
     with_meta = replace(inst, submissions=(replace(first, files=(replace(first.files[0], meta=meta),)),), signed_copy=True)
     assert document_cells(with_meta) == ["Số 15/BC-THPTNQ ngày 05/12/2023", "BÁO CÁO Sơ kết phong trào",
                                          "KT. HIỆU TRƯỞNG PHÓ HIỆU TRƯỞNG – Nguyễn Văn A"]
+
+
+# --- text from mail is never a formula -------------------------------------------------------------------
+
+HOSTILE = ('=HYPERLINK("http://x","y")', "@SUM(A1)", "+1+2", "-3+4", "=1+1")
+
+
+def formulas_in(data: bytes) -> list[str]:
+    """Every <f> element of every sheet of a saved workbook: what Excel or LibreOffice would compute."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        sheets = [n for n in zf.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+        assert sheets
+        return [f for n in sheets for f in re.findall(r"<f[ >].*?</f>|<f/>", zf.read(n).decode("utf-8"))]
+
+
+def quoted_text_cells(data: bytes) -> dict[str, bool]:
+    """Every text cell's value → whether it carries the quote prefix (stays text when edited)."""
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    cells = [c for ws in wb.worksheets for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    assert all(c.data_type == "s" for c in cells), [(c.coordinate, c.data_type) for c in cells if c.data_type != "s"]
+    return {c.value: bool(c.quotePrefix) for c in cells}
+
+
+def test_text_from_mail_is_never_a_formula(cs: CampaignStatus) -> None:
+    from dataclasses import replace
+
+    subject, sender, file_name, title, signer = HOSTILE
+    meta = {"title": title, "signer_name": signer, "doc_type": ""}
+    inst = cs.institutions[0]
+    first = inst.submissions[0]
+    hostile_inst = replace(inst, name="=2*3", submissions=(replace(first, files=(replace(first.files[0], meta=meta),)),))
+    item = replace(cs.review[0], subject=subject, sender=sender,
+                   files=(_file(f"{file_name}.docx", path="review/x"),))
+    data = tracker_bytes(replace(cs, institutions=(hostile_inst, *cs.institutions[1:]), review=(item,)), ZONE,
+                         generated_at=GENERATED)
+    assert formulas_in(data) == []
+    text = quoted_text_cells(data)
+    # shown exactly as sent, and marked so that editing the cell keeps it text
+    for value in (subject, sender, "=2*3", f"{file_name}.docx", title, signer):
+        assert text[value] is True, value
+    assert text["Trường THPT Trần Phú"] is False  # ordinary text is left alone
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    assert wb[REVIEW_SHEET]["C2"].value == subject
+
+
+def test_numbers_and_dates_stay_numbers_and_dates(saved: openpyxl.Workbook) -> None:
+    ws = saved[SCHOOLS]
+    assert ws["A2"].data_type == "n" and ws["F2"].data_type == "n" and ws["E2"].is_date
+    assert saved[SUMMARY_SHEET]["F7"].data_type == "n"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mailbot import store
 from mailbot.config import Settings
@@ -23,6 +26,8 @@ from mailbot.models import Campaign
 from mailbot.web import auth
 from mailbot.web.data import StatusCache
 from mailbot.wording import IDENTIFIED_BY, STATUS, local_time, warning_text
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -142,6 +147,38 @@ class PathPrefix:
         await self.app(scope, receive, send)
 
 
+class ClientAddress:
+    """Who the client is: the connecting peer, or, only when that peer is one of ``[web] trusted_proxies``, the
+    address the proxy reports in X-Forwarded-For (uvicorn's own middleware, given exactly those networks).
+
+    The login limit is keyed on this address, so from anyone else forwarding headers are ignored (a client must not
+    choose its own bucket); seeing them from an untrusted peer is logged once, since it usually means a proxy that
+    is missing from the configuration and makes every user look like the proxy.
+    """
+
+    def __init__(self, app: ASGIApp, trusted: Sequence[str]) -> None:
+        self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in trusted)
+        self.app: ASGIApp = ProxyHeadersMiddleware(app, trusted_hosts=list(trusted)) if trusted else app  # type: ignore[arg-type]
+        self.warned = False
+
+    def trusted(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in net for net in self.networks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.warned:
+            peer = scope["client"][0] if scope.get("client") else ""
+            if not self.trusted(peer) and any(k == b"x-forwarded-for" for k, _ in scope["headers"]):
+                self.warned = True
+                log.warning("X-Forwarded-For from %s is ignored: if it is your reverse proxy, add it to "
+                            "[web] trusted_proxies (until then every user looks like %s to the login limit)",
+                            peer or "an unknown peer", peer or "it")
+        await self.app(scope, receive, send)
+
+
 class SecurityHeaders:
     """Headers every response gets: no caching of archive pages, no framing, no sniffing."""
 
@@ -198,4 +235,4 @@ def create_app(settings: Settings, engine: Engine | None = None, *, now: datetim
     )
     app = Starlette(routes=routes(), exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.web = web
-    return PathPrefix(SecurityHeaders(app), web.prefix, web)
+    return PathPrefix(ClientAddress(SecurityHeaders(app), settings.web.trusted_proxies), web.prefix, web)

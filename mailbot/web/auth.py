@@ -26,7 +26,7 @@ from sqlalchemy import Engine, delete, select
 
 from mailbot import store
 from mailbot.config import Settings
-from mailbot.errors import MailbotError
+from mailbot.errors import MailbotError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,36 @@ def set_password(engine: Engine, name: str, password: str, *, actor: str) -> boo
             conn.execute(delete(store.web_sessions).where(store.web_sessions.c.user_id == pk))
         record(conn, "user_added" if pk is None else "password_set", actor, detail=name)
     return pk is None
+
+
+def set_active(engine: Engine, name: str, active: bool, *, actor: str) -> bool:
+    """Enable or disable an account; disabling ends its sessions at once. False when it already was so."""
+    name = check_name(name)
+    u = store.web_users
+    with store.atomic(engine) as conn:
+        row = conn.execute(select(u.c.id, u.c.active).where(u.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no web account named {name!r}")
+        if not active:
+            conn.execute(delete(store.web_sessions).where(store.web_sessions.c.user_id == row.id))
+        if bool(row.active) == active:
+            return False
+        conn.execute(u.update().where(u.c.id == row.id).values(active=active))
+        record(conn, "user_enabled" if active else "user_disabled", actor, detail=name)
+    return True
+
+
+def remove_user(engine: Engine, name: str, *, actor: str) -> None:
+    """Delete an account and its sessions; the security events that name it stay, as the record of who did what."""
+    name = check_name(name)
+    u = store.web_users
+    with store.atomic(engine) as conn:
+        pk = conn.execute(select(u.c.id).where(u.c.name == name)).scalar()
+        if pk is None:
+            raise NotFound(f"no web account named {name!r}")
+        conn.execute(delete(store.web_sessions).where(store.web_sessions.c.user_id == pk))
+        conn.execute(delete(u).where(u.c.id == pk))
+        record(conn, "user_removed", actor, detail=name)
 
 
 def count_users(engine: Engine) -> int:

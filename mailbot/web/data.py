@@ -48,7 +48,8 @@ MESSAGE_STATE = {"submission": "Báo cáo", "no_report": "Thư không kèm báo 
                  "error": "Không đọc được thư", "duplicate": "Thư trùng"}
 ACTION = {"assign": "Giao thư cho đơn vị", "extend": "Gia hạn nộp"}
 EVENT = {"login": "Đăng nhập", "login_failed": "Đăng nhập không thành công", "login_limited": "Bị tạm khóa đăng nhập",
-         "logout": "Đăng xuất", "user_added": "Tạo tài khoản", "password_set": "Đổi mật khẩu"}
+         "logout": "Đăng xuất", "user_added": "Tạo tài khoản", "password_set": "Đổi mật khẩu",
+         "user_disabled": "Khóa tài khoản", "user_enabled": "Mở lại tài khoản", "user_removed": "Xóa tài khoản"}
 
 SORTS = ("stt", "code", "name", "group", "status", "submitted", "count")
 

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MAX_REASON = 300
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a bigger id in a URL names nothing (and must not reach the driver)
 
 
 def _web(request: Request) -> Web:
@@ -43,6 +44,17 @@ def _web(request: Request) -> Web:
 
 def _ip(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+def _pk(request: Request, name: str) -> int:
+    """A row id from the path; anything no row can have (not plain digits, 0, too big for SQLite) is not found.
+
+    The path parameter is taken as text: Starlette's ``int`` convertor fails with a 500 on thousands of digits.
+    """
+    text: str = request.path_params[name]
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)) or not 0 < int(text) <= MAX_ID:
+        raise HTTPException(404)
+    return int(text)
 
 
 def _attachment(name: str) -> str:
@@ -263,9 +275,19 @@ async def grant_extension(request: Request) -> Response:
         web.cache.clear()
     except NotFound:
         raise HTTPException(404) from None
+    except extensions.BadDeadline as exc:
+        return _redirect(web, back, ("error", _bad_deadline(exc, campaign, web)))
     except MailbotError as exc:
         return _redirect(web, back, ("error", f"Chưa ghi nhận được gia hạn: {exc}"))
     return _redirect(web, back, ("ok", f"Đã gia hạn nộp báo cáo đến {local_time(until, web.settings.zone)}."))
+
+
+def _bad_deadline(exc: extensions.BadDeadline, campaign: Campaign, web: Web) -> str:
+    deadline = local_time(campaign.deadline, web.settings.zone)
+    if exc.problem == "not_later":
+        return f"Thời hạn mới phải sau hạn nộp chung của đợt báo cáo ({deadline}). Vui lòng chọn lại."
+    return (f"Thời hạn mới không được quá một năm sau hạn nộp chung của đợt báo cáo "
+            f"({deadline}). Vui lòng kiểm tra lại ngày, tháng, năm.")
 
 
 @staff
@@ -286,7 +308,7 @@ async def review_queue(request: Request) -> Response:
 async def assign(request: Request) -> Response:
     web = _web(request)
     campaign = _campaign(request)
-    pk = request.path_params["pk"]
+    pk = _pk(request, "pk")
     form = _form(request)
     code = str(form.get("code", "")).strip()
     learn = form.get("learn") in ("1", "on", "true")
@@ -382,7 +404,7 @@ def _file_response(found: downloads.Download | None) -> Response:
 async def stored_file(request: Request) -> Response:
     web = _web(request)
     found = await run_in_threadpool(downloads.stored_file, web.engine, web.settings.archive_dir,
-                                    request.path_params["file_id"])
+                                    _pk(request, "file_id"))
     return _file_response(found)
 
 
@@ -390,7 +412,7 @@ async def stored_file(request: Request) -> Response:
 async def original(request: Request) -> Response:
     web = _web(request)
     found = await run_in_threadpool(downloads.original_message, web.engine, web.settings.archive_dir,
-                                    request.path_params["pk"])
+                                    _pk(request, "pk"))
     return _file_response(found)
 
 
@@ -405,11 +427,11 @@ def routes() -> list[Route]:
         Route("/c/{cid}/institutions/{code:path}", institution, methods=["GET"]),
         Route("/c/{cid}/extension", grant_extension, methods=["POST"]),
         Route("/c/{cid}/review", review_queue, methods=["GET"]),
-        Route("/c/{cid}/review/{pk:int}/assign", assign, methods=["POST"]),
+        Route("/c/{cid}/review/{pk}/assign", assign, methods=["POST"]),
         Route("/c/{cid}/log", changes, methods=["GET"]),
         Route("/c/{cid}/tracker.xlsx", tracker, methods=["GET"]),
         Route("/c/{cid}/consolidation.xlsx", consolidation, methods=["GET"]),
         Route("/c/{cid}/reports.zip", reports_zip, methods=["GET"]),
-        Route("/files/{file_id:int}", stored_file, methods=["GET"]),
-        Route("/messages/{pk:int}/original.eml", original, methods=["GET"]),
+        Route("/files/{file_id}", stored_file, methods=["GET"]),
+        Route("/messages/{pk}/original.eml", original, methods=["GET"]),
     ]
