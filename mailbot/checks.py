@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import email
 import smtplib
+from collections import Counter
 from collections.abc import Callable
+from email.policy import compat32
 from pathlib import Path
 
 from mailbot import config, roster as roster_file, store
+from mailbot.authenticity import records_checks, trusted_server
 from mailbot.errors import MailbotError
 from mailbot.inbox import open_inbox
+from mailbot.parse import auth_headers
 from mailbot.notify import KINDS, load_templates
 from mailbot.outbox import connect as outbox_connect
 
 Echo = Callable[[str], None]
+RECENT_MESSAGES = 20  # how much recent mail `check` reads (headers only) to see what the server records
+
+
+class Doubt(MailbotError):
+    """Not an error, but something the operator must know: shown as ``warn``, and the check still passes."""
 
 
 def run_checks(path: Path, echo: Echo) -> bool:
-    """Configuration, database, roster and inbox; stops early only when the configuration is unusable."""
+    """Configuration, database, roster, templates, inbox (and what its recent mail says about sender
+    authentication), outbox; stops early only when the configuration is unusable."""
     try:
         settings = config.load(path)
     except MailbotError as exc:
@@ -25,15 +36,20 @@ def run_checks(path: Path, echo: Echo) -> bool:
     echo(f"ok   config: {path} ({len(settings.campaign)} campaign(s))")
     results = [_try(echo, "database", lambda: _database(settings.db_url)),
                _try(echo, "roster", lambda: _roster(settings.roster.file)),
-               _try(echo, "templates", lambda: _templates(settings)),
-               _try(echo, "inbox", lambda: _inbox(settings)),
-               _try(echo, "outbox", lambda: _outbox(settings))]
+               _try(echo, "templates", lambda: _templates(settings))]
+    results.append(_try(echo, "inbox", lambda: _inbox(settings)))
+    if results[-1]:  # an inbox that cannot be opened was reported once already
+        results.append(_try(echo, "authentication", lambda: _authentication(settings)))
+    results.append(_try(echo, "outbox", lambda: _outbox(settings)))
     return all(results)
 
 
 def _try(echo: Echo, what: str, step: Callable[[], str]) -> bool:
     try:
         echo(f"ok   {what}: {step()}")
+        return True
+    except Doubt as exc:
+        echo(f"warn {what}: {exc}")
         return True
     except MailbotError as exc:
         echo(f"FAIL {what}: {exc}")
@@ -79,3 +95,26 @@ def _outbox(settings: config.Settings) -> str:
 def _inbox(settings: config.Settings) -> str:
     with open_inbox(settings.inbox) as box:
         return f"{box.source} opened (UIDVALIDITY {box.uidvalidity})"
+
+
+def _authentication(settings: config.Settings) -> str:
+    """Whether recent mail carries our server's Authentication-Results: without them any From can be forged."""
+    with open_inbox(settings.inbox) as box:
+        found = [auth_headers(email.message_from_bytes(h, policy=compat32)) for h in box.recent_headers(RECENT_MESSAGES)]
+    if not found:
+        return "no mail in the inbox yet to tell whether the server records SPF/DKIM/DMARC (run check again later)"
+    security = settings.security
+    servers = Counter(trusted_server(h, security) for h in found if records_checks(h, security))
+    if not servers:
+        wanted = f" from {security.authserv_id!r}" if security.authserv_id else ""
+        seen = sorted({a.authserv_id for h in found for a in h} - {""})
+        raise Doubt(f"none of the last {len(found)} messages carries Authentication-Results{wanted}"
+                    + (f" (seen: {', '.join(seen[:5])})" if seen else "")
+                    + ": any sender address can be forged; receipts to addresses off the roster are limited to "
+                    f"{settings.notify.max_unknown_replies_per_day} a day (see README, Security)")
+    if not security.authserv_id and len(servers) > 1:
+        raise Doubt(f"the topmost Authentication-Results of recent mail come from {len(servers)} servers "
+                    f"({', '.join(s for s, _ in servers.most_common(5))}): if yours adds none, senders' own headers "
+                    "are believed; set [security] authserv_id to your server's")
+    server = servers.most_common(1)[0][0]
+    return f"{servers.total()} of the last {len(found)} messages carry SPF/DKIM/DMARC results from {server}"

@@ -181,6 +181,9 @@ class NotifySettings(_Section):
     late_every_days: int = Field(default=2, ge=0)
     late_until_days: int = Field(default=14, ge=0)
     max_auto_per_address_per_day: int = Field(default=5, ge=1)
+    # Replies to addresses off the roster that our server did not authenticate (it adds no Authentication-Results):
+    # at most this many a day in all, so that forged senders cannot make mailbot mail third parties. 0 = none.
+    max_unknown_replies_per_day: int = Field(default=20, ge=0)
     templates_dir: Path | None = None
 
     @field_validator("staff")

@@ -21,6 +21,7 @@ from mailbot.models import RawMail
 from mailbot.oauth import access_token, forget
 
 MAX_BATCH_MESSAGES = 100
+_MAX_HEADER_BYTES = 1024 * 1024  # enough for any real header; `check` reads no further
 _UID_CHUNK = 500  # UIDs per command line, well under servers' line limits
 _UID_ITEM = re.compile(rb"UID (\d+)")
 _SIZE_ITEM = re.compile(rb"RFC822\.SIZE (\d+)")
@@ -49,6 +50,8 @@ class Inbox(Protocol):
     def move(self, uids: list[str]) -> None: ...
 
     def wait(self, seconds: float, stop: Callable[[], bool]) -> None: ...
+
+    def recent_headers(self, count: int) -> list[bytes]: ...
 
 
 IDLE_REFRESH_SECONDS = 10 * 60  # re-issue IDLE well before the 29-minute limit of RFC 2177
@@ -105,6 +108,20 @@ class MaildirInbox:
     def _read(self, key: str) -> RawMail:
         arrived = datetime.fromtimestamp(self._mtime(key), timezone.utc)
         return RawMail(self.source, 0, key, arrived, self._box.get_bytes(key))
+
+    def recent_headers(self, count: int) -> list[bytes]:
+        """The header of the ``count`` most recent messages (for `mailbot check`)."""
+        keys = sorted(self._box.iterkeys(), key=self._mtime)[-count:] if count > 0 else []
+        return [self._header(k) for k in keys]
+
+    def _header(self, key: str) -> bytes:
+        header = bytearray()
+        with self._box.get_file(key) as handle:
+            for line in handle:
+                if not line.strip() or len(header) > _MAX_HEADER_BYTES:
+                    break
+                header += line
+        return bytes(header)
 
     def present(self, uids: set[str]) -> list[str]:
         return []  # a Maildir is left as it is: it is usually an export being replayed
@@ -319,6 +336,17 @@ class ImapInbox:
             return False
         finally:
             sock.settimeout(old)
+
+    def recent_headers(self, count: int) -> list[bytes]:
+        """The header of the ``count`` most recent messages, fetched with BODY.PEEK: nothing is marked read."""
+        try:
+            uids = sorted(self.box.uids("ALL"), key=int)[-count:] if count > 0 else []
+            if not uids:
+                return []
+            _, data = self.box.client.uid("FETCH", ",".join(uids), "(UID BODY.PEEK[HEADER])")
+        except _NETWORK_ERRORS as exc:
+            raise InboxError(f"IMAP connection lost: {exc}") from None
+        return [item[1] for item in data if isinstance(item, tuple) and len(item) == 2]
 
     def present(self, uids: set[str]) -> list[str]:
         """Which of these recorded UIDs are still in the folder (a move to retry)."""

@@ -61,6 +61,26 @@ class Bounce:
 
 
 @dataclass(frozen=True)
+class AuthResult:
+    """One resinfo of an Authentication-Results header (RFC 8601): ``method=result`` and its properties."""
+
+    method: str  # lower-case: spf, dkim, dmarc, ...
+    result: str  # lower-case: pass, fail, softfail, none, ...
+    props: tuple[tuple[str, str], ...] = ()  # (lower-case "ptype.property", value), e.g. ("header.from", "a.vn")
+
+    def prop(self, name: str) -> str:
+        return next((value for key, value in self.props if key == name), "")
+
+
+@dataclass(frozen=True)
+class AuthHeader:
+    """One Authentication-Results header: the server that wrote it (authserv-id) and what it recorded."""
+
+    authserv_id: str  # lower-case, e.g. "mx.haiphong.edu.vn"
+    results: tuple[AuthResult, ...] = ()
+
+
+@dataclass(frozen=True)
 class InboundMail:
     """What parsing learned from a message."""
 
@@ -75,11 +95,18 @@ class InboundMail:
     references: str = ""  # the References header, for threading a reply
     auto_markers: tuple[str, ...] = ()  # signs that a machine sent it (RFC 3834): never answer those
     bounce: Bounce | None = None
-    auth_results: tuple[tuple[str, str, str], ...] = ()  # (authserv-id, method, result) per Authentication-Results
+    auth_headers: tuple[AuthHeader, ...] = ()  # every Authentication-Results header, topmost first
+    from_addresses: tuple[str, ...] = ()  # every distinct address of every From field (lower-case)
 
     @property
     def reports(self) -> tuple[Attachment, ...]:
         return tuple(f for f in self.files if f.is_report)
+
+    @property
+    def several_senders(self) -> bool:
+        """A From with more than one address: which one "sent" it is anyone's guess, and DMARC may have
+        checked another one than the address mailbot reads."""
+        return len(self.from_addresses) > 1
 
 
 class IdentifiedBy(StrEnum):

@@ -51,14 +51,19 @@ class DeliveryReport:
 def queue(
     conn: Connection, *, key: str, kind: str, msg: Message, recipients: tuple[str, ...], now: datetime,
     day_start: datetime, limit: int, message_pk: int | None = None, institution_id: int | None = None,
-    campaign_id: str | None = None,
+    campaign_id: str | None = None, unverified_limit: int | None = None,
 ) -> Queued:
     """Store a message for delivery unless the same key was queued before; over the per-address daily
-    limit it is stored as suppressed, so that staff can see what was held back."""
+    limit it is stored as suppressed, so that staff can see what was held back. With ``unverified_limit`` it
+    is a reply to an unauthenticated address off the roster, also held back once that many went out today."""
     existing = conn.execute(select(store.outbox.c.id).where(store.outbox.c.key == key)).scalar()
     if existing:
         return Queued("exists", existing)
     allowed = recipients if kind in UNLIMITED_KINDS else tuple(r for r in recipients if _sent_today(conn, r, day_start) < limit)
+    why = f"more than {limit} automatic messages today to this address"
+    if allowed and unverified_limit is not None and _unverified_today(conn, day_start) >= unverified_limit:
+        allowed = ()
+        why = f"more than {unverified_limit} automatic replies today to unauthenticated addresses not on the roster"
     status = "pending" if allowed else "suppressed"
     if allowed != recipients:
         msg.replace_header("To", ", ".join(allowed or recipients))
@@ -66,8 +71,7 @@ def queue(
         key=key, kind=kind, message_pk=message_pk, institution_id=institution_id, campaign_id=campaign_id,
         recipients=list(allowed or recipients), subject=str(make_header(decode_header(msg["Subject"]))),
         our_message_id=str(msg["Message-ID"]), raw=as_bytes(msg), status=status, attempts=0, next_attempt_at=now,
-        last_error="" if allowed else f"more than {limit} automatic messages today to this address",
-        created_at=now,
+        last_error="" if allowed else why, created_at=now, unverified=unverified_limit is not None,
     ))
     outbox_id = int(result.inserted_primary_key[0])
     if kind not in UNLIMITED_KINDS and allowed:
@@ -79,6 +83,14 @@ def _sent_today(conn: Connection, address: str, day_start: datetime) -> int:
     o, r = store.outbox, store.outbox_rcpt
     query = select(func.count()).select_from(r.join(o, o.c.id == r.c.outbox_id)).where(
         r.c.address == address, r.c.created_at >= day_start, o.c.status.in_(("pending", "sent")),
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def _unverified_today(conn: Connection, day_start: datetime) -> int:
+    o = store.outbox
+    query = select(func.count()).select_from(o).where(
+        o.c.unverified, o.c.created_at >= day_start, o.c.status.in_(("pending", "sent")),
     )
     return int(conn.execute(query).scalar_one())
 

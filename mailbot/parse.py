@@ -10,10 +10,11 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
+from mailbot.authresults import parse_header
 from mailbot.config import LimitSettings
 from mailbot.docmeta import DocMeta, read_meta
 from mailbot.documents import doc_to_docx, docx_heading, ole_warnings, sniff
-from mailbot.models import Attachment, Bounce, FileKind, InboundMail, RawMail
+from mailbot.models import Attachment, AuthHeader, Bounce, FileKind, InboundMail, RawMail
 from mailbot.unpack import Found, safe_basename, unarchive, untnef, unzip
 from mailbot.text import nfc
 
@@ -53,6 +54,21 @@ def _header(msg: Message, name: str) -> str:
         return ""
 
 
+def _raw_text(raw: object) -> str:
+    """A header value as written, undecoded; raw 8-bit bytes read in the likely charsets."""
+    text = str(raw)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        text = decode_bytes(text.encode("ascii", "surrogateescape"))
+    return " ".join(text.split())
+
+
+def _all_values(msg: Message, name: str) -> list[object]:
+    try:
+        return list(msg.get_all(name, []))
+    except Exception:  # noqa: BLE001 - a header object we cannot read
+        return []
+
+
 def sender_of(msg: Message) -> tuple[str, str]:
     """(lower-case address, display name) from From, falling back to Sender and Return-Path.
 
@@ -65,13 +81,31 @@ def sender_of(msg: Message) -> tuple[str, str]:
             continue
         if raw is None:
             continue
-        text = str(raw)
-        if any("\udc80" <= ch <= "\udcff" for ch in text):
-            text = decode_bytes(text.encode("ascii", "surrogateescape"))
-        display, address = _split_address(" ".join(text.split()))
+        display, address = _split_address(_raw_text(raw))
         if "@" in address:
             return address.strip().lower(), decode_header_value(display)
     return "", ""
+
+
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
+
+
+def from_addresses(msg: Message) -> tuple[str, ...]:
+    """Every distinct address of every From field (RFC 5322 allows a list of authors; a server may check
+    DMARC on another one than the address mailbot reads). Encoded-words can only be names, so they are masked
+    first: neither an "@" nor a comma inside one makes an address."""
+    values = [_ENCODED_WORD.sub("x", _raw_text(raw)) for raw in _all_values(msg, "From")]
+    try:
+        pairs = getaddresses(values)
+    except Exception:  # noqa: BLE001 - the address parser gave up on this text
+        return ()
+    found = (address.strip().lower() for _, address in pairs)
+    return tuple(dict.fromkeys(a for a in found if _is_address(a)))
+
+
+def _is_address(text: str) -> bool:
+    local, at, domain = text.rpartition("@")
+    return bool(at and local and domain)
 
 
 _ANGLE_ADDRESS = re.compile(r"^(.*)<([^<>\s]+@[^<>\s]+)>\s*$")
@@ -243,17 +277,10 @@ def _original_message_id(part: Message) -> str:
     return _header(headers, "Message-ID").strip()
 
 
-_AUTH_RESULT = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.IGNORECASE)
-
-
-def auth_results(msg: Message) -> tuple[tuple[str, str, str], ...]:
-    """(authserv-id, method, result) from every Authentication-Results header, topmost first (RFC 8601)."""
-    out: list[tuple[str, str, str]] = []
-    for value in msg.get_all("Authentication-Results", []):
-        text = decode_header_value(value)
-        server, _, rest = text.partition(";")
-        out += [(server.strip().lower(), m.lower(), r.lower()) for m, r in _AUTH_RESULT.findall(rest)]
-    return tuple(out)
+def auth_headers(msg: Message) -> tuple[AuthHeader, ...]:
+    """Every Authentication-Results header, topmost first (RFC 8601), read as written: never RFC 2047-decoded
+    (see mailbot.authresults)."""
+    return tuple(parse_header(_raw_text(v)) for v in _all_values(msg, "Authentication-Results"))
 
 
 def parse(raw: RawMail, limits: LimitSettings) -> InboundMail:
@@ -278,5 +305,6 @@ def parse(raw: RawMail, limits: LimitSettings) -> InboundMail:
         references=_header(msg, "References"),
         auto_markers=auto_markers(msg, sender),
         bounce=bounce_of(msg),
-        auth_results=auth_results(msg),
+        auth_headers=auth_headers(msg),
+        from_addresses=from_addresses(msg),
     )

@@ -6,23 +6,36 @@ The rule (also in the README):
 - a message from an identified institution without a Word file gets ``ack_no_report``;
 - a message held for review that carries a Word file gets the neutral ``ack_review``;
 - anything else (held without a Word file, unreadable, a duplicate, our own bounces) gets nothing.
+
+And whom it may reach (no backscatter: mailbot must not be a way to mail third parties):
+- nothing to a sender that fails authentication or whose From holds several addresses (held for staff);
+- a roster address gets its receipt as always;
+- another address only when our server's Authentication-Results shows it authentic; where the server recorded
+  nothing at all, within a global daily cap (``max_unknown_replies_per_day``); the sender's subject is never
+  quoted to an address off the roster.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
 from mailbot import outbox, store
-from mailbot.config import OutboxSettings
+from mailbot.authenticity import evidence, problem
+from mailbot.config import OutboxSettings, SecuritySettings
 from mailbot.models import Campaign, InboundMail, Verdict
 from mailbot.notify import compose, department, human_size, reply_subject
 from mailbot.wording import local_time, warning_text
 
 if TYPE_CHECKING:
     from mailbot.context import Context
+
+log = logging.getLogger("mailbot.receipts")
 
 
 def receipt_number(message_pk: int) -> str:
@@ -41,18 +54,40 @@ def ack_kind(mail: InboundMail, verdict: Verdict, state: str, own: set[str]) -> 
     return None
 
 
+class Audience(StrEnum):
+    """Whom a receipt would reach."""
+
+    ROSTER = "roster"  # a roster address: the receipt as always
+    VERIFIED = "verified"  # off the roster, shown authentic by our server: no quoted subject
+    UNVERIFIED = "unverified"  # off the roster, our server recorded nothing: no quoted subject, global daily cap
+
+
+def audience(mail: InboundMail, roster_addresses: Collection[str], security: SecuritySettings) -> Audience | None:
+    """None when no automatic reply may go: the From is forged, or off the roster and not shown authentic.
+    Replies follow our server's header whatever ``require_auth`` says: that setting is about holding mail."""
+    if mail.several_senders or problem(mail, security):
+        return None
+    if mail.sender in roster_addresses:
+        return Audience.ROSTER
+    seen = evidence(mail, security)
+    if seen.authentic:
+        return Audience.VERIFIED
+    return None if seen.recorded else Audience.UNVERIFIED
+
+
 def ack_context(
     mail: InboundMail, verdict: Verdict, campaign: Campaign | None, message_pk: int, outbox: OutboxSettings,
-    zone: ZoneInfo, inbox_address: str,
+    zone: ZoneInfo, inbox_address: str, *, quote_subject: bool = True,
 ) -> dict[str, Any]:
-    """Plain values only: subjects and file names from the sender are data for the template, never template."""
+    """Plain values only: subjects and file names from the sender are data for the template, never template.
+    Without ``quote_subject`` the sender's subject is left out (the templates then use their own)."""
     inst = verdict.institution
     warnings = [*mail.warnings, *(w for f in mail.files for w in f.warnings)]
     return {
         "department": department(outbox),
         "inbox_address": inbox_address,
         "receipt": receipt_number(message_pk),
-        "reply_subject": reply_subject(mail.subject),
+        "reply_subject": reply_subject(mail.subject) if quote_subject else "",
         "institution": {"code": inst.code, "name": inst.name, "group": inst.group} if inst else None,
         "campaign": {"id": campaign.id, "title": campaign.title} if campaign else None,
         "deadline": local_time(campaign.deadline, zone) if campaign else "",
@@ -70,13 +105,19 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
     kind = ack_kind(mail, verdict, state, ctx.own_addresses)
     if kind is None or not ctx.settings.notify.acknowledge:
         return
-    campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
     settings = ctx.settings
-    context = ack_context(mail, verdict, campaign, pk, settings.outbox, settings.zone, settings.outbox.address)
+    reach = audience(mail, ctx.roster.by_address, settings.security)
+    if reach is None:
+        log.info("no receipt for %s: %s is not shown authentic", mail.message_id, mail.sender or "?")
+        return
+    campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
+    context = ack_context(mail, verdict, campaign, pk, settings.outbox, settings.zone, settings.outbox.address,
+                          quote_subject=reach is Audience.ROSTER)
     rendered = ctx.templates.render(kind, context)
     msg = compose(settings.outbox, ctx.key, kind, (mail.sender,), rendered, in_reply_to=mail.message_id,
                   references=mail.references, when=ctx.clock())
     inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
     outbox.queue(conn, key=f"ack:{pk}", kind=kind, msg=msg, recipients=(mail.sender,), now=ctx.clock(),
                  day_start=outbox.day_start(ctx.clock(), settings.zone), limit=settings.notify.max_auto_per_address_per_day,
-                 message_pk=pk, institution_id=inst_pk, campaign_id=verdict.campaign_id)
+                 message_pk=pk, institution_id=inst_pk, campaign_id=verdict.campaign_id,
+                 unverified_limit=settings.notify.max_unknown_replies_per_day if reach is Audience.UNVERIFIED else None)

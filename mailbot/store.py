@@ -25,7 +25,9 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    false,
     func,
+    inspect,
     select,
     text,
     type_coerce,
@@ -154,6 +156,9 @@ outbox = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("created_at", UTC, nullable=False),
     Column("sent_at", UTC),
+    # A reply to an address off the roster that our server did not authenticate: counted against the global
+    # daily cap (notify.max_unknown_replies_per_day), so that forged senders cannot make mailbot mail the world.
+    Column("unverified", Boolean, nullable=False, default=False, server_default=false()),
     Index("outbox_due", "status", "next_attempt_at"),  # the service looks for due rows every few seconds
 )
 
@@ -214,12 +219,33 @@ def connect(url: str) -> Engine:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         metadata.create_all(engine)
+        add_missing_columns(engine)
         with engine.begin() as conn:
             conn.execute(meta.delete().where(meta.c.key == "schema_version"))
             conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
     except SQLAlchemyError as exc:
         raise MailbotError(f"cannot open the database: {_short(exc)}") from None
     return engine
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Columns added since a data folder was made: each one the live table lacks is added with its server
+    default, so that the previous version's database keeps working (there are no migrations yet)."""
+    live = inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            have = {c["name"] for c in live.get_columns(table.name)}
+            for column in (c for c in table.columns if c.name not in have):
+                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN {_column_ddl(column, engine)}'))
+
+
+def _column_ddl(column: Column[Any], engine: Engine) -> str:
+    ddl = f'"{column.name}" {column.type.compile(engine.dialect)}'
+    if column.server_default is not None:  # a NOT NULL column can only be added with a default
+        default = column.server_default.arg  # type: ignore[attr-defined]
+        value = default if isinstance(default, str) else default.compile(engine, compile_kwargs={"literal_binds": True})
+        ddl += f" DEFAULT {value}" + ("" if column.nullable else " NOT NULL")
+    return ddl
 
 
 def _short(exc: SQLAlchemyError) -> str:

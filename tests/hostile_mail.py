@@ -3,8 +3,10 @@
 ``corpus(seed, random_trees)`` returns ``[(category, raw bytes)]``: random MIME trees (random multipart
 subtypes and depths, bad boundaries, wrong or unknown transfer encodings, bad charsets, lying names and types,
 NULs, 8-bit garbage, missing or doubled headers, bare LF/CR), plus handpicked cases: huge headers, deep
-nesting, zip bombs, billion-laughs and XXE Word files, path traversal names, header injection attempts, and
-the bad messages of the earlier issues. The same seed always gives the same bytes.
+nesting, zip bombs, billion-laughs and XXE Word files, path traversal names, header injection attempts, forged
+senders (several From addresses, results hidden in Authentication-Results property values: category
+``forged_sender``, every one of which must be held and get no reply), and the bad messages of the earlier issues.
+The same seed always gives the same bytes.
 
 Traversal names aim at files called ``CANARY*``; after a run none may exist outside the archive.
 """
@@ -61,6 +63,22 @@ TRAVERSAL_NAMES = (
     f"\x00../../tmp/{CANARY}-10.docx",
     f"a\r\nContent-Type: text/html\r\n\r\n{CANARY}-11.docx",
     "CON.docx", "aux", "nul.docx", "x" * 5000 + ".docx", "\u202egnp.docx",  # device names, very long, RTL override
+)
+
+
+# Authentication-Results as our server would write them for a forged roster address: DMARC fails, but a
+# sender-chosen value (envelope address, comment, quoted string, encoded-word) or trailing text says "pass".
+MX = "mx.haiphong.edu.vn"
+FORGED_AUTH_RESULTS: tuple[str | bytes, ...] = (
+    f"{MX}; spf=fail smtp.mailfrom=dmarc=pass@{DOMAIN}; dmarc=fail",
+    f'{MX}; spf=fail smtp.mailfrom="x;dmarc=pass"@{DOMAIN}; dmarc=fail',
+    f"{MX}; spf=fail (domain of x;dmarc=pass@{DOMAIN}) smtp.mailfrom={DOMAIN}; dmarc=fail",
+    f"{MX}; spf=fail (a (b \\) ; dmarc=pass) c) smtp.mailfrom={DOMAIN}; dmarc=fail",
+    f"{MX}; spf=fail smtp.mailfrom==?utf-8?Q?x=3B_dmarc=3Dpass?=@{DOMAIN}; dmarc=fail",
+    f"{MX}; spf=fail smtp.mailfrom={DOMAIN} dmarc=pass; dmarc=fail header.from=haiphong.edu.vn dmarc=pass",
+    f"{MX}; spf=pass smtp.mailfrom={DOMAIN}; dmarc=pass header.from={DOMAIN}",  # a pass, for another domain
+    f"{MX}; dkim=pass header.d={DOMAIN} (" + "; dmarc=pass" * 20_000 + "); dmarc=fail",
+    f"{MX}; spf=fail smtp.mailfrom=".encode() + b"\xc4\x91\xff;dmarc=pass@" + f"{DOMAIN}; dmarc=fail".encode(),  # 8-bit
 )
 
 
@@ -532,6 +550,17 @@ class Generator:
         add("machine", message([("From", "MAILER-DAEMON@x"), ("Message-ID", self.mid()),
                                 ("Content-Type", 'multipart/report; report-type=delivery-status; boundary="r"')],
                                b"--r\r\nContent-Type: message/delivery-status\r\n\r\n" + self.garbage(500) + b"\r\n--r--\r\n"))
+
+        # forged senders: a roster address with a trick in Authentication-Results, or several From addresses
+        report = [("bc.docx", docx, "application/octet-stream")]
+        for i, value in enumerate(FORGED_AUTH_RESULTS):
+            add("forged_sender", self.mail(report, sender=ROSTER[i % len(ROSTER)]["emails"][0], extra=[("Authentication-Results", value)]))
+        school = ROSTER[0]["emails"][0]
+        for from_header in (f"{school}, lures@{DOMAIN}", f"<{school}>, <lures@{DOMAIN}>", f"Nhóm: {school}, lures@{DOMAIN};",
+                            f"{encoded_word('Trường THPT, THCS')} <{school}>, {encoded_word('Nhà trường')} <lures@{DOMAIN}>",
+                            f"{school},lures@{DOMAIN}"):
+            add("forged_sender", self.mail(report, sender=from_header))
+        add("forged_sender", self.mail(report, sender=school, extra=[("From", f"lures@{DOMAIN}")]))  # two From fields
 
         # degenerate messages
         add("degenerate", b"\r\n")

@@ -10,6 +10,8 @@ then one `mailbot run --once` (a subprocess, its peak memory measured) must retu
   or set aside with a reason (state error), and is still on the server under the same UID;
 * no file was written outside the archive (nor anything overwritten beside it); the archive holds only files
   the database knows, each matching its sha256, none partial;
+* every forged sender (several From addresses, a "pass" hidden in Authentication-Results) is held for review
+  and gets no reply;
 * peak memory stayed under MAILBOT_HOSTILE_MAX_RSS_MB (400);
 * a second run finds nothing new.
 
@@ -119,6 +121,11 @@ def test_a_thousand_hostile_messages_are_recorded_or_set_aside_and_stay_on_the_s
         if state == "error" and not reason.strip():
             problems.append(f"uid {uid} ({category_of.get(uid)}): set aside without a reason")
     distinct_records = len({mid for _, _, mid in by_uid.values()})
+    answered = {mid for (mid,) in db_rows(workspace, "SELECT m.message_id FROM outbox o JOIN messages m ON m.id = o.message_pk")}
+    for uid, category in category_of.items():
+        state, reason, mid = by_uid.get(uid, ("", "", ""))
+        if category == "forged_sender" and (state != "review" or mid in answered):
+            problems.append(f"uid {uid} (forged_sender): {state!r}{' and answered' if mid in answered else ''} ({reason[:80]})")
 
     after = files_outside_archive(workspace.root)
     allowed = ("var/mailbot.sqlite3", "var/secret.key", "var/outbox/", "var/mailbot.pid")

@@ -6,6 +6,7 @@ import os
 import stat
 from datetime import datetime, timezone
 
+import pytest
 from sqlalchemy import select
 
 from mailbot import pipeline, samples, store
@@ -13,6 +14,7 @@ from mailbot.authenticity import problem
 from mailbot.config import SecuritySettings, LimitSettings
 from mailbot.models import RawMail
 from mailbot.parse import parse
+from tests.conftest import make_workspace
 
 WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc)
 NQ = "thptngoquyen@haiphong.edu.vn"
@@ -35,7 +37,7 @@ def test_only_the_topmost_authentication_results_is_trusted():
     raw = b"Authentication-Results: mx.haiphong.edu.vn; dmarc=fail header.from=haiphong.edu.vn\r\n" + raw.replace(forged, b"")
     assert "DMARC" in problem(parsed(raw), SecuritySettings(require_auth="dmarc"))
     assert problem(parsed(raw), SecuritySettings(require_auth="off")) == ""
-    ok = mail_with({"Authentication-Results": "mx.haiphong.edu.vn; spf=pass; dkim=fail; dmarc=pass"})
+    ok = mail_with({"Authentication-Results": "mx.haiphong.edu.vn; spf=pass smtp.mailfrom=haiphong.edu.vn; dkim=fail; dmarc=pass"})
     assert problem(parsed(ok), SecuritySettings(require_auth="dkim_or_spf")) == ""
     assert problem(parsed(mail_with({})), SecuritySettings(require_auth="dkim_or_spf")) == ""  # nothing recorded
 
@@ -96,3 +98,120 @@ def test_html_shows_mail_content_escaped(workspace, dovecot, tmp_path):
     rendered = templates.render("ack", context)
     assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
     assert "{{ 7*7 }}" in rendered.text and "49" not in rendered.text  # sender text is data, never template
+
+
+# --- forged senders and backscatter (issue 10, items 3 and 4) ------------------------------------------
+
+MX = "mx.haiphong.edu.vn"
+STRANGER_SUBJECT = "KHUYẾN MÃI LỚN tại http://spam.example"
+
+
+def with_auth(raw: bytes, value: str) -> bytes:
+    """Our server's header, prepended as a receiving server does (the bytes as written, never re-encoded)."""
+    return f"Authentication-Results: {value}\r\n".encode() + raw
+
+
+def report_mail(sender: str, *, subject: str = "Báo cáo", school: str = "Trường THPT Ngô Quyền", from_header: str = "") -> bytes:
+    raw = samples.make_email(sender=sender, sender_name="", subject=subject, body="Kính gửi Sở",
+                             attachments=[("bc.docx", samples.make_report_docx(school), "application/octet-stream")])
+    return raw.replace(f"From: {sender}\r\n".encode(), f"From: {from_header}\r\n".encode(), 1) if from_header else raw
+
+
+@pytest.fixture
+def mailed(tmp_path, dovecot, smtp_sink, monkeypatch):  # type: ignore[no-untyped-def]
+    """A workspace that sends through a real SMTP server; ``notify`` adds [notify] keys."""
+    from tests.test_notify import smtp_section
+
+    def make(notify: str = ""):  # type: ignore[no-untyped-def]
+        monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
+        return make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink, notify=notify))
+    return make
+
+
+def test_forged_senders_are_held_and_get_no_reply(mailed, dovecot, smtp_sink):
+    ws = mailed()
+    forged = {
+        # a sender-chosen envelope address that reads as "dmarc=pass" to a regular expression
+        "mailfrom-trick": with_auth(report_mail(NQ), f"{MX}; spf=fail smtp.mailfrom=dmarc=pass@evil.example; dmarc=fail"),
+        # a DMARC pass, but for another domain than the From's
+        "other-domain": with_auth(report_mail(NQ), f"{MX}; spf=pass smtp.mailfrom=evil.example; dmarc=pass header.from=evil.example"),
+        # several From addresses: the server may have checked the other one
+        "several": with_auth(report_mail(NQ, from_header=f"{NQ}, lures@evil.example"), f"{MX}; dmarc=pass header.from=evil.example"),
+        # a stranger that fails (its report names a school): held, and no neutral receipt either
+        "stranger": with_auth(report_mail("lures@evil.example"), f"{MX}; spf=fail smtp.mailfrom=evil.example; dmarc=fail"),
+    }
+    for raw in forged.values():
+        dovecot.append(raw, WHEN)
+    genuine = with_auth(report_mail("thptthaiphien@haiphong.edu.vn", school="Trường THPT Thái Phiên"),
+                        f"{MX}; spf=pass smtp.mailfrom=haiphong.edu.vn; dmarc=pass header.from=haiphong.edu.vn")
+    dovecot.append(genuine, WHEN)
+    ws.cli("run", "--once")
+    status = ws.status()
+    by_code = {i["code"]: i["status"] for i in status["institutions"]}
+    assert by_code["THPT-NQ"] == "missing" and by_code["THPT-TPH"] == "on_time"
+    reasons = sorted(r["reason"] for r in status["review"])
+    assert len(reasons) == 4
+    assert sum("DMARC" in r for r in reasons) == 3 and sum("nhiều địa chỉ người gửi" in r for r in reasons) == 1
+    assert [c.rcpt_tos for c in smtp_sink.messages] == [("thptthaiphien@haiphong.edu.vn",)]
+
+
+def test_unknown_addresses_get_a_receipt_only_when_authentic_and_never_their_subject(mailed, dovecot, smtp_sink):
+    ws = mailed()
+    verified, unverified = "hieutruong.nq@gmail.example", "lures@evil.example"
+    dovecot.append(with_auth(report_mail(verified, subject=STRANGER_SUBJECT, school="Công ty ABC"),
+                             f"{MX}; dkim=pass header.d=gmail.example; spf=pass smtp.mailfrom=gmail.example; dmarc=pass header.from=gmail.example"), WHEN)
+    dovecot.append(with_auth(report_mail(unverified, subject=STRANGER_SUBJECT, school="Công ty ABC"),
+                             f"{MX}; spf=softfail smtp.mailfrom=evil.example; dmarc=none header.from=evil.example"), WHEN)
+    dovecot.append(with_auth(report_mail(NQ, subject="Báo cáo ANTQ trường Ngô Quyền"), f"{MX}; spf=none; dmarc=none"), WHEN)
+    ws.cli("run", "--once")
+    got = {c.rcpt_tos[0]: c.message for c in smtp_sink.messages}
+    assert set(got) == {verified, NQ}  # the known school is not affected; the unauthenticated stranger gets nothing
+    assert got[NQ]["Subject"] == "Re: Báo cáo ANTQ trường Ngô Quyền"
+    to_stranger = got[verified]
+    assert to_stranger["Subject"] == "Xác nhận đã nhận thư" and to_stranger["In-Reply-To"]
+    assert "KHUYẾN MÃI" not in to_stranger.as_string() and "spam.example" not in to_stranger.get_body(("plain",)).get_content()
+
+
+def test_without_authentication_results_replies_to_unknown_addresses_are_capped_per_day(mailed, dovecot, smtp_sink):
+    ws = mailed("max_unknown_replies_per_day = 2")
+    strangers = [f"victim{n}@third-party.example" for n in range(4)]
+    for n, address in enumerate(strangers):
+        dovecot.append(report_mail(address, subject=f"{STRANGER_SUBJECT} {n}", school="Công ty ABC"), WHEN)
+    dovecot.append(report_mail(NQ), WHEN)  # a known school is never capped
+    ws.cli("run", "--once")
+    sent = smtp_sink.messages
+    to_strangers = [c for c in sent if c.rcpt_tos[0] in strangers]
+    assert len(to_strangers) == 2 and any(c.rcpt_tos == (NQ,) for c in sent) and len(sent) == 3
+    assert all("KHUYẾN MÃI" not in c.message.as_string() for c in to_strangers)
+    listing = ws.cli("outbox", "list").stdout
+    assert listing.count("suppressed") == 2
+    ws.cli("run", "--once")
+    assert len(smtp_sink.messages) == 3  # held back for good, never sent later
+
+
+def test_a_database_of_the_previous_version_gains_the_new_column(tmp_path):
+    from sqlalchemy import create_engine, inspect, text
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    store.connect(url).dispose()
+    old = create_engine(url)
+    with old.begin() as conn:
+        conn.execute(text("ALTER TABLE outbox DROP COLUMN unverified"))
+    old.dispose()
+    engine = store.connect(url)
+    assert "unverified" in {c["name"] for c in inspect(engine).get_columns("outbox")}
+
+
+def test_check_warns_when_recent_mail_carries_no_authentication_results(workspace, dovecot):
+    dovecot.append(report_mail(NQ), WHEN)
+    dovecot.append(with_auth(report_mail(NQ), f"evil.example; dmarc=pass header.from=haiphong.edu.vn"), WHEN)
+    ws = workspace
+    (ws.root / "mailbot.toml").write_text(ws.config_path.read_text() + f'\n[security]\nauthserv_id = "{MX}"\n')
+    result = ws.cli("check", check=False)
+    line = next(l for l in result.stdout.splitlines() if " authentication:" in l)
+    assert line.startswith("warn") and "can be forged" in line and "evil.example" in line
+    assert result.returncode == 0  # a warning, not a failure: the service may still start
+    assert all("Seen" not in flags for flags in dovecot.fetch_flags().values())  # headers were only peeked at
+    dovecot.append(with_auth(report_mail(NQ), f"{MX}; spf=pass smtp.mailfrom=haiphong.edu.vn"), WHEN)
+    line = next(l for l in ws.cli("check").stdout.splitlines() if " authentication:" in l)
+    assert line.startswith("ok") and MX in line
