@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 import hashlib
 import re
-from email.header import decode_header
+from email.header import Header, decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
@@ -32,13 +32,28 @@ def decode_bytes(raw: bytes, charset: str | None = None) -> str:
     return raw.decode("latin-1")
 
 
+def raw_header_text(value: object) -> str:
+    """A header as written, its raw 8-bit bytes (not RFC 2047) decoded as UTF-8, else Windows-1258.
+
+    The parser hands such a header over as a ``Header`` in the ``unknown-8bit`` charset whose ``str()`` has
+    already put U+FFFD in place of every byte; the original bytes are still inside it, so read those."""
+    if isinstance(value, Header):
+        try:
+            return "".join(decode_bytes(raw, None if cs in (None, "unknown-8bit", "us-ascii") else cs)
+                           for raw, cs in decode_header(value))
+        except Exception:  # noqa: BLE001 - a header object we cannot take apart: keep what str() gives
+            return str(value)
+    text = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):  # raw 8-bit bytes smuggled in by the parser
+        text = decode_bytes(text.encode("ascii", "surrogateescape"))
+    return text
+
+
 def decode_header_value(value: object) -> str:
     """RFC 2047 words, raw 8-bit bytes and unknown charsets all end as NFC text; never raises."""
     if value is None:
         return ""
-    text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):  # raw 8-bit bytes smuggled in by the parser
-        text = decode_bytes(text.encode("ascii", "surrogateescape"))
+    text = raw_header_text(value)
     try:
         chunks = decode_header(text)
     except Exception:  # noqa: BLE001 - malformed encoded words: keep the text as written
@@ -56,10 +71,7 @@ def _header(msg: Message, name: str) -> str:
 
 def _raw_text(raw: object) -> str:
     """A header value as written, undecoded; raw 8-bit bytes read in the likely charsets."""
-    text = str(raw)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
-        text = decode_bytes(text.encode("ascii", "surrogateescape"))
-    return " ".join(text.split())
+    return " ".join(raw_header_text(raw).split())
 
 
 def _all_values(msg: Message, name: str) -> list[object]:
@@ -128,13 +140,30 @@ def message_id_of(msg: Message, data: bytes) -> tuple[str, tuple[str, ...]]:
     return f"<{hashlib.sha256(data).hexdigest()[:32]}@missing-message-id.mailbot>", ("no_message_id",)
 
 
-def _part_name(part: Message) -> str:
+def _filename(part: Message) -> str:
     try:
         raw = part.get_filename() or part.get_param("name")
     except Exception:  # noqa: BLE001 - broken RFC 2231 parameters
         raw = None
     if isinstance(raw, tuple):  # an RFC 2231 value that compat32 left undecoded
         raw = email.utils.collapse_rfc2231_value(raw)
+    return raw if isinstance(raw, str) else ""
+
+
+def _redecoded(part: Message) -> Message:
+    """The part's naming headers with their raw 8-bit bytes decoded (the parser turned them into U+FFFD)."""
+    headers = Message()
+    for name in ("Content-Disposition", "Content-Type"):
+        value = part.get(name)
+        if value is not None:
+            headers[name] = raw_header_text(value)
+    return headers
+
+
+def _part_name(part: Message) -> str:
+    raw = _filename(part)
+    if "\ufffd" in raw:
+        raw = _filename(_redecoded(part)) or raw
     return safe_basename(decode_header_value(raw)) if raw else ""
 
 

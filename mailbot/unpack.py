@@ -65,11 +65,29 @@ def _zip_problem(entries: list[zipfile.ZipInfo], packed: int, limits: LimitSetti
     return ""
 
 
+# Names in a zip without the UTF-8 flag are bytes in whatever code page wrote them: tools that write UTF-8
+# anyway, Windows in Vietnamese (cp1258), and the OEM code page the format assumes (cp437), in that order.
+_ZIP_NAME_ENCODINGS = ("utf-8", "cp1258")
+
+
+def zip_name(raw: bytes) -> str:
+    """An unflagged zip entry name from its bytes; never holds U+FFFD (cp437 decodes every byte)."""
+    for encoding in _ZIP_NAME_ENCODINGS:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("cp437")
+
+
 def _entry_name(entry: zipfile.ZipInfo) -> str:
     name = entry.filename
-    if not entry.flag_bits & 0x800:  # no UTF-8 flag: Windows zips use the OEM code page
-        name = name.encode("cp437", "replace").decode("utf-8", "replace")
-    return safe_basename(name)
+    if not entry.flag_bits & 0x800:  # zipfile decoded the bytes as cp437: get them back and decode them again
+        try:
+            name = zip_name(name.encode("cp437"))
+        except UnicodeEncodeError:  # not what zipfile produced (cannot happen): keep it as it is
+            pass
+    return safe_basename(name.replace("\ufffd", "_"))
 
 
 def _unzip_entry(

@@ -5,8 +5,9 @@ subtypes and depths, bad boundaries, wrong or unknown transfer encodings, bad ch
 NULs, 8-bit garbage, missing or doubled headers, bare LF/CR), plus handpicked cases: huge headers, deep
 nesting, zip bombs, billion-laughs and XXE Word files, path traversal names, header injection attempts, forged
 senders (several From addresses, results hidden in Authentication-Results property values: category
-``forged_sender``, every one of which must be held and get no reply), and the bad messages of the earlier issues.
-The same seed always gives the same bytes.
+``forged_sender``, every one of which must be held and get no reply), raw 8-bit (UTF-8 and Windows-1258) headers
+and file names, zips named in cp1258 without the UTF-8 flag (category ``eight_bit``), and the bad messages of the
+earlier issues. The same seed always gives the same bytes.
 
 Traversal names aim at files called ``CANARY*``; after a run none may exist outside the archive.
 """
@@ -20,6 +21,7 @@ import io
 import quopri
 import random
 import struct
+import unicodedata
 import zipfile
 import zlib
 from urllib.parse import quote
@@ -90,6 +92,40 @@ def zip_of(entries: list[tuple[str, bytes]], *, flag_utf8: bool = True) -> bytes
             info.compress_type = zipfile.ZIP_DEFLATED
             if flag_utf8:
                 info.flag_bits |= 0x800
+            z.writestr(info, data)
+    return buffer.getvalue()
+
+
+def cp1258(text: str) -> bytes:
+    """``text`` as Windows in Vietnamese writes it: precomposed where the code page has the letter, else the
+    letter without its tone followed by the combining tone (Python's codec does not decompose by itself)."""
+    out = bytearray()
+    for ch in unicodedata.normalize("NFC", text):
+        try:
+            out += ch.encode("cp1258")
+        except UnicodeEncodeError:
+            decomposed = unicodedata.normalize("NFD", ch)
+            tone = next(m for m in decomposed if m in "\u0300\u0301\u0303\u0309\u0323")
+            out += unicodedata.normalize("NFC", decomposed.replace(tone, "")).encode("cp1258") + tone.encode("cp1258")
+    return bytes(out)
+
+
+class _LegacyName(zipfile.ZipInfo):
+    """An entry whose name is written as given bytes, without the UTF-8 flag (as old Windows tools do)."""
+
+    raw_name = b""
+
+    def _encodeFilenameFlags(self) -> tuple[bytes, int]:  # noqa: N802 - zipfile's own name
+        return self.raw_name, self.flag_bits & ~0x800
+
+
+def legacy_zip(entries: list[tuple[str, bytes]], encode=cp1258) -> bytes:  # type: ignore[no-untyped-def]
+    """A zip whose entry names are ``encode(name)`` bytes with no UTF-8 flag (default: Windows-1258)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries:
+            info = _LegacyName("x", (1980, 1, 1, 0, 0, 0))
+            info.raw_name, info.compress_type = encode(name), zipfile.ZIP_DEFLATED
             z.writestr(info, data)
     return buffer.getvalue()
 
@@ -202,6 +238,19 @@ def attachment_part(name: str, data: bytes, ctype: str = "application/octet-stre
 def multipart(parts: list[bytes], boundary: str = "b0und4ry", subtype: str = "mixed") -> tuple[str, bytes]:
     body = b"".join(b"--" + boundary.encode() + b"\r\n" + p + b"\r\n" for p in parts) + b"--" + boundary.encode() + b"--\r\n"
     return f'multipart/{subtype}; boundary="{boundary}"', body
+
+
+def eight_bit_mail(encode, address: str, message_id: str, docx: bytes,  # type: ignore[no-untyped-def]
+                   subject: str = "Báo cáo ANTQ - Trường THPT Ngô Quyền",
+                   name: str = "Báo cáo Trường THPT Ngô Quyền.docx") -> bytes:
+    """A message written by old software: From, Subject and the file name as raw ``encode(text)`` bytes."""
+    raw_name = encode(name)
+    return message([
+        ("From", encode("Trường THPT Ngô Quyền") + b" " + address.encode()), ("Subject", encode(subject)),
+        ("Message-ID", message_id), ("MIME-Version", "1.0"),
+        ("Content-Type", b'application/octet-stream; name="' + raw_name + b'"'),
+        ("Content-Disposition", b'attachment; filename="' + raw_name + b'"'), ("Content-Transfer-Encoding", "base64"),
+    ], b64(docx))
 
 
 class Generator:
@@ -522,6 +571,13 @@ class Generator:
                                           "application/zip")]))
         add("path_traversal", self.mail([("evil-cp437.zip", zip_of([(f"../../tmp/{CANARY}-zip.docx", docx)], flag_utf8=False),
                                           "application/zip")]))
+
+        # raw 8-bit headers (no RFC 2047) and zips named in the Vietnamese Windows code page
+        for encode in (lambda t: t.encode("utf-8"), cp1258):
+            add("eight_bit", eight_bit_mail(encode, f"<{ROSTER[10]['emails'][0]}>", self.mid(), docx))
+        for encode in (cp1258, lambda t: t.encode("utf-8"), lambda t: t.encode("cp437", "replace")):
+            add("eight_bit", self.mail([("bc.zip", legacy_zip([("Báo cáo Trường THPT Ngô Quyền.docx", docx),
+                                                               ("Bảng số liệu ĐÃ DUYỆT.docx", docx)], encode), "application/zip")]))
 
         # attachments whose names or types lie
         for name, data, ctype in (("baocao.docx", self.png, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),

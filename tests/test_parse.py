@@ -97,3 +97,34 @@ def test_attachment_over_the_limit_is_named_but_not_kept():
     m = parsed(mail([("video.mp4", os.urandom(200_000), "video/mp4")]), LimitSettings(max_attachment_bytes=100_000))
     (f,) = m.files
     assert f.name == "video.mp4" and f.data == b"" and f.warnings == ("too_large:200000",)
+
+
+def test_raw_8bit_headers_in_utf8_or_windows_1258_read_and_identify_by_name():
+    from tests.hostile_mail import cp1258, eight_bit_mail
+    from tests.test_identify import CAMPAIGN, NQ, ROSTER
+
+    from mailbot.identify import identify
+    from mailbot.models import IdentifiedBy
+
+    for encode in (lambda t: t.encode("utf-8"), cp1258):
+        raw = eight_bit_mail(encode, "<someone@gmail.com>", "<m@x>", samples.minimal_pdf(), subject="Báo cáo ANTQ - Trường THPT Ngô Quyền",
+                             name="Bản dấu đỏ báo cáo ANTQ Ngô Quyền.pdf")
+        m = parsed(raw)
+        assert m.subject == "Báo cáo ANTQ - Trường THPT Ngô Quyền"
+        assert (m.sender, m.sender_name) == ("someone@gmail.com", "Trường THPT Ngô Quyền")
+        assert [(f.name, f.kind) for f in m.files] == [("Bản dấu đỏ báo cáo ANTQ Ngô Quyền.pdf", FileKind.PDF)]
+        verdict = identify(m, ROSTER, (CAMPAIGN,))
+        assert verdict.institution == NQ and verdict.identified_by is IdentifiedBy.NAME
+
+
+def test_zip_names_without_the_utf8_flag_try_utf8_then_cp1258_then_cp437():
+    from tests.hostile_mail import cp1258, legacy_zip
+
+    names = ["Báo cáo Trường THPT Ngô Quyền.docx", "Bảng số liệu ĐÃ DUYỆT.docx"]
+    for encode in (cp1258, lambda t: t.encode("utf-8")):
+        m = parsed(mail([("bc.zip", legacy_zip([(n, DOCX) for n in names], encode), "application/zip")]))
+        assert [f.name for f in m.files] == names
+    box = "Übersicht für Schule.docx"  # cp437 bytes that are neither UTF-8 nor Windows-1258 (0x9A, 0x81)
+    m = parsed(mail([("bc.zip", legacy_zip([(box, DOCX)], lambda t: t.encode("cp437")), "application/zip")]))
+    assert [f.name for f in m.files] == [box]
+    assert not any("\ufffd" in f.name for f in m.files)
