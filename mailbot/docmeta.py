@@ -143,7 +143,7 @@ class _Para:
 
     def __init__(self) -> None:
         self.style: str | None = None
-        self.runs: list[tuple[str, str | None, str | None]] = []  # text, explicit font, character style
+        self.runs: list[tuple[str, str | None, str | None, bool]] = []  # text, explicit font, character style, caps
         self.centered = False
         self.plain = True  # no run has a font of its own or text whose reading depends on the font
 
@@ -203,7 +203,7 @@ def _parse_document(xml, max_paragraphs: int | None) -> _Parsed:
                 if run is not None:
                     para = paras[-1]
                     para.runs.append(run)
-                    if run[1] is not None:
+                    if run[1] is not None or run[3]:
                         para.plain = False
                     elif font_matters(run[0]):
                         para.plain = False
@@ -259,13 +259,15 @@ class _RunNames:
             w + n for n in ("t", "tab", "br", "cr", "softHyphen", "noBreakHyphen"))
         self.rpr, self.rfonts, self.rstyle, self.ppr, self.pstyle, self.jc = (
             w + n for n in ("rPr", "rFonts", "rStyle", "pPr", "pStyle", "jc"))
+        self.caps = frozenset((w + "caps", w + "smallCaps"))
         self.tcpr, self.span, self.vmerge = w + "tcPr", w + "gridSpan", w + "vMerge"
         self.ascii, self.hansi, self.val = w + "ascii", w + "hAnsi", w + "val"
 
-    def run(self, elem) -> tuple[str, str | None, str | None] | None:
-        """(text, font, character style) of a ``w:r``; None when it holds no text."""
+    def run(self, elem) -> tuple[str, str | None, str | None, bool] | None:
+        """(text, font, character style, shown in capitals) of a ``w:r``; None when it holds no text."""
         parts: list[str] = []
         font = style = None
+        caps = False
         for child in elem:
             tag = child.tag
             if tag == self.t:
@@ -277,6 +279,8 @@ class _RunNames:
                         font = _font_of(prop, self.ascii, self.hansi)
                     elif prop.tag == self.rstyle:
                         style = prop.get(self.val)
+                    elif prop.tag in self.caps:  # typed in lower case, shown (and printed) in capitals
+                        caps = caps or prop.get(self.val, "true").lower() not in ("0", "false", "off")
             elif tag == self.tab:
                 parts.append("\t")
             elif tag == self.br or tag == self.cr:
@@ -287,7 +291,7 @@ class _RunNames:
                 parts.append("-")
         if not parts:
             return None
-        return "".join(parts), font, style
+        return "".join(parts), font, style, caps
 
     def paragraph_properties(self, ppr, para: _Para) -> None:
         for prop in ppr:  # direct children only: a w:pPrChange holds the old properties
@@ -450,26 +454,26 @@ def _decode(para: _Para, fonts: _StyleFonts, legacy: set[str]) -> _Text:
     if para.plain:  # the common case: nothing to decode whatever the styles say
         text = runs[0][0] if len(runs) == 1 else "".join(run[0] for run in runs)
         return _Text(nfc(text.replace("\u00ad", "") if "\u00ad" in text else text), para.centered)
-    groups: list[tuple[str | None, list[str]]] = []  # neighbouring runs in one font decode together:
-    for text, font, rstyle in runs:                  # Word may split "aù" (VNI á) between two runs
+    groups: list[tuple[str | None, bool, list[str]]] = []  # neighbouring runs in one font decode together:
+    for text, font, rstyle, caps in runs:                    # Word may split "aù" (VNI á) between two runs
         if font is None and known:
             font = fonts.resolve(rstyle, para.style)
-        if groups and groups[-1][0] == font:
-            groups[-1][1].append(text)
+        if groups and groups[-1][:2] == (font, caps):
+            groups[-1][2].append(text)
         else:
-            groups.append((font, [text]))
+            groups.append((font, caps, [text]))
     parts = []
-    for font, texts in groups:
+    for font, caps, texts in groups:
         text = "".join(texts)
         if not (font_matters(text) or is_uppercase_font(font)):
-            parts.append(text)  # ASCII, or letters only Unicode has: nothing to decode (NFC comes below)
+            parts.append(text.upper() if caps else text)  # nothing to decode (NFC comes below)
             continue
         converted = convert_run(text, font)
         if converted != text:
             encoding = detect(font, text)
             if encoding != "unicode":
                 legacy.add(encoding)
-        parts.append(converted)
+        parts.append(converted.upper() if caps else converted)
     text = "".join(parts)
     if "\u00ad" in text:
         text = text.replace("\u00ad", "")  # a soft hyphen left in Unicode text is invisible

@@ -240,6 +240,35 @@ def test_vni_document_font_from_document_defaults():
         signer_name="Phạm Thị Thuỷ", word_count=python_docx_words(data), tables=(), warnings=("legacy_encoding_vni",))
 
 
+def _shown_in_capitals(data: bytes, stored: set[str]) -> bytes:
+    """The runs holding one of the ``stored`` texts get Word's "All caps" (typed in lower case, shown in capitals)."""
+    document = docx.Document(io.BytesIO(data))
+    runs = [r for t in document.tables for row in t.rows for c in row.cells for p in c.paragraphs for r in p.runs]
+    marked = [r for r in runs if r.text in stored]
+    for run in marked:
+        run.font.all_caps = True
+    assert {r.text for r in marked} == stored
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def test_vni_capitals_typed_as_capitals_or_shown_by_all_caps():
+    # VNI-Windows as documented (base letter + shape/tone byte; capitals take the capital codes Ö Ô Ù Ø Û Ä Â À):
+    # TRƯỜNG = T R Ö ÔØ N G, HIỆU = H I EÄ U, TRƯỞNG = T R Ö ÔÛ N G, NGÔ = N G OÂ, QUYỀN = Q U Y EÀ N.
+    documented = {"TRÖÔØNG THPT NGOÂ QUYEÀN": "TRƯỜNG THPT NGÔ QUYỀN", "HIEÄU TRÖÔÛNG": "HIỆU TRƯỞNG",
+                  "Tröôøng THPT Ngoâ Quyeàn": "Trường THPT Ngô Quyền", "Hieäu tröôûng": "Hiệu trưởng"}
+    assert {from_unicode(text, "vni"): text for text in documented.values()} == documented
+    typed = build(heading_font="VNI-Times", org="TRƯỜNG THPT NGÔ QUYỀN", position="HIỆU TRƯỞNG")
+    shown = _shown_in_capitals(build(heading_font="VNI-Times", org="Trường THPT Ngô Quyền", position="Hiệu trưởng"),
+                               {"Tröôøng THPT Ngoâ Quyeàn", "Hieäu tröôûng"})
+    for data in (typed, shown):
+        meta = read_meta(data)
+        assert (meta.issuer, meta.signer_position, meta.signer_name) == \
+            ("TRƯỜNG THPT NGÔ QUYỀN", "HIỆU TRƯỞNG", "Nguyễn Văn An")
+        assert meta.warnings == ("legacy_encoding_vni",)
+
+
 def test_unicode_typed_into_a_legacy_style_is_kept():
     data = build(style_font=".VnTime", heading_font=".VnTimeH", body=("Trường học an toàn, thân thiện.",))
     document = docx.Document(io.BytesIO(data))
