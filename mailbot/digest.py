@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from mailbot import store
 from mailbot.models import Campaign
 from mailbot.status import CampaignStatus, InstitutionStatus, ReviewItem, Submission
-from mailbot.wording import local_time, warning_text
+from mailbot.wording import arrival_time, local_time, warning_text
 
 
 def active_campaigns(campaigns: tuple[Campaign, ...], now: datetime, late_until_days: int) -> tuple[Campaign, ...]:
@@ -59,7 +59,7 @@ def campaign_context(cs: CampaignStatus, since: datetime | None, now: datetime, 
     groups = [_group(name, members) for name, members in cs.groups().items()]
     totals = {k: sum(g[k] for g in groups) for k in ("total", "on_time", "late", "missing")}
     new = [
-        {"name": i.name, "arrived": local_time(s.received_at, zone), "late": s.received_at > i.deadline,
+        {"name": i.name, "arrived": arrival_time(s.received_at, zone), "late": s.received_at > i.deadline,
          "identified_by": s.identified_by, "at": s.received_at, "document": _document(s)}
         for i in cs.institutions for s in i.submissions
         if (since is None or s.received_at > since) and s.received_at <= now

@@ -71,6 +71,14 @@ def open_inbox(settings: InboxSettings, max_message_bytes: int = 25 * 1024 * 102
     return ImapInbox(settings, max_message_bytes)
 
 
+def arrival(moment: datetime) -> datetime:
+    """The arrival time mailbot keeps, compares with deadlines and shows: the server's, to the whole second.
+
+    IMAP's INTERNALDATE has no fraction; a Maildir file's time has one, which is dropped so that a message shown
+    as arriving at 17:00:00 is judged as arriving at 17:00:00 (on time for a 17:00 deadline)."""
+    return moment.astimezone(timezone.utc).replace(microsecond=0)
+
+
 def _internaldate(value: str) -> datetime:
     """IMAP's ``05-Dec-2023 09:30:00 +0700`` (the day may be space-padded) as an aware UTC datetime."""
     return datetime.strptime(value.strip(), "%d-%b-%Y %H:%M:%S %z").astimezone(timezone.utc)
@@ -106,7 +114,7 @@ class MaildirInbox:
         return (self.path / self._box._lookup(key)).stat().st_mtime  # noqa: SLF001 - mailbox has no public way
 
     def _read(self, key: str) -> RawMail:
-        arrived = datetime.fromtimestamp(self._mtime(key), timezone.utc)
+        arrived = arrival(datetime.fromtimestamp(self._mtime(key), timezone.utc))
         return RawMail(self.source, 0, key, arrived, self._box.get_bytes(key))
 
     def recent_headers(self, count: int) -> list[bytes]:
@@ -291,7 +299,7 @@ class ImapInbox:
         uid, when = _UID_ITEM.search(head), _INTERNALDATE.search(head)
         if not uid:
             return None
-        arrived = _internaldate(when.group(1).decode()) if when else datetime.now(timezone.utc)
+        arrived = arrival(_internaldate(when.group(1).decode()) if when else datetime.now(timezone.utc))
         return RawMail(self.source, self.uidvalidity, uid.group(1).decode(), arrived, body)
 
     @property

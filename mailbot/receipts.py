@@ -30,7 +30,7 @@ from mailbot.authenticity import evidence, problem
 from mailbot.config import OutboxSettings, SecuritySettings
 from mailbot.models import Campaign, InboundMail, Verdict
 from mailbot.notify import compose, department, human_size, reply_subject
-from mailbot.wording import local_time, warning_text
+from mailbot.wording import arrival_time, local_time, warning_text
 
 if TYPE_CHECKING:
     from mailbot.context import Context
@@ -91,7 +91,7 @@ def ack_context(
         "institution": {"code": inst.code, "name": inst.name, "group": inst.group} if inst else None,
         "campaign": {"id": campaign.id, "title": campaign.title} if campaign else None,
         "deadline": local_time(campaign.deadline, zone) if campaign else "",
-        "arrived": local_time(mail.arrived, zone),
+        "arrived": arrival_time(mail.arrived, zone),
         "files": [{"name": f.name, "size": human_size(len(f.data))} for f in mail.files if f.is_report or f.kind == "pdf"],
         "warnings": list(dict.fromkeys(warning_text(w) for w in warnings if w != "no_report_file")),
         "late": verdict.late,

@@ -49,7 +49,9 @@ class UTC(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> str | None:
-        return value.astimezone(timezone.utc).isoformat(timespec="seconds") if value else None
+        # Lossless: what is compared in memory is what is compared in SQL. Whole seconds have no fraction
+        # ("…T10:00:00+00:00"); "+" sorts before ".", so text order stays time order with or without one.
+        return value.astimezone(timezone.utc).isoformat() if value else None
 
     def process_result_value(self, value: str | None, dialect: Any) -> datetime | None:
         return datetime.fromisoformat(value) if value else None

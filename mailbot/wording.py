@@ -59,3 +59,12 @@ def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
         return ""
     local = moment.astimezone(zone)
     return f"{local:%H:%M} ngày {local:%d/%m/%Y}"
+
+
+def arrival_time(moment: datetime | None, zone: ZoneInfo) -> str:
+    """``17:00:01 ngày 05/12/2023``: arrivals to the second, so that one just after a 17:00 deadline does not read
+    as 17:00 while marked late (lateness is judged on this same whole-second time)."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(zone)
+    return f"{local:%H:%M:%S} ngày {local:%d/%m/%Y}"
