@@ -120,9 +120,10 @@ class RosterSettings(_Section):
 
 
 class LimitSettings(_Section):
-    # Most mail servers cap a message at 25 MB; parsing costs several times a message's size in memory.
-    max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=64 * 1024)
-    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # Department mail servers accept messages up to 50 MB (scans of stamped copies are large); a message over
+    # the limit is recorded from its header, held for staff and its sender (a known school) told what to send.
+    max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=64 * 1024)
+    max_attachment_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_zip_entries: int = Field(default=200, ge=1)
     max_zip_total_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     max_zip_ratio: int = Field(default=100, ge=2)

@@ -64,7 +64,7 @@ def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
-def open_inbox(settings: InboxSettings, max_message_bytes: int = 25 * 1024 * 1024) -> Inbox:
+def open_inbox(settings: InboxSettings, max_message_bytes: int = 50 * 1024 * 1024) -> Inbox:
     if settings.kind == "maildir":
         assert settings.path is not None
         return MaildirInbox(settings.path)
@@ -145,7 +145,7 @@ class MaildirInbox:
 class ImapInbox:
     """One IMAP folder; handled mail may be moved to ``processed_folder`` once it is recorded."""
 
-    def __init__(self, settings: InboxSettings, max_message_bytes: int = 25 * 1024 * 1024) -> None:
+    def __init__(self, settings: InboxSettings, max_message_bytes: int = 50 * 1024 * 1024) -> None:
         self.settings = settings
         self.max_message_bytes = max_message_bytes
         self.source = f"imap://{settings.username}@{settings.host}:{settings.effective_port}/{settings.folder}"

@@ -25,8 +25,8 @@ from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import ConfigError
 
 SMTP_COMPAT = compat32.clone(linesep="\r\n")
-KINDS = ("ack", "ack_no_report", "ack_review", "reminder", "late", "digest")
-AUTO_REPLY = {"ack", "ack_no_report", "ack_review"}  # RFC 3834: replies say auto-replied, the rest auto-generated
+KINDS = ("ack", "ack_no_report", "ack_review", "too_large", "reminder", "late", "digest")
+AUTO_REPLY = {"ack", "ack_no_report", "ack_review", "too_large"}  # RFC 3834: replies say auto-replied, the rest auto-generated
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "ack": _RECEIPT,
     "ack_no_report": _RECEIPT,
     "ack_review": {**_RECEIPT, "institution": None},
+    "too_large": {**_RECEIPT, "files": [], "warnings": [], "message_size": "63,2 MB", "max_message_size": "50,0 MB"},
     "reminder": {**_COMMON, "institution": _INSTITUTION, "days_left": 3},
     "late": {**_COMMON, "institution": _INSTITUTION, "days_late": 2},
     "digest": {

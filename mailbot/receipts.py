@@ -5,6 +5,7 @@ The rule (also in the README):
 - a counted submission (identified by address, by name or by staff) gets ``ack``;
 - a message from an identified institution without a Word file gets ``ack_no_report``;
 - a message held for review that carries a Word file gets the neutral ``ack_review``;
+- a message over the size limit from a roster address (held for staff) gets ``too_large``: what to send instead;
 - anything else (held without a Word file, unreadable, a duplicate, our own bounces) gets nothing.
 
 And whom it may reach (no backscatter: mailbot must not be a way to mail third parties):
@@ -45,6 +46,8 @@ def receipt_number(message_pk: int) -> str:
 def ack_kind(mail: InboundMail, verdict: Verdict, state: str, own: set[str]) -> str | None:
     if mail.auto_markers or not mail.sender or mail.sender in own:
         return None
+    if too_large(mail):
+        return "too_large" if verdict.institution else None
     if state == "submission":
         return "ack"
     if state == "no_report" and verdict.institution:
@@ -75,9 +78,14 @@ def audience(mail: InboundMail, roster_addresses: Collection[str], security: Sec
     return None if seen.recorded else Audience.UNVERIFIED
 
 
+def too_large(mail: InboundMail) -> int:
+    """The size of a message held because it is over the size limit, else 0."""
+    return next((int(w.partition(":")[2] or 0) for w in mail.warnings if w.startswith("message_too_large")), 0)
+
+
 def ack_context(
     mail: InboundMail, verdict: Verdict, campaign: Campaign | None, message_pk: int, outbox: OutboxSettings,
-    zone: ZoneInfo, inbox_address: str, *, quote_subject: bool = True,
+    zone: ZoneInfo, inbox_address: str, *, quote_subject: bool = True, max_message_bytes: int = 0,
 ) -> dict[str, Any]:
     """Plain values only: subjects and file names from the sender are data for the template, never template.
     Without ``quote_subject`` the sender's subject is left out (the templates then use their own)."""
@@ -97,6 +105,8 @@ def ack_context(
         "late": verdict.late,
         "identified_by": verdict.identified_by.value if verdict.identified_by else "",
         "sender": mail.sender,
+        "message_size": human_size(too_large(mail)),
+        "max_message_size": human_size(max_message_bytes),
     }
 
 
@@ -112,7 +122,7 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
         return
     campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
     context = ack_context(mail, verdict, campaign, pk, settings.outbox, settings.zone, settings.outbox.address,
-                          quote_subject=reach is Audience.ROSTER)
+                          quote_subject=reach is Audience.ROSTER, max_message_bytes=settings.limits.max_message_bytes)
     rendered = ctx.templates.render(kind, context)
     msg = compose(settings.outbox, ctx.key, kind, (mail.sender,), rendered, in_reply_to=mail.message_id,
                   references=mail.references, when=ctx.clock())

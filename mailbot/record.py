@@ -9,9 +9,10 @@ from pathlib import PurePosixPath
 from sqlalchemy.exc import IntegrityError
 
 from mailbot import archive, receipts, store
+from mailbot.authenticity import hold_if_forged
 from mailbot.context import Context
 from mailbot.docmeta import DocMeta
-from mailbot.models import ArchivedFile, FileKind, InboundMail, RawMail, Verdict
+from mailbot.models import ArchivedFile, FileKind, IdentifiedBy, InboundMail, RawMail, Verdict
 from mailbot.notify import is_ours
 
 log = logging.getLogger("mailbot.record")
@@ -30,11 +31,19 @@ class Outcome:
 
 
 def record_oversized(raw: RawMail, fingerprint: str, mail: InboundMail, ctx: Context) -> Outcome:
-    """Over the size limit: its header is recorded and the message held for staff; it stays on the server."""
-    size_mb = raw.oversized / (1 << 20)
+    """Over the size limit: its header is recorded and the message held for staff; it stays on the server.
+
+    A school known by its (authenticated) address is told, so that it can send the Word file alone in time;
+    it stays held (no campaign) until staff have looked at it in the mailbox."""
+    size_mb, limit_mb = raw.oversized / (1 << 20), ctx.settings.limits.max_message_bytes / (1 << 20)
     mail = replace(mail, files=(), warnings=(f"message_too_large:{raw.oversized}",))
-    verdict = Verdict(None, None, None, reason=f"thư quá lớn ({size_mb:.0f} MB) nên chưa được xử lý; đề nghị xem trực tiếp trong hộp thư")
-    return replace(record(raw, fingerprint, mail, verdict, ctx), keep_on_server=True)
+    known = ctx.roster.by_address.get(mail.sender, ())
+    verdict = Verdict(known[0], IdentifiedBy.ADDRESS, None) if len(known) == 1 else Verdict(None, None, None)
+    verdict = hold_if_forged(verdict, mail, ctx.settings.security)
+    told = "; đã đề nghị đơn vị gửi lại riêng tệp Word" if ctx.settings.notify.acknowledge and receipts.ack_kind(
+        mail, verdict, "review", ctx.own_addresses) else ""
+    reason = f"thư quá lớn ({size_mb:.0f} MB, giới hạn {limit_mb:.0f} MB) nên chưa được xử lý{told}; đề nghị xem trực tiếp trong hộp thư"
+    return replace(record(raw, fingerprint, mail, replace(verdict, reason=reason), ctx), keep_on_server=True)
 
 
 def _state(mail: InboundMail, verdict: Verdict, ctx: Context) -> str:

@@ -252,3 +252,33 @@ def test_broken_template_is_reported_before_anything_is_sent(tmp_path, dovecot, 
     assert result.returncode == 2 and "reminder.txt.j2" in result.stderr and "Traceback" not in result.stderr
     check = ws.cli("check", check=False)
     assert check.returncode == 1 and "reminder.txt.j2" in check.stdout
+
+
+def test_an_oversized_message_from_a_school_gets_a_reply_and_waits_for_staff(tmp_path, dovecot, smtp_sink, monkeypatch):
+    monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
+    ws = make_workspace(tmp_path / "ws", dovecot, extra_inbox='processed_folder = "Da-xu-ly"',
+                        extra=smtp_section(smtp_sink) + "\n[limits]\nmax_message_bytes = 1048576\n")
+    scan = [("Bản dấu đỏ.pdf", samples.minimal_pdf() + bytes(3 << 20), "application/pdf"),
+            ("Báo cáo.docx", samples.make_report_docx("Trường THPT Thái Phiên"), samples.DOCX_TYPE)]
+    school = samples.make_email(sender="thptthaiphien@haiphong.edu.vn", sender_name="Trường THPT Thái Phiên",
+                                subject="Báo cáo ANTQ 2023", body="x", attachments=scan, message_id="<big@thaiphien.vn>")
+    stranger = samples.make_email(sender="someone@gmail.com", sender_name="", subject="Báo cáo", body="x",
+                                  attachments=scan, message_id="<big@gmail.com>")
+    for raw in (school, stranger):
+        dovecot.append(raw, datetime(2023, 12, 4, 3, 0, tzinfo=timezone.utc))
+    ws.cli("run", "--once")
+    (reply,) = smtp_sink.wait_for(1)
+    msg = reply.message
+    assert reply.rcpt_tos == ("thptthaiphien@haiphong.edu.vn",) and msg["In-Reply-To"] == "<big@thaiphien.vn>"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    text = msg.get_body(("plain",)).get_content()
+    assert "Kính gửi: Trường THPT Thái Phiên" in text and "vượt quá mức 1,0 MB" in text
+    assert "chỉ đính kèm tệp Word báo cáo" in text and "nén hoặc giảm độ phân giải các bản chụp" in text
+    assert "vượt quá mức 1,0 MB" in msg.get_body(("html",)).get_content()
+    review = {r["message_id"]: r for r in ws.status()["review"]}
+    assert set(review) == {"<big@thaiphien.vn>", "<big@gmail.com>"}
+    assert "quá lớn" in review["<big@thaiphien.vn>"]["reason"] and "đã đề nghị đơn vị" in review["<big@thaiphien.vn>"]["reason"]
+    assert "đã đề nghị" not in review["<big@gmail.com>"]["reason"]
+    assert len(dovecot.uids()) == 2  # both stay in the inbox, never moved to the processed folder
+    ws.cli("run", "--once")
+    assert len(smtp_sink.messages) == 1 and len(dovecot.uids()) == 2  # told once; the mail stays for staff

@@ -38,6 +38,7 @@ OUTBOX_KIND = {
     "ack": "Xác nhận đã nhận báo cáo",
     "ack_no_report": "Đề nghị gửi lại tệp báo cáo",
     "ack_review": "Xác nhận đã nhận thư (chờ cán bộ xem xét)",
+    "too_large": "Thư vượt quá dung lượng: đề nghị gửi lại",
     "reminder": "Nhắc nộp báo cáo",
     "late": "Thông báo quá hạn nộp",
     "digest": "Thư tổng hợp hằng ngày",
