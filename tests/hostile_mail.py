@@ -124,7 +124,7 @@ def legacy_zip(entries: list[tuple[str, bytes]], encode=cp1258) -> bytes:  # typ
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in entries:
-            info = _LegacyName("x", (1980, 1, 1, 0, 0, 0))
+            info = _LegacyName(name, (1980, 1, 1, 0, 0, 0))
             info.raw_name, info.compress_type = encode(name), zipfile.ZIP_DEFLATED
             z.writestr(info, data)
     return buffer.getvalue()
