@@ -40,9 +40,12 @@ def record_oversized(raw: RawMail, fingerprint: str, mail: InboundMail, ctx: Con
     known = ctx.roster.by_address.get(mail.sender, ())
     verdict = Verdict(known[0], IdentifiedBy.ADDRESS, None) if len(known) == 1 else Verdict(None, None, None)
     verdict = hold_if_forged(verdict, mail, ctx.settings.security)
-    told = "; đã đề nghị đơn vị gửi lại riêng tệp Word" if ctx.settings.notify.acknowledge and receipts.ack_kind(
-        mail, verdict, "review", ctx.own_addresses) else ""
-    reason = f"thư quá lớn ({size_mb:.0f} MB, giới hạn {limit_mb:.0f} MB) nên chưa được xử lý{told}; đề nghị xem trực tiếp trong hộp thư"
+    told = ctx.settings.notify.acknowledge and receipts.ack_kind(mail, verdict, "review", ctx.own_addresses) and \
+        receipts.audience(mail, ctx.roster.by_address, ctx.settings.security) is not None
+    reason = "; ".join(filter(None, (
+        f"thư quá lớn ({size_mb:.0f} MB, giới hạn {limit_mb:.0f} MB) nên chưa được xử lý",
+        "đã đề nghị đơn vị gửi lại riêng tệp Word" if told else "", verdict.reason,  # why the sender is doubted
+        "đề nghị xem trực tiếp trong hộp thư")))
     return replace(record(raw, fingerprint, mail, replace(verdict, reason=reason), ctx), keep_on_server=True)
 
 
