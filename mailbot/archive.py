@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path, PurePosixPath
 
 from mailbot.models import Institution
@@ -37,17 +37,22 @@ def institution_folder(campaign_id: str, inst: Institution) -> PurePosixPath:
     )
 
 
-def review_folder(arrived: datetime) -> PurePosixPath:
-    return PurePosixPath("_review", arrived.strftime("%Y-%m-%d"))
+def review_folder(arrived: datetime, zone: tzinfo) -> PurePosixPath:
+    """``_review/2023-12-05``: the day in the department's time zone, as staff count days."""
+    return PurePosixPath("_review", arrived.astimezone(zone).strftime("%Y-%m-%d"))
 
 
 def eml_path(arrived: datetime, fingerprint: str) -> PurePosixPath:
     return PurePosixPath("_messages", arrived.strftime("%Y"), arrived.strftime("%m"), f"{fingerprint}.eml")
 
 
-def file_name(arrived: datetime, fingerprint: str, index: int, name: str) -> str:
-    """Unique per message and position, so a resubmission never overwrites an earlier version."""
-    return f"{arrived.strftime('%Y%m%d-%H%M%S')}_{fingerprint[:8]}_{index}_{safe_component(name)}"
+def file_name(arrived: datetime, zone: tzinfo, fingerprint: str, index: int, name: str) -> str:
+    """``20231201-091200_<fp>_0_<name>``: the arrival time as staff see it everywhere else (the department's zone).
+
+    Unique per message and position (the fingerprint, not the time, guarantees it, even across a clock change),
+    so a resubmission never overwrites an earlier version.
+    """
+    return f"{arrived.astimezone(zone).strftime('%Y%m%d-%H%M%S')}_{fingerprint[:8]}_{index}_{safe_component(name)}"
 
 
 def sha256(data: bytes) -> str:

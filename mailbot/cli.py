@@ -125,14 +125,15 @@ class _Progress:
 
 
 def _summary(report: pipeline.RunReport) -> str:
-    parts = [f"{n} {state}" for state, n in sorted(report.states.items())] or ["nothing new"]
-    line = f"processed {report.fetched} message(s): " + ", ".join(parts) + (f"; moved {report.moved}" if report.moved else "")
-    return line + "\n" + _delivery(report.delivery)
+    from mailbot.console import run_summary
+
+    return run_summary(dict(report.states), report.moved) + "\n" + _delivery(report.delivery)
 
 
 def _delivery(d: outbox.DeliveryReport) -> str:
-    line = f"outbox: {d.sent} sent, {d.retrying} to retry, {d.failed} failed"
-    return line + (f" (last error: {d.errors[-1]})" if d.errors else "")
+    from mailbot.console import delivery_summary
+
+    return delivery_summary(d.sent, d.retrying, d.failed, d.errors[-1] if d.errors else "")
 
 
 @cli.command()
@@ -216,11 +217,12 @@ def remind(state: State, dry_run: bool) -> None:
     settings = state.settings()
     engine = store.connect(settings.db_url)
     now = state.clock(settings)
+    from mailbot.console import notice_line, notices_summary
+
     planned = dispatch.queue_notices(settings, engine, now, dry_run=dry_run)
     for p in planned:
-        to = ", ".join(p.recipients) or "(no usable address)"
-        click.echo(f"{p.status:10} {p.notice.kind:8} {p.notice.campaign.id} {p.notice.institution.code:10} {to}")
-    click.echo(f"{len(planned)} notice(s) due", err=True)
+        click.echo(notice_line(p.status, p.notice.kind, p.notice.campaign.title, p.notice.institution.code, p.recipients))
+    click.echo(notices_summary(len(planned), dry_run), err=True)
     if not dry_run:
         click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
 
@@ -239,7 +241,8 @@ def digest(state: State, print_: bool, send: bool) -> None:
     now = state.clock(settings)
     if send:
         queued, _ = dispatch.queue_digest(settings, engine, now)
-        click.echo("today's digest was already queued" if queued.status == "exists" else "digest queued", err=True)
+        click.echo("Thư tổng hợp hôm nay đã được gửi trước đó" if queued.status == "exists"
+                   else "Đã đưa thư tổng hợp hôm nay vào hàng đợi gửi", err=True)
         click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
         return
     rendered, _ = dispatch.render_digest(settings, engine, now)
@@ -339,6 +342,17 @@ def demo(folder: Path | None) -> None:
     click.echo(f"Demo folder: {root}\n  config: {root / 'mailbot.toml'}\n  archive: {settings.archive_dir}\n"
                f"  outgoing mail: {settings.outbox_dir}\n  Excel tracker: {tracker}\n"
                f"  consolidated figures (mailbot compile): {consolidation}")
+    click.echo(demo_web_instructions(root / "mailbot.toml"))
+
+
+def demo_web_instructions(config_path: Path) -> str:
+    """The commands that show the web pages as they stood on the demo's morning, not years later."""
+    from mailbot.demo import DIGEST_AT
+
+    at = f"{DIGEST_AT:%Y-%m-%dT%H:%M}"
+    base = f"python3 -m mailbot --config {config_path} --now {at}"
+    return (f"Web pages as on the demo's morning ({DIGEST_AT:%d/%m/%Y %H:%M}):\n"
+            f"  {base} user add lan\n  {base} web")
 
 
 def _plain_text(raw: bytes) -> str:

@@ -46,7 +46,7 @@ from mailbot.models import Campaign, FileKind
 from mailbot.status import FileRow, InstitutionStatus, campaign_status
 from mailbot.text import fold
 from mailbot.wording import local_time
-from mailbot.workbook import _fit_columns, _print_setup, _write_table, put, unique_sheet_name
+from mailbot.workbook import _fit_columns, _print_setup, _wrap_rows, _write_table, put, unique_sheet_name
 
 SUMMARY_SHEET = "Tổng hợp"
 REVIEW_SHEET = "Cần xem xét"
@@ -55,6 +55,7 @@ SOURCE_HEADER = "Tệp nguồn"
 REVIEW_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Nhóm", "Tệp", "Bảng số", "Tiêu đề cột", "Số dòng", "Lý do")
 SHAPE_HEADERS = ("Bảng", "Trang tính", "Tiêu đề cột", "Số đơn vị", "Số bảng", "Số dòng", "Cột được cộng")
 MISSING_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Nhóm")
+TEXT_WIDTH = 22  # the widest a text column grows before it wraps (the sheets are printed, fitted to A4 width)
 GROUP_TOTAL = "Cộng nhóm {group}"
 GRAND_TOTAL = "Tổng cộng"
 NOT_SUBMITTED = "Chưa nộp báo cáo"
@@ -703,7 +704,11 @@ def _shape_sheet(ws: Worksheet, comp: Compilation, shape: Shape) -> None:
                 cell.fill = _TOTAL_FILL if kind == "total" else _SUBTOTAL_FILL
     ws.freeze_panes = "C2"  # the header and the institution's code and name stay in sight
     ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(lines)}"  # the grand total stays below it
-    _fit_columns(ws, [headers, *lines])
+    # Narrow columns that wrap, so the sheet prints on A4 landscape at a readable size.
+    caps = (11, 24, 12, *(TEXT_WIDTH for _ in shape.header), TEXT_WIDTH)
+    widths = _fit_columns(ws, [headers, *lines], caps)
+    text_columns = [col for col in range(2, len(headers) + 1) if col not in formats]
+    _wrap_rows(ws, 1, [headers, *lines], widths, text_columns)
     _print_setup(ws, comp.campaign.title, shape.sheet, title_row=1)
 
 
@@ -712,10 +717,8 @@ def _review_sheet(ws: Worksheet, comp: Compilation) -> None:
     _write_table(ws, 1, REVIEW_HEADERS, [[_safe(v) for v in row] for row in rows])
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(REVIEW_HEADERS))}{len(rows) + 1}"
-    _fit_columns(ws, [REVIEW_HEADERS, *rows])
-    for r in range(2, len(rows) + 2):
-        for col in (6, 8):
-            ws.cell(r, col).alignment = _WRAP
+    widths = _fit_columns(ws, [REVIEW_HEADERS, *rows], (11, 24, 12, TEXT_WIDTH, 8, TEXT_WIDTH, 8, 30))
+    _wrap_rows(ws, 1, [REVIEW_HEADERS, *rows], widths, (2, 4, 6, 8))
     _print_setup(ws, comp.campaign.title, REVIEW_SHEET, title_row=1)
 
 
@@ -724,7 +727,7 @@ def _summary_sheet(ws: Worksheet, comp: Compilation) -> None:
     total = len(comp.reports)
     submitted = sum(1 for r in comp.reports if r.submitted)
     put(ws, 1, 1, c.title).font = Font(bold=True, size=14)
-    ws["A2"] = f"Đợt báo cáo: {c.id}; hạn nộp {local_time(c.deadline, comp.zone)}"
+    ws["A2"] = f"Hạn nộp: {local_time(c.deadline, comp.zone)}"
     ws["A3"] = f"Tổng hợp lúc {local_time(comp.generated_at, comp.zone)}"
     ws["A4"] = (f"Đơn vị đã nộp: {submitted}/{total}; đọc được báo cáo: {len(comp.readable)}; "
                 f"có số liệu trong các bảng tổng hợp: {len(comp.contributors)}")

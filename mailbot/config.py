@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from email.utils import parseaddr
@@ -241,6 +242,8 @@ class CampaignSettings(_Section):
     groups: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
     accept_late_days: int = Field(default=60, ge=0)
+    plan: str = ""  # the plan the campaign implements, e.g. "số 1234/KH-SGDĐT ngày 20/11/2023"
+    contact: str = ""  # whom schools call, e.g. "bà Nguyễn Thị Lan, điện thoại 0225.3xxx.xxx"
     notify: ChaseSettings = ChaseSettings()
 
 
@@ -327,6 +330,14 @@ def _aware(value: datetime | date, zone: ZoneInfo, *, end_of_day: bool) -> datet
     return value if value.tzinfo else value.replace(tzinfo=zone)
 
 
+def plan_reference(text: str) -> str:
+    """``Số 1234/KH-SGDĐT ngày …`` or ``Kế hoạch số …`` → ``số 1234/KH-SGDĐT ngày …``, to follow "Kế hoạch" in a sentence."""
+    plan = " ".join(unicodedata.normalize("NFC", text).split())
+    if plan.casefold().startswith("kế hoạch"):
+        plan = plan[len("kế hoạch"):].strip()
+    return "số" + plan[2:] if plan[:2] == "Số" else plan
+
+
 def _campaign(c: CampaignSettings, zone: ZoneInfo) -> Campaign:
     return Campaign(
         id=c.id,
@@ -336,6 +347,8 @@ def _campaign(c: CampaignSettings, zone: ZoneInfo) -> Campaign:
         groups=c.groups,
         keywords=c.keywords,
         accept_late_days=c.accept_late_days,
+        plan=plan_reference(c.plan),
+        contact=" ".join(c.contact.split()),
     )
 
 

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailbot.status import CampaignStatus
-from mailbot.wording import IDENTIFIED_BY, STATUS, local_time, warning_text
+from mailbot.wording import IDENTIFIED_BY, STATUS, clip, local_time, warning_texts
 
 _STYLE = {"on_time": "green", "late": "yellow", "missing": "red"}
 
@@ -16,7 +16,7 @@ _STYLE = {"on_time": "green", "late": "yellow", "missing": "red"}
 def print_status(cs: CampaignStatus, zone: ZoneInfo, console: Console | None = None) -> None:
     console = console or Console()
     c = cs.campaign
-    console.print(f"[bold]{c.title}[/bold]  ({c.id}) — hạn nộp {local_time(c.deadline, zone)}")
+    console.print(f"[bold]{c.title}[/bold] — hạn nộp {local_time(c.deadline, zone)}")
     for group, members in cs.groups().items():
         console.print(_group_table(group, members, zone))
     if cs.review:
@@ -31,11 +31,11 @@ def _group_table(group: str, members: list, zone: ZoneInfo) -> Table:  # type: i
         table.add_column(header)
     for m in members:
         files = [f for s in m.submissions for f in s.files if f.path]
-        warnings = {warning_text(w) for s in m.submissions for w in (*s.warnings, *(x for f in s.files for x in f.warnings))}
+        warnings = warning_texts(w for s in m.submissions for w in (*s.warnings, *(x for f in s.files for x in f.warnings)))
         table.add_row(
             m.code, m.name, f"[{_STYLE[m.status]}]{STATUS[m.status]}[/]", local_time(m.submitted_at, zone),
             str(len(files)), IDENTIFIED_BY.get(m.submissions[0].identified_by, "") if m.submissions else "",
-            "; ".join(sorted(warnings)),
+            "; ".join(warnings),
         )
     return table
 
@@ -45,5 +45,41 @@ def _review_table(cs: CampaignStatus, zone: ZoneInfo) -> Table:
     for header in ("Số", "Người gửi", "Tiêu đề", "Nhận lúc", "Lý do"):
         table.add_column(header)
     for r in cs.review:
-        table.add_row(f"#{r.pk}", r.sender, r.subject, local_time(r.received_at, zone), r.reason)
+        table.add_row(f"#{r.pk}", r.sender, clip(r.subject), local_time(r.received_at, zone), r.reason)
     return table
+
+
+# --- what staff read after a command (the logs and --help stay in English) -----------------------------------
+
+MESSAGE_STATES = {
+    "submission": "báo cáo được ghi nhận", "no_report": "thư không kèm tệp Word", "review": "thư chờ cán bộ xem xét",
+    "error": "thư không đọc được", "duplicate": "thư trùng (đã ghi nhận trước đó)", "bounce": "thư báo gửi không thành công",
+}
+NOTICE_KINDS = {"reminder": "nhắc hạn", "late": "quá hạn"}
+NOTICE_STATUS = {"pending": "chờ gửi", "suppressed": "không gửi (vượt giới hạn thư tự động)", "exists": "đã gửi trước đó",
+                 "failed": "không gửi được", "dry-run": "dự kiến"}
+
+
+def run_summary(states: dict[str, int], moved: int) -> str:
+    """``Đã xử lý 18 thư: 16 báo cáo được ghi nhận, 1 thư không kèm tệp Word, 1 thư chờ cán bộ xem xét``."""
+    order = list(MESSAGE_STATES)
+    ranked = sorted(states.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]))
+    parts = [f"{n} {MESSAGE_STATES.get(state, state)}" for state, n in ranked if n] or ["không có thư mới"]
+    moved_words = f"; đã chuyển {moved} thư sang thư mục đã xử lý" if moved else ""
+    return f"Đã xử lý {sum(states.values())} thư: " + ", ".join(parts) + moved_words
+
+
+def delivery_summary(sent: int, retrying: int, failed: int, last_error: str = "") -> str:
+    line = f"Thư đi: đã gửi {sent}, chờ gửi lại {retrying}, gửi không thành công {failed}"
+    return line + (f" (lỗi gần nhất: {last_error})" if last_error else "")
+
+
+def notice_line(status: str, kind: str, campaign_title: str, code: str, recipients: tuple[str, ...]) -> str:
+    to = ", ".join(recipients) or "(đơn vị không có địa chỉ thư dùng được)"
+    return f"{NOTICE_STATUS.get(status, status)} – {NOTICE_KINDS.get(kind, kind)} – {code} – {to} – {campaign_title}"
+
+
+def notices_summary(count: int, dry_run: bool) -> str:
+    if dry_run:
+        return f"{count} thư nhắc hạn/quá hạn sẽ được gửi hôm nay (chạy thử, chưa gửi)"
+    return f"{count} thư nhắc hạn/quá hạn đến lượt gửi hôm nay"

@@ -41,6 +41,9 @@ id = "antq-2023"
 title = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
 opens = 2023-11-01T00:00:00
 deadline = 2023-12-05T17:00:00
+# The plan the reminders cite, and whom schools call (the seed plan leaves its number and date blank: invented here).
+plan = "Số 2516/KH-SGDĐT ngày 30/10/2023"
+contact = "bà Nguyễn Thị Lan, chuyên viên Phòng GDTX&ĐH, điện thoại 0225.3xxx.xxx"
 """
 
 

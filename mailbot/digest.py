@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from mailbot import store
 from mailbot.models import Campaign
 from mailbot.status import CampaignStatus, InstitutionStatus, ReviewItem, Submission
-from mailbot.wording import arrival_time, local_time, warning_text
+from mailbot.wording import arrival_time, clip, local_time, warning_texts
 
 
 def active_campaigns(campaigns: tuple[Campaign, ...], now: datetime, late_until_days: int) -> tuple[Campaign, ...]:
@@ -65,9 +65,9 @@ def campaign_context(cs: CampaignStatus, since: datetime | None, now: datetime, 
         if (since is None or s.received_at > since) and s.received_at <= now
     ]
     warnings = [
-        {"name": i.name, "text": warning_text(w)}
+        {"name": i.name, "text": text}
         for i in cs.institutions for s in i.submissions[-1:]
-        for w in dict.fromkeys([*s.warnings, *(x for f in s.files for x in f.warnings)])
+        for text in warning_texts([*s.warnings, *(x for f in s.files for x in f.warnings)])
     ]
     return {
         "id": cs.campaign.id, "title": cs.campaign.title, "deadline": local_time(cs.campaign.deadline, zone),
@@ -81,7 +81,7 @@ def campaign_context(cs: CampaignStatus, since: datetime | None, now: datetime, 
 
 
 def _review(items: tuple[ReviewItem, ...], zone: ZoneInfo) -> list[dict[str, str]]:
-    return [{"receipt": f"{r.pk:06d}", "sender": r.sender or "(không rõ)", "subject": r.subject,
+    return [{"receipt": f"{r.pk:06d}", "sender": r.sender or "(không rõ)", "subject": clip(r.subject),
              "arrived": local_time(r.received_at, zone), "reason": r.reason} for r in items]
 
 

@@ -64,7 +64,9 @@ def _notice_context(settings: Settings, n: Notice, now: datetime) -> dict[str, A
     return {
         **_common(settings, now),
         "institution": {"code": i.code, "name": i.name, "group": i.group},
-        "campaign": {"id": n.campaign.id, "title": n.campaign.title},
+        "campaign": {"id": n.campaign.id, "title": n.campaign.title, "plan": n.campaign.plan,
+                     "contact": n.campaign.contact},
+        "contact": "",  # the notice's body already names the campaign's contact; the footer does not repeat it
         "deadline": local_time(i.deadline, zone), "deadline_short": f"{i.deadline.astimezone(zone):%d/%m/%Y}",
         "days_left": n.days, "days_late": n.days,
     }

@@ -147,6 +147,8 @@ class Campaign:
     groups: tuple[str, ...] = ()  # empty = every group
     keywords: tuple[str, ...] = ()
     accept_late_days: int = 60
+    plan: str = ""  # "số 1234/KH-SGDĐT ngày 20/11/2023": the plan the reminders cite
+    contact: str = ""  # the person schools ask, with a phone number
 
     def concerns(self, group: str) -> bool:
         return not self.groups or group in self.groups

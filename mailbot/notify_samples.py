@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 _INSTITUTION = {"code": "THPT-NQ", "name": "Trường THPT Ngô Quyền", "group": "THPT"}
-_CAMPAIGN = {"id": "antq-2023", "title": "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"}
+_CAMPAIGN = {"id": "antq-2023", "title": "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023",
+             "plan": "số 2816/KH-SGDĐT ngày 20/11/2023", "contact": "bà Nguyễn Thị Lan, điện thoại 0225.3xxx.xxx"}
 _COMMON = {
     "department": "Phòng GDTX&ĐH - Sở GDĐT Hải Phòng",
     "inbox_address": "gdtx@haiphong.edu.vn",
@@ -13,6 +14,7 @@ _COMMON = {
     "deadline": "17:00 ngày 05/12/2023",
     "deadline_short": "05/12/2023",
     "now": "08:00 ngày 02/12/2023",
+    "contact": "bà Nguyễn Thị Lan, điện thoại 0225.3xxx.xxx",
 }
 _RECEIPT = {
     **_COMMON,
@@ -21,7 +23,7 @@ _RECEIPT = {
     "reply_subject": "Re: Báo cáo ANTQ 2023",
     "arrived": "09:12 ngày 01/12/2023",
     "files": [{"name": "Báo cáo.docx", "size": "38,5 KB"}],
-    "warnings": ["Tệp định dạng Word cũ (.doc)"],
+    "warnings": ["Tệp báo cáo ở định dạng Word cũ (.doc), Sở chưa mở được; đề nghị quý đơn vị gửi lại tệp .docx"],
     "late": False,
     "identified_by": "name",
     "sender": "thpt.nq@gmail.com",
@@ -47,7 +49,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
             "new": [{"name": "Trường THPT Ngô Quyền", "arrived": "09:12 ngày 01/12/2023", "late": False, "identified_by": "name",
                      "document": "số 15/BC-THPTNQ ngày 01/12/2023"}],
             "missing": [{"group": "THPT", "names": ["Trường THPT Thái Phiên"]}],
-            "warnings": [{"name": "Trường THPT Ngô Quyền", "text": "Tệp định dạng Word cũ (.doc)"}],
+            "warnings": [{"name": "Trường THPT Ngô Quyền", "text": "Tệp báo cáo ở định dạng Word cũ (.doc), Sở chưa mở được; đề nghị quý đơn vị gửi lại tệp .docx"}],
         }],
         "review": [{"receipt": "000015", "sender": "x@yahoo.com", "subject": "gửi báo cáo", "arrived": "13:00 ngày 05/12/2023",
                     "reason": "không nhận ra đơn vị gửi"}],

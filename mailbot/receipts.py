@@ -31,7 +31,7 @@ from mailbot.authenticity import evidence, problem
 from mailbot.config import OutboxSettings, SecuritySettings
 from mailbot.models import Campaign, InboundMail, Verdict
 from mailbot.notify import compose, department, human_size, reply_subject
-from mailbot.wording import arrival_time, local_time, warning_text
+from mailbot.wording import arrival_time, local_time, warning_texts
 
 if TYPE_CHECKING:
     from mailbot.context import Context
@@ -85,7 +85,7 @@ def too_large(mail: InboundMail) -> int:
 
 def ack_context(
     mail: InboundMail, verdict: Verdict, campaign: Campaign | None, message_pk: int, outbox: OutboxSettings,
-    zone: ZoneInfo, inbox_address: str, *, quote_subject: bool = True, max_message_bytes: int = 0,
+    zone: ZoneInfo, inbox_address: str, contact: str = "", *, quote_subject: bool = True, max_message_bytes: int = 0,
 ) -> dict[str, Any]:
     """Plain values only: subjects and file names from the sender are data for the template, never template.
     Without ``quote_subject`` the sender's subject is left out (the templates then use their own)."""
@@ -97,11 +97,13 @@ def ack_context(
         "receipt": receipt_number(message_pk),
         "reply_subject": reply_subject(mail.subject) if quote_subject else "",
         "institution": {"code": inst.code, "name": inst.name, "group": inst.group} if inst else None,
-        "campaign": {"id": campaign.id, "title": campaign.title} if campaign else None,
+        "campaign": {"id": campaign.id, "title": campaign.title, "plan": campaign.plan, "contact": campaign.contact}
+        if campaign else None,
+        "contact": campaign.contact if campaign and campaign.contact else contact,
         "deadline": local_time(campaign.deadline, zone) if campaign else "",
         "arrived": arrival_time(mail.arrived, zone),
         "files": [{"name": f.name, "size": human_size(len(f.data))} for f in mail.files if f.is_report or f.kind == "pdf"],
-        "warnings": list(dict.fromkeys(warning_text(w) for w in warnings if w != "no_report_file")),
+        "warnings": warning_texts(w for w in warnings if w != "no_report_file"),
         "late": verdict.late,
         "identified_by": verdict.identified_by.value if verdict.identified_by else "",
         "sender": mail.sender,
@@ -121,8 +123,11 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
         log.info("no receipt for %s: %s is not shown authentic", mail.message_id, mail.sender or "?")
         return
     campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
+    # A message not yet tied to a campaign still names someone to call: the first campaign that has a contact.
+    fallback = next((c.contact for c in ctx.campaigns if c.contact), "")
     context = ack_context(mail, verdict, campaign, pk, settings.outbox, settings.zone, settings.outbox.address,
-                          quote_subject=reach is Audience.ROSTER, max_message_bytes=settings.limits.max_message_bytes)
+                          fallback, quote_subject=reach is Audience.ROSTER,
+                          max_message_bytes=settings.limits.max_message_bytes)
     rendered = ctx.templates.render(kind, context)
     msg = compose(settings.outbox, ctx.key, kind, (mail.sender,), rendered, in_reply_to=mail.message_id,
                   references=mail.references, when=ctx.clock())

@@ -62,7 +62,7 @@ def record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, 
     folder = (
         archive.institution_folder(verdict.campaign_id, verdict.institution)
         if verdict.institution and verdict.campaign_id
-        else archive.review_folder(mail.arrived)
+        else archive.review_folder(mail.arrived, ctx.settings.zone)
     )
     eml = archive.eml_path(raw.internaldate, fingerprint)
     archive.write(ctx.settings.archive_dir, eml, raw.data)
@@ -89,7 +89,7 @@ def archive_file(ctx: Context, folder: PurePosixPath, mail: InboundMail, fingerp
     item = mail.files[index]
     path = ""
     if item.data and (item.is_report or item.kind == FileKind.PDF):
-        relative = folder / archive.file_name(mail.arrived, fingerprint, index, item.name)
+        relative = folder / archive.file_name(mail.arrived, ctx.settings.zone, fingerprint, index, item.name)
         archive.write(ctx.settings.archive_dir, relative, item.data)
         path = str(relative)
     return ArchivedFile(

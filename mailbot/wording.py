@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -9,7 +11,7 @@ STATUS = {"on_time": "Đúng hạn", "late": "Nộp muộn", "missing": "Chưa n
 IDENTIFIED_BY = {"address": "Theo địa chỉ thư", "name": "Theo tên đơn vị (cần xác nhận)", "staff": "Cán bộ xác nhận"}
 
 WARNINGS = {
-    "legacy_doc": "Tệp định dạng Word cũ (.doc); đề nghị gửi lại tệp .docx nếu có thể",
+    "legacy_doc": "Tệp báo cáo ở định dạng Word cũ (.doc); đề nghị quý đơn vị gửi tệp .docx trong các lần báo cáo sau",
     "unreadable_docx": "Tệp Word bị hỏng hoặc không mở được",
     "password_protected": "Tệp Word có đặt mật khẩu, không mở được",
     "not_a_word_file": "Tệp mang tên Word nhưng nội dung không phải tệp Word",
@@ -25,7 +27,7 @@ WARNINGS = {
     "empty_document": "Tệp Word không có nội dung",
     "blank_template": "Tệp Word là mẫu trống, chưa điền nội dung",
     "document_too_large": "Tệp Word quá lớn, không đọc được nội dung",
-    "legacy_doc_unread": "Tệp Word cũ (.doc) chưa đọc được nội dung trên máy chủ",
+    "legacy_doc_unread": "Tệp báo cáo ở định dạng Word cũ (.doc), Sở chưa mở được; đề nghị quý đơn vị gửi lại tệp .docx",
     "legacy_encoding_tcvn3": "Văn bản gõ bằng bảng mã cũ TCVN3 (ABC), đã được chuyển sang Unicode",
     "legacy_encoding_vni": "Văn bản gõ bằng bảng mã cũ VNI, đã được chuyển sang Unicode",
     "bad_date": "Ngày tháng của văn bản không hợp lệ",
@@ -51,6 +53,74 @@ def warning_text(code: str) -> str:
     if name == "heading_other_institution" and detail:
         return f"{text} ({detail})"
     return text
+
+
+# A code that says everything another one says: only the fuller sentence is shown.
+_SUPERSEDES = {"legacy_doc_unread": "legacy_doc"}
+
+
+def warning_texts(codes: Iterable[str]) -> list[str]:
+    """The plain sentences for a file's or a submission's warnings: each once, in first-seen order.
+
+    A .doc that could not be read carries both ``legacy_doc`` and ``legacy_doc_unread``; the school reads one
+    sentence about it, not two.
+    """
+    found = list(codes)
+    names = {c.partition(":")[0] for c in found}
+    hidden = {_SUPERSEDES[n] for n in names if n in _SUPERSEDES}
+    return list(dict.fromkeys(warning_text(c) for c in found if c.partition(":")[0] not in hidden))
+
+
+def document_title(doc_type: str, title: str) -> str:
+    """The trích yếu as a department writes it: ``BÁO CÁO`` + ``Sơ kết …`` → ``Báo cáo sơ kết …``.
+
+    The type is not repeated before a title that already starts with it (``Báo cáo sơ kết …``).
+    """
+    kind, text = " ".join(doc_type.split()), " ".join(title.split())
+    if not kind:
+        return text
+    if not text:
+        return kind.capitalize()
+    if text.casefold().startswith(kind.casefold()):
+        return text[0].upper() + text[1:]
+    keep = len(text) > 1 and text[1].isupper()  # an abbreviation (UBND, THPT) keeps its capitals
+    return f"{kind.capitalize()} {text if keep else text[0].lower() + text[1:]}"
+
+
+INPUT_EXAMPLE = "08/12/2023 17:00"
+_INPUT = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T,]+(\d{1,2})[:hg](\d{2})?)?")
+
+
+def input_time(moment: datetime | None, zone: ZoneInfo) -> str:
+    """``05/12/2023 17:00``: how forms show a date and time, whatever the browser's language."""
+    return f"{moment.astimezone(zone):%d/%m/%Y %H:%M}" if moment else ""
+
+
+def parse_input_time(text: str, zone: ZoneInfo) -> datetime | None:
+    """``05/12/2023 17:00`` (also ``5/12/2023 17h``, a bare date = the end of that day, or ISO) → aware, or None."""
+    text = " ".join(text.split())
+    match = _INPUT.fullmatch(text)
+    try:
+        if match:
+            day, month, year, hour, minute = match.groups()
+            if hour is None:
+                moment = datetime(int(year), int(month), int(day), 23, 59)
+            else:
+                moment = datetime(int(year), int(month), int(day), int(hour), int(minute or 0))
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+
+
+SHOWN_CHARS = 300  # what pages, the digest and the tracker show of a sender's subject; the record keeps it whole
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters with "…": a 20,000-character subject must not swamp a page."""
+    text = text or ""
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
 
 
 def local_time(moment: datetime | None, zone: ZoneInfo) -> str:

@@ -19,10 +19,11 @@ from openpyxl.chart.data_source import AxDataSource, StrRef
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.hyperlink import Hyperlink
+from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.worksheet import Worksheet
 
 from mailbot.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem
-from mailbot.wording import IDENTIFIED_BY, STATUS, local_time, warning_text
+from mailbot.wording import IDENTIFIED_BY, STATUS, clip, document_title, local_time, warning_text, warning_texts
 
 SUMMARY_SHEET = "Tổng hợp"
 REVIEW_SHEET = "Chờ xem xét"
@@ -39,6 +40,10 @@ RECEIPT_FORMAT = '"#"0'  # shows #12, the number staff type in `mailbot review a
 
 MIN_WIDTH, MAX_WIDTH = 8, 60
 LINE_HEIGHT = 15.0  # points per line of the default 11 pt font
+# Widest each column may grow (text wraps below it). Staff print the tracker for the director on A4 landscape,
+# fitted to the page width: about 160 width units in all keep the printed text near 7.5 pt (LibreOffice-measured).
+GROUP_WIDTHS = (4, 11, 20, 9, 16, 5, 16, 13, 22, 14, 8, 9, 15)
+REVIEW_WIDTHS = (6, 24, 40, 16, 40, 30)
 
 # Excel's own Good / Neutral / Bad styles: light fills with dark text stay legible when printed in grey,
 # and the status word itself carries the meaning.
@@ -216,7 +221,7 @@ def _group_sheet(ws: Worksheet, cs: CampaignStatus, group: str, members: Sequenc
     for r, inst in enumerate(members, start=2):
         ws.cell(r, 5).number_format = DATE_FORMAT
         _paint_status(ws.cell(r, 4), inst.status)
-    _finish_table(ws, GROUP_HEADERS, rows, wrap=(3, 7, 8, 9, 10, 12, 13))
+    _finish_table(ws, GROUP_HEADERS, rows, wrap=(3, 7, 8, 9, 10, 12, 13), caps=GROUP_WIDTHS)
     _print_setup(ws, cs.campaign.title, group, title_row=1)
 
 
@@ -244,7 +249,7 @@ def document_cells(inst: InstitutionStatus) -> list[str]:
     when = f"{date[8:10]}/{date[5:7]}/{date[:4]}" if date else ""
     number = " ".join(filter(None, [f"Số {m['number']}" if m.get("number") else "", f"ngày {when}" if when else ""]))
     signer = " – ".join(filter(None, [str(m.get("signer_position") or "").replace("\n", " "), str(m.get("signer_name") or "")]))
-    return [number, " ".join(filter(None, [str(m.get("doc_type") or ""), str(m.get("title") or "")])), signer]
+    return [number, document_title(str(m.get("doc_type") or ""), str(m.get("title") or "")), signer]
 
 
 def received_files(files: Iterable[FileRow]) -> list[str]:
@@ -261,7 +266,7 @@ def received_files(files: Iterable[FileRow]) -> list[str]:
 def plain_warnings(inst: InstitutionStatus) -> list[str]:
     codes = [w for s in inst.submissions for w in (*s.warnings, *(x for f in s.files for x in f.warnings))]
     # Details after ':' (sizes, limits) collapse into one sentence each, in first-seen order.
-    return list(dict.fromkeys(warning_text(c) for c in codes))
+    return warning_texts(codes)
 
 
 def _paint_status(cell: Cell, status: str) -> None:
@@ -278,12 +283,12 @@ def _review_sheet(ws: Worksheet, cs: CampaignStatus, zone: ZoneInfo) -> None:
     for r in range(2, len(rows) + 2):
         ws.cell(r, 1).number_format = RECEIPT_FORMAT
         ws.cell(r, 4).number_format = DATE_FORMAT
-    _finish_table(ws, REVIEW_HEADERS, rows, wrap=(3, 5, 6))
+    _finish_table(ws, REVIEW_HEADERS, rows, wrap=(2, 3, 5, 6), caps=REVIEW_WIDTHS)
     _print_setup(ws, cs.campaign.title, REVIEW_SHEET, title_row=1)
 
 
 def review_row(item: ReviewItem, zone: ZoneInfo) -> list[Any]:
-    return [item.pk, item.sender, item.subject, excel_time(item.received_at, zone), review_reason(item),
+    return [item.pk, item.sender, clip(item.subject), excel_time(item.received_at, zone), review_reason(item),
             "\n".join(received_files(item.files))]
 
 
@@ -331,25 +336,35 @@ def _write_table(ws: Worksheet, header_row: int, headers: Sequence[str], rows: S
 
 
 def _finish_table(ws: Worksheet, headers: Sequence[str], rows: Sequence[Sequence[Any]],
-                  wrap: Sequence[int]) -> None:
-    """Header frozen and filtered, widths fitted, wrapped columns given row heights."""
+                  wrap: Sequence[int], caps: Sequence[int] = ()) -> None:
+    """Header frozen and filtered, widths fitted (within ``caps``), wrapped columns given row heights."""
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(rows) + 1}"
-    widths = _fit_columns(ws, [headers, *rows])
-    for r, row in enumerate(rows, start=2):
-        for col in wrap:
-            ws.cell(r, col).alignment = _WRAP
-        lines = max((_line_count(row[c - 1], widths[c - 1]) for c in wrap), default=1)
+    widths = _fit_columns(ws, [headers, *rows], caps)
+    _wrap_rows(ws, 1, [headers, *rows], widths, wrap)
+
+
+def _wrap_rows(ws: Worksheet, first_row: int, rows: Sequence[Sequence[Any]], widths: Sequence[float],
+               wrap: Sequence[int]) -> None:
+    """Wrap the text of ``wrap`` columns and make each row tall enough for it (header rows wrap every column)."""
+    for r, row in enumerate(rows, start=first_row):
+        columns = range(1, len(row) + 1) if r == first_row else wrap
+        for col in columns:
+            if r != first_row:
+                ws.cell(r, col).alignment = _WRAP
+        lines = max((_line_count(row[c - 1], widths[c - 1]) for c in columns), default=1)
         if lines > 1:
             # Excel does not grow rows for wrapped text written by a program, so size them here.
             ws.row_dimensions[r].height = LINE_HEIGHT * lines
 
 
-def _fit_columns(ws: Worksheet, table: Sequence[Sequence[Any]]) -> list[float]:
+def _fit_columns(ws: Worksheet, table: Sequence[Sequence[Any]], caps: Sequence[int] = ()) -> list[float]:
+    """Each column as wide as its longest line, between MIN_WIDTH and its cap (MAX_WIDTH by default)."""
     widths: list[float] = []
     for col in range(1, len(table[0]) + 1):
         longest = max(_display_length(row[col - 1]) for row in table)
-        width = float(min(MAX_WIDTH, max(MIN_WIDTH, longest + 2)))
+        cap = caps[col - 1] if col <= len(caps) else MAX_WIDTH
+        width = float(min(cap, max(min(MIN_WIDTH, cap), longest + 2)))
         ws.column_dimensions[get_column_letter(col)].width = width
         widths.append(width)
     return widths
@@ -372,13 +387,20 @@ def _line_count(value: Any, width: float) -> int:
 
 
 def _print_setup(ws: Worksheet, title: str, sheet_label: str, title_row: int | None) -> None:
+    """A4 landscape, fitted to the page width, narrow margins; the sheet (the group) heads every page."""
     ws.page_setup.orientation = "landscape"
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0  # as many pages tall as needed
     ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_margins = PageMargins(left=0.4, right=0.4, top=0.75, bottom=0.6, header=0.3, footer=0.3)
+    ws.print_options.horizontalCentered = True
     if title_row:
         ws.print_title_rows = f"{title_row}:{title_row}"  # repeat the header on every printed page
     # '&' starts a code in Excel headers, so a literal one is doubled.
-    ws.oddHeader.center.text = f"{title} — {sheet_label}".replace("&", "&&")
-    ws.oddFooter.center.text = "Trang &P / &N"
+    ws.oddHeader.center.text = sheet_label.replace("&", "&&")
+    ws.oddHeader.center.font = "-,Bold"
+    ws.oddHeader.center.size = 12
+    ws.oddFooter.left.text = title.replace("&", "&&")
+    ws.oddFooter.left.size = 8
+    ws.oddFooter.right.text = "Trang &P / &N"

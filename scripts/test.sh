@@ -28,19 +28,20 @@ fi
 
 # Debian packages the tests use, each with the command that shows it is installed:
 # a real IMAP server, mbsync (benchmarks), openssl (test certificates), LibreOffice (legacy .doc),
-# unar (rar/7z), GNU time (benchmarks), Chromium (the web pages' browser tests drive it with Playwright).
+# LibreOffice Calc (the tracker's printout, converted to PDF), unar (rar/7z), GNU time (benchmarks), Chromium (the web pages' browser tests drive it with Playwright).
 declare -A NEEDED=(
     [dovecot-imapd]=/usr/sbin/dovecot
     [isync]=mbsync
     [openssl]=openssl
     [libreoffice-writer-nogui]=soffice
+    [libreoffice-calc-nogui]=/usr/lib/libreoffice/program/libsclo.so
     [unar]=unar
     [time]=/usr/bin/time
     [chromium]=chromium
 )
 missing=()
 for pkg in "${!NEEDED[@]}"; do
-    command -v "${NEEDED[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+    command -v "${NEEDED[$pkg]}" >/dev/null 2>&1 || [ -e "${NEEDED[$pkg]}" ] || missing+=("$pkg")
 done
 
 # --- system packages --------------------------------------------------------

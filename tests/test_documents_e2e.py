@@ -105,5 +105,5 @@ def test_every_shape_of_report_yields_unicode_metadata_and_the_right_warnings(wo
     out = tmp_path / "theo-doi.xlsx"
     workspace.cli("export", "--output", str(out))
     rows = {r[1]: r for ws in load_workbook(out).worksheets[1:-1] for r in ws.iter_rows(min_row=2, values_only=True)}
-    assert rows["THPT-TPH"][7] == "Số 21/BC-THPTTP ngày 05/12/2023" and rows["THPT-TPH"][8] == f"BÁO CÁO {TITLE}"
+    assert rows["THPT-TPH"][7] == "Số 21/BC-THPTTP ngày 05/12/2023" and rows["THPT-TPH"][8] == f"Báo cáo {TITLE[0].lower()}{TITLE[1:]}"
     assert "Phần đầu văn bản ghi tên đơn vị khác" in rows["THPT-DS"][12]

@@ -45,7 +45,7 @@ def documents_in(raw: bytes) -> dict[str, str]:
 def test_run_once_attributes_every_school_email_and_second_run_adds_nothing(workspace, dovecot):
     cases = load_demo(dovecot)
     first = workspace.cli("run", "--once")
-    assert "processed 18 message(s)" in first.stderr
+    assert "Đã xử lý 18 thư" in first.stderr
     status = workspace.status()
     by_code = {i["code"]: i for i in status["institutions"]}
     for case in (c for c in cases if c.expect and c.files):
@@ -64,7 +64,7 @@ def test_run_once_attributes_every_school_email_and_second_run_adds_nothing(work
     assert [r["message_id"] for r in status["review"]] == [c.message_id for c in cases if c.expect is None]
 
     second = workspace.cli("run", "--once")
-    assert "processed 0 message(s): nothing new" in second.stderr
+    assert "Đã xử lý 0 thư: không có thư mới" in second.stderr
     assert workspace.status() == status
 
 

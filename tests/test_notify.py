@@ -101,12 +101,12 @@ def test_reminders_go_exactly_to_the_missing_once_per_slot(setup):
     assert all(c.message["Auto-Submitted"] == "auto-generated" for c in got)
     assert "còn 3 ngày" in got[0].message.get_body(("plain",)).get_content()
     out = ws.cli("--now", "2023-12-02T15:00", "remind")  # same day again: nothing new
-    assert "pending" not in out.stdout and len(sink.messages) == len(with_address)
+    assert "chờ gửi" not in out.stdout and len(sink.messages) == len(with_address)
 
     sink.clear()
     ws.cli("--now", "2023-12-06T08:00", "remind")  # the day after the deadline: late notices
     late = sink.wait_for(len(with_address))
-    assert all(c.message["Subject"].startswith("Báo cáo quá hạn") for c in late)
+    assert all(c.message["Subject"].startswith("V/v đôn đốc gửi báo cáo (đã quá hạn): ") for c in late)
     ws.cli("--now", "2023-12-07T08:00", "remind")  # late_every_days = 2: not again the next day
     assert len(sink.messages) == len(with_address)
     ws.cli("--now", "2023-12-08T08:00", "remind")
@@ -167,7 +167,7 @@ def test_smtp_auth_starttls_and_transient_failure_retry(tmp_path, dovecot, smtp_
     dovecot.append(case.raw, case.arrival)
     sink.fail_next.append((451, "4.3.0 Try again later"))
     first = ws.cli("run", "--once")
-    assert "1 to retry" in first.stderr and "451" in first.stderr and "smtp-pw-456" not in first.stderr
+    assert "chờ gửi lại 1" in first.stderr and "451" in first.stderr and "smtp-pw-456" not in first.stderr
     assert sink.messages == []
     later = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
     ws.cli("--now", later, "run", "--once")

@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import httpx
 import pytest
@@ -403,9 +404,13 @@ def test_overview_counts_down_before_the_deadline(demo: Settings) -> None:
 def test_institutions_table_search_filter_sort(staff: TestClient) -> None:
     everything = staff.get(f"{C}/institutions").text
     assert "Tìm thấy <b id=\"so-ket-qua\">41</b> đơn vị" in everything
+    head = everything.split("<thead>")[1].split("</thead>")[0]
     for header in ("STT", "Mã đơn vị", "Tên đơn vị", "Trạng thái", "Thời điểm nộp lần đầu", "Số lần nộp",
-                   "Tệp đã nhận", "Nhận diện", "Lưu ý"):
-        assert header in everything
+                   "Bản có dấu (PDF)", "Nhận diện", "Lưu ý"):
+        assert header in head
+    assert "Tệp đã nhận" not in head and "Trích yếu" not in head  # on the institution's page, or on request
+    full = staff.get(f"{C}/institutions", params={"columns": "all"}).text.split("<thead>")[1].split("</thead>")[0]
+    assert all(h in full for h in ("Tệp đã nhận", "Văn bản (số, ngày)", "Trích yếu", "Người ký", "Lưu ý"))
     found = staff.get(f"{C}/institutions", params={"q": "ngo quyen"}).text  # no diacritics typed
     assert "Trường THPT Ngô Quyền" in found and "Phòng GDĐT quận Ngô Quyền" in found
     assert "Trường THPT Thái Phiên" not in found
@@ -443,6 +448,34 @@ def test_institution_page(staff: TestClient) -> None:
     assert staff.get("/c/khong-co-dot-nay/").status_code == 404
     missing = staff.get(f"{C}/institutions/THPT-TPH").text
     assert "Đơn vị chưa gửi báo cáo cho đợt này." in missing
+
+
+def test_pages_read_as_staff_write(staff: TestClient, demo: Settings) -> None:
+    """Campaign titles instead of ids, spaces between words, groups in the overview's order."""
+    csrf = csrf_of(staff.get(f"{C}/institutions/THPT-TL").text)
+    staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": "08/12/2023 17:00"})
+    overview = staff.get(f"{C}/").text
+    assert "Mã đợt" not in overview and f"{CAMPAIGN}." not in overview
+    recent = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", overview.split("Thay đổi gần đây")[1]))
+    assert "Trường THPT Tiên Lãng đến 17:00 ngày 08/12/2023" in recent
+    review = staff.get(f"{C}/review").text
+    groups = re.findall(r'<optgroup label="([^"]+)"', review)
+    overview_groups = [unquote_plus(g) for g in re.findall(r"/institutions\?group=([^\"]+)\"", overview)]
+    assert groups == overview_groups == ["Phòng GDĐT", "THPT", "GDNN-GDTX", "Đơn vị trực thuộc", "Đại học"]
+
+
+def test_a_huge_subject_is_cut_on_the_page_and_kept_whole(staff: TestClient, demo: Settings) -> None:
+    engine = store.connect(demo.db_url)
+    pk = review_pk(demo)
+    subject = "Báo cáo " + "rất-dài-" * 2500  # 20,000 characters, one endless word
+    with engine.begin() as conn:
+        conn.execute(update(store.messages).where(store.messages.c.id == pk).values(subject=subject))
+    page = staff.get(f"{C}/review").text
+    heading = page.split(f'id="tieu-de-{pk}">')[1].split("</h2>")[0]
+    assert heading.endswith("…") and len(heading) < 400
+    assert page.count("rất-dài-") < 100
+    with engine.connect() as conn:
+        assert conn.execute(select(store.messages.c.subject).where(store.messages.c.id == pk)).scalar() == subject
 
 
 def test_review_page_lists_the_held_message(staff: TestClient, demo: Settings) -> None:
@@ -527,15 +560,19 @@ def test_grant_an_extension(staff: TestClient, demo: Settings) -> None:
     # the overview and the table show it at once (the snapshot follows the database)
     assert "1 đơn vị được gia hạn riêng" in staff.get(f"{C}/").text
     assert "Gia hạn đến 17:00 ngày 07/12/2023" in staff.get(f"{C}/institutions", params={"q": "tien lang"}).text
-    # changing it again
-    staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": "2023-12-09T08:00"})
+    # changing it again, typed as staff write dates (the form shows and takes dd/mm/yyyy hh:mm)
+    page = staff.get(f"{C}/institutions/THPT-TL").text
+    assert 'type="text" id="until"' in page and 'value="07/12/2023 17:00"' in page
+    staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": " 09/12/2023  08:00 "})
     assert "Đơn vị được gia hạn đến <b>08:00 ngày 09/12/2023</b>" in staff.get(f"{C}/institutions/THPT-TL").text
 
 
 def test_extension_needs_a_valid_date_and_a_known_code(staff: TestClient, demo: Settings) -> None:
     csrf = csrf_of(staff.get(f"{C}/institutions/THPT-TL").text)
-    staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": "ngày mai"}, follow_redirects=False)
-    assert "Thời hạn mới không hợp lệ" in flash(staff, f"{C}/institutions/THPT-TL")
+    for wrong in ("ngày mai", "31/02/2023 17:00", "12/31/2023 17:00", "08/12/2023 25:00"):
+        staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": wrong}, follow_redirects=False)
+        message = flash(staff, f"{C}/institutions/THPT-TL")
+        assert "Thời hạn mới không hợp lệ" in message and "ví dụ 08/12/2023 17:00" in message, wrong
     r = staff.post(f"{C}/extension", data={"csrf": csrf, "code": "KHONG-CO", "until": "2023-12-09T08:00"})
     assert r.status_code == 404
     with store.connect(demo.db_url).connect() as conn:

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from mailbot import pipeline, store
+from mailbot import pipeline, samples, store
 from mailbot.demo import build_demo
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -188,7 +188,8 @@ def test_staff_day_in_the_browser(server: Server, browser, tmp_path: Path) -> No
     # grant an extension to the school that was late
     page.goto(server.url + "/c/antq-2023/institutions?status=late")
     page.click("text=Trường THPT Tiên Lãng")
-    page.fill("#until", "2023-12-08T17:00")
+    assert page.input_value("#until") == "05/12/2023 17:00"  # dd/mm/yyyy hh:mm, whatever the browser's language
+    page.fill("#until", "08/12/2023 17:00")
     page.fill("#reason", "Đơn vị bị mất điện")
     page.click("button:has-text('Ghi nhận gia hạn')")
     page.wait_for_load_state()
@@ -231,3 +232,65 @@ def test_staff_day_in_the_browser(server: Server, browser, tmp_path: Path) -> No
     assert page.url.startswith(server.url + "/login")
     assert errors == []
     context.close()
+
+
+LAPTOP, PHONE = {"width": 1366, "height": 768}, {"width": 390, "height": 844}
+HUGE_SUBJECT = "Gửi báo cáo " + "rất-dài-" * 2500  # 20,000 characters, one endless word
+
+
+def log_in(page, url: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(url + "/login")
+    page.fill("#name", USER)
+    page.fill("#password", PASSWORD)
+    page.click("button:has-text('Đăng nhập')")
+    page.wait_for_url("**/c/antq-2023/")
+
+
+def sideways(page, selector: str = "") -> int:  # type: ignore[no-untyped-def]
+    """How many pixels the page (or each element matching ``selector``) is wider than its box."""
+    if not selector:
+        return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    return page.evaluate("(s) => Math.max(0, ...[...document.querySelectorAll(s)].map(e => e.scrollWidth - e.clientWidth))",
+                         selector)
+
+
+def test_tables_and_review_queue_fit_a_laptop_and_a_phone(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    # a held message with a 20,000-character subject and a long file name, as a careless sender writes them
+    raw = samples.make_email(sender="nguoi.la.2023@gmail.com", sender_name="", subject=HUGE_SUBJECT, body="Gửi Sở.",
+                             attachments=[("bao-cao-" + "phong-trao-" * 20 + ".docx",
+                                           samples.make_report_docx("Không rõ đơn vị"), "application/octet-stream")])
+    (server.root / "Maildir" / "new" / "1701759600.M9999.huge").write_bytes(raw)
+    server.cli("run", "--once")
+    assert any(r["subject"] == HUGE_SUBJECT for r in server.status()["review"])  # the record keeps it whole
+
+    for viewport in (LAPTOP, PHONE):
+        context = browser.new_context(viewport=viewport)
+        page = context.new_page()
+        log_in(page, server.url)
+        name = f"{viewport['width']}x{viewport['height']}"
+        page.goto(server.url + "/c/antq-2023/institutions")
+        assert sideways(page) <= 0, f"the institutions page scrolls sideways at {name}"
+        assert sideways(page, ".table-wrap") <= 0, f"the institutions table scrolls sideways at {name}"
+        if viewport is LAPTOP:
+            for header in ("Nhận diện", "Lưu ý"):  # in sight without scrolling
+                box = page.locator(f"#bang-don-vi th:has-text('{header}')").bounding_box()
+                assert box and box["x"] + box["width"] <= viewport["width"], f"{header} is off screen at {name}"
+        shoot(page, f"institutions-{name}")
+        if viewport is PHONE:
+            missing = page.locator("#bang-don-vi tbody tr", has_text="THPT-TPH")
+            labels = missing.locator("td").evaluate_all(
+                "tds => tds.filter(td => getComputedStyle(td).display !== 'none').map(td => td.textContent.trim())")
+            assert all(labels), f"a missing school shows empty labels on a phone: {labels}"
+            height = page.evaluate("document.documentElement.scrollHeight")
+            assert height < 15000, f"the institutions page is {height}px tall on a phone"
+
+        started = time.monotonic()
+        page.goto(server.url + "/c/antq-2023/review")
+        took = time.monotonic() - started
+        assert took < 1.5, f"the review queue took {took:.2f}s with a 20,000-character subject"
+        assert sideways(page) <= 0, f"the review queue scrolls sideways at {name}"
+        assert sideways(page, "section.review-item") <= 0, f"a review card overflows at {name}"
+        heading = page.locator("section.review-item h2", has_text="rất-dài-").inner_text()
+        assert heading.endswith("…") and len(heading) < 400
+        shoot(page, f"review-{name}")
+        context.close()

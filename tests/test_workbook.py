@@ -157,11 +157,15 @@ def test_header_frozen_filtered_and_printable(saved: openpyxl.Workbook) -> None:
 
 
 def test_column_widths_fit_within_bounds(saved: openpyxl.Workbook) -> None:
+    from mailbot.workbook import GROUP_WIDTHS, LINE_HEIGHT
+
     ws = saved[OTHERS_SHEET]
-    widths = {c: ws.column_dimensions[c].width for c in "ABCDEFGHI"}
-    assert all(8 <= w <= 60 for w in widths.values())
-    assert widths["C"] >= len("Trung tâm Kỹ thuật tổng hợp – Hướng nghiệp")
-    assert widths["A"] == 8
+    widths = [ws.column_dimensions[chr(ord("A") + n)].width for n in range(13)]
+    assert all(w <= cap for w, cap in zip(widths, GROUP_WIDTHS))
+    assert sum(widths) <= 165  # printed on A4 landscape fitted to the width, the text stays near 7.5 pt
+    # a long name wraps in its narrow column, in a row tall enough for it
+    assert widths[2] < len("Trung tâm Kỹ thuật tổng hợp – Hướng nghiệp") and ws["C3"].alignment.wrap_text
+    assert ws.row_dimensions[3].height >= 2 * LINE_HEIGHT
 
 
 def test_status_cells_are_coloured_per_status(saved: openpyxl.Workbook) -> None:
@@ -246,8 +250,12 @@ def test_document_metadata_and_signed_copy_columns(cs: CampaignStatus) -> None:
     inst = cs.institutions[0]
     first = inst.submissions[0]
     with_meta = replace(inst, submissions=(replace(first, files=(replace(first.files[0], meta=meta),)),), signed_copy=True)
-    assert document_cells(with_meta) == ["Số 15/BC-THPTNQ ngày 05/12/2023", "BÁO CÁO Sơ kết phong trào",
+    assert document_cells(with_meta) == ["Số 15/BC-THPTNQ ngày 05/12/2023", "Báo cáo sơ kết phong trào",
                                          "KT. HIỆU TRƯỞNG PHÓ HIỆU TRƯỞNG – Nguyễn Văn A"]
+    # the type is not repeated before a title that already starts with it
+    repeated = {**meta, "title": "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"}
+    again = replace(with_meta, submissions=(replace(first, files=(replace(first.files[0], meta=repeated),)),))
+    assert document_cells(again)[1] == "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
 
 
 # --- text from mail is never a formula -------------------------------------------------------------------
@@ -300,3 +308,60 @@ def test_numbers_and_dates_stay_numbers_and_dates(saved: openpyxl.Workbook) -> N
     ws = saved[SCHOOLS]
     assert ws["A2"].data_type == "n" and ws["F2"].data_type == "n" and ws["E2"].is_date
     assert saved[SUMMARY_SHEET]["F7"].data_type == "n"
+
+
+def test_header_and_footer_name_the_group_and_number_the_pages(saved: openpyxl.Workbook) -> None:
+    ws = saved[SCHOOLS]
+    assert ws.oddHeader.center.text == SCHOOLS
+    assert ws.oddFooter.right.text == "Trang &P / &N"
+    assert ws.print_title_rows == "$1:$1"  # the header row repeats on every printed page
+    assert int(ws.page_setup.paperSize) == int(ws.PAPERSIZE_A4) and ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0
+
+
+def _pdf_pages(xlsx: Path, out: Path) -> list[tuple[float, float, float]]:
+    """(width, height, median font size in points) of each page LibreOffice prints for ``xlsx``."""
+    import shutil
+    import statistics
+    import subprocess
+
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LTChar, LTContainer
+
+    soffice = shutil.which("soffice")
+    assert soffice, "LibreOffice is needed: scripts/test.sh installs libreoffice-calc-nogui"
+    profile = (out / "profile").as_uri()  # a private profile: conversions may run at once
+    subprocess.run([soffice, f"-env:UserInstallation={profile}", "--headless", "--convert-to", "pdf", "--outdir",
+                    str(out), str(xlsx)], capture_output=True, timeout=180, check=True)
+    pdf = out / f"{xlsx.stem}.pdf"
+    assert pdf.exists(), "LibreOffice Calc could not open the workbook (is libreoffice-calc-nogui installed?)"
+
+    def sizes(item: object) -> list[float]:
+        if isinstance(item, LTChar):
+            return [item.size]
+        return [s for child in item for s in sizes(child)] if isinstance(item, LTContainer) else []
+
+    return [(p.width, p.height, statistics.median(sizes(p) or [0.0])) for p in extract_pages(str(pdf))]
+
+
+def test_demo_tracker_prints_on_a4_landscape_at_a_readable_size(tmp_path: Path) -> None:
+    """Converted by LibreOffice as staff would print it: A4 landscape, text near 8 pt, a page or so per group."""
+    from mailbot import pipeline, store
+    from mailbot.compile import compile_campaign, save_xlsx
+    from mailbot.demo import DIGEST_AT, build_demo
+    from mailbot.status import campaign_status
+    from mailbot.workbook import save_tracker
+
+    settings = build_demo(tmp_path / "demo")
+    engine = store.connect(settings.db_url)
+    pipeline.run_once(settings, engine)
+    campaign = settings.campaigns()[0]
+    tracker = save_tracker(campaign_status(engine, campaign), ZONE, tmp_path / "theo-doi.xlsx", generated_at=DIGEST_AT)
+    pages = _pdf_pages(tracker, tmp_path)
+    assert all(round(w) == 842 and round(h) == 595 for w, h, _ in pages)  # A4 landscape, in points
+    groups = 5
+    assert groups + 2 <= len(pages) <= 2 * groups + 2  # summary, each group, the review queue
+    group_pages = pages[1:-1]
+    assert min(size for _, _, size in group_pages) >= 7.0, [round(s, 1) for _, _, s in pages]
+    consolidation = save_xlsx(compile_campaign(settings, engine, campaign, now=DIGEST_AT), tmp_path / "tong-hop.xlsx")
+    merged = _pdf_pages(consolidation, tmp_path)
+    assert all(round(w) == 842 for w, _, _ in merged) and min(size for _, _, size in merged) >= 7.0

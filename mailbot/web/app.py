@@ -25,7 +25,7 @@ from mailbot.config import Settings
 from mailbot.models import Campaign
 from mailbot.web import auth
 from mailbot.web.data import StatusCache
-from mailbot.wording import IDENTIFIED_BY, STATUS, local_time, warning_text
+from mailbot.wording import IDENTIFIED_BY, STATUS, clip, input_time, local_time, warning_text, warning_texts
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ class Web:
         session = request.scope.get("mailbot.session")
         body = self.env.get_template(template).render(
             request=request, url=self.url, nonce=nonce, session=session, csrf=session.csrf if session else "",
-            campaigns=self.campaigns, now=self.clock(), zone=self.settings.zone,
+            campaigns=self.campaigns, campaign_titles={c.id: c.title for c in self.campaigns},
+            now=self.clock(), zone=self.settings.zone,
             flash=request.scope.get("mailbot.flash"), **context,
         )
         response = HTMLResponse(body, status_code=status_code)
@@ -119,13 +120,15 @@ def make_env(settings: Settings) -> jinja2.Environment:
     )
     zone = settings.zone
     env.filters["local"] = lambda moment: local_time(moment, zone)
-    env.filters["input_local"] = lambda moment: moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if moment else ""
+    env.filters["input_local"] = lambda moment: input_time(moment, zone)
     env.filters["size"] = _size
+    env.filters["clip"] = clip
     env.filters["percent"] = _percent
     env.filters["q"] = lambda text: quote(str(text), safe="")
     env.globals["STATUS"] = STATUS
     env.globals["IDENTIFIED_BY"] = IDENTIFIED_BY
     env.globals["warning_text"] = warning_text
+    env.globals["warning_texts"] = warning_texts
     return env
 
 

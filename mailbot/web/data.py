@@ -24,7 +24,7 @@ from mailbot import store
 from mailbot.models import Campaign
 from mailbot.status import CampaignStatus, InstitutionStatus, ReviewItem, campaign_status
 from mailbot.text import fold, strip_marks
-from mailbot.wording import STATUS, local_time
+from mailbot.wording import STATUS, document_title, local_time
 from mailbot.workbook import GROUP_HEADERS, STATUS_ORDER, institution_row, review_reason
 
 MAX_AGE = 30.0  # seconds a snapshot is trusted even if the fingerprint did not move
@@ -53,6 +53,9 @@ EVENT = {"login": "Đăng nhập", "login_failed": "Đăng nhập không thành 
          "user_disabled": "Khóa tài khoản", "user_enabled": "Mở lại tài khoản", "user_removed": "Xóa tài khoản"}
 
 SORTS = ("stt", "code", "name", "group", "status", "submitted", "count")
+# The tracker's text columns the table shows unless asked for all of them: the rest (files, number and date,
+# title, signer) is on each institution's page, so the table fits a 1366-px laptop without sideways scrolling.
+DEFAULT_EXTRA = ("Bản có dấu (PDF)", "Nhận diện", "Lưu ý")
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,13 @@ class TableQuery:
     sort: str = "stt"
     desc: bool = False
     page: int = 1
+    all_columns: bool = False  # every column of the tracker, not only DEFAULT_EXTRA
+
+    @property
+    def extra(self) -> list[int]:
+        """Which of the tracker's text columns (positions after its first six) the table shows."""
+        names = GROUP_HEADERS[FIRST_EXTRA:]
+        return [n for n, name in enumerate(names) if self.all_columns or name in DEFAULT_EXTRA]
 
     @classmethod
     def from_params(cls, params: Any) -> "TableQuery":
@@ -235,13 +245,14 @@ class TableQuery:
         return cls(
             q=params.get("q", "").strip()[:200], group=params.get("group", "").strip()[:200],
             status=status if status in STATUS else "", sort=sort if sort in SORTS else "stt",
-            desc=params.get("dir") == "desc", page=page,
+            desc=params.get("dir") == "desc", page=page, all_columns=params.get("columns") == "all",
         )
 
     def params(self, **change: Any) -> dict[str, str]:
         values = {"q": self.q, "group": self.group, "status": self.status, "sort": self.sort,
-                  "dir": "desc" if self.desc else "asc", "page": str(self.page), **{k: str(v) for k, v in change.items()}}
-        defaults = {"q": "", "group": "", "status": "", "sort": "stt", "dir": "asc", "page": "1"}
+                  "dir": "desc" if self.desc else "asc", "page": str(self.page),
+                  "columns": "all" if self.all_columns else "", **{k: str(v) for k, v in change.items()}}
+        defaults = {"q": "", "group": "", "status": "", "sort": "stt", "dir": "asc", "page": "1", "columns": ""}
         return {k: v for k, v in values.items() if v != defaults[k]}
 
 
@@ -318,7 +329,7 @@ def meta_summary(meta: dict[str, Any] | None) -> str:
     """``Báo cáo Sơ kết … · Số 15/BC-THPTNQ · ngày 04/12/2023 · Người ký: Hiệu trưởng – Nguyễn Văn A``."""
     if not meta:
         return ""
-    title = " ".join(str(meta[k]).strip() for k in ("doc_type", "title") if meta.get(k))
+    title = document_title(str(meta.get("doc_type") or ""), str(meta.get("title") or ""))
     parts = [title] if title else []
     if meta.get("number"):
         parts.append(f"Số {meta['number']}")
@@ -538,10 +549,14 @@ def review_items(engine: Engine, cs: CampaignStatus) -> list[ReviewView]:
     return [ReviewView(r, review_reason(r), tuple(files[r.pk]), names.get(r.pk, "")) for r in cs.review]
 
 
-def choices(engine: Engine) -> list[Choice]:
-    """Every institution of the roster, for the assignment list (grouped as the roster is)."""
+def choices(engine: Engine) -> list[tuple[str, list[Choice]]]:
+    """Every institution of the roster by group, in roster order (as the overview and the tracker show them)."""
+    i = store.institutions
+    grouped: dict[str, list[Choice]] = {}
     with engine.connect() as conn:
-        return [Choice(i.code, i.name, i.group, search_key(i.code, i.name)) for i in store.load_institutions(conn)]
+        for r in conn.execute(select(i.c.code, i.c.name, i.c.grp).order_by(i.c.id)):
+            grouped.setdefault(r.grp, []).append(Choice(r.code, r.name, r.grp, search_key(r.code, r.name)))
+    return list(grouped.items())
 
 
 def message(engine: Engine, pk: int) -> MessageView | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +26,7 @@ from mailbot.models import Campaign
 from mailbot.status import pick_campaign
 from mailbot.web import auth, data, downloads
 from mailbot.web.app import FLASH_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Web
-from mailbot.wording import local_time
+from mailbot.wording import INPUT_EXAMPLE, local_time, parse_input_time
 from mailbot.workbook import tracker_bytes
 
 log = logging.getLogger(__name__)
@@ -263,11 +262,10 @@ async def grant_extension(request: Request) -> Response:
     form = _form(request)
     code = str(form.get("code", ""))
     back = f"/c/{quote(campaign.id)}/institutions/{quote(code, safe='')}"
-    try:
-        until = datetime.fromisoformat(str(form.get("until", "")).strip())
-    except ValueError:
-        return _redirect(web, back, ("error", "Thời hạn mới không hợp lệ. Vui lòng nhập ngày và giờ."))
-    until = until.replace(tzinfo=web.settings.zone) if until.tzinfo is None else until
+    until = parse_input_time(str(form.get("until", "")), web.settings.zone)
+    if until is None:
+        return _redirect(web, back, ("error", "Thời hạn mới không hợp lệ. Vui lòng nhập ngày và giờ theo dạng "
+                                              f"ngày/tháng/năm giờ:phút, ví dụ {INPUT_EXAMPLE}."))
     reason = " ".join(str(form.get("reason", "")).split())[:MAX_REASON]
     try:
         await run_in_threadpool(extensions.grant, web.engine, campaign, code, until, actor=_user(request),
