@@ -11,10 +11,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot import config, dispatch, extensions, logs, outbox, pipeline, review, roster as roster_file, store
 from mailbot.config import Settings
-from mailbot.errors import MailbotError
+from mailbot.errors import MailbotError, one_line
 from mailbot.status import as_json, campaign_status, pick_campaign
 
 
@@ -538,5 +539,8 @@ def main() -> None:
     except MailbotError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(exc.exit_code) from None
+    except SQLAlchemyError as exc:  # a database that another process holds too long, say: one line, not a traceback
+        click.echo(f"error: database error: {one_line(exc)}", err=True)
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

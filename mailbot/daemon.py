@@ -19,7 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from mailbot import archive, config, dispatch, outbox, pipeline, store
 from mailbot.config import Settings
-from mailbot.errors import AlreadyRunning, AuthError, ConfigError, MailbotError
+from mailbot.errors import AlreadyRunning, AuthError, ConfigError, MailbotError, one_line
 from mailbot.inbox import Inbox, open_inbox
 from mailbot.notify import Templates, load_templates
 
@@ -135,12 +135,16 @@ class Daemon:
     # --- scheduled work ---------------------------------------------------------------------
 
     def deliver(self) -> None:
-        """Serialised: two threads delivering at once would send the same row twice."""
+        """One delivery round; whatever goes wrong is logged in one line and the next round tries again."""
         with self._deliver_lock:
             try:
                 outbox.deliver_due(self.settings, self.engine, self.clock.now())
             except MailbotError as exc:
                 log.error("outbox delivery: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - the service must outlive any error of one round
+                log.error("outbox delivery failed, next round in %.0f s: %s",
+                          self.settings.outbox.deliver_every_seconds, one_line(exc))
+                log.debug("outbox delivery failure", exc_info=True)
 
     def run_job(self, name: str) -> None:
         """Reminders or digest for today, once: the database remembers what ran, across restarts."""
@@ -160,6 +164,10 @@ class Daemon:
                 store.mark_job(conn, key, now)
         except MailbotError as exc:
             log.error("%s job failed: %s", name, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - a failed round must not stop the scheduler or the service
+            log.error("%s job failed: %s", name, one_line(exc))
+            log.debug("%s job failure", name, exc_info=True)
             return
         self.deliver()
 

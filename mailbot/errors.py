@@ -41,3 +41,11 @@ class AlreadyRunning(MailbotError):
 
 class NotFound(MailbotError):
     """A message, institution or campaign named on the command line does not exist."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An unexpected exception as one log line: its type and the first line of its message (for a database
+    error, the driver's message without the SQL)."""
+    inner = getattr(exc, "orig", None) or exc
+    first = (str(inner).strip().splitlines() or [""])[0]
+    return f"{type(inner).__name__}: {first}" if first else type(inner).__name__

@@ -130,6 +130,8 @@ def insert_files(conn, message_pk: int, kept: list[ArchivedFile]) -> None:  # ty
 
 
 def record_duplicate(raw: RawMail, ctx: Context, duplicate: int | None, mail: InboundMail) -> Outcome:
+    """Note where a message already recorded lies again. Another run may have recorded this very location
+    meanwhile (the service and `run --once` fetching the same message): then there is nothing to add."""
     with store.atomic(ctx.engine) as conn:
         target = duplicate or store.duplicate_of(conn, archive.sha256(raw.data), mail.message_id, mail.sender)
         if target is None:
@@ -144,11 +146,14 @@ def set_aside(raw: RawMail, fingerprint: str, ctx: Context, reason: str) -> Outc
     eml = archive.eml_path(raw.internaldate, fingerprint)
     archive.write(ctx.settings.archive_dir, eml, raw.data)
     with store.atomic(ctx.engine) as conn:
-        existing = store.duplicate_of(conn, fingerprint, "", "")
-        pk = existing or int(conn.execute(store.messages.insert().values(
+        # insert-or-ignore: another run may set the same message aside at the same moment
+        store.insert_ignore(conn, store.messages, dict(
             fingerprint=fingerprint, message_id=f"<{fingerprint[:32]}@unreadable.mailbot>", sender="", sender_name="",
             subject="", received_at=raw.internaldate, state="error", reason=reason[:500], eml_path=str(eml),
-            size=len(raw.data), warnings=["unreadable_message"], recorded_at=store.now(),
-        )).inserted_primary_key[0])
+            size=len(raw.data), warnings=["unreadable_message"], references="", auto_markers=[], late=False,
+            recorded_at=store.now(),
+        ))
+        pk = store.duplicate_of(conn, fingerprint, "", "")
+        assert pk is not None  # inserted just now, or by the other run
         store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, pk)
     return Outcome(raw.uid, "error", pk, detail=reason)

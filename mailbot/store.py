@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Engine,
     ForeignKey,
+    Insert,
     Index,
     Integer,
     JSON,
@@ -34,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from mailbot.errors import MailbotError, StorageError
 from mailbot.models import Institution
@@ -152,7 +153,7 @@ outbox = Table(
     Column("subject", Text, nullable=False),
     Column("our_message_id", Text, nullable=False, index=True),
     Column("raw", LargeBinary, nullable=False),
-    Column("status", String(16), nullable=False),  # pending | sent | failed | suppressed
+    Column("status", String(16), nullable=False),  # pending | sending | sent | failed | suppressed
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTC),
     Column("last_error", Text, nullable=False, default=""),
@@ -161,6 +162,10 @@ outbox = Table(
     # A reply to an address off the roster that our server did not authenticate: counted against the global
     # daily cap (notify.max_unknown_replies_per_day), so that forged senders cannot make mailbot mail the world.
     Column("unverified", Boolean, nullable=False, default=False, server_default=false()),
+    # A sender claims a row (status "sending") before it sends it; the claim lapses at claimed_until (real time)
+    # so that a sender killed mid-way does not strand the row. See outbox.py.
+    Column("claim_token", String(160)),
+    Column("claimed_until", UTC),
     Index("outbox_due", "status", "next_attempt_at"),  # the service looks for due rows every few seconds
 )
 
@@ -220,25 +225,47 @@ def connect(url: str) -> Engine:
             Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-        metadata.create_all(engine)
+        _create_schema(engine)
         add_missing_columns(engine)
         with engine.begin() as conn:
             conn.execute(meta.delete().where(meta.c.key == "schema_version"))
-            conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            insert_ignore(conn, meta, {"key": "schema_version", "value": str(SCHEMA_VERSION)})
     except SQLAlchemyError as exc:
         raise MailbotError(f"cannot open the database: {_short(exc)}") from None
     return engine
 
 
-def add_missing_columns(engine: Engine) -> None:
+def _create_schema(engine: Engine) -> None:
+    """create_all, where several processes may open a new database at the same moment."""
+    try:
+        metadata.create_all(engine)
+    except OperationalError as exc:
+        if "already exists" not in str(exc):
+            raise
+        metadata.create_all(engine)  # another process created some of the tables between our check and CREATE
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
     """Columns added since a data folder was made: each one the live table lacks is added with its server
-    default, so that the previous version's database keeps working (there are no migrations yet)."""
-    live = inspect(engine)
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            have = {c["name"] for c in live.get_columns(table.name)}
-            for column in (c for c in table.columns if c.name not in have):
-                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN {_column_ddl(column, engine)}'))
+    default, so that the previous version's database keeps working (there are no migrations yet). Several
+    processes may start at once on the same old database: a column another one has just added is no error."""
+    added = []
+    for table in metadata.sorted_tables:
+        for column in table.columns:
+            if column.name in _live_columns(engine, table.name):
+                continue
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN {_column_ddl(column, engine)}'))
+            except SQLAlchemyError:
+                if column.name not in _live_columns(engine, table.name):
+                    raise
+            added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def _live_columns(engine: Engine, table: str) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns(table)}
 
 
 def _column_ddl(column: Column[Any], engine: Engine) -> str:
@@ -248,6 +275,34 @@ def _column_ddl(column: Column[Any], engine: Engine) -> str:
         value = default if isinstance(default, str) else default.compile(engine, compile_kwargs={"literal_binds": True})
         ddl += f" DEFAULT {value}" + ("" if column.nullable else " NOT NULL")
     return ddl
+
+
+def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """Insert a row unless one with the same primary or unique key exists; True when this call inserted it.
+
+    Another process may write the same row between our look-up and our insert: that is a no-op, not an
+    IntegrityError (INSERT ... ON CONFLICT DO NOTHING, or a SAVEPOINT on other databases)."""
+    statement = _insert_or_nothing(conn, table)
+    if statement is not None:
+        return bool(conn.execute(statement.values(**values)).rowcount)
+    try:
+        with conn.begin_nested():
+            conn.execute(table.insert().values(**values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def _insert_or_nothing(conn: Connection, table: Table) -> Insert | None:
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    return None
 
 
 def _short(exc: SQLAlchemyError) -> str:
@@ -335,8 +390,9 @@ def mark_moved(conn: Connection, source: str, uidvalidity: int, uids: Iterable[s
     )
 
 
-def add_location(conn: Connection, source: str, uidvalidity: int, uid: str, message_pk: int) -> None:
-    conn.execute(locations.insert(), dict(source=source, uidvalidity=uidvalidity, uid=uid, message_pk=message_pk))
+def add_location(conn: Connection, source: str, uidvalidity: int, uid: str, message_pk: int) -> bool:
+    """Where a message lies; False when another run recorded this location meanwhile (nothing to do)."""
+    return insert_ignore(conn, locations, dict(source=source, uidvalidity=uidvalidity, uid=uid, message_pk=message_pk))
 
 
 def duplicate_of(conn: Connection, fingerprint: str, message_id: str, sender: str) -> int | None:
@@ -388,8 +444,7 @@ def job_done(conn: Connection, key: str) -> bool:
 
 
 def mark_job(conn: Connection, key: str, at: datetime) -> None:
-    if not job_done(conn, key):
-        conn.execute(jobs.insert().values(key=key, done_at=at))
+    insert_ignore(conn, jobs, {"key": key, "done_at": at})
 
 
 # --- staff web pages (`mailbot web`) --------------------------------------------------------------

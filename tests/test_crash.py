@@ -88,7 +88,7 @@ def trigger(strategy: str, rng: random.Random, run: Daemon, ws, sink, appended: 
         return "held" if reached else f"hold not reached in {TRIGGER_TIMEOUT:.0f} s"
     # A number of events this run can still produce: what is not recorded yet, and receipts not sent yet.
     unrecorded = appended - db_count(ws, "messages")
-    unsent = db_count(ws, "outbox", "status = 'pending'") + unrecorded
+    unsent = db_count(ws, "outbox", "status IN ('pending', 'sending')") + unrecorded
     work = {"log:recorded": unrecorded, "growth:archive": 2 * unrecorded}.get(strategy, unsent)
     target = rng.randint(1, max(1, min(25, work)))
     archive = ws.root / "var" / "archive"
@@ -136,7 +136,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(crash_setup, tmp_pa
         if strategy.startswith("hold:"):
             phase = strategy.split(":")[1]
             unrecorded = sum(len(w) for w in waves[:index + 1]) - db_count(ws, "messages")
-            unsent = db_count(ws, "outbox", "status = 'pending'") + unrecorded
+            unsent = db_count(ws, "outbox", "status IN ('pending', 'sending')") + unrecorded
             work = {"fetch": 1, "archive": 2 * unrecorded, "commit": unrecorded}.get(phase, unsent)
             hold = f"{phase}:{rng.randint(1, max(1, min(HOLD_MAX[phase], work)))}:{HOLD_SECONDS}"
         run = Daemon(ws, logs / f"run-{index:02d}.log", probe=logs / f"run-{index:02d}.probe", hold=hold)
@@ -162,7 +162,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(crash_setup, tmp_pa
     runs.append(final)
 
     def finished() -> bool:
-        return db_count(ws, "messages") >= MESSAGES and db_count(ws, "outbox", "status = 'pending'") == 0
+        return db_count(ws, "messages") >= MESSAGES and db_count(ws, "outbox", "status IN ('pending', 'sending')") == 0
 
     settled = wait_until(finished, 120.0, final, every=0.5)
     time.sleep(3)  # a few more delivery rounds: anything sent twice now would show

@@ -99,7 +99,7 @@ class Env:
         assert self.ws is not None
         ws, expected = self.ws, {mid for mid, *_ in mails}
         done = wait_until(lambda: db_count(ws, "messages") >= len(expected) and expected <= set(ack_parents(self.sink))
-                          and db_count(ws, "outbox", "status = 'pending'") == 0, timeout, every=0.5)
+                          and db_count(ws, "outbox", "status IN ('pending', 'sending')") == 0, timeout, every=0.5)
         time.sleep(2.5)  # more delivery rounds: a receipt sent twice would show now
         recorded = [mid for (mid,) in db_rows(ws, "SELECT message_id FROM messages")]
         receipts = ack_parents(self.sink)

@@ -43,7 +43,7 @@ OUTBOX_KIND = {
     "late": "Thông báo quá hạn nộp",
     "digest": "Thư tổng hợp hằng ngày",
 }
-OUTBOX_STATUS = {"pending": "Đang chờ gửi", "sent": "Đã gửi", "failed": "Gửi không thành công",
+OUTBOX_STATUS = {"pending": "Đang chờ gửi", "sending": "Đang gửi", "sent": "Đã gửi", "failed": "Gửi không thành công",
                  "suppressed": "Không gửi (vượt giới hạn thư tự động)"}
 MESSAGE_STATE = {"submission": "Báo cáo", "no_report": "Thư không kèm báo cáo", "review": "Chờ cán bộ xem xét",
                  "error": "Không đọc được thư", "duplicate": "Thư trùng"}
