@@ -1,6 +1,6 @@
 """Several mailbot processes on one data folder at once (real processes, one SQLite file, a real SMTP server).
 
-The service, `remind`, `outbox retry` and `run --once` started together: every receipt, reminder and digest
+The service, `remind`, `outbox retry`, `digest --send` and `run --once` started together: every receipt, reminder and digest
 reaches the SMTP server exactly once (counted per Message-ID and per outbox key), every message is recorded
 once, and no process prints a traceback. Then the pieces those races rely on, in process: queueing the same key
 from two connections, claims that lapse, and a database made before the claim columns existed.
@@ -87,7 +87,7 @@ def settled(ws: Workspace, expected: int) -> bool:
             and db_count(ws, "outbox", "status IN ('pending', 'sending')") == 0)
 
 
-def test_service_two_reminds_and_a_retry_together_send_everything_exactly_once(ws, dovecot, smtp_sink, tmp_path):
+def test_service_two_reminds_a_retry_and_a_digest_together_send_everything_exactly_once(ws, dovecot, smtp_sink, tmp_path):
     sink = smtp_sink
     # A backlog as a weekend would leave it: 10 receipts refused for good (they wait for `outbox retry`) ...
     append(dovecot, mails(0, 10))
@@ -104,7 +104,8 @@ def test_service_two_reminds_and_a_retry_together_send_everything_exactly_once(w
     append(dovecot, mails(50, 60))
 
     service = Daemon(ws, tmp_path / "service.log", args=("--now", NOW))
-    others = [Cli(ws, "--now", NOW, "remind"), Cli(ws, "--now", NOW, "remind"), Cli(ws, "--now", NOW, "outbox", "retry")]
+    others = [Cli(ws, "--now", NOW, "remind"), Cli(ws, "--now", NOW, "remind"), Cli(ws, "--now", NOW, "outbox", "retry"),
+              Cli(ws, "--now", NOW, "digest", "--send")]
     finished = [cli.finish() for cli in others]
     done = wait_until(lambda: settled(ws, 60), 120, service, every=0.5)
     time.sleep(3)  # more delivery rounds of the service: anything sent twice would show now
