@@ -106,7 +106,7 @@ def _sent_today(conn: Connection, address: str, day_start: datetime) -> int:
 def _unverified_today(conn: Connection, day_start: datetime) -> int:
     o = store.outbox
     query = select(func.count()).select_from(o).where(
-        o.c.unverified, o.c.created_at >= day_start, o.c.status.in_(("pending", "sent")),
+        o.c.unverified, o.c.created_at >= day_start, o.c.status.in_(("pending", "sending", "sent")),
     )
     return int(conn.execute(query).scalar_one())
 
