@@ -24,7 +24,7 @@ def due_notices(cs: CampaignStatus, chase: Chase, now: datetime, zone: ZoneInfo)
     """Notices due now for institutions that have not submitted; a missed day is caught up once."""
     out = []
     for inst in cs.institutions:
-        if inst.status != "missing":
+        if inst.status != "missing" or not inst.active:
             continue
         notice = _for(cs.campaign, inst, chase, now, zone)
         if notice:

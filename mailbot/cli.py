@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailbot import config, dispatch, extensions, logs, outbox, pipeline, review, roster as roster_file, store
 from mailbot.config import Settings
 from mailbot.errors import MailbotError, one_line
+from mailbot.roster_import import ImportPlan, import_file, imported
 from mailbot.status import as_json, campaign_status, pick_campaign
 
 
@@ -164,22 +165,66 @@ def roster_group() -> None:
 
 @roster_group.command(name="import")
 @click.argument("file", type=click.Path(path_type=Path))
+@click.option("--replace", is_flag=True,
+              help="Also deactivate the institutions missing from the file (their history is kept; they are no "
+                   "longer chased nor counted).")
+@click.option("--dry-run", is_flag=True, help="Only print what would be added, changed, reactivated, deactivated.")
+@click.option("--by", "actor", default=None, help="Who imports (default: the login name), for the change log.")
 @click.pass_obj
-def roster_import(state: State, file: Path) -> None:
-    """Import or update institutions from a .csv or .xlsx file.
+def roster_import(state: State, file: Path, replace: bool, dry_run: bool, actor: str | None) -> None:
+    """Import or update institutions (by code) from a .csv or .xlsx file; the database is the roster.
 
-    Columns: code, name, group, emails (or Mã đơn vị, Tên đơn vị, Nhóm, Email).
-    Example: mailbot roster import danh-sach-don-vi.xlsx
+    Columns: code, name, group, emails (or Mã đơn vị, Tên đơn vị, Nhóm, Email). A deactivated institution
+    listed again is reactivated. The service never reverts this import: it imports `[roster] file` only
+    when that file is changed afterwards.
+    Example: mailbot roster import danh-sach-don-vi.xlsx --replace --dry-run
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    read = roster_file.read(file)
-    with store.atomic(engine) as conn:
-        added, updated = store.upsert_institutions(conn, read.institutions)
-    click.echo(f"{added} added, {updated} updated, {len(read.institutions) - added - updated} unchanged")
-    if read.problems:
-        click.echo(f"{len(read.problems)} row(s) skipped:\n" + roster_file.describe(read.problems), err=True)
+    found = import_file(engine, file, actor=actor or getpass.getuser(), replace=replace, dry_run=dry_run)
+    for line in _plan_lines(found):
+        click.echo(line)
+    click.echo(("dry run, nothing changed: " if dry_run else "") + found.summary())
+    if found.problems:
+        click.echo(f"{len(found.problems)} row(s) skipped:\n" + roster_file.describe(found.problems), err=True)
         raise SystemExit(1)
+
+
+def _plan_lines(found: ImportPlan) -> list[str]:
+    lines = [f"add         {i.code}  {i.name} ({i.group})" for i in found.added]
+    for before, after in found.changed:
+        what = [f"{label}: {old} -> {new}" for label, old, new in (
+            ("name", before.name, after.name), ("group", before.group, after.group),
+            ("emails", "; ".join(before.emails), "; ".join(after.emails))) if old != new]
+        lines.append(f"change      {after.code}  " + ", ".join(what))
+    lines += [f"reactivate  {i.code}  {i.name}" for i in found.reactivated]
+    lines += [f"deactivate  {i.code}  {i.name}" for i in found.deactivated]
+    return lines
+
+
+@roster_group.command(name="list")
+@click.option("--json", "as_json_", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def roster_list(state: State, as_json_: bool) -> None:
+    """The institutions in the database: code, name, group, emails, active.
+
+    Addresses taught with `review assign --learn` are listed apart ("learned").
+    Example: mailbot roster list --json
+    """
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    with engine.connect() as conn:
+        learned = store.learned_addresses(conn)
+        rows = [{"code": i.code, "name": i.name, "group": i.group, "emails": list(i.emails),
+                 "learned": sorted(a for a, code in learned.items() if code == i.code), "active": i.active}
+                for i in imported(conn).values()]
+    if as_json_:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        emails = "; ".join(r["emails"] + [f"{a} (learned)" for a in r["learned"]])
+        click.echo(f"{r['code']:12} {'active' if r['active'] else 'INACTIVE':8} {r['group']:18} {r['name']}  {emails}")
+    click.echo(f"{sum(r['active'] for r in rows)} active, {sum(not r['active'] for r in rows)} inactive", err=True)
 
 
 @cli.group(name="review")
@@ -200,10 +245,14 @@ def review_assign(state: State, message_id: str, code: str, learn: bool, actor: 
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    done = review.assign(settings, engine, message_id, code, actor=actor or getpass.getuser(), learn=learn)
+    now = state.clock(settings)
+    done = review.assign(settings, engine, message_id, code, actor=actor or getpass.getuser(), learn=learn, now=now)
     where = f"campaign {done.campaign_id}" + (" (late)" if done.late else "") if done.campaign_id else "no open campaign"
     click.echo(f"#{done.message_pk} assigned to {done.institution.code} {done.institution.name}: {where}"
-               + ("; address learned" if done.learned else ""))
+               + ("; address learned" if done.learned else "")
+               + (f"; receipt ({done.receipt}) queued for the sender" if done.receipt else ""))
+    if done.receipt:
+        click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
 
 
 @cli.command()

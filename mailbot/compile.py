@@ -437,7 +437,7 @@ def compile_campaign(settings: Settings, engine: Engine, campaign: Campaign, *, 
     reports: list[InstitutionReport] = []
     found: list[_Found] = []
     leftovers: list[Leftover] = []
-    for inst in cs.institutions:
+    for inst in cs.counted:  # the institutions that must report (a deactivated one is in no sum)
         submitted_at, files = _latest_reports(inst)
         read: list[ReportFile] = []
         seen: dict[tuple[tuple[str, ...], ...], _Found] = {}
@@ -464,7 +464,7 @@ def compile_campaign(settings: Settings, engine: Engine, campaign: Campaign, *, 
                 found.append(found_table)
         reports.append(InstitutionReport(inst.code, inst.name, inst.group, submitted_at, tuple(read)))
     shapes, more = _merge(found, group_order)
-    order = {inst.code: i for i, inst in enumerate(cs.institutions)}
+    order = {inst.code: i for i, inst in enumerate(cs.counted)}
     notes = tuple(sorted(leftovers + more, key=lambda note: order.get(note.code, len(order))))  # stable: roster order
     return Compilation(campaign, now, settings.zone, tuple(reports), shapes, notes, group_order)
 

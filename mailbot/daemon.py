@@ -94,7 +94,7 @@ class Daemon:
     def run(self) -> int:
         with Lock(self.settings.data_dir):
             self._signals()
-            pipeline.import_roster(self.settings, self.engine)
+            pipeline.import_roster(self.settings, self.engine)  # only if the file changed: never reverts a CLI import
             swept = archive.sweep_partial(self.settings.archive_dir)
             if swept:
                 log.info("removed %d partial file(s) left by an interrupted run", swept)
@@ -216,7 +216,8 @@ class Daemon:
             box.wait(self.settings.inbox.poll_seconds, lambda: self.stop.is_set() or self.wake.is_set())
 
     def _reload(self) -> None:
-        """SIGHUP: the roster and the templates again (a broken template keeps the old ones)."""
+        """SIGHUP: the roster file if it changed (imported, never reverting a CLI import) and the templates again
+        (a broken template keeps the old ones)."""
         self.reload.clear()
         try:
             problems = pipeline.import_roster(self.settings, self.engine)

@@ -29,8 +29,8 @@ class Roster:
         for inst in institutions:
             for address in inst.emails:
                 by_address.setdefault(address.lower(), []).append(inst)
-        keys = sorted(
-            ((key, inst) for inst in institutions for key in name_variants(inst.name)),
+        keys = sorted(  # a deactivated institution is still known by its addresses, no longer by its name
+            ((key, inst) for inst in institutions if inst.active for key in name_variants(inst.name)),
             key=lambda pair: -len(pair[0]),
         )
         return cls(institutions, {a: tuple(v) for a, v in by_address.items()}, tuple(keys))
@@ -82,7 +82,7 @@ def by_name(mail: InboundMail, roster: Roster) -> tuple[Institution | None, str]
 
 def institution_of(mail: InboundMail, roster: Roster) -> tuple[Institution | None, IdentifiedBy | None, str]:
     """Sender address first; then names (also a forwarded sender's address), for staff to confirm."""
-    owners = roster.by_address.get(mail.sender, ())
+    owners = _prefer_active(roster.by_address.get(mail.sender, ()))
     if len(owners) == 1:
         return owners[0], IdentifiedBy.ADDRESS, ""
     if len(owners) > 1:
@@ -91,11 +91,16 @@ def institution_of(mail: InboundMail, roster: Roster) -> tuple[Institution | Non
             return inst, IdentifiedBy.ADDRESS, ""
         return None, None, f"địa chỉ {mail.sender} thuộc nhiều đơn vị"
     for address in mail.forwarded_senders:
-        forwarded = roster.by_address.get(address, ())
+        forwarded = _prefer_active(roster.by_address.get(address, ()))
         if len(forwarded) == 1:
             return forwarded[0], IdentifiedBy.NAME, f"thư chuyển tiếp từ {address}"
     inst, why = by_name(mail, roster)
     return (inst, IdentifiedBy.NAME, why) if inst else (None, None, why)
+
+
+def _prefer_active(owners: tuple[Institution, ...]) -> tuple[Institution, ...]:
+    """An address handed from a deactivated institution to a current one belongs to the current one."""
+    return tuple(i for i in owners if i.active) or owners
 
 
 def campaign_for(
@@ -130,6 +135,8 @@ def identify(
     inst, how, why = institution_of(mail, roster)
     if inst is None:
         return Verdict(None, None, None, reason=why)
+    if not inst.active:  # recognised, but no longer asked to report: staff decide what it is
+        return Verdict(inst, how, None, reason=f"đơn vị {inst.name} ({inst.code}) đã ngừng theo dõi trong danh sách đơn vị")
     campaign, why_not = campaign_for(mail, inst, campaigns)
     if campaign is None:
         return Verdict(inst, how, None, reason=why_not)

@@ -121,6 +121,7 @@ class Institution:
     name: str
     group: str
     emails: tuple[str, ...] = ()
+    active: bool = True  # False once a `roster import --replace` left it out: kept for its history, never chased
 
 
 @dataclass(frozen=True)

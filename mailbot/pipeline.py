@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot import archive, outbox, roster as roster_file, store
+from mailbot import archive, outbox, roster_import, store
 from mailbot.authenticity import hold_if_forged
 from mailbot.config import Settings
 from mailbot.context import Context, load_roster, make_context
@@ -42,15 +42,9 @@ class RunReport:
 
 
 def import_roster(settings: Settings, engine: Engine) -> tuple[str, ...]:
-    """Bring the configured roster file into the database; returns the problems found in it."""
-    if settings.roster.file is None:
-        return ()
-    read = roster_file.read(settings.roster.file)
-    with store.atomic(engine) as conn:
-        store.upsert_institutions(conn, read.institutions)
-    for problem in read.problems:
-        log.warning("roster %s: %s", settings.roster.file.name, problem)
-    return read.problems
+    """The configured roster file into the database, only if it changed since last seen (the database is the
+    roster: a CLI import is never reverted); returns the problems found in the file when it was read."""
+    return roster_import.import_configured(settings.roster.file, engine)
 
 
 def run_once(

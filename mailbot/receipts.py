@@ -2,9 +2,11 @@
 
 The rule (also in the README):
 - never to a machine (RFC 3834 markers, bounces, mailer-daemon/noreply senders) nor to ourselves;
-- a counted submission (identified by address, by name or by staff) gets ``ack``;
+- a counted submission (identified by address, by name or by staff) gets ``ack``; a held message that staff
+  attribute (`review assign`, the web review queue) gets it then, threaded to the held message;
 - a message from an identified institution without a Word file gets ``ack_no_report``;
-- a message held for review that carries a Word file gets the neutral ``ack_review``;
+- a message held for review that carries a Word file gets the neutral ``ack_review`` (which, for a roster
+  address held only because the campaign is unclear, says so instead of calling the address unknown);
 - a message over the size limit from a roster address (held for staff) gets ``too_large``: what to send instead;
 - anything else (held without a Word file, unreadable, a duplicate, our own bounces) gets nothing.
 
@@ -19,7 +21,9 @@ And whom it may reach (no backscatter: mailbot must not be a way to mail third p
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -28,9 +32,9 @@ from sqlalchemy.engine import Connection
 
 from mailbot import outbox, store
 from mailbot.authenticity import evidence, problem
-from mailbot.config import OutboxSettings, SecuritySettings
+from mailbot.config import OutboxSettings, SecuritySettings, Settings
 from mailbot.models import Campaign, InboundMail, Verdict
-from mailbot.notify import compose, department, human_size, reply_subject
+from mailbot.notify import Templates, compose, department, human_size, reply_subject
 from mailbot.wording import arrival_time, local_time, warning_texts
 
 if TYPE_CHECKING:
@@ -86,9 +90,11 @@ def too_large(mail: InboundMail) -> int:
 def ack_context(
     mail: InboundMail, verdict: Verdict, campaign: Campaign | None, message_pk: int, outbox: OutboxSettings,
     zone: ZoneInfo, inbox_address: str, contact: str = "", *, quote_subject: bool = True, max_message_bytes: int = 0,
+    sizes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Plain values only: subjects and file names from the sender are data for the template, never template.
-    Without ``quote_subject`` the sender's subject is left out (the templates then use their own)."""
+    Without ``quote_subject`` the sender's subject is left out (the templates then use their own). ``sizes``
+    gives the files' sizes when their bytes are not at hand (a message attributed later by staff)."""
     inst = verdict.institution
     warnings = [*mail.warnings, *(w for f in mail.files for w in f.warnings)]
     return {
@@ -102,7 +108,8 @@ def ack_context(
         "contact": campaign.contact if campaign and campaign.contact else contact,
         "deadline": local_time(campaign.deadline, zone) if campaign else "",
         "arrived": arrival_time(mail.arrived, zone),
-        "files": [{"name": f.name, "size": human_size(len(f.data))} for f in mail.files if f.is_report or f.kind == "pdf"],
+        "files": [{"name": f.name, "size": human_size(sizes[n] if sizes is not None else len(f.data))}
+                  for n, f in enumerate(mail.files) if f.is_report or f.kind == "pdf"],
         "warnings": warning_texts(w for w in warnings if w != "no_report_file"),
         "late": verdict.late,
         "identified_by": verdict.identified_by.value if verdict.identified_by else "",
@@ -136,3 +143,43 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
                  day_start=outbox.day_start(ctx.clock(), settings.zone), limit=settings.notify.max_auto_per_address_per_day,
                  message_pk=pk, institution_id=inst_pk, campaign_id=verdict.campaign_id,
                  unverified_limit=settings.notify.max_unknown_replies_per_day if reach is Audience.UNVERIFIED else None)
+
+
+def own_addresses(settings: Settings) -> set[str]:
+    return {settings.outbox.address, settings.inbox.username.lower()} - {""}
+
+
+@dataclass(frozen=True)
+class StaffReceipt:
+    """A held message that staff attributed: what the receipt is about."""
+
+    message_pk: int
+    mail: InboundMail
+    sizes: tuple[int, ...]  # of ``mail.files``, in order
+    verdict: Verdict
+    campaign: Campaign
+    state: str  # submission | no_report
+    quote_subject: bool  # only to an address of the institution (roster or learned): no backscatter of the subject
+
+
+def queue_staff_receipt(
+    conn: Connection, settings: Settings, templates: Templates, key: bytes, held: StaffReceipt, now: datetime,
+) -> str | None:
+    """The receipt a school gets once staff attributed its held message, in the staff's transaction, threaded to
+    that message. Attributing it again to the same institution and campaign queues nothing more. Returns the kind."""
+    if too_large(held.mail):  # its files were never read: the school was already told what to send instead
+        return None
+    kind = ack_kind(held.mail, held.verdict, held.state, own_addresses(settings))
+    if kind is None or not settings.notify.acknowledge:
+        return None
+    context = ack_context(held.mail, held.verdict, held.campaign, held.message_pk, settings.outbox, settings.zone,
+                          settings.outbox.address, next((c.contact for c in settings.campaigns() if c.contact), ""),
+                          quote_subject=held.quote_subject, sizes=held.sizes)
+    msg = compose(settings.outbox, key, kind, (held.mail.sender,), templates.render(kind, context),
+                  in_reply_to=held.mail.message_id, references=held.mail.references, when=now)
+    inst = held.verdict.institution
+    outbox.queue(conn, key=f"ack-staff:{held.message_pk}:{inst.code if inst else ''}:{held.campaign.id}", kind=kind,
+                 msg=msg, recipients=(held.mail.sender,), now=now, day_start=outbox.day_start(now, settings.zone),
+                 limit=settings.notify.max_auto_per_address_per_day, message_pk=held.message_pk,
+                 institution_id=store.institution_pk(conn, inst.code) if inst else None, campaign_id=held.campaign.id)
+    return kind

@@ -1,19 +1,22 @@
-"""Staff decisions on held messages: attribute one to an institution, optionally learning the address."""
+"""Staff decisions on held messages: attribute one to an institution, optionally learning the address; the school
+then gets the receipt its message would have had (queued with the decision, threaded to its message)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import PurePosixPath
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection, Row
 
-from mailbot import archive, store
+from mailbot import archive, receipts, store
 from mailbot.config import Settings
 from mailbot.errors import NotFound
 from mailbot.extensions import all_extensions
 from mailbot.identify import campaign_for, is_late
-from mailbot.models import Attachment, FileKind, IdentifiedBy, InboundMail, Institution
+from mailbot.models import Attachment, FileKind, IdentifiedBy, InboundMail, Institution, Verdict
+from mailbot.notify import load_templates, secret_key
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class Assignment:
     campaign_id: str | None
     late: bool
     learned: bool
+    receipt: str | None = None  # the kind of receipt queued for the sender (ack | ack_no_report), if any
 
 
 def find_message(conn: Connection, ref: str) -> Row:
@@ -38,21 +42,30 @@ def find_message(conn: Connection, ref: str) -> Row:
     return row
 
 
-def _as_mail(conn: Connection, row: Row) -> InboundMail:
-    """Enough of the original message for campaign routing (subject, file names, headings)."""
-    files = conn.execute(select(store.files).where(store.files.c.message_pk == row.id))
-    kept = tuple(Attachment(f.name, FileKind(f.kind), b"", heading=f.heading) for f in files)
-    return InboundMail(row.sender, row.sender_name, row.subject, row.message_id, row.received_at, kept)
+def _as_mail(conn: Connection, row: Row) -> tuple[InboundMail, tuple[int, ...]]:
+    """Enough of the original message for campaign routing and its receipt (subject, files, headings, warnings,
+    thread, machine markers), with the files' sizes."""
+    files = list(conn.execute(select(store.files).where(store.files.c.message_pk == row.id).order_by(store.files.c.id)))
+    kept = tuple(Attachment(f.name, FileKind(f.kind), b"", heading=f.heading, warnings=tuple(f.warnings)) for f in files)
+    mail = InboundMail(row.sender, row.sender_name, row.subject, row.message_id, row.received_at, kept,
+                       warnings=tuple(row.warnings), references=row.references or "",
+                       auto_markers=tuple(row.auto_markers or ()))
+    return mail, tuple(f.size for f in files)
 
 
-def assign(settings: Settings, engine: Engine, ref: str, code: str, *, actor: str, learn: bool = False) -> Assignment:
-    """Attribute a message to ``code``: route it to a campaign, move its files, record who did it."""
+def assign(
+    settings: Settings, engine: Engine, ref: str, code: str, *, actor: str, learn: bool = False,
+    now: datetime | None = None,
+) -> Assignment:
+    """Attribute a message to ``code``: route it to a campaign, move its files, record who did it, and queue the
+    sender's receipt (README: a submission identified by staff is acknowledged) in the same transaction."""
+    templates, key, moment = load_templates(settings), secret_key(settings.data_dir), now or store.now()
     with store.atomic(engine) as conn:
         row = find_message(conn, ref)
         inst = next((i for i in store.load_institutions(conn) if i.code == code), None)
         if inst is None:
             raise NotFound(f"no institution with code {code!r} in the roster")
-        mail = _as_mail(conn, row)
+        mail, sizes = _as_mail(conn, row)
         campaign, _ = campaign_for(mail, inst, settings.campaigns())
         late = bool(campaign and is_late(campaign, mail.arrived, all_extensions(engine).get((campaign.id, code))))
         if campaign:
@@ -67,7 +80,13 @@ def assign(settings: Settings, engine: Engine, ref: str, code: str, *, actor: st
         conn.execute(store.actions.insert().values(message_pk=row.id, action="assign", actor=actor, detail=detail, at=store.now()))
         if learn and row.sender:
             store.learn_address(conn, row.sender, store.institution_pk(conn, code), actor)  # type: ignore[arg-type]
-    return Assignment(row.id, inst, campaign.id if campaign else None, late, learn and bool(row.sender))
+        receipt = None
+        if campaign:
+            verdict = Verdict(inst, IdentifiedBy.STAFF, campaign.id, late)
+            known = learn or row.sender in inst.emails  # the subject is quoted back only to the school's own address
+            held = receipts.StaffReceipt(row.id, mail, sizes, verdict, campaign, state, known)
+            receipt = receipts.queue_staff_receipt(conn, settings, templates, key, held, moment)
+    return Assignment(row.id, inst, campaign.id if campaign else None, late, learn and bool(row.sender), receipt)
 
 
 def _move_files(settings: Settings, conn: Connection, message_pk: int, folder: PurePosixPath) -> None:

@@ -49,6 +49,7 @@ class InstitutionStatus:
     emails: tuple[str, ...] = ()
     extended: bool = False
     signed_copy: bool = False  # a PDF scan (the stamped copy) has arrived, with or without the Word file
+    active: bool = True  # False: deactivated by a roster import, listed only for the reports it sent, never counted
 
     @property
     def status(self) -> str:
@@ -79,9 +80,15 @@ class CampaignStatus:
     institutions: tuple[InstitutionStatus, ...]
     review: tuple[ReviewItem, ...]
 
+    @property
+    def counted(self) -> tuple[InstitutionStatus, ...]:
+        """The institutions that must report: what on time / late / missing and reminders are about."""
+        return tuple(i for i in self.institutions if i.active)
+
     def groups(self) -> dict[str, list[InstitutionStatus]]:
+        """The counted institutions by group (a deactivated one is in no count and no missing list)."""
         out: dict[str, list[InstitutionStatus]] = defaultdict(list)
-        for inst in self.institutions:
+        for inst in self.counted:
             out[inst.group].append(inst)
         return dict(out)
 
@@ -122,8 +129,7 @@ def signed_copies(conn: Connection, campaign_id: str) -> set[int]:
 
 def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
     with engine.connect() as conn:
-        insts = [i for i in conn.execute(select(store.institutions).order_by(store.institutions.c.id))
-                 if campaign.concerns(i.grp)]
+        insts = list(conn.execute(select(store.institutions).order_by(store.institutions.c.id)))
         learned: dict[str, list[str]] = defaultdict(list)
         for address, code in store.learned_addresses(conn).items():
             learned[code].append(address)
@@ -141,11 +147,14 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
             r.id, r.message_id, r.sender, r.subject, r.received_at, r.identified_by or "", r.late,
             tuple(files[r.id]), tuple(r.warnings),
         ))
+    # A deactivated institution stays listed where it did report (its reports are kept and shown), nowhere else.
+    insts = [i for i in insts if campaign.concerns(i.grp) and (i.active or by_inst.get(i.id))]
     return CampaignStatus(
         campaign,
         tuple(
             InstitutionStatus(i.code, i.name, i.grp, tuple(by_inst[i.id]), extended.get(i.id, campaign.deadline),
-                              tuple(dict.fromkeys([*i.emails, *learned[i.code]])), i.id in extended, i.id in scanned)
+                              tuple(dict.fromkeys([*i.emails, *learned[i.code]])), i.id in extended, i.id in scanned,
+                              bool(i.active))
             for i in insts
         ),
         tuple(ReviewItem(r.id, r.message_id, r.sender, r.subject, r.received_at, r.reason, r.state, tuple(files[r.id]))
@@ -165,7 +174,7 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
         "campaign": {"id": c.id, "title": c.title, "deadline": c.deadline.isoformat()},
         "institutions": [
             {
-                "code": i.code, "name": i.name, "group": i.group, "status": i.status,
+                "code": i.code, "name": i.name, "group": i.group, "status": i.status, "active": i.active,
                 "deadline": _iso(i.deadline, zone),
                 "submitted_at": _iso(i.submitted_at, zone),
                 "identified_by": i.submissions[0].identified_by if i.submissions else None,

@@ -31,6 +31,7 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    true,
     type_coerce,
     update,
 )
@@ -79,6 +80,8 @@ institutions = Table(
     Column("grp", Text, nullable=False),
     Column("emails", JSONList, nullable=False),
     Column("updated_at", UTC, nullable=False),
+    # False once `roster import --replace` left it out: its history stays, it is no longer chased nor counted.
+    Column("active", Boolean, nullable=False, default=True, server_default=true()),
 )
 
 messages = Table(
@@ -333,30 +336,55 @@ def now() -> datetime:
 # --- roster -----------------------------------------------------------------------------------
 
 def upsert_institutions(conn: Connection, rows: Iterable[Institution]) -> tuple[int, int]:
-    """Insert new institutions and update known ones in place (by code); returns (added, updated)."""
+    """Insert new institutions and update known ones in place (by code), reactivating any that were deactivated;
+    returns (added, updated)."""
     existing = {r.code: r for r in conn.execute(select(institutions))}
     added = updated = 0
     for inst in rows:
-        values = {"name": inst.name, "grp": inst.group, "emails": list(inst.emails), "updated_at": now()}
+        values = {"name": inst.name, "grp": inst.group, "emails": list(inst.emails), "active": True, "updated_at": now()}
         old = existing.get(inst.code)
         if old is None:
             conn.execute(institutions.insert().values(code=inst.code, **values))
             added += 1
-        elif (old.name, old.grp, old.emails) != (inst.name, inst.group, list(inst.emails)):
+        elif (old.name, old.grp, old.emails, old.active) != (inst.name, inst.group, list(inst.emails), True):
             conn.execute(institutions.update().where(institutions.c.code == inst.code).values(**values))
             updated += 1
     return added, updated
 
 
-def load_institutions(conn: Connection) -> tuple[Institution, ...]:
-    """The roster as imported, with the addresses staff taught it (``review assign --learn``) added."""
+def deactivate_institutions(conn: Connection, codes: Iterable[str]) -> int:
+    """No longer chased nor counted; their messages, files and learned addresses are kept."""
+    wanted = list(codes)
+    if not wanted:
+        return 0
+    query = update(institutions).where(institutions.c.code.in_(wanted), institutions.c.active.is_(True))
+    return conn.execute(query.values(active=False, updated_at=now())).rowcount
+
+
+def load_institutions(conn: Connection, *, active_only: bool = False) -> tuple[Institution, ...]:
+    """The roster as imported, with the addresses staff taught it (``review assign --learn``) added.
+
+    Deactivated institutions are included (``active=False``) unless ``active_only``: a message from one of their
+    addresses is still recognised (and held for staff), while status, reminders and counts leave them out."""
     extra: dict[str, list[str]] = {}
     for address, code in learned_addresses(conn).items():
         extra.setdefault(code, []).append(address)
-    rows = conn.execute(select(institutions).order_by(institutions.c.grp, institutions.c.code))
+    query = select(institutions).order_by(institutions.c.grp, institutions.c.code)
+    if active_only:
+        query = query.where(institutions.c.active.is_(True))
     return tuple(
-        Institution(r.code, r.name, r.grp, tuple(dict.fromkeys([*r.emails, *extra.get(r.code, [])]))) for r in rows
+        Institution(r.code, r.name, r.grp, tuple(dict.fromkeys([*r.emails, *extra.get(r.code, [])])), bool(r.active))
+        for r in conn.execute(query)
     )
+
+
+def get_meta(conn: Connection, key: str) -> str | None:
+    return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    conn.execute(meta.delete().where(meta.c.key == key))
+    conn.execute(meta.insert().values(key=key, value=value))
 
 
 def institution_pk(conn: Connection, code: str) -> int | None:

@@ -47,7 +47,7 @@ OUTBOX_STATUS = {"pending": "Đang chờ gửi", "sending": "Đang gửi", "sent
                  "suppressed": "Không gửi (vượt giới hạn thư tự động)"}
 MESSAGE_STATE = {"submission": "Báo cáo", "no_report": "Thư không kèm báo cáo", "review": "Chờ cán bộ xem xét",
                  "error": "Không đọc được thư", "duplicate": "Thư trùng"}
-ACTION = {"assign": "Giao thư cho đơn vị", "extend": "Gia hạn nộp"}
+ACTION = {"assign": "Giao thư cho đơn vị", "extend": "Gia hạn nộp", "roster_import": "Nhập danh sách đơn vị"}
 EVENT = {"login": "Đăng nhập", "login_failed": "Đăng nhập không thành công", "login_limited": "Bị tạm khóa đăng nhập",
          "logout": "Đăng xuất", "user_added": "Tạo tài khoản", "password_set": "Đổi mật khẩu",
          "user_disabled": "Khóa tài khoản", "user_enabled": "Mở lại tài khoản", "user_removed": "Xóa tài khoản"}
@@ -143,7 +143,7 @@ def build_snapshot(cs: CampaignStatus, zone: ZoneInfo) -> Snapshot:
             fold(inst.name), quote(inst.code, safe=""),
         ))
     groups = tuple(_summary(g, members) for g, members in cs.groups().items())
-    return Snapshot(cs, tuple(rows), {r.inst.code: r for r in rows}, groups, _summary("Tổng cộng", cs.institutions),
+    return Snapshot(cs, tuple(rows), {r.inst.code: r for r in rows}, groups, _summary("Tổng cộng", cs.counted),
                     sum(1 for i in cs.institutions if i.extended), {i.code: i.name for i in cs.institutions})
 
 
@@ -550,11 +550,11 @@ def review_items(engine: Engine, cs: CampaignStatus) -> list[ReviewView]:
 
 
 def choices(engine: Engine) -> list[tuple[str, list[Choice]]]:
-    """Every institution of the roster by group, in roster order (as the overview and the tracker show them)."""
+    """Every active institution of the roster by group, in roster order (as the overview and the tracker show them)."""
     i = store.institutions
     grouped: dict[str, list[Choice]] = {}
     with engine.connect() as conn:
-        for r in conn.execute(select(i.c.code, i.c.name, i.c.grp).order_by(i.c.id)):
+        for r in conn.execute(select(i.c.code, i.c.name, i.c.grp).where(i.c.active.is_(True)).order_by(i.c.id)):
             grouped.setdefault(r.grp, []).append(Choice(r.code, r.name, r.grp, search_key(r.code, r.name)))
     return list(grouped.items())
 

@@ -320,7 +320,7 @@ async def assign(request: Request) -> Response:
         return _redirect(web, back, ("error", f"Vui lòng chọn đơn vị cho thư số {pk}."))
     try:
         done = await run_in_threadpool(review.assign, web.settings, web.engine, f"#{pk}", code,
-                                       actor=_user(request), learn=learn)
+                                       actor=_user(request), learn=learn, now=web.clock())
         web.cache.clear()
     except MailbotError as exc:
         text = "không có đơn vị này trong danh sách" if isinstance(exc, NotFound) else str(exc)
@@ -328,7 +328,8 @@ async def assign(request: Request) -> Response:
     where = (f"tính vào đợt {done.campaign_id}" + (" (nộp muộn)" if done.late else " (đúng hạn)")
              if done.campaign_id else "chưa có đợt báo cáo nào đang mở cho đơn vị này, thư vẫn chờ xem xét")
     learned = f"; đã ghi nhớ địa chỉ {msg.sender}" if done.learned else ""
-    return _redirect(web, back, ("ok", f"Đã giao thư số {pk} cho {done.institution.name}: {where}{learned}."))
+    receipt = f"; thư xác nhận sẽ được gửi tới {msg.sender}" if done.receipt else ""
+    return _redirect(web, back, ("ok", f"Đã giao thư số {pk} cho {done.institution.name}: {where}{learned}{receipt}."))
 
 
 @staff
