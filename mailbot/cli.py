@@ -214,17 +214,18 @@ def roster_list(state: State, as_json_: bool) -> None:
     settings = state.settings()
     engine = store.connect(settings.db_url)
     with engine.connect() as conn:
-        learned = store.learned_addresses(conn)
-        rows = [{"code": i.code, "name": i.name, "group": i.group, "emails": list(i.emails),
-                 "learned": sorted(a for a, code in learned.items() if code == i.code), "active": i.active}
-                for i in imported(conn).values()]
+        taught = store.learned_addresses(conn)
+        found = [(i, sorted(a for a, code in taught.items() if code == i.code)) for i in imported(conn).values()]
     if as_json_:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        click.echo(json.dumps([{"code": i.code, "name": i.name, "group": i.group, "emails": list(i.emails),
+                                "learned": learned, "active": i.active} for i, learned in found],
+                              ensure_ascii=False, indent=2))
         return
-    for r in rows:
-        emails = "; ".join(r["emails"] + [f"{a} (learned)" for a in r["learned"]])
-        click.echo(f"{r['code']:12} {'active' if r['active'] else 'INACTIVE':8} {r['group']:18} {r['name']}  {emails}")
-    click.echo(f"{sum(r['active'] for r in rows)} active, {sum(not r['active'] for r in rows)} inactive", err=True)
+    for i, learned in found:
+        emails = "; ".join([*i.emails, *(f"{a} (learned)" for a in learned)])
+        click.echo(f"{i.code:12} {'active' if i.active else 'INACTIVE':8} {i.group:18} {i.name}  {emails}")
+    active = sum(i.active for i, _ in found)
+    click.echo(f"{active} active, {len(found) - active} inactive", err=True)
 
 
 @cli.group(name="review")
