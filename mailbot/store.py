@@ -239,13 +239,16 @@ def connect(url: str) -> Engine:
 
 
 def _create_schema(engine: Engine) -> None:
-    """create_all, where several processes may open a new database at the same moment."""
-    try:
-        metadata.create_all(engine)
-    except OperationalError as exc:
-        if "already exists" not in str(exc):
-            raise
-        metadata.create_all(engine)  # another process created some of the tables between our check and CREATE
+    """create_all, where several processes may open a new database at the same moment: a table another one
+    created between our look and our CREATE is no error; each new attempt skips what exists by then."""
+    for _ in range(len(metadata.tables)):
+        try:
+            metadata.create_all(engine)
+            return
+        except SQLAlchemyError as exc:
+            if "already exists" not in str(exc) and "duplicate" not in str(exc).lower():
+                raise
+    metadata.create_all(engine)
 
 
 def add_missing_columns(engine: Engine) -> list[str]:
@@ -344,8 +347,11 @@ def upsert_institutions(conn: Connection, rows: Iterable[Institution]) -> tuple[
         values = {"name": inst.name, "grp": inst.group, "emails": list(inst.emails), "active": True, "updated_at": now()}
         old = existing.get(inst.code)
         if old is None:
-            conn.execute(institutions.insert().values(code=inst.code, **values))
-            added += 1
+            # insert-or-ignore: another process (the service, `run --once`) may import the same roster right now
+            if insert_ignore(conn, institutions, {"code": inst.code, **values}):
+                added += 1
+            else:
+                conn.execute(institutions.update().where(institutions.c.code == inst.code).values(**values))
         elif (old.name, old.grp, old.emails, old.active) != (inst.name, inst.group, list(inst.emails), True):
             conn.execute(institutions.update().where(institutions.c.code == inst.code).values(**values))
             updated += 1
