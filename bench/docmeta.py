@@ -1,8 +1,8 @@
-"""Metadata benchmark: mailbot.docmeta.read_meta against opening each report with python-docx.
+"""Metadata benchmark: mailbot.documents.docmeta.read_meta against opening each report with python-docx.
 
     python bench/docmeta.py [-n 1000] [--size 40000] [--repeat 3]
 
-Writes N Decree 30 reports of about --size bytes (mailbot.samples.make_report_docx, a different school
+Writes N Decree 30 reports of about --size bytes (mailbot.demo.samples.make_report_docx, a different school
 name each) to a temporary directory and compares
 
   (a) read_meta(data) on every file (heading, number, date, type, title, signer, tables, word count);
@@ -34,14 +34,30 @@ from pathlib import Path
 
 
 def _names(n: int) -> list[str]:
-    places = ("Ngô Quyền", "Trần Phú", "Lê Quý Đôn", "Thái Phiên", "Hồng Bàng", "Kiến An", "Vĩnh Bảo", "Tiên Lãng",
-              "An Dương", "Thủy Nguyên", "Đồ Sơn", "Cát Bà", "Hải An", "Dương Kinh", "Lê Chân", "Kiến Thụy")
+    places = (
+        "Ngô Quyền",
+        "Trần Phú",
+        "Lê Quý Đôn",
+        "Thái Phiên",
+        "Hồng Bàng",
+        "Kiến An",
+        "Vĩnh Bảo",
+        "Tiên Lãng",
+        "An Dương",
+        "Thủy Nguyên",
+        "Đồ Sơn",
+        "Cát Bà",
+        "Hải An",
+        "Dương Kinh",
+        "Lê Chân",
+        "Kiến Thụy",
+    )
     kinds = ("Trường THPT", "Trường THCS", "Trường Tiểu học", "Trường Mầm non")
     return [f"{kinds[i % len(kinds)]} {places[i % len(places)]} số {i}" for i in range(n)]
 
 
 def generate(directory: Path, n: int, size: int) -> None:
-    from mailbot.samples import make_report_docx
+    from mailbot.demo.samples import make_report_docx
 
     for i, name in enumerate(_names(n)):
         data = make_report_docx(name, number=f"{i + 1}/BC-HP", date=dt.date(2023, 12, 1 + i % 28), pad_to=size)
@@ -58,15 +74,20 @@ def _python_docx(data: bytes) -> int:
 def worker(kind: str, directory: Path) -> dict:
     files = sorted(directory.glob("*.docx"))
     if kind == "read_meta":
-        from mailbot.docmeta import read_meta
+        from mailbot.documents.docmeta import read_meta
 
         names = _names(len(files))
         bad = 0
         start = time.perf_counter()
         for i, path in enumerate(files):
             meta = read_meta(path.read_bytes())
-            bad += (meta.issuer != names[i].upper() or meta.number != f"{i + 1}/BC-HP" or meta.warnings
-                    or meta.date != dt.date(2023, 12, 1 + i % 28) or meta.signer_name != "Nguyễn Văn A")
+            bad += (
+                meta.issuer != names[i].upper()
+                or meta.number != f"{i + 1}/BC-HP"
+                or meta.warnings
+                or meta.date != dt.date(2023, 12, 1 + i % 28)
+                or meta.signer_name != "Nguyễn Văn A"
+            )
         elapsed = time.perf_counter() - start
         check = {"wrong": bad}
     elif kind == "python-docx":
@@ -79,14 +100,22 @@ def worker(kind: str, directory: Path) -> dict:
         elapsed = time.perf_counter() - start
         check = {"paragraphs": paragraphs}
     elif kind == "idle-read_meta":
-        from mailbot.docmeta import read_meta  # noqa: F401
+        from mailbot.documents.docmeta import read_meta  # noqa: F401
+
         elapsed, check = 0.0, {}
     else:  # idle-python-docx
         import docx  # noqa: F401
+
         elapsed, check = 0.0, {}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    return {"kind": kind, "files": len(files), "seconds": elapsed, "peak_rss_mb": round(peak, 1),
-            "vm_hwm_mb": _vm_hwm(), **check}
+    return {
+        "kind": kind,
+        "files": len(files),
+        "seconds": elapsed,
+        "peak_rss_mb": round(peak, 1),
+        "vm_hwm_mb": _vm_hwm(),
+        **check,
+    }
 
 
 def _vm_hwm() -> float | None:
@@ -100,8 +129,9 @@ def _vm_hwm() -> float | None:
 
 
 def _run_worker(kind: str, directory: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", kind, str(directory)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, str(directory)], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out)
 
 
@@ -122,12 +152,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mailbot-docmeta-") as tmp:
         directory = Path(tmp)
         start = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--generate", tmp, "-n", str(args.n), "--size", str(args.size)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--generate", tmp, "-n", str(args.n), "--size", str(args.size)], check=True
+        )
         sizes = [p.stat().st_size for p in directory.glob("*.docx")]
-        print(f"{args.n} reports, {min(sizes):,}-{max(sizes):,} bytes (mean {sum(sizes) // len(sizes):,}), "
-              f"generated in {time.perf_counter() - start:.1f} s; {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"{args.n} reports, {min(sizes):,}-{max(sizes):,} bytes (mean {sum(sizes) // len(sizes):,}), "
+            f"generated in {time.perf_counter() - start:.1f} s; {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         best: dict[str, dict] = {}
         for _ in range(args.repeat):
             for kind in ("read_meta", "python-docx"):
@@ -141,9 +174,11 @@ def main() -> None:
         rate = result["files"] / result["seconds"]
         extra = f"wrong results: {result['wrong']}" if "wrong" in result else f"paragraphs: {result['paragraphs']}"
         base = idle[result["kind"]]
-        print(f"  {result['kind']:>11}: {rate:6.0f} files/s {1000 * result['seconds'] / result['files']:6.2f} ms/file"
-              f"  peak RSS {result['peak_rss_mb']:5.1f} MB (VmHWM {result['vm_hwm_mb']} MB; imports only"
-              f" {base['peak_rss_mb']:.1f} MB)  {extra}")
+        print(
+            f"  {result['kind']:>11}: {rate:6.0f} files/s {1000 * result['seconds'] / result['files']:6.2f} ms/file"
+            f"  peak RSS {result['peak_rss_mb']:5.1f} MB (VmHWM {result['vm_hwm_mb']} MB; imports only"
+            f" {base['peak_rss_mb']:.1f} MB)  {extra}"
+        )
     ratio = slow["seconds"] / fast["seconds"]
     print(f"  read_meta is {ratio:.1f}x faster than python-docx (target: 4x){'' if ratio >= 4 else '  BELOW TARGET'}")
     if fast["wrong"]:

@@ -37,14 +37,15 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.servers
 
-from mailbot import samples  # noqa: E402
-from tests.conftest import PASSWORD_ENV as WORKSPACE_PASSWORD_ENV, make_workspace  # noqa: E402
+from mailbot.demo import samples  # noqa: E402
+from tests.conftest import PASSWORD_ENV as WORKSPACE_PASSWORD_ENV  # noqa: E402
+from tests.conftest import make_workspace  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
 
 PASSWORD_ENV = "BENCH_IMAP_PASSWORD"
@@ -102,7 +103,7 @@ def _senders() -> tuple[dict, ...]:
     return tuple(r for r in samples.load_demo_roster() if r["emails"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _report(code: str) -> bytes:
     """One ~40 KB report per institution, reused by its messages (the content costs the same each time)."""
     row = next(r for r in _senders() if r["code"] == code)
@@ -115,10 +116,13 @@ def build_message(i: int) -> tuple[datetime, bytes]:
     row = _senders()[i % len(_senders())]
     when = FIRST_ARRIVAL + timedelta(seconds=37 * i)
     raw = samples.make_email(
-        sender=row["emails"][0], sender_name=f"Văn thư {row['name']}", subject=SUBJECT,
+        sender=row["emails"][0],
+        sender_name=f"Văn thư {row['name']}",
+        subject=SUBJECT,
         body=f"Kính gửi: Sở GDĐT Hải Phòng\n\n{row['name']} xin gửi báo cáo (lần {i + 1}).\n\nTrân trọng!\n",
         attachments=[(f"Báo cáo ANTQ 2023 - {row['name']}.docx", _report(row["code"]), samples.DOCX_TYPE)],
-        message_id=f"<bench-{i:06d}@{row['emails'][0].split('@')[1]}>", date=when,
+        message_id=f"<bench-{i:06d}@{row['emails'][0].split('@')[1]}>",
+        date=when,
     )
     return when, raw
 
@@ -152,8 +156,13 @@ def measure(name: str, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[
     out, err, rss = (cwd / f"{name}.{what}" for what in ("stdout", "stderr", "maxrss"))
     with out.open("wb") as stdout, err.open("wb") as stderr:
         start = time.perf_counter()
-        proc = subprocess.run([GNU_TIME, "-f", "%M", "-o", str(rss), *cmd], cwd=cwd, env={**os.environ, **env},
-                              stdout=stdout, stderr=stderr)
+        proc = subprocess.run(
+            [GNU_TIME, "-f", "%M", "-o", str(rss), *cmd],
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdout=stdout,
+            stderr=stderr,
+        )
         seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{name} exited {proc.returncode}:\n{err.read_text(errors='replace')[-3000:]}")
@@ -163,8 +172,9 @@ def measure(name: str, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[
 def write_mbsyncrc(server: Dovecot, folder: Path) -> Path:
     rc, maildir = folder / "mbsyncrc", folder / "maildir"
     maildir.mkdir()  # mbsync creates the folders inside, not the store's root
-    rc.write_text(MBSYNCRC.format(host=server.host, port=server.port, user=server.user,
-                                  password=server.password, maildir=maildir))
+    rc.write_text(
+        MBSYNCRC.format(host=server.host, port=server.port, user=server.user, password=server.password, maildir=maildir)
+    )
     return rc
 
 
@@ -224,8 +234,10 @@ def print_table(results: list[Result], n: int) -> None:
     print(f"\n{'contender':<28}{'seconds':>9}{'msg/s':>9}{'peak RSS MB':>13}{'x mbsync':>10}  check")
     for r in results:
         mark = "" if r.ok else "  <-- WRONG"
-        print(f"{r.name:<28}{r.seconds:>9.2f}{n / r.seconds:>9.0f}{r.peak_rss_mb:>13.1f}"
-              f"{r.seconds / floor:>10.2f}  {r.check}{mark}")
+        print(
+            f"{r.name:<28}{r.seconds:>9.2f}{n / r.seconds:>9.0f}{r.peak_rss_mb:>13.1f}"
+            f"{r.seconds / floor:>10.2f}  {r.check}{mark}"
+        )
 
 
 def print_targets(mbsync: Result, plain: Result, mailbot: Result) -> bool:
@@ -233,7 +245,11 @@ def print_targets(mbsync: Result, plain: Result, mailbot: Result) -> bool:
     checks = [
         (f"mailbot within {TARGET_VS_MBSYNC:g}x of mbsync", vs_floor <= TARGET_VS_MBSYNC, f"{vs_floor:.2f}x"),
         (f"mailbot >= {TARGET_VS_PLAIN:g}x faster than the plain loop", speedup >= TARGET_VS_PLAIN, f"{speedup:.2f}x"),
-        (f"mailbot peak RSS < {TARGET_RSS_MB:g} MB", mailbot.peak_rss_mb < TARGET_RSS_MB, f"{mailbot.peak_rss_mb:.1f} MB"),
+        (
+            f"mailbot peak RSS < {TARGET_RSS_MB:g} MB",
+            mailbot.peak_rss_mb < TARGET_RSS_MB,
+            f"{mailbot.peak_rss_mb:.1f} MB",
+        ),
         ("every contender saw every message", all(r.ok for r in (mbsync, plain, mailbot)), ""),
     ]
     print(f"\nmailbot speed-up over the plain loop: {speedup:.2f}x; time relative to mbsync: {vs_floor:.2f}x")

@@ -9,7 +9,7 @@ smtp_section, with the service tests' settings: poll_seconds = 2, retry_base_sec
 deliver_every_seconds = 1 (--deliver-every), max_auto_per_address_per_day = 1000).  Once the daemon
 logged "mailbot started" (plus --warmup seconds to settle into IDLE), N school reports (one .docx
 each, ~53 KB, unique Message-IDs, rotating over the demo roster's schools; a school whose From header
-mailbot.parse cannot read is left out, with a note, unless --all-schools) are APPENDed one by one,
+mailbot.ingest.parse cannot read is left out, with a note, unless --all-schools) are APPENDed one by one,
 separated by random gaps drawn uniformly from 0..--max-gap seconds (seeded by --seed).
 
 Latency of one message = time its acknowledgement (X-Mailbot-Kind: ack, In-Reply-To: its Message-ID)
@@ -56,8 +56,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.*
 
-from mailbot import samples  # noqa: E402
-from mailbot.parse import sender_of  # noqa: E402
+from mailbot.demo import samples  # noqa: E402
+from mailbot.ingest.parse import sender_of  # noqa: E402
 from tests.conftest import make_workspace  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
 from tests.servers.smtp import SmtpSink  # noqa: E402
@@ -113,7 +113,7 @@ class SinkWatcher:
     def scan(self) -> None:
         now = time.monotonic()
         got = self.sink.messages
-        for captured in got[self._done:]:  # only the new ones: parsing all every 10 ms would load the host
+        for captured in got[self._done :]:  # only the new ones: parsing all every 10 ms would load the host
             msg = captured.message
             kind = str(msg["X-Mailbot-Kind"] or "?")
             if kind != "ack":
@@ -154,7 +154,7 @@ class IdleProbe:
         while b"\r\n" not in self._buf:
             try:
                 chunk = self._sock.recv(65536)  # type: ignore[union-attr]
-            except socket.timeout:
+            except TimeoutError:
                 return None
             if not chunk:
                 raise ConnectionError("server closed the connection")
@@ -169,7 +169,7 @@ class IdleProbe:
             if line is None:
                 continue
             if line.startswith(tag + b" "):
-                if not line[len(tag) + 1:].upper().startswith(b"OK"):
+                if not line[len(tag) + 1 :].upper().startswith(b"OK"):
                     raise RuntimeError(line.decode(errors="replace"))
                 return
 
@@ -209,7 +209,7 @@ class IdleProbe:
 def proc_ticks(pid: int) -> int:
     """utime + stime of the whole process (all threads), in clock ticks."""
     stat = Path(f"/proc/{pid}/stat").read_bytes()
-    fields = stat[stat.rfind(b")") + 2:].split()
+    fields = stat[stat.rfind(b")") + 2 :].split()
     return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5), counted from "state" = 3
 
 
@@ -257,8 +257,10 @@ def pct(values: list[float], p: float) -> float:
 def summary(values: list[float]) -> str:
     if not values:
         return "n/a"
-    return (f"p50 {pct(values, 50) * 1000:7.0f} ms   p95 {pct(values, 95) * 1000:7.0f} ms   "
-            f"max {max(values) * 1000:7.0f} ms   (n={len(values)})")
+    return (
+        f"p50 {pct(values, 50) * 1000:7.0f} ms   p95 {pct(values, 95) * 1000:7.0f} ms   "
+        f"max {max(values) * 1000:7.0f} ms   (n={len(values)})"
+    )
 
 
 def verdict(ok: bool) -> str:
@@ -291,8 +293,10 @@ def build_messages(n: int, all_schools: bool) -> list[tuple[str, bytes]]:
         # leave it out, and say so.  Seen with display names holding a comma, e.g. PT-EDISON.
         unreadable = [c for c in schools if not sender_of(email.message_from_bytes(school_mail(0, c)))[0]]
         for code in unreadable:
-            print(f"  leaving out {code}: mailbot.parse.sender_of finds no sender in its From header, "
-                  "so it would get no receipt (--all-schools keeps it)")
+            print(
+                f"  leaving out {code}: mailbot.ingest.parse.sender_of finds no sender in its From header, "
+                "so it would get no receipt (--all-schools keeps it)"
+            )
         schools = [c for c in schools if c not in unreadable]
     out = []
     for i in range(n):
@@ -313,8 +317,11 @@ def main() -> int:
     ap.add_argument("--deliver-every", type=float, default=1.0, help="[outbox] deliver_every_seconds (tests: 1)")
     ap.add_argument("--no-idle-probe", action="store_true", help="no second IMAP client timing Dovecot's IDLE")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders (paths printed)")
-    ap.add_argument("--all-schools", action="store_true",
-                    help="rotate over every roster school, even those whose From mailbot cannot parse")
+    ap.add_argument(
+        "--all-schools",
+        action="store_true",
+        help="rotate over every roster school, even those whose From mailbot cannot parse",
+    )
     ap.add_argument("--csv", type=Path, help="write one row per message (times relative to the first APPEND)")
     args = ap.parse_args()
 
@@ -339,14 +346,21 @@ def main() -> int:
         server.start()
         sink.start()
         outbox_extra = f"retry_base_seconds = 1\ndeliver_every_seconds = {args.deliver_every:g}\n"
-        ws = make_workspace(ws_root / "ws", server, extra_inbox="poll_seconds = 2",
-                            extra=smtp_section(sink, extra=outbox_extra, notify="max_auto_per_address_per_day = 1000"))
+        ws = make_workspace(
+            ws_root / "ws",
+            server,
+            extra_inbox="poll_seconds = 2",
+            extra=smtp_section(sink, extra=outbox_extra, notify="max_auto_per_address_per_day = 1000"),
+        )
         daemon = Running(ws, "--log-format", "json")
         pid = daemon.proc.pid
         t_launch = time.monotonic()
         daemon.wait_log("mailbot started", timeout=60)
-        print(f"daemon pid {pid} started in {time.monotonic() - t_launch:.2f} s "
-              f"(Dovecot {server.host}:{server.port}, SMTP sink {sink.host}:{sink.port})", flush=True)
+        print(
+            f"daemon pid {pid} started in {time.monotonic() - t_launch:.2f} s "
+            f"(Dovecot {server.host}:{server.port}, SMTP sink {sink.host}:{sink.port})",
+            flush=True,
+        )
         time.sleep(args.warmup)
 
         watcher = SinkWatcher(sink)
@@ -389,11 +403,16 @@ def main() -> int:
         recorded = recorded_times(daemon.log())
         offset = time.time() - time.monotonic()  # wall - monotonic (both clocks run at the same rate here)
         to_record = [recorded[s.message_id] - s.append_end_wall for s in sent if s.message_id in recorded]
-        to_sink = [watcher.seen[s.message_id] + offset - recorded[s.message_id]
-                   for s in sent if s.message_id in recorded and s.message_id in watcher.seen]
+        to_sink = [
+            watcher.seen[s.message_id] + offset - recorded[s.message_id]
+            for s in sent
+            if s.message_id in recorded and s.message_id in watcher.seen
+        ]
         print()
-        print(f"== receipt latency: {len(sent)} messages over {last_append - began:.0f} s "
-              f"(gaps uniform 0..{args.max_gap:g} s, seed {args.seed}); sink polled every 10 ms")
+        print(
+            f"== receipt latency: {len(sent)} messages over {last_append - began:.0f} s "
+            f"(gaps uniform 0..{args.max_gap:g} s, seed {args.seed}); sink polled every 10 ms"
+        )
         print(f"  APPEND -> receipt at sink   {summary(latencies)}")
         print(f"    APPEND -> 'recorded' log  {summary(to_record)}")
         print(f"    'recorded' -> at sink     {summary(to_sink)}")
@@ -401,27 +420,44 @@ def main() -> int:
         if probe is not None:
             if probe.error:
                 print(f"  IDLE probe failed: {probe.error}")
-            idle_delay = [probe.first_exists[k] - s.append_end
-                          for k, s in enumerate(sent, start=1) if k in probe.first_exists]
-            print(f"  Dovecot IDLE '* k EXISTS' after APPEND OK  {summary(idle_delay)}"
-                  f"  ({len(idle_delay)}/{len(sent)} announced)")
+            idle_delay = [
+                probe.first_exists[k] - s.append_end for k, s in enumerate(sent, start=1) if k in probe.first_exists
+            ]
+            print(
+                f"  Dovecot IDLE '* k EXISTS' after APPEND OK  {summary(idle_delay)}"
+                f"  ({len(idle_delay)}/{len(sent)} announced)"
+            )
         # A message whose 'recorded' line comes only after the NEXT message's APPEND and its IDLE
         # announcement (+0.5 s) was most likely not seen by its own EXISTS, but swept up with the next one.
-        late = [(s, nxt) for s, nxt in zip(sent, sent[1:]) if s.message_id in recorded
-                and recorded[s.message_id] - s.append_end_wall > 1.0
-                and recorded[s.message_id] > nxt.append_end_wall + 0.4]
+        late = [
+            (s, nxt)
+            for s, nxt in zip(sent, sent[1:])
+            if s.message_id in recorded
+            and recorded[s.message_id] - s.append_end_wall > 1.0
+            and recorded[s.message_id] > nxt.append_end_wall + 0.4
+        ]
         if late:
-            print(f"  {len(late)} message(s) apparently missed their own IDLE wake-up (recorded > 1 s after "
-                  "their APPEND, only after the next one's): "
-                  + ", ".join(f"{s.message_id} ({recorded[s.message_id] - s.append_end_wall:.2f} s, next APPEND "
-                              f"+{nxt.append_end - s.append_end:.2f} s)" for s, nxt in late[:5]))
-        slow = sorted(((watcher.seen[s.message_id] - s.append_end, s.message_id) for s in sent
-                       if s.message_id in watcher.seen), reverse=True)[:5]
+            print(
+                f"  {len(late)} message(s) apparently missed their own IDLE wake-up (recorded > 1 s after "
+                "their APPEND, only after the next one's): "
+                + ", ".join(
+                    f"{s.message_id} ({recorded[s.message_id] - s.append_end_wall:.2f} s, next APPEND "
+                    f"+{nxt.append_end - s.append_end:.2f} s)"
+                    for s, nxt in late[:5]
+                )
+            )
+        slow = sorted(
+            ((watcher.seen[s.message_id] - s.append_end, s.message_id) for s in sent if s.message_id in watcher.seen),
+            reverse=True,
+        )[:5]
         print("  slowest: " + ", ".join(f"{mid} {lat:.2f} s" for lat, mid in slow))
         if missing:
-            print(f"  MISSING receipts ({len(missing)}) {args.timeout:g} s after the last APPEND: "
-                  f"{', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else "")
-                  + f"; of these, {sum(m in recorded for m in missing)} were recorded by the daemon")
+            print(
+                f"  MISSING receipts ({len(missing)}) {args.timeout:g} s after the last APPEND: "
+                f"{', '.join(missing[:10])}"
+                + (" ..." if len(missing) > 10 else "")
+                + f"; of these, {sum(m in recorded for m in missing)} were recorded by the daemon"
+            )
         if watcher.duplicates:
             print(f"  DUPLICATE receipts: {len(watcher.duplicates)} ({', '.join(watcher.duplicates[:5])})")
         if watcher.other_kinds:
@@ -430,17 +466,23 @@ def main() -> int:
             with args.csv.open("w", encoding="utf-8") as out:
                 out.write("message_id,append_start,append_end,recorded,idle_exists,at_sink,latency\n")
                 for k, s in enumerate(sent, start=1):
-                    rel = [s.append_start - began, s.append_end - began,
-                           recorded[s.message_id] - offset - began if s.message_id in recorded else math.nan,
-                           probe.first_exists.get(k, math.nan) - began if probe else math.nan,
-                           watcher.seen.get(s.message_id, math.nan) - began,
-                           watcher.seen.get(s.message_id, math.nan) - s.append_end]
+                    rel = [
+                        s.append_start - began,
+                        s.append_end - began,
+                        recorded[s.message_id] - offset - began if s.message_id in recorded else math.nan,
+                        probe.first_exists.get(k, math.nan) - began if probe else math.nan,
+                        watcher.seen.get(s.message_id, math.nan) - began,
+                        watcher.seen.get(s.message_id, math.nan) - s.append_end,
+                    ]
                     out.write(s.message_id + "," + ",".join(f"{v:.3f}" for v in rel) + "\n")
             print(f"  per-message times written to {args.csv}")
         p95 = pct(latencies, 95) if latencies and not missing else math.inf
         ok_latency = p95 < TARGET_P95_S and not watcher.duplicates
-        print(f"  {verdict(ok_latency)}: p95 {p95:.2f} s vs target < {TARGET_P95_S:g} s"
-              + (" (receipts missing)" if missing else "") + (" (duplicates)" if watcher.duplicates else ""))
+        print(
+            f"  {verdict(ok_latency)}: p95 {p95:.2f} s vs target < {TARGET_P95_S:g} s"
+            + (" (receipts missing)" if missing else "")
+            + (" (duplicates)" if watcher.duplicates else "")
+        )
         failed |= not ok_latency
         if daemon.proc.poll() is not None:
             raise RuntimeError(f"daemon exited with {daemon.proc.returncode}:\n{daemon.log()[-3000:]}")
@@ -464,14 +506,22 @@ def main() -> int:
         cpu = (ticks1 - ticks0) / CLK_TCK / elapsed * 100
         rss, hwm = kb(status1["VmRSS"]), kb(status1["VmHWM"])
         print()
-        print(f"== idle daemon: {elapsed:.0f} s from {args.settle:g} s after the last receipt "
-              f"(deliver_every_seconds = {args.deliver_every:g})")
-        print(f"  CPU {cpu:.2f} % of one core ({ticks1 - ticks0} ticks of 1/{CLK_TCK} s), "
-              f"busiest second {max(per_second):.0f} %")
-        print(f"  wake-ups {(wake1 - wake0) / elapsed:.1f}/s over {status1['Threads']} threads"
-              + (f", child processes {children(pid)}" if children(pid) else ""))
-        print(f"  VmRSS {rss:.1f} MB (at start of window {kb(status0['VmRSS']):.1f} MB), "
-              f"VmHWM {hwm:.1f} MB (peak of the whole run)")
+        print(
+            f"== idle daemon: {elapsed:.0f} s from {args.settle:g} s after the last receipt "
+            f"(deliver_every_seconds = {args.deliver_every:g})"
+        )
+        print(
+            f"  CPU {cpu:.2f} % of one core ({ticks1 - ticks0} ticks of 1/{CLK_TCK} s), "
+            f"busiest second {max(per_second):.0f} %"
+        )
+        print(
+            f"  wake-ups {(wake1 - wake0) / elapsed:.1f}/s over {status1['Threads']} threads"
+            + (f", child processes {children(pid)}" if children(pid) else "")
+        )
+        print(
+            f"  VmRSS {rss:.1f} MB (at start of window {kb(status0['VmRSS']):.1f} MB), "
+            f"VmHWM {hwm:.1f} MB (peak of the whole run)"
+        )
         ok_cpu, ok_rss = cpu < TARGET_CPU_PCT, rss < TARGET_RSS_MB
         print(f"  {verdict(ok_cpu)}: CPU {cpu:.2f} % vs target < {TARGET_CPU_PCT:g} %")
         print(f"  {verdict(ok_rss)}: RSS {rss:.1f} MB vs target < {TARGET_RSS_MB:g} MB")
@@ -490,8 +540,10 @@ def main() -> int:
             t_term = time.monotonic()
             try:
                 code = daemon.stop(timeout=15)
-                print(f"\ndaemon: SIGTERM -> exit {code} in {time.monotonic() - t_term:.2f} s"
-                      + ("" if "mailbot stopped" in daemon.log() else " (no 'mailbot stopped' logged)"))
+                print(
+                    f"\ndaemon: SIGTERM -> exit {code} in {time.monotonic() - t_term:.2f} s"
+                    + ("" if "mailbot stopped" in daemon.log() else " (no 'mailbot stopped' logged)")
+                )
                 failed |= code != 0
             except Exception as exc:  # noqa: BLE001
                 print(f"\ndaemon did not stop on SIGTERM ({exc}); killing it", file=sys.stderr)

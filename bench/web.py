@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -43,8 +43,23 @@ from mailbot.web import auth, data  # noqa: E402
 
 TARGET_MS = 200.0
 GROUPS = ("Phòng GDĐT", "THPT", "GDNN-GDTX", "Đơn vị trực thuộc", "Đại học")
-PLACES = ("Ngô Quyền", "Lê Chân", "Hồng Bàng", "Hải An", "Kiến An", "Đồ Sơn", "Dương Kinh", "Thủy Nguyên",
-          "An Dương", "An Lão", "Kiến Thụy", "Tiên Lãng", "Vĩnh Bảo", "Cát Hải", "Bạch Long Vĩ")
+PLACES = (
+    "Ngô Quyền",
+    "Lê Chân",
+    "Hồng Bàng",
+    "Hải An",
+    "Kiến An",
+    "Đồ Sơn",
+    "Dương Kinh",
+    "Thủy Nguyên",
+    "An Dương",
+    "An Lão",
+    "Kiến Thụy",
+    "Tiên Lãng",
+    "Vĩnh Bảo",
+    "Cát Hải",
+    "Bạch Long Vĩ",
+)
 USER, PASSWORD = "bench.user", "mat-khau-do-hieu-nang"
 CONFIG = """\
 timezone = "Asia/Ho_Chi_Minh"
@@ -63,7 +78,7 @@ title = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ qu�
 opens = 2023-11-01T00:00:00
 deadline = 2023-12-05T17:00:00
 """
-DEADLINE = datetime(2023, 12, 5, 10, 0, tzinfo=timezone.utc)
+DEADLINE = datetime(2023, 12, 5, 10, 0, tzinfo=UTC)
 
 
 def populate(root: Path, n_inst: int, n_sub: int) -> config.Settings:
@@ -76,31 +91,81 @@ def populate(root: Path, n_inst: int, n_sub: int) -> config.Settings:
     insts = []
     for i in range(n_inst):
         name = f"{kinds[i % len(kinds)]} {PLACES[i % len(PLACES)]} số {i + 1}"
-        insts.append({"id": i + 1, "code": f"DV-{i + 1:05d}", "name": name, "grp": GROUPS[i % len(GROUPS)],
-                      "emails": [f"dv{i + 1}@haiphong.edu.vn"], "updated_at": now})
+        insts.append(
+            {
+                "id": i + 1,
+                "code": f"DV-{i + 1:05d}",
+                "name": name,
+                "grp": GROUPS[i % len(GROUPS)],
+                "emails": [f"dv{i + 1}@haiphong.edu.vn"],
+                "updated_at": now,
+            }
+        )
     submitting = max(1, int(n_inst * 0.8))
     messages, files = [], []
     for k in range(n_sub):
         inst = (k * 7919) % submitting + 1  # spread, some institutions several times
         received = DEADLINE - timedelta(days=10) + timedelta(minutes=(k * 37) % (14 * 24 * 60))
-        messages.append({
-            "id": k + 1, "fingerprint": f"{k:064x}", "message_id": f"<bench-{k}@haiphong.edu.vn>",
-            "sender": f"dv{inst}@haiphong.edu.vn", "sender_name": "", "subject": f"Báo cáo ANTQ 2023 số {k}",
-            "received_at": received, "institution_id": inst, "campaign_id": "antq-2023", "identified_by": "address",
-            "late": received > DEADLINE, "state": "submission", "reason": "", "eml_path": f"_messages/{k}.eml",
-            "size": 50_000, "warnings": [], "references": "", "auto_markers": [], "recorded_at": now,
-        })
-        files.append({"message_pk": k + 1, "name": f"Báo cáo ANTQ 2023 - đơn vị {inst}.docx", "kind": "docx",
-                      "size": 40_000, "sha256": f"{k:064x}", "path": f"antq-2023/x/{k}.docx", "origin": "",
-                      "heading": "", "warnings": []})
+        messages.append(
+            {
+                "id": k + 1,
+                "fingerprint": f"{k:064x}",
+                "message_id": f"<bench-{k}@haiphong.edu.vn>",
+                "sender": f"dv{inst}@haiphong.edu.vn",
+                "sender_name": "",
+                "subject": f"Báo cáo ANTQ 2023 số {k}",
+                "received_at": received,
+                "institution_id": inst,
+                "campaign_id": "antq-2023",
+                "identified_by": "address",
+                "late": received > DEADLINE,
+                "state": "submission",
+                "reason": "",
+                "eml_path": f"_messages/{k}.eml",
+                "size": 50_000,
+                "warnings": [],
+                "references": "",
+                "auto_markers": [],
+                "recorded_at": now,
+            }
+        )
+        files.append(
+            {
+                "message_pk": k + 1,
+                "name": f"Báo cáo ANTQ 2023 - đơn vị {inst}.docx",
+                "kind": "docx",
+                "size": 40_000,
+                "sha256": f"{k:064x}",
+                "path": f"antq-2023/x/{k}.docx",
+                "origin": "",
+                "heading": "",
+                "warnings": [],
+            }
+        )
     for r in range(10):  # a short review queue
-        messages.append({
-            "id": n_sub + r + 1, "fingerprint": f"r{r:063x}", "message_id": f"<held-{r}@gmail.com>",
-            "sender": f"khong.ro.{r}@gmail.com", "sender_name": "", "subject": "gửi báo cáo",
-            "received_at": DEADLINE, "institution_id": None, "campaign_id": None, "identified_by": None, "late": False,
-            "state": "review", "reason": "không nhận ra đơn vị gửi", "eml_path": f"_messages/r{r}.eml", "size": 1,
-            "warnings": [], "references": "", "auto_markers": [], "recorded_at": now,
-        })
+        messages.append(
+            {
+                "id": n_sub + r + 1,
+                "fingerprint": f"r{r:063x}",
+                "message_id": f"<held-{r}@gmail.com>",
+                "sender": f"khong.ro.{r}@gmail.com",
+                "sender_name": "",
+                "subject": "gửi báo cáo",
+                "received_at": DEADLINE,
+                "institution_id": None,
+                "campaign_id": None,
+                "identified_by": None,
+                "late": False,
+                "state": "review",
+                "reason": "không nhận ra đơn vị gửi",
+                "eml_path": f"_messages/r{r}.eml",
+                "size": 1,
+                "warnings": [],
+                "references": "",
+                "auto_markers": [],
+                "recorded_at": now,
+            }
+        )
     with store.atomic(engine) as conn:
         conn.execute(store.institutions.insert(), insts)
         conn.execute(store.messages.insert(), messages)
@@ -183,13 +248,18 @@ def main() -> int:
     try:
         t0 = time.perf_counter()
         settings = populate(root, args.institutions, args.submissions)
-        print(f"database: {args.institutions} institutions, {args.submissions} submissions "
-              f"(+10 held), built in {time.perf_counter() - t0:.1f} s in {root}")
+        print(
+            f"database: {args.institutions} institutions, {args.submissions} submissions "
+            f"(+10 held), built in {time.perf_counter() - t0:.1f} s in {root}"
+        )
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         log = (root / "web.log").open("w")
-        proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(root / "mailbot.toml"), "web",
-                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--config", str(root / "mailbot.toml"), "web", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -201,10 +271,25 @@ def main() -> int:
                     return 1
                 time.sleep(0.1)
         cookies = login(base)
-        searches = [f"/c/antq-2023/institutions?q={place}+so+{n}&sort=name"
-                    for n in range(1, 5) for place in ("ngo quyen", "le chan", "hong bang", "hai an", "kien an",
-                                                      "do son", "duong kinh", "thuy nguyen", "an duong", "an lao",
-                                                      "kien thuy", "tien lang", "vinh bao")][:args.requests]
+        searches = [
+            f"/c/antq-2023/institutions?q={place}+so+{n}&sort=name"
+            for n in range(1, 5)
+            for place in (
+                "ngo quyen",
+                "le chan",
+                "hong bang",
+                "hai an",
+                "kien an",
+                "do son",
+                "duong kinh",
+                "thuy nguyen",
+                "an duong",
+                "an lao",
+                "kien thuy",
+                "tien lang",
+                "vinh bao",
+            )
+        ][: args.requests]
         pages = {
             "overview": ["/c/antq-2023/"],
             "institutions table": ["/c/antq-2023/institutions"],
@@ -232,8 +317,10 @@ def main() -> int:
         print(f"overview right after a database change (snapshot rebuilt): {rebuilt:.0f} ms")
         ok = all(s < TARGET_MS and c < TARGET_MS for _, s, c in verdicts)
         for label, s, c in verdicts:
-            print(f"target {TARGET_MS:.0f} ms median: {label:20} sequential {s:6.1f} ms, "
-                  f"{args.clients} concurrent {c:6.1f} ms -> {'OK' if s < TARGET_MS and c < TARGET_MS else 'MISSED'}")
+            print(
+                f"target {TARGET_MS:.0f} ms median: {label:20} sequential {s:6.1f} ms, "
+                f"{args.clients} concurrent {c:6.1f} ms -> {'OK' if s < TARGET_MS and c < TARGET_MS else 'MISSED'}"
+            )
         return 0 if ok else 1
     finally:
         if proc is not None:

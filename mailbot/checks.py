@@ -9,13 +9,14 @@ from collections.abc import Callable
 from email.policy import compat32
 from pathlib import Path
 
-from mailbot import config, roster as roster_file, store
-from mailbot.authenticity import records_checks, trusted_server
+from mailbot import config, store
+from mailbot.campaigns import roster as roster_file
 from mailbot.errors import MailbotError
-from mailbot.inbox import open_inbox
-from mailbot.parse import auth_headers
-from mailbot.notify import KINDS, load_templates
-from mailbot.outbox import connect as outbox_connect
+from mailbot.ingest.authenticity import records_checks, trusted_server
+from mailbot.ingest.inbox import open_inbox
+from mailbot.ingest.parse import auth_headers
+from mailbot.notify.compose import KINDS, load_templates
+from mailbot.notify.outbox import connect as outbox_connect
 
 Echo = Callable[[str], None]
 RECENT_MESSAGES = 20  # how much recent mail `check` reads (headers only) to see what the server records
@@ -34,9 +35,11 @@ def run_checks(path: Path, echo: Echo) -> bool:
         echo(f"FAIL config: {exc}")
         return False
     echo(f"ok   config: {path} ({len(settings.campaign)} campaign(s))")
-    results = [_try(echo, "database", lambda: _database(settings.db_url)),
-               _try(echo, "roster", lambda: _roster(settings.roster.file)),
-               _try(echo, "templates", lambda: _templates(settings))]
+    results = [
+        _try(echo, "database", lambda: _database(settings.db_url)),
+        _try(echo, "roster", lambda: _roster(settings.roster.file)),
+        _try(echo, "templates", lambda: _templates(settings)),
+    ]
     results.append(_try(echo, "inbox", lambda: _inbox(settings)))
     if results[-1]:  # an inbox that cannot be opened was reported once already
         results.append(_try(echo, "authentication", lambda: _authentication(settings)))
@@ -86,7 +89,9 @@ def _outbox(settings: config.Settings) -> str:
         client.noop()
         client.quit()
     except smtplib.SMTPAuthenticationError as exc:
-        raise MailbotError(f"SMTP login refused at {s.host}:{s.effective_port} for {s.username} ({exc.smtp_code})") from None
+        raise MailbotError(
+            f"SMTP login refused at {s.host}:{s.effective_port} for {s.username} ({exc.smtp_code})"
+        ) from None
     except (OSError, smtplib.SMTPException) as exc:
         raise MailbotError(f"cannot reach SMTP server {s.host}:{s.effective_port}: {exc}") from None
     return f"SMTP {s.host}:{s.effective_port} ({s.security}{', logged in' if s.username else ''}) accepts connections"
@@ -100,7 +105,9 @@ def _inbox(settings: config.Settings) -> str:
 def _authentication(settings: config.Settings) -> str:
     """Whether recent mail carries our server's Authentication-Results: without them any From can be forged."""
     with open_inbox(settings.inbox) as box:
-        found = [auth_headers(email.message_from_bytes(h, policy=compat32)) for h in box.recent_headers(RECENT_MESSAGES)]
+        found = [
+            auth_headers(email.message_from_bytes(h, policy=compat32)) for h in box.recent_headers(RECENT_MESSAGES)
+        ]
     if not found:
         return "no mail in the inbox yet to tell whether the server records SPF/DKIM/DMARC (run check again later)"
     security = settings.security
@@ -108,13 +115,17 @@ def _authentication(settings: config.Settings) -> str:
     if not servers:
         wanted = f" from {security.authserv_id!r}" if security.authserv_id else ""
         seen = sorted({a.authserv_id for h in found for a in h} - {""})
-        raise Doubt(f"none of the last {len(found)} messages carries Authentication-Results{wanted}"
-                    + (f" (seen: {', '.join(seen[:5])})" if seen else "")
-                    + ": any sender address can be forged; receipts to addresses off the roster are limited to "
-                    f"{settings.notify.max_unknown_replies_per_day} a day (see README, Security)")
+        raise Doubt(
+            f"none of the last {len(found)} messages carries Authentication-Results{wanted}"
+            + (f" (seen: {', '.join(seen[:5])})" if seen else "")
+            + ": any sender address can be forged; receipts to addresses off the roster are limited to "
+            f"{settings.notify.max_unknown_replies_per_day} a day (see README, Security)"
+        )
     if not security.authserv_id and len(servers) > 1:
-        raise Doubt(f"the topmost Authentication-Results of recent mail come from {len(servers)} servers "
-                    f"({', '.join(s for s, _ in servers.most_common(5))}): if yours adds none, senders' own headers "
-                    "are believed; set [security] authserv_id to your server's")
+        raise Doubt(
+            f"the topmost Authentication-Results of recent mail come from {len(servers)} servers "
+            f"({', '.join(s for s, _ in servers.most_common(5))}): if yours adds none, senders' own headers "
+            "are believed; set [security] authserv_id to your server's"
+        )
     server = servers.most_common(1)[0][0]
     return f"{servers.total()} of the last {len(found)} messages carry SPF/DKIM/DMARC results from {server}"

@@ -7,17 +7,20 @@ import json
 import logging
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot import config, dispatch, extensions, logs, outbox, pipeline, review, roster as roster_file, store
+from mailbot import config, logs, pipeline, store
+from mailbot.campaigns import extensions, review
+from mailbot.campaigns import roster as roster_file
+from mailbot.campaigns.roster_import import ImportPlan, import_file, imported
 from mailbot.config import Settings
 from mailbot.errors import MailbotError, one_line
-from mailbot.roster_import import ImportPlan, import_file, imported
-from mailbot.status import as_json, campaign_status, pick_campaign
+from mailbot.notify import dispatch, outbox
+from mailbot.reports.status import as_json, campaign_status, pick_campaign
 
 
 class IsoDateTime(click.ParamType):
@@ -47,7 +50,7 @@ class State:
 
     def clock(self, settings: Settings | None = None) -> datetime:
         if self.now is None:
-            return datetime.now(timezone.utc)
+            return datetime.now(UTC)
         if self.now.tzinfo is None:
             return self.now.replace(tzinfo=(settings or self.settings()).zone)
         return self.now
@@ -56,16 +59,24 @@ class State:
         return self.clock(settings) if self.now else None
 
 
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=config.DEFAULT_PATH,
-              show_default=True, help="Configuration file (TOML).")
-@click.option("--now", type=ISO,
-              help="Act as if at this time (previews and tests).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=config.DEFAULT_PATH,
+    show_default=True,
+    help="Configuration file (TOML).",
+)
+@click.option("--now", type=ISO, help="Act as if at this time (previews and tests).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each message handled (always on for `run`).")
-@click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True,
-              help="Log lines on stderr as text or as JSON objects.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["plain", "json"]),
+    default="plain",
+    show_default=True,
+    help="Log lines on stderr as text or as JSON objects.",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path, now: datetime | None, verbose: bool, log_format: str) -> None:
     """mailbot: collects the reports schools send by email.
@@ -165,9 +176,12 @@ def roster_group() -> None:
 
 @roster_group.command(name="import")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--replace", is_flag=True,
-              help="Also deactivate the institutions missing from the file (their history is kept; they are no "
-                   "longer chased nor counted).")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Also deactivate the institutions missing from the file (their history is kept; they are no "
+    "longer chased nor counted).",
+)
 @click.option("--dry-run", is_flag=True, help="Only print what would be added, changed, reactivated, deactivated.")
 @click.option("--by", "actor", default=None, help="Who imports (default: the login name), for the change log.")
 @click.pass_obj
@@ -193,9 +207,15 @@ def roster_import(state: State, file: Path, replace: bool, dry_run: bool, actor:
 def _plan_lines(found: ImportPlan) -> list[str]:
     lines = [f"add         {i.code}  {i.name} ({i.group})" for i in found.added]
     for before, after in found.changed:
-        what = [f"{label}: {old} -> {new}" for label, old, new in (
-            ("name", before.name, after.name), ("group", before.group, after.group),
-            ("emails", "; ".join(before.emails), "; ".join(after.emails))) if old != new]
+        what = [
+            f"{label}: {old} -> {new}"
+            for label, old, new in (
+                ("name", before.name, after.name),
+                ("group", before.group, after.group),
+                ("emails", "; ".join(before.emails), "; ".join(after.emails)),
+            )
+            if old != new
+        ]
         lines.append(f"change      {after.code}  " + ", ".join(what))
     lines += [f"reactivate  {i.code}  {i.name}" for i in found.reactivated]
     lines += [f"deactivate  {i.code}  {i.name}" for i in found.deactivated]
@@ -217,9 +237,23 @@ def roster_list(state: State, as_json_: bool) -> None:
         taught = store.learned_addresses(conn)
         found = [(i, sorted(a for a, code in taught.items() if code == i.code)) for i in imported(conn).values()]
     if as_json_:
-        click.echo(json.dumps([{"code": i.code, "name": i.name, "group": i.group, "emails": list(i.emails),
-                                "learned": learned, "active": i.active} for i, learned in found],
-                              ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "code": i.code,
+                        "name": i.name,
+                        "group": i.group,
+                        "emails": list(i.emails),
+                        "learned": learned,
+                        "active": i.active,
+                    }
+                    for i, learned in found
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     for i, learned in found:
         emails = "; ".join([*i.emails, *(f"{a} (learned)" for a in learned)])
@@ -248,10 +282,14 @@ def review_assign(state: State, message_id: str, code: str, learn: bool, actor: 
     engine = store.connect(settings.db_url)
     now = state.clock(settings)
     done = review.assign(settings, engine, message_id, code, actor=actor or getpass.getuser(), learn=learn, now=now)
-    where = f"campaign {done.campaign_id}" + (" (late)" if done.late else "") if done.campaign_id else "no open campaign"
-    click.echo(f"#{done.message_pk} assigned to {done.institution.code} {done.institution.name}: {where}"
-               + ("; address learned" if done.learned else "")
-               + (f"; receipt ({done.receipt}) queued for the sender" if done.receipt else ""))
+    where = (
+        f"campaign {done.campaign_id}" + (" (late)" if done.late else "") if done.campaign_id else "no open campaign"
+    )
+    click.echo(
+        f"#{done.message_pk} assigned to {done.institution.code} {done.institution.name}: {where}"
+        + ("; address learned" if done.learned else "")
+        + (f"; receipt ({done.receipt}) queued for the sender" if done.receipt else "")
+    )
     if done.receipt:
         click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
 
@@ -272,7 +310,9 @@ def remind(state: State, dry_run: bool) -> None:
 
     planned = dispatch.queue_notices(settings, engine, now, dry_run=dry_run)
     for p in planned:
-        click.echo(notice_line(p.status, p.notice.kind, p.notice.campaign.title, p.notice.institution.code, p.recipients))
+        click.echo(
+            notice_line(p.status, p.notice.kind, p.notice.campaign.title, p.notice.institution.code, p.recipients)
+        )
     click.echo(notices_summary(len(planned), dry_run), err=True)
     if not dry_run:
         click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
@@ -292,8 +332,12 @@ def digest(state: State, print_: bool, send: bool) -> None:
     now = state.clock(settings)
     if send:
         queued, _ = dispatch.queue_digest(settings, engine, now)
-        click.echo("Thư tổng hợp hôm nay đã được gửi trước đó" if queued.status == "exists"
-                   else "Đã đưa thư tổng hợp hôm nay vào hàng đợi gửi", err=True)
+        click.echo(
+            "Thư tổng hợp hôm nay đã được gửi trước đó"
+            if queued.status == "exists"
+            else "Đã đưa thư tổng hợp hôm nay vào hàng đợi gửi",
+            err=True,
+        )
         click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
         return
     rendered, _ = dispatch.render_digest(settings, engine, now)
@@ -309,7 +353,7 @@ def export(state: State, output: Path, campaign_id: str | None) -> None:
 
     Example: mailbot export --output theo-doi.xlsx
     """
-    from mailbot.workbook import save_tracker
+    from mailbot.reports.workbook import save_tracker
 
     settings = state.settings()
     engine = store.connect(settings.db_url)
@@ -335,14 +379,15 @@ def outbox_command(state: State, action: str, limit: int) -> None:
         click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
         return
     for row in outbox.recent(engine, limit):
-        click.echo(f"#{row.id:<5} {row.status:10} {row.kind:13} {', '.join(row.recipients)[:40]:40} "
-                   f"{row.attempts} {row.last_error[:60]}")
+        click.echo(
+            f"#{row.id:<5} {row.status:10} {row.kind:13} {', '.join(row.recipients)[:40]:40} "
+            f"{row.attempts} {row.last_error[:60]}"
+        )
 
 
 @cli.command()
 @click.argument("code")
-@click.option("--until", "until", required=True, type=ISO,
-              help="The institution's own deadline (local time).")
+@click.option("--until", "until", required=True, type=ISO, help="The institution's own deadline (local time).")
 @click.option("--campaign", "campaign_id", help="Campaign id (default: the one whose deadline is nearest).")
 @click.option("--reason", default="", help="Why (kept with the record).")
 @click.option("--by", "actor", default=None, help="Who grants it (default: the login name).")
@@ -361,15 +406,17 @@ def extend(state: State, code: str, until: datetime, campaign_id: str | None, re
 
 
 @cli.command()
-@click.option("--dir", "folder", type=click.Path(path_type=Path), help="Build the demo here (default: a new temporary folder).")
+@click.option(
+    "--dir", "folder", type=click.Path(path_type=Path), help="Build the demo here (default: a new temporary folder)."
+)
 def demo(folder: Path | None) -> None:
     """Build a demo (roster, Maildir inbox of school emails, config) and process it; no server needed.
 
     Example: mailbot demo --dir /tmp/mailbot-demo
     """
     from mailbot.console import print_status
-    from mailbot.demo import DIGEST_AT, build_demo
-    from mailbot.workbook import save_tracker
+    from mailbot.demo.build import DIGEST_AT, build_demo
+    from mailbot.reports.workbook import save_tracker
 
     settings = build_demo(folder)
     engine = store.connect(settings.db_url)
@@ -385,25 +432,28 @@ def demo(folder: Path | None) -> None:
         click.echo(_plain_text(first_ack.read_bytes()))
     _, rendered = dispatch.queue_digest(settings, engine, DIGEST_AT)
     outbox.deliver_due(settings, engine, store.now())
-    click.echo(f"--- The staff digest of {DIGEST_AT:%d/%m/%Y %H:%M} ---\nSubject: {rendered.subject}\n\n{rendered.text}")
+    click.echo(
+        f"--- The staff digest of {DIGEST_AT:%d/%m/%Y %H:%M} ---\nSubject: {rendered.subject}\n\n{rendered.text}"
+    )
     tracker = save_tracker(status_now, settings.zone, root / "theo-doi.xlsx", generated_at=DIGEST_AT)
-    from mailbot.compile import compile_campaign, save_xlsx
+    from mailbot.reports.compile import compile_campaign, save_xlsx
 
     consolidation = save_xlsx(compile_campaign(settings, engine, campaign, now=DIGEST_AT), root / "tong-hop.xlsx")
-    click.echo(f"Demo folder: {root}\n  config: {root / 'mailbot.toml'}\n  archive: {settings.archive_dir}\n"
-               f"  outgoing mail: {settings.outbox_dir}\n  Excel tracker: {tracker}\n"
-               f"  consolidated figures (mailbot compile): {consolidation}")
+    click.echo(
+        f"Demo folder: {root}\n  config: {root / 'mailbot.toml'}\n  archive: {settings.archive_dir}\n"
+        f"  outgoing mail: {settings.outbox_dir}\n  Excel tracker: {tracker}\n"
+        f"  consolidated figures (mailbot compile): {consolidation}"
+    )
     click.echo(demo_web_instructions(root / "mailbot.toml"))
 
 
 def demo_web_instructions(config_path: Path) -> str:
     """The commands that show the web pages as they stood on the demo's morning, not years later."""
-    from mailbot.demo import DIGEST_AT
+    from mailbot.demo.build import DIGEST_AT
 
     at = f"{DIGEST_AT:%Y-%m-%dT%H:%M}"
     base = f"python3 -m mailbot --config {config_path} --now {at}"
-    return (f"Web pages as on the demo's morning ({DIGEST_AT:%d/%m/%Y %H:%M}):\n"
-            f"  {base} user add lan\n  {base} web")
+    return f"Web pages as on the demo's morning ({DIGEST_AT:%d/%m/%Y %H:%M}):\n  {base} user add lan\n  {base} web"
 
 
 def _plain_text(raw: bytes) -> str:
@@ -454,8 +504,9 @@ def web(state: State, host: str | None, port: int | None) -> None:
     click.echo(f"serving on http://{host}:{port}{settings.web.path_prefix}/ (Ctrl+C stops)", err=True)
     # The application itself believes X-Forwarded-For only from [web] trusted_proxies (web.app.ClientAddress);
     # uvicorn's own handling would trust 127.0.0.1 (or $FORWARDED_ALLOW_IPS) whatever the configuration says.
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
-                proxy_headers=False)
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, server_header=False, proxy_headers=False
+    )
 
 
 @cli.group(name="user")
@@ -546,17 +597,23 @@ def templates_export(folder: Path) -> None:
 
     Example: mailbot templates export /etc/mailbot/templates
     """
-    from mailbot.notify import export_templates
+    from mailbot.notify.compose import export_templates
 
     written, kept = export_templates(folder)
-    click.echo(f"{len(written)} template(s) written to {folder}" + (f", {len(kept)} already there kept" if kept else ""))
+    click.echo(
+        f"{len(written)} template(s) written to {folder}" + (f", {len(kept)} already there kept" if kept else "")
+    )
 
 
 @cli.command(name="compile")
 @click.option("--campaign", "campaign_id", help="Campaign id (default: the one whose deadline is nearest).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="The .xlsx file to write.")
-@click.option("--docx", "docx_path", type=click.Path(path_type=Path),
-              help="Also write every institution's report text, by group, to this .docx file.")
+@click.option(
+    "--docx",
+    "docx_path",
+    type=click.Path(path_type=Path),
+    help="Also write every institution's report text, by group, to this .docx file.",
+)
 @click.pass_obj
 def compile_command(state: State, campaign_id: str | None, output: Path, docx_path: Path | None) -> None:
     """Merge the tables of each institution's latest report: one sheet per table shape, sums per group and in total.
@@ -564,15 +621,17 @@ def compile_command(state: State, campaign_id: str | None, output: Path, docx_pa
     Tables that fit no shape shared by two institutions are listed on the sheet "Cần xem xét".
     Example: mailbot compile --campaign antq-2023 --output tong-hop.xlsx --docx tong-hop.docx
     """
-    from mailbot.compile import compile_campaign, save_docx, save_xlsx
+    from mailbot.reports.compile import compile_campaign, save_docx, save_xlsx
 
     settings = state.settings()
     engine = store.connect(settings.db_url)
     now = state.clock(settings)
     comp = compile_campaign(settings, engine, pick_campaign(settings.campaigns(), campaign_id, now), now=now)
-    click.echo(f"wrote {save_xlsx(comp, output)}: {len(comp.shapes)} merged table(s) from "
-               f"{len(comp.contributors)} institution(s), {len(comp.leftovers)} item(s) to review, "
-               f"{len(comp.missing)} institution(s) missing")
+    click.echo(
+        f"wrote {save_xlsx(comp, output)}: {len(comp.shapes)} merged table(s) from "
+        f"{len(comp.contributors)} institution(s), {len(comp.leftovers)} item(s) to review, "
+        f"{len(comp.missing)} institution(s) missing"
+    )
     if docx_path:
         click.echo(f"wrote {save_docx(comp, docx_path)}")
 

@@ -64,13 +64,17 @@ class Secret(_Section):
         return value
 
     def refresh_token(self, section: str) -> str:
-        value = _read_secret(section, "oauth2_refresh_token", self.oauth2_refresh_token_env, self.oauth2_refresh_token_file)
+        value = _read_secret(
+            section, "oauth2_refresh_token", self.oauth2_refresh_token_env, self.oauth2_refresh_token_file
+        )
         if value is None:
             raise ConfigError(f"{section}: set oauth2_refresh_token_env or oauth2_refresh_token_file")
         return value
 
     def client_secret(self, section: str) -> str | None:
-        return _read_secret(section, "oauth2_client_secret", self.oauth2_client_secret_env, self.oauth2_client_secret_file)
+        return _read_secret(
+            section, "oauth2_client_secret", self.oauth2_client_secret_env, self.oauth2_client_secret_file
+        )
 
     def _oauth_problem(self) -> str:
         if self.auth != "oauth2":
@@ -100,7 +104,7 @@ class InboxSettings(Secret):
     ca_file: Path | None = None
 
     @model_validator(mode="after")
-    def _needs(self) -> "InboxSettings":
+    def _needs(self) -> InboxSettings:
         if self.kind == "maildir" and self.path is None:
             raise ValueError("kind = 'maildir' needs path")
         if self.kind == "imap" and not self.username:
@@ -148,10 +152,15 @@ class OutboxSettings(Secret):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
-    def _needs(self) -> "OutboxSettings":
+    def _needs(self) -> OutboxSettings:
         if "@" not in parseaddr(self.sender)[1]:
             raise ValueError(f"from: not an email address: {self.sender!r}")
-        if self.kind == "smtp" and self.username and self.auth == "password" and not (self.password_env or self.password_file):
+        if (
+            self.kind == "smtp"
+            and self.username
+            and self.auth == "password"
+            and not (self.password_env or self.password_file)
+        ):
             raise ValueError("kind = 'smtp' with a username needs password_env or password_file")
         if self.kind == "smtp" and self._oauth_problem():
             raise ValueError(self._oauth_problem())
@@ -301,12 +310,19 @@ class Settings(_Section):
         """Staff's own copy of the email templates, if configured; the packaged ones fill any gap."""
         return self.notify.templates_dir
 
-    def chase(self, campaign_id: str) -> "Chase":
+    def chase(self, campaign_id: str) -> Chase:
         """The reminder cadence for one campaign: its own values where set, else [notify]'s."""
         own = next((c.notify for c in self.campaign if c.id == campaign_id), ChaseSettings())
         n = self.notify
         return Chase(
-            tuple(sorted(set(own.reminders_before_days if own.reminders_before_days is not None else n.reminders_before_days), reverse=True)),
+            tuple(
+                sorted(
+                    set(
+                        own.reminders_before_days if own.reminders_before_days is not None else n.reminders_before_days
+                    ),
+                    reverse=True,
+                )
+            ),
             own.late_every_days if own.late_every_days is not None else n.late_every_days,
             own.late_until_days if own.late_until_days is not None else n.late_until_days,
         )
@@ -334,7 +350,7 @@ def plan_reference(text: str) -> str:
     """``Số 1234/KH-SGDĐT ngày …`` or ``Kế hoạch số …`` → ``số 1234/KH-SGDĐT ngày …``, to follow "Kế hoạch" in a sentence."""
     plan = " ".join(unicodedata.normalize("NFC", text).split())
     if plan.casefold().startswith("kế hoạch"):
-        plan = plan[len("kế hoạch"):].strip()
+        plan = plan[len("kế hoạch") :].strip()
     return "số" + plan[2:] if plan[:2] == "Số" else plan
 
 
@@ -371,9 +387,12 @@ def _explain(exc: ValidationError) -> str:
 
 def _resolve(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     """Relative paths in the file are relative to the file, not to the working directory."""
+
     def fix(section: dict[str, Any], key: str) -> None:
         if isinstance(section.get(key), str):
-            section[key] = str((base / section[key]).resolve()) if not Path(section[key]).is_absolute() else section[key]
+            section[key] = (
+                str((base / section[key]).resolve()) if not Path(section[key]).is_absolute() else section[key]
+            )
 
     fix(raw, "data_dir")
     raw.setdefault("data_dir", str((base / "var").resolve()))

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.table import Table
 
-from mailbot.status import CampaignStatus
+from mailbot.reports.status import CampaignStatus
 from mailbot.wording import IDENTIFIED_BY, STATUS, clip, local_time, warning_texts
 
 _STYLE = {"on_time": "green", "late": "yellow", "missing": "red"}
@@ -31,10 +31,16 @@ def _group_table(group: str, members: list, zone: ZoneInfo) -> Table:  # type: i
         table.add_column(header)
     for m in members:
         files = [f for s in m.submissions for f in s.files if f.path]
-        warnings = warning_texts(w for s in m.submissions for w in (*s.warnings, *(x for f in s.files for x in f.warnings)))
+        warnings = warning_texts(
+            w for s in m.submissions for w in (*s.warnings, *(x for f in s.files for x in f.warnings))
+        )
         table.add_row(
-            m.code, m.name, f"[{_STYLE[m.status]}]{STATUS[m.status]}[/]", local_time(m.submitted_at, zone),
-            str(len(files)), IDENTIFIED_BY.get(m.submissions[0].identified_by, "") if m.submissions else "",
+            m.code,
+            m.name,
+            f"[{_STYLE[m.status]}]{STATUS[m.status]}[/]",
+            local_time(m.submitted_at, zone),
+            str(len(files)),
+            IDENTIFIED_BY.get(m.submissions[0].identified_by, "") if m.submissions else "",
             "; ".join(warnings),
         )
     return table
@@ -52,12 +58,21 @@ def _review_table(cs: CampaignStatus, zone: ZoneInfo) -> Table:
 # --- what staff read after a command (the logs and --help stay in English) -----------------------------------
 
 MESSAGE_STATES = {
-    "submission": "báo cáo được ghi nhận", "no_report": "thư không kèm tệp Word", "review": "thư chờ cán bộ xem xét",
-    "error": "thư không đọc được", "duplicate": "thư trùng (đã ghi nhận trước đó)", "bounce": "thư báo gửi không thành công",
+    "submission": "báo cáo được ghi nhận",
+    "no_report": "thư không kèm tệp Word",
+    "review": "thư chờ cán bộ xem xét",
+    "error": "thư không đọc được",
+    "duplicate": "thư trùng (đã ghi nhận trước đó)",
+    "bounce": "thư báo gửi không thành công",
 }
 NOTICE_KINDS = {"reminder": "nhắc hạn", "late": "quá hạn"}
-NOTICE_STATUS = {"pending": "chờ gửi", "suppressed": "không gửi (vượt giới hạn thư tự động)", "exists": "đã gửi trước đó",
-                 "failed": "không gửi được", "dry-run": "dự kiến"}
+NOTICE_STATUS = {
+    "pending": "chờ gửi",
+    "suppressed": "không gửi (vượt giới hạn thư tự động)",
+    "exists": "đã gửi trước đó",
+    "failed": "không gửi được",
+    "dry-run": "dự kiến",
+}
 
 
 def run_summary(states: dict[str, int], moved: int) -> str:

@@ -8,11 +8,11 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from mailbot import store
+from mailbot.campaigns.extensions import all_extensions
 from mailbot.config import Settings
-from mailbot.extensions import all_extensions
-from mailbot.identify import Roster
+from mailbot.ingest.identify import Roster
 from mailbot.models import Campaign
-from mailbot.notify import Templates, load_templates, secret_key
+from mailbot.notify.compose import Templates, load_templates, secret_key
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,17 @@ def make_context(
 ) -> Context:
     """Everything one pass needs, read fresh (roster, extensions) so that staff changes apply at once."""
     return Context(
-        settings, engine, load_roster(engine), settings.campaigns(), templates or load_templates(settings),
-        secret_key(settings.data_dir), all_extensions(engine), now,
+        settings,
+        engine,
+        load_roster(engine),
+        settings.campaigns(),
+        templates or load_templates(settings),
+        secret_key(settings.data_dir),
+        all_extensions(engine),
+        now,
     )
 
 
 def load_roster(engine: Engine) -> Roster:
     with engine.connect() as conn:
         return Roster.of(store.load_institutions(conn))
-
-

@@ -7,21 +7,23 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from mailbot import archive, config, dispatch, outbox, pipeline, store
+from mailbot import config, pipeline, store
 from mailbot.config import Settings
 from mailbot.errors import AlreadyRunning, AuthError, ConfigError, MailbotError, one_line
-from mailbot.inbox import Inbox, open_inbox
-from mailbot.notify import Templates, load_templates
+from mailbot.ingest import archive
+from mailbot.ingest.inbox import Inbox, open_inbox
+from mailbot.notify import dispatch, outbox
+from mailbot.notify.compose import Templates, load_templates
 
 log = logging.getLogger("mailbot.daemon")
 MAX_BACKOFF = 300.0  # seconds between reconnection attempts, at most
@@ -35,7 +37,7 @@ class Clock:
     offset: timedelta = timedelta(0)
 
     @classmethod
-    def starting_at(cls, moment: datetime | None) -> "Clock":
+    def starting_at(cls, moment: datetime | None) -> Clock:
         return cls(moment - store.now() if moment else timedelta(0))
 
     def now(self) -> datetime:
@@ -49,7 +51,7 @@ class Lock:
         self.path = data_dir / "mailbot.pid"
         self._fd: int | None = None
 
-    def __enter__(self) -> "Lock":
+    def __enter__(self) -> Lock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -124,8 +126,9 @@ class Daemon:
 
     def _scheduler(self) -> BackgroundScheduler:
         s, zone = self.settings, self.settings.zone
-        scheduler = BackgroundScheduler(timezone=zone, job_defaults={"coalesce": True, "max_instances": 1,
-                                                                     "misfire_grace_time": 3600})
+        scheduler = BackgroundScheduler(
+            timezone=zone, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
+        )
         scheduler.add_job(self.deliver, IntervalTrigger(seconds=s.outbox.deliver_every_seconds), id="deliver")
         scheduler.add_job(self.run_job, _at(s.notify.remind_at, zone), args=["remind"], id="remind")
         scheduler.add_job(self.run_job, _at(s.notify.digest_at, zone), args=["digest"], id="digest")
@@ -142,8 +145,11 @@ class Daemon:
             except MailbotError as exc:
                 log.error("outbox delivery: %s", exc)
             except Exception as exc:  # noqa: BLE001 - the service must outlive any error of one round
-                log.error("outbox delivery failed, next round in %.0f s: %s",
-                          self.settings.outbox.deliver_every_seconds, one_line(exc))
+                log.error(
+                    "outbox delivery failed, next round in %.0f s: %s",
+                    self.settings.outbox.deliver_every_seconds,
+                    one_line(exc),
+                )
                 log.debug("outbox delivery failure", exc_info=True)
 
     def run_job(self, name: str) -> None:

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mailbot.docmeta import DocMeta
+    from mailbot.documents.docmeta import DocMeta
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Attachment:
     origin: str = ""  # e.g. "bao-cao.zip" when unpacked from an archive
     heading: str = ""  # first lines of a Word file, for identification by name
     warnings: tuple[str, ...] = ()
-    meta: "DocMeta | None" = None  # what a Word report says about itself
+    meta: DocMeta | None = None  # what a Word report says about itself
 
     @property
     def is_report(self) -> bool:

@@ -66,13 +66,19 @@ def _from_command(command: str, section: str) -> str:
 
 
 def _refresh(s: Secret, section: str) -> _Cached:
-    form = {"grant_type": "refresh_token", "refresh_token": s.refresh_token(section), "client_id": s.oauth2_client_id or ""}
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": s.refresh_token(section),
+        "client_id": s.oauth2_client_id or "",
+    }
     secret = s.client_secret(section)
     if secret:
         form["client_secret"] = secret
     if s.oauth2_scope:
         form["scope"] = s.oauth2_scope
-    request = urllib.request.Request(s.oauth2_token_url or "", data=urllib.parse.urlencode(form).encode(), method="POST")
+    request = urllib.request.Request(
+        s.oauth2_token_url or "", data=urllib.parse.urlencode(form).encode(), method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             body = json.loads(response.read().decode())

@@ -11,18 +11,21 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot import archive, outbox, roster_import, store
-from mailbot.authenticity import hold_if_forged
+from mailbot import store
+from mailbot.campaigns import roster_import
 from mailbot.config import Settings
 from mailbot.context import Context, load_roster, make_context
+from mailbot.documents.sanity import report_warnings
 from mailbot.errors import MailbotError, StorageError
-from mailbot.identify import identify
-from mailbot.inbox import Inbox, open_inbox
+from mailbot.ingest import archive
+from mailbot.ingest.authenticity import hold_if_forged
+from mailbot.ingest.identify import identify
+from mailbot.ingest.inbox import Inbox, open_inbox
+from mailbot.ingest.parse import parse
+from mailbot.ingest.record import Outcome, record, record_duplicate, record_oversized, set_aside
 from mailbot.models import InboundMail, RawMail, Verdict
-from mailbot.outbox import DeliveryReport
-from mailbot.parse import parse
-from mailbot.record import Outcome, record, record_duplicate, record_oversized, set_aside
-from mailbot.sanity import report_warnings
+from mailbot.notify import outbox
+from mailbot.notify.outbox import DeliveryReport
 
 __all__ = ["Context", "Outcome", "RunReport", "drain", "import_roster", "load_roster", "make_context", "run_once"]
 
@@ -48,8 +51,12 @@ def import_roster(settings: Settings, engine: Engine) -> tuple[str, ...]:
 
 
 def run_once(
-    settings: Settings, engine: Engine, *, inbox: Inbox | None = None,
-    on_message: Callable[[Outcome], None] | None = None, now: datetime | None = None,
+    settings: Settings,
+    engine: Engine,
+    *,
+    inbox: Inbox | None = None,
+    on_message: Callable[[Outcome], None] | None = None,
+    now: datetime | None = None,
 ) -> RunReport:
     """Fetch and record everything new, move what was recorded (if configured), deliver the outbox."""
     report = RunReport(roster_problems=import_roster(settings, engine))
@@ -62,7 +69,10 @@ def run_once(
 
 
 def drain(
-    ctx: Context, box: Inbox, report: RunReport, on_message: Callable[[Outcome], None] | None = None,
+    ctx: Context,
+    box: Inbox,
+    report: RunReport,
+    on_message: Callable[[Outcome], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Process what is new in an open inbox; stops between two messages when asked (the rest waits)."""
@@ -73,7 +83,10 @@ def drain(
 
 
 def _drain(
-    ctx: Context, box: Inbox, report: RunReport, on_message: Callable[[Outcome], None] | None,
+    ctx: Context,
+    box: Inbox,
+    report: RunReport,
+    on_message: Callable[[Outcome], None] | None,
     should_stop: Callable[[], bool],
 ) -> None:
     report.moved += _retry_moves(box, ctx.engine)
@@ -126,7 +139,9 @@ def process(raw: RawMail, ctx: Context) -> Outcome:
     except MailbotError:
         raise
     except OSError as exc:
-        raise StorageError(f"cannot write the archive under {ctx.settings.archive_dir}: {exc.strerror or exc}") from None
+        raise StorageError(
+            f"cannot write the archive under {ctx.settings.archive_dir}: {exc.strerror or exc}"
+        ) from None
     except SQLAlchemyError as exc:
         raise StorageError(f"database unavailable: {str(getattr(exc, 'orig', exc)).splitlines()[0]}") from None
 
@@ -153,8 +168,14 @@ def with_report_warnings(mail: InboundMail, verdict: Verdict, ctx: Context) -> I
     """Each Word report checked against who sent it and what was asked (wrong file, old report...)."""
     campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
     checked = tuple(
-        replace(f, warnings=tuple(dict.fromkeys(f.warnings + report_warnings(f.meta, verdict.institution, campaign, ctx.roster))))
-        if f.meta else f
+        replace(
+            f,
+            warnings=tuple(
+                dict.fromkeys(f.warnings + report_warnings(f.meta, verdict.institution, campaign, ctx.roster))
+            ),
+        )
+        if f.meta
+        else f
         for f in mail.files
     )
     return replace(mail, files=checked)

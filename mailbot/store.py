@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC as TZ_UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
     Engine,
     ForeignKey,
-    Insert,
     Index,
+    Insert,
     Integer,
-    JSON,
     LargeBinary,
     MetaData,
     String,
@@ -53,7 +54,7 @@ class UTC(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Any) -> str | None:
         # Lossless: what is compared in memory is what is compared in SQL. Whole seconds have no fraction
         # ("…T10:00:00+00:00"); "+" sorts before ".", so text order stays time order with or without one.
-        return value.astimezone(timezone.utc).isoformat() if value else None
+        return value.astimezone(TZ_UTC).isoformat() if value else None
 
     def process_result_value(self, value: str | None, dialect: Any) -> datetime | None:
         return datetime.fromisoformat(value) if value else None
@@ -73,7 +74,8 @@ class JSONList(TypeDecorator[list[str]]):
 metadata = MetaData()
 
 institutions = Table(
-    "institutions", metadata,
+    "institutions",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("code", String(64), nullable=False, unique=True),
     Column("name", Text, nullable=False),
@@ -85,7 +87,8 @@ institutions = Table(
 )
 
 messages = Table(
-    "messages", metadata,
+    "messages",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("fingerprint", String(64), nullable=False, unique=True),  # sha256 of the raw bytes
     Column("message_id", Text, nullable=False, index=True),
@@ -108,7 +111,8 @@ messages = Table(
 )
 
 files = Table(
-    "files", metadata,
+    "files",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("message_pk", Integer, ForeignKey("messages.id"), nullable=False, index=True),
     Column("name", Text, nullable=False),
@@ -124,7 +128,8 @@ files = Table(
 
 # Where a message lies on a server: it is never fetched again from here once a row exists.
 locations = Table(
-    "locations", metadata,
+    "locations",
+    metadata,
     Column("source", Text, primary_key=True),
     Column("uidvalidity", Integer, primary_key=True),
     Column("uid", String(255), primary_key=True),
@@ -134,7 +139,8 @@ locations = Table(
 
 # Who changed what by hand, and when.
 actions = Table(
-    "actions", metadata,
+    "actions",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("message_pk", Integer, ForeignKey("messages.id")),
     Column("action", String(32), nullable=False),
@@ -145,7 +151,8 @@ actions = Table(
 
 # Every message mailbot sends, written before it is sent; `key` makes queueing the same notice twice a no-op.
 outbox = Table(
-    "outbox", metadata,
+    "outbox",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("key", Text, nullable=False, unique=True),
     Column("kind", String(16), nullable=False),  # ack | ack_no_report | ack_review | reminder | late | digest
@@ -174,7 +181,8 @@ outbox = Table(
 
 # One row per recipient of an automatic message, so the per-address daily limit is an index lookup.
 outbox_rcpt = Table(
-    "outbox_rcpt", metadata,
+    "outbox_rcpt",
+    metadata,
     Column("outbox_id", Integer, ForeignKey("outbox.id"), primary_key=True),
     Column("address", Text, primary_key=True),
     Column("created_at", UTC, nullable=False),
@@ -183,7 +191,8 @@ outbox_rcpt = Table(
 
 # Addresses that bounced (or were refused) for one of our messages: reminders use the others.
 undeliverable = Table(
-    "undeliverable", metadata,
+    "undeliverable",
+    metadata,
     Column("address", Text, primary_key=True),
     Column("reason", Text, nullable=False),
     Column("since", UTC, nullable=False),
@@ -191,7 +200,8 @@ undeliverable = Table(
 
 # A later deadline for one institution, granted by staff.
 extensions = Table(
-    "extensions", metadata,
+    "extensions",
+    metadata,
     Column("campaign_id", String(64), primary_key=True),
     Column("institution_id", Integer, ForeignKey("institutions.id"), primary_key=True),
     Column("until", UTC, nullable=False),
@@ -202,7 +212,8 @@ extensions = Table(
 
 # Scheduled work that has been done (digest of a day, reminder round of a day), so a restart never repeats it.
 jobs = Table(
-    "jobs", metadata,
+    "jobs",
+    metadata,
     Column("key", Text, primary_key=True),
     Column("done_at", UTC, nullable=False),
 )
@@ -333,10 +344,11 @@ def checkpoint(engine: Engine) -> None:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(TZ_UTC)
 
 
 # --- roster -----------------------------------------------------------------------------------
+
 
 def upsert_institutions(conn: Connection, rows: Iterable[Institution]) -> tuple[int, int]:
     """Insert new institutions and update known ones in place (by code), reactivating any that were deactivated;
@@ -344,7 +356,13 @@ def upsert_institutions(conn: Connection, rows: Iterable[Institution]) -> tuple[
     existing = {r.code: r for r in conn.execute(select(institutions))}
     added = updated = 0
     for inst in rows:
-        values = {"name": inst.name, "grp": inst.group, "emails": list(inst.emails), "active": True, "updated_at": now()}
+        values = {
+            "name": inst.name,
+            "grp": inst.group,
+            "emails": list(inst.emails),
+            "active": True,
+            "updated_at": now(),
+        }
         old = existing.get(inst.code)
         if old is None:
             # insert-or-ignore: another process (the service, `run --once`) may import the same roster right now
@@ -399,6 +417,7 @@ def institution_pk(conn: Connection, code: str) -> int | None:
 
 # --- fetch bookkeeping -------------------------------------------------------------------------
 
+
 def known_uids(conn: Connection, source: str, uidvalidity: int) -> set[str]:
     query = select(locations.c.uid).where(locations.c.source == source, locations.c.uidvalidity == uidvalidity)
     return set(conn.execute(query).scalars())
@@ -406,12 +425,16 @@ def known_uids(conn: Connection, source: str, uidvalidity: int) -> set[str]:
 
 def unmoved_uids(conn: Connection, source: str, uidvalidity: int) -> set[str]:
     """Recorded messages whose move to the processed folder has not been confirmed yet."""
-    query = select(locations.c.uid).join(messages).where(
-        locations.c.source == source,
-        locations.c.uidvalidity == uidvalidity,
-        locations.c.moved_at.is_(None),
-        messages.c.state != "error",
-        type_coerce(messages.c.warnings, Text).not_like("%message_too_large%"),  # held in the mailbox on purpose
+    query = (
+        select(locations.c.uid)
+        .join(messages)
+        .where(
+            locations.c.source == source,
+            locations.c.uidvalidity == uidvalidity,
+            locations.c.moved_at.is_(None),
+            messages.c.state != "error",
+            type_coerce(messages.c.warnings, Text).not_like("%message_too_large%"),  # held in the mailbox on purpose
+        )
     )
     return set(conn.execute(query).scalars())
 
@@ -426,7 +449,9 @@ def mark_moved(conn: Connection, source: str, uidvalidity: int, uids: Iterable[s
 
 def add_location(conn: Connection, source: str, uidvalidity: int, uid: str, message_pk: int) -> bool:
     """Where a message lies; False when another run recorded this location meanwhile (nothing to do)."""
-    return insert_ignore(conn, locations, dict(source=source, uidvalidity=uidvalidity, uid=uid, message_pk=message_pk))
+    return insert_ignore(
+        conn, locations, {"source": source, "uidvalidity": uidvalidity, "uid": uid, "message_pk": message_pk}
+    )
 
 
 def duplicate_of(conn: Connection, fingerprint: str, message_id: str, sender: str) -> int | None:
@@ -445,7 +470,8 @@ def count_messages(conn: Connection) -> int:
 # --- learned addresses (kept apart from the roster file, so a re-import does not forget them) ----
 
 learned = Table(
-    "learned_addresses", metadata,
+    "learned_addresses",
+    metadata,
     Column("address", Text, primary_key=True),
     Column("institution_id", Integer, ForeignKey("institutions.id"), nullable=False),
     Column("actor", Text, nullable=False),
@@ -486,7 +512,8 @@ def mark_job(conn: Connection, key: str, at: datetime) -> None:
 
 # Staff accounts, created with `mailbot user add`; only an argon2 hash of the password is kept.
 web_users = Table(
-    "web_users", metadata,
+    "web_users",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
@@ -497,7 +524,8 @@ web_users = Table(
 
 # Logged-in sessions: the cookie carries a random token (signed); only its sha256 is stored here.
 web_sessions = Table(
-    "web_sessions", metadata,
+    "web_sessions",
+    metadata,
     Column("token_hash", String(64), primary_key=True),
     Column("user_id", Integer, ForeignKey("web_users.id"), nullable=False, index=True),
     Column("csrf", String(64), nullable=False),
@@ -508,7 +536,8 @@ web_sessions = Table(
 
 # Security events: logins (successful or not), logouts, accounts added, disabled, enabled or removed, passwords changed.
 web_events = Table(
-    "web_events", metadata,
+    "web_events",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("at", UTC, nullable=False),
     # login | login_failed | login_limited | logout | user_added | password_set | user_disabled | user_enabled

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +33,17 @@ PHASES = ("fetch", "parse", "archive", "commit", "sync", "smtp", "idle", "startu
 
 def run_tests(out: Path, extra: list[str]) -> int:
     env = {**os.environ, "MAILBOT_RELIABILITY_OUT": str(out)}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={out / 'junit.xml'}",
-               *TESTS, *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={out / 'junit.xml'}",
+        *TESTS,
+        *extra,
+    ]
     print("+", " ".join(command), file=sys.stderr)
     return subprocess.run(command, cwd=ROOT, env=env).returncode
 
@@ -64,8 +73,12 @@ def load(out: Path) -> tuple[dict | None, list[dict], dict | None]:
 
 def git_state() -> str:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "mailbot"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "mailbot"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
     return f"{commit}{' with uncommitted changes in mailbot/' if dirty else ''}"
@@ -89,14 +102,18 @@ def outcome_of(results: dict[str, tuple[str, float]], prefix: str) -> str:
     return f"{'**' + status + '**' if status != 'passed' else status} ({seconds:.0f} s)"
 
 
-def document(crash: dict | None, outages: list[dict], hostile: dict | None, results: dict[str, tuple[str, float]]) -> str:
+def document(
+    crash: dict | None, outages: list[dict], hostile: dict | None, results: dict[str, tuple[str, float]]
+) -> str:
     kinds = sorted({o["kind"].split("-")[0] for o in outages})
-    lost = (crash or {}).get("lost", 0) + sum(o.get("lost", 0) for o in outages) + (hostile or {}).get("not_recorded", 0)
+    lost = (
+        (crash or {}).get("lost", 0) + sum(o.get("lost", 0) for o in outages) + (hostile or {}).get("not_recorded", 0)
+    )
     twice = (crash or {}).get("recorded_twice", 0) + sum(o.get("recorded_twice", 0) for o in outages)
     dup = (crash or {}).get("duplicate_receipts", 0)
     dup_outages = sum(o.get("sent_twice", 0) for o in outages)
     failed = [name for name, (status, _) in results.items() if status != "passed"]
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     md = [
         "# Reliability: crashes, outages, hostile mail",
@@ -111,23 +128,51 @@ def document(crash: dict | None, outages: list[dict], hostile: dict | None, resu
         "## Summary",
         "",
     ]
-    md += table(["what", "required", "measured", "met"], [
-        ["SIGKILLs of the running service", "≥ 20", (crash or {}).get("kills", 0), yes((crash or {}).get("kills", 0) >= 20)],
-        ["kinds of outage", "≥ 4", f"{len(kinds)} ({', '.join(OUTAGE_KINDS.get(k, k) for k in kinds)}); {len(outages)} scenarios",
-         yes(len(kinds) >= 4)],
-        ["hostile or broken messages", "≥ 1,000", (hostile or {}).get("accepted_by_dovecot", 0),
-         yes((hostile or {}).get("accepted_by_dovecot", 0) >= 1000)],
-        ["messages lost", "0", lost, yes(lost == 0)],
-        ["messages counted twice", "0", twice, yes(twice == 0)],
-        ["messages sent twice after a kill", f"≤ kills during SMTP delivery ({(crash or {}).get('duplicate_bound', 0)})",
-         dup, yes(dup <= (crash or {}).get("duplicate_bound", 0))],
-        ["messages sent twice without a kill (any kind)", "0", dup_outages, yes(dup_outages == 0)],
-        ["tests passing", "all", f"{len(results) - len(failed)} of {len(results)}", yes(not failed and bool(results))],
-    ])
-    md += ["A *lost* message is one that is neither recorded nor still on the server; a message still waiting on the "
-           "server at the end of a test is counted under *not recorded* in its section. The one documented window "
-           "for a duplicate receipt is a crash after the SMTP server accepted it and before mailbot recorded that "
-           "(README, *Delivery*).", ""]
+    md += table(
+        ["what", "required", "measured", "met"],
+        [
+            [
+                "SIGKILLs of the running service",
+                "≥ 20",
+                (crash or {}).get("kills", 0),
+                yes((crash or {}).get("kills", 0) >= 20),
+            ],
+            [
+                "kinds of outage",
+                "≥ 4",
+                f"{len(kinds)} ({', '.join(OUTAGE_KINDS.get(k, k) for k in kinds)}); {len(outages)} scenarios",
+                yes(len(kinds) >= 4),
+            ],
+            [
+                "hostile or broken messages",
+                "≥ 1,000",
+                (hostile or {}).get("accepted_by_dovecot", 0),
+                yes((hostile or {}).get("accepted_by_dovecot", 0) >= 1000),
+            ],
+            ["messages lost", "0", lost, yes(lost == 0)],
+            ["messages counted twice", "0", twice, yes(twice == 0)],
+            [
+                "messages sent twice after a kill",
+                f"≤ kills during SMTP delivery ({(crash or {}).get('duplicate_bound', 0)})",
+                dup,
+                yes(dup <= (crash or {}).get("duplicate_bound", 0)),
+            ],
+            ["messages sent twice without a kill (any kind)", "0", dup_outages, yes(dup_outages == 0)],
+            [
+                "tests passing",
+                "all",
+                f"{len(results) - len(failed)} of {len(results)}",
+                yes(not failed and bool(results)),
+            ],
+        ],
+    )
+    md += [
+        "A *lost* message is one that is neither recorded nor still on the server; a message still waiting on the "
+        "server at the end of a test is counted under *not recorded* in its section. The one documented window "
+        "for a duplicate receipt is a crash after the SMTP server accepted it and before mailbot recorded that "
+        "(README, *Delivery*).",
+        "",
+    ]
 
     # --- crashes -------------------------------------------------------------------------------------
     md += ["## Crashes (tests/test_crash.py)", ""]
@@ -149,32 +194,56 @@ def document(crash: dict | None, outages: list[dict], hostile: dict | None, resu
             "",
         ]
         by_phase = crash.get("kills_by_phase", {})
-        md += ["Kills by the phase(s) some thread was in at the moment of the kill (a kill may count in two phases "
-               "when the delivery thread was busy too; *idle*: between two steps; *startup*: before the service "
-               "started):", ""]
-        md += table(["phase", *[p for p in PHASES if p in by_phase], "kills"],
-                    [["kills", *[by_phase[p] for p in PHASES if p in by_phase], crash["kills"]]])
-        md += table(["way of picking the moment", "kills"], [[k, v] for k, v in crash.get("kills_by_strategy", {}).items()])
+        md += [
+            "Kills by the phase(s) some thread was in at the moment of the kill (a kill may count in two phases "
+            "when the delivery thread was busy too; *idle*: between two steps; *startup*: before the service "
+            "started):",
+            "",
+        ]
+        md += table(
+            ["phase", *[p for p in PHASES if p in by_phase], "kills"],
+            [["kills", *[by_phase[p] for p in PHASES if p in by_phase], crash["kills"]]],
+        )
+        md += table(
+            ["way of picking the moment", "kills"], [[k, v] for k, v in crash.get("kills_by_strategy", {}).items()]
+        )
         arch = crash.get("archive", {})
-        md += table(["check after the final run", "result"], [
-            ["messages recorded / appended", f"{crash['messages'] - crash['lost']} / {crash['messages']}"],
-            ["lost", crash["lost"]],
-            ["recorded twice", crash["recorded_twice"]],
-            ["locations (messages known on the server)", crash["locations"]],
-            ["archive files missing / wrong sha256", f"{arch.get('missing', 0)} / {arch.get('sha256', 0)}"],
-            ["partial files left (`.*.tmp`)", arch.get("partial", 0)],
-            ["archive files no record refers to", arch.get("unreferenced", 0)],
-            ["messages without a receipt", crash["unacknowledged"]],
-            ["messages sent twice (receipts, digest)", f"{crash['duplicate_receipts']} (bound: {crash['duplicate_bound']} kills during SMTP "
-                                    f"delivery, of which {crash['kills_after_smtp_acceptance']} held after acceptance)"],
-            ["of which not the message in flight at a kill", crash.get("sent_twice_outside_window", "?")],
-        ])
+        md += table(
+            ["check after the final run", "result"],
+            [
+                ["messages recorded / appended", f"{crash['messages'] - crash['lost']} / {crash['messages']}"],
+                ["lost", crash["lost"]],
+                ["recorded twice", crash["recorded_twice"]],
+                ["locations (messages known on the server)", crash["locations"]],
+                ["archive files missing / wrong sha256", f"{arch.get('missing', 0)} / {arch.get('sha256', 0)}"],
+                ["partial files left (`.*.tmp`)", arch.get("partial", 0)],
+                ["archive files no record refers to", arch.get("unreferenced", 0)],
+                ["messages without a receipt", crash["unacknowledged"]],
+                [
+                    "messages sent twice (receipts, digest)",
+                    f"{crash['duplicate_receipts']} (bound: {crash['duplicate_bound']} kills during SMTP "
+                    f"delivery, of which {crash['kills_after_smtp_acceptance']} held after acceptance)",
+                ],
+                ["of which not the message in flight at a kill", crash.get("sent_twice_outside_window", "?")],
+            ],
+        )
         if crash.get("problems"):
             md += ["Problems found:", ""] + [f"- {p}" for p in crash["problems"]] + [""]
         md += ["<details><summary>Every kill</summary>", ""]
-        md += table(["run", "moment picked", "phase(s)", "last log line", "recorded", "sent"], [
-            [k["run"], f"{k['strategy']}: {k['moment']}", ", ".join(k["phases"]), k["last_log"], k["recorded"], k["sent"]]
-            for k in crash.get("kill_log", [])])
+        md += table(
+            ["run", "moment picked", "phase(s)", "last log line", "recorded", "sent"],
+            [
+                [
+                    k["run"],
+                    f"{k['strategy']}: {k['moment']}",
+                    ", ".join(k["phases"]),
+                    k["last_log"],
+                    k["recorded"],
+                    k["sent"],
+                ]
+                for k in crash.get("kill_log", [])
+            ],
+        )
         md += ["</details>", ""]
 
     # --- outages -------------------------------------------------------------------------------------
@@ -182,20 +251,53 @@ def document(crash: dict | None, outages: list[dict], hostile: dict | None, resu
     if not outages:
         md += ["Not run.", ""]
     else:
-        md += ["Each scenario runs `mailbot run` against a real Dovecot and an SMTP sink behind a relay that can "
-               "refuse, hang or drop connections. Required in each: no message lost or counted twice, no receipt "
-               "sent twice, a clear log line, no traceback, and the service catching up by itself (within 60 s of "
-               "the end of the outage).", ""]
+        md += [
+            "Each scenario runs `mailbot run` against a real Dovecot and an SMTP sink behind a relay that can "
+            "refuse, hang or drop connections. Required in each: no message lost or counted twice, no receipt "
+            "sent twice, a clear log line, no traceback, and the service catching up by itself (within 60 s of "
+            "the end of the outage).",
+            "",
+        ]
         rows = []
         for o in outages:
             line = o.get("log_line") or "; ".join(f"{k}: {v}" for k, v in (o.get("log_lines") or {}).items())
-            rows.append([o["kind"], o["outage"], o["messages"], o.get("not_recorded", 0), o["lost"], o["recorded_twice"],
-                         o["unacknowledged"], o.get("sent_twice", 0), f"`{line[:160]}`" if line else "**none**",
-                         "passed" if o["passed"] else "**failed**"])
-        md += table(["kind", "outage", "messages", "not recorded", "lost", "counted twice", "unacknowledged",
-                     "sent twice", "log line", "result"], rows)
-        md += table(["test", "result"], [[name, outcome_of(results, name)] for name in results if name.startswith(
-            ("test_dovecot", "test_smtp", "test_database", "test_disk"))])
+            rows.append(
+                [
+                    o["kind"],
+                    o["outage"],
+                    o["messages"],
+                    o.get("not_recorded", 0),
+                    o["lost"],
+                    o["recorded_twice"],
+                    o["unacknowledged"],
+                    o.get("sent_twice", 0),
+                    f"`{line[:160]}`" if line else "**none**",
+                    "passed" if o["passed"] else "**failed**",
+                ]
+            )
+        md += table(
+            [
+                "kind",
+                "outage",
+                "messages",
+                "not recorded",
+                "lost",
+                "counted twice",
+                "unacknowledged",
+                "sent twice",
+                "log line",
+                "result",
+            ],
+            rows,
+        )
+        md += table(
+            ["test", "result"],
+            [
+                [name, outcome_of(results, name)]
+                for name in results
+                if name.startswith(("test_dovecot", "test_smtp", "test_database", "test_disk"))
+            ],
+        )
         for o in outages:
             if o.get("problems"):
                 md += [f"Problems in `{o['kind']}`:", ""] + [f"- {p}" for p in o["problems"]] + [""]
@@ -211,29 +313,61 @@ def document(crash: dict | None, outages: list[dict], hostile: dict | None, resu
             f"{outcome_of(results, 'test_a_thousand')}.",
             "",
         ]
-        md += table(["category", "messages", "outcome (state: count)"], [
-            [c, n, ", ".join(f"{s}: {k}" for s, k in sorted(hostile.get("states_by_category", {}).get(c, {}).items()))]
-            for c, n in sorted(hostile.get("generated_by_category", {}).items(), key=lambda kv: -kv[1])])
-        md += table(["check", "result"], [
-            ["accepted by Dovecot / refused", f"{hostile['accepted_by_dovecot']} / {hostile['refused_by_dovecot']}"],
-            ["`run --once` exit code", hostile["exit_code"]],
-            ["not recorded nor set aside", hostile["not_recorded"]],
-            ["states", ", ".join(f"{k}: {v}" for k, v in sorted(hostile["states"].items()))],
-            ["set aside (state error), by reason", ", ".join(f"{k}: {v}" for k, v in hostile.get("set_aside_reasons", {}).items()) or "none"],
-            ["still on the server, same UIDs", yes(hostile["uids_unchanged"])],
-            ["files written outside the archive", len(hostile["files_outside_archive"])],
-            ["archive: missing / wrong sha256 / partial / unreferenced",
-             " / ".join(str(hostile["archive"].get(k, 0)) for k in ("missing", "sha256", "partial", "unreferenced"))],
-            ["peak memory of `run --once`", f"{hostile['peak_rss_mb']:.0f} MB (limit {hostile['max_rss_mb']:.0f} MB)"],
-            ["time of `run --once`", f"{hostile['seconds']:.0f} s"],
-        ])
+        md += table(
+            ["category", "messages", "outcome (state: count)"],
+            [
+                [
+                    c,
+                    n,
+                    ", ".join(f"{s}: {k}" for s, k in sorted(hostile.get("states_by_category", {}).get(c, {}).items())),
+                ]
+                for c, n in sorted(hostile.get("generated_by_category", {}).items(), key=lambda kv: -kv[1])
+            ],
+        )
+        md += table(
+            ["check", "result"],
+            [
+                [
+                    "accepted by Dovecot / refused",
+                    f"{hostile['accepted_by_dovecot']} / {hostile['refused_by_dovecot']}",
+                ],
+                ["`run --once` exit code", hostile["exit_code"]],
+                ["not recorded nor set aside", hostile["not_recorded"]],
+                ["states", ", ".join(f"{k}: {v}" for k, v in sorted(hostile["states"].items()))],
+                [
+                    "set aside (state error), by reason",
+                    ", ".join(f"{k}: {v}" for k, v in hostile.get("set_aside_reasons", {}).items()) or "none",
+                ],
+                ["still on the server, same UIDs", yes(hostile["uids_unchanged"])],
+                ["files written outside the archive", len(hostile["files_outside_archive"])],
+                [
+                    "archive: missing / wrong sha256 / partial / unreferenced",
+                    " / ".join(
+                        str(hostile["archive"].get(k, 0)) for k in ("missing", "sha256", "partial", "unreferenced")
+                    ),
+                ],
+                [
+                    "peak memory of `run --once`",
+                    f"{hostile['peak_rss_mb']:.0f} MB (limit {hostile['max_rss_mb']:.0f} MB)",
+                ],
+                ["time of `run --once`", f"{hostile['seconds']:.0f} s"],
+            ],
+        )
         if hostile.get("problems"):
             md += ["Problems found:", ""] + [f"- {p[:600]}" for p in hostile["problems"]] + [""]
 
-    md += ["## Regenerate", "", "```", "python3 scripts/reliability.py", "```", "",
-           "Sizes: `MAILBOT_CRASH_MESSAGES` (300), `MAILBOT_CRASH_KILLS` (30), `MAILBOT_CRASH_SEED`, "
-           "`MAILBOT_HOSTILE_MESSAGES` (1000 random trees on top of the handpicked cases), `MAILBOT_HOSTILE_SEED`, "
-           "`MAILBOT_HOSTILE_MAX_RSS_MB` (400).", ""]
+    md += [
+        "## Regenerate",
+        "",
+        "```",
+        "python3 scripts/reliability.py",
+        "```",
+        "",
+        "Sizes: `MAILBOT_CRASH_MESSAGES` (300), `MAILBOT_CRASH_KILLS` (30), `MAILBOT_CRASH_SEED`, "
+        "`MAILBOT_HOSTILE_MESSAGES` (1000 random trees on top of the handpicked cases), `MAILBOT_HOSTILE_SEED`, "
+        "`MAILBOT_HOSTILE_MAX_RSS_MB` (400).",
+        "",
+    ]
     return "\n".join(md)
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import config, roster, samples, store
+from mailbot import config, store
+from mailbot.campaigns import roster
 from mailbot.config import Settings
+from mailbot.demo import samples
 
 pytest_plugins = ["tests.servers.fixtures", "tests.servers.smtp_fixtures"]
 
@@ -60,7 +62,11 @@ class Workspace:
         env = {**os.environ, PASSWORD_ENV: self.password}
         result = subprocess.run(
             [sys.executable, "-m", "mailbot", "--config", str(self.config_path), *args],
-            capture_output=True, text=True, env=env, cwd=self.root, timeout=300,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=self.root,
+            timeout=300,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"mailbot {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
@@ -77,8 +83,14 @@ def write_roster(path: Path, rows: list[dict]) -> None:  # type: ignore[type-arg
 def make_workspace(root: Path, server, extra_inbox: str = "", extra: str = "") -> Workspace:  # type: ignore[no-untyped-def]
     root.mkdir(parents=True, exist_ok=True)
     write_roster(root / "roster.csv", samples.load_demo_roster())
-    text = CONFIG.format(host=server.host, port=server.port, user=server.user,
-                         password_env=PASSWORD_ENV, extra_inbox=extra_inbox, extra=extra)
+    text = CONFIG.format(
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        password_env=PASSWORD_ENV,
+        extra_inbox=extra_inbox,
+        extra=extra,
+    )
     (root / "mailbot.toml").write_text(text, encoding="utf-8")
     return Workspace(root, root / "mailbot.toml", server.password)
 

@@ -101,7 +101,7 @@ class _HalfWriter:
         time.sleep(_hold_seconds)
         return half + self.inner.write(data[half:])
 
-    def __enter__(self) -> "_HalfWriter":
+    def __enter__(self) -> _HalfWriter:
         self.inner.__enter__()
         return self
 
@@ -123,7 +123,9 @@ def _replace_everywhere(original: Any, replacement: Any) -> int:
                 setattr(module, attr, replacement)
                 found += 1
     if not found:
-        raise RuntimeError(f"crash probe: {original!r} is not used by any mailbot module any more; update tests/crash_probe.py")
+        raise RuntimeError(
+            f"crash probe: {original!r} is not used by any mailbot module any more; update tests/crash_probe.py"
+        )
     return found
 
 
@@ -137,11 +139,13 @@ def install() -> None:
         phase, n, seconds = spec.split(":")
         _hold_phase, _hold_n, _hold_seconds = phase, int(n), float(seconds)
 
-    import mailbot.cli  # noqa: F401 - load everything `run` uses before replacing functions in it
-    import mailbot.daemon  # noqa: F401
     from sqlalchemy import event
 
-    from mailbot import archive, identify, inbox, outbox, parse, store
+    import mailbot.cli  # noqa: F401 - load everything `run` uses before replacing functions in it
+    import mailbot.daemon  # noqa: F401
+    from mailbot import store
+    from mailbot.ingest import archive, identify, inbox, parse
+    from mailbot.notify import outbox
 
     inbox.ImapInbox._fetch = _wrap("fetch", inbox.ImapInbox._fetch, hold_after="fetch")  # type: ignore[method-assign]
     _replace_everywhere(parse.parse, _wrap("parse", parse.parse))

@@ -15,14 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
-from email.parser import BytesHeaderParser
-
 import pytest
 
-from mailbot import samples
+from mailbot.demo import samples
 from tests.conftest import PASSWORD_ENV, Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +29,7 @@ OUT_ENV = "MAILBOT_RELIABILITY_OUT"
 
 
 # --- figures ----------------------------------------------------------------------------------------
+
 
 def figures_dir(factory: pytest.TempPathFactory) -> Path:
     """Where the tests leave their figures for scripts/reliability.py: $MAILBOT_RELIABILITY_OUT, else pytest's tmp."""
@@ -45,6 +45,7 @@ def write_figures(factory: pytest.TempPathFactory, name: str, figures: dict[str,
 
 
 # --- mail ---------------------------------------------------------------------------------------------
+
 
 def append_many(server, messages: list[bytes], when: datetime) -> list[bool]:  # type: ignore[no-untyped-def]
     """APPEND every message over one IMAP connection; which ones the server accepted."""
@@ -67,7 +68,9 @@ def append_many(server, messages: list[bytes], when: datetime) -> list[bool]:  #
     return accepted
 
 
-def school_mails(count: int, tag: str, *, pad_to: int = 0, two_files_every: int = 10) -> list[tuple[str, str, int, bytes]]:
+def school_mails(
+    count: int, tag: str, *, pad_to: int = 0, two_files_every: int = 10
+) -> list[tuple[str, str, int, bytes]]:
     """(Message-ID, institution code, number of Word files, raw bytes): senders taken in turn from the roster
     rows that have an address, each with a Word report, every ``two_files_every``-th one with an appendix too."""
     rows = [r for r in samples.load_demo_roster() if r["emails"]]
@@ -77,11 +80,16 @@ def school_mails(count: int, tag: str, *, pad_to: int = 0, two_files_every: int 
         row = rows[i % len(rows)]
         files = [("bao-cao-antq.docx", reports[row["code"]])]
         if two_files_every and i % two_files_every == 3:
-            files.append(("phu-luc.docx", samples.make_report_docx(row["name"], number=f"{i}/PL", title="Phụ lục số liệu")))
+            files.append(
+                ("phu-luc.docx", samples.make_report_docx(row["name"], number=f"{i}/PL", title="Phụ lục số liệu"))
+            )
         mid = f"<{tag}-{i}@{row['emails'][0].split('@')[1]}>"
         raw = samples.make_email(
-            sender=row["emails"][0], sender_name=row["name"], subject=f"Báo cáo ANTQ năm 2023 - {row['name']} (lần {i})",
-            body="Kính gửi Sở GDĐT, đơn vị gửi báo cáo.", message_id=mid,
+            sender=row["emails"][0],
+            sender_name=row["name"],
+            subject=f"Báo cáo ANTQ năm 2023 - {row['name']} (lần {i})",
+            body="Kính gửi Sở GDĐT, đơn vị gửi báo cáo.",
+            message_id=mid,
             attachments=[(name, data, "application/octet-stream") for name, data in files],
         )
         out.append((mid, row["code"], len(files), raw))
@@ -108,11 +116,13 @@ def sent_twice(sink) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 # --- a `mailbot run` process -------------------------------------------------------------------------
 
+
 class Daemon:
     """`mailbot run` (or the crash probe) as a subprocess; its log goes to a file read while it runs."""
 
-    def __init__(self, ws: Workspace, log_path: Path, *, probe: Path | None = None, hold: str = "",
-                 args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, ws: Workspace, log_path: Path, *, probe: Path | None = None, hold: str = "", args: tuple[str, ...] = ()
+    ) -> None:
         self.log_path = log_path
         self.probe_path = probe
         env = {**os.environ, PASSWORD_ENV: ws.password, "PYTHONPATH": str(ROOT)}
@@ -126,7 +136,10 @@ class Daemon:
         with log_path.open("wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", module, "--config", str(ws.config_path), *args, "run"],
-                stderr=err, stdout=subprocess.DEVNULL, env=env, cwd=ws.root,
+                stderr=err,
+                stdout=subprocess.DEVNULL,
+                env=env,
+                cwd=ws.root,
             )
 
     def log(self) -> str:
@@ -144,7 +157,9 @@ class Daemon:
 
     def wait_log(self, text: str, timeout: float = 30.0) -> None:
         if not wait_until(lambda: text in self.log(), timeout, self):
-            raise AssertionError(f"{text!r} not logged within {timeout}s (exit {self.proc.poll()}):\n{self.log()[-5000:]}")
+            raise AssertionError(
+                f"{text!r} not logged within {timeout}s (exit {self.proc.poll()}):\n{self.log()[-5000:]}"
+            )
 
     def kill(self) -> None:
         if self.alive:
@@ -157,7 +172,9 @@ class Daemon:
         return self.proc.wait(timeout)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, daemon: Daemon | None = None, every: float = 0.01) -> bool:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, daemon: Daemon | None = None, every: float = 0.01
+) -> bool:
     """True as soon as ``predicate()`` holds; False after ``timeout`` or when the daemon died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -170,6 +187,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, daemon: Daemon | N
 
 
 # --- the database and the archive, read without mailbot --------------------------------------------
+
 
 def db_rows(ws: Workspace, query: str, *args: Any) -> list[tuple[Any, ...]]:
     """A read-only query on the workspace's SQLite file (safe while a daemon writes to it)."""
@@ -213,7 +231,8 @@ def archive_problems(ws: Workspace) -> dict[str, list[str]]:
     referenced: set[Path] = set()
     base = archive.resolve()
     for path, sha in db_rows(ws, "SELECT path, sha256 FROM files WHERE path != ''") + db_rows(
-            ws, "SELECT eml_path, fingerprint FROM messages WHERE eml_path != ''"):
+        ws, "SELECT eml_path, fingerprint FROM messages WHERE eml_path != ''"
+    ):
         target = (archive / path).resolve()
         if not target.is_relative_to(base):
             problems["outside"].append(path)

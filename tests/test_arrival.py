@@ -9,12 +9,13 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from email import policy
 from pathlib import Path
 
-from mailbot import pipeline, samples, store
-from mailbot.demo import DEADLINE, build_demo
+from mailbot import pipeline, store
+from mailbot.demo import samples
+from mailbot.demo.build import DEADLINE, build_demo
 from mailbot.models import RawMail
 
 
@@ -23,14 +24,25 @@ def _school(rows: list[dict], k: int) -> dict:  # type: ignore[type-arg]
 
 
 def _raw(school: dict, n: int) -> bytes:  # type: ignore[type-arg]
-    return samples.make_email(sender=school["emails"][0], sender_name=school["name"], subject=f"Báo cáo ANTQ - {school['name']}",
-                              body="Kính gửi Phòng GDTX&ĐH", message_id=f"<arrival-{n}@haiphong.edu.vn>",
-                              attachments=[("Báo cáo.docx", samples.make_report_docx(school["name"]), samples.DOCX_TYPE)])
+    return samples.make_email(
+        sender=school["emails"][0],
+        sender_name=school["name"],
+        subject=f"Báo cáo ANTQ - {school['name']}",
+        body="Kính gửi Phòng GDTX&ĐH",
+        message_id=f"<arrival-{n}@haiphong.edu.vn>",
+        attachments=[("Báo cáo.docx", samples.make_report_docx(school["name"]), samples.DOCX_TYPE)],
+    )
 
 
 def _status(root: Path) -> dict:  # type: ignore[type-arg]
-    done = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(root / "mailbot.toml"), "status", "--json"],
-                          capture_output=True, text=True, cwd=root, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(root / "mailbot.toml"), "status", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+        check=True,
+    )
     return {i["code"]: i for i in json.loads(done.stdout)["institutions"]}
 
 
@@ -67,7 +79,7 @@ def test_the_stored_arrival_is_the_one_the_verdict_used(tmp_path: Path):
     settings = build_demo(root)
     engine = store.connect(settings.db_url)
     school = _school(samples.load_demo_roster(), 2)
-    arrived = DEADLINE.astimezone(timezone.utc) + timedelta(microseconds=500_000)
+    arrived = DEADLINE.astimezone(UTC) + timedelta(microseconds=500_000)
     pipeline.import_roster(settings, engine)
     ctx = pipeline.make_context(settings, engine, DEADLINE)
     outcome = pipeline.process(RawMail("test:", 0, "1", arrived, _raw(school, 9)), ctx)

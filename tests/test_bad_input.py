@@ -5,31 +5,42 @@ from __future__ import annotations
 import imaplib
 import os
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from mailbot import pipeline, samples, store
+from mailbot import pipeline, store
+from mailbot.demo import samples
 
 NQ = "thptngoquyen@haiphong.edu.vn"
-WHEN = datetime(2023, 12, 4, 3, 0, tzinfo=timezone.utc)
+WHEN = datetime(2023, 12, 4, 3, 0, tzinfo=UTC)
 CORPUS = Path(os.environ.get("MAILBOT_CORPUS", Path(__file__).resolve().parents[1].parent / "shared" / "corpus"))
 
 
 def docx_mail(name: str, data: bytes, **kw) -> bytes:  # type: ignore[no-untyped-def]
-    return samples.make_email(sender=kw.pop("sender", NQ), sender_name="THPT Ngô Quyền", subject=kw.pop("subject", "Báo cáo"),
-                              body="Kính gửi Sở", attachments=[(name, data, "application/octet-stream")], **kw)
+    return samples.make_email(
+        sender=kw.pop("sender", NQ),
+        sender_name="THPT Ngô Quyền",
+        subject=kw.pop("subject", "Báo cáo"),
+        body="Kính gửi Sở",
+        attachments=[(name, data, "application/octet-stream")],
+        **kw,
+    )
 
 
 def bad_messages() -> dict[str, bytes]:
     report = samples.make_report_docx("Trường THPT Ngô Quyền")
     no_id = docx_mail("bc.docx", report).replace(b"Message-ID:", b"X-Old-Message-ID:")
-    garbage_headers = (b"From: \xc4\x90\xff\xfe Tr\xe6\xf8ng <" + NQ.encode() + b">\r\nSubject: B\xe1o c\xe1o \xff\x00\x01\r\n"
-                       b"Message-ID: <garbage@x>\r\nContent-Type: text/plain\r\n\r\nbody\r\n")
-    bad_base64 = docx_mail("bc.docx", report).replace(b"Content-Transfer-Encoding: base64", b"Content-Transfer-Encoding: base64\r\nX-Broken: 1", 1)
-    bad_base64 = bad_base64[: len(bad_base64) // 2] + b"!!!not base64!!!\r\n" + bad_base64[len(bad_base64) // 2:]
+    garbage_headers = (
+        b"From: \xc4\x90\xff\xfe Tr\xe6\xf8ng <" + NQ.encode() + b">\r\nSubject: B\xe1o c\xe1o \xff\x00\x01\r\n"
+        b"Message-ID: <garbage@x>\r\nContent-Type: text/plain\r\n\r\nbody\r\n"
+    )
+    bad_base64 = docx_mail("bc.docx", report).replace(
+        b"Content-Transfer-Encoding: base64", b"Content-Transfer-Encoding: base64\r\nX-Broken: 1", 1
+    )
+    bad_base64 = bad_base64[: len(bad_base64) // 2] + b"!!!not base64!!!\r\n" + bad_base64[len(bad_base64) // 2 :]
     return {
         "truncated_docx": docx_mail("bc.docx", report[: len(report) // 2]),
         "huge_attachment": docx_mail("video.mp4", os.urandom(38 * 1024 * 1024)),  # 52 MB once in base64
@@ -38,7 +49,9 @@ def bad_messages() -> dict[str, bytes]:
         "binary_noise": bytes(random.Random(7).randrange(256) for _ in range(5000)),
         "lying_name": docx_mail("baocao.docx", b"\x89PNG\r\n\x1a\n" + b"\0" * 100),
         "bad_base64": bad_base64,
-        "bad_boundary": b"From: " + NQ.encode() + b"\r\nMessage-ID: <bb@x>\r\nContent-Type: multipart/mixed; boundary=\"nope\"\r\n\r\n--other\r\nx\r\n",
+        "bad_boundary": b"From: "
+        + NQ.encode()
+        + b'\r\nMessage-ID: <bb@x>\r\nContent-Type: multipart/mixed; boundary="nope"\r\n\r\n--other\r\nx\r\n',
     }
 
 
@@ -122,10 +135,16 @@ def test_oversized_message_is_recorded_from_its_header_and_left_in_the_mailbox(t
     from tests.conftest import make_workspace
 
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
-    ws = make_workspace(tmp_path / "ws", dovecot, extra_inbox='processed_folder = "Da-xu-ly"',
-                        extra="[limits]\nmax_message_bytes = 1048576\nmax_attachment_bytes = 1048576")
+    ws = make_workspace(
+        tmp_path / "ws",
+        dovecot,
+        extra_inbox='processed_folder = "Da-xu-ly"',
+        extra="[limits]\nmax_message_bytes = 1048576\nmax_attachment_bytes = 1048576",
+    )
     big = docx_mail("video.mp4", os.urandom(3 * 1024 * 1024))
-    small = docx_mail("bc.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), sender="thptthaiphien@haiphong.edu.vn")
+    small = docx_mail(
+        "bc.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), sender="thptthaiphien@haiphong.edu.vn"
+    )
     assert append_all(dovecot, [big, small]) == 2
     report = pipeline.run_once(ws.settings(), ws.engine())
     assert report.fetched == 2 and report.moved == 1
@@ -137,8 +156,11 @@ def test_oversized_message_is_recorded_from_its_header_and_left_in_the_mailbox(t
 
 def test_a_flood_from_one_address_does_not_delay_the_other_schools(workspace, dovecot):
     flood = [docx_mail(f"{n}.docx", b"x", sender="spammer@example.com", subject=f"flood {n}") for n in range(300)]
-    schools = [docx_mail("bc.docx", samples.make_report_docx(r["name"]), sender=r["emails"][0])
-               for r in samples.load_demo_roster()[:10] if r["emails"]]
+    schools = [
+        docx_mail("bc.docx", samples.make_report_docx(r["name"]), sender=r["emails"][0])
+        for r in samples.load_demo_roster()[:10]
+        if r["emails"]
+    ]
     append_all(dovecot, flood + schools)
     order: list[str] = []
     pipeline.run_once(workspace.settings(), workspace.engine(), on_message=lambda o: order.append(o.institution))

@@ -19,14 +19,29 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from mailbot import pipeline, roster, samples, store
+from mailbot import pipeline, store
+from mailbot.campaigns import roster
 from mailbot.cli import cli
-from mailbot.compile import (GRAND_TOTAL, NO_TABLE, NOT_SUBMITTED, ONLY_ONE, REVIEW_SHEET, SUMMARY_SHEET, Compilation,
-                             compile_campaign, header_candidates, is_blank, parse_number, save_docx, save_xlsx)
-from mailbot.demo import DEADLINE, _write_maildir, build_demo
+from mailbot.demo import samples
+from mailbot.demo.build import DEADLINE, _write_maildir, build_demo
+from mailbot.documents.vnenc import from_unicode
 from mailbot.errors import MailbotError
+from mailbot.reports.compile import (
+    GRAND_TOTAL,
+    NO_TABLE,
+    NOT_SUBMITTED,
+    ONLY_ONE,
+    REVIEW_SHEET,
+    SUMMARY_SHEET,
+    Compilation,
+    compile_campaign,
+    header_candidates,
+    is_blank,
+    parse_number,
+    save_docx,
+    save_xlsx,
+)
 from mailbot.text import fold
-from mailbot.vnenc import from_unicode
 
 NOW = DEADLINE + timedelta(days=2)
 HEADER = ("STT", "Nội dung", "Số lượng", "Kinh phí (triệu đồng)")
@@ -59,30 +74,73 @@ class School:
 
 
 SCHOOLS = [
-    School("PGD-HB", "Phòng GDĐT quận Hồng Bàng", PGD,
-           rows=[("1", "Tuyên truyền pháp luật", "12", "1.250"), ("2", "Diễn tập phòng cháy, chữa cháy", "3", "12,5"),
-                 ("3", "Ký cam kết không vi phạm", "1.250", "")],
-           pupils=[("1", "Khối 10", "120", "135"), ("2", "Khối 11", "98", "110")]),
-    School("PGD-LC", "Phòng GDĐT quận Lê Chân", PGD,  # resubmits: only the second version counts
-           rows=[("1", "Tuyên truyền pháp luật", "1,234", "7,25"), ("2", "Diễn tập phòng cháy, chữa cháy", "5", "0,5"),
-                 ("3", "Ký cam kết không vi phạm", "2.400", "3")]),
+    School(
+        "PGD-HB",
+        "Phòng GDĐT quận Hồng Bàng",
+        PGD,
+        rows=[
+            ("1", "Tuyên truyền pháp luật", "12", "1.250"),
+            ("2", "Diễn tập phòng cháy, chữa cháy", "3", "12,5"),
+            ("3", "Ký cam kết không vi phạm", "1.250", ""),
+        ],
+        pupils=[("1", "Khối 10", "120", "135"), ("2", "Khối 11", "98", "110")],
+    ),
+    School(
+        "PGD-LC",
+        "Phòng GDĐT quận Lê Chân",
+        PGD,  # resubmits: only the second version counts
+        rows=[
+            ("1", "Tuyên truyền pháp luật", "1,234", "7,25"),
+            ("2", "Diễn tập phòng cháy, chữa cháy", "5", "0,5"),
+            ("3", "Ký cam kết không vi phạm", "2.400", "3"),
+        ],
+    ),
     School("PGD-HA", "Phòng GDĐT quận Hải An", PGD, odd=True),
     School("PGD-KA", "Phòng GDĐT quận Kiến An", PGD, sends=False),
-    School("THPT-NQ", "Trường THPT Ngô Quyền", THPT,
-           rows=[("1", "Tuyên truyền pháp luật", "8", "2,75"), ("2", "Diễn tập phòng cháy, chữa cháy", "2", "15"),
-                 ("3", "Ký cam kết không vi phạm", "1.180", "0")],
-           pupils=[("1", "Khối 10", "201", "187"), ("2", "Khối 11", "190", "205"), ("3", "Khối 12", "176", "199")]),
-    School("THPT-TP", "Trường THPT Thái Phiên", THPT,  # its own correct total line: kept out of the sums
-           rows=[("1", "Tuyên truyền pháp luật", "10", "4,5"), ("2", "Diễn tập phòng cháy, chữa cháy", "1", "1.000"),
-                 ("3", "Ký cam kết không vi phạm", "950", "2")],
-           extra_rows=[("", "Tổng cộng", "961", "1.006,5")]),
-    School("THPT-TPH", "Trường THPT Trần Phú", THPT,  # its own total line does not add up
-           rows=[("1", "Tuyên truyền pháp luật", "6", "3"), ("2", "Diễn tập phòng cháy, chữa cháy", "4", "20,25"),
-                 ("3", "Ký cam kết không vi phạm", "870", "1")],
-           extra_rows=[("", "Cộng", "800", "24,25")]),
-    School("THPT-LQD", "Trường THPT Lê Quý Đôn", THPT, font=".VnTime",  # typed in TCVN3
-           rows=[("1", "Tuyên truyền pháp luật", "14", "6,5"), ("2", "Diễn tập phòng cháy, chữa cháy", "2", "9"),
-                 ("3", "Ký cam kết không vi phạm", "1.020", "")]),
+    School(
+        "THPT-NQ",
+        "Trường THPT Ngô Quyền",
+        THPT,
+        rows=[
+            ("1", "Tuyên truyền pháp luật", "8", "2,75"),
+            ("2", "Diễn tập phòng cháy, chữa cháy", "2", "15"),
+            ("3", "Ký cam kết không vi phạm", "1.180", "0"),
+        ],
+        pupils=[("1", "Khối 10", "201", "187"), ("2", "Khối 11", "190", "205"), ("3", "Khối 12", "176", "199")],
+    ),
+    School(
+        "THPT-TP",
+        "Trường THPT Thái Phiên",
+        THPT,  # its own correct total line: kept out of the sums
+        rows=[
+            ("1", "Tuyên truyền pháp luật", "10", "4,5"),
+            ("2", "Diễn tập phòng cháy, chữa cháy", "1", "1.000"),
+            ("3", "Ký cam kết không vi phạm", "950", "2"),
+        ],
+        extra_rows=[("", "Tổng cộng", "961", "1.006,5")],
+    ),
+    School(
+        "THPT-TPH",
+        "Trường THPT Trần Phú",
+        THPT,  # its own total line does not add up
+        rows=[
+            ("1", "Tuyên truyền pháp luật", "6", "3"),
+            ("2", "Diễn tập phòng cháy, chữa cháy", "4", "20,25"),
+            ("3", "Ký cam kết không vi phạm", "870", "1"),
+        ],
+        extra_rows=[("", "Cộng", "800", "24,25")],
+    ),
+    School(
+        "THPT-LQD",
+        "Trường THPT Lê Quý Đôn",
+        THPT,
+        font=".VnTime",  # typed in TCVN3
+        rows=[
+            ("1", "Tuyên truyền pháp luật", "14", "6,5"),
+            ("2", "Diễn tập phòng cháy, chữa cháy", "2", "9"),
+            ("3", "Ký cam kết không vi phạm", "1.020", ""),
+        ],
+    ),
 ]
 FIRST_VERSION = [("1", "Tuyên truyền pháp luật", "999", "9.999"), ("2", "Diễn tập phòng cháy, chữa cháy", "999", "999")]
 BY_CODE = {s.code: s for s in SCHOOLS}
@@ -102,6 +160,7 @@ def value(text: str) -> Decimal:
 
 
 # ---------------------------------------------------------------- building the reports and the campaign
+
 
 def _cell(cell, text: str, font: str | None, bold: bool = False) -> None:
     run = cell.paragraphs[0].add_run(from_unicode(text, "tcvn3") if font else text)
@@ -148,8 +207,9 @@ def report_docx(school: School, rows=None) -> bytes:
         run.font.name = school.font
     if school.odd:
         table = document.add_table(rows=3, cols=3)
-        for i, row in enumerate((ODD_HEADER, ("1", "Nguyễn Văn Bình", "Trưởng phòng"),
-                                 ("2", "Trần Thị Cúc", "Chuyên viên"))):
+        for i, row in enumerate(
+            (ODD_HEADER, ("1", "Nguyễn Văn Bình", "Trưởng phòng"), ("2", "Trần Thị Cúc", "Chuyên viên"))
+        ):
             for j, text in enumerate(row):
                 table.cell(i, j).text = text
     else:
@@ -166,20 +226,33 @@ def report_docx(school: School, rows=None) -> bytes:
     return buffer.getvalue()
 
 
-def _email(school: School, data: bytes, arrival: datetime, n: int, filename: str | None = None,
-           mimetype: str = samples.DOCX_TYPE, more: tuple[tuple[str, bytes, str], ...] = ()) -> tuple[datetime, bytes]:
+def _email(
+    school: School,
+    data: bytes,
+    arrival: datetime,
+    n: int,
+    filename: str | None = None,
+    mimetype: str = samples.DOCX_TYPE,
+    more: tuple[tuple[str, bytes, str], ...] = (),
+) -> tuple[datetime, bytes]:
     raw = samples.make_email(
-        sender=school.email, sender_name=school.name, subject=f"Báo cáo ANTQ 2023 - {school.name}",
-        body=f"Kính gửi Phòng GDTX&ĐH,\n{school.name} gửi báo cáo.\n", message_id=f"<compile-{n}@haiphong.edu.vn>",
+        sender=school.email,
+        sender_name=school.name,
+        subject=f"Báo cáo ANTQ 2023 - {school.name}",
+        body=f"Kính gửi Phòng GDTX&ĐH,\n{school.name} gửi báo cáo.\n",
+        message_id=f"<compile-{n}@haiphong.edu.vn>",
         attachments=[(filename or f"Báo cáo ANTQ 2023 - {school.code}.docx", data, mimetype), *more],
-        date=arrival - timedelta(seconds=30))
+        date=arrival - timedelta(seconds=30),
+    )
     return arrival, raw
 
 
 def _campaign(root: Path, schools: list[School], messages: list[tuple[datetime, bytes]]):
     settings = build_demo(root)  # the demo's config; our own roster and inbox replace the demo's
-    roster.write_csv(root / "roster.csv", roster.from_rows(
-        [{"code": s.code, "name": s.name, "group": s.group, "emails": [s.email]} for s in schools]))
+    roster.write_csv(
+        root / "roster.csv",
+        roster.from_rows([{"code": s.code, "name": s.name, "group": s.group, "emails": [s.email]} for s in schools]),
+    )
     _write_maildir(root / "Maildir", messages)
     engine = store.connect(settings.db_url)
     report = pipeline.run_once(settings, engine)
@@ -204,6 +277,7 @@ def campaign(tmp_path_factory):
 
 
 # ---------------------------------------------------------------- expectations, computed from the inputs
+
 
 def expected_sums(rows_of, columns: tuple[int, ...]) -> tuple[dict[str, list[Decimal]], list[Decimal]]:
     per_group: dict[str, list[Decimal]] = {}
@@ -234,8 +308,9 @@ def test_tables_of_one_header_are_merged_one_line_per_school_row(campaign):
     _, comp = campaign
     shape = stats_shape(comp)
     assert shape.header == HEADER
-    expected = [(s.code, row[0], row[1]) for group in (PGD, THPT) for s in SCHOOLS if s.group == group
-                for row in s.rows]
+    expected = [
+        (s.code, row[0], row[1]) for group in (PGD, THPT) for s in SCHOOLS if s.group == group for row in s.rows
+    ]
     assert [(r.code, str(r.cells[0]), r.cells[1]) for r in shape.rows] == expected
     assert len(shape.rows) == 18  # six schools, three lines each: the schools' own totals are not lines
     assert shape.institutions == ("PGD-HB", "PGD-LC", "THPT-NQ", "THPT-TP", "THPT-TPH", "THPT-LQD")
@@ -369,7 +444,7 @@ def test_word_document(campaign, tmp_path):
     texts = [text for _, text in paragraphs]
     for school in SCHOOLS:
         at = texts.index(f"{school.name} ({school.code})")
-        following = texts[at + 1:at + 8]
+        following = texts[at + 1 : at + 8]
         if school.sends:
             assert school.body in following, school.code  # TCVN3 included: converted to Unicode
         else:
@@ -388,8 +463,22 @@ def test_cli_compile(campaign, tmp_path):
     settings, _ = campaign
     config = settings.data_dir.parent / "mailbot.toml"
     out, words = tmp_path / "th.xlsx", tmp_path / "th.docx"
-    result = CliRunner().invoke(cli, ["--config", str(config), "--now", "2023-12-07T08:00", "compile",
-                                      "--campaign", "antq-2023", "--output", str(out), "--docx", str(words)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--config",
+            str(config),
+            "--now",
+            "2023-12-07T08:00",
+            "compile",
+            "--campaign",
+            "antq-2023",
+            "--output",
+            str(out),
+            "--docx",
+            str(words),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "2 merged table(s) from 6 institution(s), 2 item(s) to review, 1 institution(s) missing" in result.output
     assert openpyxl.load_workbook(out).sheetnames[0] == SUMMARY_SHEET and docx.Document(str(words)).paragraphs
@@ -400,8 +489,10 @@ def test_cli_compile(campaign, tmp_path):
 # ---------------------------------------------------------------- legacy .doc, and a report without tables
 
 
-@pytest.mark.skipif(not (shutil.which("soffice") or shutil.which("libreoffice")),
-                    reason="LibreOffice (soffice) is not installed: .doc reports cannot be converted")
+@pytest.mark.skipif(
+    not (shutil.which("soffice") or shutil.which("libreoffice")),
+    reason="LibreOffice (soffice) is not installed: .doc reports cannot be converted",
+)
 def test_legacy_doc_report_is_converted_and_merged(tmp_path):
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     a = School("THPT-A", "Trường THPT An Lão", THPT, rows=[("1", "Tuyên truyền", "12", "1.250")])
@@ -409,18 +500,32 @@ def test_legacy_doc_report_is_converted_and_merged(tmp_path):
     c = School("THPT-C", "Trường THPT Tô Hiệu", THPT)  # a report with prose only
     source = tmp_path / "b.docx"
     source.write_bytes(report_docx(b))
-    subprocess.run([soffice, f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
-                    "--convert-to", "doc", "--outdir", str(tmp_path), str(source)], check=True, capture_output=True,
-                   timeout=180)
+    subprocess.run(
+        [
+            soffice,
+            f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",
+            "--headless",
+            "--convert-to",
+            "doc",
+            "--outdir",
+            str(tmp_path),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     legacy = (tmp_path / "b.doc").read_bytes()
     assert legacy.startswith(b"\xd0\xcf\x11\xe0")
     prose = docx.Document()
     prose.add_paragraph("Trường THPT Tô Hiệu báo cáo bằng lời, không có bảng.")
     buffer = io.BytesIO()
     prose.save(buffer)
-    messages = [_email(a, report_docx(a), DEADLINE - timedelta(hours=3), 1),
-                _email(b, legacy, DEADLINE - timedelta(hours=2), 2, "Bao cao.doc", "application/msword"),
-                _email(c, buffer.getvalue(), DEADLINE - timedelta(hours=1), 3)]
+    messages = [
+        _email(a, report_docx(a), DEADLINE - timedelta(hours=3), 1),
+        _email(b, legacy, DEADLINE - timedelta(hours=2), 2, "Bao cao.doc", "application/msword"),
+        _email(c, buffer.getvalue(), DEADLINE - timedelta(hours=1), 3),
+    ]
     settings, engine = _campaign(tmp_path / "d", [a, b, c], messages)
     comp = compile_campaign(settings, engine, settings.campaigns()[0], now=NOW)
     (shape,) = comp.shapes
@@ -433,9 +538,16 @@ def test_a_report_attached_twice_is_counted_once(tmp_path):
     a = School("THPT-A", "Trường THPT An Lão", THPT, rows=[("1", "Tuyên truyền", "12", "1.250")])
     b = School("THPT-B", "Trường THPT Kiến Thụy", THPT, rows=[("1", "Tuyên truyền", "7", "12,5")])
     copy = School(a.code, a.name, a.group, rows=a.rows, font=".VnTime")  # other bytes (TCVN3), the same table
-    messages = [_email(a, report_docx(a), DEADLINE - timedelta(hours=3), 1,
-                       more=(("Bản sao báo cáo.docx", report_docx(copy), samples.DOCX_TYPE),)),
-                _email(b, report_docx(b), DEADLINE - timedelta(hours=2), 2)]
+    messages = [
+        _email(
+            a,
+            report_docx(a),
+            DEADLINE - timedelta(hours=3),
+            1,
+            more=(("Bản sao báo cáo.docx", report_docx(copy), samples.DOCX_TYPE),),
+        ),
+        _email(b, report_docx(b), DEADLINE - timedelta(hours=2), 2),
+    ]
     settings, engine = _campaign(tmp_path / "d", [a, b], messages)
     comp = compile_campaign(settings, engine, settings.campaigns()[0], now=NOW)
     (shape,) = comp.shapes
@@ -449,13 +561,30 @@ def test_a_report_attached_twice_is_counted_once(tmp_path):
 # ---------------------------------------------------------------- the pieces
 
 
-@pytest.mark.parametrize(("text", "number"), [
-    ("12", Decimal(12)), ("1.250", Decimal(1250)), ("1.250.000", Decimal(1250000)), ("12,5", Decimal("12.5")),
-    ("1,234", Decimal(1234)), ("1.234,56", Decimal("1234.56")), ("1,234.5", Decimal("1234.5")),
-    ("1 234", Decimal(1234)), ("0,250", Decimal("0.25")), ("12.5", Decimal("12.5")), ("-3", Decimal(-3)),
-    ("(5)", Decimal(-5)), (" 7 ", Decimal(7)),
-    ("12%", None), ("khoảng 20", None), ("1.23.4", None), ("", None), ("2023-12-05", None), ("1,2,3", None),
-])
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("12", Decimal(12)),
+        ("1.250", Decimal(1250)),
+        ("1.250.000", Decimal(1250000)),
+        ("12,5", Decimal("12.5")),
+        ("1,234", Decimal(1234)),
+        ("1.234,56", Decimal("1234.56")),
+        ("1,234.5", Decimal("1234.5")),
+        ("1 234", Decimal(1234)),
+        ("0,250", Decimal("0.25")),
+        ("12.5", Decimal("12.5")),
+        ("-3", Decimal(-3)),
+        ("(5)", Decimal(-5)),
+        (" 7 ", Decimal(7)),
+        ("12%", None),
+        ("khoảng 20", None),
+        ("1.23.4", None),
+        ("", None),
+        ("2023-12-05", None),
+        ("1,2,3", None),
+    ],
+)
 def test_parse_number(text, number):
     assert parse_number(text) == number
 
@@ -467,7 +596,10 @@ def test_blank_cells():
 def test_header_readings():
     caption = ["BẢNG 1: KẾT QUẢ"] * 3
     assert header_candidates([caption, ["STT", "Nội dung", "Số lượng"], ["1", "a", "2"]])[0].names == (
-        "STT", "Nội dung", "Số lượng")
+        "STT",
+        "Nội dung",
+        "Số lượng",
+    )
     numbered = header_candidates([["STT", "Nội dung", "Số lượng"], ["(1)", "(2)", "(3)"], ["1", "a", "5"]])
     assert numbered[0].skip == 2 and len(numbered) == 1
     unmerged = header_candidates([["STT", "Khối", "Số học sinh", ""], ["", "", "Nam", "Nữ"], ["1", "10", "3", "4"]])
@@ -483,8 +615,12 @@ def test_cells_from_reports_are_never_formulas(tmp_path):
     import re
     import zipfile
 
-    a = School("THPT-A", "Trường THPT An Lão", THPT,
-               rows=[("1", "=1+1", "12", "1.250"), ("2", '=HYPERLINK("http://x","y")', "3", "@SUM(A1)")])
+    a = School(
+        "THPT-A",
+        "Trường THPT An Lão",
+        THPT,
+        rows=[("1", "=1+1", "12", "1.250"), ("2", '=HYPERLINK("http://x","y")', "3", "@SUM(A1)")],
+    )
     b = School("THPT-B", "Trường THPT Kiến Thụy", THPT, rows=[("1", "@SUM(A1)", "7", "12,5")])
     messages = [_email(s, report_docx(s), DEADLINE - timedelta(hours=3 - k), k) for k, s in enumerate((a, b), 1)]
     settings, engine = _campaign(tmp_path / "d", [a, b], messages)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from mailbot import config, roster
+from mailbot import config
+from mailbot.campaigns import roster
 from mailbot.errors import ConfigError, RosterError
 
 GOOD = """
@@ -34,13 +35,16 @@ def test_local_deadline_is_read_in_the_configured_zone(tmp_path):
     assert settings.data_dir == tmp_path / "var" and settings.inbox.path == tmp_path / "Maildir"
 
 
-@pytest.mark.parametrize("text, key", [
-    (GOOD.replace('kind = "maildir"', 'kind = "pop3"'), "inbox.kind"),
-    (GOOD.replace("deadline = 2023-12-05T17:00:00", 'deadline = "soon"'), "campaign[0].deadline"),
-    (GOOD + 'timezone = "Mars/Base"', "campaign[0].timezone"),
-    (GOOD.replace("[inbox]", "[inbox]\nhots = 'x'"), "inbox.hots"),
-    (GOOD.replace('kind = "maildir"', 'kind = "imap"\nusername = "u"'), "inbox"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        (GOOD.replace('kind = "maildir"', 'kind = "pop3"'), "inbox.kind"),
+        (GOOD.replace("deadline = 2023-12-05T17:00:00", 'deadline = "soon"'), "campaign[0].deadline"),
+        (GOOD + 'timezone = "Mars/Base"', "campaign[0].timezone"),
+        (GOOD.replace("[inbox]", "[inbox]\nhots = 'x'"), "inbox.hots"),
+        (GOOD.replace('kind = "maildir"', 'kind = "imap"\nusername = "u"'), "inbox"),
+    ],
+)
 def test_bad_config_names_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as info:
         config.load(write(tmp_path, text))
@@ -58,7 +62,9 @@ def test_missing_password_variable_is_named(tmp_path, monkeypatch):
 def test_cli_bad_config_exits_2_without_traceback(tmp_path):
     path = write(tmp_path, GOOD.replace("[[campaign]]", "[[campaign]]\nid = 'x'\n").replace('id = "antq-2023"', ""))
     bad = write(tmp_path, "this is = not toml [")
-    result = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(bad), "status"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(bad), "status"], capture_output=True, text=True
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr and "not valid TOML" in result.stderr
     assert path.exists()
 

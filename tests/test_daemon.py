@@ -7,17 +7,17 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 
-from mailbot import samples, store
+from mailbot import store
+from mailbot.demo import samples
 from tests.conftest import PASSWORD_ENV, Workspace, make_workspace
 from tests.test_notify import smtp_section
 
-ARRIVAL = datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc)  # INTERNALDATE within the test campaign
+ARRIVAL = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)  # INTERNALDATE within the test campaign
 FAST = """
 retry_base_seconds = 1
 deliver_every_seconds = 1
@@ -32,7 +32,10 @@ class Running:
         env = {**os.environ, PASSWORD_ENV: ws.password}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mailbot", "--config", str(ws.config_path), *args, "run"],
-            stderr=self.log_path.open("wb"), stdout=subprocess.DEVNULL, env=env, cwd=ws.root,
+            stderr=self.log_path.open("wb"),
+            stdout=subprocess.DEVNULL,
+            env=env,
+            cwd=ws.root,
         )
 
     def log(self) -> str:
@@ -57,7 +60,12 @@ class Running:
 @pytest.fixture
 def service(tmp_path, dovecot, smtp_sink, monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
-    ws = make_workspace(tmp_path / "ws", dovecot, extra_inbox="poll_seconds = 2", extra=smtp_section(smtp_sink, extra=FAST, notify="max_auto_per_address_per_day = 1000"))
+    ws = make_workspace(
+        tmp_path / "ws",
+        dovecot,
+        extra_inbox="poll_seconds = 2",
+        extra=smtp_section(smtp_sink, extra=FAST, notify="max_auto_per_address_per_day = 1000"),
+    )
     started: list[Running] = []
 
     def start(*args: str) -> Running:
@@ -73,9 +81,14 @@ def service(tmp_path, dovecot, smtp_sink, monkeypatch):  # type: ignore[no-untyp
 
 def school_mail(n: int, code: str = "THPT-NQ") -> bytes:
     row = next(r for r in samples.load_demo_roster() if r["code"] == code)
-    return samples.make_email(sender=row["emails"][0], sender_name=row["name"], subject=f"Báo cáo ANTQ lần {n}",
-                              body="Kính gửi Sở", message_id=f"<daemon-{code}-{n}@haiphong.edu.vn>", attachments=[
-                                  ("bc.docx", samples.make_report_docx(row["name"]), "application/octet-stream")])
+    return samples.make_email(
+        sender=row["emails"][0],
+        sender_name=row["name"],
+        subject=f"Báo cáo ANTQ lần {n}",
+        body="Kính gửi Sở",
+        message_id=f"<daemon-{code}-{n}@haiphong.edu.vn>",
+        attachments=[("bc.docx", samples.make_report_docx(row["name"]), "application/octet-stream")],
+    )
 
 
 def receipts(sink, count: int, timeout: float = 10.0) -> list:  # type: ignore[no-untyped-def]
@@ -135,7 +148,9 @@ def test_dovecot_restart_mid_run_loses_and_doubles_nothing(service):
     for n in range(30, 40):
         dovecot.append(school_mail(n), ARRIVAL)
     got = receipts(sink, 40, timeout=60)
-    assert sorted(c.message["In-Reply-To"] for c in got) == sorted(f"<daemon-THPT-NQ-{n}@haiphong.edu.vn>" for n in range(40))
+    assert sorted(c.message["In-Reply-To"] for c in got) == sorted(
+        f"<daemon-THPT-NQ-{n}@haiphong.edu.vn>" for n in range(40)
+    )
     assert counts(ws) == (40, 40)
     assert daemon.stop() == 0
     assert "inbox reachable again" in daemon.log()
@@ -175,11 +190,24 @@ def test_sighup_reloads_the_roster(service):
     daemon = start()
     daemon.wait_log("mailbot started")
     roster = ws.root / "roster.csv"
-    roster.write_text(roster.read_text(encoding="utf-8").replace("thptthaiphien@haiphong.edu.vn", "thptthaiphien@haiphong.edu.vn;tp.moi@gmail.com"), encoding="utf-8")
+    roster.write_text(
+        roster.read_text(encoding="utf-8").replace(
+            "thptthaiphien@haiphong.edu.vn", "thptthaiphien@haiphong.edu.vn;tp.moi@gmail.com"
+        ),
+        encoding="utf-8",
+    )
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.wait_log("reloaded roster")
-    dovecot.append(samples.make_email(sender="tp.moi@gmail.com", sender_name="", subject="Báo cáo", body="x", attachments=[
-        ("bc.docx", samples.make_report_docx("Trường THPT Thái Phiên"), "application/octet-stream")]), ARRIVAL)
+    dovecot.append(
+        samples.make_email(
+            sender="tp.moi@gmail.com",
+            sender_name="",
+            subject="Báo cáo",
+            body="x",
+            attachments=[("bc.docx", samples.make_report_docx("Trường THPT Thái Phiên"), "application/octet-stream")],
+        ),
+        ARRIVAL,
+    )
     receipts(sink, 1)
     assert daemon.stop() == 0
     inst = next(i for i in ws.status()["institutions"] if i["code"] == "THPT-TPH")
@@ -216,8 +244,16 @@ def test_mail_arriving_while_the_previous_one_is_processed_is_not_missed(service
 def test_a_school_name_with_a_comma_still_gets_its_receipt(service):
     ws, dovecot, sink, start = service
     row = next(r for r in samples.load_demo_roster() if "," in r["name"] and r["emails"])
-    dovecot.append(samples.make_email(sender=row["emails"][0], sender_name=row["name"], subject="Báo cáo", body="x",
-                                      attachments=[("bc.docx", samples.make_report_docx(row["name"]), "application/octet-stream")]), ARRIVAL)
+    dovecot.append(
+        samples.make_email(
+            sender=row["emails"][0],
+            sender_name=row["name"],
+            subject="Báo cáo",
+            body="x",
+            attachments=[("bc.docx", samples.make_report_docx(row["name"]), "application/octet-stream")],
+        ),
+        ARRIVAL,
+    )
     ws.cli("run", "--once")
     (ack,) = receipts(sink, 1)
     assert ack.rcpt_tos == (row["emails"][0],)

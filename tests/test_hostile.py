@@ -26,10 +26,11 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from mailbot import pipeline, samples
+from mailbot import pipeline
+from mailbot.demo import samples
 from tests.conftest import PASSWORD_ENV
 from tests.hostile_mail import CANARY, corpus
 from tests.reliability_support import ROOT, append_many, archive_problems, db_rows, write_figures
@@ -38,7 +39,7 @@ from tests.test_bad_input import bad_messages
 SEED = int(os.environ.get("MAILBOT_HOSTILE_SEED", "6"))
 RANDOM_TREES = int(os.environ.get("MAILBOT_HOSTILE_MESSAGES", "1000"))
 MAX_RSS_MB = float(os.environ.get("MAILBOT_HOSTILE_MAX_RSS_MB", "400"))
-WHEN = datetime(2023, 12, 4, 3, 0, tzinfo=timezone.utc)
+WHEN = datetime(2023, 12, 4, 3, 0, tzinfo=UTC)
 RECORDED = {"submission", "no_report", "review", "bounce"}
 
 # Runs a command and prints its peak resident memory (kB, Linux) on the last line of stderr.
@@ -81,7 +82,9 @@ def planted_files(archive: Path) -> list[str]:
     return found
 
 
-def test_a_thousand_hostile_messages_are_recorded_or_set_aside_and_stay_on_the_server(workspace, dovecot, tmp_path_factory):
+def test_a_thousand_hostile_messages_are_recorded_or_set_aside_and_stay_on_the_server(
+    workspace, dovecot, tmp_path_factory
+):
     began = time.monotonic()
     mails = everything()
     generated = Counter(category for category, _ in mails)
@@ -94,8 +97,23 @@ def test_a_thousand_hostile_messages_are_recorded_or_set_aside_and_stay_on_the_s
 
     env = {**os.environ, PASSWORD_ENV: workspace.password}
     run = subprocess.run(
-        [sys.executable, "-c", MEASURED, sys.executable, "-m", "mailbot", "--config", str(workspace.config_path), "run", "--once"],
-        capture_output=True, text=True, env=env, cwd=workspace.root, timeout=1800,
+        [
+            sys.executable,
+            "-c",
+            MEASURED,
+            sys.executable,
+            "-m",
+            "mailbot",
+            "--config",
+            str(workspace.config_path),
+            "run",
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workspace.root,
+        timeout=1800,
     )
     seconds = time.monotonic() - appended
     peak_mb = int(run.stderr.strip().splitlines()[-1].split()[-1]) / 1024
@@ -105,12 +123,17 @@ def test_a_thousand_hostile_messages_are_recorded_or_set_aside_and_stay_on_the_s
         problems.append(f"mailbot run --once exited {run.returncode}: {run.stderr[-3000:]}")
     if dovecot.uids() != uids:
         problems.append("the messages on the server changed")
-    rows = db_rows(workspace, "SELECT l.uid, m.state, m.reason, m.message_id FROM locations l JOIN messages m ON m.id = l.message_pk")
+    rows = db_rows(
+        workspace,
+        "SELECT l.uid, m.state, m.reason, m.message_id FROM locations l JOIN messages m ON m.id = l.message_pk",
+    )
     by_uid = {uid: (state, reason, mid) for uid, state, reason, mid in rows}
     missing = sorted(set(category_of) - set(by_uid), key=int)
     if missing:
-        problems.append(f"{len(missing)} message(s) on the server never recorded nor set aside: "
-                        f"{[(u, category_of[u]) for u in missing[:20]]}")
+        problems.append(
+            f"{len(missing)} message(s) on the server never recorded nor set aside: "
+            f"{[(u, category_of[u]) for u in missing[:20]]}"
+        )
     states: Counter[str] = Counter()
     per_category: dict[str, Counter[str]] = defaultdict(Counter)
     for uid, (state, reason, _) in by_uid.items():
@@ -121,11 +144,15 @@ def test_a_thousand_hostile_messages_are_recorded_or_set_aside_and_stay_on_the_s
         if state == "error" and not reason.strip():
             problems.append(f"uid {uid} ({category_of.get(uid)}): set aside without a reason")
     distinct_records = len({mid for _, _, mid in by_uid.values()})
-    answered = {mid for (mid,) in db_rows(workspace, "SELECT m.message_id FROM outbox o JOIN messages m ON m.id = o.message_pk")}
+    answered = {
+        mid for (mid,) in db_rows(workspace, "SELECT m.message_id FROM outbox o JOIN messages m ON m.id = o.message_pk")
+    }
     for uid, category in category_of.items():
         state, reason, mid = by_uid.get(uid, ("", "", ""))
         if category == "forged_sender" and (state != "review" or mid in answered):
-            problems.append(f"uid {uid} (forged_sender): {state!r}{' and answered' if mid in answered else ''} ({reason[:80]})")
+            problems.append(
+                f"uid {uid} (forged_sender): {state!r}{' and answered' if mid in answered else ''} ({reason[:80]})"
+            )
 
     after = files_outside_archive(workspace.root)
     allowed = ("var/mailbot.sqlite3", "var/secret.key", "var/outbox/", "var/mailbot.pid")
@@ -148,17 +175,33 @@ def test_a_thousand_hostile_messages_are_recorded_or_set_aside_and_stay_on_the_s
         problems.append(f"a second run fetched {again.fetched} message(s) again")
 
     reasons = Counter(reason.split(":")[0][:80] for state, reason, _ in by_uid.values() if state == "error")
-    write_figures(tmp_path_factory, "hostile", {
-        "seed": SEED, "generated": sum(generated.values()), "generated_by_category": dict(generated),
-        "accepted_by_dovecot": sum(accepted), "refused_by_dovecot": len(mails) - sum(accepted),
-        "refused_by_category": dict(Counter(c for (c, _), ok in zip(mails, accepted) if not ok)),
-        "corpus_mb": round(sum(len(r) for _, r in mails) / 1e6, 1),
-        "exit_code": run.returncode, "seconds": round(seconds, 1), "peak_rss_mb": round(peak_mb, 1),
-        "max_rss_mb": MAX_RSS_MB, "states": dict(states), "states_by_category": {k: dict(v) for k, v in per_category.items()},
-        "set_aside_reasons": dict(reasons.most_common(15)), "distinct_records": distinct_records,
-        "not_recorded": len(missing), "uids_unchanged": dovecot.uids() == uids,
-        "files_outside_archive": created + changed + planted, "archive": {k: len(v) for k, v in archive_issues.items()},
-        "total_seconds": round(time.monotonic() - began, 1), "problems": problems, "passed": not problems,
-    })
+    write_figures(
+        tmp_path_factory,
+        "hostile",
+        {
+            "seed": SEED,
+            "generated": sum(generated.values()),
+            "generated_by_category": dict(generated),
+            "accepted_by_dovecot": sum(accepted),
+            "refused_by_dovecot": len(mails) - sum(accepted),
+            "refused_by_category": dict(Counter(c for (c, _), ok in zip(mails, accepted) if not ok)),
+            "corpus_mb": round(sum(len(r) for _, r in mails) / 1e6, 1),
+            "exit_code": run.returncode,
+            "seconds": round(seconds, 1),
+            "peak_rss_mb": round(peak_mb, 1),
+            "max_rss_mb": MAX_RSS_MB,
+            "states": dict(states),
+            "states_by_category": {k: dict(v) for k, v in per_category.items()},
+            "set_aside_reasons": dict(reasons.most_common(15)),
+            "distinct_records": distinct_records,
+            "not_recorded": len(missing),
+            "uids_unchanged": dovecot.uids() == uids,
+            "files_outside_archive": created + changed + planted,
+            "archive": {k: len(v) for k, v in archive_issues.items()},
+            "total_seconds": round(time.monotonic() - began, 1),
+            "problems": problems,
+            "passed": not problems,
+        },
+    )
     assert len(mails) >= 1000
     assert not problems, "\n".join(problems)

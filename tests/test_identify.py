@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from mailbot.identify import Roster, identify, match_names
+from mailbot.ingest.identify import Roster, identify, match_names
 from mailbot.models import Attachment, Campaign, FileKind, IdentifiedBy, InboundMail, Institution
 from mailbot.text import fold
 

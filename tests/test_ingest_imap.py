@@ -11,7 +11,8 @@ import unicodedata
 import zipfile
 from datetime import timedelta
 
-from mailbot import pipeline, samples
+from mailbot import pipeline
+from mailbot.demo import samples
 from tests.conftest import PASSWORD_ENV, make_workspace
 from tests.test_hostile import MEASURED
 
@@ -54,7 +55,9 @@ def test_run_once_attributes_every_school_email_and_second_run_adds_nothing(work
         expected = documents_in(case.raw)
         assert {f["name"]: f["sha256"] for f in submission["files"]} == {n: expected[n] for n in case.files}, case.note
         for f in submission["files"]:
-            assert hashlib.sha256((workspace.root / "var" / "archive" / f["path"]).read_bytes()).hexdigest() == f["sha256"]
+            assert (
+                hashlib.sha256((workspace.root / "var" / "archive" / f["path"]).read_bytes()).hexdigest() == f["sha256"]
+            )
     late = {c.expect for c in cases if c.expect and c.late}
     on_time = {c.expect for c in cases if c.expect and c.files and not c.late}
     assert {code for code, i in by_code.items() if i["status"] == "late"} == late
@@ -94,14 +97,20 @@ def test_changed_uidvalidity_neither_reprocesses_old_mail_nor_hides_new_mail(wor
     before = workspace.status()
     dovecot.reset_uidvalidity()
     newcomer = samples.make_email(
-        sender="thptthaiphien@haiphong.edu.vn", sender_name="Trường THPT Thái Phiên", subject="Báo cáo ANTQ 2023",
-        body="Kính gửi Sở", attachments=[("bc.docx", samples.make_report_docx("Trường THPT Thái Phiên"), "application/octet-stream")],
+        sender="thptthaiphien@haiphong.edu.vn",
+        sender_name="Trường THPT Thái Phiên",
+        subject="Báo cáo ANTQ 2023",
+        body="Kính gửi Sở",
+        attachments=[("bc.docx", samples.make_report_docx("Trường THPT Thái Phiên"), "application/octet-stream")],
     )
     dovecot.append(newcomer, cases[0].arrival)
     report = pipeline.run_once(settings, engine)
     assert report.states["duplicate"] == len(cases) and report.states["submission"] == 1
     after = workspace.status()
-    assert sum(len(i["submissions"]) for i in after["institutions"]) == sum(len(i["submissions"]) for i in before["institutions"]) + 1
+    assert (
+        sum(len(i["submissions"]) for i in after["institutions"])
+        == sum(len(i["submissions"]) for i in before["institutions"]) + 1
+    )
 
 
 def test_review_assign_with_learn_attributes_the_message_and_the_address(workspace, dovecot):
@@ -117,8 +126,13 @@ def test_review_assign_with_learn_attributes_the_message_and_the_address(workspa
     path = workspace.root / "var" / "archive" / inst["submissions"][0]["files"][0]["path"]
     assert path.exists() and "THPT-LQD" in str(path)
     sender = inst["submissions"][0]["from"]
-    again = samples.make_email(sender=sender, sender_name="", subject="Bổ sung", body="x",
-                               attachments=[("b.docx", samples.make_report_docx("Trường mầm non"), "application/octet-stream")])
+    again = samples.make_email(
+        sender=sender,
+        sender_name="",
+        subject="Bổ sung",
+        body="x",
+        attachments=[("b.docx", samples.make_report_docx("Trường mầm non"), "application/octet-stream")],
+    )
     dovecot.append(again, held.arrival)
     workspace.cli("run", "--once")
     inst = next(i for i in workspace.status()["institutions"] if i["code"] == "THPT-LQD")
@@ -129,15 +143,37 @@ def test_a_message_over_the_old_25_mb_limit_is_processed_like_any_other(workspac
     """Department servers accept 50 MB: a Word report with a 30 MB scan is a submission, not a held message."""
     scan = samples.minimal_pdf() + os.urandom(30 << 20)
     raw = samples.make_email(
-        sender="thptthaiphien@haiphong.edu.vn", sender_name="Trường THPT Thái Phiên", subject="Báo cáo ANTQ 2023",
-        body="Kính gửi Sở", message_id="<scan30@thaiphien.vn>",
-        attachments=[("Báo cáo.docx", samples.make_report_docx("Trường THPT Thái Phiên"), samples.DOCX_TYPE),
-                     ("Bản dấu đỏ.pdf", scan, "application/pdf")])
+        sender="thptthaiphien@haiphong.edu.vn",
+        sender_name="Trường THPT Thái Phiên",
+        subject="Báo cáo ANTQ 2023",
+        body="Kính gửi Sở",
+        message_id="<scan30@thaiphien.vn>",
+        attachments=[
+            ("Báo cáo.docx", samples.make_report_docx("Trường THPT Thái Phiên"), samples.DOCX_TYPE),
+            ("Bản dấu đỏ.pdf", scan, "application/pdf"),
+        ],
+    )
     assert 25 << 20 < len(raw) < 50 << 20
     dovecot.append(raw, samples.DEMO_DEADLINE - timedelta(days=1))
     done = subprocess.run(
-        [sys.executable, "-c", MEASURED, sys.executable, "-m", "mailbot", "--config", str(workspace.config_path), "run", "--once"],
-        capture_output=True, text=True, cwd=workspace.root, timeout=600, env={**os.environ, PASSWORD_ENV: workspace.password})
+        [
+            sys.executable,
+            "-c",
+            MEASURED,
+            sys.executable,
+            "-m",
+            "mailbot",
+            "--config",
+            str(workspace.config_path),
+            "run",
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workspace.root,
+        timeout=600,
+        env={**os.environ, PASSWORD_ENV: workspace.password},
+    )
     assert done.returncode == 0, done.stderr
     peak_mb = int(done.stderr.strip().splitlines()[-1].split()[-1]) / 1024
     status = workspace.status()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from openpyxl import load_workbook
 
-from mailbot import samples
+from mailbot.demo import samples
 from tests.conftest import make_workspace
 
 STAFF = "truongphong@haiphong.edu.vn"
@@ -43,10 +43,12 @@ def setup(tmp_path, dovecot, smtp_sink, monkeypatch):  # type: ignore[no-untyped
 def machine_mail() -> dict[str, bytes]:
     report = [("bc.docx", samples.make_report_docx("Trường THPT Thái Phiên"), "application/octet-stream")]
     school = "thptthaiphien@haiphong.edu.vn"
-    base = dict(sender_name="", subject="Báo cáo", body="x", attachments=report)
+    base = {"sender_name": "", "subject": "Báo cáo", "body": "x", "attachments": report}
     return {
         "auto-reply": samples.make_email(sender=school, extra_headers={"Auto-Submitted": "auto-replied"}, **base),
-        "out-of-office": samples.make_email(sender=school, extra_headers={"X-Autoreply": "yes", "Precedence": "bulk"}, **base),
+        "out-of-office": samples.make_email(
+            sender=school, extra_headers={"X-Autoreply": "yes", "Precedence": "bulk"}, **base
+        ),
         "list": samples.make_email(sender=school, extra_headers={"List-Id": "<gv.haiphong.edu.vn>"}, **base),
         "noreply": samples.make_email(sender="no-reply@moet.gov.vn", **base),
         "ourselves": samples.make_email(sender="gdtx@haiphong.edu.vn", **base),
@@ -116,15 +118,22 @@ def test_reminders_go_exactly_to_the_missing_once_per_slot(setup):
 def test_extension_moves_lateness_and_brings_fresh_reminders(setup):
     ws, dovecot, sink = setup
     ws.cli("run", "--once")
-    ws.cli("extend", "THPT-TPH", "--until", "2023-12-10T17:00", "--reason", "Nhà trường xin gia hạn", "--by", "cán bộ A")
+    ws.cli(
+        "extend", "THPT-TPH", "--until", "2023-12-10T17:00", "--reason", "Nhà trường xin gia hạn", "--by", "cán bộ A"
+    )
     sink.clear()
     ws.cli("--now", "2023-12-07T08:00", "remind")
     got = sink.wait_for(1)
     to_thai_phien = [c for c in got if "thptthaiphien@haiphong.edu.vn" in c.rcpt_tos]
     assert len(to_thai_phien) == 1 and to_thai_phien[0].message["Subject"].startswith("Nhắc gửi báo cáo")
-    late_doc = samples.make_email(sender="thptthaiphien@haiphong.edu.vn", sender_name="", subject="Báo cáo", body="x",
-                                  attachments=[("bc.docx", samples.make_report_docx("Trường THPT Thái Phiên"), "application/octet-stream")])
-    dovecot.append(late_doc, datetime(2023, 12, 8, 2, 0, tzinfo=timezone.utc))
+    late_doc = samples.make_email(
+        sender="thptthaiphien@haiphong.edu.vn",
+        sender_name="",
+        subject="Báo cáo",
+        body="x",
+        attachments=[("bc.docx", samples.make_report_docx("Trường THPT Thái Phiên"), "application/octet-stream")],
+    )
+    dovecot.append(late_doc, datetime(2023, 12, 8, 2, 0, tzinfo=UTC))
     ws.cli("run", "--once")
     inst = next(i for i in ws.status()["institutions"] if i["code"] == "THPT-TPH")
     assert inst["status"] == "on_time" and inst["deadline"].startswith("2023-12-10T17:00")
@@ -150,6 +159,7 @@ def test_digest_to_staff_with_tracker_matching_status(setup):
         for row in sheet.iter_rows(min_row=2, values_only=True):
             rows[row[1]] = row[3]
     from mailbot.wording import STATUS
+
     status = ws.status()
     assert rows == {i["code"]: STATUS[i["status"]] for i in status["institutions"]}
     ws.cli("--now", "2023-12-06T09:00", "digest", "--send")
@@ -162,14 +172,18 @@ def test_smtp_auth_starttls_and_transient_failure_retry(tmp_path, dovecot, smtp_
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
     monkeypatch.setenv("SMTP_PW", "smtp-pw-456")
     extra = f'username = "gdtx@haiphong.edu.vn"\npassword_env = "SMTP_PW"\nca_file = "{sink.cert_path}"'
-    ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(sink, extra=extra).replace('security = "plain"', 'security = "starttls"'))
+    ws = make_workspace(
+        tmp_path / "ws",
+        dovecot,
+        extra=smtp_section(sink, extra=extra).replace('security = "plain"', 'security = "starttls"'),
+    )
     case = samples.demo_cases(samples.load_demo_roster())[0]
     dovecot.append(case.raw, case.arrival)
     sink.fail_next.append((451, "4.3.0 Try again later"))
     first = ws.cli("run", "--once")
     assert "chờ gửi lại 1" in first.stderr and "451" in first.stderr and "smtp-pw-456" not in first.stderr
     assert sink.messages == []
-    later = (datetime.now(timezone.utc) + timedelta(minutes=5)).isoformat()
+    later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     ws.cli("--now", later, "run", "--once")
     (got,) = sink.wait_for(1)
     assert got.message["In-Reply-To"] == case.message_id
@@ -180,9 +194,14 @@ def test_permanent_refusal_marks_address_and_digest_lists_it(tmp_path, dovecot, 
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
     ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(sink))
     sender = next(r for r in samples.load_demo_roster() if r["code"] == "THPT-TP")["emails"][0]
-    mail = samples.make_email(sender=sender, sender_name="", subject="BC", body="x",
-                              attachments=[("a.docx", samples.make_report_docx("Trường THPT chuyên Trần Phú"), "application/octet-stream")])
-    dovecot.append(mail, datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc))
+    mail = samples.make_email(
+        sender=sender,
+        sender_name="",
+        subject="BC",
+        body="x",
+        attachments=[("a.docx", samples.make_report_docx("Trường THPT chuyên Trần Phú"), "application/octet-stream")],
+    )
+    dovecot.append(mail, datetime(2023, 12, 1, 2, 0, tzinfo=UTC))
     ws.cli("run", "--once")
     assert "failed" in ws.cli("outbox", "list").stdout
     digest = ws.cli("--now", "2023-12-02T07:30", "digest").stdout
@@ -191,12 +210,21 @@ def test_permanent_refusal_marks_address_and_digest_lists_it(tmp_path, dovecot, 
 
 def test_rate_limit_per_address_per_day(tmp_path, dovecot, smtp_sink, monkeypatch):
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
-    ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink, notify="max_auto_per_address_per_day = 3"))
+    ws = make_workspace(
+        tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink, notify="max_auto_per_address_per_day = 3")
+    )
     sender = "thptngoquyen@haiphong.edu.vn"
     for n in range(5):
-        dovecot.append(samples.make_email(sender=sender, sender_name="", subject=f"Lần {n}", body="x", attachments=[
-            ("a.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream")]),
-            datetime(2023, 12, 1, 2, n, tzinfo=timezone.utc))
+        dovecot.append(
+            samples.make_email(
+                sender=sender,
+                sender_name="",
+                subject=f"Lần {n}",
+                body="x",
+                attachments=[("a.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream")],
+            ),
+            datetime(2023, 12, 1, 2, n, tzinfo=UTC),
+        )
     ws.cli("run", "--once")
     assert len(smtp_sink.wait_for(3)) == 3
     assert ws.cli("outbox", "list").stdout.count("suppressed") == 2
@@ -221,13 +249,15 @@ def dsn(original_message_id: str, recipient: str) -> bytes:
 def test_bounce_of_our_message_marks_the_address_and_reminders_use_the_others(setup):
     ws, dovecot, sink = setup
     first, second = next(r for r in samples.load_demo_roster() if r["code"] == "PGD-LC")["emails"]
-    dovecot.append(samples.make_email(sender=first, sender_name="", subject="Gửi báo cáo", body="Em gửi ạ", attachments=[]),
-                   datetime(2023, 11, 20, 2, 0, tzinfo=timezone.utc))
+    dovecot.append(
+        samples.make_email(sender=first, sender_name="", subject="Gửi báo cáo", body="Em gửi ạ", attachments=[]),
+        datetime(2023, 11, 20, 2, 0, tzinfo=UTC),
+    )
     ws.cli("run", "--once")
     (ack,) = sink.wait_for(1)
     assert ack.rcpt_tos == (first,) and "không kèm tệp báo cáo" in ack.message.get_body(("plain",)).get_content()
-    dovecot.append(dsn(ack.message["Message-ID"], first), datetime(2023, 11, 20, 2, 5, tzinfo=timezone.utc))
-    dovecot.append(dsn("<someone-else@example.com>", second), datetime(2023, 11, 20, 2, 6, tzinfo=timezone.utc))
+    dovecot.append(dsn(ack.message["Message-ID"], first), datetime(2023, 11, 20, 2, 5, tzinfo=UTC))
+    dovecot.append(dsn("<someone-else@example.com>", second), datetime(2023, 11, 20, 2, 6, tzinfo=UTC))
     ws.cli("run", "--once")
     assert len(sink.messages) == 1  # no answer to the bounces
     digest = ws.cli("--now", "2023-11-21T07:30", "digest").stdout
@@ -241,13 +271,15 @@ def test_bounce_of_our_message_marks_the_address_and_reminders_use_the_others(se
 def test_broken_template_is_reported_before_anything_is_sent(tmp_path, dovecot, smtp_sink, monkeypatch):
     import shutil
 
-    from mailbot.notify import PACKAGED_TEMPLATES
+    from mailbot.notify.compose import PACKAGED_TEMPLATES
 
     templates = tmp_path / "templates"
     shutil.copytree(PACKAGED_TEMPLATES, templates)
     (templates / "reminder.txt.j2").write_text("Kính gửi {{ institution.name }\n", encoding="utf-8")
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
-    ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink, notify=f'templates_dir = "{templates}"'))
+    ws = make_workspace(
+        tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink, notify=f'templates_dir = "{templates}"')
+    )
     result = ws.cli("run", "--once", check=False)
     assert result.returncode == 2 and "reminder.txt.j2" in result.stderr and "Traceback" not in result.stderr
     check = ws.cli("check", check=False)
@@ -256,16 +288,34 @@ def test_broken_template_is_reported_before_anything_is_sent(tmp_path, dovecot, 
 
 def test_an_oversized_message_from_a_school_gets_a_reply_and_waits_for_staff(tmp_path, dovecot, smtp_sink, monkeypatch):
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
-    ws = make_workspace(tmp_path / "ws", dovecot, extra_inbox='processed_folder = "Da-xu-ly"',
-                        extra=smtp_section(smtp_sink) + "\n[limits]\nmax_message_bytes = 1048576\n")
-    scan = [("Bản dấu đỏ.pdf", samples.minimal_pdf() + bytes(3 << 20), "application/pdf"),
-            ("Báo cáo.docx", samples.make_report_docx("Trường THPT Thái Phiên"), samples.DOCX_TYPE)]
-    school = samples.make_email(sender="thptthaiphien@haiphong.edu.vn", sender_name="Trường THPT Thái Phiên",
-                                subject="Báo cáo ANTQ 2023", body="x", attachments=scan, message_id="<big@thaiphien.vn>")
-    stranger = samples.make_email(sender="someone@gmail.com", sender_name="", subject="Báo cáo", body="x",
-                                  attachments=scan, message_id="<big@gmail.com>")
+    ws = make_workspace(
+        tmp_path / "ws",
+        dovecot,
+        extra_inbox='processed_folder = "Da-xu-ly"',
+        extra=smtp_section(smtp_sink) + "\n[limits]\nmax_message_bytes = 1048576\n",
+    )
+    scan = [
+        ("Bản dấu đỏ.pdf", samples.minimal_pdf() + bytes(3 << 20), "application/pdf"),
+        ("Báo cáo.docx", samples.make_report_docx("Trường THPT Thái Phiên"), samples.DOCX_TYPE),
+    ]
+    school = samples.make_email(
+        sender="thptthaiphien@haiphong.edu.vn",
+        sender_name="Trường THPT Thái Phiên",
+        subject="Báo cáo ANTQ 2023",
+        body="x",
+        attachments=scan,
+        message_id="<big@thaiphien.vn>",
+    )
+    stranger = samples.make_email(
+        sender="someone@gmail.com",
+        sender_name="",
+        subject="Báo cáo",
+        body="x",
+        attachments=scan,
+        message_id="<big@gmail.com>",
+    )
     for raw in (school, stranger):
-        dovecot.append(raw, datetime(2023, 12, 4, 3, 0, tzinfo=timezone.utc))
+        dovecot.append(raw, datetime(2023, 12, 4, 3, 0, tzinfo=UTC))
     ws.cli("run", "--once")
     (reply,) = smtp_sink.wait_for(1)
     msg = reply.message
@@ -277,7 +327,10 @@ def test_an_oversized_message_from_a_school_gets_a_reply_and_waits_for_staff(tmp
     assert "vượt quá mức 1,0 MB" in msg.get_body(("html",)).get_content()
     review = {r["message_id"]: r for r in ws.status()["review"]}
     assert set(review) == {"<big@thaiphien.vn>", "<big@gmail.com>"}
-    assert "quá lớn" in review["<big@thaiphien.vn>"]["reason"] and "đã đề nghị đơn vị" in review["<big@thaiphien.vn>"]["reason"]
+    assert (
+        "quá lớn" in review["<big@thaiphien.vn>"]["reason"]
+        and "đã đề nghị đơn vị" in review["<big@thaiphien.vn>"]["reason"]
+    )
     assert "đã đề nghị" not in review["<big@gmail.com>"]["reason"]
     assert len(dovecot.uids()) == 2  # both stay in the inbox, never moved to the processed folder
     ws.cli("run", "--once")

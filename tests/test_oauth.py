@@ -6,19 +6,19 @@ from __future__ import annotations
 import imaplib
 import smtplib
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from mailbot import samples
+from mailbot.demo import samples
 from tests.conftest import Workspace, make_workspace
 from tests.servers.oauth import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, OAuthServer
 from tests.servers.smtp import SmtpSink
 from tests.test_daemon import Running
 from tests.test_notify import smtp_section
 
-ARRIVAL = datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc)  # within the test campaign, before its deadline
+ARRIVAL = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)  # within the test campaign, before its deadline
 CODE = "THPT-NQ"
 SECRET_ENV = "MAILBOT_TEST_OAUTH_CLIENT_SECRET"
 REFRESH_ENV = "MAILBOT_TEST_OAUTH_REFRESH_TOKEN"
@@ -26,9 +26,14 @@ REFRESH_ENV = "MAILBOT_TEST_OAUTH_REFRESH_TOKEN"
 
 def school_mail(code: str = CODE, n: int = 1) -> bytes:
     row = next(r for r in samples.load_demo_roster() if r["code"] == code)
-    return samples.make_email(sender=row["emails"][0], sender_name=row["name"], subject=f"Báo cáo ANTQ lần {n}",
-                              body="Kính gửi Sở", message_id=f"<oauth-{code}-{n}@haiphong.edu.vn>", attachments=[
-                                  ("bc.docx", samples.make_report_docx(row["name"]), "application/octet-stream")])
+    return samples.make_email(
+        sender=row["emails"][0],
+        sender_name=row["name"],
+        subject=f"Báo cáo ANTQ lần {n}",
+        body="Kính gửi Sở",
+        message_id=f"<oauth-{code}-{n}@haiphong.edu.vn>",
+        attachments=[("bc.docx", samples.make_report_docx(row["name"]), "application/octet-stream")],
+    )
 
 
 def token_command(token: str) -> str:
@@ -36,9 +41,11 @@ def token_command(token: str) -> str:
 
 
 def refresh_flow(oauth: OAuthServer, client_id: str = CLIENT_ID) -> str:
-    return (f'auth = "oauth2"\noauth2_token_url = "{oauth.token_url}"\noauth2_client_id = "{client_id}"\n'
-            f'oauth2_client_secret_env = "{SECRET_ENV}"\noauth2_refresh_token_env = "{REFRESH_ENV}"\n'
-            'oauth2_scope = "https://mail.google.com/"\n')
+    return (
+        f'auth = "oauth2"\noauth2_token_url = "{oauth.token_url}"\noauth2_client_id = "{client_id}"\n'
+        f'oauth2_client_secret_env = "{SECRET_ENV}"\noauth2_refresh_token_env = "{REFRESH_ENV}"\n'
+        'oauth2_scope = "https://mail.google.com/"\n'
+    )
 
 
 def smtp_oauth(sink: SmtpSink, user: str, auth: str) -> str:
@@ -61,6 +68,7 @@ def secrets_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- the test servers themselves -------------------------------------------------------------
 
+
 def test_dovecot_takes_introspected_bearer_tokens_and_still_passwords(dovecot_oauth2, oauth_server):
     token = oauth_server.new_token()
     for mechanism in ("XOAUTH2", "OAUTHBEARER"):
@@ -80,7 +88,12 @@ def test_dovecot_takes_introspected_bearer_tokens_and_still_passwords(dovecot_oa
     with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
         dovecot_oauth2.connect_oauth2(other)  # a valid token, but not this user's
     assert [(i.mode, i.active) for i in oauth_server.introspections] == [
-        ("post", True), ("post", True), ("post", False), ("post", False), ("post", True)]
+        ("post", True),
+        ("post", True),
+        ("post", False),
+        ("post", False),
+        ("post", True),
+    ]
 
 
 @pytest.mark.parametrize("mode", ["get", "auth"])
@@ -119,6 +132,7 @@ def test_smtp_sink_xoauth2(smtp_factory, oauth_server):
 
 # -- mailbot ----------------------------------------------------------------------------------
 
+
 def test_run_once_fetches_with_a_token_from_a_command(tmp_path: Path, dovecot_oauth2, oauth_server):
     dovecot_oauth2.append(school_mail(), ARRIVAL)
     token = oauth_server.new_token()
@@ -131,29 +145,41 @@ def test_run_once_fetches_with_a_token_from_a_command(tmp_path: Path, dovecot_oa
     assert len(logins) == 1 and "method=XOAUTH2" in logins[0]
 
 
-def test_refresh_flow_one_token_for_inbox_and_outbox(tmp_path: Path, dovecot_oauth2, oauth_server, smtp_factory,
-                                                     secrets_env):
+def test_refresh_flow_one_token_for_inbox_and_outbox(
+    tmp_path: Path, dovecot_oauth2, oauth_server, smtp_factory, secrets_env
+):
     """The same token endpoint and client id in [inbox] and [outbox]: one refresh serves both, as
     mailbot caches access tokens per (token URL, client id) within a process."""
     sink = smtp_factory(xoauth2_validator=oauth_server.validate)
     dovecot_oauth2.append(school_mail(), ARRIVAL)
-    ws = make_workspace(tmp_path / "ws", dovecot_oauth2, extra_inbox=refresh_flow(oauth_server),
-                        extra=smtp_oauth(sink, dovecot_oauth2.user, refresh_flow(oauth_server)))
+    ws = make_workspace(
+        tmp_path / "ws",
+        dovecot_oauth2,
+        extra_inbox=refresh_flow(oauth_server),
+        extra=smtp_oauth(sink, dovecot_oauth2.user, refresh_flow(oauth_server)),
+    )
     ws.cli("run", "--once")
     assert institution(ws)["status"] == "on_time"
     [token] = oauth_server.issued
     assert oauth_server.token_requests == 1
-    assert oauth_server.token_forms == [{"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN,
-                                         "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                         "scope": "https://mail.google.com/"}]
+    assert oauth_server.token_forms == [
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": REFRESH_TOKEN,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "scope": "https://mail.google.com/",
+        }
+    ]
     assert [(i.token, i.active) for i in oauth_server.introspections] == [(token, True)]
     receipts = [c for c in sink.wait_for(1) if c.message["X-Mailbot-Kind"] == "ack"]
-    assert [r.rcpt_tos for r in receipts] == [(next(r for r in samples.load_demo_roster() if r["code"] == CODE)["emails"][0],)]
+    assert [r.rcpt_tos for r in receipts] == [
+        (next(r for r in samples.load_demo_roster() if r["code"] == CODE)["emails"][0],)
+    ]
     assert sink.logins and all(login == ("XOAUTH2", dovecot_oauth2.user, True) for login in sink.logins)
 
 
-def test_refresh_refused_is_a_clear_failure_without_secrets(tmp_path: Path, dovecot_oauth2, oauth_server,
-                                                            monkeypatch):
+def test_refresh_refused_is_a_clear_failure_without_secrets(tmp_path: Path, dovecot_oauth2, oauth_server, monkeypatch):
     monkeypatch.setenv(SECRET_ENV, "not-the-client-secret")
     monkeypatch.setenv(REFRESH_ENV, REFRESH_TOKEN)
     ws = make_workspace(tmp_path / "ws", dovecot_oauth2, extra_inbox=refresh_flow(oauth_server))
@@ -203,8 +229,10 @@ def test_check_with_a_revoked_token_says_login_refused(tmp_path: Path, dovecot_o
     ws = make_workspace(tmp_path / "ws", dovecot_oauth2, extra_inbox=token_command(token))
     result = ws.cli("check", check=False)
     assert result.returncode == 1
-    assert (f"FAIL inbox: IMAP login refused at {dovecot_oauth2.host}:{dovecot_oauth2.port} "
-            f"for user {dovecot_oauth2.user} (check the OAuth2 token)") in result.stdout
+    assert (
+        f"FAIL inbox: IMAP login refused at {dovecot_oauth2.host}:{dovecot_oauth2.port} "
+        f"for user {dovecot_oauth2.user} (check the OAuth2 token)"
+    ) in result.stdout
 
 
 def test_check_with_a_failing_token_command(tmp_path: Path, dovecot_oauth2, oauth_server):
@@ -217,26 +245,36 @@ def test_check_with_a_failing_token_command(tmp_path: Path, dovecot_oauth2, oaut
     assert oauth_server.introspections == []  # nothing reached Dovecot's auth
 
 
-def test_refresh_flow_two_accounts_same_client(tmp_path: Path, dovecot_oauth2, oauth_server, smtp_factory,
-                                               secrets_env, monkeypatch):
+def test_refresh_flow_two_accounts_same_client(
+    tmp_path: Path, dovecot_oauth2, oauth_server, smtp_factory, secrets_env, monkeypatch
+):
     sender = "noreply@haiphong.edu.vn"
     oauth_server.add_refresh_token("refresh-token-noreply", sender)
     monkeypatch.setenv("MAILBOT_TEST_OAUTH_REFRESH_TOKEN_2", "refresh-token-noreply")
     sink = smtp_factory(xoauth2_validator=oauth_server.validate)
     dovecot_oauth2.append(school_mail(), ARRIVAL)
     outbox_auth = refresh_flow(oauth_server).replace(REFRESH_ENV, "MAILBOT_TEST_OAUTH_REFRESH_TOKEN_2")
-    ws = make_workspace(tmp_path / "ws", dovecot_oauth2, extra_inbox=refresh_flow(oauth_server),
-                        extra=smtp_oauth(sink, sender, outbox_auth))
+    ws = make_workspace(
+        tmp_path / "ws",
+        dovecot_oauth2,
+        extra_inbox=refresh_flow(oauth_server),
+        extra=smtp_oauth(sink, sender, outbox_auth),
+    )
     ws.cli("run", "--once")
     assert oauth_server.token_requests == 2
     assert ("XOAUTH2", sender, True) in sink.logins
 
 
-def test_service_refreshes_a_token_the_server_refused(tmp_path: Path, dovecot_oauth2, oauth_server, smtp_factory,
-                                                      secrets_env):
+def test_service_refreshes_a_token_the_server_refused(
+    tmp_path: Path, dovecot_oauth2, oauth_server, smtp_factory, secrets_env
+):
     sink = smtp_factory(xoauth2_validator=oauth_server.validate)
-    ws = make_workspace(tmp_path / "ws", dovecot_oauth2, extra_inbox=refresh_flow(oauth_server) + "poll_seconds = 2\n",
-                        extra=smtp_oauth(sink, dovecot_oauth2.user, refresh_flow(oauth_server) + "deliver_every_seconds = 1"))
+    ws = make_workspace(
+        tmp_path / "ws",
+        dovecot_oauth2,
+        extra_inbox=refresh_flow(oauth_server) + "poll_seconds = 2\n",
+        extra=smtp_oauth(sink, dovecot_oauth2.user, refresh_flow(oauth_server) + "deliver_every_seconds = 1"),
+    )
     daemon = Running(ws)
     try:
         daemon.wait_log("mailbot started")
@@ -246,7 +284,9 @@ def test_service_refreshes_a_token_the_server_refused(tmp_path: Path, dovecot_oa
         while not acks() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert len(acks()) == 1 and oauth_server.token_requests == 1
-        oauth_server.revoke(oauth_server.issued[0])  # the provider revokes the access token; the refresh token still works
+        oauth_server.revoke(
+            oauth_server.issued[0]
+        )  # the provider revokes the access token; the refresh token still works
         dovecot_oauth2.append(school_mail(n=2), ARRIVAL)  # fetched over the open IMAP session, its receipt needs SMTP
         deadline = time.monotonic() + 15
         while len(acks()) < 2 and time.monotonic() < deadline:

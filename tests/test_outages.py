@@ -15,20 +15,28 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import PASSWORD_ENV, Workspace, make_workspace
 from tests.reliability_support import (
-    Daemon, ack_parents, append_many, archive_problems, db_count, db_rows, school_mails, sent_twice, wait_until,
+    Daemon,
+    ack_parents,
+    append_many,
+    archive_problems,
+    db_count,
+    db_rows,
+    school_mails,
+    sent_twice,
+    wait_until,
     write_figures,
 )
 from tests.servers.stall import StallRelay
 from tests.test_notify import smtp_section
 
-ARRIVAL = datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc)
+ARRIVAL = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)
 FAST = """
 retry_base_seconds = 1
 deliver_every_seconds = 1
@@ -49,8 +57,12 @@ class Env:
         self.began = time.monotonic()
 
     def workspace(self, outbox: str = "") -> Workspace:
-        self.ws = make_workspace(self.tmp_path / "ws", self.dovecot, extra_inbox="poll_seconds = 2",
-                                 extra=smtp_section(self.relay, extra=FAST + outbox, notify=NOTIFY))
+        self.ws = make_workspace(
+            self.tmp_path / "ws",
+            self.dovecot,
+            extra_inbox="poll_seconds = 2",
+            extra=smtp_section(self.relay, extra=FAST + outbox, notify=NOTIFY),
+        )
         return self.ws
 
     def start(self) -> Daemon:
@@ -67,8 +79,9 @@ class Env:
         """The daemon should have ridden out the outage; if it died, note it and start another one."""
         if daemon.alive:
             return daemon
-        self.problems.append(f"mailbot run exited with {daemon.proc.returncode} during {during}: "
-                             f"{last_lines(daemon.log(), 6)}")
+        self.problems.append(
+            f"mailbot run exited with {daemon.proc.returncode} during {during}: {last_lines(daemon.log(), 6)}"
+        )
         return self.start()
 
     def append(self, mails: list[tuple[str, str, int, bytes]]) -> None:
@@ -98,8 +111,15 @@ class Env:
         """Wait until every message is recorded and acknowledged; then count what is lost or doubled."""
         assert self.ws is not None
         ws, expected = self.ws, {mid for mid, *_ in mails}
-        done = wait_until(lambda: db_count(ws, "messages") >= len(expected) and expected <= set(ack_parents(self.sink))
-                          and db_count(ws, "outbox", "status IN ('pending', 'sending')") == 0, timeout, every=0.5)
+        done = wait_until(
+            lambda: (
+                db_count(ws, "messages") >= len(expected)
+                and expected <= set(ack_parents(self.sink))
+                and db_count(ws, "outbox", "status IN ('pending', 'sending')") == 0
+            ),
+            timeout,
+            every=0.5,
+        )
         time.sleep(2.5)  # more delivery rounds: a receipt sent twice would show now
         recorded = [mid for (mid,) in db_rows(ws, "SELECT message_id FROM messages")]
         receipts = ack_parents(self.sink)
@@ -117,19 +137,25 @@ class Env:
             "unacknowledged": len(expected - set(receipts)),
             "duplicate_receipts": sum(n - 1 for n in receipts.values() if n > 1),
             "sent_twice": sum(n - 1 for n in sent_twice(self.sink).values()),  # any kind: receipts, digest
-            "outbox_not_sent": db_rows(ws, "SELECT id, kind, status, attempts, last_error FROM outbox WHERE status != 'sent'"),
+            "outbox_not_sent": db_rows(
+                ws, "SELECT id, kind, status, attempts, last_error FROM outbox WHERE status != 'sent'"
+            ),
             "archive": {k: len(v) for k, v in archive_problems(ws).items()},
         }
         if not done:
             self.problems.append(f"not everything recorded and acknowledged within {timeout:.0f} s")
         if not_recorded:
-            self.problems.append(f"{not_recorded} message(s) not recorded by the end of the test "
-                                 f"({on_server} of {len(expected)} still on the server)")
+            self.problems.append(
+                f"{not_recorded} message(s) not recorded by the end of the test "
+                f"({on_server} of {len(expected)} still on the server)"
+            )
         for key in ("recorded_twice", "unacknowledged", "sent_twice"):
             if figures[key]:
                 self.problems.append(f"{key}: {figures[key]}")
         if figures["locations"] != len(expected) - not_recorded or on_server != len(expected):
-            self.problems.append(f"{figures['locations']} locations, {on_server} on the server, for {len(expected)} messages")
+            self.problems.append(
+                f"{figures['locations']} locations, {on_server} on the server, for {len(expected)} messages"
+            )
         if figures["outbox_not_sent"]:
             self.problems.append(f"outbox rows not sent: {figures['outbox_not_sent'][:5]}")
         archive = dict(figures["archive"])
@@ -145,10 +171,20 @@ class Env:
         for daemon in self.daemons:
             if daemon.alive and daemon.stop() != 0:
                 self.problems.append("mailbot run did not exit 0 on SIGTERM")
-        write_figures(self.factory, f"outage-{kind}", {
-            "kind": kind, "outage": outage, **figures, **extra, "restarts_needed": len(self.daemons) - 1,
-            "seconds": round(time.monotonic() - self.began, 1), "problems": self.problems, "passed": not self.problems,
-        })
+        write_figures(
+            self.factory,
+            f"outage-{kind}",
+            {
+                "kind": kind,
+                "outage": outage,
+                **figures,
+                **extra,
+                "restarts_needed": len(self.daemons) - 1,
+                "seconds": round(time.monotonic() - self.began, 1),
+                "problems": self.problems,
+                "passed": not self.problems,
+            },
+        )
         assert not self.problems, "\n".join(self.problems)
 
 
@@ -168,6 +204,7 @@ def env(tmp_path, dovecot, smtp_sink, monkeypatch, tmp_path_factory) -> Iterator
 
 # --- (a) the IMAP server ------------------------------------------------------------------------------
 
+
 def test_dovecot_stopped_in_the_middle_of_a_large_fetch(env):
     env.workspace()
     mails = school_mails(300, "imap-outage", pad_to=120_000)  # ~0.3 MB each: many size-bounded batches
@@ -185,11 +222,18 @@ def test_dovecot_stopped_in_the_middle_of_a_large_fetch(env):
     figures = env.verify(mails, timeout=120)
     if not 0 < recorded_at_stop < len(mails):
         env.problems.append(f"Dovecot was not stopped mid-fetch: {recorded_at_stop} of {len(mails)} recorded")
-    env.finish("imap", "Dovecot stopped in the middle of fetching a backlog of 300 messages, restarted 3 s later",
-               figures, log_line=line, recorded_when_stopped=recorded_at_stop, recorded_while_down=recorded_during)
+    env.finish(
+        "imap",
+        "Dovecot stopped in the middle of fetching a backlog of 300 messages, restarted 3 s later",
+        figures,
+        log_line=line,
+        recorded_when_stopped=recorded_at_stop,
+        recorded_while_down=recorded_during,
+    )
 
 
 # --- (b) the SMTP server ------------------------------------------------------------------------------
+
 
 def test_smtp_refusing_timing_out_dropping_then_back(env):
     env.workspace(outbox="timeout_seconds = 2")
@@ -218,9 +262,15 @@ def test_smtp_refusing_timing_out_dropping_then_back(env):
     daemon = env.still_running(daemon, "the SMTP outages")
     figures = env.verify(refused + hung, timeout=90)
     attempts = dict(db_rows(env.ws, "SELECT id, attempts FROM outbox"))
-    env.finish("smtp", "SMTP server refusing (451), accepting connections and never answering (2 s time-out), "
-               "closing connections, then back", figures, log_lines=lines, hung_connections=env.relay.hung,
-               max_attempts_used=max(attempts.values(), default=0))
+    env.finish(
+        "smtp",
+        "SMTP server refusing (451), accepting connections and never answering (2 s time-out), "
+        "closing connections, then back",
+        figures,
+        log_lines=lines,
+        hung_connections=env.relay.hung,
+        max_attempts_used=max(attempts.values(), default=0),
+    )
 
 
 def test_smtp_outage_longer_than_the_retry_budget_recovers_by_itself(env):
@@ -238,8 +288,13 @@ def test_smtp_outage_longer_than_the_retry_budget_recovers_by_itself(env):
     env.relay.mode = "pass"
     daemon = env.still_running(daemon, "the long SMTP outage")
     figures = env.verify(mails, timeout=30)
-    env.finish("smtp-long", "SMTP server unreachable for longer than the retry budget (max_attempts), then back",
-               figures, log_line=line, failed_for_good_during_outage=gave_up)
+    env.finish(
+        "smtp-long",
+        "SMTP server unreachable for longer than the retry budget (max_attempts), then back",
+        figures,
+        log_line=line,
+        failed_for_good_during_outage=gave_up,
+    )
 
 
 # --- (c) the database ---------------------------------------------------------------------------------
@@ -258,8 +313,11 @@ print("released", flush=True)
 @contextlib.contextmanager
 def locked_database(ws: Workspace, seconds: float) -> Iterator[subprocess.Popen[str]]:
     """Another process holding BEGIN EXCLUSIVE on the database file for ``seconds``."""
-    proc = subprocess.Popen([sys.executable, "-c", LOCKER, str(ws.root / "var" / "mailbot.sqlite3"), str(seconds)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(ws.root / "var" / "mailbot.sqlite3"), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
         yield proc
@@ -293,12 +351,19 @@ def test_database_locked_by_another_process_while_mail_arrives(env):
     recovery_seconds = round(time.monotonic() - locked_at - released_after, 1)
     if not recovered:
         backoff = [ln for ln in env.log().splitlines() if "next attempt in" in ln]
-        env.problems.append(f"not everything recorded within {RECOVERY:.0f} s after the lock was released; "
-                            f"{last_lines(chr(10).join(backoff), 2)}")
+        env.problems.append(
+            f"not everything recorded within {RECOVERY:.0f} s after the lock was released; "
+            f"{last_lines(chr(10).join(backoff), 2)}"
+        )
     figures = env.verify(before + during, timeout=30)
-    env.finish("database", f"another process holding BEGIN EXCLUSIVE on the SQLite file for {LOCK_SECONDS:.0f} s "
-               "while mail arrives", figures, log_line=line, recorded_during_lock=recorded_during,
-               seconds_to_record_after_release=recovery_seconds if recovered else None)
+    env.finish(
+        "database",
+        f"another process holding BEGIN EXCLUSIVE on the SQLite file for {LOCK_SECONDS:.0f} s while mail arrives",
+        figures,
+        log_line=line,
+        recorded_during_lock=recorded_during,
+        seconds_to_record_after_release=recovery_seconds if recovered else None,
+    )
 
 
 def test_database_locked_while_receipts_are_being_delivered(env):
@@ -315,11 +380,16 @@ def test_database_locked_while_receipts_are_being_delivered(env):
         assert locker.stdout is not None and locker.stdout.readline().strip() == "released"
     daemon = env.still_running(daemon, "the database lock")
     figures = env.verify(mails, timeout=60)
-    env.finish("database-outbox", f"another process holding BEGIN EXCLUSIVE for {OUTBOX_LOCK_SECONDS:.0f} s while receipts "
-               "are delivered", figures, log_line=line)
+    env.finish(
+        "database-outbox",
+        f"another process holding BEGIN EXCLUSIVE for {OUTBOX_LOCK_SECONDS:.0f} s while receipts are delivered",
+        figures,
+        log_line=line,
+    )
 
 
 # --- (d) the disk -------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def small_filesystem(where: Path, megabytes: int) -> Iterator[str]:
@@ -329,18 +399,25 @@ def small_filesystem(where: Path, megabytes: int) -> Iterator[str]:
     image = where.parent / "disk.img"
     kind, tmpfs_error = os.environ.get("MAILBOT_DISK_FULL_FS", "tmpfs"), ""
     if kind == "tmpfs":
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode=0755", "tmpfs", str(where)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode=0755", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+        )
         tmpfs_error = result.stderr.strip()
         kind = "tmpfs" if result.returncode == 0 else "loop"
     if kind == "loop":
-        subprocess.run(["dd", "if=/dev/zero", f"of={image}", "bs=1M", f"count={megabytes + 16}"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={image}", "bs=1M", f"count={megabytes + 16}"], check=True, capture_output=True
+        )
         subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], check=True, capture_output=True)
         mounted = subprocess.run(["mount", "-o", "loop", str(image), str(where)], capture_output=True, text=True)
         if mounted.returncode != 0:
-            pytest.fail(f"cannot mount a small file system (tmpfs: {tmpfs_error or 'not tried'}; loop: "
-                        f"{mounted.stderr.strip()}); the disk-full test needs root", pytrace=False)
+            pytest.fail(
+                f"cannot mount a small file system (tmpfs: {tmpfs_error or 'not tried'}; loop: "
+                f"{mounted.stderr.strip()}); the disk-full test needs root",
+                pytrace=False,
+            )
         os.chmod(where, 0o755)
         filler = where / "filler"
         with filler.open("wb") as f:
@@ -383,10 +460,19 @@ def test_disk_full_while_archiving(env):
         recovered = wait_until(lambda: db_count(ws, "messages") >= len(mails), RECOVERY, every=0.2)
         if not recovered:
             backoff = [ln for ln in env.log().splitlines() if "next attempt in" in ln]
-            env.problems.append(f"not everything recorded within {RECOVERY:.0f} s after space was freed; "
-                                f"{last_lines(chr(10).join(backoff), 1)}")
+            env.problems.append(
+                f"not everything recorded within {RECOVERY:.0f} s after space was freed; "
+                f"{last_lines(chr(10).join(backoff), 1)}"
+            )
         recovery_seconds = round(time.monotonic() - grown_at, 1) if recovered else None
         figures = env.verify(mails, timeout=30)
-        env.finish("disk", f"archive on a {kind} file system with 2 MB free, filled by 8 messages of ~0.7 MB, then freed",
-                   figures, log_line=line, crashed=crashed, recorded_while_full=recorded_while_full,
-                   set_aside_while_full=len(errors), seconds_to_record_after_space_freed=recovery_seconds)
+        env.finish(
+            "disk",
+            f"archive on a {kind} file system with 2 MB free, filled by 8 messages of ~0.7 MB, then freed",
+            figures,
+            log_line=line,
+            crashed=crashed,
+            recorded_while_full=recorded_while_full,
+            set_aside_while_full=len(errors),
+            seconds_to_record_after_space_freed=recovery_seconds,
+        )

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from mailbot import samples
 from mailbot.config import LimitSettings
+from mailbot.demo import samples
+from mailbot.ingest.parse import parse
 from mailbot.models import FileKind, RawMail
-from mailbot.parse import parse
 from tests.test_documents_e2e import tnef, to_doc
 
-WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc)
+WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)
 DOCX = samples.make_report_docx("Trường THPT Ngô Quyền")
 
 
-def parsed(raw: bytes, limits: LimitSettings = LimitSettings()):  # type: ignore[no-untyped-def]
-    return parse(RawMail("t", 0, "1", WHEN, raw), limits)
+def parsed(raw: bytes, limits: LimitSettings | None = None):  # type: ignore[no-untyped-def]
+    return parse(RawMail("t", 0, "1", WHEN, raw), limits or LimitSettings())
 
 
 def mail(attachments, **kw):  # type: ignore[no-untyped-def]
-    return samples.make_email(sender=kw.pop("sender", "a@haiphong.edu.vn"), sender_name="", subject=kw.pop("subject", "BC"),
-                              body="x", attachments=attachments, **kw)
+    return samples.make_email(
+        sender=kw.pop("sender", "a@haiphong.edu.vn"),
+        sender_name="",
+        subject=kw.pop("subject", "BC"),
+        body="x",
+        attachments=attachments,
+        **kw,
+    )
 
 
 def test_every_filename_style_ends_as_the_same_nfc_name():
@@ -64,7 +70,12 @@ def test_zip_bomb_and_encrypted_zip_become_warnings():
 
 
 def test_machine_mail_is_recognised():
-    for headers in ({"Auto-Submitted": "auto-replied"}, {"Precedence": "bulk"}, {"List-Id": "<x>"}, {"X-Autoreply": "yes"}):
+    for headers in (
+        {"Auto-Submitted": "auto-replied"},
+        {"Precedence": "bulk"},
+        {"List-Id": "<x>"},
+        {"X-Autoreply": "yes"},
+    ):
         assert parsed(mail([], extra_headers=headers)).auto_markers
     assert parsed(mail([], sender="MAILER-DAEMON@mx.example")).auto_markers
     assert not parsed(mail([], extra_headers={"Auto-Submitted": "no"})).auto_markers
@@ -83,7 +94,7 @@ def test_reports_inside_7z_are_found_with_unar():
 
 
 def test_legacy_doc_is_converted_by_libreoffice_for_reading():
-    from mailbot.documents import doc_to_docx, docx_heading
+    from mailbot.documents.sniff import doc_to_docx, docx_heading
 
     converted = doc_to_docx(to_doc(DOCX))  # a real Word 97 file, written by LibreOffice
     assert converted is not None, "LibreOffice (soffice) is needed: scripts/test.sh installs libreoffice-writer-nogui"
@@ -100,15 +111,20 @@ def test_attachment_over_the_limit_is_named_but_not_kept():
 
 
 def test_raw_8bit_headers_in_utf8_or_windows_1258_read_and_identify_by_name():
+    from mailbot.ingest.identify import identify
+    from mailbot.models import IdentifiedBy
     from tests.hostile_mail import cp1258, eight_bit_mail
     from tests.test_identify import CAMPAIGN, NQ, ROSTER
 
-    from mailbot.identify import identify
-    from mailbot.models import IdentifiedBy
-
     for encode in (lambda t: t.encode("utf-8"), cp1258):
-        raw = eight_bit_mail(encode, "<someone@gmail.com>", "<m@x>", samples.minimal_pdf(), subject="Báo cáo ANTQ - Trường THPT Ngô Quyền",
-                             name="Bản dấu đỏ báo cáo ANTQ Ngô Quyền.pdf")
+        raw = eight_bit_mail(
+            encode,
+            "<someone@gmail.com>",
+            "<m@x>",
+            samples.minimal_pdf(),
+            subject="Báo cáo ANTQ - Trường THPT Ngô Quyền",
+            name="Bản dấu đỏ báo cáo ANTQ Ngô Quyền.pdf",
+        )
         m = parsed(raw)
         assert m.subject == "Báo cáo ANTQ - Trường THPT Ngô Quyền"
         assert (m.sender, m.sender_name) == ("someone@gmail.com", "Trường THPT Ngô Quyền")

@@ -14,22 +14,30 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import event, func, select, text, update
 
-from mailbot import outbox, samples, store
+from mailbot import store
+from mailbot.demo import samples
+from mailbot.notify import outbox
 from tests.conftest import PASSWORD_ENV, Workspace, make_workspace
 from tests.reliability_support import (
-    ROOT, Daemon, ack_parents, append_many, db_count, db_rows, school_mails, wait_until,
+    ROOT,
+    Daemon,
+    ack_parents,
+    append_many,
+    db_count,
+    db_rows,
+    school_mails,
+    wait_until,
 )
 from tests.test_notify import smtp_section
 
-ARRIVAL = datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc)  # INTERNALDATE within the test campaign
+ARRIVAL = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)  # INTERNALDATE within the test campaign
 NOW = "2023-12-02T08:30"  # three days before the deadline: reminders are due; after remind_at and digest_at
 EARLIER = "2023-12-01T10:00"  # when the backlog was first processed, with the SMTP server refusing or down
 FAST = "retry_base_seconds = 1\ndeliver_every_seconds = 1\n"
@@ -45,8 +53,14 @@ class Cli:
     def __init__(self, ws: Workspace, *args: str) -> None:
         env = {**os.environ, PASSWORD_ENV: ws.password, "PYTHONPATH": str(ROOT)}
         self.args = args
-        self.proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(ws.config_path), *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ws.root)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--config", str(ws.config_path), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ws.root,
+        )
 
     def finish(self, timeout: float = 180.0) -> tuple[int, str]:
         out, err = self.proc.communicate(timeout=timeout)
@@ -59,19 +73,33 @@ def mails(start: int, stop: int) -> list[tuple[str, bytes]]:
     for i in range(start, stop):
         row = SUBMITTING[i % len(SUBMITTING)]
         mid = f"<race-{i}@{row['emails'][0].split('@')[1]}>"
-        out.append((mid, samples.make_email(
-            sender=row["emails"][0], sender_name=row["name"], subject=f"Báo cáo ANTQ năm 2023 (lần {i})",
-            body="Kính gửi Sở GDĐT, đơn vị gửi báo cáo.", message_id=mid,
-            attachments=[("bao-cao-antq.docx", samples.make_report_docx(row["name"]), "application/octet-stream")],
-        )))
+        out.append(
+            (
+                mid,
+                samples.make_email(
+                    sender=row["emails"][0],
+                    sender_name=row["name"],
+                    subject=f"Báo cáo ANTQ năm 2023 (lần {i})",
+                    body="Kính gửi Sở GDĐT, đơn vị gửi báo cáo.",
+                    message_id=mid,
+                    attachments=[
+                        ("bao-cao-antq.docx", samples.make_report_docx(row["name"]), "application/octet-stream")
+                    ],
+                ),
+            )
+        )
     return out
 
 
 @pytest.fixture
 def ws(tmp_path, dovecot, smtp_sink, monkeypatch) -> Workspace:  # type: ignore[no-untyped-def]
     monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
-    return make_workspace(tmp_path / "ws", dovecot, extra_inbox="poll_seconds = 2",
-                          extra=smtp_section(smtp_sink, extra=FAST, notify=NOTIFY))
+    return make_workspace(
+        tmp_path / "ws",
+        dovecot,
+        extra_inbox="poll_seconds = 2",
+        extra=smtp_section(smtp_sink, extra=FAST, notify=NOTIFY),
+    )
 
 
 def append(dovecot, batch: list[tuple[str, bytes]]) -> None:  # type: ignore[no-untyped-def]
@@ -83,11 +111,12 @@ def deliveries(sink) -> Counter[str]:  # type: ignore[no-untyped-def]
 
 
 def settled(ws: Workspace, expected: int) -> bool:
-    return (db_count(ws, "messages") >= expected
-            and db_count(ws, "outbox", "status IN ('pending', 'sending')") == 0)
+    return db_count(ws, "messages") >= expected and db_count(ws, "outbox", "status IN ('pending', 'sending')") == 0
 
 
-def test_service_two_reminds_a_retry_and_a_digest_together_send_everything_exactly_once(ws, dovecot, smtp_sink, tmp_path):
+def test_service_two_reminds_a_retry_and_a_digest_together_send_everything_exactly_once(
+    ws, dovecot, smtp_sink, tmp_path
+):
     sink = smtp_sink
     # A backlog as a weekend would leave it: 10 receipts refused for good (they wait for `outbox retry`) ...
     append(dovecot, mails(0, 10))
@@ -104,8 +133,12 @@ def test_service_two_reminds_a_retry_and_a_digest_together_send_everything_exact
     append(dovecot, mails(50, 60))
 
     service = Daemon(ws, tmp_path / "service.log", args=("--now", NOW))
-    others = [Cli(ws, "--now", NOW, "remind"), Cli(ws, "--now", NOW, "remind"), Cli(ws, "--now", NOW, "outbox", "retry"),
-              Cli(ws, "--now", NOW, "digest", "--send")]
+    others = [
+        Cli(ws, "--now", NOW, "remind"),
+        Cli(ws, "--now", NOW, "remind"),
+        Cli(ws, "--now", NOW, "outbox", "retry"),
+        Cli(ws, "--now", NOW, "digest", "--send"),
+    ]
     finished = [cli.finish() for cli in others]
     done = wait_until(lambda: settled(ws, 60), 120, service, every=0.5)
     time.sleep(3)  # more delivery rounds of the service: anything sent twice would show now
@@ -126,7 +159,8 @@ def test_service_two_reminds_a_retry_and_a_digest_together_send_everything_exact
     sent = {mid: key for key, _, status, mid, _ in rows if status == "sent"}
     assert set(got) == set(sent)  # each sent row reached the server once, and nothing else did
     assert [(key, status) for key, _, status, _, recipients in rows if status != "sent"] == [
-        (key, "failed") for key, _, status, _, recipients in rows if recipients == "[]"]  # only "no usable address"
+        (key, "failed") for key, _, status, _, recipients in rows if recipients == "[]"
+    ]  # only "no usable address"
 
     acks = ack_parents(sink)
     assert acks == Counter({mid: 1 for mid, _ in mails(0, 60)})
@@ -158,6 +192,7 @@ def test_run_once_while_the_service_runs_neither_fails_nor_doubles(ws, dovecot, 
 
 # --- in process -----------------------------------------------------------------------------------------
 
+
 def notice(key: str, to: str = "thpt@haiphong.edu.vn") -> EmailMessage:
     msg = EmailMessage()
     msg["To"], msg["Subject"], msg["Message-ID"] = to, "Nhắc nộp báo cáo", f"<{key}@mailbot.test>"
@@ -166,8 +201,16 @@ def notice(key: str, to: str = "thpt@haiphong.edu.vn") -> EmailMessage:
 
 
 def queue(conn, key: str, when):  # type: ignore[no-untyped-def]
-    return outbox.queue(conn, key=key, kind="reminder", msg=notice(key), recipients=("thpt@haiphong.edu.vn",),
-                        now=when, day_start=when - timedelta(hours=1), limit=10)
+    return outbox.queue(
+        conn,
+        key=key,
+        kind="reminder",
+        msg=notice(key),
+        recipients=("thpt@haiphong.edu.vn",),
+        now=when,
+        day_start=when - timedelta(hours=1),
+        limit=10,
+    )
 
 
 def test_queueing_the_same_key_from_two_connections_is_a_no_op(tmp_path):
@@ -214,8 +257,11 @@ def file_less(tmp_path, smtp_sink):  # type: ignore[no-untyped-def]
 
 def claimed(engine, key: str, token: str, until) -> None:  # type: ignore[no-untyped-def]
     with store.atomic(engine) as conn:
-        conn.execute(update(store.outbox).where(store.outbox.c.key == key).values(
-            status="sending", claim_token=token, claimed_until=until))
+        conn.execute(
+            update(store.outbox)
+            .where(store.outbox.c.key == key)
+            .values(status="sending", claim_token=token, claimed_until=until)
+        )
 
 
 def test_claims_of_live_senders_hold_and_lapsed_or_abandoned_ones_return_to_the_pool(file_less):
@@ -242,8 +288,13 @@ def test_claims_of_live_senders_hold_and_lapsed_or_abandoned_ones_return_to_the_
     with engine.connect() as conn:
         left = dict(conn.execute(select(store.outbox.c.key, store.outbox.c.status)).all())
         tokens = set(conn.execute(select(store.outbox.c.claim_token).where(store.outbox.c.status == "sent")).scalars())
-    assert left == {"elsewhere-live": "sending", "elsewhere-lapsed": "sent", "here-dead": "sent",
-                    "here-live": "sending", "free": "sent"}
+    assert left == {
+        "elsewhere-live": "sending",
+        "elsewhere-lapsed": "sent",
+        "here-dead": "sent",
+        "here-live": "sending",
+        "free": "sent",
+    }
     assert tokens == {None}
 
 
@@ -278,6 +329,8 @@ def test_the_service_outlives_any_error_of_one_round(file_less, monkeypatch, cap
     service.deliver()
     service.run_job("remind")
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert errors == ["outbox delivery failed, next round in 1 s: RuntimeError: a bug in one round",
-                      "remind job failed: RuntimeError: a bug in one round"]
+    assert errors == [
+        "outbox delivery failed, next round in 1 s: RuntimeError: a bug in one round",
+        "remind job failed: RuntimeError: a bug in one round",
+    ]
     assert not any(r.exc_info for r in caplog.records if r.levelno >= 20)

@@ -7,18 +7,19 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from mailbot import samples, store
+from mailbot import store
+from mailbot.demo import samples
 from tests.conftest import Workspace, make_workspace, write_roster
 from tests.test_notify import smtp_section
 
-ARRIVAL = datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc)  # within the test campaign, before its deadline
+ARRIVAL = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)  # within the test campaign, before its deadline
 REVIEW_SENDER = "hoa.nguyen1987@yahoo.com"
 
 
@@ -68,7 +69,9 @@ def test_replace_stops_the_chasing_of_a_removed_institution_and_keeps_its_histor
 
     sink.clear()
     ws.cli("--now", "2023-12-06T08:00", "remind")  # after the deadline: late notices to the missing only
-    still_missing = [r for r in rows if r["code"] in status and status[r["code"]]["status"] == "missing" and r["emails"]]
+    still_missing = [
+        r for r in rows if r["code"] in status and status[r["code"]]["status"] == "missing" and r["emails"]
+    ]
     got = sink.wait_for(len(still_missing))
     time.sleep(0.5)
     reached = {a for c in sink.messages for a in c.rcpt_tos}
@@ -89,8 +92,9 @@ def test_replace_stops_the_chasing_of_a_removed_institution_and_keeps_its_histor
     assert total[4] == sum(1 for c in active if status[c]["status"] == "missing")
 
     with ws.engine().connect() as conn:
-        logged = conn.execute(select(store.actions).where(store.actions.c.action == "roster_import")
-                              .order_by(store.actions.c.id.desc())).first()
+        logged = conn.execute(
+            select(store.actions).where(store.actions.c.action == "roster_import").order_by(store.actions.c.id.desc())
+        ).first()
     assert logged.actor == "Nguyễn Thị Lan" and gone["code"] in logged.detail and "ngừng theo dõi 2" in logged.detail
 
     ws.cli("roster", "import", str(ws.root / "roster.csv"))  # listed again: reactivated, chased again
@@ -104,12 +108,23 @@ def test_a_message_from_a_deactivated_institution_is_recorded_and_held(setup, tm
     write_roster(tmp_path / "b.csv", [r for r in rows if r["code"] != "THPT-NQ"])
     ws.cli("run", "--once")
     ws.cli("roster", "import", str(tmp_path / "b.csv"), "--replace")
-    dovecot.append(samples.make_email(
-        sender="thptngoquyen@haiphong.edu.vn", sender_name="", subject="Báo cáo ANTQ", body="x",
-        attachments=[("bc.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream")]), ARRIVAL)
+    dovecot.append(
+        samples.make_email(
+            sender="thptngoquyen@haiphong.edu.vn",
+            sender_name="",
+            subject="Báo cáo ANTQ",
+            body="x",
+            attachments=[("bc.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream")],
+        ),
+        ARRIVAL,
+    )
     ws.cli("run", "--once")
     (held,) = ws.status()["review"]
-    assert held["from"] == "thptngoquyen@haiphong.edu.vn" and "THPT-NQ" in held["reason"] and "ngừng theo dõi" in held["reason"]
+    assert (
+        held["from"] == "thptngoquyen@haiphong.edu.vn"
+        and "THPT-NQ" in held["reason"]
+        and "ngừng theo dõi" in held["reason"]
+    )
     with ws.engine().connect() as conn:
         row = conn.execute(select(store.messages)).one()
         assert row.state == "review" and row.institution_id == store.institution_pk(conn, "THPT-NQ")
@@ -120,8 +135,11 @@ def test_configured_file_is_imported_only_when_changed_and_never_reverts_a_cli_i
     rows = samples.load_demo_roster()
     ws.cli("run", "--once")
     assert len(roster_list(ws)) == len(rows)
-    changed = [{**r, "emails": ["vanthu.ngoquyen@haiphong.edu.vn"]} if r["code"] == "THPT-NQ" else r
-               for r in rows if r["code"] != "THPT-HB"]
+    changed = [
+        {**r, "emails": ["vanthu.ngoquyen@haiphong.edu.vn"]} if r["code"] == "THPT-NQ" else r
+        for r in rows
+        if r["code"] != "THPT-HB"
+    ]
     write_roster(tmp_path / "b.csv", changed)
     ws.cli("roster", "import", str(tmp_path / "b.csv"), "--replace")
 
@@ -137,8 +155,14 @@ def test_configured_file_is_imported_only_when_changed_and_never_reverts_a_cli_i
     result = ws.cli("run", "--once")
     assert "not imported" in result.stderr and "THPT-MOI" not in roster_list(ws)
 
-    write_roster(configured, [*rows, extra, {**extra, "code": "THPT-MOI2", "name": "Trường THPT Mới 2",
-                                             "emails": ["thptmoi2@haiphong.edu.vn"]}])  # saved now, after the import
+    write_roster(
+        configured,
+        [
+            *rows,
+            extra,
+            {**extra, "code": "THPT-MOI2", "name": "Trường THPT Mới 2", "emails": ["thptmoi2@haiphong.edu.vn"]},
+        ],
+    )  # saved now, after the import
     ws.cli("run", "--once")
     listed = roster_list(ws)
     assert {"THPT-MOI", "THPT-MOI2"} <= set(listed)  # imported: added and updated, as the file now says
@@ -154,7 +178,11 @@ def test_replace_with_bad_rows_changes_nothing(workspace, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("code,name,group,emails\nTHPT-NQ,Trường THPT Ngô Quyền,THPT,not-an-address\n", encoding="utf-8")
     result = ws.cli("roster", "import", str(bad), "--replace", check=False)
-    assert result.returncode == 2 and "row 2: not an email address" in result.stderr and "nothing is imported" in result.stderr
+    assert (
+        result.returncode == 2
+        and "row 2: not an email address" in result.stderr
+        and "nothing is imported" in result.stderr
+    )
     assert "Traceback" not in result.stderr and all(r["active"] for r in roster_list(ws).values())
 
 
@@ -186,22 +214,35 @@ def test_review_assign_sends_the_receipt_threaded_to_the_held_message(setup):
     assert len(sink.messages) == 1
 
 
-def test_known_school_held_between_two_campaigns_is_not_told_its_address_is_unknown(tmp_path, dovecot, smtp_sink,
-                                                                                    monkeypatch):
+def test_known_school_held_between_two_campaigns_is_not_told_its_address_is_unknown(
+    tmp_path, dovecot, smtp_sink, monkeypatch
+):
     monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
     ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink))
-    ws.config_path.write_text(ws.config_path.read_text(encoding="utf-8") + """
+    ws.config_path.write_text(
+        ws.config_path.read_text(encoding="utf-8")
+        + """
 [[campaign]]
 id = "thidua-2023"
 title = "Báo cáo tổng kết công tác thi đua, khen thưởng năm 2023"
 opens = 2023-11-01T00:00:00
 deadline = 2023-12-10T17:00:00
 keywords = ["thi đua"]
-""", encoding="utf-8")
-    dovecot.append(samples.make_email(
-        sender="thptngoquyen@haiphong.edu.vn", sender_name="Trường THPT Ngô Quyền", subject="Gửi báo cáo", body="x",
-        attachments=[("bao-cao.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream")]),
-        ARRIVAL)
+""",
+        encoding="utf-8",
+    )
+    dovecot.append(
+        samples.make_email(
+            sender="thptngoquyen@haiphong.edu.vn",
+            sender_name="Trường THPT Ngô Quyền",
+            subject="Gửi báo cáo",
+            body="x",
+            attachments=[
+                ("bao-cao.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream")
+            ],
+        ),
+        ARRIVAL,
+    )
     ws.cli("run", "--once")
     (held,) = ws.status()["review"]
     assert "nhiều đợt báo cáo đang mở" in held["reason"]
@@ -220,10 +261,14 @@ def test_existing_database_gains_the_active_column(tmp_path: Path):
 
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as db:  # the institutions table as the previous version made it
-        db.execute("CREATE TABLE institutions (id INTEGER PRIMARY KEY, code VARCHAR(64) NOT NULL UNIQUE, "
-                   "name TEXT NOT NULL, grp TEXT NOT NULL, emails TEXT NOT NULL, updated_at VARCHAR(32) NOT NULL)")
-        db.execute("INSERT INTO institutions VALUES (1, 'THPT-NQ', 'Trường THPT Ngô Quyền', 'THPT', "
-                   "'[\"thptngoquyen@haiphong.edu.vn\"]', '2023-11-01T00:00:00+00:00')")
+        db.execute(
+            "CREATE TABLE institutions (id INTEGER PRIMARY KEY, code VARCHAR(64) NOT NULL UNIQUE, "
+            "name TEXT NOT NULL, grp TEXT NOT NULL, emails TEXT NOT NULL, updated_at VARCHAR(32) NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO institutions VALUES (1, 'THPT-NQ', 'Trường THPT Ngô Quyền', 'THPT', "
+            "'[\"thptngoquyen@haiphong.edu.vn\"]', '2023-11-01T00:00:00+00:00')"
+        )
     engine = store.connect(f"sqlite:///{path}")
     with engine.connect() as conn:
         (inst,) = store.load_institutions(conn)

@@ -12,7 +12,7 @@ from datetime import datetime
 import docx
 import pytest
 
-from mailbot import samples
+from mailbot.demo import samples
 
 NAME = "Báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023 - Trường THPT chuyên Trần Phú.docx"
 
@@ -28,25 +28,37 @@ def _docx_text(data: bytes) -> str:
 
 
 def _email(**kwargs) -> bytes:
-    defaults = dict(sender="thptchuyentranphu@haiphong.edu.vn", sender_name="Trường THPT chuyên Trần Phú",
-                    subject=samples.DEFAULT_TITLE, body="Kính gửi: Phòng GDTX&ĐH\n",
-                    attachments=[(NAME, b"report", samples.DOCX_TYPE)], message_id="<t1@haiphong.edu.vn>")
+    defaults = {
+        "sender": "thptchuyentranphu@haiphong.edu.vn",
+        "sender_name": "Trường THPT chuyên Trần Phú",
+        "subject": samples.DEFAULT_TITLE,
+        "body": "Kính gửi: Phòng GDTX&ĐH\n",
+        "attachments": [(NAME, b"report", samples.DOCX_TYPE)],
+        "message_id": "<t1@haiphong.edu.vn>",
+    }
     return samples.make_email(**{**defaults, **kwargs})
 
 
 def test_report_opens_in_python_docx_with_name_heading_and_date():
     data = samples.make_report_docx("Trường THPT Lê Quý Đôn", date=datetime(2023, 12, 4).date())
     text = _docx_text(data)
-    for expected in ("Trường THPT Lê Quý Đôn", "TRƯỜNG THPT LÊ QUÝ ĐÔN", "SỞ GD&ĐT HẢI PHÒNG", "BÁO CÁO",
-                     "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Hải Phòng, ngày 04 tháng 12 năm 2023",
-                     samples.DEFAULT_TITLE):
+    for expected in (
+        "Trường THPT Lê Quý Đôn",
+        "TRƯỜNG THPT LÊ QUÝ ĐÔN",
+        "SỞ GD&ĐT HẢI PHÒNG",
+        "BÁO CÁO",
+        "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
+        "Hải Phòng, ngày 04 tháng 12 năm 2023",
+        samples.DEFAULT_TITLE,
+    ):
         assert expected in text
 
 
 def test_report_escapes_markup_and_is_deterministic():
     first = samples.make_report_docx("Trường <A> & B", signer="Trần Văn B", position="KT. HIỆU TRƯỞNG\nPHÓ HIỆU TRƯỞNG")
-    assert first == samples.make_report_docx("Trường <A> & B", signer="Trần Văn B",
-                                             position="KT. HIỆU TRƯỞNG\nPHÓ HIỆU TRƯỞNG")
+    assert first == samples.make_report_docx(
+        "Trường <A> & B", signer="Trần Văn B", position="KT. HIỆU TRƯỞNG\nPHÓ HIỆU TRƯỞNG"
+    )
     assert "TRƯỜNG <A> & B" in _docx_text(first) and "PHÓ HIỆU TRƯỞNG" in _docx_text(first)
 
 
@@ -93,10 +105,13 @@ def test_unknown_filename_style_is_refused():
         _email(filename_style="utf7")
 
 
-@pytest.mark.parametrize("subject", [
-    "Trường THPT Kiến An gửi báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023",
-    "Báo cáo của Trung tâm GDNN-GDTX huyện Thủy Nguyên: đã chỉnh sửa số liệu (lần 2) – ỹ ự ử",
-])
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Trường THPT Kiến An gửi báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023",
+        "Báo cáo của Trung tâm GDNN-GDTX huyện Thủy Nguyên: đã chỉnh sửa số liệu (lần 2) – ỹ ự ử",
+    ],
+)
 def test_windows_1258_subject_decodes_to_the_same_text(subject):
     raw = _email(subject=subject, subject_charset="windows-1258")
     assert b"=?windows-1258?Q?" in raw

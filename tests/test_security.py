@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
-from mailbot import pipeline, samples, store
-from mailbot.authenticity import problem
-from mailbot.config import SecuritySettings, LimitSettings
+from mailbot import pipeline, store
+from mailbot.config import LimitSettings, SecuritySettings
+from mailbot.demo import samples
+from mailbot.ingest.authenticity import problem
+from mailbot.ingest.parse import parse
 from mailbot.models import RawMail
-from mailbot.parse import parse
 from tests.conftest import make_workspace
 
-WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=timezone.utc)
+WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)
 NQ = "thptngoquyen@haiphong.edu.vn"
 
 
 def mail_with(headers: dict[str, str], sender: str = NQ, name: str = "Trường THPT Ngô Quyền") -> bytes:
-    return samples.make_email(sender=sender, sender_name=name, subject="Báo cáo", body="x", extra_headers=headers,
-                              attachments=[("bc.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream")])
+    return samples.make_email(
+        sender=sender,
+        sender_name=name,
+        subject="Báo cáo",
+        body="x",
+        extra_headers=headers,
+        attachments=[("bc.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream")],
+    )
 
 
 def parsed(raw: bytes):  # type: ignore[no-untyped-def]
@@ -30,14 +37,22 @@ def parsed(raw: bytes):  # type: ignore[no-untyped-def]
 
 
 def test_only_the_topmost_authentication_results_is_trusted():
-    raw = mail_with({"Authentication-Results": "mx.haiphong.edu.vn; spf=fail smtp.mailfrom=x; dmarc=fail header.from=haiphong.edu.vn"})
+    raw = mail_with(
+        {
+            "Authentication-Results": "mx.haiphong.edu.vn; spf=fail smtp.mailfrom=x; dmarc=fail header.from=haiphong.edu.vn"
+        }
+    )
     forged = b"Authentication-Results: mx.haiphong.edu.vn; dmarc=pass\r\n"
     # the sender's own (forged) header sits below the one our server prepends
     raw = raw.replace(b"Authentication-Results:", forged + b"Authentication-Results:", 1)
-    raw = b"Authentication-Results: mx.haiphong.edu.vn; dmarc=fail header.from=haiphong.edu.vn\r\n" + raw.replace(forged, b"")
+    raw = b"Authentication-Results: mx.haiphong.edu.vn; dmarc=fail header.from=haiphong.edu.vn\r\n" + raw.replace(
+        forged, b""
+    )
     assert "DMARC" in problem(parsed(raw), SecuritySettings(require_auth="dmarc"))
     assert problem(parsed(raw), SecuritySettings(require_auth="off")) == ""
-    ok = mail_with({"Authentication-Results": "mx.haiphong.edu.vn; spf=pass smtp.mailfrom=haiphong.edu.vn; dkim=fail; dmarc=pass"})
+    ok = mail_with(
+        {"Authentication-Results": "mx.haiphong.edu.vn; spf=pass smtp.mailfrom=haiphong.edu.vn; dkim=fail; dmarc=pass"}
+    )
     assert problem(parsed(ok), SecuritySettings(require_auth="dkim_or_spf")) == ""
     assert problem(parsed(mail_with({})), SecuritySettings(require_auth="dkim_or_spf")) == ""  # nothing recorded
 
@@ -45,8 +60,13 @@ def test_only_the_topmost_authentication_results_is_trusted():
 def test_failing_dmarc_on_a_roster_address_is_held_and_display_names_never_identify(workspace, dovecot):
     dovecot.append(mail_with({"Authentication-Results": "mx.haiphong.edu.vn; spf=fail; dkim=none; dmarc=fail"}), WHEN)
     # A stranger borrowing a school's name as display name, with no name in subject or files
-    stranger = samples.make_email(sender="lures@evil.example", sender_name="Trường THPT Ngô Quyền", subject="gửi",
-                                  body="x", attachments=[("a.docx", samples.make_report_docx("Công ty ABC"), "application/octet-stream")])
+    stranger = samples.make_email(
+        sender="lures@evil.example",
+        sender_name="Trường THPT Ngô Quyền",
+        subject="gửi",
+        body="x",
+        attachments=[("a.docx", samples.make_report_docx("Công ty ABC"), "application/octet-stream")],
+    )
     dovecot.append(stranger, WHEN)
     workspace.cli("run", "--once")
     status = workspace.status()
@@ -65,16 +85,33 @@ def test_secrets_never_reach_logs_errors_or_the_database(workspace, dovecot):
     secret = dovecot.password.encode()
     db = (workspace.root / "var" / "mailbot.sqlite3").read_bytes()
     wal = workspace.root / "var" / "mailbot.sqlite3-wal"
-    for blob in (result.stderr.encode(), bad.stdout.encode(), refused.stdout.encode(), refused.stderr.encode(),
-                 db, wal.read_bytes() if wal.exists() else b""):
+    for blob in (
+        result.stderr.encode(),
+        bad.stdout.encode(),
+        refused.stdout.encode(),
+        refused.stderr.encode(),
+        db,
+        wal.read_bytes() if wal.exists() else b"",
+    ):
         assert secret not in blob
     assert b"wrong-" not in refused.stdout.encode() + refused.stderr.encode()
 
 
 def test_archive_files_are_private_and_names_cannot_escape(workspace, dovecot):
-    evil = samples.make_email(sender=NQ, sender_name="", subject="Báo cáo", body="x", attachments=[
-        ("../../../../tmp/evil.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream"),
-        ("C:\\Windows\\..\\x.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream")])
+    evil = samples.make_email(
+        sender=NQ,
+        sender_name="",
+        subject="Báo cáo",
+        body="x",
+        attachments=[
+            (
+                "../../../../tmp/evil.docx",
+                samples.make_report_docx("Trường THPT Ngô Quyền"),
+                "application/octet-stream",
+            ),
+            ("C:\\Windows\\..\\x.docx", samples.make_report_docx("Trường THPT Ngô Quyền"), "application/octet-stream"),
+        ],
+    )
     dovecot.append(evil, WHEN)
     engine = workspace.engine()
     pipeline.run_once(workspace.settings(), engine)
@@ -90,8 +127,8 @@ def test_archive_files_are_private_and_names_cannot_escape(workspace, dovecot):
 
 
 def test_html_shows_mail_content_escaped(workspace, dovecot, tmp_path):
-    from mailbot.notify import Templates
-    from mailbot.notify_samples import SAMPLE_CONTEXTS
+    from mailbot.notify.compose import Templates
+    from mailbot.notify.samples import SAMPLE_CONTEXTS
 
     templates = Templates()
     context = {**SAMPLE_CONTEXTS["ack"], "files": [{"name": "<script>alert(1)</script>{{ 7*7 }}.docx", "size": "1 KB"}]}
@@ -111,9 +148,16 @@ def with_auth(raw: bytes, value: str) -> bytes:
     return f"Authentication-Results: {value}\r\n".encode() + raw
 
 
-def report_mail(sender: str, *, subject: str = "Báo cáo", school: str = "Trường THPT Ngô Quyền", from_header: str = "") -> bytes:
-    raw = samples.make_email(sender=sender, sender_name="", subject=subject, body="Kính gửi Sở",
-                             attachments=[("bc.docx", samples.make_report_docx(school), "application/octet-stream")])
+def report_mail(
+    sender: str, *, subject: str = "Báo cáo", school: str = "Trường THPT Ngô Quyền", from_header: str = ""
+) -> bytes:
+    raw = samples.make_email(
+        sender=sender,
+        sender_name="",
+        subject=subject,
+        body="Kính gửi Sở",
+        attachments=[("bc.docx", samples.make_report_docx(school), "application/octet-stream")],
+    )
     return raw.replace(f"From: {sender}\r\n".encode(), f"From: {from_header}\r\n".encode(), 1) if from_header else raw
 
 
@@ -125,6 +169,7 @@ def mailed(tmp_path, dovecot, smtp_sink, monkeypatch):  # type: ignore[no-untype
     def make(notify: str = ""):  # type: ignore[no-untyped-def]
         monkeypatch.setenv("MAILBOT_TEST_IMAP_PASSWORD", dovecot.password)
         return make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink, notify=notify))
+
     return make
 
 
@@ -132,18 +177,28 @@ def test_forged_senders_are_held_and_get_no_reply(mailed, dovecot, smtp_sink):
     ws = mailed()
     forged = {
         # a sender-chosen envelope address that reads as "dmarc=pass" to a regular expression
-        "mailfrom-trick": with_auth(report_mail(NQ), f"{MX}; spf=fail smtp.mailfrom=dmarc=pass@evil.example; dmarc=fail"),
+        "mailfrom-trick": with_auth(
+            report_mail(NQ), f"{MX}; spf=fail smtp.mailfrom=dmarc=pass@evil.example; dmarc=fail"
+        ),
         # a DMARC pass, but for another domain than the From's
-        "other-domain": with_auth(report_mail(NQ), f"{MX}; spf=pass smtp.mailfrom=evil.example; dmarc=pass header.from=evil.example"),
+        "other-domain": with_auth(
+            report_mail(NQ), f"{MX}; spf=pass smtp.mailfrom=evil.example; dmarc=pass header.from=evil.example"
+        ),
         # several From addresses: the server may have checked the other one
-        "several": with_auth(report_mail(NQ, from_header=f"{NQ}, lures@evil.example"), f"{MX}; dmarc=pass header.from=evil.example"),
+        "several": with_auth(
+            report_mail(NQ, from_header=f"{NQ}, lures@evil.example"), f"{MX}; dmarc=pass header.from=evil.example"
+        ),
         # a stranger that fails (its report names a school): held, and no neutral receipt either
-        "stranger": with_auth(report_mail("lures@evil.example"), f"{MX}; spf=fail smtp.mailfrom=evil.example; dmarc=fail"),
+        "stranger": with_auth(
+            report_mail("lures@evil.example"), f"{MX}; spf=fail smtp.mailfrom=evil.example; dmarc=fail"
+        ),
     }
     for raw in forged.values():
         dovecot.append(raw, WHEN)
-    genuine = with_auth(report_mail("thptthaiphien@haiphong.edu.vn", school="Trường THPT Thái Phiên"),
-                        f"{MX}; spf=pass smtp.mailfrom=haiphong.edu.vn; dmarc=pass header.from=haiphong.edu.vn")
+    genuine = with_auth(
+        report_mail("thptthaiphien@haiphong.edu.vn", school="Trường THPT Thái Phiên"),
+        f"{MX}; spf=pass smtp.mailfrom=haiphong.edu.vn; dmarc=pass header.from=haiphong.edu.vn",
+    )
     dovecot.append(genuine, WHEN)
     ws.cli("run", "--once")
     status = ws.status()
@@ -158,18 +213,33 @@ def test_forged_senders_are_held_and_get_no_reply(mailed, dovecot, smtp_sink):
 def test_unknown_addresses_get_a_receipt_only_when_authentic_and_never_their_subject(mailed, dovecot, smtp_sink):
     ws = mailed()
     verified, unverified = "hieutruong.nq@gmail.example", "lures@evil.example"
-    dovecot.append(with_auth(report_mail(verified, subject=STRANGER_SUBJECT, school="Công ty ABC"),
-                             f"{MX}; dkim=pass header.d=gmail.example; spf=pass smtp.mailfrom=gmail.example; dmarc=pass header.from=gmail.example"), WHEN)
-    dovecot.append(with_auth(report_mail(unverified, subject=STRANGER_SUBJECT, school="Công ty ABC"),
-                             f"{MX}; spf=softfail smtp.mailfrom=evil.example; dmarc=none header.from=evil.example"), WHEN)
-    dovecot.append(with_auth(report_mail(NQ, subject="Báo cáo ANTQ trường Ngô Quyền"), f"{MX}; spf=none; dmarc=none"), WHEN)
+    dovecot.append(
+        with_auth(
+            report_mail(verified, subject=STRANGER_SUBJECT, school="Công ty ABC"),
+            f"{MX}; dkim=pass header.d=gmail.example; spf=pass smtp.mailfrom=gmail.example; dmarc=pass header.from=gmail.example",
+        ),
+        WHEN,
+    )
+    dovecot.append(
+        with_auth(
+            report_mail(unverified, subject=STRANGER_SUBJECT, school="Công ty ABC"),
+            f"{MX}; spf=softfail smtp.mailfrom=evil.example; dmarc=none header.from=evil.example",
+        ),
+        WHEN,
+    )
+    dovecot.append(
+        with_auth(report_mail(NQ, subject="Báo cáo ANTQ trường Ngô Quyền"), f"{MX}; spf=none; dmarc=none"), WHEN
+    )
     ws.cli("run", "--once")
     got = {c.rcpt_tos[0]: c.message for c in smtp_sink.messages}
     assert set(got) == {verified, NQ}  # the known school is not affected; the unauthenticated stranger gets nothing
     assert got[NQ]["Subject"] == "Re: Báo cáo ANTQ trường Ngô Quyền"
     to_stranger = got[verified]
     assert to_stranger["Subject"] == "Xác nhận đã nhận thư" and to_stranger["In-Reply-To"]
-    assert "KHUYẾN MÃI" not in to_stranger.as_string() and "spam.example" not in to_stranger.get_body(("plain",)).get_content()
+    assert (
+        "KHUYẾN MÃI" not in to_stranger.as_string()
+        and "spam.example" not in to_stranger.get_body(("plain",)).get_content()
+    )
 
 
 def test_without_authentication_results_replies_to_unknown_addresses_are_capped_per_day(mailed, dovecot, smtp_sink):
@@ -204,14 +274,14 @@ def test_a_database_of_the_previous_version_gains_the_new_column(tmp_path):
 
 def test_check_warns_when_recent_mail_carries_no_authentication_results(workspace, dovecot):
     dovecot.append(report_mail(NQ), WHEN)
-    dovecot.append(with_auth(report_mail(NQ), f"evil.example; dmarc=pass header.from=haiphong.edu.vn"), WHEN)
+    dovecot.append(with_auth(report_mail(NQ), "evil.example; dmarc=pass header.from=haiphong.edu.vn"), WHEN)
     ws = workspace
     (ws.root / "mailbot.toml").write_text(ws.config_path.read_text() + f'\n[security]\nauthserv_id = "{MX}"\n')
     result = ws.cli("check", check=False)
-    line = next(l for l in result.stdout.splitlines() if " authentication:" in l)
+    line = next(line for line in result.stdout.splitlines() if " authentication:" in line)
     assert line.startswith("warn") and "can be forged" in line and "evil.example" in line
     assert result.returncode == 0  # a warning, not a failure: the service may still start
     assert all("Seen" not in flags for flags in dovecot.fetch_flags().values())  # headers were only peeked at
     dovecot.append(with_auth(report_mail(NQ), f"{MX}; spf=pass smtp.mailfrom=haiphong.edu.vn"), WHEN)
-    line = next(l for l in ws.cli("check").stdout.splitlines() if " authentication:" in l)
+    line = next(line for line in ws.cli("check").stdout.splitlines() if " authentication:" in line)
     assert line.startswith("ok") and MX in line

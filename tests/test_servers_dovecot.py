@@ -9,7 +9,7 @@ import socket
 import ssl
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -62,9 +62,7 @@ def test_ssl_login_trusting_cert_path(dovecot: Dovecot) -> None:
 def test_ssl_rejects_untrusted_client_context(dovecot: Dovecot) -> None:
     # The system CA store does not know our throwaway certificate.
     with pytest.raises(ssl.SSLCertVerificationError):
-        imaplib.IMAP4_SSL(
-            dovecot.host, dovecot.ssl_port, ssl_context=ssl.create_default_context()
-        )
+        imaplib.IMAP4_SSL(dovecot.host, dovecot.ssl_port, ssl_context=ssl.create_default_context())
 
 
 def test_wrong_password_is_rejected(dovecot: Dovecot) -> None:
@@ -89,7 +87,7 @@ def test_append_sets_internaldate(dovecot: Dovecot) -> None:
     # Same instant.  (Maildir stores INTERNALDATE as the file's mtime, so
     # Dovecot reports it in the server's zone, pinned to UTC, not in +07:00.)
     assert dates[uids[0]] == when
-    assert dates[uids[1]] == naive.replace(tzinfo=timezone.utc)
+    assert dates[uids[1]] == naive.replace(tzinfo=UTC)
 
     # Cross-check with a raw imaplib FETCH, independent of the helper's parser.
     conn = dovecot.connect()
@@ -117,7 +115,7 @@ def test_append_flags_and_new_folder(dovecot: Dovecot) -> None:
 
 def test_reset_uidvalidity_keeps_messages(dovecot: Dovecot) -> None:
     for day in (1, 2, 3):
-        dovecot.append(MSG, when=datetime(2024, 1, day, tzinfo=timezone.utc))
+        dovecot.append(MSG, when=datetime(2024, 1, day, tzinfo=UTC))
     before = dovecot.uidvalidity()
     assert len(dovecot.uids()) == 3
 

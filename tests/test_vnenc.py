@@ -9,20 +9,28 @@ import unicodedata
 
 import pytest
 
-from mailbot import vnenc
-from mailbot.vnenc import convert_run, detect, from_unicode, to_unicode
+from mailbot.documents import vnenc
+from mailbot.documents.vnenc import convert_run, detect, from_unicode, to_unicode
 
 TONES = ("", "\u0301", "\u0300", "\u0309", "\u0303", "\u0323")  # none, acute, grave, hook, tilde, dot
-SHAPED = {"a": ("", "\u0302", "\u0306"), "e": ("", "\u0302"), "i": ("",), "o": ("", "\u0302", "\u031b"),
-          "u": ("", "\u031b"), "y": ("",)}
+SHAPED = {
+    "a": ("", "\u0302", "\u0306"),
+    "e": ("", "\u0302"),
+    "i": ("",),
+    "o": ("", "\u0302", "\u031b"),
+    "u": ("", "\u031b"),
+    "y": ("",),
+}
 
 
 def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-LOWER = sorted({nfc(base + shape + tone) for base, shapes in SHAPED.items() for shape in shapes for tone in TONES}
-               - set("aeiouy") | {"đ"})
+LOWER = sorted(
+    {nfc(base + shape + tone) for base, shapes in SHAPED.items() for shape in shapes for tone in TONES} - set("aeiouy")
+    | {"đ"}
+)
 LETTERS = LOWER + [ch.upper() for ch in LOWER]  # the 134 letters beyond ASCII
 
 
@@ -31,6 +39,7 @@ def test_letter_list_is_the_vietnamese_alphabet():
 
 
 # ---------------------------------------------------------------- TCVN3 against glibc
+
 
 def _iconv_has_tcvn() -> bool:
     if not shutil.which("iconv"):
@@ -49,8 +58,26 @@ def _iconv(data: bytes, source: str, target: str) -> bytes:
 # TCVN 5712 VN1 puts toned capitals here; ABC's VN3 fonts do not (their capitals come from the "H" fonts), Word
 # stores bytes 0x80-0x9F in those fonts as Windows punctuation, and mapping 0xC0-0xC5 or 0xE0 would garble
 # Unicode typed into a .VnTime paragraph ("và" → "vỔ"), so the module deliberately leaves them alone.
-VN1_ONLY = frozenset([0x01, 0x02, *range(0x04, 0x07), *range(0x11, 0x18), *range(0x80, 0xA0),
-                      0xAF, 0xBA, 0xBF, *range(0xC0, 0xC6), 0xCD, 0xD9, 0xDA, 0xDB, 0xE0, 0xF0, 0xFF])
+VN1_ONLY = frozenset(
+    [
+        0x01,
+        0x02,
+        *range(0x04, 0x07),
+        *range(0x11, 0x18),
+        *range(0x80, 0xA0),
+        0xAF,
+        0xBA,
+        0xBF,
+        *range(0xC0, 0xC6),
+        0xCD,
+        0xD9,
+        0xDA,
+        0xDB,
+        0xE0,
+        0xF0,
+        0xFF,
+    ]
+)
 
 
 @needs_iconv
@@ -72,9 +99,11 @@ def test_tcvn3_table_matches_glibc_iconv_byte_by_byte():
 
 @needs_iconv
 def test_tcvn3_decodes_text_iconv_encoded():
-    text = ("trường trung học phổ thông ngô quyền báo cáo sơ kết phong trào toàn dân bảo vệ an ninh tổ quốc "
-            "năm 2023 kế hoạch tờ trình quyết định đồng chí nguyễn thị thuỷ thuở khuỷu tay người nghiêng "
-            "ĐƯƠNG Ăn Âu Êm Ôn Ơn Ưng " + " ".join(LOWER))
+    text = (
+        "trường trung học phổ thông ngô quyền báo cáo sơ kết phong trào toàn dân bảo vệ an ninh tổ quốc "
+        "năm 2023 kế hoạch tờ trình quyết định đồng chí nguyễn thị thuỷ thuở khuỷu tay người nghiêng "
+        "ĐƯƠNG Ăn Âu Êm Ôn Ơn Ưng " + " ".join(LOWER)
+    )
     encoded = _iconv(text.encode(), "UTF-8", "TCVN5712-1")
     assert all(b < 0x80 or b >= 0xA0 for b in encoded)
     assert to_unicode(encoded.decode("latin-1"), "tcvn3") == text
@@ -140,18 +169,188 @@ def vni_encode(text: str) -> str:
     return "".join(out)
 
 
-INITIALS = ("", "b", "c", "ch", "d", "đ", "g", "gh", "gi", "h", "k", "kh", "l", "m", "n", "ng", "ngh", "nh", "p",
-            "ph", "qu", "r", "s", "t", "th", "tr", "v", "x")
-RHYMES = ("a", "ac", "ach", "ai", "am", "an", "ang", "anh", "ao", "ap", "at", "au", "ay", "ăc", "ăm", "ăn", "ăng",
-          "ăp", "ăt", "âc", "âm", "ân", "âng", "âp", "ât", "âu", "ây", "e", "ec", "em", "en", "eng", "eo", "ep",
-          "et", "ê", "êch", "êm", "ên", "ênh", "êp", "êt", "êu", "i", "ia", "ich", "iêc", "iêm", "iên", "iêng",
-          "iêp", "iêt", "iêu", "im", "in", "inh", "ip", "it", "iu", "o", "oa", "oac", "oach", "oai", "oan", "oang",
-          "oanh", "oao", "oap", "oat", "oay", "oăc", "oăm", "oăn", "oăng", "oăt", "oc", "oe", "oen", "oet", "oi",
-          "om", "on", "ong", "op", "ot", "ô", "ôc", "ôi", "ôm", "ôn", "ông", "ôp", "ôt", "ơ", "ơi", "ơm", "ơn",
-          "ơp", "ơt", "u", "ua", "uân", "uâng", "uât", "uây", "uc", "uê", "uêch", "uênh", "ui", "um", "un",
-          "ung", "uôc", "uôi", "uôm", "uôn", "uông", "uôt", "up", "ut", "uy", "uya", "uych", "uyên", "uyêt",
-          "uynh", "uyt", "uyu", "ư", "ưa", "ưc", "ưi", "ưng", "ươc", "ươi", "ươm", "ươn", "ương", "ươp", "ươt",
-          "ươu", "ưt", "ưu", "y", "yêm", "yên", "yêt", "yêu")
+INITIALS = (
+    "",
+    "b",
+    "c",
+    "ch",
+    "d",
+    "đ",
+    "g",
+    "gh",
+    "gi",
+    "h",
+    "k",
+    "kh",
+    "l",
+    "m",
+    "n",
+    "ng",
+    "ngh",
+    "nh",
+    "p",
+    "ph",
+    "qu",
+    "r",
+    "s",
+    "t",
+    "th",
+    "tr",
+    "v",
+    "x",
+)
+RHYMES = (
+    "a",
+    "ac",
+    "ach",
+    "ai",
+    "am",
+    "an",
+    "ang",
+    "anh",
+    "ao",
+    "ap",
+    "at",
+    "au",
+    "ay",
+    "ăc",
+    "ăm",
+    "ăn",
+    "ăng",
+    "ăp",
+    "ăt",
+    "âc",
+    "âm",
+    "ân",
+    "âng",
+    "âp",
+    "ât",
+    "âu",
+    "ây",
+    "e",
+    "ec",
+    "em",
+    "en",
+    "eng",
+    "eo",
+    "ep",
+    "et",
+    "ê",
+    "êch",
+    "êm",
+    "ên",
+    "ênh",
+    "êp",
+    "êt",
+    "êu",
+    "i",
+    "ia",
+    "ich",
+    "iêc",
+    "iêm",
+    "iên",
+    "iêng",
+    "iêp",
+    "iêt",
+    "iêu",
+    "im",
+    "in",
+    "inh",
+    "ip",
+    "it",
+    "iu",
+    "o",
+    "oa",
+    "oac",
+    "oach",
+    "oai",
+    "oan",
+    "oang",
+    "oanh",
+    "oao",
+    "oap",
+    "oat",
+    "oay",
+    "oăc",
+    "oăm",
+    "oăn",
+    "oăng",
+    "oăt",
+    "oc",
+    "oe",
+    "oen",
+    "oet",
+    "oi",
+    "om",
+    "on",
+    "ong",
+    "op",
+    "ot",
+    "ô",
+    "ôc",
+    "ôi",
+    "ôm",
+    "ôn",
+    "ông",
+    "ôp",
+    "ôt",
+    "ơ",
+    "ơi",
+    "ơm",
+    "ơn",
+    "ơp",
+    "ơt",
+    "u",
+    "ua",
+    "uân",
+    "uâng",
+    "uât",
+    "uây",
+    "uc",
+    "uê",
+    "uêch",
+    "uênh",
+    "ui",
+    "um",
+    "un",
+    "ung",
+    "uôc",
+    "uôi",
+    "uôm",
+    "uôn",
+    "uông",
+    "uôt",
+    "up",
+    "ut",
+    "uy",
+    "uya",
+    "uych",
+    "uyên",
+    "uyêt",
+    "uynh",
+    "uyt",
+    "uyu",
+    "ư",
+    "ưa",
+    "ưc",
+    "ưi",
+    "ưng",
+    "ươc",
+    "ươi",
+    "ươm",
+    "ươn",
+    "ương",
+    "ươp",
+    "ươt",
+    "ươu",
+    "ưt",
+    "ưu",
+    "y",
+    "yêm",
+    "yên",
+    "yêt",
+    "yêu",
+)
 
 
 def _toned(rhyme: str, tone: str) -> str:
@@ -164,12 +363,14 @@ def _toned(rhyme: str, tone: str) -> str:
         index = vowels[-1]
     else:
         index = vowels[-2] if len(vowels) > 1 else vowels[0]
-    return rhyme[:index] + nfc(rhyme[index] + tone) + rhyme[index + 1:]
+    return rhyme[:index] + nfc(rhyme[index] + tone) + rhyme[index + 1 :]
 
 
 SYLLABLES = [initial + _toned(rhyme, tone) for initial, rhyme, tone in itertools.product(INITIALS, RHYMES, TONES)]
 SENTENCES = (
-    "Sở Giáo dục và Đào tạo Hải Phòng", "TRƯỜNG TRUNG HỌC PHỔ THÔNG NGÔ QUYỀN", "Ủy ban nhân dân quận Lê Chân",
+    "Sở Giáo dục và Đào tạo Hải Phòng",
+    "TRƯỜNG TRUNG HỌC PHỔ THÔNG NGÔ QUYỀN",
+    "Ủy ban nhân dân quận Lê Chân",
     "Ước tính đến ngày 05 tháng 12 năm 2023, Ấp Bắc, Ỷ Lan, Ơn nghĩa, Ứng Hòa, Ễnh ương, Ỹ, Ỵ",
     "Nguyễn Thị Thuỷ, Đặng Văn Long, Vũ Thị Lan Anh, Phạm Minh Đức, khuỷu tay, thuở nhỏ, người nghiêng ngả",
     "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM — Độc lập - Tự do - Hạnh phúc",
@@ -187,7 +388,7 @@ def test_vni_round_trip_on_every_syllable_shape():
     assert len(SYLLABLES) > 25_000
     for chunk in range(0, len(SYLLABLES), 500):
         for case in (str.lower, str.title, str.upper):
-            text = case(" ".join(SYLLABLES[chunk:chunk + 500]))
+            text = case(" ".join(SYLLABLES[chunk : chunk + 500]))
             assert to_unicode(vni_encode(text), "vni") == text
     for sentence in SENTENCES:
         assert convert_run(vni_encode(sentence), "VNI-Times") == sentence
@@ -195,7 +396,7 @@ def test_vni_round_trip_on_every_syllable_shape():
 
 def test_tcvn3_round_trip_on_every_syllable_shape():
     for chunk in range(0, len(SYLLABLES), 500):
-        text = " ".join(SYLLABLES[chunk:chunk + 500])
+        text = " ".join(SYLLABLES[chunk : chunk + 500])
         assert to_unicode(from_unicode(text, "tcvn3"), "tcvn3") == text
         assert convert_run(from_unicode(text, "tcvn3"), ".VnTimeH") == text.upper()
     for sentence in SENTENCES:
@@ -207,18 +408,31 @@ def test_vni_examples():
     assert convert_run("Tröôøng", "VNI-Times") == "Trường"
     assert convert_run("Ñoàng", "VNI-Times") == "Đồng"
     assert convert_run("BAÙO CAÙO KEÁT QUAÛ", "VNI-Helve") == "BÁO CÁO KẾT QUẢ"
-    assert convert_run("Vieät Nam, Thuûy, Nguyeãn, khuyûu, ñöôïc, Quaûng Ninh", "VNI-Times") == \
-        "Việt Nam, Thủy, Nguyễn, khuỷu, được, Quảng Ninh"
+    assert (
+        convert_run("Vieät Nam, Thuûy, Nguyeãn, khuyûu, ñöôïc, Quaûng Ninh", "VNI-Times")
+        == "Việt Nam, Thủy, Nguyễn, khuỷu, được, Quảng Ninh"
+    )
     assert convert_run("AÙnh, Aùnh", "VNI-Times") == "Ánh, Ánh"  # the vowel decides the case of a loose code
 
 
 # ---------------------------------------------------------------- detection
 
-@pytest.mark.parametrize(("font", "expected"), [
-    (".VnTime", "tcvn3"), (".VnTimeH", "tcvn3"), (".VnArial", "tcvn3"), (".VnCentury Schoolbook", "tcvn3"),
-    ("VNI-Times", "vni"), ("VNI-Helve-Condense", "vni"), ("Times New Roman", "unicode"), ("Arial", "unicode"),
-    (None, "unicode"), ("", "unicode"),
-])
+
+@pytest.mark.parametrize(
+    ("font", "expected"),
+    [
+        (".VnTime", "tcvn3"),
+        (".VnTimeH", "tcvn3"),
+        (".VnArial", "tcvn3"),
+        (".VnCentury Schoolbook", "tcvn3"),
+        ("VNI-Times", "vni"),
+        ("VNI-Helve-Condense", "vni"),
+        ("Times New Roman", "unicode"),
+        ("Arial", "unicode"),
+        (None, "unicode"),
+        ("", "unicode"),
+    ],
+)
 def test_detect_by_font(font, expected):
     assert detect(font, "Baso") == expected
 
@@ -229,21 +443,24 @@ def test_uppercase_fonts():
     assert not vnenc.is_uppercase_font("Arial Narrow H") and not vnenc.is_uppercase_font(None)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("B¸o c¸o", "tcvn3"),
-    ("Tr\xadêng THPT Ng« QuyÒn b¸o c¸o kÕt qu¶", "tcvn3"),
-    ("®¹i héi", "tcvn3"),
-    ("Baùo caùo", "vni"),
-    ("Tröôøng THPT Ngoâ Quyeàn", "vni"),
-    ("Ñoàng", "vni"),
-    ("Báo cáo", "unicode"),  # Latin-1 letters only, but no legacy pattern
-    ("Trường THPT Ngô Quyền", "unicode"),
-    ("Hòa Bình, toà án, khoá học", "unicode"),
-    ("Microsoft® Word©", "unicode"),
-    ("Café où", "unicode"),
-    ("plain ASCII", "unicode"),
-    ("", "unicode"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("B¸o c¸o", "tcvn3"),
+        ("Tr\xadêng THPT Ng« QuyÒn b¸o c¸o kÕt qu¶", "tcvn3"),
+        ("®¹i héi", "tcvn3"),
+        ("Baùo caùo", "vni"),
+        ("Tröôøng THPT Ngoâ Quyeàn", "vni"),
+        ("Ñoàng", "vni"),
+        ("Báo cáo", "unicode"),  # Latin-1 letters only, but no legacy pattern
+        ("Trường THPT Ngô Quyền", "unicode"),
+        ("Hòa Bình, toà án, khoá học", "unicode"),
+        ("Microsoft® Word©", "unicode"),
+        ("Café où", "unicode"),
+        ("plain ASCII", "unicode"),
+        ("", "unicode"),
+    ],
+)
 def test_detect_by_characters(text, expected):
     assert detect(None, text) == expected
     assert detect("Times New Roman", text) == expected

@@ -33,9 +33,9 @@ from sqlalchemy import select, update
 from mailbot import config, pipeline, store
 from mailbot.cli import cli
 from mailbot.config import Settings, WebSettings
-from mailbot.demo import DIGEST_AT, ZONE, build_demo
+from mailbot.demo.build import DIGEST_AT, ZONE, build_demo
 from mailbot.errors import ConfigError
-from mailbot.status import as_json, campaign_status
+from mailbot.reports.status import as_json, campaign_status
 from mailbot.web import auth
 from mailbot.web.app import SESSION_COOKIE, create_app
 
@@ -49,8 +49,17 @@ C = f"/c/{CAMPAIGN}"
 REVIEW_SENDER = "hoa.nguyen1987@yahoo.com"
 
 PROTECTED_GETS = [
-    "/", f"{C}/", f"{C}/institutions", f"{C}/institutions?q=ngo+quyen", f"{C}/institutions/THPT-NQ",
-    f"{C}/review", f"{C}/log", f"{C}/tracker.xlsx", f"{C}/reports.zip", "/files/1", "/messages/1/original.eml",
+    "/",
+    f"{C}/",
+    f"{C}/institutions",
+    f"{C}/institutions?q=ngo+quyen",
+    f"{C}/institutions/THPT-NQ",
+    f"{C}/review",
+    f"{C}/log",
+    f"{C}/tracker.xlsx",
+    f"{C}/reports.zip",
+    "/files/1",
+    "/messages/1/original.eml",
 ]
 PROTECTED_POSTS = ["/logout", f"{C}/extension", f"{C}/review/1/assign"]
 
@@ -98,8 +107,11 @@ def login_token(client: TestClient, path: str = "/login") -> str:
 
 def login(client: TestClient, name: str = USER, password: str = PASSWORD, prefix: str = ""):  # type: ignore[no-untyped-def]
     token = login_token(client, f"{prefix}/login")
-    return client.post(f"{prefix}/login", data={"name": name, "password": password, "token": token,
-                                                "next": f"{prefix}/"}, follow_redirects=False)
+    return client.post(
+        f"{prefix}/login",
+        data={"name": name, "password": password, "token": token, "next": f"{prefix}/"},
+        follow_redirects=False,
+    )
 
 
 @pytest.fixture
@@ -145,8 +157,9 @@ def test_anonymous_get_goes_to_the_login_page(client: TestClient, path: str) -> 
 
 
 @pytest.mark.parametrize("path", PROTECTED_POSTS)
-def test_anonymous_post_goes_to_the_login_page_and_changes_nothing(client: TestClient, demo: Settings,
-                                                                   path: str) -> None:
+def test_anonymous_post_goes_to_the_login_page_and_changes_nothing(
+    client: TestClient, demo: Settings, path: str
+) -> None:
     r = client.post(path, data={"code": "THPT-NQ", "until": "2023-12-20T17:00", "csrf": "x"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
     engine = store.connect(demo.db_url)
@@ -182,8 +195,9 @@ def test_login_never_redirects_to_another_site(client: TestClient) -> None:
     for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
         client = TestClient(client.app)
         token = login_token(client)
-        r = client.post("/login", data={"name": USER, "password": PASSWORD, "token": token, "next": target},
-                        follow_redirects=False)
+        r = client.post(
+            "/login", data={"name": USER, "password": PASSWORD, "token": token, "next": target}, follow_redirects=False
+        )
         assert r.status_code == 303 and r.headers["location"] == "/"
     r = client.get(f"{C}/review", follow_redirects=False)
     assert r.status_code == 200
@@ -218,12 +232,13 @@ def from_address(app, host: str, **headers: str) -> TestClient:  # type: ignore[
 def login_events(settings: Settings) -> list[tuple[str, str]]:
     w = store.web_events
     with store.connect(settings.db_url).connect() as conn:
-        return [(r.event, r.ip) for r in conn.execute(select(w.c.event, w.c.ip).where(w.c.event.like("login%"))
-                                                      .order_by(w.c.id))]
+        return [
+            (r.event, r.ip)
+            for r in conn.execute(select(w.c.event, w.c.ip).where(w.c.event.like("login%")).order_by(w.c.id))
+        ]
 
 
-def test_forwarded_for_from_an_untrusted_client_does_not_change_its_address(client: TestClient,
-                                                                            demo: Settings) -> None:
+def test_forwarded_for_from_an_untrusted_client_does_not_change_its_address(client: TestClient, demo: Settings) -> None:
     """Without [web] trusted_proxies, a client cannot pick a fresh rate-limit bucket with X-Forwarded-For."""
     for n in range(5):
         attacker = from_address(client.app, "203.0.113.7", **{"X-Forwarded-For": f"198.51.100.{n}"})
@@ -245,8 +260,9 @@ def test_failures_from_one_client_do_not_lock_the_account_elsewhere(client: Test
 
 
 @pytest.mark.parametrize("proxy, trusted", [("127.0.0.1", ("127.0.0.1",)), ("10.1.2.3", ("10.0.0.0/8", "::1"))])
-def test_a_trusted_proxy_gives_each_user_their_own_address(demo: Settings, proxy: str,
-                                                           trusted: tuple[str, ...]) -> None:
+def test_a_trusted_proxy_gives_each_user_their_own_address(
+    demo: Settings, proxy: str, trusted: tuple[str, ...]
+) -> None:
     settings = demo.model_copy(update={"web": WebSettings(trusted_proxies=trusted)})
     app = make_client(settings).app
 
@@ -260,9 +276,14 @@ def test_a_trusted_proxy_gives_each_user_their_own_address(demo: Settings, proxy
     assert login(via_proxy("198.51.100.2, 198.51.100.1")).status_code == 429
     assert login(via_proxy("198.51.100.2")).status_code == 303  # another user behind the same proxy
     # the proxy's own address is not believed from anywhere else
-    assert login(from_address(app, "192.0.2.99", **{"X-Forwarded-For": "198.51.100.2"}), password="sai-nhe").status_code == 200
+    assert (
+        login(from_address(app, "192.0.2.99", **{"X-Forwarded-For": "198.51.100.2"}), password="sai-nhe").status_code
+        == 200
+    )
     assert [ip for _, ip in login_events(settings)] == ["198.51.100.1"] * 5 + ["198.51.100.1"] * 2 + [
-        "198.51.100.2", "192.0.2.99"]
+        "198.51.100.2",
+        "192.0.2.99",
+    ]
 
 
 @contextlib.contextmanager
@@ -270,8 +291,20 @@ def served(settings: Settings, port: int) -> Iterator[str]:
     """`mailbot web` (uvicorn) as a real process on loopback; its URL while it runs."""
     log_path = settings.data_dir.parent / f"web-{port}.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(settings.data_dir.parent / "mailbot.toml"),
-                                 "web", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mailbot",
+                "--config",
+                str(settings.data_dir.parent / "mailbot.toml"),
+                "web",
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 30
@@ -410,10 +443,19 @@ def test_overview_counts_down_before_the_deadline(demo: Settings) -> None:
 
 def test_institutions_table_search_filter_sort(staff: TestClient) -> None:
     everything = staff.get(f"{C}/institutions").text
-    assert "Tìm thấy <b id=\"so-ket-qua\">41</b> đơn vị" in everything
+    assert 'Tìm thấy <b id="so-ket-qua">41</b> đơn vị' in everything
     head = everything.split("<thead>")[1].split("</thead>")[0]
-    for header in ("STT", "Mã đơn vị", "Tên đơn vị", "Trạng thái", "Thời điểm nộp lần đầu", "Số lần nộp",
-                   "Bản có dấu (PDF)", "Nhận diện", "Lưu ý"):
+    for header in (
+        "STT",
+        "Mã đơn vị",
+        "Tên đơn vị",
+        "Trạng thái",
+        "Thời điểm nộp lần đầu",
+        "Số lần nộp",
+        "Bản có dấu (PDF)",
+        "Nhận diện",
+        "Lưu ý",
+    ):
         assert header in head
     assert "Tệp đã nhận" not in head and "Trích yếu" not in head  # on the institution's page, or on request
     full = staff.get(f"{C}/institutions", params={"columns": "all"}).text.split("<thead>")[1].split("</thead>")[0]
@@ -421,13 +463,17 @@ def test_institutions_table_search_filter_sort(staff: TestClient) -> None:
     found = staff.get(f"{C}/institutions", params={"q": "ngo quyen"}).text  # no diacritics typed
     assert "Trường THPT Ngô Quyền" in found and "Phòng GDĐT quận Ngô Quyền" in found
     assert "Trường THPT Thái Phiên" not in found
-    assert staff.get(f"{C}/institutions", params={"q": "trung hoc pho thong ngô quyền"}).text.count(
-        "/institutions/THPT-NQ") == 1  # abbreviations unified as in mailbot.text.fold
+    assert (
+        staff.get(f"{C}/institutions", params={"q": "trung hoc pho thong ngô quyền"}).text.count(
+            "/institutions/THPT-NQ"
+        )
+        == 1
+    )  # abbreviations unified as in mailbot.text.fold
     assert "THPT-NQ" in staff.get(f"{C}/institutions", params={"q": "thpt-nq"}).text
     late = staff.get(f"{C}/institutions", params={"status": "late"}).text
     assert "Trường THPT Tiên Lãng" in late and "Trường THPT Ngô Quyền" not in late
     thpt_missing = staff.get(f"{C}/institutions", params={"group": "THPT", "status": "missing"}).text
-    assert "Tìm thấy <b id=\"so-ket-qua\">11</b>" in thpt_missing and "Phòng GDĐT" not in thpt_missing.split("<tbody>")[1]
+    assert 'Tìm thấy <b id="so-ket-qua">11</b>' in thpt_missing and "Phòng GDĐT" not in thpt_missing.split("<tbody>")[1]
     by_count = staff.get(f"{C}/institutions", params={"sort": "count", "dir": "desc"}).text
     first_row = by_count.split("<tbody>")[1].split("</tr>")[0]
     assert "PGD-HB" in first_row  # the only one that sent twice
@@ -490,7 +536,7 @@ def test_review_page_lists_the_held_message(staff: TestClient, demo: Settings) -
     text = staff.get(f"{C}/review").text
     assert f"Thư số {pk}: gửi báo cáo" in text
     assert REVIEW_SENDER in text and "không nhận ra đơn vị gửi" in text
-    assert "Bao cao.docx" in text and f'/messages/{pk}/original.eml' in text
+    assert "Bao cao.docx" in text and f"/messages/{pk}/original.eml" in text
     assert 'value="THPT-TPH" data-k="thpt tph truong thpt thai phien' in text  # searchable without diacritics
     assert f"Ghi nhớ địa chỉ {REVIEW_SENDER}" in text
 
@@ -506,12 +552,15 @@ def test_log_page_shows_logins(staff: TestClient) -> None:
 def test_assign_a_held_message(staff: TestClient, demo: Settings) -> None:
     pk = review_pk(demo)
     csrf = csrf_of(staff.get(f"{C}/review").text)
-    r = staff.post(f"{C}/review/{pk}/assign", data={"csrf": csrf, "code": "THPT-TPH", "learn": "1"},
-                   follow_redirects=False)
+    r = staff.post(
+        f"{C}/review/{pk}/assign", data={"csrf": csrf, "code": "THPT-TPH", "learn": "1"}, follow_redirects=False
+    )
     assert r.status_code == 303 and r.headers["location"] == f"{C}/review"
     message = flash(staff, f"{C}/review")
-    assert message == (f"ok: Đã giao thư số {pk} cho Trường THPT Thái Phiên: tính vào đợt {CAMPAIGN} (đúng hạn); "
-                       f"đã ghi nhớ địa chỉ {REVIEW_SENDER}; thư xác nhận sẽ được gửi tới {REVIEW_SENDER}.")
+    assert message == (
+        f"ok: Đã giao thư số {pk} cho Trường THPT Thái Phiên: tính vào đợt {CAMPAIGN} (đúng hạn); "
+        f"đã ghi nhớ địa chỉ {REVIEW_SENDER}; thư xác nhận sẽ được gửi tới {REVIEW_SENDER}."
+    )
     assert "Không có thư nào đang chờ xem xét." in staff.get(f"{C}/review").text
     inst = next(i for i in status_of(demo)["institutions"] if i["code"] == "THPT-TPH")
     assert inst["status"] == "on_time" and inst["identified_by"] == "staff"
@@ -521,8 +570,9 @@ def test_assign_a_held_message(staff: TestClient, demo: Settings) -> None:
         assert (action.action, action.actor, action.message_pk) == ("assign", USER, pk)
         assert store.learned_addresses(conn)[REVIEW_SENDER] == "THPT-TPH"
         # the receipt the README promises, queued with the decision, threaded to the held message, to its sender
-        (receipt,) = conn.execute(select(store.outbox).where(store.outbox.c.message_pk == pk,
-                                                             store.outbox.c.kind == "ack")).all()
+        (receipt,) = conn.execute(
+            select(store.outbox).where(store.outbox.c.message_pk == pk, store.outbox.c.kind == "ack")
+        ).all()
         held_id = conn.execute(select(store.messages.c.message_id).where(store.messages.c.id == pk)).scalar_one()
     sent = email.message_from_bytes(receipt.raw, policy=email.policy.default)
     assert receipt.recipients == [REVIEW_SENDER] and receipt.status == "pending"
@@ -557,8 +607,11 @@ def test_grant_an_extension(staff: TestClient, demo: Settings) -> None:
     before = next(i for i in status_of(demo)["institutions"] if i["code"] == "THPT-TL")
     assert before["status"] == "late"
     csrf = csrf_of(staff.get(f"{C}/institutions/THPT-TL").text)
-    r = staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": "2023-12-07T17:00",
-                                           "reason": "  mất   điện  "}, follow_redirects=False)
+    r = staff.post(
+        f"{C}/extension",
+        data={"csrf": csrf, "code": "THPT-TL", "until": "2023-12-07T17:00", "reason": "  mất   điện  "},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and r.headers["location"] == f"{C}/institutions/THPT-TL"
     page = staff.get(f"{C}/institutions/THPT-TL").text
     assert "Đã gia hạn nộp báo cáo đến 17:00 ngày 07/12/2023." in page
@@ -594,14 +647,17 @@ def test_extension_needs_a_valid_date_and_a_known_code(staff: TestClient, demo: 
         assert conn.execute(select(store.extensions)).first() is None
 
 
-@pytest.mark.parametrize("until, words", [
-    ("0001-01-01T00:00", "phải sau hạn nộp chung của đợt báo cáo (17:00 ngày 05/12/2023)"),
-    ("2023-12-01T08:00", "phải sau hạn nộp chung của đợt báo cáo (17:00 ngày 05/12/2023)"),
-    ("2023-12-05T17:00", "phải sau hạn nộp chung của đợt báo cáo (17:00 ngày 05/12/2023)"),
-    ("2023-12-05T11:00+01:00", "phải sau hạn nộp chung"),  # the same moment, written in another zone
-    ("9999-12-31T23:59", "không được quá một năm sau hạn nộp chung của đợt báo cáo"),
-    ("2024-12-06T17:00", "không được quá một năm sau hạn nộp chung của đợt báo cáo"),
-])
+@pytest.mark.parametrize(
+    "until, words",
+    [
+        ("0001-01-01T00:00", "phải sau hạn nộp chung của đợt báo cáo (17:00 ngày 05/12/2023)"),
+        ("2023-12-01T08:00", "phải sau hạn nộp chung của đợt báo cáo (17:00 ngày 05/12/2023)"),
+        ("2023-12-05T17:00", "phải sau hạn nộp chung của đợt báo cáo (17:00 ngày 05/12/2023)"),
+        ("2023-12-05T11:00+01:00", "phải sau hạn nộp chung"),  # the same moment, written in another zone
+        ("9999-12-31T23:59", "không được quá một năm sau hạn nộp chung của đợt báo cáo"),
+        ("2024-12-06T17:00", "không được quá một năm sau hạn nộp chung của đợt báo cáo"),
+    ],
+)
 def test_extension_must_follow_the_campaign_deadline(staff: TestClient, demo: Settings, until: str, words: str) -> None:
     csrf = csrf_of(staff.get(f"{C}/institutions/THPT-TL").text)
     r = staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": until}, follow_redirects=False)
@@ -623,8 +679,13 @@ def test_extension_limits_are_inclusive_of_a_year(staff: TestClient, demo: Setti
 def test_cli_extend_refuses_a_deadline_before_the_campaign_one(demo: Settings) -> None:
     config_path = demo.data_dir.parent / "mailbot.toml"
     for until in ("2023-12-01T08:00", "0001-01-01", "9999-12-31T23:59"):
-        done = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config_path), "extend", "THPT-TL",
-                               "--until", until], capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "mailbot", "--config", str(config_path), "extend", "THPT-TL", "--until", until],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 1 and done.stdout == ""
         assert done.stderr.startswith("error: the new deadline ") and done.stderr.count("\n") == 1, done.stderr
         assert "campaign deadline 2023-12-05T17:00:00+07:00" in done.stderr
@@ -657,7 +718,9 @@ def test_zip_lists_latest_reports_by_group(staff: TestClient, demo: Settings) ->
     submitted = [i for i in status_of(demo)["institutions"] if i["submissions"]]
     assert {n.split("/")[2].split(" - ")[0] for n in names} == {i["code"] for i in submitted}
     hb = [n for n in names if "/PGD-HB - " in n]
-    assert hb == ["antq-2023/Phòng GDĐT/PGD-HB - Phòng GDĐT quận Hồng Bàng/BC so ket ANTQ 2023 - PGD Hong Bang (sua lai).docx"]
+    assert hb == [
+        "antq-2023/Phòng GDĐT/PGD-HB - Phòng GDĐT quận Hồng Bàng/BC so ket ANTQ 2023 - PGD Hong Bang (sua lai).docx"
+    ]
     nq = next(i for i in submitted if i["code"] == "THPT-NQ")
     on_disk = (demo.archive_dir / nq["submissions"][-1]["files"][0]["path"]).read_bytes()
     assert zf.read("antq-2023/THPT/THPT-NQ - Trường THPT Ngô Quyền/baocao_ANTQ_2023.docx") == on_disk
@@ -686,15 +749,32 @@ def test_file_download_by_id(staff: TestClient, demo: Settings) -> None:
     assert eml.status_code == 200 and REVIEW_SENDER.encode() in eml.content
 
 
-@pytest.mark.parametrize("path", [
-    "/files/../../etc/passwd", "/files/..%2F..%2Fetc%2Fpasswd", "/files/%2e%2e/%2e%2e/etc/passwd",
-    "/files/abc", "/files/-1", "/files/1.0", "/files/0x1", "/files/99999", "/files/1/../../../etc/passwd",
-    "/messages/abc/original.eml", "/messages/99999/original.eml", "/files//etc/passwd",
-    f"{C}/institutions/..%2F..%2Fetc%2Fpasswd",
-    # ids no row can have: past SQLite's integers, zero, negative, absurdly long
-    "/files/9999999999999999999999", "/files/9223372036854775808", "/files/0", "/files/-9999999999999999999999",
-    "/files/" + "9" * 5000, "/messages/9999999999999999999999/original.eml", "/messages/0/original.eml",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/../../etc/passwd",
+        "/files/..%2F..%2Fetc%2Fpasswd",
+        "/files/%2e%2e/%2e%2e/etc/passwd",
+        "/files/abc",
+        "/files/-1",
+        "/files/1.0",
+        "/files/0x1",
+        "/files/99999",
+        "/files/1/../../../etc/passwd",
+        "/messages/abc/original.eml",
+        "/messages/99999/original.eml",
+        "/files//etc/passwd",
+        f"{C}/institutions/..%2F..%2Fetc%2Fpasswd",
+        # ids no row can have: past SQLite's integers, zero, negative, absurdly long
+        "/files/9999999999999999999999",
+        "/files/9223372036854775808",
+        "/files/0",
+        "/files/-9999999999999999999999",
+        "/files/" + "9" * 5000,
+        "/messages/9999999999999999999999/original.eml",
+        "/messages/0/original.eml",
+    ],
+)
 def test_traversal_and_foreign_ids_are_refused(staff: TestClient, path: str) -> None:
     r = staff.get(path)
     assert r.status_code == 404
@@ -751,12 +831,14 @@ def test_https_only_marks_the_cookie_secure(demo: Settings) -> None:
 def test_cli_user_add(demo: Settings) -> None:
     config_path = demo.data_dir.parent / "mailbot.toml"
     runner = CliRunner()
-    made = runner.invoke(cli, ["--config", str(config_path), "user", "add", "Thu.Ha", "--password-stdin"],
-                         input="mot-mat-khau-dai\n")
+    made = runner.invoke(
+        cli, ["--config", str(config_path), "user", "add", "Thu.Ha", "--password-stdin"], input="mot-mat-khau-dai\n"
+    )
     assert made.exit_code == 0, made.output
     assert "account thu.ha created" in made.output
-    prompted = runner.invoke(cli, ["--config", str(config_path), "user", "add", "thu.ha"],
-                             input="mat-khau-khac-nua\nmat-khau-khac-nua\n")
+    prompted = runner.invoke(
+        cli, ["--config", str(config_path), "user", "add", "thu.ha"], input="mat-khau-khac-nua\nmat-khau-khac-nua\n"
+    )
     assert prompted.exit_code == 0 and "updated" in prompted.output
     engine = store.connect(demo.db_url)
     assert auth.authenticate(engine, "thu.ha", "mat-khau-khac-nua") is not None
@@ -794,10 +876,16 @@ def test_cli_user_disable_enable_remove(staff: TestClient, demo: Settings) -> No
     with engine.connect() as conn:
         assert conn.execute(select(store.web_users)).first() is None
         assert conn.execute(select(store.web_sessions)).first() is None
-        events = [(r.event, r.actor, r.detail) for r in conn.execute(select(store.web_events).order_by(store.web_events.c.id))]
+        events = [
+            (r.event, r.actor, r.detail) for r in conn.execute(select(store.web_events).order_by(store.web_events.c.id))
+        ]
     # the record of what the account did stays, with who changed it
-    assert [e for e, _, _ in events if e.startswith("user_")] == ["user_added", "user_disabled", "user_enabled",
-                                                                  "user_removed"]
+    assert [e for e, _, _ in events if e.startswith("user_")] == [
+        "user_added",
+        "user_disabled",
+        "user_enabled",
+        "user_removed",
+    ]
     assert [e for e, actor, _ in events if actor == USER].count("login") == 2
     assert all(actor.startswith("cli:") for e, actor, _ in events if e in ("user_disabled", "user_removed"))
     # the log page names the new events in Vietnamese
@@ -811,16 +899,29 @@ def test_cli_user_disable_enable_remove(staff: TestClient, demo: Settings) -> No
 def test_cli_user_commands_on_unknown_accounts(demo: Settings) -> None:
     config_path = demo.data_dir.parent / "mailbot.toml"
     for action in ("disable", "enable", "remove"):
-        done = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config_path), "user", action, "khong.co"],
-                              capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "mailbot", "--config", str(config_path), "user", action, "khong.co"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 1 and done.stderr == "error: no web account named 'khong.co'\n", done.stderr
 
 
 def test_web_settings_from_the_config_file(tmp_path: Path) -> None:
-    raw = {"inbox": {"kind": "maildir", "path": "Maildir"},
-           "web": {"host": "0.0.0.0", "port": 9000, "path_prefix": "/mailbot", "secret_key_file": "k/web.key",
-                   "session_hours": 8, "https_only": True},
-           "campaign": [{"id": "x", "title": "X", "deadline": datetime(2023, 12, 5, 17, 0)}]}
+    raw = {
+        "inbox": {"kind": "maildir", "path": "Maildir"},
+        "web": {
+            "host": "0.0.0.0",
+            "port": 9000,
+            "path_prefix": "/mailbot",
+            "secret_key_file": "k/web.key",
+            "session_hours": 8,
+            "https_only": True,
+        },
+        "campaign": [{"id": "x", "title": "X", "deadline": datetime(2023, 12, 5, 17, 0)}],
+    }
     s = config.parse(raw, tmp_path)
     assert (s.web.host, s.web.port, s.web.path_prefix, s.web.https_only) == ("0.0.0.0", 9000, "/mailbot", True)
     assert s.web.secret_key_file == (tmp_path / "k" / "web.key").resolve()
@@ -845,8 +946,9 @@ def test_status_json_unchanged_by_the_pages(staff: TestClient, demo: Settings) -
 def test_campaign_chooser_with_several_campaigns(demo: Settings) -> None:
     from mailbot.config import CampaignSettings
 
-    other = CampaignSettings(id="tk-2024", title="Báo cáo tổng kết năm học 2023-2024",
-                             deadline=datetime(2024, 6, 15, 17, 0))
+    other = CampaignSettings(
+        id="tk-2024", title="Báo cáo tổng kết năm học 2023-2024", deadline=datetime(2024, 6, 15, 17, 0)
+    )
     settings = demo.model_copy(update={"campaign": (*demo.campaign, other)})
     client = make_client(settings)
     login(client)

@@ -25,11 +25,18 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from mailbot import pipeline, samples, store
-from mailbot.demo import build_demo
+from mailbot import pipeline, store
+from mailbot.demo import samples
+from mailbot.demo.build import build_demo
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 USER, PASSWORD = "thu.trang", "Mật-khẩu-trình-duyệt-1"
 NOW = "2023-12-07T07:30"  # the morning after the demo's deadline
 
@@ -37,8 +44,11 @@ NOW = "2023-12-07T07:30"  # the morning after the demo's deadline
 def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
-        pytest.fail("chromium is not installed: the browser tests need Debian's chromium package "
-                    "(apt-get install -y chromium; `bash scripts/test.sh` installs it)", pytrace=False)
+        pytest.fail(
+            "chromium is not installed: the browser tests need Debian's chromium package "
+            "(apt-get install -y chromium; `bash scripts/test.sh` installs it)",
+            pytrace=False,
+        )
     return path
 
 
@@ -48,8 +58,13 @@ class Server:
     url: str
 
     def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(self.root / "mailbot.toml"),
-                                 "--now", NOW, *args], input=input, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "mailbot", "--config", str(self.root / "mailbot.toml"), "--now", NOW, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         return result
 
@@ -72,8 +87,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(root, f"http://127.0.0.1:{port}")
     srv.cli("user", "add", USER, "--password-stdin", input=PASSWORD + "\n")
     log = (root / "web.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(root / "mailbot.toml"), "--now", NOW,
-                             "web", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mailbot",
+            "--config",
+            str(root / "mailbot.toml"),
+            "--now",
+            NOW,
+            "web",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -218,8 +247,12 @@ def test_staff_day_in_the_browser(server: Server, browser, tmp_path: Path) -> No
 
     # on a phone: nothing wider than the screen
     page.set_viewport_size({"width": 390, "height": 844})
-    for path in ("/c/antq-2023/", "/c/antq-2023/institutions", "/c/antq-2023/institutions/THPT-TL",
-                 "/c/antq-2023/review"):
+    for path in (
+        "/c/antq-2023/",
+        "/c/antq-2023/institutions",
+        "/c/antq-2023/institutions/THPT-TL",
+        "/c/antq-2023/review",
+    ):
         page.goto(server.url + path)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow}px wider than a phone screen"
@@ -250,15 +283,26 @@ def sideways(page, selector: str = "") -> int:  # type: ignore[no-untyped-def]
     """How many pixels the page (or each element matching ``selector``) is wider than its box."""
     if not selector:
         return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    return page.evaluate("(s) => Math.max(0, ...[...document.querySelectorAll(s)].map(e => e.scrollWidth - e.clientWidth))",
-                         selector)
+    return page.evaluate(
+        "(s) => Math.max(0, ...[...document.querySelectorAll(s)].map(e => e.scrollWidth - e.clientWidth))", selector
+    )
 
 
 def test_tables_and_review_queue_fit_a_laptop_and_a_phone(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
     # a held message with a 20,000-character subject and a long file name, as a careless sender writes them
-    raw = samples.make_email(sender="nguoi.la.2023@gmail.com", sender_name="", subject=HUGE_SUBJECT, body="Gửi Sở.",
-                             attachments=[("bao-cao-" + "phong-trao-" * 20 + ".docx",
-                                           samples.make_report_docx("Không rõ đơn vị"), "application/octet-stream")])
+    raw = samples.make_email(
+        sender="nguoi.la.2023@gmail.com",
+        sender_name="",
+        subject=HUGE_SUBJECT,
+        body="Gửi Sở.",
+        attachments=[
+            (
+                "bao-cao-" + "phong-trao-" * 20 + ".docx",
+                samples.make_report_docx("Không rõ đơn vị"),
+                "application/octet-stream",
+            )
+        ],
+    )
     (server.root / "Maildir" / "new" / "1701759600.M9999.huge").write_bytes(raw)
     server.cli("run", "--once")
     assert any(r["subject"] == HUGE_SUBJECT for r in server.status()["review"])  # the record keeps it whole
@@ -279,7 +323,8 @@ def test_tables_and_review_queue_fit_a_laptop_and_a_phone(server: Server, browse
         if viewport is PHONE:
             missing = page.locator("#bang-don-vi tbody tr", has_text="THPT-TPH")
             labels = missing.locator("td").evaluate_all(
-                "tds => tds.filter(td => getComputedStyle(td).display !== 'none').map(td => td.textContent.trim())")
+                "tds => tds.filter(td => getComputedStyle(td).display !== 'none').map(td => td.textContent.trim())"
+            )
             assert all(labels), f"a missing school shows empty labels on a phone: {labels}"
             height = page.evaluate("document.documentElement.scrollHeight")
             assert height < 15000, f"the institutions page is {height}px tall on a phone"

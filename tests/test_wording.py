@@ -13,13 +13,14 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
-from mailbot import dispatch, outbox, pipeline, store
+from mailbot import pipeline, store
 from mailbot.cli import cli
 from mailbot.config import Settings
-from mailbot.demo import DIGEST_AT, ZONE, build_demo
-from mailbot.status import campaign_status
+from mailbot.demo.build import DIGEST_AT, ZONE, build_demo
+from mailbot.notify import dispatch, outbox
+from mailbot.reports.status import campaign_status
+from mailbot.reports.workbook import save_tracker
 from mailbot.wording import parse_input_time, warning_texts
-from mailbot.workbook import save_tracker
 
 PLAN = "Thực hiện Kế hoạch số 2516/KH-SGDĐT ngày 30/10/2023 của Sở Giáo dục và Đào tạo"
 CONTACT = "bà Nguyễn Thị Lan, chuyên viên Phòng GDTX&ĐH, điện thoại 0225.3xxx.xxx"
@@ -58,7 +59,8 @@ def test_a_legacy_doc_gets_one_sentence_and_the_footer_names_the_contact(demo: S
 
 def test_warning_texts_merge_the_two_doc_warnings_but_keep_one_alone() -> None:
     assert warning_texts(["legacy_doc", "legacy_doc_unread"]) == [
-        "Tệp báo cáo ở định dạng Word cũ (.doc), Sở chưa mở được; đề nghị quý đơn vị gửi lại tệp .docx"]
+        "Tệp báo cáo ở định dạng Word cũ (.doc), Sở chưa mở được; đề nghị quý đơn vị gửi lại tệp .docx"
+    ]
     assert len(warning_texts(["legacy_doc"])) == 1 and "Sở chưa mở được" not in warning_texts(["legacy_doc"])[0]
 
 
@@ -69,8 +71,9 @@ def test_reminder_and_late_notice_cite_the_plan_and_the_contact(demo: Settings) 
         outbox.deliver_due(demo, engine, when)
     reminder, late = _sent(demo, "reminder")[0], _sent(demo, "late")[0]
     assert reminder["Subject"].startswith("Nhắc gửi báo cáo: ")
-    assert late["Subject"] == ("V/v đôn đốc gửi báo cáo (đã quá hạn): "
-                               "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023")
+    assert late["Subject"] == (
+        "V/v đôn đốc gửi báo cáo (đã quá hạn): Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
+    )
     for msg in (reminder, late):
         text, html = _texts(msg)
         for body in (text, html.replace("&amp;", "&")):
@@ -82,8 +85,15 @@ def test_reminder_and_late_notice_cite_the_plan_and_the_contact(demo: Settings) 
 def test_notices_read_naturally_without_plan_or_contact(tmp_path: Path) -> None:
     settings = build_demo(tmp_path)
     toml = settings.data_dir.parent / "mailbot.toml"
-    toml.write_text("\n".join(line for line in toml.read_text(encoding="utf-8").splitlines()
-                              if not line.startswith(("plan =", "contact ="))) + "\n", encoding="utf-8")
+    toml.write_text(
+        "\n".join(
+            line
+            for line in toml.read_text(encoding="utf-8").splitlines()
+            if not line.startswith(("plan =", "contact ="))
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     from mailbot import config
 
     settings = config.load(toml)
@@ -126,15 +136,28 @@ def test_staff_read_vietnamese_after_a_command(tmp_path: Path) -> None:
     demo_run = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path)])
     assert demo_run.exit_code == 0, demo_run.output
     out = demo_run.output
-    assert ("Đã xử lý 18 thư: 16 báo cáo được ghi nhận, 1 thư không kèm tệp Word, 1 thư chờ cán bộ xem xét"
-            in out)
+    assert "Đã xử lý 18 thư: 16 báo cáo được ghi nhận, 1 thư không kèm tệp Word, 1 thư chờ cán bộ xem xét" in out
     assert "Thư đi: đã gửi 18, chờ gửi lại 0, gửi không thành công 0" in out
     assert "processed" not in out and "(antq-2023)" not in out
     # the demo's web instructions show the pages at the demo's moment, not years after its deadline
     config_path = tmp_path / "mailbot.toml"
     assert f"--config {config_path} --now 2023-12-07T07:30 web" in out
-    remind = subprocess.run([sys.executable, "-m", "mailbot", "--config", str(config_path), "--now", "2023-12-02T08:00",
-                             "remind", "--dry-run"], capture_output=True, text=True, timeout=120)
+    remind = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mailbot",
+            "--config",
+            str(config_path),
+            "--now",
+            "2023-12-02T08:00",
+            "remind",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert remind.returncode == 0, remind.stderr
     assert "dự kiến – nhắc hạn – THPT-TPH – thptthaiphien@haiphong.edu.vn" in remind.stdout
     assert "thư nhắc hạn/quá hạn sẽ được gửi hôm nay (chạy thử, chưa gửi)" in remind.stderr

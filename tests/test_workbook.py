@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -11,15 +11,23 @@ import openpyxl
 import pytest
 
 from mailbot.models import Campaign
-from mailbot.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem, Submission
-from mailbot.wording import IDENTIFIED_BY, STATUS, warning_text
-from mailbot.workbook import (
-    GROUP_HEADERS, REVIEW_HEADERS, REVIEW_SHEET, SUMMARY_HEADERS, SUMMARY_SHEET, build_tracker, sanitise_sheet_name,
-    save_tracker, tracker_bytes, unique_sheet_name,
+from mailbot.reports.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem, Submission
+from mailbot.reports.workbook import (
+    GROUP_HEADERS,
+    REVIEW_HEADERS,
+    REVIEW_SHEET,
+    SUMMARY_HEADERS,
+    SUMMARY_SHEET,
+    build_tracker,
+    sanitise_sheet_name,
+    save_tracker,
+    tracker_bytes,
+    unique_sheet_name,
 )
+from mailbot.wording import IDENTIFIED_BY, STATUS, warning_text
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
-UTC = timezone.utc
+UTC = UTC
 DEADLINE = datetime(2023, 12, 5, 10, 0, tzinfo=UTC)  # 17:00 in Hải Phòng
 GENERATED = datetime(2023, 12, 6, 1, 30, tzinfo=UTC)  # 08:30 local
 TITLE = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
@@ -32,10 +40,20 @@ def _file(name: str, *, path: str = "archive/x", sha: str = "aa", warnings: tupl
     return FileRow(name=name, kind="docx", sha256=sha, size=1000, path=path, warnings=warnings)
 
 
-def _submission(pk: int, at: datetime, files: tuple[FileRow, ...], *, by: str = "address",
-                warnings: tuple[str, ...] = ()) -> Submission:
-    return Submission(pk=pk, message_id=f"<{pk}@truong.edu.vn>", sender=f"s{pk}@haiphong.edu.vn", subject="Báo cáo",
-                      received_at=at, identified_by=by, late=at > DEADLINE, files=files, warnings=warnings)
+def _submission(
+    pk: int, at: datetime, files: tuple[FileRow, ...], *, by: str = "address", warnings: tuple[str, ...] = ()
+) -> Submission:
+    return Submission(
+        pk=pk,
+        message_id=f"<{pk}@truong.edu.vn>",
+        sender=f"s{pk}@haiphong.edu.vn",
+        subject="Báo cáo",
+        received_at=at,
+        identified_by=by,
+        late=at > DEADLINE,
+        files=files,
+        warnings=warnings,
+    )
 
 
 def _inst(code: str, name: str, group: str, *subs: Submission) -> InstitutionStatus:
@@ -50,26 +68,54 @@ REVIEW_AT = datetime(2023, 12, 5, 2, 0, tzinfo=UTC)  # 09:00 local
 @pytest.fixture()
 def cs() -> CampaignStatus:
     on_time = _inst(
-        "THPT01", "Trường THPT Ngô Quyền", SCHOOLS,
-        _submission(1, ON_TIME_AT, (_file("Báo cáo ANTQ.docx", sha="a1", warnings=("legacy_doc",)),
-                                    _file("logo.png", path=""))),
+        "THPT01",
+        "Trường THPT Ngô Quyền",
+        SCHOOLS,
+        _submission(
+            1, ON_TIME_AT, (_file("Báo cáo ANTQ.docx", sha="a1", warnings=("legacy_doc",)), _file("logo.png", path=""))
+        ),
         # the same file sent again is listed once; the warning with a detail collapses into one sentence
-        _submission(2, ON_TIME_AT + timedelta(hours=1),
-                    (_file("Báo cáo ANTQ.docx", sha="a1", warnings=("legacy_doc",)), _file("Phụ lục.pdf", sha="p1")),
-                    warnings=("too_large:31457280",)),
+        _submission(
+            2,
+            ON_TIME_AT + timedelta(hours=1),
+            (_file("Báo cáo ANTQ.docx", sha="a1", warnings=("legacy_doc",)), _file("Phụ lục.pdf", sha="p1")),
+            warnings=("too_large:31457280",),
+        ),
     )
-    late = _inst("THPT02", "Trường THPT Trần Phú", SCHOOLS,
-                 _submission(3, LATE_AT, (_file("bao cao.docx", sha="b1"),), by="name",
-                             warnings=("too_large:1",)))
+    late = _inst(
+        "THPT02",
+        "Trường THPT Trần Phú",
+        SCHOOLS,
+        _submission(3, LATE_AT, (_file("bao cao.docx", sha="b1"),), by="name", warnings=("too_large:1",)),
+    )
     missing = _inst("TT01", "Trung tâm Giáo dục thường xuyên Hải Phòng", OTHERS)
-    staff = _inst("TT02", "Trung tâm Kỹ thuật tổng hợp – Hướng nghiệp", OTHERS,
-                  _submission(4, ON_TIME_AT, (_file("BC.docx", sha="c1"),), by="staff"))
+    staff = _inst(
+        "TT02",
+        "Trung tâm Kỹ thuật tổng hợp – Hướng nghiệp",
+        OTHERS,
+        _submission(4, ON_TIME_AT, (_file("BC.docx", sha="c1"),), by="staff"),
+    )
     review = (
-        ReviewItem(pk=12, message_id="<r@gmail.com>", sender="nguoila@gmail.com", subject="Gửi báo cáo",
-                   received_at=REVIEW_AT, reason="không nhận ra đơn vị gửi thư", state="review",
-                   files=(_file("Báo cáo.docx", path="review/x"), _file("chu-ky.png", path=""))),
-        ReviewItem(pk=13, message_id="<x@unreadable.mailbot>", sender="", subject="", received_at=REVIEW_AT,
-                   reason="internal error while reading: ValueError: boom", state="error", files=()),
+        ReviewItem(
+            pk=12,
+            message_id="<r@gmail.com>",
+            sender="nguoila@gmail.com",
+            subject="Gửi báo cáo",
+            received_at=REVIEW_AT,
+            reason="không nhận ra đơn vị gửi thư",
+            state="review",
+            files=(_file("Báo cáo.docx", path="review/x"), _file("chu-ky.png", path="")),
+        ),
+        ReviewItem(
+            pk=13,
+            message_id="<x@unreadable.mailbot>",
+            sender="",
+            subject="",
+            received_at=REVIEW_AT,
+            reason="internal error while reading: ValueError: boom",
+            state="error",
+            files=(),
+        ),
     )
     campaign = Campaign(id="antq-2023", title=TITLE, deadline=DEADLINE)
     return CampaignStatus(campaign=campaign, institutions=(on_time, late, missing, staff), review=review)
@@ -127,19 +173,57 @@ def test_group_rows_match_the_status(saved: openpyxl.Workbook) -> None:
     ws = saved[SCHOOLS]
     assert tuple(c.value for c in ws[1]) == GROUP_HEADERS
     first, second = _rows(ws)
-    assert first == (1, "THPT01", "Trường THPT Ngô Quyền", STATUS["on_time"], datetime(2023, 12, 4, 14, 5), 2,
-                     "Báo cáo ANTQ.docx\nPhụ lục.pdf", None, None, None, "Chưa nhận", IDENTIFIED_BY["address"],
-                     f"{warning_text('legacy_doc')}\n{warning_text('too_large')}")
-    assert second == (2, "THPT02", "Trường THPT Trần Phú", STATUS["late"], datetime(2023, 12, 5, 19, 15), 1,
-                      "bao cao.docx", None, None, None, "Chưa nhận", IDENTIFIED_BY["name"], warning_text("too_large"))
+    assert first == (
+        1,
+        "THPT01",
+        "Trường THPT Ngô Quyền",
+        STATUS["on_time"],
+        datetime(2023, 12, 4, 14, 5),
+        2,
+        "Báo cáo ANTQ.docx\nPhụ lục.pdf",
+        None,
+        None,
+        None,
+        "Chưa nhận",
+        IDENTIFIED_BY["address"],
+        f"{warning_text('legacy_doc')}\n{warning_text('too_large')}",
+    )
+    assert second == (
+        2,
+        "THPT02",
+        "Trường THPT Trần Phú",
+        STATUS["late"],
+        datetime(2023, 12, 5, 19, 15),
+        1,
+        "bao cao.docx",
+        None,
+        None,
+        None,
+        "Chưa nhận",
+        IDENTIFIED_BY["name"],
+        warning_text("too_large"),
+    )
     assert ws["E2"].number_format == "dd/mm/yyyy hh:mm"
     assert ws["G2"].alignment.wrap_text
 
 
 def test_missing_institution_row(saved: openpyxl.Workbook) -> None:
     missing, staff = _rows(saved[OTHERS_SHEET])
-    assert missing == (1, "TT01", "Trung tâm Giáo dục thường xuyên Hải Phòng", "Chưa nộp", None, 0, None,
-                       None, None, None, "Chưa nhận", None, None)
+    assert missing == (
+        1,
+        "TT01",
+        "Trung tâm Giáo dục thường xuyên Hải Phòng",
+        "Chưa nộp",
+        None,
+        0,
+        None,
+        None,
+        None,
+        None,
+        "Chưa nhận",
+        None,
+        None,
+    )
     assert staff[1:4] == ("TT02", "Trung tâm Kỹ thuật tổng hợp – Hướng nghiệp", "Đúng hạn")
     assert staff[11] == "Cán bộ xác nhận"
 
@@ -157,7 +241,7 @@ def test_header_frozen_filtered_and_printable(saved: openpyxl.Workbook) -> None:
 
 
 def test_column_widths_fit_within_bounds(saved: openpyxl.Workbook) -> None:
-    from mailbot.workbook import GROUP_WIDTHS, LINE_HEIGHT
+    from mailbot.reports.workbook import GROUP_WIDTHS, LINE_HEIGHT
 
     ws = saved[OTHERS_SHEET]
     widths = [ws.column_dimensions[chr(ord("A") + n)].width for n in range(13)]
@@ -183,8 +267,14 @@ def test_review_sheet_rows(saved: openpyxl.Workbook) -> None:
     ws = saved[REVIEW_SHEET]
     assert tuple(c.value for c in ws[1]) == REVIEW_HEADERS
     first, second = _rows(ws)
-    assert first == (12, "nguoila@gmail.com", "Gửi báo cáo", datetime(2023, 12, 5, 9, 0),
-                     "không nhận ra đơn vị gửi thư", "Báo cáo.docx")
+    assert first == (
+        12,
+        "nguoila@gmail.com",
+        "Gửi báo cáo",
+        datetime(2023, 12, 5, 9, 0),
+        "không nhận ra đơn vị gửi thư",
+        "Báo cáo.docx",
+    )
     assert second[0] == 13
     assert second[4].startswith(warning_text("unreadable_message"))
     assert "ValueError: boom" in second[4]
@@ -210,13 +300,16 @@ def test_naive_generated_at_is_refused(cs: CampaignStatus) -> None:
         build_tracker(cs, ZONE, generated_at=datetime(2023, 12, 6, 8, 30))
 
 
-@pytest.mark.parametrize(("wanted", "expected"), [
-    ("Đơn vị trực thuộc/Khác", "Đơn vị trực thuộc-Khác"),
-    ("Mầm non [A]: *?\\", "Mầm non -A-- ---"),
-    ("'Tiểu học'", "Tiểu học"),
-    ("", "Nhóm"),
-    ("Trường Trung học cơ sở quận Hồng Bàng", "Trường Trung học cơ sở quận Hồn"),
-])
+@pytest.mark.parametrize(
+    ("wanted", "expected"),
+    [
+        ("Đơn vị trực thuộc/Khác", "Đơn vị trực thuộc-Khác"),
+        ("Mầm non [A]: *?\\", "Mầm non -A-- ---"),
+        ("'Tiểu học'", "Tiểu học"),
+        ("", "Nhóm"),
+        ("Trường Trung học cơ sở quận Hồng Bàng", "Trường Trung học cơ sở quận Hồn"),
+    ],
+)
 def test_sanitise_sheet_name(wanted: str, expected: str) -> None:
     assert sanitise_sheet_name(wanted) == expected
     assert len(sanitise_sheet_name(wanted)) <= 31
@@ -226,15 +319,21 @@ def test_unique_sheet_names_ignore_case() -> None:
     taken = {SUMMARY_SHEET.casefold()}
     long = "Trường Trung học cơ sở quận Hồng Bàng"
     names = [unique_sheet_name(n, taken) for n in ("Tổng hợp", "TIỂU HỌC", "Tiểu học", long, long + " 2")]
-    assert names == ["Tổng hợp (2)", "TIỂU HỌC", "Tiểu học (2)", "Trường Trung học cơ sở quận Hồn",
-                     "Trường Trung học cơ sở quận (2)"]
+    assert names == [
+        "Tổng hợp (2)",
+        "TIỂU HỌC",
+        "Tiểu học (2)",
+        "Trường Trung học cơ sở quận Hồn",
+        "Trường Trung học cơ sở quận (2)",
+    ]
     assert all(len(n) <= 31 for n in names)
 
 
 def test_every_group_from_the_roster_gets_a_sheet_even_with_colliding_names(cs: CampaignStatus) -> None:
     clash = [*cs.institutions, _inst("X1", "Trường X", "Đơn vị trực thuộc:Khác"), _inst("X2", "Trường Y", "Tổng hợp")]
-    wb = build_tracker(CampaignStatus(campaign=cs.campaign, institutions=tuple(clash), review=()), ZONE,
-                       generated_at=GENERATED)
+    wb = build_tracker(
+        CampaignStatus(campaign=cs.campaign, institutions=tuple(clash), review=()), ZONE, generated_at=GENERATED
+    )
     assert wb.sheetnames == [SUMMARY_SHEET, SCHOOLS, OTHERS_SHEET, f"{OTHERS_SHEET} (2)", "Tổng hợp (2)", REVIEW_SHEET]
     codes = [r[1] for name in wb.sheetnames[1:-1] for r in _rows(wb[name])]
     assert codes == [i.code for i in clash]
@@ -243,15 +342,26 @@ def test_every_group_from_the_roster_gets_a_sheet_even_with_colliding_names(cs: 
 def test_document_metadata_and_signed_copy_columns(cs: CampaignStatus) -> None:
     from dataclasses import replace
 
-    from mailbot.workbook import document_cells
+    from mailbot.reports.workbook import document_cells
 
-    meta = {"number": "15/BC-THPTNQ", "date": "2023-12-05", "doc_type": "BÁO CÁO", "title": "Sơ kết phong trào",
-            "signer_position": "KT. HIỆU TRƯỞNG\nPHÓ HIỆU TRƯỞNG", "signer_name": "Nguyễn Văn A"}
+    meta = {
+        "number": "15/BC-THPTNQ",
+        "date": "2023-12-05",
+        "doc_type": "BÁO CÁO",
+        "title": "Sơ kết phong trào",
+        "signer_position": "KT. HIỆU TRƯỞNG\nPHÓ HIỆU TRƯỞNG",
+        "signer_name": "Nguyễn Văn A",
+    }
     inst = cs.institutions[0]
     first = inst.submissions[0]
-    with_meta = replace(inst, submissions=(replace(first, files=(replace(first.files[0], meta=meta),)),), signed_copy=True)
-    assert document_cells(with_meta) == ["Số 15/BC-THPTNQ ngày 05/12/2023", "Báo cáo sơ kết phong trào",
-                                         "KT. HIỆU TRƯỞNG PHÓ HIỆU TRƯỞNG – Nguyễn Văn A"]
+    with_meta = replace(
+        inst, submissions=(replace(first, files=(replace(first.files[0], meta=meta),)),), signed_copy=True
+    )
+    assert document_cells(with_meta) == [
+        "Số 15/BC-THPTNQ ngày 05/12/2023",
+        "Báo cáo sơ kết phong trào",
+        "KT. HIỆU TRƯỞNG PHÓ HIỆU TRƯỞNG – Nguyễn Văn A",
+    ]
     # the type is not repeated before a title that already starts with it
     repeated = {**meta, "title": "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"}
     again = replace(with_meta, submissions=(replace(first, files=(replace(first.files[0], meta=repeated),)),))
@@ -289,11 +399,13 @@ def test_text_from_mail_is_never_a_formula(cs: CampaignStatus) -> None:
     meta = {"title": title, "signer_name": signer, "doc_type": ""}
     inst = cs.institutions[0]
     first = inst.submissions[0]
-    hostile_inst = replace(inst, name="=2*3", submissions=(replace(first, files=(replace(first.files[0], meta=meta),)),))
-    item = replace(cs.review[0], subject=subject, sender=sender,
-                   files=(_file(f"{file_name}.docx", path="review/x"),))
-    data = tracker_bytes(replace(cs, institutions=(hostile_inst, *cs.institutions[1:]), review=(item,)), ZONE,
-                         generated_at=GENERATED)
+    hostile_inst = replace(
+        inst, name="=2*3", submissions=(replace(first, files=(replace(first.files[0], meta=meta),)),)
+    )
+    item = replace(cs.review[0], subject=subject, sender=sender, files=(_file(f"{file_name}.docx", path="review/x"),))
+    data = tracker_bytes(
+        replace(cs, institutions=(hostile_inst, *cs.institutions[1:]), review=(item,)), ZONE, generated_at=GENERATED
+    )
     assert formulas_in(data) == []
     text = quoted_text_cells(data)
     # shown exactly as sent, and marked so that editing the cell keeps it text
@@ -315,7 +427,11 @@ def test_header_and_footer_name_the_group_and_number_the_pages(saved: openpyxl.W
     assert ws.oddHeader.center.text == SCHOOLS
     assert ws.oddFooter.right.text == "Trang &P / &N"
     assert ws.print_title_rows == "$1:$1"  # the header row repeats on every printed page
-    assert int(ws.page_setup.paperSize) == int(ws.PAPERSIZE_A4) and ws.page_setup.fitToWidth == 1 and ws.page_setup.fitToHeight == 0
+    assert (
+        int(ws.page_setup.paperSize) == int(ws.PAPERSIZE_A4)
+        and ws.page_setup.fitToWidth == 1
+        and ws.page_setup.fitToHeight == 0
+    )
 
 
 def _pdf_pages(xlsx: Path, out: Path) -> list[tuple[float, float, float]]:
@@ -330,8 +446,21 @@ def _pdf_pages(xlsx: Path, out: Path) -> list[tuple[float, float, float]]:
     soffice = shutil.which("soffice")
     assert soffice, "LibreOffice is needed: scripts/test.sh installs libreoffice-calc-nogui"
     profile = (out / "profile").as_uri()  # a private profile: conversions may run at once
-    subprocess.run([soffice, f"-env:UserInstallation={profile}", "--headless", "--convert-to", "pdf", "--outdir",
-                    str(out), str(xlsx)], capture_output=True, timeout=180, check=True)
+    subprocess.run(
+        [
+            soffice,
+            f"-env:UserInstallation={profile}",
+            "--headless",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(out),
+            str(xlsx),
+        ],
+        capture_output=True,
+        timeout=180,
+        check=True,
+    )
     pdf = out / f"{xlsx.stem}.pdf"
     assert pdf.exists(), "LibreOffice Calc could not open the workbook (is libreoffice-calc-nogui installed?)"
 
@@ -346,10 +475,10 @@ def _pdf_pages(xlsx: Path, out: Path) -> list[tuple[float, float, float]]:
 def test_demo_tracker_prints_on_a4_landscape_at_a_readable_size(tmp_path: Path) -> None:
     """Converted by LibreOffice as staff would print it: A4 landscape, text near 8 pt, a page or so per group."""
     from mailbot import pipeline, store
-    from mailbot.compile import compile_campaign, save_xlsx
-    from mailbot.demo import DIGEST_AT, build_demo
-    from mailbot.status import campaign_status
-    from mailbot.workbook import save_tracker
+    from mailbot.demo.build import DIGEST_AT, build_demo
+    from mailbot.reports.compile import compile_campaign, save_xlsx
+    from mailbot.reports.status import campaign_status
+    from mailbot.reports.workbook import save_tracker
 
     settings = build_demo(tmp_path / "demo")
     engine = store.connect(settings.db_url)

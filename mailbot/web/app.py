@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -66,21 +66,36 @@ class Web:
         return f"{self.prefix}{path}{query}"
 
     def set_cookie(self, response: Response, name: str, value: str, max_age: int | None) -> None:
-        response.set_cookie(name, value, max_age=max_age, path=self.cookie_path, httponly=True, samesite="lax",
-                            secure=self.settings.web.https_only)
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path=self.cookie_path,
+            httponly=True,
+            samesite="lax",
+            secure=self.settings.web.https_only,
+        )
 
     def clear_cookie(self, response: Response, name: str) -> None:
-        response.delete_cookie(name, path=self.cookie_path, httponly=True, samesite="lax",
-                               secure=self.settings.web.https_only)
+        response.delete_cookie(
+            name, path=self.cookie_path, httponly=True, samesite="lax", secure=self.settings.web.https_only
+        )
 
     def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         nonce = secrets.token_urlsafe(16)
         session = request.scope.get("mailbot.session")
         body = self.env.get_template(template).render(
-            request=request, url=self.url, nonce=nonce, session=session, csrf=session.csrf if session else "",
-            campaigns=self.campaigns, campaign_titles={c.id: c.title for c in self.campaigns},
-            now=self.clock(), zone=self.settings.zone,
-            flash=request.scope.get("mailbot.flash"), **context,
+            request=request,
+            url=self.url,
+            nonce=nonce,
+            session=session,
+            csrf=session.csrf if session else "",
+            campaigns=self.campaigns,
+            campaign_titles={c.id: c.title for c in self.campaigns},
+            now=self.clock(),
+            zone=self.settings.zone,
+            flash=request.scope.get("mailbot.flash"),
+            **context,
         )
         response = HTMLResponse(body, status_code=status_code)
         response.headers["Content-Security-Policy"] = (
@@ -143,10 +158,10 @@ class PathPrefix:
         if scope["type"] in ("http", "websocket") and self.prefix:
             path: str = scope["path"]
             if path == self.prefix or path.startswith(self.prefix + "/"):
-                scope = dict(scope, path=path[len(self.prefix):] or "/", root_path="")
+                scope = dict(scope, path=path[len(self.prefix) :] or "/", root_path="")
                 raw = scope.get("raw_path")
                 if isinstance(raw, bytes) and raw.startswith(self.prefix.encode()):
-                    scope["raw_path"] = raw[len(self.prefix.encode()):] or b"/"
+                    scope["raw_path"] = raw[len(self.prefix.encode()) :] or b"/"
         await self.app(scope, receive, send)
 
 
@@ -176,9 +191,12 @@ class ClientAddress:
             peer = scope["client"][0] if scope.get("client") else ""
             if not self.trusted(peer) and any(k == b"x-forwarded-for" for k, _ in scope["headers"]):
                 self.warned = True
-                log.warning("X-Forwarded-For from %s is ignored: if it is your reverse proxy, add it to "
-                            "[web] trusted_proxies (until then every user looks like %s to the login limit)",
-                            peer or "an unknown peer", peer or "it")
+                log.warning(
+                    "X-Forwarded-For from %s is ignored: if it is your reverse proxy, add it to "
+                    "[web] trusted_proxies (until then every user looks like %s to the login limit)",
+                    peer or "an unknown peer",
+                    peer or "it",
+                )
         await self.app(scope, receive, send)
 
 
@@ -212,13 +230,19 @@ class SecurityHeaders:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return request.app.state.web.render(request, "error.html", 404, title="Không tìm thấy",
-                                        message="Không tìm thấy trang hoặc tệp quý vị yêu cầu.")
+    return request.app.state.web.render(
+        request, "error.html", 404, title="Không tìm thấy", message="Không tìm thấy trang hoặc tệp quý vị yêu cầu."
+    )
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
-    return request.app.state.web.render(request, "error.html", 405, title="Thao tác không được hỗ trợ",
-                                        message="Địa chỉ này không hỗ trợ thao tác quý vị vừa thực hiện.")
+    return request.app.state.web.render(
+        request,
+        "error.html",
+        405,
+        title="Thao tác không được hỗ trợ",
+        message="Địa chỉ này không hỗ trợ thao tác quý vị vừa thực hiện.",
+    )
 
 
 def create_app(settings: Settings, engine: Engine | None = None, *, now: datetime | None = None) -> PathPrefix:
@@ -234,7 +258,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, now: datetim
         limiter=auth.LoginLimiter(),
         cache=StatusCache(engine, settings.zone),
         env=make_env(settings),
-        clock=(lambda: now) if now else (lambda: datetime.now(timezone.utc)),
+        clock=(lambda: now) if now else (lambda: datetime.now(UTC)),
     )
     app = Starlette(routes=routes(), exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.web = web

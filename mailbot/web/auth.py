@@ -108,8 +108,9 @@ def set_password(engine: Engine, name: str, password: str, *, actor: str) -> boo
         pk = conn.execute(select(u.c.id).where(u.c.name == name)).scalar()
         now = store.now()
         if pk is None:
-            conn.execute(u.insert().values(name=name, password_hash=hashed, active=True, created_at=now,
-                                           password_set_at=now))
+            conn.execute(
+                u.insert().values(name=name, password_hash=hashed, active=True, created_at=now, password_set_at=now)
+            )
         else:
             conn.execute(u.update().where(u.c.id == pk).values(password_hash=hashed, active=True, password_set_at=now))
             conn.execute(delete(store.web_sessions).where(store.web_sessions.c.user_id == pk))
@@ -172,8 +173,9 @@ def authenticate(engine: Engine, name: str, password: str) -> User | None:
 
 
 def record(conn, event: str, actor: str, *, ip: str = "", detail: str = "") -> None:  # type: ignore[no-untyped-def]
-    conn.execute(store.web_events.insert().values(at=store.now(), event=event, actor=actor[:64], ip=ip[:64],
-                                                  detail=detail[:300]))
+    conn.execute(
+        store.web_events.insert().values(at=store.now(), event=event, actor=actor[:64], ip=ip[:64], detail=detail[:300])
+    )
 
 
 def record_event(engine: Engine, event: str, actor: str, *, ip: str = "", detail: str = "") -> None:
@@ -206,8 +208,16 @@ class Sessions:
         s = store.web_sessions
         with store.atomic(self.engine) as conn:
             conn.execute(s.delete().where(s.c.expires_at < now))
-            conn.execute(s.insert().values(token_hash=session.token_hash, user_id=user.id, csrf=session.csrf,
-                                           ip=ip[:64], created_at=now, expires_at=session.expires_at))
+            conn.execute(
+                s.insert().values(
+                    token_hash=session.token_hash,
+                    user_id=user.id,
+                    csrf=session.csrf,
+                    ip=ip[:64],
+                    created_at=now,
+                    expires_at=session.expires_at,
+                )
+            )
             record(conn, "login", user.name, ip=ip)
         return self.signer.dumps(token), session
 
@@ -222,8 +232,11 @@ class Sessions:
         if not isinstance(token, str):
             return None
         s, u = store.web_sessions, store.web_users
-        query = (select(s.c.token_hash, s.c.csrf, s.c.expires_at, u.c.id, u.c.name)
-                 .join(u, u.c.id == s.c.user_id).where(s.c.token_hash == _digest(token), u.c.active))
+        query = (
+            select(s.c.token_hash, s.c.csrf, s.c.expires_at, u.c.id, u.c.name)
+            .join(u, u.c.id == s.c.user_id)
+            .where(s.c.token_hash == _digest(token), u.c.active)
+        )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None or row.expires_at <= store.now():
@@ -264,8 +277,7 @@ class LoginLimiter:
     Kept in memory: a restart forgets it, which is acceptable for an internal page (argon2 keeps each guess slow).
     """
 
-    def __init__(self, attempts: int = 5, window: float = 15 * 60, per_ip: int = 30,
-                 clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, attempts: int = 5, window: float = 15 * 60, per_ip: int = 30, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
         self.attempts, self.window, self.per_ip, self.clock = attempts, window, per_ip, clock
         self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._by_ip: dict[str, deque[float]] = defaultdict(deque)
@@ -280,8 +292,10 @@ class LoginLimiter:
         now = self.clock()
         with self._lock:
             waits = []
-            for times, limit in ((self._failures.get((ip, name.strip().lower())), self.attempts),
-                                 (self._by_ip.get(ip), self.per_ip)):
+            for times, limit in (
+                (self._failures.get((ip, name.strip().lower())), self.attempts),
+                (self._by_ip.get(ip), self.per_ip),
+            ):
                 if times is None:
                     continue
                 self._trim(times, now)

@@ -22,10 +22,10 @@ from sqlalchemy import Engine, and_, func, or_, select
 
 from mailbot import store
 from mailbot.models import Campaign
-from mailbot.status import CampaignStatus, InstitutionStatus, ReviewItem, campaign_status
+from mailbot.reports.status import CampaignStatus, InstitutionStatus, ReviewItem, campaign_status
+from mailbot.reports.workbook import GROUP_HEADERS, STATUS_ORDER, institution_row, review_reason
 from mailbot.text import fold, strip_marks
 from mailbot.wording import STATUS, document_title, local_time
-from mailbot.workbook import GROUP_HEADERS, STATUS_ORDER, institution_row, review_reason
 
 MAX_AGE = 30.0  # seconds a snapshot is trusted even if the fingerprint did not move
 RECHECK = 1.0  # seconds between two looks at the fingerprint
@@ -43,14 +43,32 @@ OUTBOX_KIND = {
     "late": "Thông báo quá hạn nộp",
     "digest": "Thư tổng hợp hằng ngày",
 }
-OUTBOX_STATUS = {"pending": "Đang chờ gửi", "sending": "Đang gửi", "sent": "Đã gửi", "failed": "Gửi không thành công",
-                 "suppressed": "Không gửi (vượt giới hạn thư tự động)"}
-MESSAGE_STATE = {"submission": "Báo cáo", "no_report": "Thư không kèm báo cáo", "review": "Chờ cán bộ xem xét",
-                 "error": "Không đọc được thư", "duplicate": "Thư trùng"}
+OUTBOX_STATUS = {
+    "pending": "Đang chờ gửi",
+    "sending": "Đang gửi",
+    "sent": "Đã gửi",
+    "failed": "Gửi không thành công",
+    "suppressed": "Không gửi (vượt giới hạn thư tự động)",
+}
+MESSAGE_STATE = {
+    "submission": "Báo cáo",
+    "no_report": "Thư không kèm báo cáo",
+    "review": "Chờ cán bộ xem xét",
+    "error": "Không đọc được thư",
+    "duplicate": "Thư trùng",
+}
 ACTION = {"assign": "Giao thư cho đơn vị", "extend": "Gia hạn nộp", "roster_import": "Nhập danh sách đơn vị"}
-EVENT = {"login": "Đăng nhập", "login_failed": "Đăng nhập không thành công", "login_limited": "Bị tạm khóa đăng nhập",
-         "logout": "Đăng xuất", "user_added": "Tạo tài khoản", "password_set": "Đổi mật khẩu",
-         "user_disabled": "Khóa tài khoản", "user_enabled": "Mở lại tài khoản", "user_removed": "Xóa tài khoản"}
+EVENT = {
+    "login": "Đăng nhập",
+    "login_failed": "Đăng nhập không thành công",
+    "login_limited": "Bị tạm khóa đăng nhập",
+    "logout": "Đăng xuất",
+    "user_added": "Tạo tài khoản",
+    "password_set": "Đổi mật khẩu",
+    "user_disabled": "Khóa tài khoản",
+    "user_enabled": "Mở lại tài khoản",
+    "user_removed": "Xóa tài khoản",
+}
 
 SORTS = ("stt", "code", "name", "group", "status", "submitted", "count")
 # The tracker's text columns the table shows unless asked for all of them: the rest (files, number and date,
@@ -117,7 +135,7 @@ class Snapshot:
 
 
 def _summary(name: str, members: Sequence[InstitutionStatus]) -> GroupSummary:
-    counts = {key: 0 for key in STATUS_ORDER}
+    counts = dict.fromkeys(STATUS_ORDER, 0)
     for m in members:
         counts[m.status] += 1
     return GroupSummary(name, len(members), counts["on_time"], counts["late"], counts["missing"])
@@ -134,17 +152,31 @@ def build_snapshot(cs: CampaignStatus, zone: ZoneInfo) -> Snapshot:
     rows = []
     for n, inst in enumerate(cs.institutions):
         cells = institution_row(n + 1, inst, zone)[FIRST_EXTRA:]  # the tracker's own row, so the columns agree
-        rows.append(TableRow(
-            n, inst, search_key(inst.code, inst.name, inst.group),
-            tuple(tuple(line for line in str(c if c is not None else "").split("\n") if line) for c in cells),
-            inst.status, local_time(inst.submitted_at, zone),
-            inst.submitted_at.timestamp() if inst.submitted_at else None,
-            local_time(inst.deadline, zone) if inst.extended else "", len(inst.submissions),
-            fold(inst.name), quote(inst.code, safe=""),
-        ))
+        rows.append(
+            TableRow(
+                n,
+                inst,
+                search_key(inst.code, inst.name, inst.group),
+                tuple(tuple(line for line in str(c if c is not None else "").split("\n") if line) for c in cells),
+                inst.status,
+                local_time(inst.submitted_at, zone),
+                inst.submitted_at.timestamp() if inst.submitted_at else None,
+                local_time(inst.deadline, zone) if inst.extended else "",
+                len(inst.submissions),
+                fold(inst.name),
+                quote(inst.code, safe=""),
+            )
+        )
     groups = tuple(_summary(g, members) for g, members in cs.groups().items())
-    return Snapshot(cs, tuple(rows), {r.inst.code: r for r in rows}, groups, _summary("Tổng cộng", cs.counted),
-                    sum(1 for i in cs.institutions if i.extended), {i.code: i.name for i in cs.institutions})
+    return Snapshot(
+        cs,
+        tuple(rows),
+        {r.inst.code: r for r in rows},
+        groups,
+        _summary("Tổng cộng", cs.counted),
+        sum(1 for i in cs.institutions if i.extended),
+        {i.code: i.name for i in cs.institutions},
+    )
 
 
 def fingerprint(engine: Engine) -> tuple[Any, ...]:
@@ -235,7 +267,7 @@ class TableQuery:
         return [n for n, name in enumerate(names) if self.all_columns or name in DEFAULT_EXTRA]
 
     @classmethod
-    def from_params(cls, params: Any) -> "TableQuery":
+    def from_params(cls, params: Any) -> TableQuery:
         sort = params.get("sort", "stt")
         status = params.get("status", "")
         try:
@@ -243,15 +275,26 @@ class TableQuery:
         except ValueError:
             page = 1
         return cls(
-            q=params.get("q", "").strip()[:200], group=params.get("group", "").strip()[:200],
-            status=status if status in STATUS else "", sort=sort if sort in SORTS else "stt",
-            desc=params.get("dir") == "desc", page=page, all_columns=params.get("columns") == "all",
+            q=params.get("q", "").strip()[:200],
+            group=params.get("group", "").strip()[:200],
+            status=status if status in STATUS else "",
+            sort=sort if sort in SORTS else "stt",
+            desc=params.get("dir") == "desc",
+            page=page,
+            all_columns=params.get("columns") == "all",
         )
 
     def params(self, **change: Any) -> dict[str, str]:
-        values = {"q": self.q, "group": self.group, "status": self.status, "sort": self.sort,
-                  "dir": "desc" if self.desc else "asc", "page": str(self.page),
-                  "columns": "all" if self.all_columns else "", **{k: str(v) for k, v in change.items()}}
+        values = {
+            "q": self.q,
+            "group": self.group,
+            "status": self.status,
+            "sort": self.sort,
+            "dir": "desc" if self.desc else "asc",
+            "page": str(self.page),
+            "columns": "all" if self.all_columns else "",
+            **{k: str(v) for k, v in change.items()},
+        }
         defaults = {"q": "", "group": "", "status": "", "sort": "stt", "dir": "asc", "page": "1", "columns": ""}
         return {k: v for k, v in values.items() if v != defaults[k]}
 
@@ -288,11 +331,12 @@ def table(snap: Snapshot, query: TableQuery, page_size: int = PAGE_SIZE) -> Tabl
     wanted = fold(query.q) if query.q else ""
     plain = " ".join(re.sub(r"[^0-9a-z&]+", " ", strip_marks(query.q).lower()).split()) if query.q else ""
     rows = [
-        r for r in snap.rows
+        r
+        for r in snap.rows
         if (not query.group or r.inst.group == query.group)
         and (not wanted or wanted in r.key or (plain and plain in r.key))
     ]
-    counts = {key: 0 for key in STATUS_ORDER}
+    counts = dict.fromkeys(STATUS_ORDER, 0)
     for r in rows:
         counts[r.status] += 1
     if query.status:
@@ -302,8 +346,9 @@ def table(snap: Snapshot, query: TableQuery, page_size: int = PAGE_SIZE) -> Tabl
     pages = max(1, -(-len(rows) // page_size))
     page = min(query.page, pages)
     start = (page - 1) * page_size
-    return TablePage([(start + n + 1, r) for n, r in enumerate(rows[start:start + page_size])], len(rows), page,
-                     pages, counts)
+    return TablePage(
+        [(start + n + 1, r) for n, r in enumerate(rows[start : start + page_size])], len(rows), page, pages, counts
+    )
 
 
 TABLE_HEADERS = GROUP_HEADERS  # the tracker's columns, in its order
@@ -336,7 +381,9 @@ def meta_summary(meta: dict[str, Any] | None) -> str:
     date = str(meta.get("date") or "")
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
         parts.append(f"ngày {date[8:10]}/{date[5:7]}/{date[:4]}")
-    signer = " – ".join(str(meta[k]).replace("\n", " ").strip() for k in ("signer_position", "signer_name") if meta.get(k))
+    signer = " – ".join(
+        str(meta[k]).replace("\n", " ").strip() for k in ("signer_position", "signer_name") if meta.get(k)
+    )
     if signer:
         parts.append(f"Người ký: {signer}")
     return " · ".join(parts)
@@ -367,8 +414,19 @@ def files_by_message(engine: Engine, message_pks: Sequence[int]) -> dict[int, li
     f = store.files
     with engine.connect() as conn:
         for r in conn.execute(select(f).where(f.c.message_pk.in_(list(message_pks))).order_by(f.c.id)):
-            out[r.message_pk].append(FileLink(r.id, r.name, r.kind, r.size, bool(r.path), r.heading,
-                                              tuple(r.warnings), r.origin, meta_summary(getattr(r, "meta", None))))
+            out[r.message_pk].append(
+                FileLink(
+                    r.id,
+                    r.name,
+                    r.kind,
+                    r.size,
+                    bool(r.path),
+                    r.heading,
+                    tuple(r.warnings),
+                    r.origin,
+                    meta_summary(getattr(r, "meta", None)),
+                )
+            )
     return out
 
 
@@ -376,15 +434,35 @@ def institution_messages(engine: Engine, code: str) -> list[MessageView]:
     """Every message recorded for the institution (any campaign, any state), newest first."""
     m, i = store.messages, store.institutions
     with engine.connect() as conn:
-        rows = list(conn.execute(select(m).join(i, i.c.id == m.c.institution_id).where(i.c.code == code)
-                                 .order_by(m.c.received_at.desc(), m.c.id.desc())))
+        rows = list(
+            conn.execute(
+                select(m)
+                .join(i, i.c.id == m.c.institution_id)
+                .where(i.c.code == code)
+                .order_by(m.c.received_at.desc(), m.c.id.desc())
+            )
+        )
     files = files_by_message(engine, [r.id for r in rows])
     return [_message_view(r, files[r.id]) for r in rows]
 
 
 def _message_view(r: Any, files: list[FileLink]) -> MessageView:
-    return MessageView(r.id, r.message_id, r.sender, r.sender_name, r.subject, r.received_at, r.state, r.campaign_id,
-                       bool(r.late), r.identified_by or "", r.reason, tuple(r.warnings), tuple(files), bool(r.eml_path))
+    return MessageView(
+        r.id,
+        r.message_id,
+        r.sender,
+        r.sender_name,
+        r.subject,
+        r.received_at,
+        r.state,
+        r.campaign_id,
+        bool(r.late),
+        r.identified_by or "",
+        r.reason,
+        tuple(r.warnings),
+        tuple(files),
+        bool(r.eml_path),
+    )
 
 
 @dataclass(frozen=True)
@@ -408,13 +486,16 @@ def sent_to(engine: Engine, code: str) -> list[SentMail]:
             return []
         mine = select(m.c.id).where(m.c.institution_id == pk)
         rows = conn.execute(
-            select(o.c.id, o.c.kind, o.c.recipients, o.c.subject, o.c.status, o.c.created_at, o.c.sent_at,
-                   o.c.last_error)
+            select(
+                o.c.id, o.c.kind, o.c.recipients, o.c.subject, o.c.status, o.c.created_at, o.c.sent_at, o.c.last_error
+            )
             .where(or_(o.c.institution_id == pk, o.c.message_pk.in_(mine)))
             .order_by(o.c.created_at.desc(), o.c.id.desc())
         )
-        return [SentMail(r.id, r.kind, tuple(r.recipients), r.subject, r.status, r.created_at, r.sent_at,
-                         r.last_error) for r in rows]
+        return [
+            SentMail(r.id, r.kind, tuple(r.recipients), r.subject, r.status, r.created_at, r.sent_at, r.last_error)
+            for r in rows
+        ]
 
 
 @dataclass(frozen=True)
@@ -428,8 +509,9 @@ class ExtensionView:
 def extension(engine: Engine, campaign_id: str, code: str) -> ExtensionView | None:
     e, i = store.extensions, store.institutions
     with engine.connect() as conn:
-        r = conn.execute(select(e).join(i, i.c.id == e.c.institution_id)
-                         .where(e.c.campaign_id == campaign_id, i.c.code == code)).first()
+        r = conn.execute(
+            select(e).join(i, i.c.id == e.c.institution_id).where(e.c.campaign_id == campaign_id, i.c.code == code)
+        ).first()
     return ExtensionView(r.until, r.reason, r.actor, r.at) if r else None
 
 
@@ -465,8 +547,18 @@ def _action_view(r: Any) -> ActionView:
                 until = datetime.fromisoformat(match["until"])
             except ValueError:
                 until = None
-            return ActionView(r.id, r.action, r.actor, r.at, r.detail, r.message_pk, match["code"], until,
-                              match["reason"].strip(), match["campaign"])
+            return ActionView(
+                r.id,
+                r.action,
+                r.actor,
+                r.at,
+                r.detail,
+                r.message_pk,
+                match["code"],
+                until,
+                match["reason"].strip(),
+                match["campaign"],
+            )
     if r.action == "assign":
         code, _, rest = r.detail.partition(",")
         learned = rest.strip().removeprefix("learned ").strip() if rest else ""
@@ -482,10 +574,16 @@ def actions_for(engine: Engine, code: str) -> list[ActionView]:
     """Assignments to the institution and extensions granted to it, newest first."""
     a = store.actions
     c = _like_escape(code)
-    query = select(a).where(or_(
-        and_(a.c.action == "assign", or_(a.c.detail == code, a.c.detail.like(f"{c},%", escape="\\"))),
-        and_(a.c.action == "extend", a.c.detail.like(f"% {c} until %", escape="\\")),
-    )).order_by(a.c.id.desc())
+    query = (
+        select(a)
+        .where(
+            or_(
+                and_(a.c.action == "assign", or_(a.c.detail == code, a.c.detail.like(f"{c},%", escape="\\"))),
+                and_(a.c.action == "extend", a.c.detail.like(f"% {c} until %", escape="\\")),
+            )
+        )
+        .order_by(a.c.id.desc())
+    )
     with engine.connect() as conn:
         return [_action_view(r) for r in conn.execute(query)]
 
@@ -512,8 +610,10 @@ class EventView:
 def recent_events(engine: Engine, limit: int = 100) -> list[EventView]:
     ev = store.web_events
     with engine.connect() as conn:
-        return [EventView(r.at, r.event, r.actor, r.ip, r.detail)
-                for r in conn.execute(select(ev).order_by(ev.c.id.desc()).limit(limit))]
+        return [
+            EventView(r.at, r.event, r.actor, r.ip, r.detail)
+            for r in conn.execute(select(ev).order_by(ev.c.id.desc()).limit(limit))
+        ]
 
 
 def institution_names(engine: Engine) -> dict[str, str]:

@@ -17,8 +17,8 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import Engine, select
 
 from mailbot import store
-from mailbot.archive import safe_component
-from mailbot.status import CampaignStatus
+from mailbot.ingest.archive import safe_component
+from mailbot.reports.status import CampaignStatus
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,6 @@ def stream_zip(entries: list[ZipEntry], zone: tzinfo, note_name: str = "TỆP B�
             if pipe.chunks:
                 yield pipe.take()
         if missing:
-            text = ("Các tệp sau đã được ghi nhận nhưng không còn trong kho lưu trữ:\n"
-                    + "\n".join(missing) + "\n")
+            text = "Các tệp sau đã được ghi nhận nhưng không còn trong kho lưu trữ:\n" + "\n".join(missing) + "\n"
             zf.writestr(note_name, text.encode("utf-8"))
     yield pipe.take()

@@ -20,14 +20,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from mailbot import extensions, review
+from mailbot.campaigns import extensions, review
 from mailbot.errors import MailbotError, NotFound
 from mailbot.models import Campaign
-from mailbot.status import pick_campaign
+from mailbot.reports.status import pick_campaign
+from mailbot.reports.workbook import tracker_bytes
 from mailbot.web import auth, data, downloads
 from mailbot.web.app import FLASH_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Web
 from mailbot.wording import INPUT_EXAMPLE, local_time, parse_input_time
-from mailbot.workbook import tracker_bytes
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,14 @@ def staff(handler: Handler) -> Handler:
         if request.method == "POST":
             form = await request.form()
             if not auth.csrf_ok(session, form.get("csrf")):  # type: ignore[arg-type]
-                return web.render(request, "error.html", 403, title="Yêu cầu không hợp lệ",
-                                  message="Biểu mẫu đã hết hiệu lực hoặc không hợp lệ. Vui lòng tải lại trang "
-                                          "và thực hiện lại thao tác.")
+                return web.render(
+                    request,
+                    "error.html",
+                    403,
+                    title="Yêu cầu không hợp lệ",
+                    message="Biểu mẫu đã hết hiệu lực hoặc không hợp lệ. Vui lòng tải lại trang "
+                    "và thực hiện lại thao tác.",
+                )
             request.scope["mailbot.form"] = form
         flash_cookie = request.cookies.get(FLASH_COOKIE)
         if flash_cookie:
@@ -107,8 +112,9 @@ def _user(request: Request) -> str:
     return request.scope["mailbot.session"].user.name
 
 
-def _redirect(web: Web, path: str, flash: tuple[str, str] | None = None,
-              params: dict[str, str] | None = None) -> RedirectResponse:
+def _redirect(
+    web: Web, path: str, flash: tuple[str, str] | None = None, params: dict[str, str] | None = None
+) -> RedirectResponse:
     response = RedirectResponse(web.url(path, params), 303)
     if flash:
         web.set_cookie(response, FLASH_COOKIE, web.sessions.flash_signer.dumps(list(flash)), max_age=300)
@@ -133,11 +139,13 @@ async def login_form(request: Request) -> Response:
     return _login_page(request, web, nxt)
 
 
-def _login_page(request: Request, web: Web, nxt: str, error: str = "", name: str = "",
-                status_code: int = 200) -> Response:
+def _login_page(
+    request: Request, web: Web, nxt: str, error: str = "", name: str = "", status_code: int = 200
+) -> Response:
     cookie, token = web.sessions.login_token()
-    response = web.render(request, "login.html", status_code, title="Đăng nhập", token=token, next=nxt,
-                          error=error, name=name)
+    response = web.render(
+        request, "login.html", status_code, title="Đăng nhập", token=token, next=nxt, error=error, name=name
+    )
     web.set_cookie(response, LOGIN_COOKIE, cookie, max_age=24 * 3600)
     return response
 
@@ -150,14 +158,22 @@ async def login_submit(request: Request) -> Response:
     nxt = _safe_next(web, str(form.get("next", "")))
     ip = _ip(request)
     if not web.sessions.login_token_ok(request.cookies.get(LOGIN_COOKIE), str(form.get("token", ""))):
-        return _login_page(request, web, nxt, "Biểu mẫu đăng nhập đã hết hiệu lực. Vui lòng đăng nhập lại.",
-                           name, status_code=403)
+        return _login_page(
+            request, web, nxt, "Biểu mẫu đăng nhập đã hết hiệu lực. Vui lòng đăng nhập lại.", name, status_code=403
+        )
     wait = web.limiter.retry_after(ip, name)
     if wait > 0:
         await run_in_threadpool(auth.record_event, web.engine, "login_limited", name, ip=ip)
         minutes = max(1, round(wait / 60))
-        response = _login_page(request, web, nxt, "Tài khoản này đã đăng nhập sai quá nhiều lần từ máy của quý vị. "
-                               f"Vui lòng thử lại sau khoảng {minutes} phút.", name, status_code=429)
+        response = _login_page(
+            request,
+            web,
+            nxt,
+            "Tài khoản này đã đăng nhập sai quá nhiều lần từ máy của quý vị. "
+            f"Vui lòng thử lại sau khoảng {minutes} phút.",
+            name,
+            status_code=429,
+        )
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     user = await run_in_threadpool(auth.authenticate, web.engine, name, password)
@@ -211,8 +227,18 @@ async def overview(request: Request) -> Response:
     snap = await _snapshot(web, campaign)
     left, overdue = data.time_left(campaign.deadline, web.clock())
     recent = await run_in_threadpool(data.recent_actions, web.engine, 8)
-    return web.render(request, "overview.html", title="Tổng quan", campaign=campaign, snap=snap, left=left,
-                      overdue=overdue, recent=recent, names=snap.names, page="overview")
+    return web.render(
+        request,
+        "overview.html",
+        title="Tổng quan",
+        campaign=campaign,
+        snap=snap,
+        left=left,
+        overdue=overdue,
+        recent=recent,
+        names=snap.names,
+        page="overview",
+    )
 
 
 @staff
@@ -223,12 +249,23 @@ async def institutions(request: Request) -> Response:
     query = data.TableQuery.from_params(request.query_params)
 
     def fragment() -> Markup:  # the same for every user: rendered once per snapshot and query
-        return Markup(web.env.get_template("_table.html").render(
-            url=web.url, campaign=campaign, query=query, result=data.table(snap, query), headers=data.TABLE_HEADERS))
+        return Markup(
+            web.env.get_template("_table.html").render(
+                url=web.url, campaign=campaign, query=query, result=data.table(snap, query), headers=data.TABLE_HEADERS
+            )
+        )
 
     table_html = snap.remember(("table", tuple(sorted(query.params().items()))), fragment)
-    return web.render(request, "institutions.html", title="Danh sách đơn vị", campaign=campaign, snap=snap,
-                      query=query, table_html=table_html, page="institutions")
+    return web.render(
+        request,
+        "institutions.html",
+        title="Danh sách đơn vị",
+        campaign=campaign,
+        snap=snap,
+        query=query,
+        table_html=table_html,
+        page="institutions",
+    )
 
 
 @staff
@@ -242,17 +279,36 @@ async def institution(request: Request) -> Response:
     code = row.inst.code
 
     def load() -> tuple[Any, ...]:
-        return (data.institution_messages(web.engine, code), data.sent_to(web.engine, code),
-                data.extension(web.engine, campaign.id, code), data.actions_for(web.engine, code))
+        return (
+            data.institution_messages(web.engine, code),
+            data.sent_to(web.engine, code),
+            data.extension(web.engine, campaign.id, code),
+            data.actions_for(web.engine, code),
+        )
 
     messages, sent, ext, actions = await run_in_threadpool(load)
     mine = [m for m in messages if m.campaign_id == campaign.id and m.state == "submission"]
     others = [m for m in messages if m not in mine]
     left, overdue = data.time_left(row.inst.deadline, web.clock())
-    return web.render(request, "institution.html", title=row.inst.name, campaign=campaign, row=row, inst=row.inst,
-                      submissions=mine, others=others, sent=sent, ext=ext, actions=actions, left=left,
-                      overdue=overdue, page="institutions", OUTBOX_KIND=data.OUTBOX_KIND,
-                      OUTBOX_STATUS=data.OUTBOX_STATUS, MESSAGE_STATE=data.MESSAGE_STATE)
+    return web.render(
+        request,
+        "institution.html",
+        title=row.inst.name,
+        campaign=campaign,
+        row=row,
+        inst=row.inst,
+        submissions=mine,
+        others=others,
+        sent=sent,
+        ext=ext,
+        actions=actions,
+        left=left,
+        overdue=overdue,
+        page="institutions",
+        OUTBOX_KIND=data.OUTBOX_KIND,
+        OUTBOX_STATUS=data.OUTBOX_STATUS,
+        MESSAGE_STATE=data.MESSAGE_STATE,
+    )
 
 
 @staff
@@ -264,12 +320,20 @@ async def grant_extension(request: Request) -> Response:
     back = f"/c/{quote(campaign.id)}/institutions/{quote(code, safe='')}"
     until = parse_input_time(str(form.get("until", "")), web.settings.zone)
     if until is None:
-        return _redirect(web, back, ("error", "Thời hạn mới không hợp lệ. Vui lòng nhập ngày và giờ theo dạng "
-                                              f"ngày/tháng/năm giờ:phút, ví dụ {INPUT_EXAMPLE}."))
+        return _redirect(
+            web,
+            back,
+            (
+                "error",
+                "Thời hạn mới không hợp lệ. Vui lòng nhập ngày và giờ theo dạng "
+                f"ngày/tháng/năm giờ:phút, ví dụ {INPUT_EXAMPLE}.",
+            ),
+        )
     reason = " ".join(str(form.get("reason", "")).split())[:MAX_REASON]
     try:
-        await run_in_threadpool(extensions.grant, web.engine, campaign, code, until, actor=_user(request),
-                                reason=reason)
+        await run_in_threadpool(
+            extensions.grant, web.engine, campaign, code, until, actor=_user(request), reason=reason
+        )
         web.cache.clear()
     except NotFound:
         raise HTTPException(404) from None
@@ -284,8 +348,10 @@ def _bad_deadline(exc: extensions.BadDeadline, campaign: Campaign, web: Web) -> 
     deadline = local_time(campaign.deadline, web.settings.zone)
     if exc.problem == "not_later":
         return f"Thời hạn mới phải sau hạn nộp chung của đợt báo cáo ({deadline}). Vui lòng chọn lại."
-    return (f"Thời hạn mới không được quá một năm sau hạn nộp chung của đợt báo cáo "
-            f"({deadline}). Vui lòng kiểm tra lại ngày, tháng, năm.")
+    return (
+        f"Thời hạn mới không được quá một năm sau hạn nộp chung của đợt báo cáo "
+        f"({deadline}). Vui lòng kiểm tra lại ngày, tháng, năm."
+    )
 
 
 @staff
@@ -298,8 +364,16 @@ async def review_queue(request: Request) -> Response:
         return data.review_items(web.engine, snap.cs), data.choices(web.engine)
 
     items, choices = await run_in_threadpool(load)
-    return web.render(request, "review.html", title="Thư chờ xem xét", campaign=campaign, snap=snap, items=items,
-                      choices=choices, page="review")
+    return web.render(
+        request,
+        "review.html",
+        title="Thư chờ xem xét",
+        campaign=campaign,
+        snap=snap,
+        items=items,
+        choices=choices,
+        page="review",
+    )
 
 
 @staff
@@ -319,14 +393,18 @@ async def assign(request: Request) -> Response:
     if not code:
         return _redirect(web, back, ("error", f"Vui lòng chọn đơn vị cho thư số {pk}."))
     try:
-        done = await run_in_threadpool(review.assign, web.settings, web.engine, f"#{pk}", code,
-                                       actor=_user(request), learn=learn, now=web.clock())
+        done = await run_in_threadpool(
+            review.assign, web.settings, web.engine, f"#{pk}", code, actor=_user(request), learn=learn, now=web.clock()
+        )
         web.cache.clear()
     except MailbotError as exc:
         text = "không có đơn vị này trong danh sách" if isinstance(exc, NotFound) else str(exc)
         return _redirect(web, back, ("error", f"Chưa giao được thư số {pk}: {text}."))
-    where = (f"tính vào đợt {done.campaign_id}" + (" (nộp muộn)" if done.late else " (đúng hạn)")
-             if done.campaign_id else "chưa có đợt báo cáo nào đang mở cho đơn vị này, thư vẫn chờ xem xét")
+    where = (
+        f"tính vào đợt {done.campaign_id}" + (" (nộp muộn)" if done.late else " (đúng hạn)")
+        if done.campaign_id
+        else "chưa có đợt báo cáo nào đang mở cho đơn vị này, thư vẫn chờ xem xét"
+    )
     learned = f"; đã ghi nhớ địa chỉ {msg.sender}" if done.learned else ""
     receipt = f"; thư xác nhận sẽ được gửi tới {msg.sender}" if done.receipt else ""
     return _redirect(web, back, ("ok", f"Đã giao thư số {pk} cho {done.institution.name}: {where}{learned}{receipt}."))
@@ -338,12 +416,23 @@ async def changes(request: Request) -> Response:
     campaign = _campaign(request)
 
     def load() -> tuple[Any, ...]:
-        return (data.recent_actions(web.engine, 200), data.recent_events(web.engine, 100),
-                data.institution_names(web.engine))
+        return (
+            data.recent_actions(web.engine, 200),
+            data.recent_events(web.engine, 100),
+            data.institution_names(web.engine),
+        )
 
     actions, events, names = await run_in_threadpool(load)
-    return web.render(request, "log.html", title="Nhật ký thay đổi", campaign=campaign, actions=actions,
-                      events=events, names=names, page="log")
+    return web.render(
+        request,
+        "log.html",
+        title="Nhật ký thay đổi",
+        campaign=campaign,
+        actions=actions,
+        events=events,
+        names=names,
+        page="log",
+    )
 
 
 # --- downloads ----------------------------------------------------------------------------------------
@@ -374,7 +463,7 @@ async def consolidation(request: Request) -> Response:
 def _consolidation_bytes(web, campaign, now) -> bytes:  # type: ignore[no-untyped-def]
     import io
 
-    from mailbot.compile import build_workbook, compile_campaign
+    from mailbot.reports.compile import build_workbook, compile_campaign
 
     buffer = io.BytesIO()
     build_workbook(compile_campaign(web.settings, web.engine, campaign, now=now)).save(buffer)
@@ -388,30 +477,36 @@ async def reports_zip(request: Request) -> Response:
     snap = await _snapshot(web, campaign)
     entries = await run_in_threadpool(downloads.latest_reports, snap.cs, web.settings.archive_dir)
     name = f"bao-cao-{campaign.id}-{web.clock().astimezone(web.settings.zone):%Y%m%d-%H%M}.zip"
-    return StreamingResponse(downloads.stream_zip(entries, web.settings.zone), media_type="application/zip",
-                             headers={"Content-Disposition": _attachment(name)})
+    return StreamingResponse(
+        downloads.stream_zip(entries, web.settings.zone),
+        media_type="application/zip",
+        headers={"Content-Disposition": _attachment(name)},
+    )
 
 
 def _file_response(found: downloads.Download | None) -> Response:
     if found is None:
         raise HTTPException(404)
-    return FileResponse(found.path, media_type=found.media_type, filename=found.name,
-                        content_disposition_type="attachment")
+    return FileResponse(
+        found.path, media_type=found.media_type, filename=found.name, content_disposition_type="attachment"
+    )
 
 
 @staff
 async def stored_file(request: Request) -> Response:
     web = _web(request)
-    found = await run_in_threadpool(downloads.stored_file, web.engine, web.settings.archive_dir,
-                                    _pk(request, "file_id"))
+    found = await run_in_threadpool(
+        downloads.stored_file, web.engine, web.settings.archive_dir, _pk(request, "file_id")
+    )
     return _file_response(found)
 
 
 @staff
 async def original(request: Request) -> Response:
     web = _web(request)
-    found = await run_in_threadpool(downloads.original_message, web.engine, web.settings.archive_dir,
-                                    _pk(request, "pk"))
+    found = await run_in_threadpool(
+        downloads.original_message, web.engine, web.settings.archive_dir, _pk(request, "pk")
+    )
     return _file_response(found)
 
 

@@ -39,9 +39,9 @@ import subprocess
 import threading
 import time
 import weakref
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 __all__ = [
     "DEFAULT_PASSWORD",
@@ -67,9 +67,7 @@ _MAX_ROOT_LEN = 70
 
 _MONTHS = {
     m: i
-    for i, m in enumerate(
-        "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1
-    )
+    for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], start=1)
 }
 
 
@@ -80,7 +78,7 @@ class DovecotError(RuntimeError):
 # --------------------------------------------------------------------------
 # process bookkeeping: make sure no server outlives the test process
 
-_RUNNING: "weakref.WeakSet[Dovecot]" = weakref.WeakSet()
+_RUNNING: weakref.WeakSet[Dovecot] = weakref.WeakSet()
 
 
 @atexit.register
@@ -134,8 +132,14 @@ def ensure_vmail_user() -> pwd.struct_passwd:
             useradd = shutil.which("useradd") or "/usr/sbin/useradd"
             proc = subprocess.run(
                 [
-                    useradd, "--system", "--user-group", "--no-create-home",
-                    "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                    useradd,
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
                     VMAIL_USER,
                 ],
                 capture_output=True,
@@ -150,8 +154,7 @@ def ensure_vmail_user() -> pwd.struct_passwd:
             return pwd.getpwnam(VMAIL_USER)
         except KeyError:
             raise DovecotError(
-                f"could not create system user {VMAIL_USER!r}: "
-                f"{proc.stderr.strip() or proc.stdout.strip()}"
+                f"could not create system user {VMAIL_USER!r}: {proc.stderr.strip() or proc.stdout.strip()}"
             ) from None
 
 
@@ -242,16 +245,19 @@ def _parse_internaldate(text: str) -> datetime:
     day, mon, year, hh, mm, ss, zone = m.groups()
     tz = datetime.strptime(zone, "%z").tzinfo
     return datetime(
-        int(year), _MONTHS[mon.capitalize()], int(day), int(hh), int(mm), int(ss),
+        int(year),
+        _MONTHS[mon.capitalize()],
+        int(day),
+        int(hh),
+        int(mm),
+        int(ss),
         tzinfo=tz,
     )
 
 
 def _check(typ: str, data: list, what: str) -> list:
     if typ != "OK":
-        detail = b" ".join(d for d in data if isinstance(d, bytes)).decode(
-            "utf-8", "replace"
-        )
+        detail = b" ".join(d for d in data if isinstance(d, bytes)).decode("utf-8", "replace")
         raise DovecotError(f"IMAP {what} failed: {typ} {detail}")
     return data
 
@@ -326,8 +332,7 @@ class Dovecot:
         self.startup_timeout = startup_timeout
         if oauth2_introspection_mode not in ("post", "get", "auth"):
             raise DovecotError(
-                f"oauth2_introspection_mode must be post, get or auth, "
-                f"not {oauth2_introspection_mode!r}"
+                f"oauth2_introspection_mode must be post, get or auth, not {oauth2_introspection_mode!r}"
             )
         self.oauth2_introspection_url = oauth2_introspection_url
         self.oauth2_introspection_mode = oauth2_introspection_mode
@@ -392,12 +397,9 @@ class Dovecot:
                     pw = pwd.getpwnam(name)
                 except KeyError:
                     raise DovecotError(
-                        f"system user {name!r} is missing: is dovecot-core "
-                        f"installed correctly? {_INSTALL_HINT}"
+                        f"system user {name!r} is missing: is dovecot-core installed correctly? {_INSTALL_HINT}"
                     ) from None
-                gids = {pw.pw_gid} | {
-                    g.gr_gid for g in grp.getgrall() if name in g.gr_mem
-                }
+                gids = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if name in g.gr_mem}
                 blocked = _path_traversable_by(self.root_dir, pw.pw_uid, gids)
                 if blocked is not None:
                     raise DovecotError(
@@ -433,11 +435,24 @@ class Dovecot:
         openssl = shutil.which("openssl")
         if openssl:
             cmd = [
-                openssl, "req", "-x509", "-nodes", "-newkey", "ec",
-                "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                "-keyout", str(self.key_path), "-out", str(self.cert_path),
-                "-days", "30", "-subj", "/CN=localhost",
-                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                openssl,
+                "req",
+                "-x509",
+                "-nodes",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-keyout",
+                str(self.key_path),
+                "-out",
+                str(self.cert_path),
+                "-days",
+                "30",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
@@ -464,7 +479,7 @@ class Dovecot:
             ) from None
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-        now = _dt.datetime.now(_dt.timezone.utc)
+        now = _dt.datetime.now(_dt.UTC)
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -502,9 +517,7 @@ class Dovecot:
                 if any(c in value for c in ":\r\n\0") or not value:
                     raise DovecotError(f"unsupported {what} {value!r}")
             # user:password:uid:gid:(gecos):home:(shell):extra
-            lines.append(
-                f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{self.home_dir(user)}::\n"
-            )
+            lines.append(f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{self.home_dir(user)}::\n")
         tmp = self.passwd_path.with_suffix(".tmp")
         tmp.write_text("".join(lines))
         os.chmod(tmp, 0o644)  # read by the auth process (runs as "dovecot")
@@ -559,8 +572,7 @@ timeout_msecs = 5000
             # chroot() needs root
             nochroot = "".join(
                 f"service {s} {{\n  chroot =\n}}\n"
-                for s in ("imap-login", "log", "ipc", "indexer",
-                          "aggregator", "old-stats")
+                for s in ("imap-login", "log", "ipc", "indexer", "aggregator", "old-stats")
             )
             anvil_chroot = "  chroot =\n"
         else:
@@ -588,12 +600,7 @@ timeout_msecs = 5000
             )
         else:
             oauth2_mechanisms = passwd_mechanisms = oauth2_passdb = ""
-        debug = (
-            "auth_verbose = yes\nauth_debug = yes\nmail_debug = yes\n"
-            "verbose_ssl = yes\n"
-            if self.verbose
-            else ""
-        )
+        debug = "auth_verbose = yes\nauth_debug = yes\nmail_debug = yes\nverbose_ssl = yes\n" if self.verbose else ""
         conf = f"""\
 # Generated by tests/servers/dovecot.py -- private test instance.
 instance_name = mailbot-test-{os.getpid()}-{id(self):x}
@@ -661,7 +668,7 @@ service anvil {{
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def start(self) -> "Dovecot":
+    def start(self) -> Dovecot:
         """Start the server and wait until both ports greet ``* OK``."""
         if self.running:
             return self
@@ -674,7 +681,7 @@ service anvil {{
         # got reused, Dovecot would refuse to start ("already running").
         with contextlib.suppress(FileNotFoundError):
             (self.base_dir / "master.pid").unlink()
-        self._stderr_file = open(self.stderr_path, "ab")
+        self._stderr_file = open(self.stderr_path, "ab")  # noqa: SIM115 - kept open for the server's lifetime, closed in stop()
         self._proc = subprocess.Popen(
             [self._binary, "-F", "-c", str(self.conf_path)],
             stdin=subprocess.DEVNULL,
@@ -703,8 +710,7 @@ service anvil {{
             if self._proc is None or self._proc.poll() is not None:
                 raise DovecotError(
                     "dovecot exited during startup "
-                    f"(exit code {self._proc.returncode if self._proc else '?'}):\n"
-                    + self._diagnostics()
+                    f"(exit code {self._proc.returncode if self._proc else '?'}):\n" + self._diagnostics()
                 )
             if time.monotonic() > deadline:
                 raise DovecotError(
@@ -718,9 +724,7 @@ service anvil {{
                     last_err = exc
                     continue
                 if not greeting.startswith(b"* OK"):
-                    raise DovecotError(
-                        f"unexpected greeting on port {port}: {greeting!r}"
-                    )
+                    raise DovecotError(f"unexpected greeting on port {port}: {greeting!r}")
                 del pending[kind]
             if pending:
                 time.sleep(0.02)
@@ -728,9 +732,7 @@ service anvil {{
     def _greeting(self, port: int, tls: bool = False) -> bytes:
         with socket.create_connection((self.host, port), timeout=2) as sock:
             if tls:
-                with self.ssl_context().wrap_socket(
-                    sock, server_hostname=self.host
-                ) as tsock:
+                with self.ssl_context().wrap_socket(sock, server_hostname=self.host) as tsock:
                     return tsock.recv(200)
             return sock.recv(200)
 
@@ -785,12 +787,12 @@ service anvil {{
             self._stderr_file = None
         _RUNNING.discard(self)
 
-    def restart(self) -> "Dovecot":
+    def restart(self) -> Dovecot:
         """Stop and start again on the same ports with the same mail."""
         self.stop()
         return self.start()
 
-    def __enter__(self) -> "Dovecot":
+    def __enter__(self) -> Dovecot:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -824,7 +826,9 @@ service anvil {{
             raise DovecotError("dovecot is not running (call start())")
         if use_ssl:
             conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                self.host, self.ssl_port, ssl_context=self.ssl_context(),
+                self.host,
+                self.ssl_port,
+                ssl_context=self.ssl_context(),
                 timeout=timeout,
             )
         else:
@@ -872,14 +876,16 @@ service anvil {{
 
     @contextlib.contextmanager
     def _session(
-        self, folder: str | None = None, *, readonly: bool = True,
+        self,
+        folder: str | None = None,
+        *,
+        readonly: bool = True,
         user: str | None = None,
     ) -> Iterator[imaplib.IMAP4]:
         conn = self.connect(user=user)
         try:
             if folder is not None:
-                _check(*conn.select(_quote(folder), readonly=readonly),
-                       f"SELECT {folder}")
+                _check(*conn.select(_quote(folder), readonly=readonly), f"SELECT {folder}")
             yield conn
         finally:
             with contextlib.suppress(Exception):
@@ -892,9 +898,7 @@ service anvil {{
         """CREATE ``name`` (no error if it already exists)."""
         with self._session(user=user) as conn:
             typ, data = conn.create(_quote(name))
-            if typ != "OK" and b"ALREADYEXISTS" not in b" ".join(
-                d for d in data if isinstance(d, bytes)
-            ):
+            if typ != "OK" and b"ALREADYEXISTS" not in b" ".join(d for d in data if isinstance(d, bytes)):
                 _check(typ, data, f"CREATE {name}")
 
     def folder_exists(self, name: str, *, user: str | None = None) -> bool:
@@ -937,13 +941,11 @@ service anvil {{
         date_time = None
         if when is not None:
             if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
+                when = when.replace(tzinfo=UTC)
             date_time = imaplib.Time2Internaldate(when)
         with self._session(user=user) as conn:
             typ, data = conn.append(_quote(folder), flags or None, date_time, raw)
-            if typ != "OK" and b"TRYCREATE" in b" ".join(
-                d for d in data if isinstance(d, bytes)
-            ):
+            if typ != "OK" and b"TRYCREATE" in b" ".join(d for d in data if isinstance(d, bytes)):
                 _check(*conn.create(_quote(folder)), f"CREATE {folder}")
                 typ, data = conn.append(_quote(folder), flags or None, date_time, raw)
             _check(typ, data, f"APPEND to {folder}")
@@ -955,8 +957,7 @@ service anvil {{
 
     def _fetch(self, folder: str, item: str, user: str | None) -> list[bytes]:
         with self._session(user=user) as conn:
-            data = _check(*conn.select(_quote(folder), readonly=True),
-                          f"SELECT {folder}")
+            data = _check(*conn.select(_quote(folder), readonly=True), f"SELECT {folder}")
             if int(data[0] or 0) == 0:
                 conn.close()
                 return []
@@ -970,9 +971,7 @@ service anvil {{
                 lines.append(d)
         return lines
 
-    def fetch_flags(
-        self, folder: str = "INBOX", *, user: str | None = None
-    ) -> dict[int, str]:
+    def fetch_flags(self, folder: str = "INBOX", *, user: str | None = None) -> dict[int, str]:
         """``{uid: "\\\\Seen \\\\Flagged"}`` for every message in ``folder``."""
         out: dict[int, str] = {}
         for line in self._fetch(folder, "UID FLAGS", user):
@@ -982,9 +981,7 @@ service anvil {{
                 out[int(uid.group(1))] = flags.group(1).decode()
         return out
 
-    def fetch_internaldates(
-        self, folder: str = "INBOX", *, user: str | None = None
-    ) -> dict[int, datetime]:
+    def fetch_internaldates(self, folder: str = "INBOX", *, user: str | None = None) -> dict[int, datetime]:
         """``{uid: aware datetime}`` of every message's INTERNALDATE."""
         out: dict[int, datetime] = {}
         for line in self._fetch(folder, "UID INTERNALDATE", user):
@@ -1013,9 +1010,7 @@ service anvil {{
 
     # ------------------------------------------------------------ chaos
 
-    def reset_uidvalidity(
-        self, folder: str = "INBOX", *, user: str | None = None
-    ) -> int:
+    def reset_uidvalidity(self, folder: str = "INBOX", *, user: str | None = None) -> int:
         """Make Dovecot assign a new UIDVALIDITY (and new UIDs) to ``folder``
         while keeping its messages.  Restarts the server if it was running.
         Returns the new UIDVALIDITY."""
@@ -1048,13 +1043,8 @@ service anvil {{
                 if not was_running:
                     self.stop()
                 return new
-        raise DovecotError(
-            f"UIDVALIDITY of {folder!r} stayed {old} after deleting its index"
-        )
+        raise DovecotError(f"UIDVALIDITY of {folder!r} stayed {old} after deleting its index")
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return (
-            f"<Dovecot {state} imap={self.host}:{self.port} "
-            f"imaps={self.host}:{self.ssl_port} root={self.root_dir}>"
-        )
+        return f"<Dovecot {state} imap={self.host}:{self.port} imaps={self.host}:{self.ssl_port} root={self.root_dir}>"

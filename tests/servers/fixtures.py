@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -124,6 +124,4 @@ def pytest_runtest_makereport(item, call):
         if isinstance(server, Dovecot):
             text = server.log_text()
             if text:
-                report.sections.append(
-                    (f"dovecot log ({name})", "\n".join(text.splitlines()[-60:]))
-                )
+                report.sections.append((f"dovecot log ({name})", "\n".join(text.splitlines()[-60:])))

@@ -32,9 +32,9 @@ import json
 import secrets
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 
@@ -65,7 +65,7 @@ class Introspection:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
@@ -108,7 +108,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._introspect("auth", bearer)
             return
         # get mode: Dovecot appends the token to introspection_url as is.
-        token = _query_token(query) or urllib.parse.unquote(path[len("/introspect"):].lstrip("/"))
+        token = _query_token(query) or urllib.parse.unquote(path[len("/introspect") :].lstrip("/"))
         self._introspect("get", token)
 
     def _bearer(self) -> str:
@@ -145,8 +145,15 @@ class _Handler(BaseHTTPRequestHandler):
         with srv._lock:
             srv.tokens[token] = user
             srv.issued.append(token)
-        self._reply(200, {"access_token": token, "expires_in": srv.expires_in, "token_type": "Bearer",
-                          **({"scope": form["scope"]} if "scope" in form else {})})
+        self._reply(
+            200,
+            {
+                "access_token": token,
+                "expires_in": srv.expires_in,
+                "token_type": "Bearer",
+                **({"scope": form["scope"]} if "scope" in form else {}),
+            },
+        )
 
     def _introspect(self, mode: str, token: str) -> None:
         srv = self.server.owner
@@ -156,8 +163,10 @@ class _Handler(BaseHTTPRequestHandler):
         if user is None:
             self._reply(200, {"active": False})
         else:
-            self._reply(200, {"active": True, "username": user, "client_id": srv.client_id,
-                              "token_type": "Bearer", "scope": "mail"})
+            self._reply(
+                200,
+                {"active": True, "username": user, "client_id": srv.client_id, "token_type": "Bearer", "scope": "mail"},
+            )
 
 
 def _query_token(query: str) -> str:
@@ -167,7 +176,7 @@ def _query_token(query: str) -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    owner: "OAuthServer"
+    owner: OAuthServer
 
 
 class OAuthServer:
@@ -179,9 +188,15 @@ class OAuthServer:
     (:class:`Introspection` records), ``tokens`` (every valid token → user).
     """
 
-    def __init__(self, *, user: str = DEFAULT_USER, client_id: str = CLIENT_ID,
-                 client_secret: str | None = CLIENT_SECRET, refresh_token: str = REFRESH_TOKEN,
-                 expires_in: int = 3600) -> None:
+    def __init__(
+        self,
+        *,
+        user: str = DEFAULT_USER,
+        client_id: str = CLIENT_ID,
+        client_secret: str | None = CLIENT_SECRET,
+        refresh_token: str = REFRESH_TOKEN,
+        expires_in: int = 3600,
+    ) -> None:
         self.user = user
         self.client_id = client_id
         self.client_secret = client_secret  # None: a public client, no secret checked
@@ -200,15 +215,16 @@ class OAuthServer:
         self.port: int | None = None
 
     # -- lifecycle ---------------------------------------------------------
-    def start(self) -> "OAuthServer":
+    def start(self) -> OAuthServer:
         if self._httpd is not None:
             return self
         httpd = _Server((self.host, self.port or 0), _Handler)
         httpd.owner = self
         self.port = int(httpd.server_address[1])
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"oauth-server-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"oauth-server-{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -222,7 +238,7 @@ class OAuthServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "OAuthServer":
+    def __enter__(self) -> OAuthServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -38,11 +38,12 @@ import tempfile
 import threading
 import time
 import warnings
+from base64 import b64decode
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from base64 import b64decode
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -76,10 +77,27 @@ def _free_port() -> int:
 def _make_cert(directory: Path) -> tuple[Path, Path]:
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={HOST}",
-         "-addext", f"subjectAltName=IP:{HOST}"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            f"/CN={HOST}",
+            "-addext",
+            f"subjectAltName=IP:{HOST}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return cert, key
 
@@ -133,8 +151,9 @@ class _Handler:
             return AuthResult(success=False, handled=True)
         return AuthResult(success=False, handled=False)
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
         with self.sink._lock:
             reply = self.sink.reject.get(address) or self.sink.reject.get(address.lower())
         if reply is not None:
@@ -149,8 +168,7 @@ class _Handler:
                 return f"{code} {text}"
             content = envelope.original_content or envelope.content or b""
             data = content if isinstance(content, bytes) else content.encode()
-            self.sink._messages.append(
-                Captured(envelope.mail_from or "", tuple(envelope.rcpt_tos), data))
+            self.sink._messages.append(Captured(envelope.mail_from or "", tuple(envelope.rcpt_tos), data))
         return "250 OK: queued"
 
 
@@ -161,13 +179,18 @@ class SmtpSink:
     (``reject`` keys are matched as given or lower-cased).
     """
 
-    def __init__(self, *, auth: dict[str, str] | None = None, starttls: bool = False,
-                 implicit_tls: bool = False,
-                 reject: dict[str, tuple[int, str]] | None = None,
-                 fail_next: list[tuple[int, str]] | None = None,
-                 xoauth2_tokens: dict[str, str] | None = None,
-                 xoauth2_validator: Callable[[str, str], bool] | None = None,
-                 ready_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        auth: dict[str, str] | None = None,
+        starttls: bool = False,
+        implicit_tls: bool = False,
+        reject: dict[str, tuple[int, str]] | None = None,
+        fail_next: list[tuple[int, str]] | None = None,
+        xoauth2_tokens: dict[str, str] | None = None,
+        xoauth2_validator: Callable[[str, str], bool] | None = None,
+        ready_timeout: float = 5.0,
+    ) -> None:
         if starttls and implicit_tls:
             raise ValueError("choose starttls or implicit_tls, not both")
         self.host = HOST
@@ -178,8 +201,7 @@ class SmtpSink:
         self.reject: dict[str, tuple[int, str]] = dict(reject or {})
         self.fail_next: list[tuple[int, str]] = list(fail_next or [])
         # token -> user; public and mutable (add or revoke tokens between sends)
-        self.xoauth2_tokens: dict[str, str] | None = (
-            dict(xoauth2_tokens) if xoauth2_tokens is not None else None)
+        self.xoauth2_tokens: dict[str, str] | None = dict(xoauth2_tokens) if xoauth2_tokens is not None else None
         self.xoauth2_validator = xoauth2_validator
         self.logins: list[tuple[str, str, bool]] = []
         self.ready_timeout = ready_timeout
@@ -237,13 +259,16 @@ class SmtpSink:
                 # aiosmtpd warns (per connection, from its thread) about AUTH
                 # without TLS -- intended here.  Set from the calling thread, so
                 # under pytest the filter is scoped to the current test.
-                warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS",
-                                        UserWarning, "aiosmtpd")
-            kwargs.update(authenticator=self._authenticate, auth_required=True,
-                          auth_require_tls=self.starttls)
+                warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning, "aiosmtpd")
+            kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=self.starttls)
         controller = Controller(
-            _Handler(self), hostname=self.host, port=self.port,
-            server_hostname=self.host, ready_timeout=self.ready_timeout, **kwargs)
+            _Handler(self),
+            hostname=self.host,
+            port=self.port,
+            server_hostname=self.host,
+            ready_timeout=self.ready_timeout,
+            **kwargs,
+        )
         try:
             controller.start()
         except BaseException:
@@ -291,12 +316,14 @@ class SmtpSink:
                 seen = [(m.mail_from, m.rcpt_tos, m.message["Subject"]) for m in got]
                 raise AssertionError(
                     f"SMTP sink {self.host}:{self.port}: expected >= {count} message(s) "
-                    f"within {timeout}s, got {len(got)}: {seen}")
+                    f"within {timeout}s, got {len(got)}: {seen}"
+                )
             time.sleep(0.02)
 
     # -- internals ---------------------------------------------------------
-    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
-                      mechanism: str, auth_data: Any) -> AuthResult:
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         ok = (
             self.auth is not None
             and mechanism in ("PLAIN", "LOGIN")

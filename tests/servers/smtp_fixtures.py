@@ -9,7 +9,8 @@ Load with ``pytest_plugins = ["tests.servers.smtp_fixtures"]`` in conftest.py.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 

@@ -31,7 +31,7 @@ class StallRelay:
         self._stopping = threading.Event()
         self.port = 0
 
-    def start(self) -> "StallRelay":
+    def start(self) -> StallRelay:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.host, 0))
@@ -52,7 +52,7 @@ class StallRelay:
                     s.close()
             self._sockets.clear()
 
-    def __enter__(self) -> "StallRelay":
+    def __enter__(self) -> StallRelay:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

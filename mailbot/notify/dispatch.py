@@ -8,13 +8,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from mailbot import outbox, store
-from mailbot.chase import Notice, due_notices
+from mailbot import store
 from mailbot.config import Settings
-from mailbot.digest import active_campaigns, digest_context
 from mailbot.errors import MailbotError
-from mailbot.notify import Rendered, Templates, compose, department, load_templates, secret_key
-from mailbot.status import CampaignStatus, campaign_status
+from mailbot.notify import outbox
+from mailbot.notify.chase import Notice, due_notices
+from mailbot.notify.compose import Rendered, Templates, compose, department, load_templates, secret_key
+from mailbot.notify.digest import active_campaigns, digest_context
+from mailbot.reports.status import CampaignStatus, campaign_status
 from mailbot.wording import local_time
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -28,8 +29,11 @@ class Planned:
 
 
 def _common(settings: Settings, now: datetime) -> dict[str, Any]:
-    return {"department": department(settings.outbox), "inbox_address": settings.outbox.address,
-            "now": local_time(now, settings.zone)}
+    return {
+        "department": department(settings.outbox),
+        "inbox_address": settings.outbox.address,
+        "now": local_time(now, settings.zone),
+    }
 
 
 def statuses(settings: Settings, engine: Engine, now: datetime) -> list[CampaignStatus]:
@@ -44,8 +48,11 @@ def recipients_for(notice: Notice, undeliverable: dict[str, str]) -> tuple[str, 
 
 
 def plan_notices(settings: Settings, engine: Engine, now: datetime) -> list[Notice]:
-    return [n for cs in statuses(settings, engine, now)
-            for n in due_notices(cs, settings.chase(cs.campaign.id), now, settings.zone)]
+    return [
+        n
+        for cs in statuses(settings, engine, now)
+        for n in due_notices(cs, settings.chase(cs.campaign.id), now, settings.zone)
+    ]
 
 
 def queue_notices(settings: Settings, engine: Engine, now: datetime, *, dry_run: bool = False) -> list[Planned]:
@@ -64,11 +71,17 @@ def _notice_context(settings: Settings, n: Notice, now: datetime) -> dict[str, A
     return {
         **_common(settings, now),
         "institution": {"code": i.code, "name": i.name, "group": i.group},
-        "campaign": {"id": n.campaign.id, "title": n.campaign.title, "plan": n.campaign.plan,
-                     "contact": n.campaign.contact},
+        "campaign": {
+            "id": n.campaign.id,
+            "title": n.campaign.title,
+            "plan": n.campaign.plan,
+            "contact": n.campaign.contact,
+        },
         "contact": "",  # the notice's body already names the campaign's contact; the footer does not repeat it
-        "deadline": local_time(i.deadline, zone), "deadline_short": f"{i.deadline.astimezone(zone):%d/%m/%Y}",
-        "days_left": n.days, "days_late": n.days,
+        "deadline": local_time(i.deadline, zone),
+        "deadline_short": f"{i.deadline.astimezone(zone):%d/%m/%Y}",
+        "days_left": n.days,
+        "days_late": n.days,
     }
 
 
@@ -79,13 +92,24 @@ def _queue_notice(
     msg = compose(settings.outbox, key, n.kind, to or ("undisclosed-recipients:;",), rendered, when=now)
     with store.atomic(engine) as conn:
         inst_pk = store.institution_pk(conn, n.institution.code)
-        queued = outbox.queue(conn, key=n.key, kind=n.kind, msg=msg, recipients=to, now=now,
-                              day_start=outbox.day_start(now, settings.zone),
-                              limit=settings.notify.max_auto_per_address_per_day,
-                              institution_id=inst_pk, campaign_id=n.campaign.id)
+        queued = outbox.queue(
+            conn,
+            key=n.key,
+            kind=n.kind,
+            msg=msg,
+            recipients=to,
+            now=now,
+            day_start=outbox.day_start(now, settings.zone),
+            limit=settings.notify.max_auto_per_address_per_day,
+            institution_id=inst_pk,
+            campaign_id=n.campaign.id,
+        )
         if not to and queued.status != "exists":
-            conn.execute(store.outbox.update().where(store.outbox.c.id == queued.outbox_id).values(
-                status="failed", last_error="đơn vị không có địa chỉ thư dùng được trong danh sách"))
+            conn.execute(
+                store.outbox.update()
+                .where(store.outbox.c.id == queued.outbox_id)
+                .values(status="failed", last_error="đơn vị không có địa chỉ thư dùng được trong danh sách")
+            )
             return Planned(n, to, "failed")
     return Planned(n, to, queued.status)
 
@@ -100,7 +124,7 @@ def queue_digest(settings: Settings, engine: Engine, now: datetime) -> tuple[out
     """Today's digest to staff, with one Excel tracker per active campaign; once per day."""
     if not settings.notify.staff:
         raise MailbotError("notify.staff is empty: list the staff addresses that receive the digest")
-    from mailbot.workbook import tracker_bytes  # openpyxl is heavy: only load it when a digest is built
+    from mailbot.reports.workbook import tracker_bytes  # openpyxl is heavy: only load it when a digest is built
 
     rendered, found = render_digest(settings, engine, now)
     day = now.astimezone(settings.zone)
@@ -108,10 +132,24 @@ def queue_digest(settings: Settings, engine: Engine, now: datetime) -> tuple[out
         (f"theo-doi-{cs.campaign.id}-{day:%Y%m%d}.xlsx", tracker_bytes(cs, settings.zone, generated_at=now), XLSX)
         for cs in found
     )
-    msg = compose(settings.outbox, secret_key(settings.data_dir), "digest", settings.notify.staff, rendered,
-                  when=now, attachments=attachments)
+    msg = compose(
+        settings.outbox,
+        secret_key(settings.data_dir),
+        "digest",
+        settings.notify.staff,
+        rendered,
+        when=now,
+        attachments=attachments,
+    )
     with store.atomic(engine) as conn:
-        queued = outbox.queue(conn, key=f"digest:{day:%Y-%m-%d}", kind="digest", msg=msg,
-                              recipients=tuple(settings.notify.staff), now=now,
-                              day_start=outbox.day_start(now, settings.zone), limit=0)
+        queued = outbox.queue(
+            conn,
+            key=f"digest:{day:%Y-%m-%d}",
+            kind="digest",
+            msg=msg,
+            recipients=tuple(settings.notify.staff),
+            now=now,
+            day_start=outbox.day_start(now, settings.zone),
+            limit=0,
+        )
     return queued, rendered

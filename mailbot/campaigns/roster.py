@@ -16,10 +16,18 @@ from mailbot.text import fold, nfc
 
 # Folded header → field; staff export rosters from many spreadsheets, so accept the usual spellings.
 HEADERS = {
-    "code": "code", "ma don vi": "code", "ma": "code",
-    "name": "name", "ten don vi": "name", "ten": "name",
-    "group": "group", "nhom": "group",
-    "emails": "emails", "email": "emails", "e mail": "emails", "thu dien tu": "emails",
+    "code": "code",
+    "ma don vi": "code",
+    "ma": "code",
+    "name": "name",
+    "ten don vi": "name",
+    "ten": "name",
+    "group": "group",
+    "nhom": "group",
+    "emails": "emails",
+    "email": "emails",
+    "e mail": "emails",
+    "thu dien tu": "emails",
 }
 _SPLIT = re.compile(r"[,;\s]+")
 
@@ -49,7 +57,7 @@ def _csv_rows(path: Path) -> list[list[str]]:
     else:
         raise RosterError(f"{path}: cannot decode the file (save it as UTF-8 CSV)")
     dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t") if text.strip() else csv.excel
-    return [row for row in csv.reader(io.StringIO(text), dialect)]
+    return list(csv.reader(io.StringIO(text), dialect))
 
 
 def _xlsx_rows(path: Path) -> list[list[str]]:

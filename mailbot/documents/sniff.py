@@ -31,7 +31,11 @@ def sniff(data: bytes, name: str = "") -> FileKind | str:
     if data.startswith(b"%PDF"):
         return FileKind.PDF
     if data.startswith(OLE_MAGIC):
-        return FileKind.DOC if _utf16("WordDocument") in data[:1 << 20] or _utf16("EncryptedPackage") in data[:1 << 20] else FileKind.OTHER
+        return (
+            FileKind.DOC
+            if _utf16("WordDocument") in data[: 1 << 20] or _utf16("EncryptedPackage") in data[: 1 << 20]
+            else FileKind.OTHER
+        )
     if data.startswith(b"\x78\x9f\x3e\x22"):
         return "tnef"
     if data.startswith((b"Rar!\x1a\x07", b"7z\xbc\xaf\x27\x1c")):
@@ -63,8 +67,17 @@ def doc_to_docx(data: bytes, timeout: float = 120.0) -> bytes | None:
         source = Path(tmp) / "report.doc"
         source.write_bytes(data)
         profile = Path(tmp) / "profile"  # a private profile: several conversions may run at once
-        command = [soffice, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
-                   "--convert-to", "docx", "--outdir", tmp, str(source)]
+        command = [
+            soffice,
+            f"-env:UserInstallation={profile.as_uri()}",
+            "--headless",
+            "--norestore",
+            "--convert-to",
+            "docx",
+            "--outdir",
+            tmp,
+            str(source),
+        ]
         try:
             subprocess.run(command, capture_output=True, timeout=timeout, check=False)
         except (subprocess.TimeoutExpired, OSError):
@@ -74,7 +87,7 @@ def doc_to_docx(data: bytes, timeout: float = 120.0) -> bytes | None:
 
 
 def ole_warnings(data: bytes) -> tuple[str, ...]:
-    if _utf16("EncryptedPackage") in data[:1 << 20]:
+    if _utf16("EncryptedPackage") in data[: 1 << 20]:
         return ("password_protected",)
     return ("legacy_doc",)
 
@@ -94,7 +107,7 @@ def docx_heading(data: bytes) -> tuple[str, tuple[str, ...]]:
 def _first_paragraphs(xml: io.BufferedIOBase) -> str:
     lines: list[str] = []
     parts: list[str] = []
-    for event, elem in iterparse(xml, events=("end",), forbid_dtd=True):
+    for _event, elem in iterparse(xml, events=("end",), forbid_dtd=True):
         if elem.tag == f"{_W}t" and elem.text:
             parts.append(elem.text)
         elif elem.tag == f"{_W}p":

@@ -24,7 +24,7 @@ class Roster:
     name_keys: tuple[tuple[str, Institution], ...]  # (folded phrase, institution), longest phrase first
 
     @classmethod
-    def of(cls, institutions: tuple[Institution, ...]) -> "Roster":
+    def of(cls, institutions: tuple[Institution, ...]) -> Roster:
         by_address: dict[str, list[Institution]] = {}
         for inst in institutions:
             for address in inst.emails:
@@ -103,9 +103,7 @@ def _prefer_active(owners: tuple[Institution, ...]) -> tuple[Institution, ...]:
     return tuple(i for i in owners if i.active) or owners
 
 
-def campaign_for(
-    mail: InboundMail, inst: Institution, campaigns: tuple[Campaign, ...]
-) -> tuple[Campaign | None, str]:
+def campaign_for(mail: InboundMail, inst: Institution, campaigns: tuple[Campaign, ...]) -> tuple[Campaign | None, str]:
     """The campaign a message answers: the only one open for the institution, else by keywords."""
     open_now = [c for c in campaigns if c.concerns(inst.group) and _accepts(c, mail.arrived)]
     if len(open_now) == 1:
@@ -116,7 +114,9 @@ def campaign_for(
     hits = [c for c in open_now if any(contains_phrase(text, fold(k)) for k in c.keywords)]
     if len(hits) == 1:
         return hits[0], ""
-    return None, "nhiều đợt báo cáo đang mở, không xác định được thư thuộc đợt nào: " + ", ".join(c.id for c in open_now)
+    return None, "nhiều đợt báo cáo đang mở, không xác định được thư thuộc đợt nào: " + ", ".join(
+        c.id for c in open_now
+    )
 
 
 def _accepts(campaign: Campaign, arrived: datetime) -> bool:
@@ -128,7 +128,9 @@ def is_late(campaign: Campaign, arrived: datetime, extension: datetime | None = 
 
 
 def identify(
-    mail: InboundMail, roster: Roster, campaigns: tuple[Campaign, ...],
+    mail: InboundMail,
+    roster: Roster,
+    campaigns: tuple[Campaign, ...],
     extensions: dict[tuple[str, str], datetime] | None = None,
 ) -> Verdict:
     """Attribute a parsed message to an institution and a campaign, or say why staff must look."""
@@ -136,7 +138,9 @@ def identify(
     if inst is None:
         return Verdict(None, None, None, reason=why)
     if not inst.active:  # recognised, but no longer asked to report: staff decide what it is
-        return Verdict(inst, how, None, reason=f"đơn vị {inst.name} ({inst.code}) đã ngừng theo dõi trong danh sách đơn vị")
+        return Verdict(
+            inst, how, None, reason=f"đơn vị {inst.name} ({inst.code}) đã ngừng theo dõi trong danh sách đơn vị"
+        )
     campaign, why_not = campaign_for(mail, inst, campaigns)
     if campaign is None:
         return Verdict(inst, how, None, reason=why_not)

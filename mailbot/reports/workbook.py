@@ -13,8 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
-from openpyxl.chart import BarChart, Reference
 from openpyxl.cell.cell import Cell
+from openpyxl.chart import BarChart, Reference
 from openpyxl.chart.data_source import AxDataSource, StrRef
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
@@ -22,14 +22,27 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.worksheet import Worksheet
 
-from mailbot.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem
+from mailbot.reports.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem
 from mailbot.wording import IDENTIFIED_BY, STATUS, clip, document_title, local_time, warning_text, warning_texts
 
 SUMMARY_SHEET = "Tổng hợp"
 REVIEW_SHEET = "Chờ xem xét"
 
-GROUP_HEADERS = ("STT", "Mã đơn vị", "Tên đơn vị", "Trạng thái", "Thời điểm nộp lần đầu", "Số lần nộp",
-                 "Tệp đã nhận", "Văn bản (số, ngày)", "Trích yếu", "Người ký", "Bản có dấu (PDF)", "Nhận diện", "Lưu ý")
+GROUP_HEADERS = (
+    "STT",
+    "Mã đơn vị",
+    "Tên đơn vị",
+    "Trạng thái",
+    "Thời điểm nộp lần đầu",
+    "Số lần nộp",
+    "Tệp đã nhận",
+    "Văn bản (số, ngày)",
+    "Trích yếu",
+    "Người ký",
+    "Bản có dấu (PDF)",
+    "Nhận diện",
+    "Lưu ý",
+)
 SUMMARY_HEADERS = ("Nhóm", "Số đơn vị", STATUS["on_time"], STATUS["late"], STATUS["missing"], "Tỉ lệ đã nộp")
 REVIEW_HEADERS = ("Số", "Người gửi", "Tiêu đề", "Nhận lúc", "Lý do", "Tệp")
 STATUS_ORDER = ("on_time", "late", "missing")
@@ -133,8 +146,9 @@ def _clip(text: str, limit: int) -> str:
 # --- summary -----------------------------------------------------------------------------------------------
 
 
-def _summary_sheet(ws: Worksheet, cs: CampaignStatus, sheet_of: dict[str, str], zone: ZoneInfo,
-                   generated_at: datetime) -> None:
+def _summary_sheet(
+    ws: Worksheet, cs: CampaignStatus, sheet_of: dict[str, str], zone: ZoneInfo, generated_at: datetime
+) -> None:
     put(ws, 1, 1, cs.campaign.title).font = Font(bold=True, size=14)
     ws["A2"] = f"Hạn nộp: {local_time(cs.campaign.deadline, zone)}"
     ws["A3"] = f"Cập nhật lúc {local_time(generated_at, zone)}"
@@ -214,8 +228,9 @@ def _integer_axis(chart: BarChart, biggest: int) -> None:
 # --- one sheet per group -----------------------------------------------------------------------------------
 
 
-def _group_sheet(ws: Worksheet, cs: CampaignStatus, group: str, members: Sequence[InstitutionStatus],
-                 zone: ZoneInfo) -> None:
+def _group_sheet(
+    ws: Worksheet, cs: CampaignStatus, group: str, members: Sequence[InstitutionStatus], zone: ZoneInfo
+) -> None:
     rows = [institution_row(n, inst, zone) for n, inst in enumerate(members, start=1)]
     _write_table(ws, 1, GROUP_HEADERS, rows)
     for r, inst in enumerate(members, start=2):
@@ -229,7 +244,11 @@ def institution_row(number: int, inst: InstitutionStatus, zone: ZoneInfo) -> lis
     """STT, code, name, status word, first submission (naive local), count, files, identification, notes."""
     first = inst.submissions[0] if inst.submissions else None
     return [
-        number, inst.code, inst.name, STATUS[inst.status], excel_time(inst.submitted_at, zone),
+        number,
+        inst.code,
+        inst.name,
+        STATUS[inst.status],
+        excel_time(inst.submitted_at, zone),
         len(inst.submissions),
         "\n".join(received_files(f for s in inst.submissions for f in s.files)),
         *document_cells(inst),
@@ -248,7 +267,9 @@ def document_cells(inst: InstitutionStatus) -> list[str]:
     date = m.get("date") or ""
     when = f"{date[8:10]}/{date[5:7]}/{date[:4]}" if date else ""
     number = " ".join(filter(None, [f"Số {m['number']}" if m.get("number") else "", f"ngày {when}" if when else ""]))
-    signer = " – ".join(filter(None, [str(m.get("signer_position") or "").replace("\n", " "), str(m.get("signer_name") or "")]))
+    signer = " – ".join(
+        filter(None, [str(m.get("signer_position") or "").replace("\n", " "), str(m.get("signer_name") or "")])
+    )
     return [number, document_title(str(m.get("doc_type") or ""), str(m.get("title") or "")), signer]
 
 
@@ -288,8 +309,14 @@ def _review_sheet(ws: Worksheet, cs: CampaignStatus, zone: ZoneInfo) -> None:
 
 
 def review_row(item: ReviewItem, zone: ZoneInfo) -> list[Any]:
-    return [item.pk, item.sender, clip(item.subject), excel_time(item.received_at, zone), review_reason(item),
-            "\n".join(received_files(item.files))]
+    return [
+        item.pk,
+        item.sender,
+        clip(item.subject),
+        excel_time(item.received_at, zone),
+        review_reason(item),
+        "\n".join(received_files(item.files)),
+    ]
 
 
 def review_reason(item: ReviewItem) -> str:
@@ -335,8 +362,9 @@ def _write_table(ws: Worksheet, header_row: int, headers: Sequence[str], rows: S
             cell.border, cell.alignment = _BORDER, _TOP
 
 
-def _finish_table(ws: Worksheet, headers: Sequence[str], rows: Sequence[Sequence[Any]],
-                  wrap: Sequence[int], caps: Sequence[int] = ()) -> None:
+def _finish_table(
+    ws: Worksheet, headers: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Sequence[int], caps: Sequence[int] = ()
+) -> None:
     """Header frozen and filtered, widths fitted (within ``caps``), wrapped columns given row heights."""
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(rows) + 1}"
@@ -344,8 +372,9 @@ def _finish_table(ws: Worksheet, headers: Sequence[str], rows: Sequence[Sequence
     _wrap_rows(ws, 1, [headers, *rows], widths, wrap)
 
 
-def _wrap_rows(ws: Worksheet, first_row: int, rows: Sequence[Sequence[Any]], widths: Sequence[float],
-               wrap: Sequence[int]) -> None:
+def _wrap_rows(
+    ws: Worksheet, first_row: int, rows: Sequence[Sequence[Any]], widths: Sequence[float], wrap: Sequence[int]
+) -> None:
     """Wrap the text of ``wrap`` columns and make each row tall enough for it (header rows wrap every column)."""
     for r, row in enumerate(rows, start=first_row):
         columns = range(1, len(row) + 1) if r == first_row else wrap

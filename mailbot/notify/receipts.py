@@ -30,17 +30,18 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
-from mailbot import outbox, store
-from mailbot.authenticity import evidence, problem
+from mailbot import store
 from mailbot.config import OutboxSettings, SecuritySettings, Settings
+from mailbot.ingest.authenticity import evidence, problem
 from mailbot.models import Campaign, InboundMail, Verdict
-from mailbot.notify import Templates, compose, department, human_size, reply_subject
+from mailbot.notify import outbox
+from mailbot.notify.compose import Templates, compose, department, human_size, reply_subject
 from mailbot.wording import arrival_time, local_time, warning_texts
 
 if TYPE_CHECKING:
     from mailbot.context import Context
 
-log = logging.getLogger("mailbot.receipts")
+log = logging.getLogger("mailbot.notify.receipts")
 
 
 def receipt_number(message_pk: int) -> str:
@@ -88,8 +89,17 @@ def too_large(mail: InboundMail) -> int:
 
 
 def ack_context(
-    mail: InboundMail, verdict: Verdict, campaign: Campaign | None, message_pk: int, outbox: OutboxSettings,
-    zone: ZoneInfo, inbox_address: str, contact: str = "", *, quote_subject: bool = True, max_message_bytes: int = 0,
+    mail: InboundMail,
+    verdict: Verdict,
+    campaign: Campaign | None,
+    message_pk: int,
+    outbox: OutboxSettings,
+    zone: ZoneInfo,
+    inbox_address: str,
+    contact: str = "",
+    *,
+    quote_subject: bool = True,
+    max_message_bytes: int = 0,
     sizes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Plain values only: subjects and file names from the sender are data for the template, never template.
@@ -104,12 +114,16 @@ def ack_context(
         "reply_subject": reply_subject(mail.subject) if quote_subject else "",
         "institution": {"code": inst.code, "name": inst.name, "group": inst.group} if inst else None,
         "campaign": {"id": campaign.id, "title": campaign.title, "plan": campaign.plan, "contact": campaign.contact}
-        if campaign else None,
+        if campaign
+        else None,
         "contact": campaign.contact if campaign and campaign.contact else contact,
         "deadline": local_time(campaign.deadline, zone) if campaign else "",
         "arrived": arrival_time(mail.arrived, zone),
-        "files": [{"name": f.name, "size": human_size(sizes[n] if sizes is not None else len(f.data))}
-                  for n, f in enumerate(mail.files) if f.is_report or f.kind == "pdf"],
+        "files": [
+            {"name": f.name, "size": human_size(sizes[n] if sizes is not None else len(f.data))}
+            for n, f in enumerate(mail.files)
+            if f.is_report or f.kind == "pdf"
+        ],
         "warnings": warning_texts(w for w in warnings if w != "no_report_file"),
         "late": verdict.late,
         "identified_by": verdict.identified_by.value if verdict.identified_by else "",
@@ -132,17 +146,44 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
     campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
     # A message not yet tied to a campaign still names someone to call: the first campaign that has a contact.
     fallback = next((c.contact for c in ctx.campaigns if c.contact), "")
-    context = ack_context(mail, verdict, campaign, pk, settings.outbox, settings.zone, settings.outbox.address,
-                          fallback, quote_subject=reach is Audience.ROSTER,
-                          max_message_bytes=settings.limits.max_message_bytes)
+    context = ack_context(
+        mail,
+        verdict,
+        campaign,
+        pk,
+        settings.outbox,
+        settings.zone,
+        settings.outbox.address,
+        fallback,
+        quote_subject=reach is Audience.ROSTER,
+        max_message_bytes=settings.limits.max_message_bytes,
+    )
     rendered = ctx.templates.render(kind, context)
-    msg = compose(settings.outbox, ctx.key, kind, (mail.sender,), rendered, in_reply_to=mail.message_id,
-                  references=mail.references, when=ctx.clock())
+    msg = compose(
+        settings.outbox,
+        ctx.key,
+        kind,
+        (mail.sender,),
+        rendered,
+        in_reply_to=mail.message_id,
+        references=mail.references,
+        when=ctx.clock(),
+    )
     inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
-    outbox.queue(conn, key=f"ack:{pk}", kind=kind, msg=msg, recipients=(mail.sender,), now=ctx.clock(),
-                 day_start=outbox.day_start(ctx.clock(), settings.zone), limit=settings.notify.max_auto_per_address_per_day,
-                 message_pk=pk, institution_id=inst_pk, campaign_id=verdict.campaign_id,
-                 unverified_limit=settings.notify.max_unknown_replies_per_day if reach is Audience.UNVERIFIED else None)
+    outbox.queue(
+        conn,
+        key=f"ack:{pk}",
+        kind=kind,
+        msg=msg,
+        recipients=(mail.sender,),
+        now=ctx.clock(),
+        day_start=outbox.day_start(ctx.clock(), settings.zone),
+        limit=settings.notify.max_auto_per_address_per_day,
+        message_pk=pk,
+        institution_id=inst_pk,
+        campaign_id=verdict.campaign_id,
+        unverified_limit=settings.notify.max_unknown_replies_per_day if reach is Audience.UNVERIFIED else None,
+    )
 
 
 def own_addresses(settings: Settings) -> set[str]:
@@ -163,7 +204,12 @@ class StaffReceipt:
 
 
 def queue_staff_receipt(
-    conn: Connection, settings: Settings, templates: Templates, key: bytes, held: StaffReceipt, now: datetime,
+    conn: Connection,
+    settings: Settings,
+    templates: Templates,
+    key: bytes,
+    held: StaffReceipt,
+    now: datetime,
 ) -> str | None:
     """The receipt a school gets once staff attributed its held message, in the staff's transaction, threaded to
     that message. Attributing it again to the same institution and campaign queues nothing more. Returns the kind."""
@@ -172,14 +218,40 @@ def queue_staff_receipt(
     kind = ack_kind(held.mail, held.verdict, held.state, own_addresses(settings))
     if kind is None or not settings.notify.acknowledge:
         return None
-    context = ack_context(held.mail, held.verdict, held.campaign, held.message_pk, settings.outbox, settings.zone,
-                          settings.outbox.address, next((c.contact for c in settings.campaigns() if c.contact), ""),
-                          quote_subject=held.quote_subject, sizes=held.sizes)
-    msg = compose(settings.outbox, key, kind, (held.mail.sender,), templates.render(kind, context),
-                  in_reply_to=held.mail.message_id, references=held.mail.references, when=now)
+    context = ack_context(
+        held.mail,
+        held.verdict,
+        held.campaign,
+        held.message_pk,
+        settings.outbox,
+        settings.zone,
+        settings.outbox.address,
+        next((c.contact for c in settings.campaigns() if c.contact), ""),
+        quote_subject=held.quote_subject,
+        sizes=held.sizes,
+    )
+    msg = compose(
+        settings.outbox,
+        key,
+        kind,
+        (held.mail.sender,),
+        templates.render(kind, context),
+        in_reply_to=held.mail.message_id,
+        references=held.mail.references,
+        when=now,
+    )
     inst = held.verdict.institution
-    outbox.queue(conn, key=f"ack-staff:{held.message_pk}:{inst.code if inst else ''}:{held.campaign.id}", kind=kind,
-                 msg=msg, recipients=(held.mail.sender,), now=now, day_start=outbox.day_start(now, settings.zone),
-                 limit=settings.notify.max_auto_per_address_per_day, message_pk=held.message_pk,
-                 institution_id=store.institution_pk(conn, inst.code) if inst else None, campaign_id=held.campaign.id)
+    outbox.queue(
+        conn,
+        key=f"ack-staff:{held.message_pk}:{inst.code if inst else ''}:{held.campaign.id}",
+        kind=kind,
+        msg=msg,
+        recipients=(held.mail.sender,),
+        now=now,
+        day_start=outbox.day_start(now, settings.zone),
+        limit=settings.notify.max_auto_per_address_per_day,
+        message_pk=held.message_pk,
+        institution_id=store.institution_pk(conn, inst.code) if inst else None,
+        campaign_id=held.campaign.id,
+    )
     return kind

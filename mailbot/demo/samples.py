@@ -45,41 +45,73 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # what Word itself writes into a .docx
 _BODY = (
     ("h", "I. KẾT QUẢ THỰC HIỆN"),
     ("h", "1. Công tác lãnh đạo, chỉ đạo"),
-    ("p", "Ngay từ đầu năm, đơn vị đã quán triệt, triển khai các văn bản chỉ đạo của cấp trên về công tác bảo đảm "
-          "an ninh, trật tự; kiện toàn Ban Chỉ đạo xây dựng phong trào toàn dân bảo vệ an ninh Tổ quốc, phân công "
-          "nhiệm vụ cụ thể cho từng thành viên; đưa nội dung phong trào vào kế hoạch năm học và tiêu chí thi đua."),
+    (
+        "p",
+        "Ngay từ đầu năm, đơn vị đã quán triệt, triển khai các văn bản chỉ đạo của cấp trên về công tác bảo đảm "
+        "an ninh, trật tự; kiện toàn Ban Chỉ đạo xây dựng phong trào toàn dân bảo vệ an ninh Tổ quốc, phân công "
+        "nhiệm vụ cụ thể cho từng thành viên; đưa nội dung phong trào vào kế hoạch năm học và tiêu chí thi đua.",
+    ),
     ("h", "2. Công tác tuyên truyền, giáo dục"),
-    ("p", "Đơn vị đã tổ chức @@N1@@ buổi tuyên truyền, phổ biến giáo dục pháp luật về an ninh, trật tự, an toàn giao "
-          "thông, phòng chống ma túy, tệ nạn xã hội, bạo lực học đường và phòng chống cháy nổ với @@N2@@ lượt cán bộ, "
-          "giáo viên, nhân viên, học sinh tham gia; phối hợp với Công an phường, xã tổ chức ký cam kết không vi phạm "
-          "pháp luật, không tàng trữ, sử dụng pháo nổ."),
+    (
+        "p",
+        "Đơn vị đã tổ chức @@N1@@ buổi tuyên truyền, phổ biến giáo dục pháp luật về an ninh, trật tự, an toàn giao "
+        "thông, phòng chống ma túy, tệ nạn xã hội, bạo lực học đường và phòng chống cháy nổ với @@N2@@ lượt cán bộ, "
+        "giáo viên, nhân viên, học sinh tham gia; phối hợp với Công an phường, xã tổ chức ký cam kết không vi phạm "
+        "pháp luật, không tàng trữ, sử dụng pháo nổ.",
+    ),
     ("h", "3. Công tác phối hợp bảo đảm an ninh, trật tự"),
-    ("p", "Đơn vị duy trì chế độ trực bảo vệ 24/24 giờ, thường xuyên kiểm tra hệ thống phòng cháy, chữa cháy; phối hợp "
-          "chặt chẽ với lực lượng Công an và chính quyền địa phương giữ gìn an ninh, trật tự khu vực cổng trường. "
-          "Trong năm, không để xảy ra vụ việc phức tạp về an ninh, trật tự; @@N3@@ tập thể, cá nhân được khen thưởng."),
+    (
+        "p",
+        "Đơn vị duy trì chế độ trực bảo vệ 24/24 giờ, thường xuyên kiểm tra hệ thống phòng cháy, chữa cháy; phối hợp "
+        "chặt chẽ với lực lượng Công an và chính quyền địa phương giữ gìn an ninh, trật tự khu vực cổng trường. "
+        "Trong năm, không để xảy ra vụ việc phức tạp về an ninh, trật tự; @@N3@@ tập thể, cá nhân được khen thưởng.",
+    ),
     ("h", "4. Hưởng ứng Ngày hội toàn dân bảo vệ an ninh Tổ quốc (19/8)"),
-    ("p", "Đơn vị tổ chức các hoạt động hưởng ứng Ngày hội toàn dân bảo vệ an ninh Tổ quốc gắn với hoạt động đầu năm "
-          "học mới, thu hút đông đảo cán bộ, giáo viên và học sinh tham gia."),
+    (
+        "p",
+        "Đơn vị tổ chức các hoạt động hưởng ứng Ngày hội toàn dân bảo vệ an ninh Tổ quốc gắn với hoạt động đầu năm "
+        "học mới, thu hút đông đảo cán bộ, giáo viên và học sinh tham gia.",
+    ),
     ("h", "II. TỒN TẠI, HẠN CHẾ"),
-    ("p", "Một số học sinh còn vi phạm quy định về an toàn giao thông; việc sử dụng mạng xã hội của một bộ phận học "
-          "sinh chưa được kiểm soát chặt chẽ."),
+    (
+        "p",
+        "Một số học sinh còn vi phạm quy định về an toàn giao thông; việc sử dụng mạng xã hội của một bộ phận học "
+        "sinh chưa được kiểm soát chặt chẽ.",
+    ),
     ("h", "III. PHƯƠNG HƯỚNG, NHIỆM VỤ NĂM 2024"),
-    ("p", "Tiếp tục đẩy mạnh công tác tuyên truyền, nâng cao nhận thức của cán bộ, giáo viên, học sinh về phong trào "
-          "toàn dân bảo vệ an ninh Tổ quốc; duy trì, nhân rộng các mô hình tự quản về an ninh, trật tự trong trường "
-          "học; phối hợp chặt chẽ với lực lượng Công an trong phòng ngừa, đấu tranh với tội phạm và tệ nạn xã hội."),
+    (
+        "p",
+        "Tiếp tục đẩy mạnh công tác tuyên truyền, nâng cao nhận thức của cán bộ, giáo viên, học sinh về phong trào "
+        "toàn dân bảo vệ an ninh Tổ quốc; duy trì, nhân rộng các mô hình tự quản về an ninh, trật tự trong trường "
+        "học; phối hợp chặt chẽ với lực lượng Công an trong phòng ngừa, đấu tranh với tội phạm và tệ nạn xã hội.",
+    ),
     ("p", "@@PAD@@"),
     ("p", "Trên đây là báo cáo kết quả xây dựng phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023 của @@ORG@@./."),
 )
 
 # Material for the appendix lines that pad a report to a given size.
 _ACTIVITIES = (
-    "tuyên truyền về an toàn giao thông", "ngoại khóa phòng chống ma túy", "diễn tập phòng cháy, chữa cháy",
-    "tọa đàm phòng chống bạo lực học đường", "sinh hoạt chuyên đề về an ninh mạng", "ký cam kết không sử dụng pháo nổ",
-    "hội thi tìm hiểu pháp luật", "tập huấn kỹ năng thoát hiểm", "tuyên truyền phòng chống tín dụng đen",
-    "kiểm tra công tác bảo vệ cơ quan", "giao ban an ninh trật tự với Công an phường",
+    "tuyên truyền về an toàn giao thông",
+    "ngoại khóa phòng chống ma túy",
+    "diễn tập phòng cháy, chữa cháy",
+    "tọa đàm phòng chống bạo lực học đường",
+    "sinh hoạt chuyên đề về an ninh mạng",
+    "ký cam kết không sử dụng pháo nổ",
+    "hội thi tìm hiểu pháp luật",
+    "tập huấn kỹ năng thoát hiểm",
+    "tuyên truyền phòng chống tín dụng đen",
+    "kiểm tra công tác bảo vệ cơ quan",
+    "giao ban an ninh trật tự với Công an phường",
 )
-_AUDIENCES = ("học sinh khối 10", "học sinh khối 11", "học sinh khối 12", "cán bộ, giáo viên, nhân viên",
-              "đội viên, đoàn viên", "cha mẹ học sinh", "lực lượng bảo vệ")
+_AUDIENCES = (
+    "học sinh khối 10",
+    "học sinh khối 11",
+    "học sinh khối 12",
+    "cán bộ, giáo viên, nhân viên",
+    "đội viên, đoàn viên",
+    "cha mẹ học sinh",
+    "lực lượng bảo vệ",
+)
 
 
 def make_report_docx(
@@ -100,22 +132,30 @@ def make_report_docx(
     """
     rng = random.Random(f"{institution_name}|{number}|{date}")
     values = {
-        "PARENT": issuing_body_parent, "ORG_UPPER": institution_name.upper(), "ORG": institution_name,
-        "NUMBER": f"Số: {number or _default_number(institution_name)}", "TITLE": title,
+        "PARENT": issuing_body_parent,
+        "ORG_UPPER": institution_name.upper(),
+        "ORG": institution_name,
+        "NUMBER": f"Số: {number or _default_number(institution_name)}",
+        "TITLE": title,
         "PLACE_DATE": f"Hải Phòng, ngày {date.day:02d} tháng {_month(date.month)} năm {date.year}",
-        "POSITION": position, "SIGNER": signer,
-        "N1": str(rng.randint(6, 24)), "N2": f"{rng.randint(400, 2600):,}".replace(",", "."),
+        "POSITION": position,
+        "SIGNER": signer,
+        "N1": str(rng.randint(6, 24)),
+        "N2": f"{rng.randint(400, 2600):,}".replace(",", "."),
         "N3": str(rng.randint(2, 9)),
     }
     for i, (sessions, people) in enumerate(statistics(institution_name, number, date), start=1):
         values[f"S{i}"], values[f"P{i}"] = str(sessions), f"{people:,}".replace(",", ".")
     parts = dict(_template_parts())
-    parts["docProps/core.xml"] = _fill(parts["docProps/core.xml"], values).replace(
-        "2023-01-01T00:00:00Z", f"{date.isoformat()}T07:30:00Z").encode()
+    parts["docProps/core.xml"] = (
+        _fill(parts["docProps/core.xml"], values)
+        .replace("2023-01-01T00:00:00Z", f"{date.isoformat()}T07:30:00Z")
+        .encode()
+    )
     document = _fill(parts["word/document.xml"], values)
     padding = ""
     for _ in range(6):  # converge on the target size: each round adds what is still missing
-        parts["word/document.xml"] = _PAD_PARAGRAPH.sub(lambda _: padding, document).encode()
+        parts["word/document.xml"] = _PAD_PARAGRAPH.sub(lambda _, p=padding: p, document).encode()
         data = _zip_parts(parts)
         if len(data) >= pad_to * 0.98:
             return data
@@ -158,9 +198,11 @@ def _padding_xml(rng: random.Random, missing: int, first: bool) -> str:
 def _padding_paragraph(rng: random.Random, text: str | None = None) -> str:
     if text is None:
         cost = f"{rng.randint(1, 95) * 100_000:,}".replace(",", ".")
-        text = (f"- Ngày {rng.randint(1, 28):02d}/{rng.randint(1, 11):02d}/2023: {rng.choice(_ACTIVITIES)} cho "
-                f"{rng.randint(25, 980)} {rng.choice(_AUDIENCES)}, kinh phí {cost} đồng; "
-                f"mã hồ sơ {rng.getrandbits(40):010x}.")
+        text = (
+            f"- Ngày {rng.randint(1, 28):02d}/{rng.randint(1, 11):02d}/2023: {rng.choice(_ACTIVITIES)} cho "
+            f"{rng.randint(25, 980)} {rng.choice(_AUDIENCES)}, kinh phí {cost} đồng; "
+            f"mã hồ sơ {rng.getrandbits(40):010x}."
+        )
     return f'<w:p><w:pPr><w:jc w:val="both"/></w:pPr><w:r><w:t>{escape(text)}</w:t></w:r></w:p>'
 
 
@@ -186,9 +228,13 @@ def _template_parts() -> tuple[tuple[str, bytes], ...]:
     _header_table(document)
     _paragraph(document, "BÁO CÁO", bold=True, align=WD_ALIGN_PARAGRAPH.CENTER, space_before=12)
     _paragraph(document, "@@TITLE@@", bold=True, align=WD_ALIGN_PARAGRAPH.CENTER, space_after=12)
-    _paragraph(document, "Thực hiện Kế hoạch của Sở Giáo dục và Đào tạo Hải Phòng về xây dựng phong trào toàn dân "
-                         "bảo vệ an ninh Tổ quốc năm 2023 của ngành Giáo dục và Đào tạo, @@ORG@@ báo cáo kết quả "
-                         "thực hiện như sau:", indent=True)
+    _paragraph(
+        document,
+        "Thực hiện Kế hoạch của Sở Giáo dục và Đào tạo Hải Phòng về xây dựng phong trào toàn dân "
+        "bảo vệ an ninh Tổ quốc năm 2023 của ngành Giáo dục và Đào tạo, @@ORG@@ báo cáo kết quả "
+        "thực hiện như sau:",
+        indent=True,
+    )
     for kind, text in _BODY:
         _paragraph(document, text, bold=kind == "h", indent=kind == "p")
     _statistics_table(document)
@@ -214,9 +260,19 @@ def _set_page_and_font(document: docx.document.Document) -> None:
     normal.paragraph_format.space_after = Pt(6)
 
 
-def _paragraph(container, text: str, *, bold: bool = False, italic: bool = False, size: float | None = None,
-               align=WD_ALIGN_PARAGRAPH.JUSTIFY, indent: bool = False, space_before: float = 0,
-               space_after: float = 6, first: bool = False):
+def _paragraph(
+    container,
+    text: str,
+    *,
+    bold: bool = False,
+    italic: bool = False,
+    size: float | None = None,
+    align=WD_ALIGN_PARAGRAPH.JUSTIFY,
+    indent: bool = False,
+    space_before: float = 0,
+    space_after: float = 6,
+    first: bool = False,
+):
     paragraph = container.paragraphs[0] if first else container.add_paragraph()
     paragraph.alignment = align
     fmt = paragraph.paragraph_format
@@ -240,8 +296,11 @@ def _table(document: docx.document.Document, rows: int, widths: tuple[float, flo
 
 
 STAT_HEADER = ("TT", "Nội dung", "Số buổi", "Số lượt người")
-STAT_ROWS = ("Tuyên truyền pháp luật về an ninh, trật tự", "Ngoại khóa phòng chống ma túy, tội phạm",
-             "Diễn tập phòng cháy, chữa cháy")
+STAT_ROWS = (
+    "Tuyên truyền pháp luật về an ninh, trật tự",
+    "Ngoại khóa phòng chống ma túy, tội phạm",
+    "Diễn tập phòng cháy, chữa cháy",
+)
 
 
 def _statistics_table(document: docx.document.Document) -> None:
@@ -276,9 +335,10 @@ def _header_table(document: docx.document.Document) -> None:
 
 
 def _signature_table(document: docx.document.Document) -> None:
-    (left, right), = (r.cells for r in _table(document, 1, (7.5, 8.5)).rows)
-    _paragraph(left, "Nơi nhận:", bold=True, italic=True, size=12, align=WD_ALIGN_PARAGRAPH.LEFT, space_after=0,
-               first=True)
+    ((left, right),) = (r.cells for r in _table(document, 1, (7.5, 8.5)).rows)
+    _paragraph(
+        left, "Nơi nhận:", bold=True, italic=True, size=12, align=WD_ALIGN_PARAGRAPH.LEFT, space_after=0, first=True
+    )
     for line in ("- Sở GDĐT (Phòng GDTX&ĐH) (để b/c);", "- Lưu: VT."):
         _paragraph(left, line, size=11, align=WD_ALIGN_PARAGRAPH.LEFT, space_after=0)
     _paragraph(right, "@@POSITION@@", bold=True, align=WD_ALIGN_PARAGRAPH.CENTER, space_after=60, first=True)
@@ -286,6 +346,7 @@ def _signature_table(document: docx.document.Document) -> None:
 
 
 # ---------------------------------------------------------------- other files
+
 
 def zip_bytes(files: list[tuple[str, bytes]]) -> bytes:
     """A zip archive; non-ASCII member names are stored as UTF-8 with the language-encoding flag (bit 11) set."""
@@ -315,8 +376,11 @@ def fake_legacy_doc() -> bytes:
 
 def minimal_pdf(text: str = "scan") -> bytes:
     """A one-page PDF 1.4 with a correct xref table, standing in for a scanned, stamped copy."""
-    objects = [b"<</Type/Catalog/Pages 2 0 R>>", b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
-               b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents 4 0 R>>"]
+    objects = [
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Contents 4 0 R>>",
+    ]
     stream = f"BT /F1 12 Tf 72 770 Td ({text}) Tj ET".encode("latin-1", "replace")
     objects.append(b"<</Length %d>>stream\n%s\nendstream" % (len(stream), stream))
     out, offsets = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"), []
@@ -394,9 +458,18 @@ def _attachment_part(name: str, data: bytes, mimetype: str, style: str) -> Email
     return part
 
 
-def _headers(msg: EmailMessage, *, sender: str, sender_name: str | None, to: str, subject: str,
-             subject_charset: str, date: datetime | None, message_id: str | None,
-             extra_headers: dict[str, str] | None) -> None:
+def _headers(
+    msg: EmailMessage,
+    *,
+    sender: str,
+    sender_name: str | None,
+    to: str,
+    subject: str,
+    subject_charset: str,
+    date: datetime | None,
+    message_id: str | None,
+    extra_headers: dict[str, str] | None,
+) -> None:
     msg["Date"] = format_datetime(date or datetime.now(VN_TZ))
     msg.set_raw("From", f"{_display_name(sender_name)} <{sender}>" if sender_name else sender)
     msg["To"] = to
@@ -458,8 +531,17 @@ def make_email(
     ``subject_charset="windows-1258"`` writes the Subject as cp1258 Q encoded-words.
     """
     msg = EmailMessage(policy=_POLICY)
-    _headers(msg, sender=sender, sender_name=sender_name, to=to, subject=subject, subject_charset=subject_charset,
-             date=date, message_id=message_id, extra_headers=extra_headers)
+    _headers(
+        msg,
+        sender=sender,
+        sender_name=sender_name,
+        to=to,
+        subject=subject,
+        subject_charset=subject_charset,
+        date=date,
+        message_id=message_id,
+        extra_headers=extra_headers,
+    )
     msg.set_content(body, cte="quoted-printable")
     if attachments:
         msg.make_mixed()
@@ -482,8 +564,17 @@ def forward_as_attachment(
 ) -> bytes:
     """A message carrying ``inner`` unchanged, byte for byte, as a ``message/rfc822`` attachment."""
     msg = EmailMessage(policy=_POLICY)
-    _headers(msg, sender=sender, sender_name=sender_name, to=to, subject=subject, subject_charset="utf-8",
-             date=date, message_id=message_id, extra_headers=None)
+    _headers(
+        msg,
+        sender=sender,
+        sender_name=sender_name,
+        to=to,
+        subject=subject,
+        subject_charset="utf-8",
+        date=date,
+        message_id=message_id,
+        extra_headers=None,
+    )
     msg.set_content(body, cte="quoted-printable")
     msg.make_mixed()
     msg.set_boundary(_boundary(msg))
@@ -498,11 +589,14 @@ def forward_as_attachment(
 
 # ---------------------------------------------------------------- roster and demo campaign
 
+
 def load_demo_roster() -> list[dict]:
     """The demo roster as dicts ``code, name, group, emails`` (``emails`` a list, possibly empty)."""
-    text = resources.files("mailbot.demo_data").joinpath("roster.csv").read_text(encoding="utf-8")
-    return [{**row, "emails": [e.strip() for e in row["emails"].split(";") if e.strip()]}
-            for row in csv.DictReader(io.StringIO(text))]
+    text = resources.files("mailbot.demo.data").joinpath("roster.csv").read_text(encoding="utf-8")
+    return [
+        {**row, "emails": [e.strip() for e in row["emails"].split(";") if e.strip()]}
+        for row in csv.DictReader(io.StringIO(text))
+    ]
 
 
 @dataclass(frozen=True)
@@ -518,10 +612,24 @@ class DemoCase:
     note: str
 
 
-_UNIVERSITY_PARENTS = {"DH-HP": "UBND THÀNH PHỐ HẢI PHÒNG", "DH-HH": "BỘ GIAO THÔNG VẬN TẢI",
-                       "DH-YD": "BỘ Y TẾ", "DH-QLCN": "BỘ GIÁO DỤC VÀ ĐÀO TẠO"}
-_SIGNERS = ("Nguyễn Thị Thu Hà", "Trần Văn Hùng", "Phạm Minh Đức", "Vũ Thị Lan Anh", "Đỗ Quang Huy",
-            "Lê Thị Hồng Nhung", "Hoàng Văn Tuấn", "Bùi Thị Mai", "Đặng Văn Long", "Ngô Thị Phương")
+_UNIVERSITY_PARENTS = {
+    "DH-HP": "UBND THÀNH PHỐ HẢI PHÒNG",
+    "DH-HH": "BỘ GIAO THÔNG VẬN TẢI",
+    "DH-YD": "BỘ Y TẾ",
+    "DH-QLCN": "BỘ GIÁO DỤC VÀ ĐÀO TẠO",
+}
+_SIGNERS = (
+    "Nguyễn Thị Thu Hà",
+    "Trần Văn Hùng",
+    "Phạm Minh Đức",
+    "Vũ Thị Lan Anh",
+    "Đỗ Quang Huy",
+    "Lê Thị Hồng Nhung",
+    "Hoàng Văn Tuấn",
+    "Bùi Thị Mai",
+    "Đặng Văn Long",
+    "Ngô Thị Phương",
+)
 
 
 def _parent_and_position(row: dict) -> tuple[str, str]:
@@ -540,14 +648,24 @@ def report_for(row: dict, when: datetime, *, number: int = 15, title: str = DEFA
     parent, position = _parent_and_position(row)
     signer = _SIGNERS[int(hashlib.sha1(row["code"].encode()).hexdigest(), 16) % len(_SIGNERS)]
     abbreviation = row["code"].replace("-", "")
-    return make_report_docx(row["name"], number=f"{number}/BC-{abbreviation}", date=when.date(), title=title,
-                            signer=signer, position=position, issuing_body_parent=parent, pad_to=pad_to)
+    return make_report_docx(
+        row["name"],
+        number=f"{number}/BC-{abbreviation}",
+        date=when.date(),
+        title=title,
+        signer=signer,
+        position=position,
+        issuing_body_parent=parent,
+        pad_to=pad_to,
+    )
 
 
 def _greeting(name: str, extra: str = "") -> str:
-    return (f"Kính gửi: Phòng GDTX&ĐH - Sở GDĐT Hải Phòng\n\n"
-            f"Thực hiện Kế hoạch của Sở GDĐT về xây dựng phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023, "
-            f"{name} xin gửi báo cáo (file đính kèm).{extra}\n\nTrân trọng!\n\n--\nVăn thư {name}\n")
+    return (
+        f"Kính gửi: Phòng GDTX&ĐH - Sở GDĐT Hải Phòng\n\n"
+        f"Thực hiện Kế hoạch của Sở GDĐT về xây dựng phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023, "
+        f"{name} xin gửi báo cáo (file đính kèm).{extra}\n\nTrân trọng!\n\n--\nVăn thư {name}\n"
+    )
 
 
 def _mid(key: str, domain: str) -> str:
@@ -566,88 +684,229 @@ def demo_cases(roster_rows: list[dict], base: datetime = DEMO_DEADLINE) -> list[
     rows = {r["code"]: r for r in roster_rows}
     cases: list[DemoCase] = []
 
-    def add(offset: timedelta, code: str | None, raw_for, files: tuple[str, ...], note: str, key: str,
-            domain: str = "haiphong.edu.vn") -> None:
+    def add(
+        offset: timedelta,
+        code: str | None,
+        raw_for,
+        files: tuple[str, ...],
+        note: str,
+        key: str,
+        domain: str = "haiphong.edu.vn",
+    ) -> None:
         arrival = base + offset
         message_id = _mid(f"{key}|{arrival.isoformat()}", domain)
         raw = raw_for(arrival, message_id)
         cases.append(DemoCase(arrival, raw, message_id, code, offset > timedelta(0), files, note))
 
-    def simple(code: str, filename: str, *, sender: str | None = None, subject: str = _SUBJECT,
-               style: str = "rfc2231", extra: str = "", headers: dict[str, str] | None = None,
-               charset: str = "utf-8", number: int = 15, more: tuple[tuple[str, bytes, str], ...] = ()):
+    def simple(
+        code: str,
+        filename: str,
+        *,
+        sender: str | None = None,
+        subject: str = _SUBJECT,
+        style: str = "rfc2231",
+        extra: str = "",
+        headers: dict[str, str] | None = None,
+        charset: str = "utf-8",
+        number: int = 15,
+        more: tuple[tuple[str, bytes, str], ...] = (),
+    ):
         row = rows[code]
 
         def build(arrival: datetime, message_id: str) -> bytes:
             attachments = [(filename, report_for(row, arrival, number=number), _mime(filename)), *more]
-            return make_email(sender=sender or row["emails"][0], sender_name=row["name"], subject=subject,
-                              body=_greeting(row["name"], extra), attachments=attachments, message_id=message_id,
-                              date=arrival - timedelta(seconds=25), filename_style=style, extra_headers=headers,
-                              subject_charset=charset)
+            return make_email(
+                sender=sender or row["emails"][0],
+                sender_name=row["name"],
+                subject=subject,
+                body=_greeting(row["name"], extra),
+                attachments=attachments,
+                message_id=message_id,
+                date=arrival - timedelta(seconds=25),
+                filename_style=style,
+                extra_headers=headers,
+                subject_charset=charset,
+            )
+
         return build
 
     d, h, m = timedelta(days=1), timedelta(hours=1), timedelta(minutes=1)
     tp = "Báo cáo phong trào toàn dân BVANTQ năm 2023 - THPT chuyên Trần Phú.docx"
-    add(-4 * d - 7 * h - 48 * m, "THPT-TP", simple("THPT-TP", tp, headers=_OUTLOOK), (tp,),
-        "plain on-time submission, RFC 2231 filename, roster address", "tp")
+    add(
+        -4 * d - 7 * h - 48 * m,
+        "THPT-TP",
+        simple("THPT-TP", tp, headers=_OUTLOOK),
+        (tp,),
+        "plain on-time submission, RFC 2231 filename, roster address",
+        "tp",
+    )
     hb1 = "BC so ket ANTQ 2023 - PGD Hong Bang.docx"
-    add(-4 * d - 2 * h - 30 * m, "PGD-HB",
+    add(
+        -4 * d - 2 * h - 30 * m,
+        "PGD-HB",
         simple("PGD-HB", hb1, subject="[PGD Hồng Bàng] Báo cáo sơ kết phong trào toàn dân bảo vệ ANTQ năm 2023"),
-        (hb1,), "first version; superseded by the resubmission below", "hb1")
+        (hb1,),
+        "first version; superseded by the resubmission below",
+        "hb1",
+    )
     ad = "Báo cáo ANTQ 2023 - TT GDNN-GDTX An Dương.docx"
-    add(-3 * d - 6 * h - 13 * m, "TT-AD", simple("TT-AD", ad, style="rfc2047",
-                                                 headers={"X-Mailer": "Microsoft Outlook 14.0"}),
-        (ad,), "old Outlook: RFC 2047 encoded-words inside filename= and name=", "ad")
+    add(
+        -3 * d - 6 * h - 13 * m,
+        "TT-AD",
+        simple("TT-AD", ad, style="rfc2047", headers={"X-Mailer": "Microsoft Outlook 14.0"}),
+        (ad,),
+        "old Outlook: RFC 2047 encoded-words inside filename= and name=",
+        "ad",
+    )
     ka = "BC phong trào toàn dân bảo vệ ANTQ năm 2023.docx"
-    add(-1 * d - 1 * h - 40 * m, "PGD-KA", simple("PGD-KA", ka, style="name_only"),
-        (ka,), "file name only in Content-Type name=, no filename in Content-Disposition", "ka")
+    add(
+        -1 * d - 1 * h - 40 * m,
+        "PGD-KA",
+        simple("PGD-KA", ka, style="name_only"),
+        (ka,),
+        "file name only in Content-Type name=, no filename in Content-Disposition",
+        "ka",
+    )
     hh = "Báo cáo phong trào BVANTQ 2023 - ĐH Hàng hải Việt Nam.docx"
-    add(-1 * d - 8 * h, "DH-HH", simple("DH-HH", hh, style="nfd", headers={"X-Mailer": "Apple Mail (2.3731.700.6)"}),
-        (hh,), "Apple Mail: file name in Unicode NFD (expect it normalised to NFC)", "hh")
-    add(-1 * d - 5 * h - 30 * m, "THPT-VB", _zip_case(rows["THPT-VB"]), (_ZIPPED,),
-        "report inside a .zip (UTF-8 member name)", "vb")
-    add(-1 * d - 2 * h - 55 * m, "DV-GDTX", _forward_case(rows["DV-GDTX"]), (_FORWARDED,),
-        "forwarded as message/rfc822 by the unit's second roster address; inner sender is a personal Gmail", "fw")
-    add(-19 * h - 20 * m, "THPT-NQ", _gmail_case(rows["THPT-NQ"]), ("baocao_ANTQ_2023.docx",),
-        "Gmail sender, subject without diacritics 'Bao cao THPT Ngo Quyen': identify by name, not PGD-NQ", "nq",
-        "mail.gmail.com")
-    add(-8 * h - 45 * m, "THPT-HB", _empty_case(rows["THPT-HB"]), (),
-        "no attachment at all ('em gửi nhầm, sẽ gửi lại'): identified, but nothing submitted", "hb0")
+    add(
+        -1 * d - 8 * h,
+        "DH-HH",
+        simple("DH-HH", hh, style="nfd", headers={"X-Mailer": "Apple Mail (2.3731.700.6)"}),
+        (hh,),
+        "Apple Mail: file name in Unicode NFD (expect it normalised to NFC)",
+        "hh",
+    )
+    add(
+        -1 * d - 5 * h - 30 * m,
+        "THPT-VB",
+        _zip_case(rows["THPT-VB"]),
+        (_ZIPPED,),
+        "report inside a .zip (UTF-8 member name)",
+        "vb",
+    )
+    add(
+        -1 * d - 2 * h - 55 * m,
+        "DV-GDTX",
+        _forward_case(rows["DV-GDTX"]),
+        (_FORWARDED,),
+        "forwarded as message/rfc822 by the unit's second roster address; inner sender is a personal Gmail",
+        "fw",
+    )
+    add(
+        -19 * h - 20 * m,
+        "THPT-NQ",
+        _gmail_case(rows["THPT-NQ"]),
+        ("baocao_ANTQ_2023.docx",),
+        "Gmail sender, subject without diacritics 'Bao cao THPT Ngo Quyen': identify by name, not PGD-NQ",
+        "nq",
+        "mail.gmail.com",
+    )
+    add(
+        -8 * h - 45 * m,
+        "THPT-HB",
+        _empty_case(rows["THPT-HB"]),
+        (),
+        "no attachment at all ('em gửi nhầm, sẽ gửi lại'): identified, but nothing submitted",
+        "hb0",
+    )
     hb = "Báo cáo phong trào toàn dân bảo vệ ANTQ năm 2023 - THPT Hồng Bàng.docx"
-    add(-8 * h - 28 * m, "THPT-HB", simple("THPT-HB", hb, subject="Re: " + _SUBJECT + " (gửi lại kèm file)"),
-        (hb,), "the real submission that follows the empty one", "hb")
+    add(
+        -8 * h - 28 * m,
+        "THPT-HB",
+        simple("THPT-HB", hb, subject="Re: " + _SUBJECT + " (gửi lại kèm file)"),
+        (hb,),
+        "the real submission that follows the empty one",
+        "hb",
+    )
     vbdoc = "BC phong trao ANTQ nam 2023.doc"
-    add(-7 * h - 50 * m, "TT-VB", _legacy_doc_case(rows["TT-VB"], vbdoc), (vbdoc,),
-        "legacy Word 97-2003 .doc (fake OLE2 bytes): accepted with a legacy_doc warning", "doc")
+    add(
+        -7 * h - 50 * m,
+        "TT-VB",
+        _legacy_doc_case(rows["TT-VB"], vbdoc),
+        (vbdoc,),
+        "legacy Word 97-2003 .doc (fake OLE2 bytes): accepted with a legacy_doc warning",
+        "doc",
+    )
     dhhp, scan = "Báo cáo ANTQ 2023 - ĐH Hải Phòng.docx", "BC ANTQ 2023 (bản scan có dấu).pdf"
-    add(-7 * h, "DH-HP", simple("DH-HP", dhhp, sender=rows["DH-HP"]["emails"][1],
-                                more=((scan, minimal_pdf("BAO CAO ANTQ 2023 - SCAN"), "application/pdf"),)),
-        (dhhp, scan), "Word report plus a PDF scan, sent from the second roster address", "dhhp")
+    add(
+        -7 * h,
+        "DH-HP",
+        simple(
+            "DH-HP",
+            dhhp,
+            sender=rows["DH-HP"]["emails"][1],
+            more=((scan, minimal_pdf("BAO CAO ANTQ 2023 - SCAN"), "application/pdf"),),
+        ),
+        (dhhp, scan),
+        "Word report plus a PDF scan, sent from the second roster address",
+        "dhhp",
+    )
     hb2 = "BC so ket ANTQ 2023 - PGD Hong Bang (sua lai).docx"
-    add(-5 * h - 40 * m, "PGD-HB",
-        simple("PGD-HB", hb2, number=18, extra=" Phòng GDĐT gửi lại báo cáo đã chỉnh sửa số liệu, đề nghị "
-                                                 "quý Phòng sử dụng bản này thay cho bản gửi ngày 01/12/2023.",
-               subject="Gửi lại báo cáo phong trào toàn dân BVANTQ năm 2023 (đã chỉnh sửa số liệu)"),
-        (hb2,), "resubmission: a corrected version replaces the first", "hb2")
+    add(
+        -5 * h - 40 * m,
+        "PGD-HB",
+        simple(
+            "PGD-HB",
+            hb2,
+            number=18,
+            extra=" Phòng GDĐT gửi lại báo cáo đã chỉnh sửa số liệu, đề nghị "
+            "quý Phòng sử dụng bản này thay cho bản gửi ngày 01/12/2023.",
+            subject="Gửi lại báo cáo phong trào toàn dân BVANTQ năm 2023 (đã chỉnh sửa số liệu)",
+        ),
+        (hb2,),
+        "resubmission: a corrected version replaces the first",
+        "hb2",
+    )
     hn = "Báo cáo ANTQ năm 2023.docx"
-    add(-1 * h - 15 * m, "DV-HN", _personal_named_case(rows["DV-HN"], hn), (hn,),
-        "unit with no roster address writes from a personal Gmail; its full name is in the subject", "hn",
-        "mail.gmail.com")
+    add(
+        -1 * h - 15 * m,
+        "DV-HN",
+        _personal_named_case(rows["DV-HN"], hn),
+        (hn,),
+        "unit with no roster address writes from a personal Gmail; its full name is in the subject",
+        "hn",
+        "mail.gmail.com",
+    )
     kathpt = "BC BVANTQ 2023 - THPT Kien An.docx"
-    add(-5 * m, "THPT-KA", simple("THPT-KA", kathpt, charset="windows-1258",
-                                  subject="Trường THPT Kiến An gửi báo cáo phong trào toàn dân bảo vệ an ninh "
-                                          "Tổ quốc năm 2023",
-                                  headers={"X-Mailer": "Microsoft Outlook Express 6.00.2900.5512"}),
-        (kathpt,), "Subject in windows-1258 Q encoded-words (tone marks as combining characters); 5 min early", "ka3")
-    add(-4 * h, None, _unknown_case(), ("Bao cao.docx",),
-        "unknown Yahoo sender, no roster name anywhere (a kindergarten's report): review queue", "unknown",
-        "mail.yahoo.com")
+    add(
+        -5 * m,
+        "THPT-KA",
+        simple(
+            "THPT-KA",
+            kathpt,
+            charset="windows-1258",
+            subject="Trường THPT Kiến An gửi báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023",
+            headers={"X-Mailer": "Microsoft Outlook Express 6.00.2900.5512"},
+        ),
+        (kathpt,),
+        "Subject in windows-1258 Q encoded-words (tone marks as combining characters); 5 min early",
+        "ka3",
+    )
+    add(
+        -4 * h,
+        None,
+        _unknown_case(),
+        ("Bao cao.docx",),
+        "unknown Yahoo sender, no roster name anywhere (a kindergarten's report): review queue",
+        "unknown",
+        "mail.yahoo.com",
+    )
     kt = "Báo cáo ANTQ 2023 - TT GDNN-GDTX Kiến Thụy.docx"
     add(40 * m, "TT-KT", simple("TT-KT", kt), (kt,), "late by 40 minutes", "kt")
     tl = "Báo cáo phong trào toàn dân BVANTQ 2023 - THPT Tiên Lãng.docx"
-    add(15 * h + 12 * m, "THPT-TL", simple("THPT-TL", tl, subject=_SUBJECT + " (gửi muộn)",
-                                           extra=" Nhà trường xin lỗi vì gửi báo cáo chậm so với thời hạn."),
-        (tl,), "late by the next morning", "tl")
+    add(
+        15 * h + 12 * m,
+        "THPT-TL",
+        simple(
+            "THPT-TL",
+            tl,
+            subject=_SUBJECT + " (gửi muộn)",
+            extra=" Nhà trường xin lỗi vì gửi báo cáo chậm so với thời hạn.",
+        ),
+        (tl,),
+        "late by the next morning",
+        "tl",
+    )
     return sorted(cases, key=lambda c: c.arrival)
 
 
@@ -657,8 +916,12 @@ def demo_messages(roster_rows: list[dict], base: datetime = DEMO_DEADLINE) -> li
 
 
 def _mime(filename: str) -> str:
-    return {"docx": DOCX_TYPE, "doc": "application/msword", "pdf": "application/pdf",
-            "zip": "application/x-zip-compressed"}.get(filename.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+    return {
+        "docx": DOCX_TYPE,
+        "doc": "application/msword",
+        "pdf": "application/pdf",
+        "zip": "application/x-zip-compressed",
+    }.get(filename.rsplit(".", 1)[-1].lower(), "application/octet-stream")
 
 
 _ZIPPED = "Báo cáo phong trào toàn dân BVANTQ 2023.docx"
@@ -668,69 +931,123 @@ _FORWARDED = "BC ANTQ 2023 - TT GDTX HP.docx"
 def _zip_case(row: dict):
     def build(arrival: datetime, message_id: str) -> bytes:
         archive = zip_bytes([(_ZIPPED, report_for(row, arrival))])
-        return make_email(sender=row["emails"][0], sender_name=row["name"], subject=_SUBJECT,
-                          body=_greeting(row["name"], " Báo cáo được nén trong tệp .zip."),
-                          attachments=[("Bao cao ANTQ 2023 - THPT Vinh Bao.zip", archive, _mime("x.zip"))],
-                          message_id=message_id, date=arrival - timedelta(seconds=40))
+        return make_email(
+            sender=row["emails"][0],
+            sender_name=row["name"],
+            subject=_SUBJECT,
+            body=_greeting(row["name"], " Báo cáo được nén trong tệp .zip."),
+            attachments=[("Bao cao ANTQ 2023 - THPT Vinh Bao.zip", archive, _mime("x.zip"))],
+            message_id=message_id,
+            date=arrival - timedelta(seconds=40),
+        )
+
     return build
 
 
 def _forward_case(row: dict):
     def build(arrival: datetime, message_id: str) -> bytes:
         sent = arrival - timedelta(hours=5, minutes=55)
-        inner = make_email(sender="nguyenthuhang.gdtx@gmail.com", sender_name="Nguyễn Thu Hằng",
-                           to=row["emails"][1], subject="Báo cáo ANTQ 2023 TT GDTX HP",
-                           body="Chị ơi, em gửi báo cáo phong trào ANTQ năm 2023, chị chuyển Sở giúp em ạ.\n",
-                           attachments=[(_FORWARDED, report_for(row, sent), DOCX_TYPE)],
-                           message_id=_mid(f"inner|{message_id}", "mail.gmail.com"), date=sent)
-        return forward_as_attachment(inner, sender=row["emails"][1], sender_name="Văn thư TT GDTX Hải Phòng",
-                                     subject="Fwd: Báo cáo ANTQ 2023 TT GDTX HP", date=arrival, message_id=message_id,
-                                     body=_greeting(row["name"], " Văn thư chuyển tiếp thư gốc của cán bộ phụ trách."))
+        inner = make_email(
+            sender="nguyenthuhang.gdtx@gmail.com",
+            sender_name="Nguyễn Thu Hằng",
+            to=row["emails"][1],
+            subject="Báo cáo ANTQ 2023 TT GDTX HP",
+            body="Chị ơi, em gửi báo cáo phong trào ANTQ năm 2023, chị chuyển Sở giúp em ạ.\n",
+            attachments=[(_FORWARDED, report_for(row, sent), DOCX_TYPE)],
+            message_id=_mid(f"inner|{message_id}", "mail.gmail.com"),
+            date=sent,
+        )
+        return forward_as_attachment(
+            inner,
+            sender=row["emails"][1],
+            sender_name="Văn thư TT GDTX Hải Phòng",
+            subject="Fwd: Báo cáo ANTQ 2023 TT GDTX HP",
+            date=arrival,
+            message_id=message_id,
+            body=_greeting(row["name"], " Văn thư chuyển tiếp thư gốc của cán bộ phụ trách."),
+        )
+
     return build
 
 
 def _gmail_case(row: dict):
     def build(arrival: datetime, message_id: str) -> bytes:
-        return make_email(sender="thanhhuong.vp85@gmail.com", sender_name="Thanh Huong",
-                          subject="Bao cao THPT Ngo Quyen",
-                          body="Em gui bao cao phong trao toan dan BVANTQ nam 2023 cua truong THPT Ngo Quyen a.\n"
-                               "Em cam on!\n",
-                          attachments=[("baocao_ANTQ_2023.docx", report_for(row, arrival), DOCX_TYPE)],
-                          message_id=message_id, date=arrival - timedelta(seconds=12))
+        return make_email(
+            sender="thanhhuong.vp85@gmail.com",
+            sender_name="Thanh Huong",
+            subject="Bao cao THPT Ngo Quyen",
+            body="Em gui bao cao phong trao toan dan BVANTQ nam 2023 cua truong THPT Ngo Quyen a.\nEm cam on!\n",
+            attachments=[("baocao_ANTQ_2023.docx", report_for(row, arrival), DOCX_TYPE)],
+            message_id=message_id,
+            date=arrival - timedelta(seconds=12),
+        )
+
     return build
 
 
 def _empty_case(row: dict):
     def build(arrival: datetime, message_id: str) -> bytes:
-        return make_email(sender=row["emails"][0], sender_name=row["name"], subject=_SUBJECT,
-                          body="Kính gửi Phòng GDTX&ĐH,\n\nEm gửi nhầm, sẽ gửi lại ngay ạ.\n\nTrân trọng!\n",
-                          attachments=[], message_id=message_id, date=arrival - timedelta(seconds=30))
+        return make_email(
+            sender=row["emails"][0],
+            sender_name=row["name"],
+            subject=_SUBJECT,
+            body="Kính gửi Phòng GDTX&ĐH,\n\nEm gửi nhầm, sẽ gửi lại ngay ạ.\n\nTrân trọng!\n",
+            attachments=[],
+            message_id=message_id,
+            date=arrival - timedelta(seconds=30),
+        )
+
     return build
 
 
 def _legacy_doc_case(row: dict, filename: str):
     def build(arrival: datetime, message_id: str) -> bytes:
-        return make_email(sender=row["emails"][0], sender_name=row["name"], subject=_SUBJECT,
-                          body=_greeting(row["name"]), attachments=[(filename, fake_legacy_doc(), _mime(filename))],
-                          message_id=message_id, date=arrival - timedelta(seconds=20),
-                          extra_headers={"X-Mailer": "Microsoft Office Outlook 12.0"})
+        return make_email(
+            sender=row["emails"][0],
+            sender_name=row["name"],
+            subject=_SUBJECT,
+            body=_greeting(row["name"]),
+            attachments=[(filename, fake_legacy_doc(), _mime(filename))],
+            message_id=message_id,
+            date=arrival - timedelta(seconds=20),
+            extra_headers={"X-Mailer": "Microsoft Office Outlook 12.0"},
+        )
+
     return build
 
 
 def _personal_named_case(row: dict, filename: str):
     def build(arrival: datetime, message_id: str) -> bytes:
-        return make_email(sender="hoanhap.hp.2023@gmail.com", sender_name="Phạm Thị Hoa",
-                          subject=f"{row['name']} gửi báo cáo ANTQ năm 2023", body=_greeting(row["name"]),
-                          attachments=[(filename, report_for(row, arrival), DOCX_TYPE)],
-                          message_id=message_id, date=arrival - timedelta(seconds=18))
+        return make_email(
+            sender="hoanhap.hp.2023@gmail.com",
+            sender_name="Phạm Thị Hoa",
+            subject=f"{row['name']} gửi báo cáo ANTQ năm 2023",
+            body=_greeting(row["name"]),
+            attachments=[(filename, report_for(row, arrival), DOCX_TYPE)],
+            message_id=message_id,
+            date=arrival - timedelta(seconds=18),
+        )
+
     return build
 
 
 def _unknown_case():
     def build(arrival: datetime, message_id: str) -> bytes:
-        report = make_report_docx("Trường Mầm non tư thục Hoa Sen", number="07/BC-MNHS", date=arrival.date(),
-                                  issuing_body_parent="UBND QUẬN DƯƠNG KINH", signer="Lương Thị Hải Yến")
-        return make_email(sender="hoa.nguyen1987@yahoo.com", sender_name=None, subject="gửi báo cáo",
-                          body="Em gửi báo cáo ạ.\n", attachments=[("Bao cao.docx", report, DOCX_TYPE)],
-                          message_id=message_id, date=arrival - timedelta(seconds=50))
+        report = make_report_docx(
+            "Trường Mầm non tư thục Hoa Sen",
+            number="07/BC-MNHS",
+            date=arrival.date(),
+            issuing_body_parent="UBND QUẬN DƯƠNG KINH",
+            signer="Lương Thị Hải Yến",
+        )
+        return make_email(
+            sender="hoa.nguyen1987@yahoo.com",
+            sender_name=None,
+            subject="gửi báo cáo",
+            body="Em gửi báo cáo ạ.\n",
+            attachments=[("Bao cao.docx", report, DOCX_TYPE)],
+            message_id=message_id,
+            date=arrival - timedelta(seconds=50),
+        )
+
     return build

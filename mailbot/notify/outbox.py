@@ -34,10 +34,10 @@ from sqlalchemy.engine import Connection, Row
 from mailbot import store
 from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import MailbotError, StorageError
-from mailbot.notify import as_bytes
+from mailbot.notify.compose import as_bytes
 from mailbot.oauth import access_token, forget, xoauth2
 
-log = logging.getLogger("mailbot.outbox")
+log = logging.getLogger("mailbot.notify.outbox")
 UNLIMITED_KINDS = {"digest"}  # the staff's own digest is not an automatic reply to anyone
 MAX_BACKOFF = timedelta(hours=6)
 OUTAGE_BACKOFF = timedelta(minutes=5)
@@ -59,9 +59,19 @@ class DeliveryReport:
 
 
 def queue(
-    conn: Connection, *, key: str, kind: str, msg: Message, recipients: tuple[str, ...], now: datetime,
-    day_start: datetime, limit: int, message_pk: int | None = None, institution_id: int | None = None,
-    campaign_id: str | None = None, unverified_limit: int | None = None,
+    conn: Connection,
+    *,
+    key: str,
+    kind: str,
+    msg: Message,
+    recipients: tuple[str, ...],
+    now: datetime,
+    day_start: datetime,
+    limit: int,
+    message_pk: int | None = None,
+    institution_id: int | None = None,
+    campaign_id: str | None = None,
+    unverified_limit: int | None = None,
 ) -> Queued:
     """Store a message for delivery unless the same key was queued before; over the per-address daily
     limit it is stored as suppressed, so that staff can see what was held back. With ``unverified_limit`` it
@@ -69,7 +79,11 @@ def queue(
     existing = _queued_id(conn, key)
     if existing:
         return Queued("exists", existing)
-    allowed = recipients if kind in UNLIMITED_KINDS else tuple(r for r in recipients if _sent_today(conn, r, day_start) < limit)
+    allowed = (
+        recipients
+        if kind in UNLIMITED_KINDS
+        else tuple(r for r in recipients if _sent_today(conn, r, day_start) < limit)
+    )
     why = f"more than {limit} automatic messages today to this address"
     if allowed and unverified_limit is not None and _unverified_today(conn, day_start) >= unverified_limit:
         allowed = ()
@@ -77,17 +91,34 @@ def queue(
     status = "pending" if allowed else "suppressed"
     if allowed != recipients:
         msg.replace_header("To", ", ".join(allowed or recipients))
-    inserted = store.insert_ignore(conn, store.outbox, dict(
-        key=key, kind=kind, message_pk=message_pk, institution_id=institution_id, campaign_id=campaign_id,
-        recipients=list(allowed or recipients), subject=str(make_header(decode_header(msg["Subject"]))),
-        our_message_id=str(msg["Message-ID"]), raw=as_bytes(msg), status=status, attempts=0, next_attempt_at=now,
-        last_error="" if allowed else why, created_at=now, unverified=unverified_limit is not None,
-    ))
+    inserted = store.insert_ignore(
+        conn,
+        store.outbox,
+        {
+            "key": key,
+            "kind": kind,
+            "message_pk": message_pk,
+            "institution_id": institution_id,
+            "campaign_id": campaign_id,
+            "recipients": list(allowed or recipients),
+            "subject": str(make_header(decode_header(msg["Subject"]))),
+            "our_message_id": str(msg["Message-ID"]),
+            "raw": as_bytes(msg),
+            "status": status,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": "" if allowed else why,
+            "created_at": now,
+            "unverified": unverified_limit is not None,
+        },
+    )
     outbox_id = _queued_id(conn, key)
     if not inserted:  # another process queued the same key since we looked
         return Queued("exists", outbox_id)
     if kind not in UNLIMITED_KINDS and allowed:
-        conn.execute(store.outbox_rcpt.insert(), [{"outbox_id": outbox_id, "address": a, "created_at": now} for a in allowed])
+        conn.execute(
+            store.outbox_rcpt.insert(), [{"outbox_id": outbox_id, "address": a, "created_at": now} for a in allowed]
+        )
     return Queued(status, outbox_id)
 
 
@@ -97,16 +128,28 @@ def _queued_id(conn: Connection, key: str) -> int:
 
 def _sent_today(conn: Connection, address: str, day_start: datetime) -> int:
     o, r = store.outbox, store.outbox_rcpt
-    query = select(func.count()).select_from(r.join(o, o.c.id == r.c.outbox_id)).where(
-        r.c.address == address, r.c.created_at >= day_start, o.c.status.in_(("pending", "sending", "sent")),
+    query = (
+        select(func.count())
+        .select_from(r.join(o, o.c.id == r.c.outbox_id))
+        .where(
+            r.c.address == address,
+            r.c.created_at >= day_start,
+            o.c.status.in_(("pending", "sending", "sent")),
+        )
     )
     return int(conn.execute(query).scalar_one())
 
 
 def _unverified_today(conn: Connection, day_start: datetime) -> int:
     o = store.outbox
-    query = select(func.count()).select_from(o).where(
-        o.c.unverified, o.c.created_at >= day_start, o.c.status.in_(("pending", "sending", "sent")),
+    query = (
+        select(func.count())
+        .select_from(o)
+        .where(
+            o.c.unverified,
+            o.c.created_at >= day_start,
+            o.c.status.in_(("pending", "sending", "sent")),
+        )
     )
     return int(conn.execute(query).scalar_one())
 
@@ -178,8 +221,11 @@ def claim(engine: Engine, now: datetime, lease: timedelta = CLAIM_LEASE) -> list
         )
         if conn.execute(select(o.c.id).where(due, o.c.id.not_in(held)).limit(1)).first() is None:
             return []  # nothing due: no write, so an idle service never waits on a busy database
-        conn.execute(update(o).where(due, o.c.id.not_in(held)).values(
-            status="sending", claim_token=TOKEN, claimed_until=real_now + lease))
+        conn.execute(
+            update(o)
+            .where(due, o.c.id.not_in(held))
+            .values(status="sending", claim_token=TOKEN, claimed_until=real_now + lease)
+        )
         query = select(o).where(o.c.status == "sending", o.c.claim_token == TOKEN, o.c.id.not_in(held))
         return list(conn.execute(query.order_by(o.c.id)).all())
 
@@ -187,8 +233,11 @@ def claim(engine: Engine, now: datetime, lease: timedelta = CLAIM_LEASE) -> list
 def _abandoned_claims(conn: Connection, real_now: datetime) -> list[str]:
     """Unexpired claims made on this machine by processes that no longer exist (killed senders)."""
     o = store.outbox
-    tokens = conn.execute(select(o.c.claim_token).distinct().where(
-        o.c.status == "sending", o.c.claimed_until >= real_now, o.c.claim_token != TOKEN)).scalars()
+    tokens = conn.execute(
+        select(o.c.claim_token)
+        .distinct()
+        .where(o.c.status == "sending", o.c.claimed_until >= real_now, o.c.claim_token != TOKEN)
+    ).scalars()
     return [t for t in tokens if t and _claimant_gone(t)]
 
 
@@ -218,8 +267,11 @@ def _renew(engine: Engine, row: Row, lease: timedelta) -> bool:
     """Extend our claim just before sending; False when another sender took the row over (our lease ran out)."""
     o = store.outbox
     with store.atomic(engine) as conn:
-        result = conn.execute(update(o).where(o.c.id == row.id, o.c.status == "sending", o.c.claim_token == TOKEN)
-                              .values(claimed_until=store.now() + lease))
+        result = conn.execute(
+            update(o)
+            .where(o.c.id == row.id, o.c.status == "sending", o.c.claim_token == TOKEN)
+            .values(claimed_until=store.now() + lease)
+        )
     if result.rowcount:
         return True
     log.warning("outbox #%d was taken over by another sender; not sending it from here", row.id)
@@ -247,8 +299,11 @@ def connect(s: OutboxSettings) -> smtplib.SMTP:
         client.ehlo_or_helo_if_needed()
         try:
             # after a refusal the server sends an error challenge, answered with an empty line
-            client.auth("XOAUTH2", lambda challenge=None: xoauth2(s.username, token) if challenge is None else "",
-                        initial_response_ok=True)
+            client.auth(
+                "XOAUTH2",
+                lambda challenge=None: xoauth2(s.username, token) if challenge is None else "",
+                initial_response_ok=True,
+            )
         except smtplib.SMTPAuthenticationError:
             forget(s, "outbox")
             client.close()
@@ -274,7 +329,7 @@ def _deliver_smtp(s: OutboxSettings, engine: Engine, rows: list[Row], now: datet
     try:
         for index, row in enumerate(rows):
             if not _send_one(client, s, engine, row, now, report):
-                _all_retry(s, engine, rows[index + 1:], now, report, "SMTP connection lost")
+                _all_retry(s, engine, rows[index + 1 :], now, report, "SMTP connection lost")
                 return
     finally:
         try:
@@ -283,7 +338,9 @@ def _deliver_smtp(s: OutboxSettings, engine: Engine, rows: list[Row], now: datet
             pass  # the server hung up first; nothing is pending on this connection
 
 
-def _send_one(client: smtplib.SMTP, s: OutboxSettings, engine: Engine, row: Row, now: datetime, report: DeliveryReport) -> bool:
+def _send_one(
+    client: smtplib.SMTP, s: OutboxSettings, engine: Engine, row: Row, now: datetime, report: DeliveryReport
+) -> bool:
     """Send one row; False when the connection is unusable and the rest must wait."""
     if not _renew(engine, row, lease_for(s)):
         return True
@@ -327,10 +384,18 @@ def _failure(
     cap = MAX_BACKOFF if code else OUTAGE_BACKOFF
     delay = min(timedelta(seconds=s.retry_base_seconds * 2 ** min(attempts - 1, 20)), cap)
     with store.atomic(engine) as conn:
-        result = conn.execute(update(store.outbox).where(*_held(row)).values(
-            attempts=attempts, last_error=detail[:500], status="failed" if permanent else "pending",
-            next_attempt_at=None if permanent else now + delay, claim_token=None, claimed_until=None,
-        ))
+        result = conn.execute(
+            update(store.outbox)
+            .where(*_held(row))
+            .values(
+                attempts=attempts,
+                last_error=detail[:500],
+                status="failed" if permanent else "pending",
+                next_attempt_at=None if permanent else now + delay,
+                claim_token=None,
+                claimed_until=None,
+            )
+        )
     if not result.rowcount:
         log.warning("outbox #%d was taken over by another sender meanwhile; its result here is dropped", row.id)
         return
@@ -367,10 +432,18 @@ def _mark_sent(engine: Engine, row: Row, now: datetime, refused: dict[str, tuple
 
 def _write_sent(engine: Engine, row: Row, now: datetime, refused: dict[str, tuple[int, str]]) -> None:
     with store.atomic(engine) as conn:
-        result = conn.execute(update(store.outbox).where(*_held(row)).values(
-            status="sent", sent_at=now, attempts=row.attempts + 1, claim_token=None, claimed_until=None,
-            last_error="; ".join(f"{a}: {c} {m}" for a, (c, m) in refused.items()),
-        ))
+        result = conn.execute(
+            update(store.outbox)
+            .where(*_held(row))
+            .values(
+                status="sent",
+                sent_at=now,
+                attempts=row.attempts + 1,
+                claim_token=None,
+                claimed_until=None,
+                last_error="; ".join(f"{a}: {c} {m}" for a, (c, m) in refused.items()),
+            )
+        )
         if not result.rowcount:  # our lease ran out mid-send and another sender took the row: it is its to record
             log.warning("outbox #%d was sent here after another sender took it over", row.id)
         for address, (code, message) in refused.items():
@@ -388,8 +461,11 @@ def _held(row: Row) -> tuple:  # type: ignore[type-arg]
 def retry_failed(engine: Engine, now: datetime) -> int:
     """Put failed messages back in the queue (after staff fixed the address or the server)."""
     with store.atomic(engine) as conn:
-        result = conn.execute(update(store.outbox).where(store.outbox.c.status == "failed").values(
-            status="pending", attempts=0, next_attempt_at=now))
+        result = conn.execute(
+            update(store.outbox)
+            .where(store.outbox.c.status == "failed")
+            .values(status="pending", attempts=0, next_attempt_at=now)
+        )
     return int(result.rowcount or 0)
 
 

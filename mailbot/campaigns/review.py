@@ -10,13 +10,15 @@ from pathlib import PurePosixPath
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection, Row
 
-from mailbot import archive, receipts, store
+from mailbot import store
+from mailbot.campaigns.extensions import all_extensions
 from mailbot.config import Settings
 from mailbot.errors import NotFound
-from mailbot.extensions import all_extensions
-from mailbot.identify import campaign_for, is_late
+from mailbot.ingest import archive
+from mailbot.ingest.identify import campaign_for, is_late
 from mailbot.models import Attachment, FileKind, IdentifiedBy, InboundMail, Institution, Verdict
-from mailbot.notify import load_templates, secret_key
+from mailbot.notify import receipts
+from mailbot.notify.compose import load_templates, secret_key
 
 
 @dataclass(frozen=True)
@@ -46,15 +48,31 @@ def _as_mail(conn: Connection, row: Row) -> tuple[InboundMail, tuple[int, ...]]:
     """Enough of the original message for campaign routing and its receipt (subject, files, headings, warnings,
     thread, machine markers), with the files' sizes."""
     files = list(conn.execute(select(store.files).where(store.files.c.message_pk == row.id).order_by(store.files.c.id)))
-    kept = tuple(Attachment(f.name, FileKind(f.kind), b"", heading=f.heading, warnings=tuple(f.warnings)) for f in files)
-    mail = InboundMail(row.sender, row.sender_name, row.subject, row.message_id, row.received_at, kept,
-                       warnings=tuple(row.warnings), references=row.references or "",
-                       auto_markers=tuple(row.auto_markers or ()))
+    kept = tuple(
+        Attachment(f.name, FileKind(f.kind), b"", heading=f.heading, warnings=tuple(f.warnings)) for f in files
+    )
+    mail = InboundMail(
+        row.sender,
+        row.sender_name,
+        row.subject,
+        row.message_id,
+        row.received_at,
+        kept,
+        warnings=tuple(row.warnings),
+        references=row.references or "",
+        auto_markers=tuple(row.auto_markers or ()),
+    )
     return mail, tuple(f.size for f in files)
 
 
 def assign(
-    settings: Settings, engine: Engine, ref: str, code: str, *, actor: str, learn: bool = False,
+    settings: Settings,
+    engine: Engine,
+    ref: str,
+    code: str,
+    *,
+    actor: str,
+    learn: bool = False,
     now: datetime | None = None,
 ) -> Assignment:
     """Attribute a message to ``code``: route it to a campaign, move its files, record who did it, and queue the
@@ -71,13 +89,24 @@ def assign(
         if campaign:
             _move_files(settings, conn, row.id, archive.institution_folder(campaign.id, inst))
         state = "submission" if any(f.is_report for f in mail.files) else "no_report"
-        conn.execute(update(store.messages).where(store.messages.c.id == row.id).values(
-            institution_id=store.institution_pk(conn, code), identified_by=IdentifiedBy.STAFF.value,
-            campaign_id=campaign.id if campaign else None, late=late,
-            state=state if campaign else "review", reason="" if campaign else "không có đợt báo cáo nào đang mở cho đơn vị này",
-        ))
+        conn.execute(
+            update(store.messages)
+            .where(store.messages.c.id == row.id)
+            .values(
+                institution_id=store.institution_pk(conn, code),
+                identified_by=IdentifiedBy.STAFF.value,
+                campaign_id=campaign.id if campaign else None,
+                late=late,
+                state=state if campaign else "review",
+                reason="" if campaign else "không có đợt báo cáo nào đang mở cho đơn vị này",
+            )
+        )
         detail = f"{code}" + (f", learned {row.sender}" if learn and row.sender else "")
-        conn.execute(store.actions.insert().values(message_pk=row.id, action="assign", actor=actor, detail=detail, at=store.now()))
+        conn.execute(
+            store.actions.insert().values(
+                message_pk=row.id, action="assign", actor=actor, detail=detail, at=store.now()
+            )
+        )
         if learn and row.sender:
             store.learn_address(conn, row.sender, store.institution_pk(conn, code), actor)  # type: ignore[arg-type]
         receipt = None

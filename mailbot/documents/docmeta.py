@@ -1,7 +1,7 @@
 """What a Word report says about itself (Decree 30/2020 layout): issuing body, number, place and date, type and title, signer; and its tables.
 
 ``word/document.xml`` is streamed once (defusedxml, no DTD) into paragraphs and tables of runs; each run is
-decoded from its legacy encoding, if any (``mailbot.vnenc``), by its own font, else its character style's, its
+decoded from its legacy encoding, if any (``mailbot.documents.vnenc``), by its own font, else its character style's, its
 paragraph style's, then the document default (``word/styles.xml``, read only as far as needed and only when a
 style can name a legacy font at all). The Decree 30 parts are then picked out of the text:
 
@@ -29,26 +29,70 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
+from mailbot.documents.vnenc import convert_run, detect, font_encoding, font_matters, is_uppercase_font
 from mailbot.text import nfc, strip_marks
-from mailbot.vnenc import convert_run, detect, font_encoding, font_matters, is_uppercase_font
 
 MAX_XML_BYTES = 20 * 1024 * 1024  # uncompressed document.xml (and styles.xml) read at most
 
-_W_NAMESPACES = ("http://schemas.openxmlformats.org/wordprocessingml/2006/main",
-                 "http://purl.oclc.org/ooxml/wordprocessingml/main")  # transitional, strict
+_W_NAMESPACES = (
+    "http://schemas.openxmlformats.org/wordprocessingml/2006/main",
+    "http://purl.oclc.org/ooxml/wordprocessingml/main",
+)  # transitional, strict
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 # What a damaged or hostile package can make zipfile, zlib or the parser raise (encrypted members: RuntimeError,
 # unknown compression: NotImplementedError, DTDs and entities: DefusedXmlException, a ValueError).
-_PARSE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ParseError, DefusedXmlException, EOFError,
-                 OSError, ValueError, LookupError, zlib.error, struct.error, RuntimeError, NotImplementedError,
-                 StopIteration, OverflowError, RecursionError, MemoryError)
+_PARSE_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    KeyError,
+    ParseError,
+    DefusedXmlException,
+    EOFError,
+    OSError,
+    ValueError,
+    LookupError,
+    zlib.error,
+    struct.error,
+    RuntimeError,
+    NotImplementedError,
+    StopIteration,
+    OverflowError,
+    RecursionError,
+    MemoryError,
+)
 
 # Document types of Decree 30/2020 (Appendix III) plus the letter (công văn), which has no type line.
-DOC_TYPES = ("NGHỊ QUYẾT", "QUYẾT ĐỊNH", "CHỈ THỊ", "QUY CHẾ", "QUY ĐỊNH", "THÔNG CÁO", "THÔNG BÁO", "HƯỚNG DẪN",
-             "CHƯƠNG TRÌNH", "KẾ HOẠCH", "PHƯƠNG ÁN", "ĐỀ ÁN", "DỰ ÁN", "BÁO CÁO", "BIÊN BẢN", "TỜ TRÌNH",
-             "HỢP ĐỒNG", "CÔNG ĐIỆN", "BẢN GHI NHỚ", "BẢN THỎA THUẬN", "GIẤY ỦY QUYỀN", "GIẤY MỜI",
-             "GIẤY GIỚI THIỆU", "GIẤY NGHỈ PHÉP", "PHIẾU GỬI", "PHIẾU CHUYỂN", "PHIẾU BÁO", "THƯ CÔNG",
-             "CÔNG VĂN")
+DOC_TYPES = (
+    "NGHỊ QUYẾT",
+    "QUYẾT ĐỊNH",
+    "CHỈ THỊ",
+    "QUY CHẾ",
+    "QUY ĐỊNH",
+    "THÔNG CÁO",
+    "THÔNG BÁO",
+    "HƯỚNG DẪN",
+    "CHƯƠNG TRÌNH",
+    "KẾ HOẠCH",
+    "PHƯƠNG ÁN",
+    "ĐỀ ÁN",
+    "DỰ ÁN",
+    "BÁO CÁO",
+    "BIÊN BẢN",
+    "TỜ TRÌNH",
+    "HỢP ĐỒNG",
+    "CÔNG ĐIỆN",
+    "BẢN GHI NHỚ",
+    "BẢN THỎA THUẬN",
+    "GIẤY ỦY QUYỀN",
+    "GIẤY MỜI",
+    "GIẤY GIỚI THIỆU",
+    "GIẤY NGHỈ PHÉP",
+    "PHIẾU GỬI",
+    "PHIẾU CHUYỂN",
+    "PHIẾU BÁO",
+    "THƯ CÔNG",
+    "CÔNG VĂN",
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +121,7 @@ class DocMeta:
 
 
 # ---------------------------------------------------------------- reading the package
+
 
 def read_meta(data: bytes, *, max_paragraphs: int | None = None) -> DocMeta:
     """The metadata of a .docx; never raises on bad input (warnings ``unreadable_docx``, ``document_too_large``).
@@ -138,6 +183,7 @@ def _main_part(archive: zipfile.ZipFile) -> str | None:
 
 # ---------------------------------------------------------------- document.xml → paragraphs and tables of runs
 
+
 class _Para:
     __slots__ = ("style", "runs", "centered", "plain")
 
@@ -176,8 +222,15 @@ def _parse_document(xml, max_paragraphs: int | None) -> _Parsed:
     if namespace not in _W_NAMESPACES:
         raise ValueError("not a WordprocessingML document")
     w = "{" + namespace + "}"
-    kinds = {w + "p": _P, w + "r": _R, w + "tbl": _TBL, w + "tr": _TR, w + "tc": _TC, _MC_FALLBACK: _FALLBACK,
-             w + "body": _BODY}
+    kinds = {
+        w + "p": _P,
+        w + "r": _R,
+        w + "tbl": _TBL,
+        w + "tr": _TR,
+        w + "tc": _TC,
+        _MC_FALLBACK: _FALLBACK,
+        w + "body": _BODY,
+    }
     names = _RunNames(w)
     blocks: list[_Para | _Tbl] = []
     paras: list[_Para] = []  # open paragraphs: more than one inside a text box
@@ -256,9 +309,11 @@ class _RunNames:
 
     def __init__(self, w: str) -> None:
         self.t, self.tab, self.br, self.cr, self.soft, self.nbh = (
-            w + n for n in ("t", "tab", "br", "cr", "softHyphen", "noBreakHyphen"))
+            w + n for n in ("t", "tab", "br", "cr", "softHyphen", "noBreakHyphen")
+        )
         self.rpr, self.rfonts, self.rstyle, self.ppr, self.pstyle, self.jc = (
-            w + n for n in ("rPr", "rFonts", "rStyle", "pPr", "pStyle", "jc"))
+            w + n for n in ("rPr", "rFonts", "rStyle", "pPr", "pStyle", "jc")
+        )
         self.caps = frozenset((w + "caps", w + "smallCaps"))
         self.tcpr, self.span, self.vmerge = w + "tcPr", w + "gridSpan", w + "vMerge"
         self.ascii, self.hansi, self.val = w + "ascii", w + "hAnsi", w + "val"
@@ -367,10 +422,12 @@ class _StyleFonts:
 
     def _read(self, data: bytes, w: str, wanted: set[str]) -> None:
         """Stream styles.xml until the defaults, the default paragraph style and every wanted style are known."""
-        STYLE, RFONTS, BASED, DOCDEFAULTS, TBLSTYLEPR = (w + n for n in (
-            "style", "rFonts", "basedOn", "docDefaults", "tblStylePr"))
-        ASCII, HANSI, VAL, STYLEID, TYPE, DEFAULT = (w + n for n in (
-            "ascii", "hAnsi", "val", "styleId", "type", "default"))
+        STYLE, RFONTS, BASED, DOCDEFAULTS, TBLSTYLEPR = (
+            w + n for n in ("style", "rFonts", "basedOn", "docDefaults", "tblStylePr")
+        )
+        ASCII, HANSI, VAL, STYLEID, TYPE, DEFAULT = (
+            w + n for n in ("ascii", "hAnsi", "val", "styleId", "type", "default")
+        )
         in_defaults = in_tblstyle = 0
         current: dict | None = None
         seen_default_paragraph = False
@@ -439,6 +496,7 @@ def _all_paragraphs(blocks):
 
 # ---------------------------------------------------------------- text
 
+
 class _Text:
     """A paragraph once decoded: its text (NFC, soft hyphens gone) and whether it is centred."""
 
@@ -455,7 +513,7 @@ def _decode(para: _Para, fonts: _StyleFonts, legacy: set[str]) -> _Text:
         text = runs[0][0] if len(runs) == 1 else "".join(run[0] for run in runs)
         return _Text(nfc(text.replace("\u00ad", "") if "\u00ad" in text else text), para.centered)
     groups: list[tuple[str | None, bool, list[str]]] = []  # neighbouring runs in one font decode together:
-    for text, font, rstyle, caps in runs:                    # Word may split "aù" (VNI á) between two runs
+    for text, font, rstyle, caps in runs:  # Word may split "aù" (VNI á) between two runs
         if font is None and known:
             font = fonts.resolve(rstyle, para.style)
         if groups and groups[-1][:2] == (font, caps):
@@ -511,8 +569,11 @@ def _words(text: str) -> int:
 _SEPARATOR_CHARACTERS = re.compile(r"[\s\-_=*~.·•–—+]")
 _NUMBER = re.compile(r"^\s*(?:số|so)\b\s*[:.]?\s*(?P<rest>.*)$", re.I)
 _ABOUT = re.compile(r"^\s*(?:v/v|v\.v|về việc)\s*[:.]?\s*(?P<rest>.*)$", re.I)
-_DATE = re.compile(r"(?P<place>[^\n\t,]*?)[\s,]*\bngày\b[\s.…_]*(?P<d>\d{1,2})?[\s.…_/]*\btháng\b[\s.…_]*"
-                   r"(?P<m>\d{1,2})?[\s.…_/]*\bnăm\b[\s.…_]*(?P<y>\d{4})?", re.I)
+_DATE = re.compile(
+    r"(?P<place>[^\n\t,]*?)[\s,]*\bngày\b[\s.…_]*(?P<d>\d{1,2})?[\s.…_/]*\btháng\b[\s.…_]*"
+    r"(?P<m>\d{1,2})?[\s.…_/]*\bnăm\b[\s.…_]*(?P<y>\d{4})?",
+    re.I,
+)
 _MOTTO = ("cong hoa xa hoi", "doc lap tu do")
 _BODY_START = re.compile(r"^\s*(?:kính gửi|căn cứ|thực hiện|i\.|1\.)(?:\s|:|$)", re.I)
 _SIGN_NOTE = re.compile(r"^\s*[(\[].*[)\]]\s*$|^\s*(?:đã ký|da ky)\b", re.I)
@@ -577,15 +638,41 @@ def _date(lines: list[str]) -> tuple[str, dt.date | None, bool, bool] | None:
     return None
 
 
-_BODIES = tuple(tuple(words.split()) for words in (
-    "TRUONG", "PHONG", "SO", "TRUNG TAM", "TT", "UBND", "UY BAN", "BO", "BAN", "DAI HOC", "HOC VIEN", "VIEN",
-    "CONG TY", "HOI", "HOI DONG", "DOAN", "CONG DOAN", "DANG BO", "CHI BO", "LIEN DOI", "TO", "KHOA", "CUC", "VU"))
+_BODIES = tuple(
+    tuple(words.split())
+    for words in (
+        "TRUONG",
+        "PHONG",
+        "SO",
+        "TRUNG TAM",
+        "TT",
+        "UBND",
+        "UY BAN",
+        "BO",
+        "BAN",
+        "DAI HOC",
+        "HOC VIEN",
+        "VIEN",
+        "CONG TY",
+        "HOI",
+        "HOI DONG",
+        "DOAN",
+        "CONG DOAN",
+        "DANG BO",
+        "CHI BO",
+        "LIEN DOI",
+        "TO",
+        "KHOA",
+        "CUC",
+        "VU",
+    )
+)
 
 
 def _names_a_body(line: str) -> bool:
     """Whether a heading line starts with a kind of organisation: "TRƯỜNG …", "PHÒNG …", "UBND …"."""
     words = strip_marks(line).upper().replace(".", " ").split()
-    return any(tuple(words[:len(kind)]) == kind for kind in _BODIES)
+    return any(tuple(words[: len(kind)]) == kind for kind in _BODIES)
 
 
 def _about(cells: list[list[str]]) -> str | None:
@@ -596,9 +683,14 @@ def _about(cells: list[list[str]]) -> str | None:
             if not match:
                 continue
             more = []
-            for nxt in lines[k + 1:]:
-                if (_is_separator(nxt) or _is_motto(nxt) or _DATE.search(nxt) or _NUMBER.match(nxt)
-                        or _BODY_START.match(nxt)):
+            for nxt in lines[k + 1 :]:
+                if (
+                    _is_separator(nxt)
+                    or _is_motto(nxt)
+                    or _DATE.search(nxt)
+                    or _NUMBER.match(nxt)
+                    or _BODY_START.match(nxt)
+                ):
                     break
                 more.append(nxt)
             return " ".join([match.group("rest").strip(), *more]).strip()
@@ -618,8 +710,8 @@ def _doc_type(text: str) -> tuple[str, str] | None:
     bare = strip_marks(text).upper().split()
     for canonical in DOC_TYPES:
         type_words = strip_marks(canonical).split()
-        if len(bare) > len(type_words) and bare[:len(type_words)] == type_words:
-            return canonical, " ".join(words[len(type_words):])
+        if len(bare) > len(type_words) and bare[: len(type_words)] == type_words:
+            return canonical, " ".join(words[len(type_words) :])
     return None
 
 
@@ -636,13 +728,16 @@ def _block_texts(blocks: list, used: set[int]) -> list[str]:
 def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
     legacy: set[str] = set()
     blocks: list[_Text | list[list[str]]] = [
-        _decode(b, fonts, legacy) if isinstance(b, _Para) else _decoded_rows(b, fonts, legacy) for b in parsed.blocks]
+        _decode(b, fonts, legacy) if isinstance(b, _Para) else _decoded_rows(b, fonts, legacy) for b in parsed.blocks
+    ]
     warnings: list[str] = []
     used: set[int] = set()  # blocks that are heading, title or signature rather than body
 
     # the header: a table holding the national motto near the top, else the first paragraphs
-    header_at = next((i for i, b in enumerate(blocks[:6]) if isinstance(b, list)
-                      and any(_is_motto(c) for row in b for c in row)), None)
+    header_at = next(
+        (i for i, b in enumerate(blocks[:6]) if isinstance(b, list) and any(_is_motto(c) for row in b for c in row)),
+        None,
+    )
     issuer_lines: list[str] = []
     header_lines: list[str] = []
     header_cells: list[list[str]] = []
@@ -673,9 +768,7 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
                 motto_seen = True
                 if len(segments) > 1:
                     issuer_lines.append(segments[0])
-            elif not motto_seen:
-                issuer_lines.append(segments[0])
-            elif len(segments) > 1 and not (_NUMBER.match(segments[0]) or _ABOUT.match(segments[0])):
+            elif not motto_seen or len(segments) > 1 and not (_NUMBER.match(segments[0]) or _ABOUT.match(segments[0])):
                 issuer_lines.append(segments[0])
             if motto_seen and _date([segments[-1]]):
                 break  # the place and date close the heading
@@ -697,7 +790,7 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
     issuer = kept[-1] if kept else ""
     issuer_parent = "\n".join(kept[:-1])
 
-    early = header_lines + [b.text for b in blocks[search_from:search_from + 12] if isinstance(b, _Text)]
+    early = header_lines + [b.text for b in blocks[search_from : search_from + 12] if isinstance(b, _Text)]
     number, number_blank = _number(header_lines) or _number(early) or ("", False)
     place, date, date_blank, bad_date = _date(header_lines) or _date(early) or ("", None, False, False)
     if bad_date:
@@ -743,7 +836,7 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
         title = " ".join(title_lines)
         break
     if not doc_type:  # a letter: "V/v …" under the number, or just below the heading
-        after = [_lines(b.text) for b in blocks[search_from:search_from + 3] if isinstance(b, _Text)]
+        after = [_lines(b.text) for b in blocks[search_from : search_from + 3] if isinstance(b, _Text)]
         about = _about(header_cells + after)
         if about is not None:
             doc_type, title = "CÔNG VĂN", about
@@ -779,9 +872,14 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
             if len(tail) >= 12:
                 break
         tail.reverse()
-        lines = [(i, line) for i, text in tail for line in _lines(text)
-                 if not _SIGN_NOTE.match(line) and not line.startswith(("-", "+", "•"))
-                 and not _folded(line).startswith("noi nhan")]
+        lines = [
+            (i, line)
+            for i, text in tail
+            for line in _lines(text)
+            if not _SIGN_NOTE.match(line)
+            and not line.startswith(("-", "+", "•"))
+            and not _folded(line).startswith("noi nhan")
+        ]
         if lines:
             i, name = lines[-1]
             if len(name) <= 50 and len(name.split()) <= 7 and not name.endswith((".", ":", ";", ",")):
@@ -795,15 +893,18 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
                     used.update(j for j, _ in position)
                     used.add(i)
 
-    tables = tuple(Table(tuple(tuple(row) for row in b)) for i, b in enumerate(blocks)
-                   if isinstance(b, list) and i not in used)
-    counts = [_words(b.text) if isinstance(b, _Text) else _words("\n".join(c for row in b for c in row))
-              for b in blocks]
+    tables = tuple(
+        Table(tuple(tuple(row) for row in b)) for i, b in enumerate(blocks) if isinstance(b, list) and i not in used
+    )
+    counts = [
+        _words(b.text) if isinstance(b, _Text) else _words("\n".join(c for row in b for c in row)) for b in blocks
+    ]
     word_count = sum(counts)
     body_words = sum(n for i, n in enumerate(counts) if i not in used)
     if body_words < 50:  # a small body: do not count separator lines and bullets as words
-        body_words = sum(_words(t) for t in _block_texts(blocks, used)
-                         if any(ch.isalnum() for ch in t) and not _is_separator(t))
+        body_words = sum(
+            _words(t) for t in _block_texts(blocks, used) if any(ch.isalnum() for ch in t) and not _is_separator(t)
+        )
     if parsed.truncated:
         warnings.append("truncated")  # what was not read cannot be judged empty
     elif body_words == 0:
@@ -811,7 +912,19 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
     if number_blank and date_blank and body_words < 50 and not parsed.truncated:
         warnings.append("blank_template")
     warnings.extend(f"legacy_encoding_{name}" for name in sorted(legacy))
-    return DocMeta(issuer=issuer, issuer_parent=issuer_parent, number=number, number_blank=number_blank,
-                   place=place, date=date, date_blank=date_blank, doc_type=doc_type, title=title,
-                   signer_position=signer_position, signer_name=signer_name, word_count=word_count,
-                   tables=tables, warnings=tuple(warnings))
+    return DocMeta(
+        issuer=issuer,
+        issuer_parent=issuer_parent,
+        number=number,
+        number_blank=number_blank,
+        place=place,
+        date=date,
+        date_blank=date_blank,
+        doc_type=doc_type,
+        title=title,
+        signer_position=signer_position,
+        signer_name=signer_name,
+        word_count=word_count,
+        tables=tables,
+        warnings=tuple(warnings),
+    )

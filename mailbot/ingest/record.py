@@ -8,14 +8,16 @@ from pathlib import PurePosixPath
 
 from sqlalchemy.exc import IntegrityError
 
-from mailbot import archive, receipts, store
-from mailbot.authenticity import hold_if_forged
+from mailbot import store
 from mailbot.context import Context
-from mailbot.docmeta import DocMeta
+from mailbot.documents.docmeta import DocMeta
+from mailbot.ingest import archive
+from mailbot.ingest.authenticity import hold_if_forged
 from mailbot.models import ArchivedFile, FileKind, IdentifiedBy, InboundMail, RawMail, Verdict
-from mailbot.notify import is_ours
+from mailbot.notify import receipts
+from mailbot.notify.compose import is_ours
 
-log = logging.getLogger("mailbot.record")
+log = logging.getLogger("mailbot.ingest.record")
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,22 @@ def record_oversized(raw: RawMail, fingerprint: str, mail: InboundMail, ctx: Con
     known = ctx.roster.by_address.get(mail.sender, ())
     verdict = Verdict(known[0], IdentifiedBy.ADDRESS, None) if len(known) == 1 else Verdict(None, None, None)
     verdict = hold_if_forged(verdict, mail, ctx.settings.security)
-    told = ctx.settings.notify.acknowledge and receipts.ack_kind(mail, verdict, "review", ctx.own_addresses) and \
-        receipts.audience(mail, ctx.roster.by_address, ctx.settings.security) is not None
-    reason = "; ".join(filter(None, (
-        f"thư quá lớn ({size_mb:.0f} MB, giới hạn {limit_mb:.0f} MB) nên chưa được xử lý",
-        "đã đề nghị đơn vị gửi lại riêng tệp Word" if told else "", verdict.reason,  # why the sender is doubted
-        "đề nghị xem trực tiếp trong hộp thư")))
+    told = (
+        ctx.settings.notify.acknowledge
+        and receipts.ack_kind(mail, verdict, "review", ctx.own_addresses)
+        and receipts.audience(mail, ctx.roster.by_address, ctx.settings.security) is not None
+    )
+    reason = "; ".join(
+        filter(
+            None,
+            (
+                f"thư quá lớn ({size_mb:.0f} MB, giới hạn {limit_mb:.0f} MB) nên chưa được xử lý",
+                "đã đề nghị đơn vị gửi lại riêng tệp Word" if told else "",
+                verdict.reason,  # why the sender is doubted
+                "đề nghị xem trực tiếp trong hộp thư",
+            ),
+        )
+    )
     return replace(record(raw, fingerprint, mail, replace(verdict, reason=reason), ctx), keep_on_server=True)
 
 
@@ -79,8 +91,14 @@ def record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, 
     except IntegrityError:
         return record_duplicate(raw, ctx, None, mail)  # recorded meanwhile by another run
     code = verdict.institution.code if verdict.institution else ""
-    log.info("recorded %s from %s as %s%s", mail.message_id, mail.sender or "?", state, f" ({code})" if code else "",
-             extra={"message_id": mail.message_id, "institution": code, "state": state})
+    log.info(
+        "recorded %s from %s as %s%s",
+        mail.message_id,
+        mail.sender or "?",
+        state,
+        f" ({code})" if code else "",
+        extra={"message_id": mail.message_id, "institution": code, "state": state},
+    )
     return Outcome(raw.uid, state, pk, code, verdict.reason)
 
 
@@ -93,7 +111,14 @@ def archive_file(ctx: Context, folder: PurePosixPath, mail: InboundMail, fingerp
         archive.write(ctx.settings.archive_dir, relative, item.data)
         path = str(relative)
     return ArchivedFile(
-        item.name, item.kind, len(item.data), archive.sha256(item.data), path, item.origin, item.heading, item.warnings,
+        item.name,
+        item.kind,
+        len(item.data),
+        archive.sha256(item.data),
+        path,
+        item.origin,
+        item.heading,
+        item.warnings,
         meta_dict(item.meta) if item.meta else {},
     )
 
@@ -101,32 +126,70 @@ def archive_file(ctx: Context, folder: PurePosixPath, mail: InboundMail, fingerp
 def meta_dict(meta: DocMeta) -> dict[str, object]:
     """What the store keeps of a report's metadata (the tables are re-read from the archive when needed)."""
     return {
-        "issuer": meta.issuer, "issuer_parent": meta.issuer_parent, "number": meta.number, "place": meta.place,
-        "date": meta.date.isoformat() if meta.date else None, "doc_type": meta.doc_type, "title": meta.title,
-        "signer_position": meta.signer_position, "signer_name": meta.signer_name, "word_count": meta.word_count,
+        "issuer": meta.issuer,
+        "issuer_parent": meta.issuer_parent,
+        "number": meta.number,
+        "place": meta.place,
+        "date": meta.date.isoformat() if meta.date else None,
+        "doc_type": meta.doc_type,
+        "title": meta.title,
+        "signer_position": meta.signer_position,
+        "signer_name": meta.signer_name,
+        "word_count": meta.word_count,
         "tables": len(meta.tables),
     }
 
 
-def insert_message(conn, raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, state: str, eml: str) -> int:  # type: ignore[no-untyped-def]
+def insert_message(
+    conn, raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, state: str, eml: str
+) -> int:  # type: ignore[no-untyped-def]
     inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
-    result = conn.execute(store.messages.insert(), dict(
-        fingerprint=fingerprint, message_id=mail.message_id, sender=mail.sender, sender_name=mail.sender_name,
-        subject=mail.subject, received_at=mail.arrived, institution_id=inst_pk, campaign_id=verdict.campaign_id,
-        identified_by=verdict.identified_by.value if verdict.identified_by else None, late=verdict.late,
-        state=state, reason=verdict.reason, eml_path=eml, size=len(raw.data), warnings=list(mail.warnings),
-        references=mail.references, auto_markers=list(mail.auto_markers), recorded_at=store.now(),
-    ))
+    result = conn.execute(
+        store.messages.insert(),
+        {
+            "fingerprint": fingerprint,
+            "message_id": mail.message_id,
+            "sender": mail.sender,
+            "sender_name": mail.sender_name,
+            "subject": mail.subject,
+            "received_at": mail.arrived,
+            "institution_id": inst_pk,
+            "campaign_id": verdict.campaign_id,
+            "identified_by": verdict.identified_by.value if verdict.identified_by else None,
+            "late": verdict.late,
+            "state": state,
+            "reason": verdict.reason,
+            "eml_path": eml,
+            "size": len(raw.data),
+            "warnings": list(mail.warnings),
+            "references": mail.references,
+            "auto_markers": list(mail.auto_markers),
+            "recorded_at": store.now(),
+        },
+    )
     return int(result.inserted_primary_key[0])
 
 
 def insert_files(conn, message_pk: int, kept: list[ArchivedFile]) -> None:  # type: ignore[no-untyped-def]
     if kept:
-        conn.execute(store.files.insert(), [
-            dict(message_pk=message_pk, name=f.name, kind=str(f.kind), size=f.size, sha256=f.sha256, path=f.path,
-                 origin=f.origin, heading=f.heading, warnings=list(f.warnings), meta=f.meta)
-            for f in kept
-        ])
+        conn.execute(
+            store.files.insert(),
+            [
+                {
+                    "message_pk": message_pk,
+                    "name": f.name,
+                    "kind": str(f.kind),
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "path": f.path,
+                    "origin": f.origin,
+                    "heading": f.heading,
+                    "warnings": list(f.warnings),
+                    "meta": f.meta,
+                }
+                for f in kept
+            ],
+        )
 
 
 def record_duplicate(raw: RawMail, ctx: Context, duplicate: int | None, mail: InboundMail) -> Outcome:
@@ -147,12 +210,27 @@ def set_aside(raw: RawMail, fingerprint: str, ctx: Context, reason: str) -> Outc
     archive.write(ctx.settings.archive_dir, eml, raw.data)
     with store.atomic(ctx.engine) as conn:
         # insert-or-ignore: another run may set the same message aside at the same moment
-        store.insert_ignore(conn, store.messages, dict(
-            fingerprint=fingerprint, message_id=f"<{fingerprint[:32]}@unreadable.mailbot>", sender="", sender_name="",
-            subject="", received_at=raw.internaldate, state="error", reason=reason[:500], eml_path=str(eml),
-            size=len(raw.data), warnings=["unreadable_message"], references="", auto_markers=[], late=False,
-            recorded_at=store.now(),
-        ))
+        store.insert_ignore(
+            conn,
+            store.messages,
+            {
+                "fingerprint": fingerprint,
+                "message_id": f"<{fingerprint[:32]}@unreadable.mailbot>",
+                "sender": "",
+                "sender_name": "",
+                "subject": "",
+                "received_at": raw.internaldate,
+                "state": "error",
+                "reason": reason[:500],
+                "eml_path": str(eml),
+                "size": len(raw.data),
+                "warnings": ["unreadable_message"],
+                "references": "",
+                "auto_markers": [],
+                "late": False,
+                "recorded_at": store.now(),
+            },
+        )
         pk = store.duplicate_of(conn, fingerprint, "", "")
         assert pk is not None  # inserted just now, or by the other run
         store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, pk)

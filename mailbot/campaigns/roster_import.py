@@ -12,17 +12,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from mailbot import roster as roster_file, store
+from mailbot import store
+from mailbot.campaigns import roster as roster_file
 from mailbot.errors import RosterError
 from mailbot.models import Institution
 
-log = logging.getLogger("mailbot.roster")
+log = logging.getLogger("mailbot.campaigns.roster")
 
 SERVICE_ACTOR = "mailbot (tệp danh sách trong cấu hình)"
 # meta keys: what the service last saw of the configured file, and when staff last imported with the CLI.
@@ -49,15 +50,19 @@ class ImportPlan:
 
     def log_text(self, source: str) -> str:
         """For the staff change log (web pages: Vietnamese)."""
-        text = (f"Tệp {source}: thêm {len(self.added)}, cập nhật {len(self.changed)}, kích hoạt lại "
-                f"{len(self.reactivated)}, ngừng theo dõi {len(self.deactivated)} đơn vị")
+        text = (
+            f"Tệp {source}: thêm {len(self.added)}, cập nhật {len(self.changed)}, kích hoạt lại "
+            f"{len(self.reactivated)}, ngừng theo dõi {len(self.deactivated)} đơn vị"
+        )
         if self.deactivated:
             text += " (" + ", ".join(i.code for i in self.deactivated) + ")"
         return text
 
     def summary(self) -> str:
-        return (f"{len(self.added)} added, {len(self.changed)} changed, {len(self.reactivated)} reactivated, "
-                f"{len(self.deactivated)} deactivated, {self.unchanged} unchanged")
+        return (
+            f"{len(self.added)} added, {len(self.changed)} changed, {len(self.reactivated)} reactivated, "
+            f"{len(self.deactivated)} deactivated, {self.unchanged} unchanged"
+        )
 
 
 def _same(a: Institution, b: Institution) -> bool:
@@ -67,8 +72,10 @@ def _same(a: Institution, b: Institution) -> bool:
 def imported(conn: Connection) -> dict[str, Institution]:
     """The roster as imported (without learned addresses), by code, in roster order."""
     i = store.institutions
-    return {r.code: Institution(r.code, r.name, r.grp, tuple(r.emails), bool(r.active))
-            for r in conn.execute(select(i).order_by(i.c.grp, i.c.code))}
+    return {
+        r.code: Institution(r.code, r.name, r.grp, tuple(r.emails), bool(r.active))
+        for r in conn.execute(select(i).order_by(i.c.grp, i.c.code))
+    }
 
 
 def plan(conn: Connection, read: roster_file.RosterRead, *, replace: bool) -> ImportPlan:
@@ -95,8 +102,11 @@ def apply(conn: Connection, found: ImportPlan, read: roster_file.RosterRead, *, 
     """Write the plan and one line of the change log, in the caller's transaction."""
     store.upsert_institutions(conn, read.institutions)
     store.deactivate_institutions(conn, (i.code for i in found.deactivated))
-    conn.execute(store.actions.insert().values(action="roster_import", actor=actor,
-                                              detail=found.log_text(source)[:2000], at=store.now()))
+    conn.execute(
+        store.actions.insert().values(
+            action="roster_import", actor=actor, detail=found.log_text(source)[:2000], at=store.now()
+        )
+    )
 
 
 def import_file(engine: Engine, path: Path, *, actor: str, replace: bool = False, dry_run: bool = False) -> ImportPlan:
@@ -106,9 +116,11 @@ def import_file(engine: Engine, path: Path, *, actor: str, replace: bool = False
     with store.atomic(engine) as conn:
         found = plan(conn, read, replace=replace)
         if replace and read.problems and not dry_run:
-            raise RosterError(f"{path.name}: {len(read.problems)} bad row(s); with --replace nothing is imported "
-                              "until they are fixed (a skipped row would deactivate its institution):\n"
-                              + roster_file.describe(read.problems))
+            raise RosterError(
+                f"{path.name}: {len(read.problems)} bad row(s); with --replace nothing is imported "
+                "until they are fixed (a skipped row would deactivate its institution):\n"
+                + roster_file.describe(read.problems)
+            )
         if dry_run:
             return found
         apply(conn, found, read, actor=actor, source=path.name)
@@ -126,7 +138,7 @@ class FileState:
 def file_state(path: Path) -> FileState:
     if not path.exists():
         raise RosterError(f"roster file {path} not found")
-    mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     return FileState(hashlib.sha256(path.read_bytes()).hexdigest(), mtime)
 
 
@@ -146,9 +158,13 @@ def import_configured(path: Path | None, engine: Engine) -> tuple[str, ...]:
         _remember(engine, state)
         return ()
     if cli_at and state.mtime <= datetime.fromisoformat(cli_at):
-        log.warning("roster file %s changed but was saved before the roster import done with the CLI at %s: not "
-                    "imported, so that import stands (run `mailbot roster import %s` to use the file)",
-                    path.name, cli_at, path.name)
+        log.warning(
+            "roster file %s changed but was saved before the roster import done with the CLI at %s: not "
+            "imported, so that import stands (run `mailbot roster import %s` to use the file)",
+            path.name,
+            cli_at,
+            path.name,
+        )
         _remember(engine, state)
         return ()
     read = roster_file.read(path)

@@ -14,8 +14,8 @@ from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
-from functools import lru_cache
 from email.utils import format_datetime, formataddr, parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,12 @@ from mailbot.errors import ConfigError
 
 SMTP_COMPAT = compat32.clone(linesep="\r\n")
 KINDS = ("ack", "ack_no_report", "ack_review", "too_large", "reminder", "late", "digest")
-AUTO_REPLY = {"ack", "ack_no_report", "ack_review", "too_large"}  # RFC 3834: replies say auto-replied, the rest auto-generated
+AUTO_REPLY = {
+    "ack",
+    "ack_no_report",
+    "ack_review",
+    "too_large",
+}  # RFC 3834: replies say auto-replied, the rest auto-generated
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class Templates:
 
     def problems(self) -> list[str]:
         """Every template rendered once with sample values: a mistake shows now, not at send time."""
-        from mailbot.notify_samples import SAMPLE_CONTEXTS
+        from mailbot.notify.samples import SAMPLE_CONTEXTS
 
         found = []
         for kind in KINDS:
@@ -113,6 +118,7 @@ def load_templates(settings: Settings) -> Templates:
 
 
 # --- our own Message-IDs, signed so that a bounce can be matched to a message we really sent ---
+
 
 def secret_key(data_dir: Path) -> bytes:
     """A per-installation key, kept beside the database (never in it), created on first use."""

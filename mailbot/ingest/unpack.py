@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from tnefparse import TNEF
 
 from mailbot.config import LimitSettings
-from mailbot.documents import sniff
+from mailbot.documents.sniff import sniff
 from mailbot.text import nfc
 
 
@@ -125,8 +125,6 @@ def untnef(found: Found, limits: LimitSettings) -> list[Found]:
     return out
 
 
-
-
 def unarchive(found: Found, limits: LimitSettings) -> list[Found]:
     """rar and 7z, through Debian's `unar`/`lsar` when installed: listed first, refused when over the
     limits or with unsafe names, then extracted into a private temporary folder."""
@@ -139,12 +137,16 @@ def unarchive(found: Found, limits: LimitSettings) -> list[Found]:
         if problem:
             return [Found(found.name, b"", found.origin, (problem,))]
         out = Path(tmp) / "out"
-        done = subprocess.run(["unar", "-q", "-no-directory", "-o", str(out), "-p", "", str(packed)],
-                              capture_output=True, timeout=120)
+        done = subprocess.run(
+            ["unar", "-q", "-no-directory", "-o", str(out), "-p", "", str(packed)], capture_output=True, timeout=120
+        )
         if done.returncode != 0 or not out.exists():
             return [Found(found.name, b"", found.origin, ("unreadable_archive",))]
-        return [Found(safe_basename(f.name), f.read_bytes(), found.name) for f in sorted(out.rglob("*"))
-                if f.is_file() and not f.is_symlink()]
+        return [
+            Found(safe_basename(f.name), f.read_bytes(), found.name)
+            for f in sorted(out.rglob("*"))
+            if f.is_file() and not f.is_symlink()
+        ]
 
 
 def _listing_problem(packed: Path, size: int, limits: LimitSettings) -> str:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mailbot.docmeta import DocMeta
-from mailbot.identify import Roster, match_names
+from mailbot.documents.docmeta import DocMeta
+from mailbot.ingest.identify import Roster, match_names
 from mailbot.models import Campaign, Institution
 from mailbot.text import fold
 
 # Words every report title has; sharing only these says nothing about being the right report.
-_COMMON = set(fold(
-    "báo cáo kế hoạch tờ trình công văn v/v về việc của và các cho tại năm học kết quả tình hình thực hiện "
-    "công tác trường thpt phòng gddt sở trung tâm đơn vị"
-).split())
+_COMMON = set(
+    fold(
+        "báo cáo kế hoạch tờ trình công văn v/v về việc của và các cho tại năm học kết quả tình hình thực hiện "
+        "công tác trường thpt phòng gddt sở trung tâm đơn vị"
+    ).split()
+)
 MAX_DATE_GAP = timedelta(days=120)
 
 
@@ -22,7 +24,9 @@ def significant_words(text: str) -> set[str]:
     return {w for w in fold(text).split() if w not in _COMMON and not w.isdigit() and len(w) > 1}
 
 
-def report_warnings(meta: DocMeta, inst: Institution | None, campaign: Campaign | None, roster: Roster) -> tuple[str, ...]:
+def report_warnings(
+    meta: DocMeta, inst: Institution | None, campaign: Campaign | None, roster: Roster
+) -> tuple[str, ...]:
     found = list(meta.warnings)
     named = match_names(f"{meta.issuer_parent}\n{meta.issuer}", roster) if meta.issuer else set()
     if inst and named and inst not in named:

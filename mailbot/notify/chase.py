@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from mailbot.config import Chase
 from mailbot.models import Campaign
-from mailbot.status import CampaignStatus, InstitutionStatus
+from mailbot.reports.status import CampaignStatus, InstitutionStatus
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 
-from mailbot.authresults import parse_header
 from mailbot.config import LimitSettings
-from mailbot.docmeta import DocMeta, read_meta
-from mailbot.documents import doc_to_docx, docx_heading, ole_warnings, sniff
+from mailbot.documents.docmeta import DocMeta, read_meta
+from mailbot.documents.sniff import doc_to_docx, docx_heading, ole_warnings, sniff
+from mailbot.ingest.authresults import parse_header
+from mailbot.ingest.unpack import Found, safe_basename, unarchive, untnef, unzip
 from mailbot.models import Attachment, AuthHeader, Bounce, FileKind, InboundMail, RawMail
-from mailbot.unpack import Found, safe_basename, unarchive, untnef, unzip
 from mailbot.text import nfc
 
 # Vietnamese senders with old software write 8-bit headers in Windows-1258 or TCVN; try the likely ones.
@@ -39,8 +39,10 @@ def raw_header_text(value: object) -> str:
     already put U+FFFD in place of every byte; the original bytes are still inside it, so read those."""
     if isinstance(value, Header):
         try:
-            return "".join(decode_bytes(raw, None if cs in (None, "unknown-8bit", "us-ascii") else cs)
-                           for raw, cs in decode_header(value))
+            return "".join(
+                decode_bytes(raw, None if cs in (None, "unknown-8bit", "us-ascii") else cs)
+                for raw, cs in decode_header(value)
+            )
         except Exception:  # noqa: BLE001 - a header object we cannot take apart: keep what str() gives
             return str(value)
     text = str(value)
@@ -181,7 +183,11 @@ def _is_attachment(part: Message, name: str) -> bool:
     if name:
         return True
     disposition = (part.get("Content-Disposition") or "").lower()
-    return disposition.startswith("attachment") or part.get_content_type() not in _BODY_TYPES + ("message/rfc822",) and part.get_content_maintype() == "application"
+    return (
+        disposition.startswith("attachment")
+        or part.get_content_type() not in _BODY_TYPES + ("message/rfc822",)
+        and part.get_content_maintype() == "application"
+    )
 
 
 def _walk_files(msg: Message, limits: LimitSettings) -> list[Found]:
@@ -254,7 +260,9 @@ def _heading(meta: DocMeta | None, docx: bytes) -> str:
     return docx_heading(docx)[0]  # not laid out as an administrative document: its first lines
 
 
-_MACHINE_LOCALPARTS = re.compile(r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|auto[-_.]?reply)([+-].*)?$")
+_MACHINE_LOCALPARTS = re.compile(
+    r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|auto[-_.]?reply)([+-].*)?$"
+)
 
 
 def auto_markers(msg: Message, sender: str) -> tuple[str, ...]:
@@ -265,8 +273,11 @@ def auto_markers(msg: Message, sender: str) -> tuple[str, ...]:
         found.append(f"auto-submitted: {auto}")
     if _header(msg, "Precedence").lower() in ("bulk", "junk", "list"):
         found.append(f"precedence: {_header(msg, 'Precedence').lower()}")
-    found += [name.lower() for name in ("List-Id", "List-Unsubscribe", "X-Autoreply", "X-Autorespond", "X-Loop")
-              if msg.get(name) is not None]
+    found += [
+        name.lower()
+        for name in ("List-Id", "List-Unsubscribe", "X-Autoreply", "X-Autorespond", "X-Loop")
+        if msg.get(name) is not None
+    ]
     if msg.get("Return-Path") is not None and _header(msg, "Return-Path").strip() in ("<>", ""):
         found.append("empty return-path")
     if _MACHINE_LOCALPARTS.match(sender.split("@")[0]):
@@ -308,7 +319,7 @@ def _original_message_id(part: Message) -> str:
 
 def auth_headers(msg: Message) -> tuple[AuthHeader, ...]:
     """Every Authentication-Results header, topmost first (RFC 8601), read as written: never RFC 2047-decoded
-    (see mailbot.authresults)."""
+    (see mailbot.ingest.authresults)."""
     return tuple(parse_header(_raw_text(v)) for v in _all_values(msg, "Authentication-Results"))
 
 

@@ -30,11 +30,15 @@ def check_until(campaign: Campaign, until: datetime) -> None:
     deadline = campaign.deadline
     # Aware datetimes compare without building a new one, so even year 1 or 9999 cannot overflow here.
     if until <= deadline:
-        raise BadDeadline(f"the new deadline {_iso(until)} must be later than the campaign deadline "
-                          f"{deadline.isoformat()}", "not_later")
+        raise BadDeadline(
+            f"the new deadline {_iso(until)} must be later than the campaign deadline {deadline.isoformat()}",
+            "not_later",
+        )
     if until - deadline > MAX_EXTENSION:
-        raise BadDeadline(f"the new deadline {_iso(until)} is more than a year after the "
-                          f"campaign deadline {deadline.isoformat()}", "too_far")
+        raise BadDeadline(
+            f"the new deadline {_iso(until)} is more than a year after the campaign deadline {deadline.isoformat()}",
+            "too_far",
+        )
 
 
 def _iso(moment: datetime) -> str:
@@ -55,10 +59,19 @@ def grant(engine: Engine, campaign: Campaign, code: str, until: datetime, *, act
             raise NotFound(f"no institution with code {code!r} in the roster")
         e = store.extensions
         conn.execute(e.delete().where(e.c.campaign_id == campaign.id, e.c.institution_id == pk))
-        conn.execute(e.insert().values(campaign_id=campaign.id, institution_id=pk, until=until, reason=reason,
-                                       actor=actor, at=store.now()))
-        conn.execute(store.actions.insert().values(action="extend", actor=actor, at=store.now(),
-                                                   detail=f"{campaign.id} {code} until {until.isoformat()} {reason}".strip()))
+        conn.execute(
+            e.insert().values(
+                campaign_id=campaign.id, institution_id=pk, until=until, reason=reason, actor=actor, at=store.now()
+            )
+        )
+        conn.execute(
+            store.actions.insert().values(
+                action="extend",
+                actor=actor,
+                at=store.now(),
+                detail=f"{campaign.id} {code} until {until.isoformat()} {reason}".strip(),
+            )
+        )
 
 
 def all_extensions(engine: Engine) -> dict[tuple[str, str], datetime]:

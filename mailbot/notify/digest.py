@@ -10,14 +10,17 @@ from sqlalchemy import Engine, select
 
 from mailbot import store
 from mailbot.models import Campaign
-from mailbot.status import CampaignStatus, InstitutionStatus, ReviewItem, Submission
+from mailbot.reports.status import CampaignStatus, InstitutionStatus, ReviewItem, Submission
 from mailbot.wording import arrival_time, clip, local_time, warning_texts
 
 
 def active_campaigns(campaigns: tuple[Campaign, ...], now: datetime, late_until_days: int) -> tuple[Campaign, ...]:
     """Open now, or closed recently enough that late reports are still being chased; else the nearest one."""
-    live = tuple(c for c in campaigns if (c.opens is None or c.opens <= now)
-                 and now <= c.deadline + timedelta(days=late_until_days + 1))
+    live = tuple(
+        c
+        for c in campaigns
+        if (c.opens is None or c.opens <= now) and now <= c.deadline + timedelta(days=late_until_days + 1)
+    )
     return live or (min(campaigns, key=lambda c: abs((c.deadline - now).total_seconds())),)
 
 
@@ -38,9 +41,12 @@ def _group(name: str, members: list[InstitutionStatus]) -> dict[str, Any]:
     counts = {k: sum(1 for m in members if m.status == k) for k in ("on_time", "late", "missing")}
     total = len(members)
     return {
-        "name": name, "total": total, **counts,
+        "name": name,
+        "total": total,
+        **counts,
         "submitted_pct": _pct(counts["on_time"] + counts["late"], total),
-        "on_time_pct": _pct(counts["on_time"], total), "late_pct": _pct(counts["late"], total),
+        "on_time_pct": _pct(counts["on_time"], total),
+        "late_pct": _pct(counts["late"], total),
         "missing_pct": _pct(counts["missing"], total),
     }
 
@@ -51,7 +57,10 @@ def _document(s: Submission) -> str:
     if not meta:
         return ""
     date = str(meta.get("date") or "")
-    parts = [f"số {meta['number']}" if meta.get("number") else "", f"ngày {date[8:10]}/{date[5:7]}/{date[:4]}" if date else ""]
+    parts = [
+        f"số {meta['number']}" if meta.get("number") else "",
+        f"ngày {date[8:10]}/{date[5:7]}/{date[:4]}" if date else "",
+    ]
     return " ".join(filter(None, parts))
 
 
@@ -59,38 +68,62 @@ def campaign_context(cs: CampaignStatus, since: datetime | None, now: datetime, 
     groups = [_group(name, members) for name, members in cs.groups().items()]
     totals = {k: sum(g[k] for g in groups) for k in ("total", "on_time", "late", "missing")}
     new = [
-        {"name": i.name, "arrived": arrival_time(s.received_at, zone), "late": s.received_at > i.deadline,
-         "identified_by": s.identified_by, "at": s.received_at, "document": _document(s)}
-        for i in cs.institutions for s in i.submissions
+        {
+            "name": i.name,
+            "arrived": arrival_time(s.received_at, zone),
+            "late": s.received_at > i.deadline,
+            "identified_by": s.identified_by,
+            "at": s.received_at,
+            "document": _document(s),
+        }
+        for i in cs.institutions
+        for s in i.submissions
         if (since is None or s.received_at > since) and s.received_at <= now
     ]
     warnings = [
         {"name": i.name, "text": text}
-        for i in cs.institutions for s in i.submissions[-1:]
+        for i in cs.institutions
+        for s in i.submissions[-1:]
         for text in warning_texts([*s.warnings, *(x for f in s.files for x in f.warnings)])
     ]
     return {
-        "id": cs.campaign.id, "title": cs.campaign.title, "deadline": local_time(cs.campaign.deadline, zone),
-        "time_left": time_left(cs.campaign.deadline, now), "groups": groups,
+        "id": cs.campaign.id,
+        "title": cs.campaign.title,
+        "deadline": local_time(cs.campaign.deadline, zone),
+        "time_left": time_left(cs.campaign.deadline, now),
+        "groups": groups,
         "totals": {**totals, "submitted": totals["on_time"] + totals["late"]},
         "new": sorted(new, key=lambda n: n["at"]),
-        "missing": [{"group": g, "names": [m.name for m in ms if m.status == "missing"]}
-                    for g, ms in cs.groups().items() if any(m.status == "missing" for m in ms)],
+        "missing": [
+            {"group": g, "names": [m.name for m in ms if m.status == "missing"]}
+            for g, ms in cs.groups().items()
+            if any(m.status == "missing" for m in ms)
+        ],
         "warnings": warnings,
     }
 
 
 def _review(items: tuple[ReviewItem, ...], zone: ZoneInfo) -> list[dict[str, str]]:
-    return [{"receipt": f"{r.pk:06d}", "sender": r.sender or "(không rõ)", "subject": clip(r.subject),
-             "arrived": local_time(r.received_at, zone), "reason": r.reason} for r in items]
+    return [
+        {
+            "receipt": f"{r.pk:06d}",
+            "sender": r.sender or "(không rõ)",
+            "subject": clip(r.subject),
+            "arrived": local_time(r.received_at, zone),
+            "reason": r.reason,
+        }
+        for r in items
+    ]
 
 
 def _failed(engine: Engine) -> list[dict[str, str]]:
     o = store.outbox
     with engine.connect() as conn:
         rows = conn.execute(select(o).where(o.c.status == "failed").order_by(o.c.id)).all()
-    return [{"to": ", ".join(r.recipients) or "(không có địa chỉ)", "subject": r.subject, "error": r.last_error}
-            for r in rows]
+    return [
+        {"to": ", ".join(r.recipients) or "(không có địa chỉ)", "subject": r.subject, "error": r.last_error}
+        for r in rows
+    ]
 
 
 def _undeliverable(engine: Engine, statuses: list[CampaignStatus]) -> list[dict[str, str]]:
@@ -103,7 +136,9 @@ def _undeliverable(engine: Engine, statuses: list[CampaignStatus]) -> list[dict[
 def last_digest_at(engine: Engine) -> datetime | None:
     o = store.outbox
     with engine.connect() as conn:
-        return conn.execute(select(o.c.created_at).where(o.c.kind == "digest").order_by(o.c.id.desc()).limit(1)).scalar()
+        return conn.execute(
+            select(o.c.created_at).where(o.c.kind == "digest").order_by(o.c.id.desc()).limit(1)
+        ).scalar()
 
 
 def digest_context(

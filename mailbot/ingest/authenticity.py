@@ -76,9 +76,11 @@ def evidence(mail: InboundMail, security: SecuritySettings) -> Evidence:
     dmarc = results.get("dmarc", ())[:1]
     spf = results.get("spf", ())[:1]
     dmarc_failed = any(r.result == "fail" and domain_of(r.prop("header.from") or domain) == domain for r in dmarc)
-    passed = (any(r.result == _PASS and domain_of(r.prop("header.from")) == domain for r in dmarc)
-              or any(r.result == _PASS and aligned(domain_of(r.prop("smtp.mailfrom")), domain) for r in spf)
-              or any(r.result == _PASS and aligned(_dkim_domain(r), domain) for r in results.get("dkim", ())))
+    passed = (
+        any(r.result == _PASS and domain_of(r.prop("header.from")) == domain for r in dmarc)
+        or any(r.result == _PASS and aligned(domain_of(r.prop("smtp.mailfrom")), domain) for r in spf)
+        or any(r.result == _PASS and aligned(_dkim_domain(r), domain) for r in results.get("dkim", ()))
+    )
     authentic = bool(domain) and not mail.several_senders and not dmarc_failed and passed
     return Evidence(records_checks(mail.auth_headers, security), authentic)
 

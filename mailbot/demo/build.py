@@ -8,8 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from mailbot import config, roster, samples
+from mailbot import config
+from mailbot.campaigns import roster
 from mailbot.config import Settings
+from mailbot.demo import samples
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 DEADLINE = datetime(2023, 12, 5, 17, 0, tzinfo=ZONE)

@@ -99,7 +99,9 @@ def pick_campaign(campaigns: tuple[Campaign, ...], campaign_id: str | None, now:
         for c in campaigns:
             if c.id == campaign_id:
                 return c
-        raise NotFound(f"no campaign {campaign_id!r} in the configuration (known: {', '.join(c.id for c in campaigns)})")
+        raise NotFound(
+            f"no campaign {campaign_id!r} in the configuration (known: {', '.join(c.id for c in campaigns)})"
+        )
     return min(campaigns, key=lambda c: abs((c.deadline - now).total_seconds()))
 
 
@@ -122,8 +124,11 @@ def extensions(conn: Connection, campaign_id: str) -> dict[int, datetime]:
 def signed_copies(conn: Connection, campaign_id: str) -> set[int]:
     """Institutions that sent a PDF scan for this campaign (in a report message or on its own)."""
     m, f = store.messages, store.files
-    query = select(m.c.institution_id).join(f, f.c.message_pk == m.c.id).where(
-        m.c.campaign_id == campaign_id, m.c.state.in_(("submission", "no_report")), f.c.kind == "pdf")
+    query = (
+        select(m.c.institution_id)
+        .join(f, f.c.message_pk == m.c.id)
+        .where(m.c.campaign_id == campaign_id, m.c.state.in_(("submission", "no_report")), f.c.kind == "pdf")
+    )
     return set(conn.execute(query).scalars())
 
 
@@ -136,29 +141,52 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
         extended = extensions(conn, campaign.id)
         scanned = signed_copies(conn, campaign.id)
         m = store.messages
-        rows = list(conn.execute(
-            select(m).where(m.c.campaign_id == campaign.id, m.c.state == "submission").order_by(m.c.received_at, m.c.id)
-        ))
+        rows = list(
+            conn.execute(
+                select(m)
+                .where(m.c.campaign_id == campaign.id, m.c.state == "submission")
+                .order_by(m.c.received_at, m.c.id)
+            )
+        )
         review = list(conn.execute(select(m).where(m.c.state.in_(("review", "error"))).order_by(m.c.received_at)))
         files = _files(conn, [r.id for r in rows + review])
     by_inst: dict[int, list[Submission]] = defaultdict(list)
     for r in rows:
-        by_inst[r.institution_id].append(Submission(
-            r.id, r.message_id, r.sender, r.subject, r.received_at, r.identified_by or "", r.late,
-            tuple(files[r.id]), tuple(r.warnings),
-        ))
+        by_inst[r.institution_id].append(
+            Submission(
+                r.id,
+                r.message_id,
+                r.sender,
+                r.subject,
+                r.received_at,
+                r.identified_by or "",
+                r.late,
+                tuple(files[r.id]),
+                tuple(r.warnings),
+            )
+        )
     # A deactivated institution stays listed where it did report (its reports are kept and shown), nowhere else.
     insts = [i for i in insts if campaign.concerns(i.grp) and (i.active or by_inst.get(i.id))]
     return CampaignStatus(
         campaign,
         tuple(
-            InstitutionStatus(i.code, i.name, i.grp, tuple(by_inst[i.id]), extended.get(i.id, campaign.deadline),
-                              tuple(dict.fromkeys([*i.emails, *learned[i.code]])), i.id in extended, i.id in scanned,
-                              bool(i.active))
+            InstitutionStatus(
+                i.code,
+                i.name,
+                i.grp,
+                tuple(by_inst[i.id]),
+                extended.get(i.id, campaign.deadline),
+                tuple(dict.fromkeys([*i.emails, *learned[i.code]])),
+                i.id in extended,
+                i.id in scanned,
+                bool(i.active),
+            )
             for i in insts
         ),
-        tuple(ReviewItem(r.id, r.message_id, r.sender, r.subject, r.received_at, r.reason, r.state, tuple(files[r.id]))
-              for r in review),
+        tuple(
+            ReviewItem(r.id, r.message_id, r.sender, r.subject, r.received_at, r.reason, r.state, tuple(files[r.id]))
+            for r in review
+        ),
     )
 
 
@@ -174,17 +202,32 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
         "campaign": {"id": c.id, "title": c.title, "deadline": c.deadline.isoformat()},
         "institutions": [
             {
-                "code": i.code, "name": i.name, "group": i.group, "status": i.status, "active": i.active,
+                "code": i.code,
+                "name": i.name,
+                "group": i.group,
+                "status": i.status,
+                "active": i.active,
                 "deadline": _iso(i.deadline, zone),
                 "submitted_at": _iso(i.submitted_at, zone),
                 "identified_by": i.submissions[0].identified_by if i.submissions else None,
                 "signed_copy": i.signed_copy,
                 "submissions": [
                     {
-                        "message_id": s.message_id, "from": s.sender, "received_at": _iso(s.received_at, zone),
-                        "files": [{"name": f.name, "kind": f.kind, "sha256": f.sha256, "size": f.size, "path": f.path,
-                                   **({"meta": f.meta} if f.meta else {})}
-                                  for f in s.files if f.path],
+                        "message_id": s.message_id,
+                        "from": s.sender,
+                        "received_at": _iso(s.received_at, zone),
+                        "files": [
+                            {
+                                "name": f.name,
+                                "kind": f.kind,
+                                "sha256": f.sha256,
+                                "size": f.size,
+                                "path": f.path,
+                                **({"meta": f.meta} if f.meta else {}),
+                            }
+                            for f in s.files
+                            if f.path
+                        ],
                         "warnings": list(s.warnings) + [w for f in s.files for w in f.warnings],
                     }
                     for s in i.submissions
@@ -193,8 +236,13 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
             for i in cs.institutions
         ],
         "review": [
-            {"message_id": r.message_id, "from": r.sender, "subject": r.subject,
-             "received_at": _iso(r.received_at, zone), "reason": r.reason}
+            {
+                "message_id": r.message_id,
+                "from": r.sender,
+                "subject": r.subject,
+                "received_at": _iso(r.received_at, zone),
+                "reason": r.reason,
+            }
             for r in cs.review
         ],
     }

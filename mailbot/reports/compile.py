@@ -2,7 +2,7 @@
 gathered into one Word document, as the raw material of the department's own report (`mailbot compile`).
 
 For each institution of the campaign, the Word file(s) of its latest submission are read from the archive
-(a legacy ``.doc`` is converted by LibreOffice when it is installed) with ``mailbot.docmeta``, so text typed in
+(a legacy ``.doc`` is converted by LibreOffice when it is installed) with ``mailbot.documents.docmeta``, so text typed in
 TCVN3 or VNI fonts arrives as Unicode. Each data table's header (its first one or two rows, a spanning caption row
 and a "(1) (2) (3)" numbering row set aside) is compared folded (``mailbot.text.fold``: no marks, no case, no
 punctuation). Tables whose header is shared by at least two institutions make one sheet: the institution's code,
@@ -37,16 +37,16 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import Engine
 
-from mailbot import docmeta
 from mailbot.config import Settings
-from mailbot.docmeta import DocMeta, Table, read_meta
-from mailbot.documents import doc_to_docx
+from mailbot.documents import docmeta
+from mailbot.documents.docmeta import DocMeta, Table, read_meta
+from mailbot.documents.sniff import doc_to_docx
 from mailbot.errors import MailbotError
 from mailbot.models import Campaign, FileKind
-from mailbot.status import FileRow, InstitutionStatus, campaign_status
+from mailbot.reports.status import FileRow, InstitutionStatus, campaign_status
+from mailbot.reports.workbook import _fit_columns, _print_setup, _wrap_rows, _write_table, put, unique_sheet_name
 from mailbot.text import fold
 from mailbot.wording import local_time
-from mailbot.workbook import _fit_columns, _print_setup, _wrap_rows, _write_table, put, unique_sheet_name
 
 SUMMARY_SHEET = "Tổng hợp"
 REVIEW_SHEET = "Cần xem xét"
@@ -401,7 +401,7 @@ def report_blocks(data: bytes, meta: DocMeta) -> tuple[str | Table, ...]:
     """The paragraphs and data tables of a .docx in order, decoded as ``read_meta`` decodes them (TCVN3, VNI).
 
     The Decree 30 heading and signature tables are left out: ``meta`` already holds what they say.
-    Uses the reader inside ``mailbot.docmeta`` (one parse of document.xml, the same decoding).
+    Uses the reader inside ``mailbot.documents.docmeta`` (one parse of document.xml, the same decoding).
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -446,8 +446,9 @@ def compile_campaign(settings: Settings, engine: Engine, campaign: Campaign, *, 
             meta = read_meta(data) if data is not None else DocMeta()
             if data is None or {"unreadable_docx", "document_too_large"} & set(meta.warnings):
                 read.append(ReportFile(f.name, f.path, f.kind, (), problem or UNREADABLE))
-                leftovers.append(Leftover(inst.code, inst.name, inst.group, f.name, None, "", None,
-                                          problem or UNREADABLE))
+                leftovers.append(
+                    Leftover(inst.code, inst.name, inst.group, f.name, None, "", None, problem or UNREADABLE)
+                )
                 continue
             read.append(ReportFile(f.name, f.path, f.kind, report_blocks(data, meta)))
             if not meta.tables:
@@ -458,8 +459,13 @@ def compile_campaign(settings: Settings, engine: Engine, campaign: Campaign, *, 
                 same = seen.setdefault(tuple(map(tuple, rows)), found_table)
                 if same is not found_table:  # the report sent twice (.doc and .docx, a copy): count it once
                     found_table.chosen = found_table.candidates[0]
-                    leftovers.append(_leftover(found_table, DUPLICATE.format(table=same.number, file=same.file.name),
-                                               _data_rows(found_table)))
+                    leftovers.append(
+                        _leftover(
+                            found_table,
+                            DUPLICATE.format(table=same.number, file=same.file.name),
+                            _data_rows(found_table),
+                        )
+                    )
                     continue
                 found.append(found_table)
         reports.append(InstitutionReport(inst.code, inst.name, inst.group, submitted_at, tuple(read)))
@@ -505,7 +511,7 @@ def _merge(found: list[_Found], group_order: tuple[str, ...]) -> tuple[tuple[Sha
 
 
 def _data_rows(t: _Found) -> int:
-    return sum(1 for row in t.rows[t.chosen.skip:] if any(row))
+    return sum(1 for row in t.rows[t.chosen.skip :] if any(row))
 
 
 def _leftover(t: _Found, reason: str, rows: int) -> Leftover:
@@ -513,15 +519,16 @@ def _leftover(t: _Found, reason: str, rows: int) -> Leftover:
     return Leftover(t.inst.code, t.inst.name, t.inst.group, t.file.name, t.number, header, rows, reason)
 
 
-def _shape(number: int, key: tuple[str, ...], tables: list[_Found], group_order: tuple[str, ...],
-           taken: set[str]) -> tuple[Shape, list[Leftover]]:
+def _shape(
+    number: int, key: tuple[str, ...], tables: list[_Found], group_order: tuple[str, ...], taken: set[str]
+) -> tuple[Shape, list[Leftover]]:
     width = len(key)
     first = tables[0].chosen
     notes: list[Leftover] = []
     lines: list[tuple[_Found, list[str]]] = []  # data rows, total rows left out
     own_totals: dict[int, list[list[str]]] = defaultdict(list)
     for index, t in enumerate(tables):
-        data = [row for row in t.rows[t.chosen.skip:] if any(row)]
+        data = [row for row in t.rows[t.chosen.skip :] if any(row)]
         if any(any(row[width:]) for row in data):
             notes.append(_leftover(t, EXTRA_CELLS, len(data)))
         for row in data:
@@ -530,8 +537,7 @@ def _shape(number: int, key: tuple[str, ...], tables: list[_Found], group_order:
                 continue
             lines.append((t, row[:width] + [""] * (width - len(row))))
     numeric = tuple(_is_numeric([r[j] for _, r in lines]) for j in range(width))
-    summed = tuple(numeric[j] and key[j] not in _INDEX_HEADERS and not _is_rate(first.names[j])
-                   for j in range(width))
+    summed = tuple(numeric[j] and key[j] not in _INDEX_HEADERS and not _is_rate(first.names[j]) for j in range(width))
     rank = {g: i for i, g in enumerate(group_order)}
     lines.sort(key=lambda item: rank.get(item[0].inst.group, len(rank)))  # stable: roster order within a group
     rows: list[MergedRow] = []
@@ -566,8 +572,7 @@ def _shape(number: int, key: tuple[str, ...], tables: list[_Found], group_order:
         t = tables[index]
         mismatch = _total_mismatch(totals, per_table[id(t)], summed, first.names)
         if mismatch:
-            notes.append(_leftover(t, f"Dòng tổng của đơn vị không khớp với các dòng: {mismatch}",
-                                   _data_rows(t)))
+            notes.append(_leftover(t, f"Dòng tổng của đơn vị không khớp với các dòng: {mismatch}", _data_rows(t)))
 
     def subtotal(group: str, values: list[Decimal], n: int) -> Subtotal:
         return Subtotal(group, tuple(plain_number(v) if summed[j] else None for j, v in enumerate(values)), n)
@@ -576,8 +581,20 @@ def _shape(number: int, key: tuple[str, ...], tables: list[_Found], group_order:
     grand = [sum((sums[g][j] for g in sums), Decimal(0)) for j in range(width)]
     institutions = tuple(dict.fromkeys(r.code for r in rows)) or tuple(dict.fromkeys(t.inst.code for t in tables))
     sheet = unique_sheet_name(_sheet_title(number, first), taken)
-    shape = Shape(number, sheet, first.names, key, numeric, summed, tuple(rows), groups,
-                  subtotal("", grand, len(rows)), institutions, len(tables), first.caption)
+    shape = Shape(
+        number,
+        sheet,
+        first.names,
+        key,
+        numeric,
+        summed,
+        tuple(rows),
+        groups,
+        subtotal("", grand, len(rows)),
+        institutions,
+        len(tables),
+        first.caption,
+    )
     return shape, notes
 
 
@@ -594,8 +611,9 @@ def _is_rate(name: str) -> bool:
     return "%" in name or any(f" {w} " in f" {folded} " for w in _RATE_WORDS)
 
 
-def _total_mismatch(totals: list[list[str]], computed: list[Decimal], summed: tuple[bool, ...],
-                    names: tuple[str, ...]) -> str:
+def _total_mismatch(
+    totals: list[list[str]], computed: list[Decimal], summed: tuple[bool, ...], names: tuple[str, ...]
+) -> str:
     """The columns where a school's only total line differs from the sum of its lines ("" when all agree)."""
     if len(totals) != 1:
         return ""  # subtotals per section, or a total per part: no single line to check against
@@ -626,8 +644,8 @@ def _sheet_title(number: int, head: _Head) -> str:
         return title
     room = 31 - len(title) - 3
     if len(text) > room:
-        text = text[:room + 1]
-        text = text[:text.rfind(" ")] if " " in text else text[:room]
+        text = text[: room + 1]
+        text = text[: text.rfind(" ")] if " " in text else text[:room]
     return f"{title} - {text.rstrip(' ,;-(')}"
 
 
@@ -729,12 +747,24 @@ def _summary_sheet(ws: Worksheet, comp: Compilation) -> None:
     put(ws, 1, 1, c.title).font = Font(bold=True, size=14)
     ws["A2"] = f"Hạn nộp: {local_time(c.deadline, comp.zone)}"
     ws["A3"] = f"Tổng hợp lúc {local_time(comp.generated_at, comp.zone)}"
-    ws["A4"] = (f"Đơn vị đã nộp: {submitted}/{total}; đọc được báo cáo: {len(comp.readable)}; "
-                f"có số liệu trong các bảng tổng hợp: {len(comp.contributors)}")
+    ws["A4"] = (
+        f"Đơn vị đã nộp: {submitted}/{total}; đọc được báo cáo: {len(comp.readable)}; "
+        f"có số liệu trong các bảng tổng hợp: {len(comp.contributors)}"
+    )
     ws["A5"] = f"Mục cần xem xét (trang “{REVIEW_SHEET}”): {len(comp.leftovers)}"
     header_row = 7
-    shape_rows = [[s.number, s.sheet, " | ".join(n for n in s.header if n), len(s.institutions), s.tables,
-                   len(s.rows), ", ".join(n for n, on in zip(s.header, s.summed) if on)] for s in comp.shapes]
+    shape_rows = [
+        [
+            s.number,
+            s.sheet,
+            " | ".join(n for n in s.header if n),
+            len(s.institutions),
+            s.tables,
+            len(s.rows),
+            ", ".join(n for n, on in zip(s.header, s.summed) if on),
+        ]
+        for s in comp.shapes
+    ]
     _write_table(ws, header_row, SHAPE_HEADERS, [[_safe(v) for v in row] for row in shape_rows])
     for offset, shape in enumerate(comp.shapes, start=1):
         cell = ws.cell(header_row + offset, 2)
@@ -765,9 +795,11 @@ def build_docx(comp: Compilation):  # -> docx.document.Document
     title.alignment = WD_ALIGN_PARAGRAPH.CENTER
     submitted = sum(1 for r in comp.reports if r.submitted)
     intro = document.add_paragraph()
-    intro.add_run(f"Tổng hợp lúc {local_time(comp.generated_at, comp.zone)}; {submitted}/{len(comp.reports)} "
-                  f"đơn vị đã nộp báo cáo. Văn bản dưới đây chép lại nội dung báo cáo của từng đơn vị, "
-                  f"theo nhóm, làm tư liệu cho báo cáo chung.").italic = True
+    intro.add_run(
+        f"Tổng hợp lúc {local_time(comp.generated_at, comp.zone)}; {submitted}/{len(comp.reports)} "
+        f"đơn vị đã nộp báo cáo. Văn bản dưới đây chép lại nội dung báo cáo của từng đơn vị, "
+        f"theo nhóm, làm tư liệu cho báo cáo chung."
+    ).italic = True
     by_group: dict[str, list[InstitutionReport]] = defaultdict(list)
     for r in comp.reports:
         by_group[r.group].append(r)
@@ -832,6 +864,21 @@ def save_docx(comp: Compilation, path: Path) -> Path:
     return _write(path, buffer.getvalue())
 
 
-__all__ = ["Compilation", "InstitutionReport", "Leftover", "MergedRow", "ReportFile", "Shape", "Subtotal",
-           "build_docx", "build_workbook", "compile_campaign", "header_candidates", "is_blank",
-           "parse_number", "report_blocks", "save_docx", "save_xlsx"]
+__all__ = [
+    "Compilation",
+    "InstitutionReport",
+    "Leftover",
+    "MergedRow",
+    "ReportFile",
+    "Shape",
+    "Subtotal",
+    "build_docx",
+    "build_workbook",
+    "compile_campaign",
+    "header_candidates",
+    "is_blank",
+    "parse_number",
+    "report_blocks",
+    "save_docx",
+    "save_xlsx",
+]

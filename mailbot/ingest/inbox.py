@@ -8,7 +8,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -39,7 +39,7 @@ class Inbox(Protocol):
     uidvalidity: int
     pending: int
 
-    def __enter__(self) -> "Inbox": ...
+    def __enter__(self) -> Inbox: ...
 
     def __exit__(self, *exc: object) -> None: ...
 
@@ -76,12 +76,12 @@ def arrival(moment: datetime) -> datetime:
 
     IMAP's INTERNALDATE has no fraction; a Maildir file's time has one, which is dropped so that a message shown
     as arriving at 17:00:00 is judged as arriving at 17:00:00 (on time for a 17:00 deadline)."""
-    return moment.astimezone(timezone.utc).replace(microsecond=0)
+    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 def _internaldate(value: str) -> datetime:
     """IMAP's ``05-Dec-2023 09:30:00 +0700`` (the day may be space-padded) as an aware UTC datetime."""
-    return datetime.strptime(value.strip(), "%d-%b-%Y %H:%M:%S %z").astimezone(timezone.utc)
+    return datetime.strptime(value.strip(), "%d-%b-%Y %H:%M:%S %z").astimezone(UTC)
 
 
 class MaildirInbox:
@@ -96,7 +96,7 @@ class MaildirInbox:
         self.pending = 0  # how many the current pass will fetch (for a progress bar)
         self._box = mailbox.Maildir(path, factory=None, create=False)
 
-    def __enter__(self) -> "MaildirInbox":
+    def __enter__(self) -> MaildirInbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -107,14 +107,14 @@ class MaildirInbox:
         keys = sorted((k for k in self._box.iterkeys() if k not in done), key=self._mtime)
         self.pending = len(keys)
         for start in range(0, len(keys), MAX_BATCH_MESSAGES):
-            yield [self._read(k) for k in keys[start:start + MAX_BATCH_MESSAGES]]
+            yield [self._read(k) for k in keys[start : start + MAX_BATCH_MESSAGES]]
 
     def _mtime(self, key: str) -> float:
         # Delivery time: Maildir writers set the file's time to when the message arrived.
         return (self.path / self._box._lookup(key)).stat().st_mtime  # noqa: SLF001 - mailbox has no public way
 
     def _read(self, key: str) -> RawMail:
-        arrived = arrival(datetime.fromtimestamp(self._mtime(key), timezone.utc))
+        arrived = arrival(datetime.fromtimestamp(self._mtime(key), UTC))
         return RawMail(self.source, 0, key, arrived, self._box.get_bytes(key))
 
     def recent_headers(self, count: int) -> list[bytes]:
@@ -153,7 +153,7 @@ class ImapInbox:
         self.pending = 0  # how many the current pass will fetch (for a progress bar)
         self._box: AnyMailBox | None = None
 
-    def __enter__(self) -> "ImapInbox":
+    def __enter__(self) -> ImapInbox:
         self._box = self._login()
         self._select()
         return self
@@ -222,8 +222,9 @@ class ImapInbox:
             self.pending = len(uids)
             sizes = dict(self._sizes(sorted(uids, key=int)))
             for batch in self._size_batches(self._fair_order(list(sizes)), sizes):
-                fetched = self._fetch([u for u in batch if sizes[u] <= self.max_message_bytes]) + \
-                    self._headers_only([u for u in batch if sizes[u] > self.max_message_bytes], sizes)
+                fetched = self._fetch([u for u in batch if sizes[u] <= self.max_message_bytes]) + self._headers_only(
+                    [u for u in batch if sizes[u] > self.max_message_bytes], sizes
+                )
                 rank = {uid: i for i, uid in enumerate(batch)}
                 yield sorted(fetched, key=lambda m: rank[m.uid])  # the server answers in its own order
         except _NETWORK_ERRORS as exc:
@@ -244,7 +245,7 @@ class ImapInbox:
 
     def _senders(self, uids: list[str]) -> Iterator[tuple[str, str]]:
         for start in range(0, len(uids), _UID_CHUNK):
-            chunk = uids[start:start + _UID_CHUNK]
+            chunk = uids[start : start + _UID_CHUNK]
             _, data = self.box.client.uid("FETCH", ",".join(chunk), "(UID BODY.PEEK[HEADER.FIELDS (FROM)])")
             found = {}
             for item in data:
@@ -276,7 +277,7 @@ class ImapInbox:
 
     def _sizes(self, uids: list[str]) -> Iterator[tuple[str, int]]:
         for start in range(0, len(uids), _UID_CHUNK):
-            chunk = uids[start:start + _UID_CHUNK]
+            chunk = uids[start : start + _UID_CHUNK]
             _, data = self.box.client.uid("FETCH", ",".join(chunk), "(UID RFC822.SIZE)")
             sizes: dict[str, int] = {}
             for item in data:
@@ -299,7 +300,7 @@ class ImapInbox:
         uid, when = _UID_ITEM.search(head), _INTERNALDATE.search(head)
         if not uid:
             return None
-        arrived = arrival(_internaldate(when.group(1).decode()) if when else datetime.now(timezone.utc))
+        arrived = arrival(_internaldate(when.group(1).decode()) if when else datetime.now(UTC))
         return RawMail(self.source, self.uidvalidity, uid.group(1).decode(), arrived, body)
 
     @property

@@ -1,0 +1,1 @@
+"""Campaigns: what staff manage (the roster, extensions, review of held messages)."""

@@ -1,0 +1,1 @@
+"""Ingest: fetch mail (IMAP, Maildir), parse it, unpack containers, identify the sender, record and archive."""

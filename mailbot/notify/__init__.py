@@ -1,0 +1,1 @@
+"""Notify: what mailbot sends (receipts, reminders, late notices, the digest) and the durable outbox."""

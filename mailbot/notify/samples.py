@@ -1,0 +1,97 @@
+"""Sample values for every template, used to prove each one renders before anything is sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_INSTITUTION = {"code": "THPT-NQ", "name": "Trường THPT Ngô Quyền", "group": "THPT"}
+_CAMPAIGN = {
+    "id": "antq-2023",
+    "title": "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023",
+    "plan": "số 2816/KH-SGDĐT ngày 20/11/2023",
+    "contact": "bà Nguyễn Thị Lan, điện thoại 0225.3xxx.xxx",
+}
+_COMMON = {
+    "department": "Phòng GDTX&ĐH - Sở GDĐT Hải Phòng",
+    "inbox_address": "gdtx@haiphong.edu.vn",
+    "campaign": _CAMPAIGN,
+    "deadline": "17:00 ngày 05/12/2023",
+    "deadline_short": "05/12/2023",
+    "now": "08:00 ngày 02/12/2023",
+    "contact": "bà Nguyễn Thị Lan, điện thoại 0225.3xxx.xxx",
+}
+_RECEIPT = {
+    **_COMMON,
+    "institution": _INSTITUTION,
+    "receipt": "000014",
+    "reply_subject": "Re: Báo cáo ANTQ 2023",
+    "arrived": "09:12 ngày 01/12/2023",
+    "files": [{"name": "Báo cáo.docx", "size": "38,5 KB"}],
+    "warnings": ["Tệp báo cáo ở định dạng Word cũ (.doc), Sở chưa mở được; đề nghị quý đơn vị gửi lại tệp .docx"],
+    "late": False,
+    "identified_by": "name",
+    "sender": "thpt.nq@gmail.com",
+}
+_GROUP = {
+    "name": "THPT",
+    "total": 17,
+    "on_time": 5,
+    "late": 1,
+    "missing": 11,
+    "submitted_pct": 35,
+    "on_time_pct": 29,
+    "late_pct": 6,
+    "missing_pct": 65,
+}
+
+SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
+    "ack": _RECEIPT,
+    "ack_no_report": _RECEIPT,
+    "ack_review": {**_RECEIPT, "institution": None},
+    "too_large": {**_RECEIPT, "files": [], "warnings": [], "message_size": "63,2 MB", "max_message_size": "50,0 MB"},
+    "reminder": {**_COMMON, "institution": _INSTITUTION, "days_left": 3},
+    "late": {**_COMMON, "institution": _INSTITUTION, "days_late": 2},
+    "digest": {
+        **_COMMON,
+        "today": "02/12/2023",
+        "generated_at": "07:30 ngày 02/12/2023",
+        "campaigns": [
+            {
+                **_CAMPAIGN,
+                "deadline": "17:00 ngày 05/12/2023",
+                "time_left": "còn 3 ngày",
+                "totals": {"total": 17, "submitted": 6, "on_time": 5, "late": 1, "missing": 11},
+                "groups": [_GROUP],
+                "new": [
+                    {
+                        "name": "Trường THPT Ngô Quyền",
+                        "arrived": "09:12 ngày 01/12/2023",
+                        "late": False,
+                        "identified_by": "name",
+                        "document": "số 15/BC-THPTNQ ngày 01/12/2023",
+                    }
+                ],
+                "missing": [{"group": "THPT", "names": ["Trường THPT Thái Phiên"]}],
+                "warnings": [
+                    {
+                        "name": "Trường THPT Ngô Quyền",
+                        "text": "Tệp báo cáo ở định dạng Word cũ (.doc), Sở chưa mở được; đề nghị quý đơn vị gửi lại tệp .docx",
+                    }
+                ],
+            }
+        ],
+        "review": [
+            {
+                "receipt": "000015",
+                "sender": "x@yahoo.com",
+                "subject": "gửi báo cáo",
+                "arrived": "13:00 ngày 05/12/2023",
+                "reason": "không nhận ra đơn vị gửi",
+            }
+        ],
+        "failed": [{"to": "a@haiphong.edu.vn", "subject": "Nhắc gửi báo cáo", "error": "550 5.1.1 No such user"}],
+        "undeliverable": [
+            {"address": "a@haiphong.edu.vn", "institution": "Trường THPT Ngô Quyền", "reason": "550 5.1.1"}
+        ],
+    },
+}

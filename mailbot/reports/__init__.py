@@ -1,0 +1,1 @@
+"""Reports: where a campaign stands, the Excel tracker and the consolidation (tổng hợp)."""
