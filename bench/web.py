@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mailbot import config, store  # noqa: E402
-from mailbot.web import auth, data  # noqa: E402
+from mailbot.web import auth, snapshot  # noqa: E402
 
 TARGET_MS = 200.0
 GROUPS = ("Phòng GDĐT", "THPT", "GDNN-GDTX", "Đơn vị trực thuộc", "Đại học")
@@ -311,7 +311,7 @@ def main() -> int:
         engine = store.connect(settings.db_url)
         with store.atomic(engine) as conn:
             conn.execute(store.actions.insert().values(action="bench", actor="bench", detail="", at=store.now()))
-        time.sleep(data.RECHECK + 0.1)  # the pages look at the database's fingerprint at most once a second
+        time.sleep(snapshot.RECHECK + 0.1)  # the pages look at the database's fingerprint at most once a second
         with httpx.Client(base_url=base, cookies=cookies) as c:
             rebuilt = timed_get(c, pages["overview"][0])
         print(f"overview right after a database change (snapshot rebuilt): {rebuilt:.0f} ms")

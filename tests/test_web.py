@@ -37,7 +37,8 @@ from mailbot.demo.build import DIGEST_AT, ZONE, build_demo
 from mailbot.errors import ConfigError
 from mailbot.reports.status import as_json, campaign_status
 from mailbot.web import auth
-from mailbot.web.app import SESSION_COOKIE, create_app
+from mailbot.web.app import create_app
+from mailbot.web.core import SESSION_COOKIE
 
 with warnings.catch_warnings():  # newer Starlette prefers the httpx2 package; plain httpx works the same here
     warnings.simplefilter("ignore")

@@ -1,150 +1,29 @@
-"""The staff web application (Starlette, server-rendered Jinja2 pages): construction and shared helpers."""
+"""The staff web application assembled: Starlette over the pages' routes, behind the path prefix, the client
+address rules and the security headers every response gets; the 404 and 405 pages."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
 
-import jinja2
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mailbot import store
 from mailbot.config import Settings
-from mailbot.models import Campaign
 from mailbot.web import auth
-from mailbot.web.data import StatusCache
-from mailbot.wording import IDENTIFIED_BY, STATUS, clip, input_time, local_time, warning_text, warning_texts
+from mailbot.web.core import Web, make_env, web_of
+from mailbot.web.pages import routes
+from mailbot.web.snapshot import StatusCache
 
 log = logging.getLogger(__name__)
-
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-SESSION_COOKIE = "mailbot_session"
-LOGIN_COOKIE = "mailbot_login"
-FLASH_COOKIE = "mailbot_flash"
-
-
-@dataclass
-class Web:
-    """Everything the request handlers share; one per application."""
-
-    settings: Settings
-    engine: Engine
-    sessions: auth.Sessions
-    limiter: auth.LoginLimiter
-    cache: StatusCache
-    env: jinja2.Environment
-    clock: Callable[[], datetime]
-
-    @property
-    def prefix(self) -> str:
-        return self.settings.web.path_prefix.rstrip("/")
-
-    @property
-    def cookie_path(self) -> str:
-        return self.prefix or "/"
-
-    @property
-    def campaigns(self) -> tuple[Campaign, ...]:
-        return self.settings.campaigns()
-
-    def url(self, path: str, params: dict[str, str] | None = None) -> str:
-        """An absolute path under the configured prefix (what every link and redirect uses)."""
-        query = f"?{urlencode(params)}" if params else ""
-        return f"{self.prefix}{path}{query}"
-
-    def set_cookie(self, response: Response, name: str, value: str, max_age: int | None) -> None:
-        response.set_cookie(
-            name,
-            value,
-            max_age=max_age,
-            path=self.cookie_path,
-            httponly=True,
-            samesite="lax",
-            secure=self.settings.web.https_only,
-        )
-
-    def clear_cookie(self, response: Response, name: str) -> None:
-        response.delete_cookie(
-            name, path=self.cookie_path, httponly=True, samesite="lax", secure=self.settings.web.https_only
-        )
-
-    def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        nonce = secrets.token_urlsafe(16)
-        session = request.scope.get("mailbot.session")
-        body = self.env.get_template(template).render(
-            request=request,
-            url=self.url,
-            nonce=nonce,
-            session=session,
-            csrf=session.csrf if session else "",
-            campaigns=self.campaigns,
-            campaign_titles={c.id: c.title for c in self.campaigns},
-            now=self.clock(),
-            zone=self.settings.zone,
-            flash=request.scope.get("mailbot.flash"),
-            **context,
-        )
-        response = HTMLResponse(body, status_code=status_code)
-        response.headers["Content-Security-Policy"] = (
-            f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; img-src 'self' data:; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-        )
-        return response
-
-
-# --- template helpers ---------------------------------------------------------------------------------
-
-
-def _size(n: int | None) -> str:
-    """``12,3 KB`` (Vietnamese decimal comma)."""
-    if n is None:
-        return ""
-    value, unit = float(n), "byte"
-    for unit in ("byte", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            break
-        value /= 1024
-    text = f"{value:.0f}" if unit == "byte" else f"{value:.1f}"
-    return f"{text.replace('.', ',')} {unit}"
-
-
-def _percent(share: float) -> str:
-    return f"{share * 100:.1f}".replace(".", ",") + "%"
-
-
-def make_env(settings: Settings) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=jinja2.select_autoescape(["html"], default=True),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    zone = settings.zone
-    env.filters["local"] = lambda moment: local_time(moment, zone)
-    env.filters["input_local"] = lambda moment: input_time(moment, zone)
-    env.filters["size"] = _size
-    env.filters["clip"] = clip
-    env.filters["percent"] = _percent
-    env.filters["q"] = lambda text: quote(str(text), safe="")
-    env.globals["STATUS"] = STATUS
-    env.globals["IDENTIFIED_BY"] = IDENTIFIED_BY
-    env.globals["warning_text"] = warning_text
-    env.globals["warning_texts"] = warning_texts
-    return env
 
 
 class PathPrefix:
@@ -230,13 +109,13 @@ class SecurityHeaders:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return request.app.state.web.render(
+    return web_of(request).render(
         request, "error.html", 404, title="Không tìm thấy", message="Không tìm thấy trang hoặc tệp quý vị yêu cầu."
     )
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
-    return request.app.state.web.render(
+    return web_of(request).render(
         request,
         "error.html",
         405,
@@ -247,8 +126,6 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, engine: Engine | None = None, *, now: datetime | None = None) -> PathPrefix:
     """The ASGI application for ``settings``; ``now`` fixes the clock (previews and tests)."""
-    from mailbot.web.routes import routes
-
     engine = engine or store.connect(settings.db_url)
     key = auth.load_or_create_key(auth.key_file(settings))
     web = Web(

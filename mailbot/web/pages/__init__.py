@@ -1,0 +1,33 @@
+"""The pages by subject, and the one table of their URLs (``routes``) that ``web.app`` serves.
+
+Every route but the login form needs a live session, every POST the session's CSRF token (``web.access``).
+Changes are made by the library functions with the logged-in user as the actor, so they land in ``actions``
+with who and when.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from mailbot.web.pages import account, exports, institutions, overview, review
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/login", account.login_form, methods=["GET"]),
+        Route("/login", account.login_submit, methods=["POST"]),
+        Route("/logout", account.logout, methods=["POST"]),
+        Route("/", overview.home, methods=["GET"]),
+        Route("/c/{cid}/", overview.overview, methods=["GET"]),
+        Route("/c/{cid}/institutions", institutions.institutions, methods=["GET"]),
+        Route("/c/{cid}/institutions/{code:path}", institutions.institution, methods=["GET"]),
+        Route("/c/{cid}/extension", institutions.grant_extension, methods=["POST"]),
+        Route("/c/{cid}/review", review.review_queue, methods=["GET"]),
+        Route("/c/{cid}/review/{pk}/assign", review.assign, methods=["POST"]),
+        Route("/c/{cid}/log", overview.changes, methods=["GET"]),
+        Route("/c/{cid}/tracker.xlsx", exports.tracker, methods=["GET"]),
+        Route("/c/{cid}/consolidation.xlsx", exports.consolidation, methods=["GET"]),
+        Route("/c/{cid}/reports.zip", exports.reports_zip, methods=["GET"]),
+        Route("/files/{file_id}", exports.stored_file, methods=["GET"]),
+        Route("/messages/{pk}/original.eml", exports.original, methods=["GET"]),
+    ]

@@ -1,0 +1,91 @@
+"""The downloads: the tracker and the consolidation workbooks, the zip of the latest reports, and single files and
+original messages out of the archive (by row id only; see ``web.downloads``).
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from mailbot.models import Campaign
+from mailbot.reports.workbook import tracker_bytes
+from mailbot.web import downloads
+from mailbot.web.access import campaign_page, campaign_route, row_id, staff
+from mailbot.web.core import Web, web_of
+from mailbot.web.snapshot import Snapshot
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _attachment(name: str) -> str:
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=utf-8''{quote(name)}"
+
+
+def _stamp(web: Web, now: datetime) -> str:
+    """The local time in a download's name: ``20231207-0730``."""
+    return f"{now.astimezone(web.settings.zone):%Y%m%d-%H%M}"
+
+
+@campaign_page
+async def tracker(request: Request, web: Web, campaign: Campaign, snap: Snapshot) -> Response:
+    now = web.clock()
+    body = await run_in_threadpool(tracker_bytes, snap.cs, web.settings.zone, generated_at=now)
+    name = f"theo-doi-{campaign.id}-{_stamp(web, now)}.xlsx"
+    return Response(body, media_type=XLSX, headers={"Content-Disposition": _attachment(name)})
+
+
+@campaign_route
+async def consolidation(request: Request, web: Web, campaign: Campaign) -> Response:
+    """The consolidation workbook (`mailbot compile`): the schools' tables merged, with sums per group."""
+    now = web.clock()
+    body = await run_in_threadpool(_consolidation_bytes, web, campaign, now)
+    name = f"tong-hop-{campaign.id}-{_stamp(web, now)}.xlsx"
+    return Response(body, media_type=XLSX, headers={"Content-Disposition": _attachment(name)})
+
+
+def _consolidation_bytes(web: Web, campaign: Campaign, now: datetime) -> bytes:
+    from mailbot.reports.compile import build_workbook, compile_campaign
+
+    buffer = io.BytesIO()
+    build_workbook(compile_campaign(web.settings, web.engine, campaign, now=now)).save(buffer)
+    return buffer.getvalue()
+
+
+@campaign_page
+async def reports_zip(request: Request, web: Web, campaign: Campaign, snap: Snapshot) -> Response:
+    entries = await run_in_threadpool(downloads.latest_reports, snap.cs, web.settings.archive_dir)
+    name = f"bao-cao-{campaign.id}-{_stamp(web, web.clock())}.zip"
+    return StreamingResponse(
+        downloads.stream_zip(entries, web.settings.zone),
+        media_type="application/zip",
+        headers={"Content-Disposition": _attachment(name)},
+    )
+
+
+def _file_response(found: downloads.Download | None) -> Response:
+    if found is None:
+        raise HTTPException(404)
+    return FileResponse(
+        found.path, media_type=found.media_type, filename=found.name, content_disposition_type="attachment"
+    )
+
+
+@staff
+async def stored_file(request: Request) -> Response:
+    web = web_of(request)
+    file_id = row_id(request, "file_id")
+    return _file_response(await run_in_threadpool(downloads.stored_file, web.engine, web.settings.archive_dir, file_id))
+
+
+@staff
+async def original(request: Request) -> Response:
+    web = web_of(request)
+    pk = row_id(request, "pk")
+    return _file_response(await run_in_threadpool(downloads.original_message, web.engine, web.settings.archive_dir, pk))
