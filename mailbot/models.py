@@ -34,6 +34,65 @@ class FileKind(StrEnum):
 REPORT_KINDS = frozenset({FileKind.DOCX, FileKind.DOCM, FileKind.DOC})
 
 
+class WarningCode(StrEnum):
+    """What can be wrong with a message or a file; the value is what the database and ``status --json`` hold."""
+
+    LEGACY_DOC = "legacy_doc"
+    UNREADABLE_DOCX = "unreadable_docx"
+    PASSWORD_PROTECTED = "password_protected"
+    NOT_A_WORD_FILE = "not_a_word_file"
+    MACROS = "macros"
+    NO_REPORT_FILE = "no_report_file"
+    NO_MESSAGE_ID = "no_message_id"
+    NO_SENDER = "no_sender"
+    UNDECODABLE_ATTACHMENT = "undecodable_attachment"
+    TOO_LARGE = "too_large"  # detail: the file's size in bytes
+    HEADING_OTHER_INSTITUTION = "heading_other_institution"  # detail: the codes named, comma-separated
+    TITLE_UNRELATED = "title_unrelated"
+    DATE_FAR = "date_far"  # detail: the document's date, dd/mm/yyyy
+    EMPTY_DOCUMENT = "empty_document"
+    BLANK_TEMPLATE = "blank_template"
+    DOCUMENT_TOO_LARGE = "document_too_large"
+    LEGACY_DOC_UNREAD = "legacy_doc_unread"
+    LEGACY_ENCODING_TCVN3 = "legacy_encoding_tcvn3"
+    LEGACY_ENCODING_VNI = "legacy_encoding_vni"
+    BAD_DATE = "bad_date"
+    TRUNCATED = "truncated"
+    MESSAGE_TOO_LARGE = "message_too_large"  # detail: the message's size in bytes
+    UNREADABLE_ARCHIVE = "unreadable_archive"
+    ENCRYPTED_ARCHIVE = "encrypted_archive"
+    ARCHIVE_TOO_MANY_ENTRIES = "archive_too_many_entries"
+    ARCHIVE_TOO_LARGE = "archive_too_large"
+    ARCHIVE_TOOL_MISSING = "archive_tool_missing"
+    ARCHIVE_UNSAFE_NAMES = "archive_unsafe_names"
+    UNREADABLE_TNEF = "unreadable_tnef"
+    UNREADABLE_MESSAGE = "unreadable_message"
+    OTHER = "other"  # a code this version does not know (written by another one): ``detail`` holds it whole
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One warning about a message or a file: a code and, for some codes, a detail (a size, a date, codes)."""
+
+    code: WarningCode
+    detail: str = ""
+
+    def __str__(self) -> str:
+        """The stored form: ``code`` or ``code:detail`` (an unknown code as it was read)."""
+        if self.code is WarningCode.OTHER:
+            return self.detail
+        return f"{self.code.value}:{self.detail}" if self.detail else self.code.value
+
+    @classmethod
+    def parse(cls, stored: str) -> Notice:
+        """The inverse of ``str``; only the store reads warnings back from text."""
+        name, _, detail = stored.partition(":")
+        try:
+            return cls(WarningCode(name), detail)
+        except ValueError:
+            return cls(WarningCode.OTHER, stored)
+
+
 @dataclass(frozen=True)
 class Attachment:
     """A file found in a message (directly, in a forward or inside a zip), sniffed by content."""
@@ -43,7 +102,7 @@ class Attachment:
     data: bytes
     origin: str = ""  # e.g. "bao-cao.zip" when unpacked from an archive
     heading: str = ""  # first lines of a Word file, for identification by name
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Notice, ...] = ()
     meta: DocMeta | None = None  # what a Word report says about itself
 
     @property
@@ -91,7 +150,7 @@ class InboundMail:
     arrived: datetime  # the server's INTERNALDATE, aware
     files: tuple[Attachment, ...] = ()
     forwarded_senders: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Notice, ...] = ()
     references: str = ""  # the References header, for threading a reply
     auto_markers: tuple[str, ...] = ()  # signs that a machine sent it (RFC 3834): never answer those
     bounce: Bounce | None = None
@@ -124,19 +183,36 @@ class Institution:
     active: bool = True  # False once a `roster import --replace` left it out: kept for its history, never chased
 
 
+class State(StrEnum):
+    """What became of a message; the value is what the database (``messages.state``) and the run summary hold."""
+
+    SUBMISSION = "submission"  # counted: an institution's report for a campaign
+    NO_REPORT = "no_report"  # from an identified institution, for a campaign, without a Word file
+    REVIEW = "review"  # held for staff, with the reason
+    BOUNCE = "bounce"  # a delivery failure of a message we sent
+    ERROR = "error"  # could not be read at all: set aside with the reason
+    DUPLICATE = "duplicate"  # already recorded (never stored as a state: the original keeps its own)
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """Who sent a message and for which campaign; ``institution`` is None when staff must review."""
+    """Who sent a message, for which campaign, and so what it counts as; ``institution`` is None when staff must
+    review."""
 
     institution: Institution | None
     identified_by: IdentifiedBy | None
-    campaign_id: str | None
+    campaign: Campaign | None
     late: bool = False
     reason: str = ""  # why it went to review, or how a name match was made
+    state: State = State.REVIEW
+
+    @property
+    def campaign_id(self) -> str | None:
+        return self.campaign.id if self.campaign else None
 
     @property
     def needs_review(self) -> bool:
-        return self.institution is None or self.campaign_id is None
+        return self.institution is None or self.campaign is None
 
 
 @dataclass(frozen=True)
@@ -164,5 +240,5 @@ class ArchivedFile:
     path: str  # relative to the archive root
     origin: str = ""
     heading: str = ""
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[Notice, ...] = field(default=())
     meta: dict[str, object] = field(default_factory=dict)

@@ -1,4 +1,7 @@
-"""fetch → parse → identify → archive → record, one message at a time, errors contained per message."""
+"""fetch → parse → identify → archive → record + receipt, one message at a time, errors contained per message.
+
+The one module that knows the order of the stages; it holds the transaction in which a message is recorded and
+acknowledged."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from mailbot import store
 from mailbot.campaigns import roster_import
@@ -17,14 +20,15 @@ from mailbot.config import Settings
 from mailbot.context import Context, load_roster, make_context
 from mailbot.documents.sanity import report_warnings
 from mailbot.errors import MailbotError, StorageError
-from mailbot.ingest import archive
+from mailbot.ingest import archive, record
 from mailbot.ingest.authenticity import hold_if_forged
-from mailbot.ingest.identify import identify
+from mailbot.ingest.identify import by_address_only, identify, oversized_reason
 from mailbot.ingest.inbox import Inbox, open_inbox
 from mailbot.ingest.parse import parse
-from mailbot.ingest.record import Outcome, record, record_duplicate, record_oversized, set_aside
-from mailbot.models import InboundMail, RawMail, Verdict
-from mailbot.notify import outbox
+from mailbot.ingest.record import Outcome
+from mailbot.models import InboundMail, Notice, RawMail, State, Verdict, WarningCode
+from mailbot.notify import outbox, receipts
+from mailbot.notify.compose import is_ours
 from mailbot.notify.outbox import DeliveryReport
 
 __all__ = ["Context", "Outcome", "RunReport", "drain", "import_roster", "load_roster", "make_context", "run_once"]
@@ -101,7 +105,7 @@ def _drain(
                 on_message(done[-1])
         archive.flush_to_disk()  # files and database rows of this batch are on disk before anything else happens
         store.checkpoint(ctx.engine)
-        report.moved += _move(box, ctx.engine, [o.uid for o in done if o.state != "error" and not o.keep_on_server])
+        report.moved += _move(box, ctx.engine, [o.uid for o in done if o.state != State.ERROR and not o.keep_on_server])
         if should_stop():
             return
 
@@ -151,27 +155,65 @@ def _process(raw: RawMail, ctx: Context) -> Outcome:
     try:
         mail = parse(raw, ctx.settings.limits)
         if raw.oversized:
-            return record_oversized(raw, fingerprint, mail, ctx)
-        verdict = hold_if_forged(identify(mail, ctx.roster, ctx.campaigns, ctx.extensions), mail, ctx.settings.security)
+            return _record_oversized(raw, fingerprint, mail, ctx)
+        verdict = judge(mail, ctx)
         mail = with_report_warnings(mail, verdict, ctx)
     except Exception as exc:  # noqa: BLE001 - any bug on one message must not stop the others
         log.exception("uid %s: could not be read; set aside for staff", raw.uid)
-        return set_aside(raw, fingerprint, ctx, f"internal error while reading: {type(exc).__name__}: {exc}")
+        reason = f"internal error while reading: {type(exc).__name__}: {exc}"
+        return record.set_aside(raw, fingerprint, ctx.settings.archive_dir, ctx.engine, reason)
     with ctx.engine.connect() as conn:
         duplicate = store.duplicate_of(conn, fingerprint, mail.message_id, mail.sender)
     if duplicate:
-        return record_duplicate(raw, ctx, duplicate, mail)
-    return record(raw, fingerprint, mail, verdict, ctx)
+        return record.record_duplicate(raw, ctx.engine, duplicate, mail)
+    return _record(raw, fingerprint, mail, verdict, ctx)
+
+
+def judge(mail: InboundMail, ctx: Context) -> Verdict:
+    """Who sent it and for which campaign, unless its From is not to be believed; a bounce of our own mail."""
+    verdict = identify(mail, ctx.roster, ctx.campaigns, ctx.extensions)
+    return bounce_checked(hold_if_forged(verdict, mail, ctx.settings.security), mail, ctx.key)
+
+
+def bounce_checked(verdict: Verdict, mail: InboundMail, key: bytes) -> Verdict:
+    """A delivery failure of a message we sent (its Message-ID signed with our key) is a bounce, whoever it is from."""
+    if mail.bounce and is_ours(key, mail.bounce.original_message_id):
+        return replace(verdict, state=State.BOUNCE)
+    return verdict
+
+
+def _record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, ctx: Context) -> Outcome:
+    """Files first, then the rows and the receipt in one transaction: recorded means acknowledged, exactly once."""
+    archived = record.archive_message(raw, fingerprint, mail, verdict, ctx.settings)
+    try:
+        with store.atomic(ctx.engine) as conn:
+            pk = record.insert(conn, raw, fingerprint, mail, verdict, archived)
+            receipts.queue_receipt(conn, ctx, pk, mail, verdict)
+    except IntegrityError:
+        return record.record_duplicate(raw, ctx.engine, None, mail)  # recorded meanwhile by another run
+    return record.recorded(raw, mail, verdict, pk)
+
+
+def _record_oversized(raw: RawMail, fingerprint: str, mail: InboundMail, ctx: Context) -> Outcome:
+    """Over the size limit: its header is recorded and the message held for staff; it stays on the server.
+
+    A school known by its (authenticated) address is told, so that it can send the Word file alone in time;
+    it stays held (no campaign) until staff have looked at it in the mailbox."""
+    mail = replace(mail, files=(), warnings=(Notice(WarningCode.MESSAGE_TOO_LARGE, str(raw.oversized)),))
+    verdict = hold_if_forged(by_address_only(mail, ctx.roster), mail, ctx.settings.security)
+    told = ctx.settings.notify.acknowledge and receipts.would_answer(mail, verdict, ctx)
+    why = oversized_reason(raw.oversized, ctx.settings.limits.max_message_bytes, told, verdict.reason)
+    verdict = bounce_checked(replace(verdict, reason=why), mail, ctx.key)
+    return replace(_record(raw, fingerprint, mail, verdict, ctx), keep_on_server=True)
 
 
 def with_report_warnings(mail: InboundMail, verdict: Verdict, ctx: Context) -> InboundMail:
     """Each Word report checked against who sent it and what was asked (wrong file, old report...)."""
-    campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
     checked = tuple(
         replace(
             f,
             warnings=tuple(
-                dict.fromkeys(f.warnings + report_warnings(f.meta, verdict.institution, campaign, ctx.roster))
+                dict.fromkeys(f.warnings + report_warnings(f.meta, verdict.institution, verdict.campaign, ctx.roster))
             ),
         )
         if f.meta

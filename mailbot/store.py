@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from mailbot.errors import MailbotError, StorageError
-from mailbot.models import Institution
+from mailbot.models import Institution, Notice
 
 SCHEMA_VERSION = 1
 
@@ -69,6 +69,20 @@ class JSONList(TypeDecorator[list[str]]):
 
     def process_result_value(self, value: str | None, dialect: Any) -> list[str]:
         return json.loads(value) if value else []
+
+
+class Notices(TypeDecorator[tuple[Notice, ...]]):
+    """Warnings as values in memory, stored as before: a JSON list of ``code`` or ``code:detail`` strings (the one
+    place where they are written as text and read back)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Iterable[Notice] | None, dialect: Any) -> str:
+        return json.dumps([str(n) for n in value or ()], ensure_ascii=False)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> tuple[Notice, ...]:
+        return tuple(Notice.parse(s) for s in json.loads(value)) if value else ()
 
 
 metadata = MetaData()
@@ -104,7 +118,7 @@ messages = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("eml_path", Text, nullable=False),
     Column("size", Integer, nullable=False),
-    Column("warnings", JSONList, nullable=False),
+    Column("warnings", Notices, nullable=False),
     Column("references", Text, nullable=False, default=""),
     Column("auto_markers", JSONList, nullable=False, default=list),
     Column("recorded_at", UTC, nullable=False),
@@ -122,7 +136,7 @@ files = Table(
     Column("path", Text, nullable=False),
     Column("origin", Text, nullable=False, default=""),
     Column("heading", Text, nullable=False, default=""),
-    Column("warnings", JSONList, nullable=False),
+    Column("warnings", Notices, nullable=False),
     Column("meta", JSON, nullable=False, default=dict),  # what the Word report says about itself
 )
 

@@ -7,68 +7,70 @@ from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from mailbot.models import Notice, WarningCode
+
 STATUS = {"on_time": "Đúng hạn", "late": "Nộp muộn", "missing": "Chưa nộp"}
 IDENTIFIED_BY = {"address": "Theo địa chỉ thư", "name": "Theo tên đơn vị (cần xác nhận)", "staff": "Cán bộ xác nhận"}
 
-WARNINGS = {
-    "legacy_doc": "Tệp báo cáo ở định dạng Word cũ (.doc); đề nghị quý đơn vị gửi tệp .docx trong các lần báo cáo sau",
-    "unreadable_docx": "Tệp Word bị hỏng hoặc không mở được",
-    "password_protected": "Tệp Word có đặt mật khẩu, không mở được",
-    "not_a_word_file": "Tệp mang tên Word nhưng nội dung không phải tệp Word",
-    "macros": "Tệp Word có chứa macro (.docm)",
-    "no_report_file": "Thư không kèm tệp Word báo cáo",
-    "no_message_id": "Thư thiếu mã định danh (Message-ID)",
-    "no_sender": "Không đọc được địa chỉ người gửi",
-    "undecodable_attachment": "Không giải mã được tệp đính kèm",
-    "too_large": "Tệp đính kèm vượt quá dung lượng cho phép",
-    "heading_other_institution": "Phần đầu văn bản ghi tên đơn vị khác với đơn vị gửi",
-    "title_unrelated": "Trích yếu của văn bản không khớp với nội dung báo cáo được yêu cầu (có thể gửi nhầm tệp)",
-    "date_far": "Ngày của văn bản cách xa thời gian của đợt báo cáo (có thể là báo cáo cũ)",
-    "empty_document": "Tệp Word không có nội dung",
-    "blank_template": "Tệp Word là mẫu trống, chưa điền nội dung",
-    "document_too_large": "Tệp Word quá lớn, không đọc được nội dung",
-    "legacy_doc_unread": "Tệp báo cáo ở định dạng Word cũ (.doc), Sở chưa mở được; đề nghị quý đơn vị gửi lại tệp .docx",
-    "legacy_encoding_tcvn3": "Văn bản gõ bằng bảng mã cũ TCVN3 (ABC), đã được chuyển sang Unicode",
-    "legacy_encoding_vni": "Văn bản gõ bằng bảng mã cũ VNI, đã được chuyển sang Unicode",
-    "bad_date": "Ngày tháng của văn bản không hợp lệ",
-    "truncated": "Chỉ đọc được một phần văn bản",
-    "message_too_large": "Thư vượt quá dung lượng cho phép, chưa được xử lý",
-    "unreadable_archive": "Tệp nén bị hỏng, không giải nén được",
-    "encrypted_archive": "Tệp nén có đặt mật khẩu, không giải nén được",
-    "archive_too_many_entries": "Tệp nén chứa quá nhiều tệp",
-    "archive_too_large": "Tệp nén khi giải nén vượt quá dung lượng cho phép",
-    "archive_tool_missing": "Tệp nén RAR/7z chưa mở được trên máy chủ (thiếu công cụ giải nén)",
-    "archive_unsafe_names": "Tệp nén chứa đường dẫn không an toàn, không giải nén",
-    "unreadable_tnef": "Tệp winmail.dat (Outlook) bị hỏng, không mở được",
-    "unreadable_message": "Không đọc được nội dung thư",
+WARNINGS: dict[WarningCode, str] = {
+    WarningCode.LEGACY_DOC: "Tệp báo cáo ở định dạng Word cũ (.doc); đề nghị quý đơn vị gửi tệp .docx trong các lần báo cáo sau",
+    WarningCode.UNREADABLE_DOCX: "Tệp Word bị hỏng hoặc không mở được",
+    WarningCode.PASSWORD_PROTECTED: "Tệp Word có đặt mật khẩu, không mở được",
+    WarningCode.NOT_A_WORD_FILE: "Tệp mang tên Word nhưng nội dung không phải tệp Word",
+    WarningCode.MACROS: "Tệp Word có chứa macro (.docm)",
+    WarningCode.NO_REPORT_FILE: "Thư không kèm tệp Word báo cáo",
+    WarningCode.NO_MESSAGE_ID: "Thư thiếu mã định danh (Message-ID)",
+    WarningCode.NO_SENDER: "Không đọc được địa chỉ người gửi",
+    WarningCode.UNDECODABLE_ATTACHMENT: "Không giải mã được tệp đính kèm",
+    WarningCode.TOO_LARGE: "Tệp đính kèm vượt quá dung lượng cho phép",
+    WarningCode.HEADING_OTHER_INSTITUTION: "Phần đầu văn bản ghi tên đơn vị khác với đơn vị gửi",
+    WarningCode.TITLE_UNRELATED: "Trích yếu của văn bản không khớp với nội dung báo cáo được yêu cầu (có thể gửi nhầm tệp)",
+    WarningCode.DATE_FAR: "Ngày của văn bản cách xa thời gian của đợt báo cáo (có thể là báo cáo cũ)",
+    WarningCode.EMPTY_DOCUMENT: "Tệp Word không có nội dung",
+    WarningCode.BLANK_TEMPLATE: "Tệp Word là mẫu trống, chưa điền nội dung",
+    WarningCode.DOCUMENT_TOO_LARGE: "Tệp Word quá lớn, không đọc được nội dung",
+    WarningCode.LEGACY_DOC_UNREAD: "Tệp báo cáo ở định dạng Word cũ (.doc), Sở chưa mở được; đề nghị quý đơn vị gửi lại tệp .docx",
+    WarningCode.LEGACY_ENCODING_TCVN3: "Văn bản gõ bằng bảng mã cũ TCVN3 (ABC), đã được chuyển sang Unicode",
+    WarningCode.LEGACY_ENCODING_VNI: "Văn bản gõ bằng bảng mã cũ VNI, đã được chuyển sang Unicode",
+    WarningCode.BAD_DATE: "Ngày tháng của văn bản không hợp lệ",
+    WarningCode.TRUNCATED: "Chỉ đọc được một phần văn bản",
+    WarningCode.MESSAGE_TOO_LARGE: "Thư vượt quá dung lượng cho phép, chưa được xử lý",
+    WarningCode.UNREADABLE_ARCHIVE: "Tệp nén bị hỏng, không giải nén được",
+    WarningCode.ENCRYPTED_ARCHIVE: "Tệp nén có đặt mật khẩu, không giải nén được",
+    WarningCode.ARCHIVE_TOO_MANY_ENTRIES: "Tệp nén chứa quá nhiều tệp",
+    WarningCode.ARCHIVE_TOO_LARGE: "Tệp nén khi giải nén vượt quá dung lượng cho phép",
+    WarningCode.ARCHIVE_TOOL_MISSING: "Tệp nén RAR/7z chưa mở được trên máy chủ (thiếu công cụ giải nén)",
+    WarningCode.ARCHIVE_UNSAFE_NAMES: "Tệp nén chứa đường dẫn không an toàn, không giải nén",
+    WarningCode.UNREADABLE_TNEF: "Tệp winmail.dat (Outlook) bị hỏng, không mở được",
+    WarningCode.UNREADABLE_MESSAGE: "Không đọc được nội dung thư",
 }
 
 
-def warning_text(code: str) -> str:
-    """``date_far:05/12/2022`` → the plain words for ``date_far``, with the detail where it helps."""
-    name, _, detail = code.partition(":")
-    text = WARNINGS.get(name, code)
-    if name == "date_far" and detail:
-        return f"{text} (ngày {detail})"
-    if name == "heading_other_institution" and detail:
-        return f"{text} ({detail})"
+def warning_text(notice: Notice) -> str:
+    """The plain words for a warning, with its detail where it helps (the date of an old report, the other
+    institution named in the heading)."""
+    text = WARNINGS.get(notice.code, notice.detail)  # a code this version does not know: shown as it was written
+    if notice.code in _DETAILED and notice.detail:
+        return f"{text} ({_DETAILED[notice.code]}{notice.detail})"
     return text
 
 
+# The warnings whose detail the reader is shown, and the words before it.
+_DETAILED = {WarningCode.DATE_FAR: "ngày ", WarningCode.HEADING_OTHER_INSTITUTION: ""}
+
 # A code that says everything another one says: only the fuller sentence is shown.
-_SUPERSEDES = {"legacy_doc_unread": "legacy_doc"}
+_SUPERSEDES = {WarningCode.LEGACY_DOC_UNREAD: WarningCode.LEGACY_DOC}
 
 
-def warning_texts(codes: Iterable[str]) -> list[str]:
+def warning_texts(notices: Iterable[Notice]) -> list[str]:
     """The plain sentences for a file's or a submission's warnings: each once, in first-seen order.
 
     A .doc that could not be read carries both ``legacy_doc`` and ``legacy_doc_unread``; the school reads one
     sentence about it, not two.
     """
-    found = list(codes)
-    names = {c.partition(":")[0] for c in found}
-    hidden = {_SUPERSEDES[n] for n in names if n in _SUPERSEDES}
-    return list(dict.fromkeys(warning_text(c) for c in found if c.partition(":")[0] not in hidden))
+    found = list(notices)
+    hidden = {_SUPERSEDES[n.code] for n in found if n.code in _SUPERSEDES}
+    return list(dict.fromkeys(warning_text(n) for n in found if n.code not in hidden))
 
 
 def document_title(doc_type: str, title: str) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from mailbot.config import LimitSettings
 from mailbot.demo import samples
 from mailbot.ingest.parse import parse
-from mailbot.models import FileKind, RawMail
+from mailbot.models import FileKind, Notice, RawMail, WarningCode
 from tests.test_documents_e2e import tnef, to_doc
 
 WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)
@@ -66,7 +66,7 @@ def test_zip_bomb_and_encrypted_zip_become_warnings():
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("bom.docx", b"\0" * (200 * 1024 * 1024))
     m = parsed(mail([("bom.zip", buffer.getvalue(), "application/zip")]))
-    assert m.files[0].warnings == ("archive_too_large",) and not m.reports
+    assert m.files[0].warnings == (Notice(WarningCode.ARCHIVE_TOO_LARGE),) and not m.reports
 
 
 def test_machine_mail_is_recognised():
@@ -107,7 +107,7 @@ def test_attachment_over_the_limit_is_named_but_not_kept():
 
     m = parsed(mail([("video.mp4", os.urandom(200_000), "video/mp4")]), LimitSettings(max_attachment_bytes=100_000))
     (f,) = m.files
-    assert f.name == "video.mp4" and f.data == b"" and f.warnings == ("too_large:200000",)
+    assert f.name == "video.mp4" and f.data == b"" and f.warnings == (Notice(WarningCode.TOO_LARGE, "200000"),)
 
 
 def test_raw_8bit_headers_in_utf8_or_windows_1258_read_and_identify_by_name():

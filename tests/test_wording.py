@@ -17,6 +17,7 @@ from mailbot import pipeline, store
 from mailbot.cli import cli
 from mailbot.config import Settings
 from mailbot.demo.build import DIGEST_AT, ZONE, build_demo
+from mailbot.models import Notice, WarningCode
 from mailbot.notify import dispatch, outbox
 from mailbot.reports.status import campaign_status
 from mailbot.reports.workbook import save_tracker
@@ -58,10 +59,11 @@ def test_a_legacy_doc_gets_one_sentence_and_the_footer_names_the_contact(demo: S
 
 
 def test_warning_texts_merge_the_two_doc_warnings_but_keep_one_alone() -> None:
-    assert warning_texts(["legacy_doc", "legacy_doc_unread"]) == [
+    doc, unread = Notice(WarningCode.LEGACY_DOC), Notice(WarningCode.LEGACY_DOC_UNREAD)
+    assert warning_texts([doc, unread]) == [
         "Tệp báo cáo ở định dạng Word cũ (.doc), Sở chưa mở được; đề nghị quý đơn vị gửi lại tệp .docx"
     ]
-    assert len(warning_texts(["legacy_doc"])) == 1 and "Sở chưa mở được" not in warning_texts(["legacy_doc"])[0]
+    assert len(warning_texts([doc])) == 1 and "Sở chưa mở được" not in warning_texts([doc])[0]
 
 
 def test_reminder_and_late_notice_cite_the_plan_and_the_contact(demo: Settings) -> None:

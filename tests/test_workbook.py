@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
-from mailbot.models import Campaign
+from mailbot.models import Campaign, Notice, WarningCode
 from mailbot.reports.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem, Submission
 from mailbot.reports.workbook import (
     GROUP_HEADERS,
@@ -34,14 +34,15 @@ TITLE = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ qu�
 SCHOOLS = "Trường THPT"
 OTHERS = "Đơn vị trực thuộc/Khác"
 OTHERS_SHEET = "Đơn vị trực thuộc-Khác"
+LEGACY_DOC, TOO_LARGE = Notice(WarningCode.LEGACY_DOC), Notice(WarningCode.TOO_LARGE)
 
 
-def _file(name: str, *, path: str = "archive/x", sha: str = "aa", warnings: tuple[str, ...] = ()) -> FileRow:
+def _file(name: str, *, path: str = "archive/x", sha: str = "aa", warnings: tuple[Notice, ...] = ()) -> FileRow:
     return FileRow(name=name, kind="docx", sha256=sha, size=1000, path=path, warnings=warnings)
 
 
 def _submission(
-    pk: int, at: datetime, files: tuple[FileRow, ...], *, by: str = "address", warnings: tuple[str, ...] = ()
+    pk: int, at: datetime, files: tuple[FileRow, ...], *, by: str = "address", warnings: tuple[Notice, ...] = ()
 ) -> Submission:
     return Submission(
         pk=pk,
@@ -72,21 +73,23 @@ def cs() -> CampaignStatus:
         "Trường THPT Ngô Quyền",
         SCHOOLS,
         _submission(
-            1, ON_TIME_AT, (_file("Báo cáo ANTQ.docx", sha="a1", warnings=("legacy_doc",)), _file("logo.png", path=""))
+            1, ON_TIME_AT, (_file("Báo cáo ANTQ.docx", sha="a1", warnings=(LEGACY_DOC,)), _file("logo.png", path=""))
         ),
         # the same file sent again is listed once; the warning with a detail collapses into one sentence
         _submission(
             2,
             ON_TIME_AT + timedelta(hours=1),
-            (_file("Báo cáo ANTQ.docx", sha="a1", warnings=("legacy_doc",)), _file("Phụ lục.pdf", sha="p1")),
-            warnings=("too_large:31457280",),
+            (_file("Báo cáo ANTQ.docx", sha="a1", warnings=(LEGACY_DOC,)), _file("Phụ lục.pdf", sha="p1")),
+            warnings=(Notice(WarningCode.TOO_LARGE, "31457280"),),
         ),
     )
     late = _inst(
         "THPT02",
         "Trường THPT Trần Phú",
         SCHOOLS,
-        _submission(3, LATE_AT, (_file("bao cao.docx", sha="b1"),), by="name", warnings=("too_large:1",)),
+        _submission(
+            3, LATE_AT, (_file("bao cao.docx", sha="b1"),), by="name", warnings=(Notice(WarningCode.TOO_LARGE, "1"),)
+        ),
     )
     missing = _inst("TT01", "Trung tâm Giáo dục thường xuyên Hải Phòng", OTHERS)
     staff = _inst(
@@ -186,7 +189,7 @@ def test_group_rows_match_the_status(saved: openpyxl.Workbook) -> None:
         None,
         "Chưa nhận",
         IDENTIFIED_BY["address"],
-        f"{warning_text('legacy_doc')}\n{warning_text('too_large')}",
+        f"{warning_text(LEGACY_DOC)}\n{warning_text(TOO_LARGE)}",
     )
     assert second == (
         2,
@@ -201,7 +204,7 @@ def test_group_rows_match_the_status(saved: openpyxl.Workbook) -> None:
         None,
         "Chưa nhận",
         IDENTIFIED_BY["name"],
-        warning_text("too_large"),
+        warning_text(TOO_LARGE),
     )
     assert ws["E2"].number_format == "dd/mm/yyyy hh:mm"
     assert ws["G2"].alignment.wrap_text
@@ -276,7 +279,7 @@ def test_review_sheet_rows(saved: openpyxl.Workbook) -> None:
         "Báo cáo.docx",
     )
     assert second[0] == 13
-    assert second[4].startswith(warning_text("unreadable_message"))
+    assert second[4].startswith(warning_text(Notice(WarningCode.UNREADABLE_MESSAGE)))
     assert "ValueError: boom" in second[4]
     assert ws["A2"].number_format == '"#"0'
 

@@ -16,7 +16,7 @@ from mailbot.config import Settings
 from mailbot.errors import NotFound
 from mailbot.ingest import archive
 from mailbot.ingest.identify import campaign_for, is_late
-from mailbot.models import Attachment, FileKind, IdentifiedBy, InboundMail, Institution, Verdict
+from mailbot.models import Attachment, FileKind, IdentifiedBy, InboundMail, Institution, State, Verdict
 from mailbot.notify import receipts
 from mailbot.notify.compose import load_templates, secret_key
 
@@ -88,7 +88,7 @@ def assign(
         late = bool(campaign and is_late(campaign, mail.arrived, all_extensions(engine).get((campaign.id, code))))
         if campaign:
             _move_files(settings, conn, row.id, archive.institution_folder(campaign.id, inst))
-        state = "submission" if any(f.is_report for f in mail.files) else "no_report"
+        state = State.SUBMISSION if mail.reports else State.NO_REPORT
         conn.execute(
             update(store.messages)
             .where(store.messages.c.id == row.id)
@@ -97,7 +97,7 @@ def assign(
                 identified_by=IdentifiedBy.STAFF.value,
                 campaign_id=campaign.id if campaign else None,
                 late=late,
-                state=state if campaign else "review",
+                state=(state if campaign else State.REVIEW).value,
                 reason="" if campaign else "không có đợt báo cáo nào đang mở cho đơn vị này",
             )
         )
@@ -111,9 +111,9 @@ def assign(
             store.learn_address(conn, row.sender, store.institution_pk(conn, code), actor)  # type: ignore[arg-type]
         receipt = None
         if campaign:
-            verdict = Verdict(inst, IdentifiedBy.STAFF, campaign.id, late)
+            verdict = Verdict(inst, IdentifiedBy.STAFF, campaign, late, state=state)
             known = learn or row.sender in inst.emails  # the subject is quoted back only to the school's own address
-            held = receipts.StaffReceipt(row.id, mail, sizes, verdict, campaign, state, known)
+            held = receipts.StaffReceipt(row.id, mail, sizes, verdict, campaign, known)
             receipt = receipts.queue_staff_receipt(conn, settings, templates, key, held, moment)
     return Assignment(row.id, inst, campaign.id if campaign else None, late, learn and bool(row.sender), receipt)
 

@@ -30,6 +30,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
 from mailbot.documents.vnenc import convert_run, detect, font_encoding, font_matters, is_uppercase_font
+from mailbot.models import WarningCode
 from mailbot.text import nfc, strip_marks
 
 MAX_XML_BYTES = 20 * 1024 * 1024  # uncompressed document.xml (and styles.xml) read at most
@@ -117,7 +118,7 @@ class DocMeta:
     signer_name: str = ""
     word_count: int = 0  # whitespace-separated words of the whole text, header and signature included
     tables: tuple[Table, ...] = ()  # the data tables (not the header or signature layout tables)
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[WarningCode, ...] = ()
 
 
 # ---------------------------------------------------------------- reading the package
@@ -133,16 +134,16 @@ def read_meta(data: bytes, *, max_paragraphs: int | None = None) -> DocMeta:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             name = _main_part(archive)
             if name is None:
-                return DocMeta(warnings=("unreadable_docx",))
+                return DocMeta(warnings=(WarningCode.UNREADABLE_DOCX,))
             if archive.getinfo(name).file_size > MAX_XML_BYTES:
-                return DocMeta(warnings=("document_too_large",))
+                return DocMeta(warnings=(WarningCode.DOCUMENT_TOO_LARGE,))
             with archive.open(name) as raw:
                 parsed = _parse_document(_Limited(raw, MAX_XML_BYTES), max_paragraphs)
             fonts = _StyleFonts.load(archive, parsed) if parsed.unstyled_runs else _StyleFonts()
     except _TooLarge:
-        return DocMeta(warnings=("document_too_large",))
+        return DocMeta(warnings=(WarningCode.DOCUMENT_TOO_LARGE,))
     except _PARSE_ERRORS:
-        return DocMeta(warnings=("unreadable_docx",))
+        return DocMeta(warnings=(WarningCode.UNREADABLE_DOCX,))
     return _extract(parsed, fonts)
 
 
@@ -725,12 +726,15 @@ def _block_texts(blocks: list, used: set[int]) -> list[str]:
     return texts
 
 
+_LEGACY_ENCODING = {"tcvn3": WarningCode.LEGACY_ENCODING_TCVN3, "vni": WarningCode.LEGACY_ENCODING_VNI}
+
+
 def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
     legacy: set[str] = set()
     blocks: list[_Text | list[list[str]]] = [
         _decode(b, fonts, legacy) if isinstance(b, _Para) else _decoded_rows(b, fonts, legacy) for b in parsed.blocks
     ]
-    warnings: list[str] = []
+    warnings: list[WarningCode] = []
     used: set[int] = set()  # blocks that are heading, title or signature rather than body
 
     # the header: a table holding the national motto near the top, else the first paragraphs
@@ -794,7 +798,7 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
     number, number_blank = _number(header_lines) or _number(early) or ("", False)
     place, date, date_blank, bad_date = _date(header_lines) or _date(early) or ("", None, False, False)
     if bad_date:
-        warnings.append("bad_date")
+        warnings.append(WarningCode.BAD_DATE)
 
     # the type line and the title under it
     doc_type = title = ""
@@ -906,12 +910,12 @@ def _extract(parsed: _Parsed, fonts: _StyleFonts) -> DocMeta:
             _words(t) for t in _block_texts(blocks, used) if any(ch.isalnum() for ch in t) and not _is_separator(t)
         )
     if parsed.truncated:
-        warnings.append("truncated")  # what was not read cannot be judged empty
+        warnings.append(WarningCode.TRUNCATED)  # what was not read cannot be judged empty
     elif body_words == 0:
-        warnings.append("empty_document")
+        warnings.append(WarningCode.EMPTY_DOCUMENT)
     if number_blank and date_blank and body_words < 50 and not parsed.truncated:
-        warnings.append("blank_template")
-    warnings.extend(f"legacy_encoding_{name}" for name in sorted(legacy))
+        warnings.append(WarningCode.BLANK_TEMPLATE)
+    warnings.extend(_LEGACY_ENCODING[name] for name in sorted(legacy))
     return DocMeta(
         issuer=issuer,
         issuer_parent=issuer_parent,

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from mailbot.documents.docmeta import DocMeta
 from mailbot.ingest.identify import Roster, match_names
-from mailbot.models import Campaign, Institution
+from mailbot.models import Campaign, Institution, Notice, WarningCode
 from mailbot.text import fold
 
 # Words every report title has; sharing only these says nothing about being the right report.
@@ -26,15 +26,15 @@ def significant_words(text: str) -> set[str]:
 
 def report_warnings(
     meta: DocMeta, inst: Institution | None, campaign: Campaign | None, roster: Roster
-) -> tuple[str, ...]:
-    found = list(meta.warnings)
+) -> tuple[Notice, ...]:
+    found = [Notice(code) for code in meta.warnings]
     named = match_names(f"{meta.issuer_parent}\n{meta.issuer}", roster) if meta.issuer else set()
     if inst and named and inst not in named:
-        found.append("heading_other_institution:" + ",".join(sorted(i.code for i in named)))
+        found.append(Notice(WarningCode.HEADING_OTHER_INSTITUTION, ",".join(sorted(i.code for i in named))))
     if campaign and meta.title:
         wanted = significant_words(" ".join([campaign.title, *campaign.keywords]))
         if wanted and not significant_words(meta.title) & wanted:
-            found.append("title_unrelated")
+            found.append(Notice(WarningCode.TITLE_UNRELATED))
     if campaign and meta.date and abs(meta.date - campaign.deadline.date()) > MAX_DATE_GAP:
-        found.append(f"date_far:{meta.date:%d/%m/%Y}")
+        found.append(Notice(WarningCode.DATE_FAR, f"{meta.date:%d/%m/%Y}"))
     return tuple(dict.fromkeys(found))

@@ -13,7 +13,7 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-from mailbot.models import FileKind
+from mailbot.models import FileKind, WarningCode
 from mailbot.text import nfc
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -86,22 +86,22 @@ def doc_to_docx(data: bytes, timeout: float = 120.0) -> bytes | None:
         return converted.read_bytes() if converted.exists() else None
 
 
-def ole_warnings(data: bytes) -> tuple[str, ...]:
+def ole_warnings(data: bytes) -> tuple[WarningCode, ...]:
     if _utf16("EncryptedPackage") in data[: 1 << 20]:
-        return ("password_protected",)
-    return ("legacy_doc",)
+        return (WarningCode.PASSWORD_PROTECTED,)
+    return (WarningCode.LEGACY_DOC,)
 
 
-def docx_heading(data: bytes) -> tuple[str, tuple[str, ...]]:
+def docx_heading(data: bytes) -> tuple[str, tuple[WarningCode, ...]]:
     """The text of the first paragraphs (header table included), reading no further than needed."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             if archive.getinfo("word/document.xml").file_size > MAX_DOCUMENT_XML:
-                return "", ("document_too_large",)
+                return "", (WarningCode.DOCUMENT_TOO_LARGE,)
             with archive.open("word/document.xml") as xml:
                 return _first_paragraphs(xml), ()
     except (zipfile.BadZipFile, KeyError, ParseError, DefusedXmlException, EOFError, OSError, ValueError):
-        return "", ("unreadable_docx",)
+        return "", (WarningCode.UNREADABLE_DOCX,)
 
 
 def _first_paragraphs(xml: io.BufferedIOBase) -> str:

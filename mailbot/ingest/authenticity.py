@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from mailbot.config import SecuritySettings
-from mailbot.models import AuthHeader, AuthResult, InboundMail, Verdict
+from mailbot.models import AuthHeader, AuthResult, InboundMail, State, Verdict
 
 _PASS = "pass"
 _METHODS = ("spf", "dkim", "dmarc")
@@ -118,4 +118,4 @@ def hold_if_forged(verdict: Verdict, mail: InboundMail, security: SecuritySettin
     why = problem(mail, security)
     if not why:
         return verdict
-    return replace(verdict, institution=None, identified_by=None, campaign_id=None, reason=why)
+    return replace(verdict, institution=None, identified_by=None, campaign=None, reason=why, state=State.REVIEW)

@@ -1,4 +1,5 @@
-"""Who sent a message and for which campaign: roster matching, campaign routing, lateness (pure)."""
+"""Who sent a message and for which campaign, and so what it counts as: roster matching, campaign routing,
+lateness (pure)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 from email.utils import parseaddr
 
 from mailbot.config import late_limit
-from mailbot.models import Campaign, IdentifiedBy, InboundMail, Institution, Verdict
+from mailbot.models import Campaign, IdentifiedBy, InboundMail, Institution, State, Verdict
 from mailbot.text import contains_phrase, fold
 
 # Words that name a kind of place rather than the place: "Phòng GDĐT quận Lê Chân" is also "Phòng GDĐT Lê Chân".
@@ -145,4 +146,25 @@ def identify(
     if campaign is None:
         return Verdict(inst, how, None, reason=why_not)
     own_deadline = (extensions or {}).get((campaign.id, inst.code))
-    return Verdict(inst, how, campaign.id, late=is_late(campaign, mail.arrived, own_deadline), reason=why)
+    late = is_late(campaign, mail.arrived, own_deadline)
+    return Verdict(inst, how, campaign, late, why, State.SUBMISSION if mail.reports else State.NO_REPORT)
+
+
+def by_address_only(mail: InboundMail, roster: Roster) -> Verdict:
+    """For a message whose files were never read (over the size limit): its sender if the address is one
+    institution's, and held for staff in any case (no campaign)."""
+    known = roster.by_address.get(mail.sender, ())
+    return Verdict(known[0], IdentifiedBy.ADDRESS, None) if len(known) == 1 else Verdict(None, None, None)
+
+
+def oversized_reason(size: int, limit: int, told: bool, doubt: str) -> str:
+    """Why a message over the size limit is held: its size, whether the school was asked to send the Word file
+    alone, why its sender is doubted (if it is)."""
+    size_mb, limit_mb = size / (1 << 20), limit / (1 << 20)
+    parts = (
+        f"thư quá lớn ({size_mb:.0f} MB, giới hạn {limit_mb:.0f} MB) nên chưa được xử lý",
+        "đã đề nghị đơn vị gửi lại riêng tệp Word" if told else "",
+        doubt,
+        "đề nghị xem trực tiếp trong hộp thư",
+    )
+    return "; ".join(filter(None, parts))

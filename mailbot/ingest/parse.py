@@ -15,7 +15,7 @@ from mailbot.documents.docmeta import DocMeta, read_meta
 from mailbot.documents.sniff import doc_to_docx, docx_heading, ole_warnings, sniff
 from mailbot.ingest.authresults import parse_header
 from mailbot.ingest.unpack import Found, safe_basename, unarchive, untnef, unzip
-from mailbot.models import Attachment, AuthHeader, Bounce, FileKind, InboundMail, RawMail
+from mailbot.models import Attachment, AuthHeader, Bounce, FileKind, InboundMail, Notice, RawMail, WarningCode
 from mailbot.text import nfc
 
 # Vietnamese senders with old software write 8-bit headers in Windows-1258 or TCVN; try the likely ones.
@@ -134,12 +134,12 @@ def _split_address(value: str) -> tuple[str, str]:
     return parseaddr(value)
 
 
-def message_id_of(msg: Message, data: bytes) -> tuple[str, tuple[str, ...]]:
+def message_id_of(msg: Message, data: bytes) -> tuple[str, tuple[Notice, ...]]:
     value = _header(msg, "Message-ID").strip()
     if value:
         return value, ()
     # A stable stand-in, so that re-reading the same bytes gives the same identity.
-    return f"<{hashlib.sha256(data).hexdigest()[:32]}@missing-message-id.mailbot>", ("no_message_id",)
+    return f"<{hashlib.sha256(data).hexdigest()[:32]}@missing-message-id.mailbot>", (Notice(WarningCode.NO_MESSAGE_ID),)
 
 
 def _filename(part: Message) -> str:
@@ -198,9 +198,9 @@ def _walk_files(msg: Message, limits: LimitSettings) -> list[Found]:
             continue
         data = _payload(part)
         if data is None:
-            found.append(Found(name or "attachment", b"", warnings=("undecodable_attachment",)))
+            found.append(Found(name or "attachment", b"", warnings=(Notice(WarningCode.UNDECODABLE_ATTACHMENT),)))
         elif len(data) > limits.max_attachment_bytes:
-            found.append(Found(name or "attachment", b"", warnings=(f"too_large:{len(data)}",)))
+            found.append(Found(name or "attachment", b"", warnings=(Notice(WarningCode.TOO_LARGE, str(len(data))),)))
         else:
             found.append(Found(name or "attachment", data))
     return found
@@ -226,27 +226,28 @@ def _attachment(found: Found, limits: LimitSettings) -> list[Attachment]:
         return [a for inner in untnef(found, limits) for a in _attachment(inner, limits)]
     if kind == "rar7z":
         return [a for inner in unarchive(found, limits) for a in _attachment(inner, limits)]
-    meta, warnings = None, found.warnings
+    meta: DocMeta | None = None
+    codes: tuple[WarningCode, ...] = ()
     if kind in (FileKind.DOCX, FileKind.DOCM):
         meta = read_meta(found.data)
-        warnings += meta.warnings + (("macros",) if kind == FileKind.DOCM else ())
+        codes = meta.warnings + ((WarningCode.MACROS,) if kind == FileKind.DOCM else ())
     elif kind == FileKind.DOC:
-        meta, extra = _legacy_meta(found.data)
-        warnings += extra
+        meta, codes = _legacy_meta(found.data)
     elif kind == FileKind.OTHER and found.name.lower().endswith((".doc", ".docx", ".docm")):
-        warnings += ("not_a_word_file",)  # the name says Word, the bytes do not
+        codes = (WarningCode.NOT_A_WORD_FILE,)  # the name says Word, the bytes do not
+    warnings = found.warnings + tuple(Notice(c) for c in codes)
     heading = _heading(meta, found.data if kind in (FileKind.DOCX, FileKind.DOCM) else b"")
     return [Attachment(found.name, FileKind(kind), found.data, found.origin, heading, warnings, meta)]
 
 
-def _legacy_meta(data: bytes) -> tuple[DocMeta | None, tuple[str, ...]]:
+def _legacy_meta(data: bytes) -> tuple[DocMeta | None, tuple[WarningCode, ...]]:
     """A .doc is read through LibreOffice when it is installed; it still earns the legacy warning."""
     warnings = ole_warnings(data)
-    if "password_protected" in warnings:
+    if WarningCode.PASSWORD_PROTECTED in warnings:
         return None, warnings
     converted = doc_to_docx(data)
     if converted is None:
-        return None, warnings + ("legacy_doc_unread",)
+        return None, warnings + (WarningCode.LEGACY_DOC_UNREAD,)
     meta = read_meta(converted)
     return meta, warnings + meta.warnings
 
@@ -255,7 +256,7 @@ def _heading(meta: DocMeta | None, docx: bytes) -> str:
     """The lines that name the issuer and the subject, for identification by name."""
     if meta and (meta.issuer or meta.title):
         return "\n".join(filter(None, [meta.issuer_parent, meta.issuer, meta.doc_type, meta.title]))
-    if not docx or (meta and {"unreadable_docx", "document_too_large"} & set(meta.warnings)):
+    if not docx or (meta and {WarningCode.UNREADABLE_DOCX, WarningCode.DOCUMENT_TOO_LARGE} & set(meta.warnings)):
         return ""
     return docx_heading(docx)[0]  # not laid out as an administrative document: its first lines
 
@@ -330,9 +331,9 @@ def parse(raw: RawMail, limits: LimitSettings) -> InboundMail:
     message_id, warnings = message_id_of(msg, raw.data)
     files = tuple(a for f in _walk_files(msg, limits) for a in _attachment(f, limits))
     if not sender:
-        warnings += ("no_sender",)
+        warnings += (Notice(WarningCode.NO_SENDER),)
     if not any(f.is_report for f in files):
-        warnings += ("no_report_file",)
+        warnings += (Notice(WarningCode.NO_REPORT_FILE),)
     return InboundMail(
         sender=sender,
         sender_name=display,

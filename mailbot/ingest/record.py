@@ -1,21 +1,19 @@
-"""Record stage: archive a message and write its rows (and its receipt) in one transaction."""
+"""Record stage: archive a message's bytes and files, then write its rows in the transaction the pipeline holds."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
-from pathlib import PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 
 from mailbot import store
-from mailbot.context import Context
+from mailbot.config import Settings
 from mailbot.documents.docmeta import DocMeta
 from mailbot.ingest import archive
-from mailbot.ingest.authenticity import hold_if_forged
-from mailbot.models import ArchivedFile, FileKind, IdentifiedBy, InboundMail, RawMail, Verdict
-from mailbot.notify import receipts
-from mailbot.notify.compose import is_ours
+from mailbot.models import ArchivedFile, FileKind, InboundMail, Notice, RawMail, State, Verdict, WarningCode
 
 log = logging.getLogger("mailbot.ingest.record")
 
@@ -25,90 +23,73 @@ class Outcome:
     """What became of one fetched message."""
 
     uid: str
-    state: str  # submission | no_report | review | error | duplicate
+    state: State
     message_pk: int
     institution: str = ""
     detail: str = ""
     keep_on_server: bool = False  # never moved to the processed folder (staff must see it in the mailbox)
 
 
-def record_oversized(raw: RawMail, fingerprint: str, mail: InboundMail, ctx: Context) -> Outcome:
-    """Over the size limit: its header is recorded and the message held for staff; it stays on the server.
+@dataclass(frozen=True)
+class Archived:
+    """Where a message was written in the archive, before its rows are."""
 
-    A school known by its (authenticated) address is told, so that it can send the Word file alone in time;
-    it stays held (no campaign) until staff have looked at it in the mailbox."""
-    size_mb, limit_mb = raw.oversized / (1 << 20), ctx.settings.limits.max_message_bytes / (1 << 20)
-    mail = replace(mail, files=(), warnings=(f"message_too_large:{raw.oversized}",))
-    known = ctx.roster.by_address.get(mail.sender, ())
-    verdict = Verdict(known[0], IdentifiedBy.ADDRESS, None) if len(known) == 1 else Verdict(None, None, None)
-    verdict = hold_if_forged(verdict, mail, ctx.settings.security)
-    told = (
-        ctx.settings.notify.acknowledge
-        and receipts.ack_kind(mail, verdict, "review", ctx.own_addresses)
-        and receipts.audience(mail, ctx.roster.by_address, ctx.settings.security) is not None
-    )
-    reason = "; ".join(
-        filter(
-            None,
-            (
-                f"thư quá lớn ({size_mb:.0f} MB, giới hạn {limit_mb:.0f} MB) nên chưa được xử lý",
-                "đã đề nghị đơn vị gửi lại riêng tệp Word" if told else "",
-                verdict.reason,  # why the sender is doubted
-                "đề nghị xem trực tiếp trong hộp thư",
-            ),
-        )
-    )
-    return replace(record(raw, fingerprint, mail, replace(verdict, reason=reason), ctx), keep_on_server=True)
+    eml: PurePosixPath  # the whole original message
+    files: tuple[ArchivedFile, ...]
 
 
-def _state(mail: InboundMail, verdict: Verdict, ctx: Context) -> str:
-    if mail.bounce and is_ours(ctx.key, mail.bounce.original_message_id):
-        return "bounce"
-    if verdict.needs_review:
-        return "review"
-    return "submission" if mail.reports else "no_report"
-
-
-def record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, ctx: Context) -> Outcome:
-    state = _state(mail, verdict, ctx)
+def archive_message(
+    raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, settings: Settings
+) -> Archived:
+    """The original message, and its reports and scans in the institution's folder (or the review folder)."""
     folder = (
-        archive.institution_folder(verdict.campaign_id, verdict.institution)
-        if verdict.institution and verdict.campaign_id
-        else archive.review_folder(mail.arrived, ctx.settings.zone)
+        archive.institution_folder(verdict.campaign.id, verdict.institution)
+        if verdict.institution and verdict.campaign
+        else archive.review_folder(mail.arrived, settings.zone)
     )
     eml = archive.eml_path(raw.internaldate, fingerprint)
-    archive.write(ctx.settings.archive_dir, eml, raw.data)
-    kept = [archive_file(ctx, folder, mail, fingerprint, i) for i in range(len(mail.files))]
-    try:
-        with store.atomic(ctx.engine) as conn:
-            pk = insert_message(conn, raw, fingerprint, mail, verdict, state, str(eml))
-            insert_files(conn, pk, kept)
-            store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, pk)
-            if state == "bounce" and mail.bounce:
-                for address in mail.bounce.recipients:
-                    store.mark_undeliverable(conn, address, f"bounce {mail.bounce.status}".strip())
-            receipts.queue_receipt(conn, ctx, pk, mail, verdict, state)
-    except IntegrityError:
-        return record_duplicate(raw, ctx, None, mail)  # recorded meanwhile by another run
+    archive.write(settings.archive_dir, eml, raw.data)
+    kept = tuple(archive_file(settings, folder, mail, fingerprint, i) for i in range(len(mail.files)))
+    return Archived(eml, kept)
+
+
+def insert(
+    conn: Connection, raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, archived: Archived
+) -> int:
+    """The message's rows, in the caller's transaction; returns its primary key (IntegrityError when another run
+    recorded it meanwhile). A bounce of our own mail marks its recipients undeliverable."""
+    pk = insert_message(conn, raw, fingerprint, mail, verdict, str(archived.eml))
+    insert_files(conn, pk, archived.files)
+    store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, pk)
+    if verdict.state is State.BOUNCE and mail.bounce:
+        for address in mail.bounce.recipients:
+            store.mark_undeliverable(conn, address, f"bounce {mail.bounce.status}".strip())
+    return pk
+
+
+def recorded(raw: RawMail, mail: InboundMail, verdict: Verdict, pk: int) -> Outcome:
+    """The log line and outcome of a message just committed."""
     code = verdict.institution.code if verdict.institution else ""
     log.info(
         "recorded %s from %s as %s%s",
         mail.message_id,
         mail.sender or "?",
-        state,
+        verdict.state,
         f" ({code})" if code else "",
-        extra={"message_id": mail.message_id, "institution": code, "state": state},
+        extra={"message_id": mail.message_id, "institution": code, "state": verdict.state.value},
     )
-    return Outcome(raw.uid, state, pk, code, verdict.reason)
+    return Outcome(raw.uid, verdict.state, pk, code, verdict.reason)
 
 
-def archive_file(ctx: Context, folder: PurePosixPath, mail: InboundMail, fingerprint: str, index: int) -> ArchivedFile:
+def archive_file(
+    settings: Settings, folder: PurePosixPath, mail: InboundMail, fingerprint: str, index: int
+) -> ArchivedFile:
     """Report files and PDF scans get their own copy in the institution's folder; the rest stays in the .eml."""
     item = mail.files[index]
     path = ""
     if item.data and (item.is_report or item.kind == FileKind.PDF):
-        relative = folder / archive.file_name(mail.arrived, ctx.settings.zone, fingerprint, index, item.name)
-        archive.write(ctx.settings.archive_dir, relative, item.data)
+        relative = folder / archive.file_name(mail.arrived, settings.zone, fingerprint, index, item.name)
+        archive.write(settings.archive_dir, relative, item.data)
         path = str(relative)
     return ArchivedFile(
         item.name,
@@ -141,8 +122,8 @@ def meta_dict(meta: DocMeta) -> dict[str, object]:
 
 
 def insert_message(
-    conn, raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, state: str, eml: str
-) -> int:  # type: ignore[no-untyped-def]
+    conn: Connection, raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, eml: str
+) -> int:
     inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
     result = conn.execute(
         store.messages.insert(),
@@ -154,23 +135,25 @@ def insert_message(
             "subject": mail.subject,
             "received_at": mail.arrived,
             "institution_id": inst_pk,
-            "campaign_id": verdict.campaign_id,
+            "campaign_id": verdict.campaign.id if verdict.campaign else None,
             "identified_by": verdict.identified_by.value if verdict.identified_by else None,
             "late": verdict.late,
-            "state": state,
+            "state": verdict.state.value,
             "reason": verdict.reason,
             "eml_path": eml,
             "size": len(raw.data),
-            "warnings": list(mail.warnings),
+            "warnings": mail.warnings,
             "references": mail.references,
             "auto_markers": list(mail.auto_markers),
             "recorded_at": store.now(),
         },
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None  # an INSERT always has one
+    return int(key[0])
 
 
-def insert_files(conn, message_pk: int, kept: list[ArchivedFile]) -> None:  # type: ignore[no-untyped-def]
+def insert_files(conn: Connection, message_pk: int, kept: tuple[ArchivedFile, ...]) -> None:
     if kept:
         conn.execute(
             store.files.insert(),
@@ -184,7 +167,7 @@ def insert_files(conn, message_pk: int, kept: list[ArchivedFile]) -> None:  # ty
                     "path": f.path,
                     "origin": f.origin,
                     "heading": f.heading,
-                    "warnings": list(f.warnings),
+                    "warnings": f.warnings,
                     "meta": f.meta,
                 }
                 for f in kept
@@ -192,23 +175,23 @@ def insert_files(conn, message_pk: int, kept: list[ArchivedFile]) -> None:  # ty
         )
 
 
-def record_duplicate(raw: RawMail, ctx: Context, duplicate: int | None, mail: InboundMail) -> Outcome:
+def record_duplicate(raw: RawMail, engine: Engine, duplicate: int | None, mail: InboundMail) -> Outcome:
     """Note where a message already recorded lies again. Another run may have recorded this very location
     meanwhile (the service and `run --once` fetching the same message): then there is nothing to add."""
-    with store.atomic(ctx.engine) as conn:
+    with store.atomic(engine) as conn:
         target = duplicate or store.duplicate_of(conn, archive.sha256(raw.data), mail.message_id, mail.sender)
         if target is None:
             raise RuntimeError("duplicate without an original")  # cannot happen: the insert conflicted on it
         store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, target)
     log.info("skipped %s: already recorded as #%d", mail.message_id, target)
-    return Outcome(raw.uid, "duplicate", target)
+    return Outcome(raw.uid, State.DUPLICATE, target)
 
 
-def set_aside(raw: RawMail, fingerprint: str, ctx: Context, reason: str) -> Outcome:
+def set_aside(raw: RawMail, fingerprint: str, archive_dir: Path, engine: Engine, reason: str) -> Outcome:
     """Keep the bytes and a row saying why, so staff can look and nothing is fetched in a loop."""
     eml = archive.eml_path(raw.internaldate, fingerprint)
-    archive.write(ctx.settings.archive_dir, eml, raw.data)
-    with store.atomic(ctx.engine) as conn:
+    archive.write(archive_dir, eml, raw.data)
+    with store.atomic(engine) as conn:
         # insert-or-ignore: another run may set the same message aside at the same moment
         store.insert_ignore(
             conn,
@@ -220,11 +203,11 @@ def set_aside(raw: RawMail, fingerprint: str, ctx: Context, reason: str) -> Outc
                 "sender_name": "",
                 "subject": "",
                 "received_at": raw.internaldate,
-                "state": "error",
+                "state": State.ERROR.value,
                 "reason": reason[:500],
                 "eml_path": str(eml),
                 "size": len(raw.data),
-                "warnings": ["unreadable_message"],
+                "warnings": (Notice(WarningCode.UNREADABLE_MESSAGE),),
                 "references": "",
                 "auto_markers": [],
                 "late": False,
@@ -234,4 +217,4 @@ def set_aside(raw: RawMail, fingerprint: str, ctx: Context, reason: str) -> Outc
         pk = store.duplicate_of(conn, fingerprint, "", "")
         assert pk is not None  # inserted just now, or by the other run
         store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, pk)
-    return Outcome(raw.uid, "error", pk, detail=reason)
+    return Outcome(raw.uid, State.ERROR, pk, detail=reason)

@@ -15,6 +15,7 @@ from tnefparse import TNEF
 
 from mailbot.config import LimitSettings
 from mailbot.documents.sniff import sniff
+from mailbot.models import Notice, WarningCode
 from mailbot.text import nfc
 
 
@@ -23,7 +24,7 @@ class Found:
     name: str
     data: bytes
     origin: str = ""
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Notice, ...] = ()
 
 
 def safe_basename(name: str) -> str:
@@ -38,7 +39,7 @@ def unzip(found: Found, limits: LimitSettings, depth: int = 0) -> list[Found]:
         archive = zipfile.ZipFile(io.BytesIO(found.data))
         entries = [e for e in archive.infolist() if not e.is_dir()]
     except (zipfile.BadZipFile, ValueError, OSError):
-        return [Found(found.name, found.data, warnings=("unreadable_archive",))]
+        return [Found(found.name, found.data, warnings=(Notice(WarningCode.UNREADABLE_ARCHIVE),))]
     problem = _zip_problem(entries, len(found.data), limits)
     if problem:
         return [Found(found.name, b"", warnings=(problem,))]
@@ -46,7 +47,7 @@ def unzip(found: Found, limits: LimitSettings, depth: int = 0) -> list[Found]:
     budget = limits.max_zip_total_bytes  # the sizes in a zip's directory can lie: count what really comes out
     for entry in entries:
         if budget <= 0:
-            out.append(Found(_entry_name(entry), b"", found.name, ("archive_too_large",)))
+            out.append(Found(_entry_name(entry), b"", found.name, (Notice(WarningCode.ARCHIVE_TOO_LARGE),)))
             continue
         unpacked = _unzip_entry(archive, entry, found.name, limits, depth, budget)
         budget -= sum(len(f.data) for f in unpacked)
@@ -54,15 +55,15 @@ def unzip(found: Found, limits: LimitSettings, depth: int = 0) -> list[Found]:
     return out
 
 
-def _zip_problem(entries: list[zipfile.ZipInfo], packed: int, limits: LimitSettings) -> str:
+def _zip_problem(entries: list[zipfile.ZipInfo], packed: int, limits: LimitSettings) -> Notice | None:
     total = sum(e.file_size for e in entries)
     if len(entries) > limits.max_zip_entries:
-        return "archive_too_many_entries"
+        return Notice(WarningCode.ARCHIVE_TOO_MANY_ENTRIES)
     if total > limits.max_zip_total_bytes or total > max(packed, 1) * limits.max_zip_ratio:
-        return "archive_too_large"
+        return Notice(WarningCode.ARCHIVE_TOO_LARGE)
     if any(e.flag_bits & 0x1 for e in entries):
-        return "encrypted_archive"
-    return ""
+        return Notice(WarningCode.ENCRYPTED_ARCHIVE)
+    return None
 
 
 # Names in a zip without the UTF-8 flag are bytes in whatever code page wrote them: tools that write UTF-8
@@ -98,9 +99,10 @@ def _unzip_entry(
         with archive.open(entry) as stream:
             data = stream.read(cap + 1)
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError, ValueError):
-        return [Found(_entry_name(entry), b"", origin, ("unreadable_archive",))]
+        return [Found(_entry_name(entry), b"", origin, (Notice(WarningCode.UNREADABLE_ARCHIVE),))]
     if len(data) > cap:
-        problem = f"too_large:{entry.file_size}" if cap == limits.max_attachment_bytes else "archive_too_large"
+        too_large = Notice(WarningCode.TOO_LARGE, str(entry.file_size))
+        problem = too_large if cap == limits.max_attachment_bytes else Notice(WarningCode.ARCHIVE_TOO_LARGE)
         return [Found(_entry_name(entry), b"", origin, (problem,))]
     inner = Found(_entry_name(entry), data, origin)
     if depth < 1 and sniff(data, inner.name) == "zip":
@@ -113,13 +115,13 @@ def untnef(found: Found, limits: LimitSettings) -> list[Found]:
     try:
         parts = TNEF(found.data).attachments
     except Exception:  # noqa: BLE001 - tnefparse raises many kinds on a damaged stream
-        return [Found(found.name, found.data, found.origin, ("unreadable_tnef",))]
+        return [Found(found.name, found.data, found.origin, (Notice(WarningCode.UNREADABLE_TNEF),))]
     out = []
     for part in parts:
         name = safe_basename(part.long_filename() or part.name or "attachment")
         data = part.data if isinstance(part.data, bytes) else b""
         if len(data) > limits.max_attachment_bytes:
-            out.append(Found(name, b"", found.name, (f"too_large:{len(data)}",)))
+            out.append(Found(name, b"", found.name, (Notice(WarningCode.TOO_LARGE, str(len(data))),)))
         elif data:
             out.append(Found(name, data, found.name))
     return out
@@ -129,7 +131,7 @@ def unarchive(found: Found, limits: LimitSettings) -> list[Found]:
     """rar and 7z, through Debian's `unar`/`lsar` when installed: listed first, refused when over the
     limits or with unsafe names, then extracted into a private temporary folder."""
     if not (shutil.which("lsar") and shutil.which("unar")):
-        return [Found(found.name, found.data, found.origin, ("archive_tool_missing",))]
+        return [Found(found.name, found.data, found.origin, (Notice(WarningCode.ARCHIVE_TOOL_MISSING),))]
     with tempfile.TemporaryDirectory(prefix="mailbot-unar-") as tmp:
         packed = Path(tmp) / "in.bin"
         packed.write_bytes(found.data)
@@ -141,7 +143,7 @@ def unarchive(found: Found, limits: LimitSettings) -> list[Found]:
             ["unar", "-q", "-no-directory", "-o", str(out), "-p", "", str(packed)], capture_output=True, timeout=120
         )
         if done.returncode != 0 or not out.exists():
-            return [Found(found.name, b"", found.origin, ("unreadable_archive",))]
+            return [Found(found.name, b"", found.origin, (Notice(WarningCode.UNREADABLE_ARCHIVE),))]
         return [
             Found(safe_basename(f.name), f.read_bytes(), found.name)
             for f in sorted(out.rglob("*"))
@@ -149,22 +151,22 @@ def unarchive(found: Found, limits: LimitSettings) -> list[Found]:
         ]
 
 
-def _listing_problem(packed: Path, size: int, limits: LimitSettings) -> str:
+def _listing_problem(packed: Path, size: int, limits: LimitSettings) -> Notice | None:
     try:
         done = subprocess.run(["lsar", "-j", str(packed)], capture_output=True, timeout=60)
         entries = json.loads(done.stdout or b"{}").get("lsarContents", [])
     except (subprocess.TimeoutExpired, ValueError, OSError):
-        return "unreadable_archive"
+        return Notice(WarningCode.UNREADABLE_ARCHIVE)
     if done.returncode != 0:
-        return "unreadable_archive"
+        return Notice(WarningCode.UNREADABLE_ARCHIVE)
     names = [str(e.get("XADFileName", "")) for e in entries]
     if any(e.get("XADIsEncrypted") for e in entries):
-        return "encrypted_archive"
+        return Notice(WarningCode.ENCRYPTED_ARCHIVE)
     if len(entries) > limits.max_zip_entries:
-        return "archive_too_many_entries"
+        return Notice(WarningCode.ARCHIVE_TOO_MANY_ENTRIES)
     total = sum(int(e.get("XADFileSize", 0) or 0) for e in entries)
     if total > limits.max_zip_total_bytes or total > max(size, 1) * limits.max_zip_ratio:
-        return "archive_too_large"
+        return Notice(WarningCode.ARCHIVE_TOO_LARGE)
     if any(n.startswith(("/", "\\")) or ".." in PurePosixPath(n.replace("\\", "/")).parts for n in names):
-        return "archive_unsafe_names"
-    return ""
+        return Notice(WarningCode.ARCHIVE_UNSAFE_NAMES)
+    return None

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from mailbot import store
 from mailbot.config import OutboxSettings, SecuritySettings, Settings
 from mailbot.ingest.authenticity import evidence, problem
-from mailbot.models import Campaign, InboundMail, Verdict
+from mailbot.models import Campaign, InboundMail, State, Verdict, WarningCode
 from mailbot.notify import outbox
 from mailbot.notify.compose import Templates, compose, department, human_size, reply_subject
 from mailbot.wording import arrival_time, local_time, warning_texts
@@ -48,18 +48,25 @@ def receipt_number(message_pk: int) -> str:
     return f"{message_pk:06d}"
 
 
-def ack_kind(mail: InboundMail, verdict: Verdict, state: str, own: set[str]) -> str | None:
+def ack_kind(mail: InboundMail, verdict: Verdict, own: set[str]) -> str | None:
+    """The template of the receipt the message earns by what it counts as (``verdict.state``), or None."""
     if mail.auto_markers or not mail.sender or mail.sender in own:
         return None
     if too_large(mail):
         return "too_large" if verdict.institution else None
-    if state == "submission":
+    if verdict.state is State.SUBMISSION:
         return "ack"
-    if state == "no_report" and verdict.institution:
+    if verdict.state is State.NO_REPORT and verdict.institution:
         return "ack_no_report"
-    if state == "review" and mail.reports:
+    if verdict.state is State.REVIEW and mail.reports:
         return "ack_review"
     return None
+
+
+def would_answer(mail: InboundMail, verdict: Verdict, ctx: Context) -> bool:
+    """Whether the message earns a receipt that may reach its sender (whatever ``notify.acknowledge`` says)."""
+    reach = audience(mail, ctx.roster.by_address, ctx.settings.security)
+    return ack_kind(mail, verdict, ctx.own_addresses) is not None and reach is not None
 
 
 class Audience(StrEnum):
@@ -85,7 +92,7 @@ def audience(mail: InboundMail, roster_addresses: Collection[str], security: Sec
 
 def too_large(mail: InboundMail) -> int:
     """The size of a message held because it is over the size limit, else 0."""
-    return next((int(w.partition(":")[2] or 0) for w in mail.warnings if w.startswith("message_too_large")), 0)
+    return next((int(n.detail or 0) for n in mail.warnings if n.code is WarningCode.MESSAGE_TOO_LARGE), 0)
 
 
 def ack_context(
@@ -124,7 +131,7 @@ def ack_context(
             for n, f in enumerate(mail.files)
             if f.is_report or f.kind == "pdf"
         ],
-        "warnings": warning_texts(w for w in warnings if w != "no_report_file"),
+        "warnings": warning_texts(n for n in warnings if n.code is not WarningCode.NO_REPORT_FILE),
         "late": verdict.late,
         "identified_by": verdict.identified_by.value if verdict.identified_by else "",
         "sender": mail.sender,
@@ -133,9 +140,10 @@ def ack_context(
     }
 
 
-def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, verdict: Verdict, state: str) -> None:
-    """Queue the receipt in the same transaction as the record: recorded means acknowledged, exactly once."""
-    kind = ack_kind(mail, verdict, state, ctx.own_addresses)
+def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, verdict: Verdict) -> None:
+    """Queue the receipt in the caller's transaction, the one that records the message: recorded means
+    acknowledged, exactly once."""
+    kind = ack_kind(mail, verdict, ctx.own_addresses)
     if kind is None or not ctx.settings.notify.acknowledge:
         return
     settings = ctx.settings
@@ -143,7 +151,7 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
     if reach is None:
         log.info("no receipt for %s: %s is not shown authentic", mail.message_id, mail.sender or "?")
         return
-    campaign = next((c for c in ctx.campaigns if c.id == verdict.campaign_id), None)
+    campaign = verdict.campaign
     # A message not yet tied to a campaign still names someone to call: the first campaign that has a contact.
     fallback = next((c.contact for c in ctx.campaigns if c.contact), "")
     context = ack_context(
@@ -197,9 +205,8 @@ class StaffReceipt:
     message_pk: int
     mail: InboundMail
     sizes: tuple[int, ...]  # of ``mail.files``, in order
-    verdict: Verdict
+    verdict: Verdict  # its state: submission | no_report
     campaign: Campaign
-    state: str  # submission | no_report
     quote_subject: bool  # only to an address of the institution (roster or learned): no backscatter of the subject
 
 
@@ -215,7 +222,7 @@ def queue_staff_receipt(
     that message. Attributing it again to the same institution and campaign queues nothing more. Returns the kind."""
     if too_large(held.mail):  # its files were never read: the school was already told what to send instead
         return None
-    kind = ack_kind(held.mail, held.verdict, held.state, own_addresses(settings))
+    kind = ack_kind(held.mail, held.verdict, own_addresses(settings))
     if kind is None or not settings.notify.acknowledge:
         return None
     context = ack_context(

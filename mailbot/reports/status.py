@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from mailbot import store
 from mailbot.errors import NotFound
-from mailbot.models import Campaign
+from mailbot.models import Campaign, Notice
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class FileRow:
     sha256: str
     size: int
     path: str
-    warnings: tuple[str, ...]
+    warnings: tuple[Notice, ...]
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -36,7 +36,7 @@ class Submission:
     identified_by: str
     late: bool
     files: tuple[FileRow, ...]
-    warnings: tuple[str, ...]
+    warnings: tuple[Notice, ...]
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
                             for f in s.files
                             if f.path
                         ],
-                        "warnings": list(s.warnings) + [w for f in s.files for w in f.warnings],
+                        "warnings": [str(w) for w in (*s.warnings, *(w for f in s.files for w in f.warnings))],
                     }
                     for s in i.submissions
                 ],

@@ -22,6 +22,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.worksheet import Worksheet
 
+from mailbot.models import Notice, WarningCode
 from mailbot.reports.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem
 from mailbot.wording import IDENTIFIED_BY, STATUS, clip, document_title, local_time, warning_text, warning_texts
 
@@ -323,7 +324,7 @@ def review_reason(item: ReviewItem) -> str:
     # Messages set aside after an internal error carry a technical (English) reason; staff get the plain words first.
     if item.state != "error":
         return item.reason
-    plain = warning_text("unreadable_message")
+    plain = warning_text(Notice(WarningCode.UNREADABLE_MESSAGE))
     return f"{plain} (chi tiết kỹ thuật: {item.reason})" if item.reason else plain
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select
 
 from mailbot import store
+from mailbot.models import Notice
 from mailbot.reports.status import CampaignStatus, ReviewItem
 from mailbot.reports.workbook import review_reason
 from mailbot.web.snapshot import search_key
@@ -67,7 +68,7 @@ class FileLink:
     size: int
     downloadable: bool
     heading: str
-    warnings: tuple[str, ...]
+    warnings: tuple[Notice, ...]
     origin: str
     about: str = ""  # what the Word report says about itself (type, title, number, date, signer)
 
@@ -106,7 +107,7 @@ class MessageView:
     late: bool
     identified_by: str
     reason: str
-    warnings: tuple[str, ...]
+    warnings: tuple[Notice, ...]
     files: tuple[FileLink, ...]
     has_original: bool
 
