@@ -337,7 +337,8 @@ def _insert_or_nothing(conn: Connection, table: Table) -> Insert | None:
 
 
 def _short(exc: SQLAlchemyError) -> str:
-    return str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+    orig = getattr(exc, "orig", None)  # the driver's own error, where SQLAlchemy wrapped one
+    return str(orig or exc).splitlines()[0]
 
 
 @contextmanager
@@ -470,11 +471,12 @@ def add_location(conn: Connection, source: str, uidvalidity: int, uid: str, mess
 
 def duplicate_of(conn: Connection, fingerprint: str, message_id: str, sender: str) -> int | None:
     """A message already recorded: the same bytes, or the same Message-ID from the same sender."""
-    same_bytes = conn.execute(select(messages.c.id).where(messages.c.fingerprint == fingerprint)).scalar()
+    same_bytes: int | None = conn.execute(select(messages.c.id).where(messages.c.fingerprint == fingerprint)).scalar()
     if same_bytes:
         return same_bytes
     query = select(messages.c.id).where(messages.c.message_id == message_id, messages.c.sender == sender)
-    return conn.execute(query.limit(1)).scalar()
+    found: int | None = conn.execute(query.limit(1)).scalar()
+    return found
 
 
 def count_messages(conn: Connection) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection, Row
@@ -31,7 +32,7 @@ class Assignment:
     receipt: str | None = None  # the kind of receipt queued for the sender (ack | ack_no_report), if any
 
 
-def find_message(conn: Connection, ref: str) -> Row:
+def find_message(conn: Connection, ref: str) -> Row[Any]:
     """By Message-ID (with or without <>) or by receipt number (#12 or 12)."""
     m = store.messages
     if ref.lstrip("#").isdigit():
@@ -44,7 +45,7 @@ def find_message(conn: Connection, ref: str) -> Row:
     return row
 
 
-def _as_mail(conn: Connection, row: Row) -> tuple[InboundMail, tuple[int, ...]]:
+def _as_mail(conn: Connection, row: Row[Any]) -> tuple[InboundMail, tuple[int, ...]]:
     """Enough of the original message for campaign routing and its receipt (subject, files, headings, warnings,
     thread, machine markers), with the files' sizes."""
     files = list(conn.execute(select(store.files).where(store.files.c.message_pk == row.id).order_by(store.files.c.id)))

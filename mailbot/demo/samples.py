@@ -14,12 +14,14 @@ import struct
 import unicodedata
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from importlib import resources
+from typing import Any
 from xml.sax.saxutils import escape
 
 import docx
@@ -27,6 +29,8 @@ from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt
+from docx.table import Table
+from docx.text.paragraph import Paragraph
 
 VN_TZ = timezone(timedelta(hours=7), "ICT")  # Asia/Ho_Chi_Minh: UTC+7 all year, no DST
 DEMO_DEADLINE = datetime(2023, 12, 5, 17, 0, tzinfo=VN_TZ)
@@ -35,6 +39,9 @@ DEFAULT_TITLE = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh T
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 FILENAME_STYLES = ("rfc2231", "rfc2047", "name_only", "nfd")
+
+RosterRow = dict[str, Any]  # a row of the demo roster: code, name, group (str) and emails (list[str])
+Build = Callable[[datetime, str], bytes]  # (arrival, Message-ID) -> the raw message
 
 # Serialise with CRLF and keep headers stored with set_raw() exactly as written (they are pre-folded).
 _POLICY = SMTP.clone(refold_source="none")
@@ -155,7 +162,7 @@ def make_report_docx(
     document = _fill(parts["word/document.xml"], values)
     padding = ""
     for _ in range(6):  # converge on the target size: each round adds what is still missing
-        parts["word/document.xml"] = _PAD_PARAGRAPH.sub(lambda _, p=padding: p, document).encode()
+        parts["word/document.xml"] = _PAD_PARAGRAPH.sub(_constant(padding), document).encode()
         data = _zip_parts(parts)
         if len(data) >= pad_to * 0.98:
             return data
@@ -171,6 +178,11 @@ def _default_number(name: str) -> str:
     words = [w for w in name.split() if w != "Trường"]
     initials = "".join(w if w.isupper() else w[0] for w in words if w[0].isupper())
     return f"15/BC-{initials}"
+
+
+def _constant(text: str) -> Callable[[re.Match[str]], str]:
+    """A replacement for re.sub that inserts ``text`` as it is (no backslash escapes)."""
+    return lambda _match: text
 
 
 def _fill(xml: bytes | str, values: dict[str, str]) -> str:
@@ -261,19 +273,19 @@ def _set_page_and_font(document: docx.document.Document) -> None:
 
 
 def _paragraph(
-    container,
+    container: Any,  # a Document or a table cell: both have paragraphs and add_paragraph()
     text: str,
     *,
     bold: bool = False,
     italic: bool = False,
     size: float | None = None,
-    align=WD_ALIGN_PARAGRAPH.JUSTIFY,
+    align: WD_ALIGN_PARAGRAPH = WD_ALIGN_PARAGRAPH.JUSTIFY,
     indent: bool = False,
     space_before: float = 0,
     space_after: float = 6,
     first: bool = False,
-):
-    paragraph = container.paragraphs[0] if first else container.add_paragraph()
+) -> Paragraph:
+    paragraph: Paragraph = container.paragraphs[0] if first else container.add_paragraph()
     paragraph.alignment = align
     fmt = paragraph.paragraph_format
     fmt.space_before, fmt.space_after = Pt(space_before), Pt(space_after)
@@ -286,8 +298,8 @@ def _paragraph(
     return paragraph
 
 
-def _table(document: docx.document.Document, rows: int, widths: tuple[float, float]):
-    table = document.add_table(rows=rows, cols=2)
+def _table(document: docx.document.Document, rows: int, widths: tuple[float, float]) -> Table:
+    table: Table = document.add_table(rows=rows, cols=2)
     table.alignment, table.autofit = WD_TABLE_ALIGNMENT.CENTER, False
     for row in table.rows:
         for cell, width in zip(row.cells, widths):
@@ -590,7 +602,7 @@ def forward_as_attachment(
 # ---------------------------------------------------------------- roster and demo campaign
 
 
-def load_demo_roster() -> list[dict]:
+def load_demo_roster() -> list[RosterRow]:
     """The demo roster as dicts ``code, name, group, emails`` (``emails`` a list, possibly empty)."""
     text = resources.files("mailbot.demo.data").joinpath("roster.csv").read_text(encoding="utf-8")
     return [
@@ -632,7 +644,7 @@ _SIGNERS = (
 )
 
 
-def _parent_and_position(row: dict) -> tuple[str, str]:
+def _parent_and_position(row: RosterRow) -> tuple[str, str]:
     """Who issues a report's heading, and who signs it, by group (Decree 30 layout)."""
     name, group = row["name"], row["group"]
     if group in ("Phòng GDĐT", "GDNN-GDTX"):  # both sit under the district People's Committee
@@ -643,7 +655,9 @@ def _parent_and_position(row: dict) -> tuple[str, str]:
     return "SỞ GD&ĐT HẢI PHÒNG", "GIÁM ĐỐC" if name.startswith("Trung tâm") else "HIỆU TRƯỞNG"
 
 
-def report_for(row: dict, when: datetime, *, number: int = 15, title: str = DEFAULT_TITLE, pad_to: int = 0) -> bytes:
+def report_for(
+    row: RosterRow, when: datetime, *, number: int = 15, title: str = DEFAULT_TITLE, pad_to: int = 0
+) -> bytes:
     """The Word report a roster institution would send on ``when``."""
     parent, position = _parent_and_position(row)
     signer = _SIGNERS[int(hashlib.sha1(row["code"].encode()).hexdigest(), 16) % len(_SIGNERS)]
@@ -676,7 +690,7 @@ _SUBJECT = "V/v gửi báo cáo phong trào toàn dân bảo vệ an ninh Tổ q
 _OUTLOOK = {"X-Mailer": "Microsoft Outlook 16.0"}
 
 
-def demo_cases(roster_rows: list[dict], base: datetime = DEMO_DEADLINE) -> list[DemoCase]:
+def demo_cases(roster_rows: list[RosterRow], base: datetime = DEMO_DEADLINE) -> list[DemoCase]:
     """The demo campaign's messages with their expected outcomes; ``base`` is the deadline (aware).
 
     Arrival times are offsets from ``base``, so a negative offset is on time and a positive one late.
@@ -687,7 +701,7 @@ def demo_cases(roster_rows: list[dict], base: datetime = DEMO_DEADLINE) -> list[
     def add(
         offset: timedelta,
         code: str | None,
-        raw_for,
+        raw_for: Build,
         files: tuple[str, ...],
         note: str,
         key: str,
@@ -710,7 +724,7 @@ def demo_cases(roster_rows: list[dict], base: datetime = DEMO_DEADLINE) -> list[
         charset: str = "utf-8",
         number: int = 15,
         more: tuple[tuple[str, bytes, str], ...] = (),
-    ):
+    ) -> Build:
         row = rows[code]
 
         def build(arrival: datetime, message_id: str) -> bytes:
@@ -910,7 +924,7 @@ def demo_cases(roster_rows: list[dict], base: datetime = DEMO_DEADLINE) -> list[
     return sorted(cases, key=lambda c: c.arrival)
 
 
-def demo_messages(roster_rows: list[dict], base: datetime = DEMO_DEADLINE) -> list[tuple[datetime, bytes]]:
+def demo_messages(roster_rows: list[RosterRow], base: datetime = DEMO_DEADLINE) -> list[tuple[datetime, bytes]]:
     """``(arrival, raw bytes)`` of the demo campaign's messages, in arrival order; ``base`` is the deadline."""
     return [(case.arrival, case.raw) for case in demo_cases(roster_rows, base)]
 
@@ -928,7 +942,7 @@ _ZIPPED = "Báo cáo phong trào toàn dân BVANTQ 2023.docx"
 _FORWARDED = "BC ANTQ 2023 - TT GDTX HP.docx"
 
 
-def _zip_case(row: dict):
+def _zip_case(row: RosterRow) -> Build:
     def build(arrival: datetime, message_id: str) -> bytes:
         archive = zip_bytes([(_ZIPPED, report_for(row, arrival))])
         return make_email(
@@ -944,7 +958,7 @@ def _zip_case(row: dict):
     return build
 
 
-def _forward_case(row: dict):
+def _forward_case(row: RosterRow) -> Build:
     def build(arrival: datetime, message_id: str) -> bytes:
         sent = arrival - timedelta(hours=5, minutes=55)
         inner = make_email(
@@ -970,7 +984,7 @@ def _forward_case(row: dict):
     return build
 
 
-def _gmail_case(row: dict):
+def _gmail_case(row: RosterRow) -> Build:
     def build(arrival: datetime, message_id: str) -> bytes:
         return make_email(
             sender="thanhhuong.vp85@gmail.com",
@@ -985,7 +999,7 @@ def _gmail_case(row: dict):
     return build
 
 
-def _empty_case(row: dict):
+def _empty_case(row: RosterRow) -> Build:
     def build(arrival: datetime, message_id: str) -> bytes:
         return make_email(
             sender=row["emails"][0],
@@ -1000,7 +1014,7 @@ def _empty_case(row: dict):
     return build
 
 
-def _legacy_doc_case(row: dict, filename: str):
+def _legacy_doc_case(row: RosterRow, filename: str) -> Build:
     def build(arrival: datetime, message_id: str) -> bytes:
         return make_email(
             sender=row["emails"][0],
@@ -1016,7 +1030,7 @@ def _legacy_doc_case(row: dict, filename: str):
     return build
 
 
-def _personal_named_case(row: dict, filename: str):
+def _personal_named_case(row: RosterRow, filename: str) -> Build:
     def build(arrival: datetime, message_id: str) -> bytes:
         return make_email(
             sender="hoanhap.hp.2023@gmail.com",
@@ -1031,7 +1045,7 @@ def _personal_named_case(row: dict, filename: str):
     return build
 
 
-def _unknown_case():
+def _unknown_case() -> Build:
     def build(arrival: datetime, message_id: str) -> bytes:
         report = make_report_docx(
             "Trường Mầm non tư thục Hoa Sen",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import imaplib
+import io
 import mailbox
 import re
 import ssl
@@ -10,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
@@ -111,7 +112,8 @@ class MaildirInbox:
 
     def _mtime(self, key: str) -> float:
         # Delivery time: Maildir writers set the file's time to when the message arrived.
-        return (self.path / self._box._lookup(key)).stat().st_mtime  # noqa: SLF001 - mailbox has no public way
+        relative: str = self._box._lookup(key)  # type: ignore[attr-defined]  # noqa: SLF001 - mailbox has no public way
+        return (self.path / relative).stat().st_mtime
 
     def _read(self, key: str) -> RawMail:
         arrived = arrival(datetime.fromtimestamp(self._mtime(key), UTC))
@@ -256,7 +258,8 @@ class ImapInbox:
             yield from ((u, found.get(u, [b""])[0].decode(errors="replace")) for u in chunk)
 
     def _size_batches(self, uids: list[str], sizes: dict[str, int]) -> Iterator[list[str]]:
-        budget, batch, used = self.settings.batch_bytes, [], 0
+        budget, used = self.settings.batch_bytes, 0
+        batch: list[str] = []
         for uid in uids:
             size = min(sizes[uid], self.max_message_bytes)
             if batch and (used + size > budget or len(batch) >= MAX_BATCH_MESSAGES):
@@ -340,7 +343,7 @@ class ImapInbox:
         sock, old = client.sock, client.sock.gettimeout()
         sock.settimeout(0)  # peek must not wait for the network, only look at the buffer
         try:
-            return bool(client.file.peek(1)[:1])
+            return bool(cast(io.BufferedReader, client.file).peek(1)[:1])  # the socket's file, opened "rb"
         except (BlockingIOError, ssl.SSLWantReadError):
             return False
         finally:

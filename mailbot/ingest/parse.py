@@ -9,6 +9,7 @@ from email.header import Header, decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
+from typing import cast
 
 from mailbot.config import LimitSettings
 from mailbot.documents.docmeta import DocMeta, read_meta
@@ -210,7 +211,7 @@ def _forwarded_senders(msg: Message) -> tuple[str, ...]:
     out: list[str] = []
     for part in msg.walk():
         if part.get_content_type() == "message/rfc822" and isinstance(part.get_payload(), list):
-            for inner in part.get_payload():
+            for inner in _parts(part):
                 values = [decode_header_value(v) for v in inner.get_all("From", [])]
                 out += [addr.lower() for _, addr in getaddresses(values) if "@" in addr]
     return tuple(dict.fromkeys(out))
@@ -297,7 +298,7 @@ def bounce_of(msg: Message) -> Bounce | None:
     for part in msg.walk():
         kind = part.get_content_type()
         if kind == "message/delivery-status":
-            blocks = part.get_payload() if isinstance(part.get_payload(), list) else []
+            blocks = _parts(part) if isinstance(part.get_payload(), list) else []
             for block in blocks:
                 if str(block.get("Action", "")).strip().lower() == "failed":
                     recipients.append(str(block.get("Final-Recipient", "")).split(";")[-1].strip().strip("<>").lower())
@@ -309,11 +310,16 @@ def bounce_of(msg: Message) -> Bounce | None:
     return Bounce(original, tuple(r for r in recipients if r), status)
 
 
+def _parts(container: Message) -> list[Message]:
+    """The inner messages of a multipart or message/* part (its payload when that is a list)."""
+    return cast(list[Message], container.get_payload())
+
+
 def _original_message_id(part: Message) -> str:
     payload = part.get_payload()
     if isinstance(payload, list) and payload:
-        return _header(payload[0], "Message-ID").strip()
-    raw = part.get_payload(decode=True) or b""
+        return _header(_parts(part)[0], "Message-ID").strip()
+    raw = cast(bytes | None, part.get_payload(decode=True)) or b""
     headers = email.message_from_bytes(raw, policy=compat32)
     return _header(headers, "Message-ID").strip()
 
