@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mailbot import config, store  # noqa: E402
+from mailbot.demo.build import MAILDIR_INBOX, demo_config  # noqa: E402
 from mailbot.web import auth, snapshot  # noqa: E402
 
 TARGET_MS = 200.0
@@ -61,23 +62,7 @@ PLACES = (
     "Bạch Long Vĩ",
 )
 USER, PASSWORD = "bench.user", "mat-khau-do-hieu-nang"
-CONFIG = """\
-timezone = "Asia/Ho_Chi_Minh"
-data_dir = "var"
-
-[inbox]
-kind = "maildir"
-path = "Maildir"
-
-[outbox]
-kind = "file"
-
-[[campaign]]
-id = "antq-2023"
-title = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
-opens = 2023-11-01T00:00:00
-deadline = 2023-12-05T17:00:00
-"""
+CONFIG = demo_config(MAILDIR_INBOX, '[outbox]\nkind = "file"\n')
 DEADLINE = datetime(2023, 12, 5, 10, 0, tzinfo=UTC)
 
 

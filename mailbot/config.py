@@ -76,6 +76,12 @@ class Secret(_Section):
             section, "oauth2_client_secret", self.oauth2_client_secret_env, self.oauth2_client_secret_file
         )
 
+    def _login_problem(self, server: str, *, logs_in: bool) -> str:
+        """Why these settings cannot log in to ``server`` ('' when they can); a password only when ``logs_in``."""
+        if logs_in and self.auth == "password" and not (self.password_env or self.password_file):
+            return f"{server} needs password_env or password_file"
+        return self._oauth_problem()
+
     def _oauth_problem(self) -> str:
         if self.auth != "oauth2":
             return ""
@@ -109,10 +115,9 @@ class InboxSettings(Secret):
             raise ValueError("kind = 'maildir' needs path")
         if self.kind == "imap" and not self.username:
             raise ValueError("kind = 'imap' needs username")
-        if self.kind == "imap" and self.auth == "password" and not (self.password_env or self.password_file):
-            raise ValueError("kind = 'imap' needs password_env or password_file")
-        if self.kind == "imap" and self._oauth_problem():
-            raise ValueError(self._oauth_problem())
+        problem = self._login_problem("kind = 'imap'", logs_in=True) if self.kind == "imap" else ""
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property
@@ -155,15 +160,11 @@ class OutboxSettings(Secret):
     def _needs(self) -> OutboxSettings:
         if "@" not in parseaddr(self.sender)[1]:
             raise ValueError(f"from: not an email address: {self.sender!r}")
-        if (
-            self.kind == "smtp"
-            and self.username
-            and self.auth == "password"
-            and not (self.password_env or self.password_file)
-        ):
-            raise ValueError("kind = 'smtp' with a username needs password_env or password_file")
-        if self.kind == "smtp" and self._oauth_problem():
-            raise ValueError(self._oauth_problem())
+        problem = ""
+        if self.kind == "smtp":
+            problem = self._login_problem("kind = 'smtp' with a username", logs_in=bool(self.username))
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property

@@ -15,15 +15,13 @@ from mailbot import config, store
 from mailbot.campaigns import roster
 from mailbot.config import Settings
 from mailbot.demo import samples
+from mailbot.demo.build import ROSTER_FILE, demo_config
 
 pytest_plugins = ["tests.servers.fixtures", "tests.servers.smtp_fixtures"]
 
 PASSWORD_ENV = "MAILBOT_TEST_IMAP_PASSWORD"
 
-CONFIG = """\
-timezone = "Asia/Ho_Chi_Minh"
-data_dir = "var"
-
+IMAP_INBOX = """\
 [inbox]
 kind = "imap"
 host = "{host}"
@@ -32,17 +30,6 @@ security = "plain"
 username = "{user}"
 password_env = "{password_env}"
 {extra_inbox}
-
-[roster]
-file = "roster.csv"
-
-{extra}
-
-[[campaign]]
-id = "antq-2023"
-title = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
-opens = 2023-11-01T00:00:00
-deadline = 2023-12-05T17:00:00
 """
 
 
@@ -83,14 +70,10 @@ def write_roster(path: Path, rows: list[dict]) -> None:  # type: ignore[type-arg
 def make_workspace(root: Path, server, extra_inbox: str = "", extra: str = "") -> Workspace:  # type: ignore[no-untyped-def]
     root.mkdir(parents=True, exist_ok=True)
     write_roster(root / "roster.csv", samples.load_demo_roster())
-    text = CONFIG.format(
-        host=server.host,
-        port=server.port,
-        user=server.user,
-        password_env=PASSWORD_ENV,
-        extra_inbox=extra_inbox,
-        extra=extra,
+    inbox = IMAP_INBOX.format(
+        host=server.host, port=server.port, user=server.user, password_env=PASSWORD_ENV, extra_inbox=extra_inbox
     )
+    text = demo_config(inbox, ROSTER_FILE, extra)  # the demo's zone, data folder and campaign
     (root / "mailbot.toml").write_text(text, encoding="utf-8")
     return Workspace(root, root / "mailbot.toml", server.password)
 

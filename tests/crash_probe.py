@@ -143,7 +143,7 @@ def install() -> None:
 
     import mailbot.cli  # noqa: F401 - load everything `run` uses before replacing functions in it
     import mailbot.daemon  # noqa: F401
-    from mailbot import store
+    from mailbot import files, store
     from mailbot.ingest import archive, identify, inbox, parse
     from mailbot.notify import outbox
 
@@ -172,7 +172,7 @@ def install() -> None:
 
     archive_os = types.SimpleNamespace(**{k: getattr(os, k) for k in dir(os) if not k.startswith("__")})
     archive_os.fdopen = fdopen
-    archive.os = archive_os  # type: ignore[attr-defined]
+    files.os = archive_os  # type: ignore[attr-defined]  # archive.write writes through files.write_atomic
     _replace_everywhere(archive.flush_to_disk, _wrap("sync", archive.flush_to_disk))
     _replace_everywhere(store.checkpoint, _wrap("sync", store.checkpoint))
 

@@ -17,36 +17,52 @@ ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 DEADLINE = datetime(2023, 12, 5, 17, 0, tzinfo=ZONE)
 DIGEST_AT = datetime(2023, 12, 7, 7, 30, tzinfo=ZONE)  # a morning after the deadline, when staff read the digest
 
-CONFIG = """\
-# Demo configuration written by `mailbot demo`; see config.example.toml for every key.
-timezone = "Asia/Ho_Chi_Minh"
-data_dir = "var"
-
+# The pieces of the demo's configuration (TOML), shared by `mailbot demo`, the tests and bench/web.py.
+MAILDIR_INBOX = """\
 [inbox]
 kind = "maildir"
 path = "Maildir"
-
+"""
+ROSTER_FILE = """\
 [roster]
 file = "roster.csv"
-
-[outbox]
-# The demo writes outgoing mail as .eml files instead of sending it.
-kind = "file"
-path = "outbox"
-from = "Phòng GDTX&ĐH - Sở GDĐT Hải Phòng <gdtx@haiphong.edu.vn>"
-
-[notify]
-staff = ["lanhdao.gdtx@haiphong.edu.vn"]
-
+"""
+_CAMPAIGN = """\
 [[campaign]]
 id = "antq-2023"
 title = "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
 opens = 2023-11-01T00:00:00
 deadline = 2023-12-05T17:00:00
+"""
+
+
+def demo_config(*tables: str, campaign_keys: str = "") -> str:
+    """A configuration in the demo's zone and data folder with ``tables`` (whole TOML tables: inbox, outbox, ...)
+    and the demo campaign, to which ``campaign_keys`` (TOML lines) are added."""
+    parts = ['timezone = "Asia/Ho_Chi_Minh"\ndata_dir = "var"\n', *tables, _CAMPAIGN + campaign_keys]
+    return "\n".join(part if part.endswith("\n") else part + "\n" for part in parts)
+
+
+CONFIG = "# Demo configuration written by `mailbot demo`; see config.example.toml for every key.\n" + demo_config(
+    MAILDIR_INBOX,
+    ROSTER_FILE,
+    """\
+[outbox]
+# The demo writes outgoing mail as .eml files instead of sending it.
+kind = "file"
+path = "outbox"
+from = "Phòng GDTX&ĐH - Sở GDĐT Hải Phòng <gdtx@haiphong.edu.vn>"
+""",
+    """\
+[notify]
+staff = ["lanhdao.gdtx@haiphong.edu.vn"]
+""",
+    campaign_keys="""\
 # The plan the reminders cite, and whom schools call (the seed plan leaves its number and date blank: invented here).
 plan = "Số 2516/KH-SGDĐT ngày 30/10/2023"
 contact = "bà Nguyễn Thị Lan, chuyên viên Phòng GDTX&ĐH, điện thoại 0225.3xxx.xxx"
-"""
+""",
+)
 
 
 def build_demo(folder: Path | None) -> Settings:

@@ -8,6 +8,7 @@ import re
 from datetime import datetime, tzinfo
 from pathlib import Path, PurePosixPath
 
+from mailbot.files import PARTIAL_NAME, write_atomic
 from mailbot.models import Institution
 from mailbot.text import nfc
 
@@ -68,18 +69,7 @@ def write(root: Path, relative: PurePosixPath, data: bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     if target.exists() and target.stat().st_size == len(data):
         return target  # written by an earlier attempt that crashed before the database commit
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
-_PARTIAL = re.compile(r"^\..+\.(\d+)\.tmp$")
+    return write_atomic(target, data, FILE_MODE)
 
 
 def sweep_partial(root: Path) -> int:
@@ -87,7 +77,7 @@ def sweep_partial(root: Path) -> int:
     removed = 0
     for folder, _, names in os.walk(root):
         for name in names:
-            match = _PARTIAL.match(name)
+            match = PARTIAL_NAME.match(name)
             if match and not _alive(int(match.group(1))):
                 Path(folder, name).unlink(missing_ok=True)
                 removed += 1

@@ -1,0 +1,25 @@
+"""Atomic file writes: neither a reader nor a crash mid-write ever leaves half a file under its final name."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+# The temporary name names the writing process, so that what a dead one left can be told from a write in progress.
+PARTIAL_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def write_atomic(target: Path, data: bytes, mode: int = 0o666) -> Path:
+    """Write ``data`` to ``target`` under a temporary name in the same folder, then rename it into place.
+
+    ``mode`` applies to a new file (less the umask). The folder must exist."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
