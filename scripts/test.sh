@@ -7,6 +7,7 @@
 # openssl, Chromium and the others listed in NEEDED below, installed with
 # apt-get when missing (as root, or via sudo).
 # Python: the project with its [test] extra, installed editable.
+# Then ruff (lint and format) and mypy (mailbot/, strict), then pytest; `-m "not slow"` is the quick loop.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -93,6 +94,15 @@ then
 fi
 log "installing the project with its test extra"
 "$PYTHON" -m pip install -q -e '.[test]'
+
+# --- static checks ----------------------------------------------------------
+# Before the tests, which take minutes: a lint or type error fails the command at once, with its reason.
+log "ruff check, ruff format --check, mypy"
+"$PYTHON" -m ruff check mailbot tests bench scripts \
+    || die "ruff check found problems (listed above); 'ruff check --fix' repairs many"
+"$PYTHON" -m ruff format --check mailbot tests bench scripts \
+    || die "files not formatted as ruff formats them (listed above): run 'ruff format mailbot tests bench scripts'"
+"$PYTHON" -m mypy || die "mypy found type errors in mailbot/ (listed above)"
 
 # --- run --------------------------------------------------------------------
 log "running pytest"

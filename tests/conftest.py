@@ -21,6 +21,21 @@ pytest_plugins = ["tests.servers.fixtures", "tests.servers.smtp_fixtures"]
 
 PASSWORD_ENV = "MAILBOT_TEST_IMAP_PASSWORD"
 
+# The suites that take minutes (reliability, hostile mail, the corpus, the browser, the wheel): marked `slow`, so
+# that `bash scripts/test.sh -m "not slow"` is the quick loop. CI runs everything.
+SLOW_FILES = frozenset(
+    {"test_crash.py", "test_hostile.py", "test_outages.py", "test_web_browser.py", "test_packaging.py"}
+)
+SLOW_MARKS = frozenset({"crash", "corpus"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_FILES or any(item.get_closest_marker(name) for name in SLOW_MARKS):
+            item.add_marker(pytest.mark.slow)
+
+
 IMAP_INBOX = """\
 [inbox]
 kind = "imap"

@@ -11,6 +11,7 @@ import io
 import random
 import re
 import struct
+import tomllib
 import unicodedata
 import zipfile
 import zlib
@@ -470,18 +471,20 @@ def _attachment_part(name: str, data: bytes, mimetype: str, style: str) -> Email
     return part
 
 
-def _headers(
-    msg: EmailMessage,
+def _message(
+    body: str,
     *,
     sender: str,
     sender_name: str | None,
     to: str,
     subject: str,
-    subject_charset: str,
+    subject_charset: str = "utf-8",
     date: datetime | None,
     message_id: str | None,
-    extra_headers: dict[str, str] | None,
-) -> None:
+    extra_headers: dict[str, str] | None = None,
+) -> EmailMessage:
+    """A text message with its headers, ready for attachments."""
+    msg = EmailMessage(policy=_POLICY)
     msg["Date"] = format_datetime(date or datetime.now(VN_TZ))
     msg.set_raw("From", f"{_display_name(sender_name)} <{sender}>" if sender_name else sender)
     msg["To"] = to
@@ -493,6 +496,8 @@ def _headers(
     for name, value in (extra_headers or {}).items():
         msg[name] = value
     msg["MIME-Version"] = "1.0"
+    msg.set_content(body, cte="quoted-printable")
+    return msg
 
 
 def _display_name(name: str) -> str:
@@ -542,9 +547,8 @@ def make_email(
     ``filename`` and ``name``), ``name_only`` (only Content-Type ``name``), ``nfd`` (RFC 2231, name in NFD).
     ``subject_charset="windows-1258"`` writes the Subject as cp1258 Q encoded-words.
     """
-    msg = EmailMessage(policy=_POLICY)
-    _headers(
-        msg,
+    msg = _message(
+        body,
         sender=sender,
         sender_name=sender_name,
         to=to,
@@ -554,7 +558,6 @@ def make_email(
         message_id=message_id,
         extra_headers=extra_headers,
     )
-    msg.set_content(body, cte="quoted-printable")
     if attachments:
         msg.make_mixed()
         msg.set_boundary(_boundary(msg))
@@ -575,19 +578,9 @@ def forward_as_attachment(
     to: str = CAMPAIGN_ADDRESS,
 ) -> bytes:
     """A message carrying ``inner`` unchanged, byte for byte, as a ``message/rfc822`` attachment."""
-    msg = EmailMessage(policy=_POLICY)
-    _headers(
-        msg,
-        sender=sender,
-        sender_name=sender_name,
-        to=to,
-        subject=subject,
-        subject_charset="utf-8",
-        date=date,
-        message_id=message_id,
-        extra_headers=None,
+    msg = _message(
+        body, sender=sender, sender_name=sender_name, to=to, subject=subject, date=date, message_id=message_id
     )
-    msg.set_content(body, cte="quoted-printable")
     msg.make_mixed()
     msg.set_boundary(_boundary(msg))
     part = EmailMessage(policy=_POLICY)
@@ -687,241 +680,112 @@ def _mid(key: str, domain: str) -> str:
 
 
 _SUBJECT = "V/v gửi báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023"
-_OUTLOOK = {"X-Mailer": "Microsoft Outlook 16.0"}
 
 
 def demo_cases(roster_rows: list[RosterRow], base: datetime = DEMO_DEADLINE) -> list[DemoCase]:
-    """The demo campaign's messages with their expected outcomes; ``base`` is the deadline (aware).
+    """The demo campaign's messages (demo/data/cases.toml) with their expected outcomes; ``base`` is the deadline.
 
     Arrival times are offsets from ``base``, so a negative offset is on time and a positive one late.
     """
     rows = {r["code"]: r for r in roster_rows}
     cases: list[DemoCase] = []
-
-    def add(
-        offset: timedelta,
-        code: str | None,
-        raw_for: Build,
-        files: tuple[str, ...],
-        note: str,
-        key: str,
-        domain: str = "haiphong.edu.vn",
-    ) -> None:
+    for spec in _case_specs():
+        offset, code, filename = _offset(spec.pop("at")), spec.pop("code", None), spec.pop("file", "")
         arrival = base + offset
-        message_id = _mid(f"{key}|{arrival.isoformat()}", domain)
-        raw = raw_for(arrival, message_id)
-        cases.append(DemoCase(arrival, raw, message_id, code, offset > timedelta(0), files, note))
-
-    def simple(
-        code: str,
-        filename: str,
-        *,
-        sender: str | None = None,
-        subject: str = _SUBJECT,
-        style: str = "rfc2231",
-        extra: str = "",
-        headers: dict[str, str] | None = None,
-        charset: str = "utf-8",
-        number: int = 15,
-        more: tuple[tuple[str, bytes, str], ...] = (),
-    ) -> Build:
-        row = rows[code]
-
-        def build(arrival: datetime, message_id: str) -> bytes:
-            attachments = [(filename, report_for(row, arrival, number=number), _mime(filename)), *more]
-            return make_email(
-                sender=sender or row["emails"][0],
-                sender_name=row["name"],
-                subject=subject,
-                body=_greeting(row["name"], extra),
-                attachments=attachments,
-                message_id=message_id,
-                date=arrival - timedelta(seconds=25),
-                filename_style=style,
-                extra_headers=headers,
-                subject_charset=charset,
-            )
-
-        return build
-
-    d, h, m = timedelta(days=1), timedelta(hours=1), timedelta(minutes=1)
-    tp = "Báo cáo phong trào toàn dân BVANTQ năm 2023 - THPT chuyên Trần Phú.docx"
-    add(
-        -4 * d - 7 * h - 48 * m,
-        "THPT-TP",
-        simple("THPT-TP", tp, headers=_OUTLOOK),
-        (tp,),
-        "plain on-time submission, RFC 2231 filename, roster address",
-        "tp",
-    )
-    hb1 = "BC so ket ANTQ 2023 - PGD Hong Bang.docx"
-    add(
-        -4 * d - 2 * h - 30 * m,
-        "PGD-HB",
-        simple("PGD-HB", hb1, subject="[PGD Hồng Bàng] Báo cáo sơ kết phong trào toàn dân bảo vệ ANTQ năm 2023"),
-        (hb1,),
-        "first version; superseded by the resubmission below",
-        "hb1",
-    )
-    ad = "Báo cáo ANTQ 2023 - TT GDNN-GDTX An Dương.docx"
-    add(
-        -3 * d - 6 * h - 13 * m,
-        "TT-AD",
-        simple("TT-AD", ad, style="rfc2047", headers={"X-Mailer": "Microsoft Outlook 14.0"}),
-        (ad,),
-        "old Outlook: RFC 2047 encoded-words inside filename= and name=",
-        "ad",
-    )
-    ka = "BC phong trào toàn dân bảo vệ ANTQ năm 2023.docx"
-    add(
-        -1 * d - 1 * h - 40 * m,
-        "PGD-KA",
-        simple("PGD-KA", ka, style="name_only"),
-        (ka,),
-        "file name only in Content-Type name=, no filename in Content-Disposition",
-        "ka",
-    )
-    hh = "Báo cáo phong trào BVANTQ 2023 - ĐH Hàng hải Việt Nam.docx"
-    add(
-        -1 * d - 8 * h,
-        "DH-HH",
-        simple("DH-HH", hh, style="nfd", headers={"X-Mailer": "Apple Mail (2.3731.700.6)"}),
-        (hh,),
-        "Apple Mail: file name in Unicode NFD (expect it normalised to NFC)",
-        "hh",
-    )
-    add(
-        -1 * d - 5 * h - 30 * m,
-        "THPT-VB",
-        _zip_case(rows["THPT-VB"]),
-        (_ZIPPED,),
-        "report inside a .zip (UTF-8 member name)",
-        "vb",
-    )
-    add(
-        -1 * d - 2 * h - 55 * m,
-        "DV-GDTX",
-        _forward_case(rows["DV-GDTX"]),
-        (_FORWARDED,),
-        "forwarded as message/rfc822 by the unit's second roster address; inner sender is a personal Gmail",
-        "fw",
-    )
-    add(
-        -19 * h - 20 * m,
-        "THPT-NQ",
-        _gmail_case(rows["THPT-NQ"]),
-        ("baocao_ANTQ_2023.docx",),
-        "Gmail sender, subject without diacritics 'Bao cao THPT Ngo Quyen': identify by name, not PGD-NQ",
-        "nq",
-        "mail.gmail.com",
-    )
-    add(
-        -8 * h - 45 * m,
-        "THPT-HB",
-        _empty_case(rows["THPT-HB"]),
-        (),
-        "no attachment at all ('em gửi nhầm, sẽ gửi lại'): identified, but nothing submitted",
-        "hb0",
-    )
-    hb = "Báo cáo phong trào toàn dân bảo vệ ANTQ năm 2023 - THPT Hồng Bàng.docx"
-    add(
-        -8 * h - 28 * m,
-        "THPT-HB",
-        simple("THPT-HB", hb, subject="Re: " + _SUBJECT + " (gửi lại kèm file)"),
-        (hb,),
-        "the real submission that follows the empty one",
-        "hb",
-    )
-    vbdoc = "BC phong trao ANTQ nam 2023.doc"
-    add(
-        -7 * h - 50 * m,
-        "TT-VB",
-        _legacy_doc_case(rows["TT-VB"], vbdoc),
-        (vbdoc,),
-        "legacy Word 97-2003 .doc (fake OLE2 bytes): accepted with a legacy_doc warning",
-        "doc",
-    )
-    dhhp, scan = "Báo cáo ANTQ 2023 - ĐH Hải Phòng.docx", "BC ANTQ 2023 (bản scan có dấu).pdf"
-    add(
-        -7 * h,
-        "DH-HP",
-        simple(
-            "DH-HP",
-            dhhp,
-            sender=rows["DH-HP"]["emails"][1],
-            more=((scan, minimal_pdf("BAO CAO ANTQ 2023 - SCAN"), "application/pdf"),),
-        ),
-        (dhhp, scan),
-        "Word report plus a PDF scan, sent from the second roster address",
-        "dhhp",
-    )
-    hb2 = "BC so ket ANTQ 2023 - PGD Hong Bang (sua lai).docx"
-    add(
-        -5 * h - 40 * m,
-        "PGD-HB",
-        simple(
-            "PGD-HB",
-            hb2,
-            number=18,
-            extra=" Phòng GDĐT gửi lại báo cáo đã chỉnh sửa số liệu, đề nghị "
-            "quý Phòng sử dụng bản này thay cho bản gửi ngày 01/12/2023.",
-            subject="Gửi lại báo cáo phong trào toàn dân BVANTQ năm 2023 (đã chỉnh sửa số liệu)",
-        ),
-        (hb2,),
-        "resubmission: a corrected version replaces the first",
-        "hb2",
-    )
-    hn = "Báo cáo ANTQ năm 2023.docx"
-    add(
-        -1 * h - 15 * m,
-        "DV-HN",
-        _personal_named_case(rows["DV-HN"], hn),
-        (hn,),
-        "unit with no roster address writes from a personal Gmail; its full name is in the subject",
-        "hn",
-        "mail.gmail.com",
-    )
-    kathpt = "BC BVANTQ 2023 - THPT Kien An.docx"
-    add(
-        -5 * m,
-        "THPT-KA",
-        simple(
-            "THPT-KA",
-            kathpt,
-            charset="windows-1258",
-            subject="Trường THPT Kiến An gửi báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023",
-            headers={"X-Mailer": "Microsoft Outlook Express 6.00.2900.5512"},
-        ),
-        (kathpt,),
-        "Subject in windows-1258 Q encoded-words (tone marks as combining characters); 5 min early",
-        "ka3",
-    )
-    add(
-        -4 * h,
-        None,
-        _unknown_case(),
-        ("Bao cao.docx",),
-        "unknown Yahoo sender, no roster name anywhere (a kindergarten's report): review queue",
-        "unknown",
-        "mail.yahoo.com",
-    )
-    kt = "Báo cáo ANTQ 2023 - TT GDNN-GDTX Kiến Thụy.docx"
-    add(40 * m, "TT-KT", simple("TT-KT", kt), (kt,), "late by 40 minutes", "kt")
-    tl = "Báo cáo phong trào toàn dân BVANTQ 2023 - THPT Tiên Lãng.docx"
-    add(
-        15 * h + 12 * m,
-        "THPT-TL",
-        simple(
-            "THPT-TL",
-            tl,
-            subject=_SUBJECT + " (gửi muộn)",
-            extra=" Nhà trường xin lỗi vì gửi báo cáo chậm so với thời hạn.",
-        ),
-        (tl,),
-        "late by the next morning",
-        "tl",
-    )
+        message_id = _mid(f"{spec.pop('key')}|{arrival.isoformat()}", spec.pop("domain", "haiphong.edu.vn"))
+        forward, note = spec.pop("forward", False), spec.pop("note")
+        row = rows[code] if code else {}
+        build = _forward_case(row, filename) if forward else _case(row, filename, **spec)
+        files = tuple(f for f in (filename, spec.get("scan", "")) if f)
+        cases.append(
+            DemoCase(arrival, build(arrival, message_id), message_id, code, offset > timedelta(0), files, note)
+        )
     return sorted(cases, key=lambda c: c.arrival)
+
+
+def _case_specs() -> list[dict[str, Any]]:
+    text = resources.files("mailbot.demo.data").joinpath("cases.toml").read_text(encoding="utf-8")
+    cases: list[dict[str, Any]] = tomllib.loads(text)["case"]
+    return cases
+
+
+_OFFSET = re.compile(r"^(-)?\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?$")
+
+
+def _offset(text: str) -> timedelta:
+    """ "-4d 7h 48m" -> minus 4 days, 7 hours and 48 minutes."""
+    match = _OFFSET.match(text.strip())
+    if not match:
+        raise ValueError(f"demo case: bad offset {text!r}")
+    sign, days, hours, minutes = match.groups()
+    span = timedelta(days=int(days or 0), hours=int(hours or 0), minutes=int(minutes or 0))
+    return -span if sign else span
+
+
+def _case(
+    row: RosterRow,
+    filename: str,
+    *,
+    sender: str = "",
+    second_address: bool = False,
+    sender_name: str = "{name}",
+    subject: str = _SUBJECT,
+    body: str = "",
+    extra: str = "",
+    attach: str = "report",
+    scan: str = "",
+    sent_before: int = 25,
+    **options: Any,
+) -> Build:
+    """A message as cases.toml describes it; by default from the institution's roster address, with its report.
+
+    ``{name}`` in ``sender_name`` and ``subject`` is the institution's name; ``body`` replaces the usual greeting
+    (with ``extra`` added to it); ``options`` go to the report (``number``) and to make_email."""
+    name = row.get("name", "")
+    number = options.pop("number", 15)
+
+    def build(arrival: datetime, message_id: str) -> bytes:
+        attachments = _attachments(attach, row, filename, arrival, number)
+        if scan:
+            attachments.append((scan, minimal_pdf("BAO CAO ANTQ 2023 - SCAN"), "application/pdf"))
+        return make_email(
+            sender=sender or row["emails"][1 if second_address else 0],
+            sender_name=sender_name.replace("{name}", name),
+            subject=subject.replace("{name}", name),
+            body=body or _greeting(name, extra),
+            attachments=attachments,
+            message_id=message_id,
+            date=arrival - timedelta(seconds=sent_before),
+            filename_style=options.get("style", "rfc2231"),
+            extra_headers=options.get("headers"),
+            subject_charset=options.get("charset", "utf-8"),
+        )
+
+    return build
+
+
+def _attachments(
+    attach: str, row: RosterRow, filename: str, arrival: datetime, number: int
+) -> list[tuple[str, bytes, str]]:
+    """report: the institution's Word report; zip: that report inside ``filename`` as a .zip; legacy_doc: an old
+    .doc; kindergarten: the report of an institution that is not on the roster; none: nothing."""
+    if attach == "none":
+        return []
+    if attach == "legacy_doc":
+        return [(filename, fake_legacy_doc(), _mime(filename))]
+    if attach == "kindergarten":
+        report = make_report_docx(
+            "Trường Mầm non tư thục Hoa Sen",
+            number="07/BC-MNHS",
+            date=arrival.date(),
+            issuing_body_parent="UBND QUẬN DƯƠNG KINH",
+            signer="Lương Thị Hải Yến",
+        )
+        return [(filename, report, DOCX_TYPE)]
+    if attach == "zip":
+        zipped = zip_bytes([(filename, report_for(row, arrival, number=number))])
+        return [("Bao cao ANTQ 2023 - THPT Vinh Bao.zip", zipped, _mime("x.zip"))]
+    return [(filename, report_for(row, arrival, number=number), _mime(filename))]
 
 
 def demo_messages(roster_rows: list[RosterRow], base: datetime = DEMO_DEADLINE) -> list[tuple[datetime, bytes]]:
@@ -938,27 +802,7 @@ def _mime(filename: str) -> str:
     }.get(filename.rsplit(".", 1)[-1].lower(), "application/octet-stream")
 
 
-_ZIPPED = "Báo cáo phong trào toàn dân BVANTQ 2023.docx"
-_FORWARDED = "BC ANTQ 2023 - TT GDTX HP.docx"
-
-
-def _zip_case(row: RosterRow) -> Build:
-    def build(arrival: datetime, message_id: str) -> bytes:
-        archive = zip_bytes([(_ZIPPED, report_for(row, arrival))])
-        return make_email(
-            sender=row["emails"][0],
-            sender_name=row["name"],
-            subject=_SUBJECT,
-            body=_greeting(row["name"], " Báo cáo được nén trong tệp .zip."),
-            attachments=[("Bao cao ANTQ 2023 - THPT Vinh Bao.zip", archive, _mime("x.zip"))],
-            message_id=message_id,
-            date=arrival - timedelta(seconds=40),
-        )
-
-    return build
-
-
-def _forward_case(row: RosterRow) -> Build:
+def _forward_case(row: RosterRow, filename: str) -> Build:
     def build(arrival: datetime, message_id: str) -> bytes:
         sent = arrival - timedelta(hours=5, minutes=55)
         inner = make_email(
@@ -967,7 +811,7 @@ def _forward_case(row: RosterRow) -> Build:
             to=row["emails"][1],
             subject="Báo cáo ANTQ 2023 TT GDTX HP",
             body="Chị ơi, em gửi báo cáo phong trào ANTQ năm 2023, chị chuyển Sở giúp em ạ.\n",
-            attachments=[(_FORWARDED, report_for(row, sent), DOCX_TYPE)],
+            attachments=[(filename, report_for(row, sent), DOCX_TYPE)],
             message_id=_mid(f"inner|{message_id}", "mail.gmail.com"),
             date=sent,
         )
@@ -979,89 +823,6 @@ def _forward_case(row: RosterRow) -> Build:
             date=arrival,
             message_id=message_id,
             body=_greeting(row["name"], " Văn thư chuyển tiếp thư gốc của cán bộ phụ trách."),
-        )
-
-    return build
-
-
-def _gmail_case(row: RosterRow) -> Build:
-    def build(arrival: datetime, message_id: str) -> bytes:
-        return make_email(
-            sender="thanhhuong.vp85@gmail.com",
-            sender_name="Thanh Huong",
-            subject="Bao cao THPT Ngo Quyen",
-            body="Em gui bao cao phong trao toan dan BVANTQ nam 2023 cua truong THPT Ngo Quyen a.\nEm cam on!\n",
-            attachments=[("baocao_ANTQ_2023.docx", report_for(row, arrival), DOCX_TYPE)],
-            message_id=message_id,
-            date=arrival - timedelta(seconds=12),
-        )
-
-    return build
-
-
-def _empty_case(row: RosterRow) -> Build:
-    def build(arrival: datetime, message_id: str) -> bytes:
-        return make_email(
-            sender=row["emails"][0],
-            sender_name=row["name"],
-            subject=_SUBJECT,
-            body="Kính gửi Phòng GDTX&ĐH,\n\nEm gửi nhầm, sẽ gửi lại ngay ạ.\n\nTrân trọng!\n",
-            attachments=[],
-            message_id=message_id,
-            date=arrival - timedelta(seconds=30),
-        )
-
-    return build
-
-
-def _legacy_doc_case(row: RosterRow, filename: str) -> Build:
-    def build(arrival: datetime, message_id: str) -> bytes:
-        return make_email(
-            sender=row["emails"][0],
-            sender_name=row["name"],
-            subject=_SUBJECT,
-            body=_greeting(row["name"]),
-            attachments=[(filename, fake_legacy_doc(), _mime(filename))],
-            message_id=message_id,
-            date=arrival - timedelta(seconds=20),
-            extra_headers={"X-Mailer": "Microsoft Office Outlook 12.0"},
-        )
-
-    return build
-
-
-def _personal_named_case(row: RosterRow, filename: str) -> Build:
-    def build(arrival: datetime, message_id: str) -> bytes:
-        return make_email(
-            sender="hoanhap.hp.2023@gmail.com",
-            sender_name="Phạm Thị Hoa",
-            subject=f"{row['name']} gửi báo cáo ANTQ năm 2023",
-            body=_greeting(row["name"]),
-            attachments=[(filename, report_for(row, arrival), DOCX_TYPE)],
-            message_id=message_id,
-            date=arrival - timedelta(seconds=18),
-        )
-
-    return build
-
-
-def _unknown_case() -> Build:
-    def build(arrival: datetime, message_id: str) -> bytes:
-        report = make_report_docx(
-            "Trường Mầm non tư thục Hoa Sen",
-            number="07/BC-MNHS",
-            date=arrival.date(),
-            issuing_body_parent="UBND QUẬN DƯƠNG KINH",
-            signer="Lương Thị Hải Yến",
-        )
-        return make_email(
-            sender="hoa.nguyen1987@yahoo.com",
-            sender_name=None,
-            subject="gửi báo cáo",
-            body="Em gửi báo cáo ạ.\n",
-            attachments=[("Bao cao.docx", report, DOCX_TYPE)],
-            message_id=message_id,
-            date=arrival - timedelta(seconds=50),
         )
 
     return build
