@@ -18,7 +18,6 @@ from mailbot import store
 from mailbot.campaigns import roster_import
 from mailbot.config import Settings
 from mailbot.context import Context, load_roster, make_context
-from mailbot.documents.sanity import report_warnings
 from mailbot.errors import MailbotError, StorageError
 from mailbot.ingest import archive, record
 from mailbot.ingest.authenticity import hold_if_forged
@@ -26,6 +25,7 @@ from mailbot.ingest.identify import by_address_only, identify, oversized_reason
 from mailbot.ingest.inbox import Inbox, open_inbox
 from mailbot.ingest.parse import parse
 from mailbot.ingest.record import Outcome
+from mailbot.ingest.sanity import report_warnings
 from mailbot.models import InboundMail, Notice, RawMail, State, Verdict, WarningCode
 from mailbot.notify import outbox, receipts
 from mailbot.notify.compose import is_ours

@@ -8,7 +8,20 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mailbot.config import SecuritySettings
-from mailbot.models import Attachment, AuthHeader, AuthResult, FileKind, IdentifiedBy, InboundMail, Institution, Verdict
+from mailbot.models import (
+    Attachment,
+    AuthHeader,
+    AuthResult,
+    Campaign,
+    FileKind,
+    IdentifiedBy,
+    InboundMail,
+    Institution,
+    Notice,
+    State,
+    Verdict,
+    WarningCode,
+)
 from mailbot.notify.receipts import Audience, ack_kind, audience, too_large
 
 VN = timezone(timedelta(hours=7))
@@ -16,8 +29,9 @@ NQ = Institution("THPT-NQ", "Trường THPT Ngô Quyền", "THPT", ("thptngoquye
 OWN = {"gdtx@haiphong.edu.vn"}
 WORD = Attachment("bao-cao.docx", FileKind.DOCX, b"x")
 PDF = Attachment("scan.pdf", FileKind.PDF, b"x")
-IDENTIFIED = Verdict(NQ, IdentifiedBy.ADDRESS, "antq-2023")
-UNKNOWN = Verdict(None, None, None, reason="không nhận ra đơn vị gửi")
+CAMPAIGN = Campaign("antq-2023", "Báo cáo ANTQ", datetime(2023, 12, 5, 17, tzinfo=VN))
+IDENTIFIED = Verdict(NQ, IdentifiedBy.ADDRESS, CAMPAIGN, state=State.SUBMISSION)
+UNKNOWN = Verdict(None, None, None, reason="không nhận ra đơn vị gửi", state=State.REVIEW)
 
 
 def mail(sender: str = NQ.emails[0], files: tuple[Attachment, ...] = (WORD,), **more: object) -> InboundMail:
@@ -27,20 +41,21 @@ def mail(sender: str = NQ.emails[0], files: tuple[Attachment, ...] = (WORD,), **
 @pytest.mark.parametrize(
     ("state", "verdict", "files", "expected"),
     [
-        ("submission", IDENTIFIED, (WORD,), "ack"),
-        ("submission", replace(IDENTIFIED, identified_by=IdentifiedBy.NAME), (WORD,), "ack"),
-        ("no_report", IDENTIFIED, (PDF,), "ack_no_report"),
-        ("no_report", UNKNOWN, (PDF,), None),  # nobody to ask for the Word file
-        ("review", UNKNOWN, (WORD,), "ack_review"),
-        ("review", IDENTIFIED, (WORD,), "ack_review"),  # a roster address held because the campaign is unclear
-        ("review", UNKNOWN, (PDF,), None),  # held without a Word file: nothing
-        ("review", UNKNOWN, (), None),
-        ("error", UNKNOWN, (WORD,), None),
-        ("duplicate", IDENTIFIED, (WORD,), None),
+        (State.SUBMISSION, IDENTIFIED, (WORD,), "ack"),
+        (State.SUBMISSION, replace(IDENTIFIED, identified_by=IdentifiedBy.NAME), (WORD,), "ack"),
+        (State.NO_REPORT, IDENTIFIED, (PDF,), "ack_no_report"),
+        (State.NO_REPORT, UNKNOWN, (PDF,), None),  # nobody to ask for the Word file
+        (State.REVIEW, UNKNOWN, (WORD,), "ack_review"),
+        (State.REVIEW, IDENTIFIED, (WORD,), "ack_review"),  # a roster address held because the campaign is unclear
+        (State.REVIEW, UNKNOWN, (PDF,), None),  # held without a Word file: nothing
+        (State.REVIEW, UNKNOWN, (), None),
+        (State.ERROR, UNKNOWN, (WORD,), None),
+        (State.DUPLICATE, IDENTIFIED, (WORD,), None),
+        (State.BOUNCE, UNKNOWN, (), None),
     ],
 )
 def test_the_receipt_follows_the_state(state, verdict, files, expected):
-    assert ack_kind(mail(files=files), verdict, state, OWN) == expected
+    assert ack_kind(mail(files=files), replace(verdict, state=state), OWN) == expected
 
 
 @pytest.mark.parametrize(
@@ -52,14 +67,14 @@ def test_the_receipt_follows_the_state(state, verdict, files, expected):
     ],
 )
 def test_never_to_a_machine_nor_to_ourselves(machine):
-    assert ack_kind(mail(**machine), IDENTIFIED, "submission", OWN) is None
+    assert ack_kind(mail(**machine), IDENTIFIED, OWN) is None
 
 
 def test_too_large_only_to_a_known_institution():
-    big = mail(files=(), warnings=("message_too_large:73400320",))
+    big = mail(files=(), warnings=(Notice(WarningCode.MESSAGE_TOO_LARGE, "73400320"),))
     assert too_large(big) == 73400320 and too_large(mail()) == 0
-    assert ack_kind(big, IDENTIFIED, "review", OWN) == "too_large"
-    assert ack_kind(big, UNKNOWN, "review", OWN) is None
+    assert ack_kind(big, replace(IDENTIFIED, state=State.REVIEW), OWN) == "too_large"
+    assert ack_kind(big, UNKNOWN, OWN) is None
 
 
 def header(*results: AuthResult, server: str = "mx.haiphong.edu.vn") -> tuple[AuthHeader, ...]:
