@@ -7,13 +7,12 @@ import ipaddress
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mailbot import store
@@ -55,7 +54,8 @@ class ClientAddress:
 
     def __init__(self, app: ASGIApp, trusted: Sequence[str]) -> None:
         self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in trusted)
-        self.app: ASGIApp = ProxyHeadersMiddleware(app, trusted_hosts=list(trusted)) if trusted else app  # type: ignore[arg-type]
+        # uvicorn and Starlette each declare the same ASGI callable types of their own
+        self.app: ASGIApp = ProxyHeadersMiddleware(app, trusted_hosts=list(trusted)) if trusted else app  # type: ignore[arg-type, assignment]
         self.warned = False
 
     def trusted(self, host: str) -> bool:
@@ -90,7 +90,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        async def with_headers(message: dict[str, Any]) -> None:
+        async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}

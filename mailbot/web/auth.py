@@ -18,6 +18,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -309,10 +310,18 @@ class LoginLimiter:
             self._failures[(ip, name.strip().lower())].append(now)
             self._by_ip[ip].append(now)
             if len(self._failures) > 10_000 or len(self._by_ip) > 10_000:  # bound memory whatever is thrown at it
-                for table in (self._failures, self._by_ip):
-                    for key in [k for k, v in table.items() if not v or v[-1] <= now - self.window]:
-                        del table[key]
+                _forget_stale(self._failures, now - self.window)
+                _forget_stale(self._by_ip, now - self.window)
 
     def succeeded(self, ip: str, name: str) -> None:
         with self._lock:
             self._failures.pop((ip, name.strip().lower()), None)
+
+
+_Key = TypeVar("_Key")
+
+
+def _forget_stale(table: dict[_Key, deque[float]], oldest: float) -> None:
+    """Drop the keys whose last failure is older than ``oldest``."""
+    for key in [k for k, v in table.items() if not v or v[-1] <= oldest]:
+        del table[key]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path, PurePosixPath
+from typing import IO, cast
 
 from sqlalchemy import Engine, select
 
@@ -146,7 +147,8 @@ def stream_zip(entries: list[ZipEntry], zone: tzinfo, note_name: str = "Tá»†P Bá
     """The zip, produced piece by piece (memory stays flat whatever the archive's size); times in ``zone``."""
     pipe = _Pipe()
     missing: list[str] = []
-    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:  # type: ignore[arg-type]
+    stream = cast(IO[bytes], pipe)  # write-only: zipfile writing to a stream needs only write() and tell()
+    with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for entry in entries:
             if entry.path is None:
                 missing.append(entry.arcname)
