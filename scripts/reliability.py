@@ -105,14 +105,6 @@ def outcome_of(results: dict[str, tuple[str, float]], prefix: str) -> str:
 def document(
     crash: dict | None, outages: list[dict], hostile: dict | None, results: dict[str, tuple[str, float]]
 ) -> str:
-    kinds = sorted({o["kind"].split("-")[0] for o in outages})
-    lost = (
-        (crash or {}).get("lost", 0) + sum(o.get("lost", 0) for o in outages) + (hostile or {}).get("not_recorded", 0)
-    )
-    twice = (crash or {}).get("recorded_twice", 0) + sum(o.get("recorded_twice", 0) for o in outages)
-    dup = (crash or {}).get("duplicate_receipts", 0)
-    dup_outages = sum(o.get("sent_twice", 0) for o in outages)
-    failed = [name for name, (status, _) in results.items() if status != "passed"]
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     md = [
@@ -128,44 +120,7 @@ def document(
         "## Summary",
         "",
     ]
-    md += table(
-        ["what", "required", "measured", "met"],
-        [
-            [
-                "SIGKILLs of the running service",
-                "≥ 20",
-                (crash or {}).get("kills", 0),
-                yes((crash or {}).get("kills", 0) >= 20),
-            ],
-            [
-                "kinds of outage",
-                "≥ 4",
-                f"{len(kinds)} ({', '.join(OUTAGE_KINDS.get(k, k) for k in kinds)}); {len(outages)} scenarios",
-                yes(len(kinds) >= 4),
-            ],
-            [
-                "hostile or broken messages",
-                "≥ 1,000",
-                (hostile or {}).get("accepted_by_dovecot", 0),
-                yes((hostile or {}).get("accepted_by_dovecot", 0) >= 1000),
-            ],
-            ["messages lost", "0", lost, yes(lost == 0)],
-            ["messages counted twice", "0", twice, yes(twice == 0)],
-            [
-                "messages sent twice after a kill",
-                f"≤ kills during SMTP delivery ({(crash or {}).get('duplicate_bound', 0)})",
-                dup,
-                yes(dup <= (crash or {}).get("duplicate_bound", 0)),
-            ],
-            ["messages sent twice without a kill (any kind)", "0", dup_outages, yes(dup_outages == 0)],
-            [
-                "tests passing",
-                "all",
-                f"{len(results) - len(failed)} of {len(results)}",
-                yes(not failed and bool(results)),
-            ],
-        ],
-    )
+    md += table(["what", "required", "measured", "met"], summary_rows(crash, outages, hostile, results))
     md += [
         "A *lost* message is one that is neither recorded nor still on the server; a message still waiting on the "
         "server at the end of a test is counted under *not recorded* in its section. The one documented window "
@@ -173,9 +128,72 @@ def document(
         "(README, *Delivery*).",
         "",
     ]
+    md += crash_section(crash, results) + outage_section(outages, results) + hostile_section(hostile, results)
+    md += [
+        "## Regenerate",
+        "",
+        "```",
+        "python3 scripts/reliability.py",
+        "```",
+        "",
+        "Sizes: `MAILBOT_CRASH_MESSAGES` (300), `MAILBOT_CRASH_KILLS` (30), `MAILBOT_CRASH_SEED`, "
+        "`MAILBOT_HOSTILE_MESSAGES` (1000 random trees on top of the handpicked cases), `MAILBOT_HOSTILE_SEED`, "
+        "`MAILBOT_HOSTILE_MAX_RSS_MB` (400).",
+        "",
+    ]
+    return "\n".join(md)
 
-    # --- crashes -------------------------------------------------------------------------------------
-    md += ["## Crashes (tests/test_crash.py)", ""]
+
+def summary_rows(
+    crash: dict | None, outages: list[dict], hostile: dict | None, results: dict[str, tuple[str, float]]
+) -> list[list[object]]:
+    kinds = sorted({o["kind"].split("-")[0] for o in outages})
+    lost = (
+        (crash or {}).get("lost", 0) + sum(o.get("lost", 0) for o in outages) + (hostile or {}).get("not_recorded", 0)
+    )
+    twice = (crash or {}).get("recorded_twice", 0) + sum(o.get("recorded_twice", 0) for o in outages)
+    dup = (crash or {}).get("duplicate_receipts", 0)
+    dup_outages = sum(o.get("sent_twice", 0) for o in outages)
+    failed = [name for name, (status, _) in results.items() if status != "passed"]
+    return [
+        [
+            "SIGKILLs of the running service",
+            "≥ 20",
+            (crash or {}).get("kills", 0),
+            yes((crash or {}).get("kills", 0) >= 20),
+        ],
+        [
+            "kinds of outage",
+            "≥ 4",
+            f"{len(kinds)} ({', '.join(OUTAGE_KINDS.get(k, k) for k in kinds)}); {len(outages)} scenarios",
+            yes(len(kinds) >= 4),
+        ],
+        [
+            "hostile or broken messages",
+            "≥ 1,000",
+            (hostile or {}).get("accepted_by_dovecot", 0),
+            yes((hostile or {}).get("accepted_by_dovecot", 0) >= 1000),
+        ],
+        ["messages lost", "0", lost, yes(lost == 0)],
+        ["messages counted twice", "0", twice, yes(twice == 0)],
+        [
+            "messages sent twice after a kill",
+            f"≤ kills during SMTP delivery ({(crash or {}).get('duplicate_bound', 0)})",
+            dup,
+            yes(dup <= (crash or {}).get("duplicate_bound", 0)),
+        ],
+        ["messages sent twice without a kill (any kind)", "0", dup_outages, yes(dup_outages == 0)],
+        [
+            "tests passing",
+            "all",
+            f"{len(results) - len(failed)} of {len(results)}",
+            yes(not failed and bool(results)),
+        ],
+    ]
+
+
+def crash_section(crash: dict | None, results: dict[str, tuple[str, float]]) -> list[str]:
+    md = ["## Crashes (tests/test_crash.py)", ""]
     if crash is None:
         md += ["Not run.", ""]
     else:
@@ -193,61 +211,68 @@ def document(
             f"Result: {outcome_of(results, 'test_sigkill')}.",
             "",
         ]
-        by_phase = crash.get("kills_by_phase", {})
-        md += [
-            "Kills by the phase(s) some thread was in at the moment of the kill (a kill may count in two phases "
-            "when the delivery thread was busy too; *idle*: between two steps; *startup*: before the service "
-            "started):",
-            "",
-        ]
-        md += table(
-            ["phase", *[p for p in PHASES if p in by_phase], "kills"],
-            [["kills", *[by_phase[p] for p in PHASES if p in by_phase], crash["kills"]]],
-        )
-        md += table(
-            ["way of picking the moment", "kills"], [[k, v] for k, v in crash.get("kills_by_strategy", {}).items()]
-        )
-        arch = crash.get("archive", {})
-        md += table(
-            ["check after the final run", "result"],
-            [
-                ["messages recorded / appended", f"{crash['messages'] - crash['lost']} / {crash['messages']}"],
-                ["lost", crash["lost"]],
-                ["recorded twice", crash["recorded_twice"]],
-                ["locations (messages known on the server)", crash["locations"]],
-                ["archive files missing / wrong sha256", f"{arch.get('missing', 0)} / {arch.get('sha256', 0)}"],
-                ["partial files left (`.*.tmp`)", arch.get("partial", 0)],
-                ["archive files no record refers to", arch.get("unreferenced", 0)],
-                ["messages without a receipt", crash["unacknowledged"]],
-                [
-                    "messages sent twice (receipts, digest)",
-                    f"{crash['duplicate_receipts']} (bound: {crash['duplicate_bound']} kills during SMTP "
-                    f"delivery, of which {crash['kills_after_smtp_acceptance']} held after acceptance)",
-                ],
-                ["of which not the message in flight at a kill", crash.get("sent_twice_outside_window", "?")],
-            ],
-        )
-        if crash.get("problems"):
-            md += ["Problems found:", ""] + [f"- {p}" for p in crash["problems"]] + [""]
-        md += ["<details><summary>Every kill</summary>", ""]
-        md += table(
-            ["run", "moment picked", "phase(s)", "last log line", "recorded", "sent"],
-            [
-                [
-                    k["run"],
-                    f"{k['strategy']}: {k['moment']}",
-                    ", ".join(k["phases"]),
-                    k["last_log"],
-                    k["recorded"],
-                    k["sent"],
-                ]
-                for k in crash.get("kill_log", [])
-            ],
-        )
-        md += ["</details>", ""]
+        md += crash_details(crash)
+    return md
 
-    # --- outages -------------------------------------------------------------------------------------
-    md += ["## Outages (tests/test_outages.py)", ""]
+
+def crash_details(crash: dict) -> list[str]:
+    """The kills by phase and by way of picking the moment, the checks after the final run, every kill."""
+    md: list[str] = []
+    by_phase = crash.get("kills_by_phase", {})
+    md += [
+        "Kills by the phase(s) some thread was in at the moment of the kill (a kill may count in two phases "
+        "when the delivery thread was busy too; *idle*: between two steps; *startup*: before the service "
+        "started):",
+        "",
+    ]
+    md += table(
+        ["phase", *[p for p in PHASES if p in by_phase], "kills"],
+        [["kills", *[by_phase[p] for p in PHASES if p in by_phase], crash["kills"]]],
+    )
+    md += table(["way of picking the moment", "kills"], [[k, v] for k, v in crash.get("kills_by_strategy", {}).items()])
+    arch = crash.get("archive", {})
+    md += table(
+        ["check after the final run", "result"],
+        [
+            ["messages recorded / appended", f"{crash['messages'] - crash['lost']} / {crash['messages']}"],
+            ["lost", crash["lost"]],
+            ["recorded twice", crash["recorded_twice"]],
+            ["locations (messages known on the server)", crash["locations"]],
+            ["archive files missing / wrong sha256", f"{arch.get('missing', 0)} / {arch.get('sha256', 0)}"],
+            ["partial files left (`.*.tmp`)", arch.get("partial", 0)],
+            ["archive files no record refers to", arch.get("unreferenced", 0)],
+            ["messages without a receipt", crash["unacknowledged"]],
+            [
+                "messages sent twice (receipts, digest)",
+                f"{crash['duplicate_receipts']} (bound: {crash['duplicate_bound']} kills during SMTP "
+                f"delivery, of which {crash['kills_after_smtp_acceptance']} held after acceptance)",
+            ],
+            ["of which not the message in flight at a kill", crash.get("sent_twice_outside_window", "?")],
+        ],
+    )
+    if crash.get("problems"):
+        md += ["Problems found:", ""] + [f"- {p}" for p in crash["problems"]] + [""]
+    md += ["<details><summary>Every kill</summary>", ""]
+    md += table(
+        ["run", "moment picked", "phase(s)", "last log line", "recorded", "sent"],
+        [
+            [
+                k["run"],
+                f"{k['strategy']}: {k['moment']}",
+                ", ".join(k["phases"]),
+                k["last_log"],
+                k["recorded"],
+                k["sent"],
+            ]
+            for k in crash.get("kill_log", [])
+        ],
+    )
+    md += ["</details>", ""]
+    return md
+
+
+def outage_section(outages: list[dict], results: dict[str, tuple[str, float]]) -> list[str]:
+    md = ["## Outages (tests/test_outages.py)", ""]
     if not outages:
         md += ["Not run.", ""]
     else:
@@ -301,9 +326,11 @@ def document(
         for o in outages:
             if o.get("problems"):
                 md += [f"Problems in `{o['kind']}`:", ""] + [f"- {p}" for p in o["problems"]] + [""]
+    return md
 
-    # --- hostile -------------------------------------------------------------------------------------
-    md += ["## Hostile and broken mail (tests/test_hostile.py)", ""]
+
+def hostile_section(hostile: dict | None, results: dict[str, tuple[str, float]]) -> list[str]:
+    md = ["## Hostile and broken mail (tests/test_hostile.py)", ""]
     if hostile is None:
         md += ["Not run.", ""]
     else:
@@ -355,20 +382,7 @@ def document(
         )
         if hostile.get("problems"):
             md += ["Problems found:", ""] + [f"- {p[:600]}" for p in hostile["problems"]] + [""]
-
-    md += [
-        "## Regenerate",
-        "",
-        "```",
-        "python3 scripts/reliability.py",
-        "```",
-        "",
-        "Sizes: `MAILBOT_CRASH_MESSAGES` (300), `MAILBOT_CRASH_KILLS` (30), `MAILBOT_CRASH_SEED`, "
-        "`MAILBOT_HOSTILE_MESSAGES` (1000 random trees on top of the handpicked cases), `MAILBOT_HOSTILE_SEED`, "
-        "`MAILBOT_HOSTILE_MAX_RSS_MB` (400).",
-        "",
-    ]
-    return "\n".join(md)
+    return md
 
 
 def main() -> int:
