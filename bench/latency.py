@@ -306,24 +306,7 @@ def build_messages(n: int, all_schools: bool) -> list[tuple[str, bytes]]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-n", type=int, default=200, help="messages to append (default 200)")
-    ap.add_argument("--max-gap", type=float, default=2.0, help="gaps between APPENDs: uniform 0..this (s)")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--idle-seconds", type=float, default=60.0, help="idle CPU sampling window (s)")
-    ap.add_argument("--settle", type=float, default=5.0, help="wait after the last receipt before sampling (s)")
-    ap.add_argument("--warmup", type=float, default=2.0, help="wait after 'mailbot started' before appending (s)")
-    ap.add_argument("--timeout", type=float, default=60.0, help="wait for missing receipts after the last APPEND (s)")
-    ap.add_argument("--deliver-every", type=float, default=1.0, help="[outbox] deliver_every_seconds (tests: 1)")
-    ap.add_argument("--no-idle-probe", action="store_true", help="no second IMAP client timing Dovecot's IDLE")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary folders (paths printed)")
-    ap.add_argument(
-        "--all-schools",
-        action="store_true",
-        help="rotate over every roster school, even those whose From mailbot cannot parse",
-    )
-    ap.add_argument("--csv", type=Path, help="write one row per message (times relative to the first APPEND)")
-    args = ap.parse_args()
+    args = parse_args()
 
     def on_term(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)  # so that the finally below runs
@@ -345,187 +328,20 @@ def main() -> int:
     try:
         server.start()
         sink.start()
-        outbox_extra = f"retry_base_seconds = 1\ndeliver_every_seconds = {args.deliver_every:g}\n"
-        ws = make_workspace(
-            ws_root / "ws",
-            server,
-            extra_inbox="poll_seconds = 2",
-            extra=smtp_section(sink, extra=outbox_extra, notify="max_auto_per_address_per_day = 1000"),
-        )
-        daemon = Running(ws, "--log-format", "json")
-        pid = daemon.proc.pid
-        t_launch = time.monotonic()
-        daemon.wait_log("mailbot started", timeout=60)
-        print(
-            f"daemon pid {pid} started in {time.monotonic() - t_launch:.2f} s "
-            f"(Dovecot {server.host}:{server.port}, SMTP sink {sink.host}:{sink.port})",
-            flush=True,
-        )
-        time.sleep(args.warmup)
-
+        daemon = start_daemon(args, server, sink, ws_root)
         watcher = SinkWatcher(sink)
         watcher.start()
         if not args.no_idle_probe:
             probe = IdleProbe(server)
             probe.start()
-
-        rng = random.Random(args.seed)
-        sent: list[Sent] = []
-        began = time.monotonic()
-        for i, (mid, raw) in enumerate(messages):
-            time.sleep(rng.uniform(0.0, args.max_gap))
-            if daemon.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {daemon.proc.returncode}:\n{daemon.log()[-3000:]}")
-            t0 = time.monotonic()
-            server.append(raw, ARRIVAL)
-            t1, w1 = time.monotonic(), time.time()
-            sent.append(Sent(mid, t0, t1, w1))
-            if (i + 1) % 25 == 0 or i + 1 == len(messages):
-                print(f"  appended {i + 1}/{len(messages)}, receipts so far {len(watcher.seen)}", flush=True)
-        last_append = time.monotonic()
-
-        wanted = {s.message_id for s in sent}
-        deadline = last_append + args.timeout
-        while not wanted <= watcher.seen.keys() and time.monotonic() < deadline:
-            if daemon.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        watcher.stop()
-        watcher.scan()
-        last_receipt = max((watcher.seen[m] for m in wanted if m in watcher.seen), default=time.monotonic())
+        run = Run(*append_all(args, server, messages, daemon, watcher))
+        last_receipt = wait_for_receipts(args, run, daemon, watcher)
         if probe is not None:
             probe.stop()
-
-        # ---- latency report
-        latencies = [watcher.seen[s.message_id] - s.append_end for s in sent if s.message_id in watcher.seen]
-        missing = sorted(wanted - watcher.seen.keys())
-        append_ms = [s.append_end - s.append_start for s in sent]
-        recorded = recorded_times(daemon.log())
-        offset = time.time() - time.monotonic()  # wall - monotonic (both clocks run at the same rate here)
-        to_record = [recorded[s.message_id] - s.append_end_wall for s in sent if s.message_id in recorded]
-        to_sink = [
-            watcher.seen[s.message_id] + offset - recorded[s.message_id]
-            for s in sent
-            if s.message_id in recorded and s.message_id in watcher.seen
-        ]
-        print()
-        print(
-            f"== receipt latency: {len(sent)} messages over {last_append - began:.0f} s "
-            f"(gaps uniform 0..{args.max_gap:g} s, seed {args.seed}); sink polled every 10 ms"
-        )
-        print(f"  APPEND -> receipt at sink   {summary(latencies)}")
-        print(f"    APPEND -> 'recorded' log  {summary(to_record)}")
-        print(f"    'recorded' -> at sink     {summary(to_sink)}")
-        print(f"  APPEND command itself       {summary(append_ms)}  (login + APPEND + logout)")
-        if probe is not None:
-            if probe.error:
-                print(f"  IDLE probe failed: {probe.error}")
-            idle_delay = [
-                probe.first_exists[k] - s.append_end for k, s in enumerate(sent, start=1) if k in probe.first_exists
-            ]
-            print(
-                f"  Dovecot IDLE '* k EXISTS' after APPEND OK  {summary(idle_delay)}"
-                f"  ({len(idle_delay)}/{len(sent)} announced)"
-            )
-        # A message whose 'recorded' line comes only after the NEXT message's APPEND and its IDLE
-        # announcement (+0.5 s) was most likely not seen by its own EXISTS, but swept up with the next one.
-        late = [
-            (s, nxt)
-            for s, nxt in zip(sent, sent[1:])
-            if s.message_id in recorded
-            and recorded[s.message_id] - s.append_end_wall > 1.0
-            and recorded[s.message_id] > nxt.append_end_wall + 0.4
-        ]
-        if late:
-            print(
-                f"  {len(late)} message(s) apparently missed their own IDLE wake-up (recorded > 1 s after "
-                "their APPEND, only after the next one's): "
-                + ", ".join(
-                    f"{s.message_id} ({recorded[s.message_id] - s.append_end_wall:.2f} s, next APPEND "
-                    f"+{nxt.append_end - s.append_end:.2f} s)"
-                    for s, nxt in late[:5]
-                )
-            )
-        slow = sorted(
-            ((watcher.seen[s.message_id] - s.append_end, s.message_id) for s in sent if s.message_id in watcher.seen),
-            reverse=True,
-        )[:5]
-        print("  slowest: " + ", ".join(f"{mid} {lat:.2f} s" for lat, mid in slow))
-        if missing:
-            print(
-                f"  MISSING receipts ({len(missing)}) {args.timeout:g} s after the last APPEND: "
-                f"{', '.join(missing[:10])}"
-                + (" ..." if len(missing) > 10 else "")
-                + f"; of these, {sum(m in recorded for m in missing)} were recorded by the daemon"
-            )
-        if watcher.duplicates:
-            print(f"  DUPLICATE receipts: {len(watcher.duplicates)} ({', '.join(watcher.duplicates[:5])})")
-        if watcher.other_kinds:
-            print(f"  other mail at the sink (ignored): {watcher.other_kinds}")
-        if args.csv:
-            with args.csv.open("w", encoding="utf-8") as out:
-                out.write("message_id,append_start,append_end,recorded,idle_exists,at_sink,latency\n")
-                for k, s in enumerate(sent, start=1):
-                    rel = [
-                        s.append_start - began,
-                        s.append_end - began,
-                        recorded[s.message_id] - offset - began if s.message_id in recorded else math.nan,
-                        probe.first_exists.get(k, math.nan) - began if probe else math.nan,
-                        watcher.seen.get(s.message_id, math.nan) - began,
-                        watcher.seen.get(s.message_id, math.nan) - s.append_end,
-                    ]
-                    out.write(s.message_id + "," + ",".join(f"{v:.3f}" for v in rel) + "\n")
-            print(f"  per-message times written to {args.csv}")
-        p95 = pct(latencies, 95) if latencies and not missing else math.inf
-        ok_latency = p95 < TARGET_P95_S and not watcher.duplicates
-        print(
-            f"  {verdict(ok_latency)}: p95 {p95:.2f} s vs target < {TARGET_P95_S:g} s"
-            + (" (receipts missing)" if missing else "")
-            + (" (duplicates)" if watcher.duplicates else "")
-        )
-        failed |= not ok_latency
+        failed |= not report_latency(args, run, daemon, watcher, probe)
         if daemon.proc.poll() is not None:
             raise RuntimeError(f"daemon exited with {daemon.proc.returncode}:\n{daemon.log()[-3000:]}")
-
-        # ---- idle daemon
-        wait = last_receipt + args.settle - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        status0 = proc_status(pid)
-        t_start, ticks0, wake0 = time.monotonic(), proc_ticks(pid), wakeups(pid)
-        per_second: list[float] = []
-        prev_t, prev_ticks = t_start, ticks0
-        while time.monotonic() - t_start < args.idle_seconds:
-            time.sleep(min(1.0, max(0.0, t_start + args.idle_seconds - time.monotonic())))
-            now, ticks = time.monotonic(), proc_ticks(pid)
-            per_second.append((ticks - prev_ticks) / CLK_TCK / max(now - prev_t, 1e-9) * 100)
-            prev_t, prev_ticks = now, ticks
-        elapsed, ticks1, wake1 = time.monotonic() - t_start, proc_ticks(pid), wakeups(pid)
-        status1 = proc_status(pid)
-        print(f"\nload average after: {Path('/proc/loadavg').read_text().strip()}")
-        cpu = (ticks1 - ticks0) / CLK_TCK / elapsed * 100
-        rss, hwm = kb(status1["VmRSS"]), kb(status1["VmHWM"])
-        print()
-        print(
-            f"== idle daemon: {elapsed:.0f} s from {args.settle:g} s after the last receipt "
-            f"(deliver_every_seconds = {args.deliver_every:g})"
-        )
-        print(
-            f"  CPU {cpu:.2f} % of one core ({ticks1 - ticks0} ticks of 1/{CLK_TCK} s), "
-            f"busiest second {max(per_second):.0f} %"
-        )
-        print(
-            f"  wake-ups {(wake1 - wake0) / elapsed:.1f}/s over {status1['Threads']} threads"
-            + (f", child processes {children(pid)}" if children(pid) else "")
-        )
-        print(
-            f"  VmRSS {rss:.1f} MB (at start of window {kb(status0['VmRSS']):.1f} MB), "
-            f"VmHWM {hwm:.1f} MB (peak of the whole run)"
-        )
-        ok_cpu, ok_rss = cpu < TARGET_CPU_PCT, rss < TARGET_RSS_MB
-        print(f"  {verdict(ok_cpu)}: CPU {cpu:.2f} % vs target < {TARGET_CPU_PCT:g} %")
-        print(f"  {verdict(ok_rss)}: RSS {rss:.1f} MB vs target < {TARGET_RSS_MB:g} MB")
-        failed |= not (ok_cpu and ok_rss)
+        failed |= not report_idle(args, daemon.proc.pid, last_receipt)
     except BaseException:
         failed = True
         if daemon is not None:
@@ -537,19 +353,7 @@ def main() -> int:
             if helper is not None:
                 helper.stop()
         if daemon is not None:
-            t_term = time.monotonic()
-            try:
-                code = daemon.stop(timeout=15)
-                print(
-                    f"\ndaemon: SIGTERM -> exit {code} in {time.monotonic() - t_term:.2f} s"
-                    + ("" if "mailbot stopped" in daemon.log() else " (no 'mailbot stopped' logged)")
-                )
-                failed |= code != 0
-            except Exception as exc:  # noqa: BLE001
-                print(f"\ndaemon did not stop on SIGTERM ({exc}); killing it", file=sys.stderr)
-                daemon.proc.kill()
-                daemon.proc.wait()
-                failed = True
+            failed |= not stop_daemon(daemon)
         sink.stop()
         server.stop()
         if args.keep:
@@ -559,6 +363,265 @@ def main() -> int:
             shutil.rmtree(ws_root, ignore_errors=True)
             print(f"removed {dovecot_root} and {ws_root}")
     return 1 if failed else 0
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", type=int, default=200, help="messages to append (default 200)")
+    ap.add_argument("--max-gap", type=float, default=2.0, help="gaps between APPENDs: uniform 0..this (s)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--idle-seconds", type=float, default=60.0, help="idle CPU sampling window (s)")
+    ap.add_argument("--settle", type=float, default=5.0, help="wait after the last receipt before sampling (s)")
+    ap.add_argument("--warmup", type=float, default=2.0, help="wait after 'mailbot started' before appending (s)")
+    ap.add_argument("--timeout", type=float, default=60.0, help="wait for missing receipts after the last APPEND (s)")
+    ap.add_argument("--deliver-every", type=float, default=1.0, help="[outbox] deliver_every_seconds (tests: 1)")
+    ap.add_argument("--no-idle-probe", action="store_true", help="no second IMAP client timing Dovecot's IDLE")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folders (paths printed)")
+    ap.add_argument(
+        "--all-schools",
+        action="store_true",
+        help="rotate over every roster school, even those whose From mailbot cannot parse",
+    )
+    ap.add_argument("--csv", type=Path, help="write one row per message (times relative to the first APPEND)")
+    return ap.parse_args()
+
+
+def start_daemon(args: argparse.Namespace, server: Dovecot, sink: SmtpSink, ws_root: Path) -> Running:
+    outbox_extra = f"retry_base_seconds = 1\ndeliver_every_seconds = {args.deliver_every:g}\n"
+    ws = make_workspace(
+        ws_root / "ws",
+        server,
+        extra_inbox="poll_seconds = 2",
+        extra=smtp_section(sink, extra=outbox_extra, notify="max_auto_per_address_per_day = 1000"),
+    )
+    daemon = Running(ws, "--log-format", "json")
+    t_launch = time.monotonic()
+    daemon.wait_log("mailbot started", timeout=60)
+    print(
+        f"daemon pid {daemon.proc.pid} started in {time.monotonic() - t_launch:.2f} s "
+        f"(Dovecot {server.host}:{server.port}, SMTP sink {sink.host}:{sink.port})",
+        flush=True,
+    )
+    time.sleep(args.warmup)
+    return daemon
+
+
+@dataclass
+class Run:
+    """The messages appended: when each went in, when the first and the last did."""
+
+    sent: list[Sent]
+    began: float
+    last_append: float
+
+
+def append_all(
+    args: argparse.Namespace,
+    server: Dovecot,
+    messages: list[tuple[str, bytes]],
+    daemon: Running,
+    watcher: SinkWatcher,
+) -> tuple[list[Sent], float, float]:
+    rng = random.Random(args.seed)
+    sent: list[Sent] = []
+    began = time.monotonic()
+    for i, (mid, raw) in enumerate(messages):
+        time.sleep(rng.uniform(0.0, args.max_gap))
+        if daemon.proc.poll() is not None:
+            raise RuntimeError(f"daemon exited with {daemon.proc.returncode}:\n{daemon.log()[-3000:]}")
+        t0 = time.monotonic()
+        server.append(raw, ARRIVAL)
+        t1, w1 = time.monotonic(), time.time()
+        sent.append(Sent(mid, t0, t1, w1))
+        if (i + 1) % 25 == 0 or i + 1 == len(messages):
+            print(f"  appended {i + 1}/{len(messages)}, receipts so far {len(watcher.seen)}", flush=True)
+    return sent, began, time.monotonic()
+
+
+def wait_for_receipts(args: argparse.Namespace, run: Run, daemon: Running, watcher: SinkWatcher) -> float:
+    """Until every receipt is at the sink (or the time-out); the monotonic time of the last one."""
+    sent, last_append = run.sent, run.last_append
+    wanted = {s.message_id for s in sent}
+    deadline = last_append + args.timeout
+    while not wanted <= watcher.seen.keys() and time.monotonic() < deadline:
+        if daemon.proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    watcher.stop()
+    watcher.scan()
+    return max((watcher.seen[m] for m in wanted if m in watcher.seen), default=time.monotonic())
+
+
+def report_latency(
+    args: argparse.Namespace, run: Run, daemon: Running, watcher: SinkWatcher, probe: IdleProbe | None
+) -> bool:
+    """Print the latency figures; True when the target is met without duplicates."""
+    sent, began, last_append = run.sent, run.began, run.last_append
+    wanted = {s.message_id for s in sent}
+    latencies = [watcher.seen[s.message_id] - s.append_end for s in sent if s.message_id in watcher.seen]
+    missing = sorted(wanted - watcher.seen.keys())
+    append_ms = [s.append_end - s.append_start for s in sent]
+    recorded = recorded_times(daemon.log())
+    offset = time.time() - time.monotonic()  # wall - monotonic (both clocks run at the same rate here)
+    to_record = [recorded[s.message_id] - s.append_end_wall for s in sent if s.message_id in recorded]
+    to_sink = [
+        watcher.seen[s.message_id] + offset - recorded[s.message_id]
+        for s in sent
+        if s.message_id in recorded and s.message_id in watcher.seen
+    ]
+    print()
+    print(
+        f"== receipt latency: {len(sent)} messages over {last_append - began:.0f} s "
+        f"(gaps uniform 0..{args.max_gap:g} s, seed {args.seed}); sink polled every 10 ms"
+    )
+    print(f"  APPEND -> receipt at sink   {summary(latencies)}")
+    print(f"    APPEND -> 'recorded' log  {summary(to_record)}")
+    print(f"    'recorded' -> at sink     {summary(to_sink)}")
+    print(f"  APPEND command itself       {summary(append_ms)}  (login + APPEND + logout)")
+    if probe is not None:
+        if probe.error:
+            print(f"  IDLE probe failed: {probe.error}")
+        idle_delay = [
+            probe.first_exists[k] - s.append_end for k, s in enumerate(sent, start=1) if k in probe.first_exists
+        ]
+        print(
+            f"  Dovecot IDLE '* k EXISTS' after APPEND OK  {summary(idle_delay)}"
+            f"  ({len(idle_delay)}/{len(sent)} announced)"
+        )
+    report_stragglers(args, sent, recorded, watcher, missing)
+    if args.csv:
+        write_csv(args.csv, run, recorded, offset, watcher, probe)
+    p95 = pct(latencies, 95) if latencies and not missing else math.inf
+    ok_latency = p95 < TARGET_P95_S and not watcher.duplicates
+    print(
+        f"  {verdict(ok_latency)}: p95 {p95:.2f} s vs target < {TARGET_P95_S:g} s"
+        + (" (receipts missing)" if missing else "")
+        + (" (duplicates)" if watcher.duplicates else "")
+    )
+    return ok_latency
+
+
+def report_stragglers(
+    args: argparse.Namespace, sent: list[Sent], recorded: dict[str, float], watcher: SinkWatcher, missing: list[str]
+) -> None:
+    # A message whose 'recorded' line comes only after the NEXT message's APPEND and its IDLE
+    # announcement (+0.5 s) was most likely not seen by its own EXISTS, but swept up with the next one.
+    late = [
+        (s, nxt)
+        for s, nxt in zip(sent, sent[1:])
+        if s.message_id in recorded
+        and recorded[s.message_id] - s.append_end_wall > 1.0
+        and recorded[s.message_id] > nxt.append_end_wall + 0.4
+    ]
+    if late:
+        print(
+            f"  {len(late)} message(s) apparently missed their own IDLE wake-up (recorded > 1 s after "
+            "their APPEND, only after the next one's): "
+            + ", ".join(
+                f"{s.message_id} ({recorded[s.message_id] - s.append_end_wall:.2f} s, next APPEND "
+                f"+{nxt.append_end - s.append_end:.2f} s)"
+                for s, nxt in late[:5]
+            )
+        )
+    slow = sorted(
+        ((watcher.seen[s.message_id] - s.append_end, s.message_id) for s in sent if s.message_id in watcher.seen),
+        reverse=True,
+    )[:5]
+    print("  slowest: " + ", ".join(f"{mid} {lat:.2f} s" for lat, mid in slow))
+    if missing:
+        print(
+            f"  MISSING receipts ({len(missing)}) {args.timeout:g} s after the last APPEND: "
+            f"{', '.join(missing[:10])}"
+            + (" ..." if len(missing) > 10 else "")
+            + f"; of these, {sum(m in recorded for m in missing)} were recorded by the daemon"
+        )
+    if watcher.duplicates:
+        print(f"  DUPLICATE receipts: {len(watcher.duplicates)} ({', '.join(watcher.duplicates[:5])})")
+    if watcher.other_kinds:
+        print(f"  other mail at the sink (ignored): {watcher.other_kinds}")
+
+
+def write_csv(
+    path: Path,
+    run: Run,
+    recorded: dict[str, float],
+    offset: float,
+    watcher: SinkWatcher,
+    probe: IdleProbe | None,
+) -> None:
+    sent, began = run.sent, run.began
+    with path.open("w", encoding="utf-8") as out:
+        out.write("message_id,append_start,append_end,recorded,idle_exists,at_sink,latency\n")
+        for k, s in enumerate(sent, start=1):
+            rel = [
+                s.append_start - began,
+                s.append_end - began,
+                recorded[s.message_id] - offset - began if s.message_id in recorded else math.nan,
+                probe.first_exists.get(k, math.nan) - began if probe else math.nan,
+                watcher.seen.get(s.message_id, math.nan) - began,
+                watcher.seen.get(s.message_id, math.nan) - s.append_end,
+            ]
+            out.write(s.message_id + "," + ",".join(f"{v:.3f}" for v in rel) + "\n")
+    print(f"  per-message times written to {path}")
+
+
+def report_idle(args: argparse.Namespace, pid: int, last_receipt: float) -> bool:
+    """Print the idle daemon's CPU, wake-ups and memory; True when the targets are met."""
+    wait = last_receipt + args.settle - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+    status0 = proc_status(pid)
+    t_start, ticks0, wake0 = time.monotonic(), proc_ticks(pid), wakeups(pid)
+    per_second: list[float] = []
+    prev_t, prev_ticks = t_start, ticks0
+    while time.monotonic() - t_start < args.idle_seconds:
+        time.sleep(min(1.0, max(0.0, t_start + args.idle_seconds - time.monotonic())))
+        now, ticks = time.monotonic(), proc_ticks(pid)
+        per_second.append((ticks - prev_ticks) / CLK_TCK / max(now - prev_t, 1e-9) * 100)
+        prev_t, prev_ticks = now, ticks
+    elapsed, ticks1, wake1 = time.monotonic() - t_start, proc_ticks(pid), wakeups(pid)
+    status1 = proc_status(pid)
+    print(f"\nload average after: {Path('/proc/loadavg').read_text().strip()}")
+    cpu = (ticks1 - ticks0) / CLK_TCK / elapsed * 100
+    rss, hwm = kb(status1["VmRSS"]), kb(status1["VmHWM"])
+    print()
+    print(
+        f"== idle daemon: {elapsed:.0f} s from {args.settle:g} s after the last receipt "
+        f"(deliver_every_seconds = {args.deliver_every:g})"
+    )
+    print(
+        f"  CPU {cpu:.2f} % of one core ({ticks1 - ticks0} ticks of 1/{CLK_TCK} s), "
+        f"busiest second {max(per_second):.0f} %"
+    )
+    print(
+        f"  wake-ups {(wake1 - wake0) / elapsed:.1f}/s over {status1['Threads']} threads"
+        + (f", child processes {children(pid)}" if children(pid) else "")
+    )
+    print(
+        f"  VmRSS {rss:.1f} MB (at start of window {kb(status0['VmRSS']):.1f} MB), "
+        f"VmHWM {hwm:.1f} MB (peak of the whole run)"
+    )
+    ok_cpu, ok_rss = cpu < TARGET_CPU_PCT, rss < TARGET_RSS_MB
+    print(f"  {verdict(ok_cpu)}: CPU {cpu:.2f} % vs target < {TARGET_CPU_PCT:g} %")
+    print(f"  {verdict(ok_rss)}: RSS {rss:.1f} MB vs target < {TARGET_RSS_MB:g} MB")
+    return ok_cpu and ok_rss
+
+
+def stop_daemon(daemon: Running) -> bool:
+    """SIGTERM, and True when it exited cleanly."""
+    t_term = time.monotonic()
+    try:
+        code = daemon.stop(timeout=15)
+        print(
+            f"\ndaemon: SIGTERM -> exit {code} in {time.monotonic() - t_term:.2f} s"
+            + ("" if "mailbot stopped" in daemon.log() else " (no 'mailbot stopped' logged)")
+        )
+        return code == 0
+    except Exception as exc:  # noqa: BLE001
+        print(f"\ndaemon did not stop on SIGTERM ({exc}); killing it", file=sys.stderr)
+        daemon.proc.kill()
+        daemon.proc.wait()
+        return False
 
 
 if __name__ == "__main__":
