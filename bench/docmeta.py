@@ -1,4 +1,4 @@
-"""Metadata benchmark: mailbot.documents.docmeta.read_meta against opening each report with python-docx.
+"""Metadata benchmark: mailbot.documents.decree30.read_meta against opening each report with python-docx.
 
     python bench/docmeta.py [-n 1000] [--size 40000] [--repeat 3]
 
@@ -74,7 +74,7 @@ def _python_docx(data: bytes) -> int:
 def worker(kind: str, directory: Path) -> dict:
     files = sorted(directory.glob("*.docx"))
     if kind == "read_meta":
-        from mailbot.documents.docmeta import read_meta
+        from mailbot.documents.decree30 import read_meta
 
         names = _names(len(files))
         bad = 0
@@ -100,7 +100,7 @@ def worker(kind: str, directory: Path) -> dict:
         elapsed = time.perf_counter() - start
         check = {"paragraphs": paragraphs}
     elif kind == "idle-read_meta":
-        from mailbot.documents.docmeta import read_meta  # noqa: F401
+        from mailbot.documents.decree30 import read_meta  # noqa: F401
 
         elapsed, check = 0.0, {}
     else:  # idle-python-docx

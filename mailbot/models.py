@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mailbot.documents.docmeta import DocMeta
+    from mailbot.documents.decree30 import DocMeta
 
 
 @dataclass(frozen=True)

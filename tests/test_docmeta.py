@@ -12,9 +12,10 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 
 from mailbot.demo.samples import DEFAULT_TITLE, STAT_HEADER, make_report_docx
-from mailbot.documents import docmeta
-from mailbot.documents.docmeta import DocMeta, Table, read_meta
+from mailbot.documents import wordxml
+from mailbot.documents.decree30 import DocMeta, read_meta
 from mailbot.documents.vnenc import font_encoding, from_unicode, is_uppercase_font
+from mailbot.documents.wordxml import Table
 
 BODY = (
     "Thực hiện Kế hoạch của Sở Giáo dục và Đào tạo Hải Phòng, nhà trường báo cáo kết quả thực hiện như sau:",
@@ -602,7 +603,7 @@ def test_style_chain_and_character_style_fonts():
         '<w:p><w:pPr><w:pStyle w:val="Missing"/></w:pPr><w:r><w:t>và</w:t></w:r></w:p>'
     )
     data = package(body_xml(inner), styles)
-    fonts = docmeta._StyleFonts()
+    fonts = wordxml._StyleFonts()
     fonts._read(styles.encode(), "{" + W + "}", {"Body", "Vni", "Missing"})
     assert fonts.resolve(None, "Body") == ".VnTime" and fonts.resolve("Vni", "Body") == "VNI-Times"
     assert fonts.resolve(None, None) == "Arial" and fonts.resolve(None, "Missing") == "Arial"
@@ -678,7 +679,7 @@ def test_document_part_found_through_relationships():
 
 def test_document_too_large(monkeypatch):
     data = make_report_docx("Trường THPT Ngô Quyền")
-    monkeypatch.setattr(docmeta, "MAX_XML_BYTES", 4096)
+    monkeypatch.setattr(wordxml, "MAX_XML_BYTES", 4096)
     assert read_meta(data) == DocMeta(warnings=("document_too_large",))
 
 
@@ -696,9 +697,9 @@ def test_member_larger_than_it_claims():
 
 
 def test_reading_stops_at_the_limit():
-    limited = docmeta._Limited(io.BytesIO(b"x" * 10_000), 4096)
+    limited = wordxml._Limited(io.BytesIO(b"x" * 10_000), 4096)
     assert len(limited.read(4000)) == 4000
-    with pytest.raises(docmeta._TooLarge):
+    with pytest.raises(wordxml._TooLarge):
         limited.read(4000)
 
 

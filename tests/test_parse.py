@@ -94,12 +94,13 @@ def test_reports_inside_7z_are_found_with_unar():
 
 
 def test_legacy_doc_is_converted_by_libreoffice_for_reading():
-    from mailbot.documents.sniff import doc_to_docx, docx_heading
+    from mailbot.documents.convert import doc_to_docx
+    from mailbot.documents.wordxml import read_blocks
 
     converted = doc_to_docx(to_doc(DOCX))  # a real Word 97 file, written by LibreOffice
     assert converted is not None, "LibreOffice (soffice) is needed: scripts/test.sh installs libreoffice-writer-nogui"
-    heading, warnings = docx_heading(converted)
-    assert warnings == () and "TRƯỜNG THPT NGÔ QUYỀN" in heading
+    blocks = read_blocks(converted)
+    assert blocks.problem is None and "TRƯỜNG THPT NGÔ QUYỀN" in "\n".join(blocks.opening)
 
 
 def test_attachment_over_the_limit_is_named_but_not_kept():

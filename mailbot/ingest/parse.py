@@ -12,8 +12,10 @@ from email.utils import getaddresses, parseaddr
 from typing import cast
 
 from mailbot.config import LimitSettings
-from mailbot.documents.docmeta import DocMeta, read_meta
-from mailbot.documents.sniff import doc_to_docx, docx_heading, ole_warnings, sniff
+from mailbot.documents.convert import doc_to_docx
+from mailbot.documents.decree30 import DocMeta, describe, heading, meta_heading
+from mailbot.documents.sniff import ole_warnings, sniff
+from mailbot.documents.wordxml import read_blocks
 from mailbot.ingest.authresults import parse_header
 from mailbot.ingest.unpack import Found, safe_basename, unarchive, untnef, unzip
 from mailbot.models import Attachment, AuthHeader, Bounce, FileKind, InboundMail, Notice, RawMail, WarningCode
@@ -228,38 +230,36 @@ def _attachment(found: Found, limits: LimitSettings) -> list[Attachment]:
     if kind == "rar7z":
         return [a for inner in unarchive(found, limits) for a in _attachment(inner, limits)]
     meta: DocMeta | None = None
+    heading = ""
     codes: tuple[WarningCode, ...] = ()
     if kind in (FileKind.DOCX, FileKind.DOCM):
-        meta = read_meta(found.data)
+        meta, heading = _word(found.data)
         codes = meta.warnings + ((WarningCode.MACROS,) if kind == FileKind.DOCM else ())
     elif kind == FileKind.DOC:
-        meta, codes = _legacy_meta(found.data)
+        meta, heading, codes = _legacy_word(found.data)
     elif kind == FileKind.OTHER and found.name.lower().endswith((".doc", ".docx", ".docm")):
         codes = (WarningCode.NOT_A_WORD_FILE,)  # the name says Word, the bytes do not
     warnings = found.warnings + tuple(Notice(c) for c in codes)
-    heading = _heading(meta, found.data if kind in (FileKind.DOCX, FileKind.DOCM) else b"")
     return [Attachment(found.name, FileKind(kind), found.data, found.origin, heading, warnings, meta)]
 
 
-def _legacy_meta(data: bytes) -> tuple[DocMeta | None, tuple[WarningCode, ...]]:
+def _word(data: bytes) -> tuple[DocMeta, str]:
+    """The metadata of a .docx and the lines that name its issuer and subject, from one reading of the file."""
+    blocks = read_blocks(data)
+    meta = describe(blocks)
+    return meta, heading(meta, blocks)
+
+
+def _legacy_word(data: bytes) -> tuple[DocMeta | None, str, tuple[WarningCode, ...]]:
     """A .doc is read through LibreOffice when it is installed; it still earns the legacy warning."""
     warnings = ole_warnings(data)
     if WarningCode.PASSWORD_PROTECTED in warnings:
-        return None, warnings
+        return None, "", warnings
     converted = doc_to_docx(data)
     if converted is None:
-        return None, warnings + (WarningCode.LEGACY_DOC_UNREAD,)
-    meta = read_meta(converted)
-    return meta, warnings + meta.warnings
-
-
-def _heading(meta: DocMeta | None, docx: bytes) -> str:
-    """The lines that name the issuer and the subject, for identification by name."""
-    if meta and (meta.issuer or meta.title):
-        return "\n".join(filter(None, [meta.issuer_parent, meta.issuer, meta.doc_type, meta.title]))
-    if not docx or (meta and {WarningCode.UNREADABLE_DOCX, WarningCode.DOCUMENT_TOO_LARGE} & set(meta.warnings)):
-        return ""
-    return docx_heading(docx)[0]  # not laid out as an administrative document: its first lines
+        return None, "", warnings + (WarningCode.LEGACY_DOC_UNREAD,)
+    meta = describe(read_blocks(converted))
+    return meta, meta_heading(meta), warnings + meta.warnings  # its Decree 30 parts only, not its first lines
 
 
 _MACHINE_LOCALPARTS = re.compile(

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from mailbot import store
 from mailbot.config import Settings
-from mailbot.documents.docmeta import DocMeta
+from mailbot.documents.decree30 import DocMeta
 from mailbot.ingest import archive
 from mailbot.models import ArchivedFile, FileKind, InboundMail, Notice, RawMail, State, Verdict, WarningCode
 

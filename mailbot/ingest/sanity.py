@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mailbot.documents.docmeta import DocMeta
+from mailbot.documents.decree30 import DocMeta
 from mailbot.ingest.identify import Roster, match_names
 from mailbot.models import Campaign, Institution, Notice, WarningCode
 from mailbot.text import fold

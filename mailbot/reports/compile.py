@@ -2,8 +2,9 @@
 gathered into one Word document, as the raw material of the department's own report (`mailbot compile`).
 
 For each institution of the campaign, the Word file(s) of its latest submission are read from the archive
-(a legacy ``.doc`` is converted by LibreOffice when it is installed) with ``mailbot.documents.docmeta``, so text typed in
-TCVN3 or VNI fonts arrives as Unicode. Each data table's header (its first one or two rows, a spanning caption row
+(a legacy ``.doc`` is converted by LibreOffice when it is installed) once, with ``mailbot.documents.wordxml``, so text
+typed in TCVN3 or VNI fonts arrives as Unicode; ``mailbot.documents.decree30`` tells the data tables from the
+heading and signature tables. Each data table's header (its first one or two rows, a spanning caption row
 and a "(1) (2) (3)" numbering row set aside) is compared folded (``mailbot.text.fold``: no marks, no case, no
 punctuation). Tables whose header is shared by at least two institutions make one sheet: the institution's code,
 name and group, then the table's columns, one line per data row, a subtotal line per group ("Cộng nhóm …") and a
@@ -19,10 +20,8 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
-import zipfile
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -38,13 +37,21 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import Engine
 
 from mailbot.config import Settings
-from mailbot.documents import docmeta
-from mailbot.documents.docmeta import DocMeta, Table, read_meta
-from mailbot.documents.sniff import doc_to_docx
+from mailbot.documents.convert import converter, doc_to_docx
+from mailbot.documents.decree30 import DocMeta, describe
+from mailbot.documents.wordxml import Blocks, Paragraph, Table, read_blocks
 from mailbot.errors import MailbotError
 from mailbot.models import Campaign, FileKind
 from mailbot.reports.status import FileRow, InstitutionStatus, campaign_status
-from mailbot.reports.workbook import _fit_columns, _print_setup, _wrap_rows, _write_table, put, unique_sheet_name
+from mailbot.reports.workbook import (
+    finish_table,
+    fit_columns,
+    print_setup,
+    put,
+    unique_sheet_name,
+    wrap_rows,
+    write_table,
+)
 from mailbot.text import fold
 from mailbot.wording import local_time
 
@@ -362,7 +369,12 @@ class _Found:
     number: int
     rows: list[list[str]]
     candidates: list[_Head]
-    chosen: _Head | None = None
+    chosen: _Head | None = None  # set by _choose
+
+    @property
+    def head(self) -> _Head:
+        """The header the table is read with: the chosen one, else the likeliest."""
+        return self.chosen or self.candidates[0]
 
 
 def _normalised(table: Table) -> list[list[str]]:
@@ -392,40 +404,25 @@ def _load(archive_dir: Path, f: FileRow) -> tuple[bytes | None, str]:
     if f.kind == FileKind.DOC:
         converted = doc_to_docx(data)
         if converted is None:
-            return None, NOT_CONVERTED if shutil.which("soffice") or shutil.which("libreoffice") else NO_CONVERTER
+            return None, NOT_CONVERTED if converter() else NO_CONVERTER
         return converted, ""
     return data, ""
 
 
-def report_blocks(data: bytes, meta: DocMeta) -> tuple[str | Table, ...]:
-    """The paragraphs and data tables of a .docx in order, decoded as ``read_meta`` decodes them (TCVN3, VNI).
+def report_blocks(blocks: Blocks, meta: DocMeta) -> tuple[str | Table, ...]:
+    """The paragraphs and data tables of a document in order, as ``read_blocks`` decoded them (TCVN3, VNI).
 
-    The Decree 30 heading and signature tables are left out: ``meta`` already holds what they say.
-    Uses the reader inside ``mailbot.documents.docmeta`` (one parse of document.xml, the same decoding).
+    The Decree 30 heading and signature tables are left out: ``meta`` (``describe(blocks)``) holds what they say.
     """
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            name = docmeta._main_part(archive)
-            if name is None or archive.getinfo(name).file_size > docmeta.MAX_XML_BYTES:
-                return ()
-            with archive.open(name) as raw:
-                parsed = docmeta._parse_document(docmeta._Limited(raw, docmeta.MAX_XML_BYTES), None)
-            fonts = docmeta._StyleFonts.load(archive, parsed) if parsed.unstyled_runs else docmeta._StyleFonts()
-    except (docmeta._TooLarge, *docmeta._PARSE_ERRORS):
-        return ()
-    legacy: set[str] = set()
     wanted = list(meta.tables)
-    blocks: list[str | Table] = []
-    for block in parsed.blocks:
-        if isinstance(block, docmeta._Para):
-            text = docmeta._decode(block, fonts, legacy).text
-            if text.strip():
-                blocks.append(text)
-            continue
-        table = Table(tuple(tuple(row) for row in docmeta._decoded_rows(block, fonts, legacy)))
-        if wanted and table == wanted[0]:
-            blocks.append(wanted.pop(0))
-    return tuple(blocks)
+    out: list[str | Table] = []
+    for block in blocks.items:
+        if isinstance(block, Paragraph):
+            if block.text.strip():
+                out.append(block.text)
+        elif wanted and block == wanted[0]:
+            out.append(wanted.pop(0))
+    return tuple(out)
 
 
 def compile_campaign(settings: Settings, engine: Engine, campaign: Campaign, *, now: datetime) -> Compilation:
@@ -438,41 +435,47 @@ def compile_campaign(settings: Settings, engine: Engine, campaign: Campaign, *, 
     found: list[_Found] = []
     leftovers: list[Leftover] = []
     for inst in cs.counted:  # the institutions that must report (a deactivated one is in no sum)
-        submitted_at, files = _latest_reports(inst)
-        read: list[ReportFile] = []
-        seen: dict[tuple[tuple[str, ...], ...], _Found] = {}
-        for f in files:
-            data, problem = _load(settings.archive_dir, f)
-            meta = read_meta(data) if data is not None else DocMeta()
-            if data is None or {"unreadable_docx", "document_too_large"} & set(meta.warnings):
-                read.append(ReportFile(f.name, f.path, f.kind, (), problem or UNREADABLE))
-                leftovers.append(
-                    Leftover(inst.code, inst.name, inst.group, f.name, None, "", None, problem or UNREADABLE)
-                )
-                continue
-            read.append(ReportFile(f.name, f.path, f.kind, report_blocks(data, meta)))
-            if not meta.tables:
-                leftovers.append(Leftover(inst.code, inst.name, inst.group, f.name, None, "", None, NO_TABLE))
-            for number, table in enumerate(meta.tables, start=1):
-                rows = _normalised(table)
-                found_table = _Found(inst, f, number, rows, header_candidates(rows))
-                same = seen.setdefault(tuple(map(tuple, rows)), found_table)
-                if same is not found_table:  # the report sent twice (.doc and .docx, a copy): count it once
-                    found_table.chosen = found_table.candidates[0]
-                    leftovers.append(
-                        _leftover(
-                            found_table,
-                            DUPLICATE.format(table=same.number, file=same.file.name),
-                            _data_rows(found_table),
-                        )
-                    )
-                    continue
-                found.append(found_table)
-        reports.append(InstitutionReport(inst.code, inst.name, inst.group, submitted_at, tuple(read)))
+        report, tables, problems = _read_institution(settings.archive_dir, inst)
+        reports.append(report)
+        found.extend(tables)
+        leftovers.extend(problems)
     shapes, more = _merge(found, group_order)
     order = {inst.code: i for i, inst in enumerate(cs.counted)}
     notes = tuple(sorted(leftovers + more, key=lambda note: order.get(note.code, len(order))))  # stable: roster order
     return Compilation(campaign, now, settings.zone, tuple(reports), shapes, notes, group_order)
+
+
+def _read_institution(
+    archive_dir: Path, inst: InstitutionStatus
+) -> tuple[InstitutionReport, list[_Found], list[Leftover]]:
+    """The Word files of an institution's latest submission, each read once, and their data tables."""
+    submitted_at, files = _latest_reports(inst)
+    read: list[ReportFile] = []
+    found: list[_Found] = []
+    notes: list[Leftover] = []
+    seen: dict[tuple[tuple[str, ...], ...], _Found] = {}
+    for f in files:
+        data, problem = _load(archive_dir, f)
+        blocks = read_blocks(data) if data is not None else None
+        if blocks is None or blocks.problem is not None:
+            read.append(ReportFile(f.name, f.path, f.kind, (), problem or UNREADABLE))
+            notes.append(Leftover(inst.code, inst.name, inst.group, f.name, None, "", None, problem or UNREADABLE))
+            continue
+        meta = describe(blocks)
+        read.append(ReportFile(f.name, f.path, f.kind, report_blocks(blocks, meta)))
+        if not meta.tables:
+            notes.append(Leftover(inst.code, inst.name, inst.group, f.name, None, "", None, NO_TABLE))
+        for number, table in enumerate(meta.tables, start=1):
+            rows = _normalised(table)
+            found_table = _Found(inst, f, number, rows, header_candidates(rows))
+            same = seen.setdefault(tuple(map(tuple, rows)), found_table)
+            if same is found_table:
+                found.append(found_table)
+                continue
+            found_table.chosen = found_table.candidates[0]  # the report sent twice (.doc and .docx): count it once
+            duplicate = DUPLICATE.format(table=same.number, file=same.file.name)
+            notes.append(_leftover(found_table, duplicate, _data_rows(found_table)))
+    return InstitutionReport(inst.code, inst.name, inst.group, submitted_at, tuple(read)), found, notes
 
 
 # ---------------------------------------------------------------- merging
@@ -495,7 +498,7 @@ def _merge(found: list[_Found], group_order: tuple[str, ...]) -> tuple[tuple[Sha
     _choose(found)
     by_key: dict[tuple[str, ...], list[_Found]] = defaultdict(list)
     for t in found:
-        by_key[t.chosen.key].append(t)
+        by_key[t.head.key].append(t)
     shapes: list[Shape] = []
     leftovers: list[Leftover] = []
     taken = {SUMMARY_SHEET.casefold(), REVIEW_SHEET.casefold()}
@@ -511,7 +514,7 @@ def _merge(found: list[_Found], group_order: tuple[str, ...]) -> tuple[tuple[Sha
 
 
 def _data_rows(t: _Found) -> int:
-    return sum(1 for row in t.rows[t.chosen.skip :] if any(row))
+    return sum(1 for row in t.rows[t.head.skip :] if any(row))
 
 
 def _leftover(t: _Found, reason: str, rows: int) -> Leftover:
@@ -522,13 +525,38 @@ def _leftover(t: _Found, reason: str, rows: int) -> Leftover:
 def _shape(
     number: int, key: tuple[str, ...], tables: list[_Found], group_order: tuple[str, ...], taken: set[str]
 ) -> tuple[Shape, list[Leftover]]:
-    width = len(key)
-    first = tables[0].chosen
-    notes: list[Leftover] = []
-    lines: list[tuple[_Found, list[str]]] = []  # data rows, total rows left out
+    first = tables[0].head
+    lines, own_totals, notes = _data_lines(tables, len(key))
+    numeric = tuple(_is_numeric([r[j] for _, r in lines]) for j in range(len(key)))
+    summed = tuple(
+        n and k not in _INDEX_HEADERS and not _is_rate(name) for n, k, name in zip(numeric, key, first.names)
+    )
+    rank = {g: i for i, g in enumerate(group_order)}
+    lines.sort(key=lambda item: rank.get(item[0].inst.group, len(rank)))  # stable: roster order within a group
+    tally = _Tally(len(key))
+    rows = tuple(_merged_row(t, row, numeric, summed, first.names, tally) for t, row in lines)
+    notes += _doubtful_notes(tables, tally) + _total_notes(tables, own_totals, tally, summed, first.names)
+    order = sorted(tally.sums, key=lambda g: rank.get(g, len(rank)))
+    groups = tuple(_subtotal(g, tally.sums[g], tally.counts[g], summed) for g in order)
+    grand = [sum((values[j] for values in tally.sums.values()), Decimal(0)) for j in range(len(key))]
+    institutions = tuple(dict.fromkeys(r.code for r in rows)) or tuple(dict.fromkeys(t.inst.code for t in tables))
+    sheet = unique_sheet_name(_sheet_title(number, first), taken)
+    total = _subtotal("", grand, len(rows), summed)
+    shape = Shape(
+        number, sheet, first.names, key, numeric, summed, rows, groups, total, institutions, len(tables), first.caption
+    )
+    return shape, notes
+
+
+def _data_lines(
+    tables: list[_Found], width: int
+) -> tuple[list[tuple[_Found, list[str]]], dict[int, list[list[str]]], list[Leftover]]:
+    """The data rows cut or padded to ``width`` (school totals aside, by table index), and the tables wider than it."""
+    lines: list[tuple[_Found, list[str]]] = []
     own_totals: dict[int, list[list[str]]] = defaultdict(list)
+    notes: list[Leftover] = []
     for index, t in enumerate(tables):
-        data = [row for row in t.rows[t.chosen.skip :] if any(row)]
+        data = [row for row in t.rows[t.head.skip :] if any(row)]
         if any(any(row[width:]) for row in data):
             notes.append(_leftover(t, EXTRA_CELLS, len(data)))
         for row in data:
@@ -536,66 +564,77 @@ def _shape(
                 own_totals[index].append(row[:width])
                 continue
             lines.append((t, row[:width] + [""] * (width - len(row))))
-    numeric = tuple(_is_numeric([r[j] for _, r in lines]) for j in range(width))
-    summed = tuple(numeric[j] and key[j] not in _INDEX_HEADERS and not _is_rate(first.names[j]) for j in range(width))
-    rank = {g: i for i, g in enumerate(group_order)}
-    lines.sort(key=lambda item: rank.get(item[0].inst.group, len(rank)))  # stable: roster order within a group
-    rows: list[MergedRow] = []
-    sums: dict[str, list[Decimal]] = {}
-    counts: dict[str, int] = defaultdict(int)
-    doubtful: dict[int, list[str]] = defaultdict(list)
-    per_table: dict[int, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * width)
-    for t, row in lines:
-        cells: list[Cell] = []
-        group_sums = sums.setdefault(t.inst.group, [Decimal(0)] * width)
-        counts[t.inst.group] += 1
-        for j, text in enumerate(row):
-            if not numeric[j]:
-                cells.append(text or None)
-                continue
-            value = None if is_blank(text) else parse_number(text)
-            if value is None:
-                cells.append(None if is_blank(text) else text)
-                if not is_blank(text) and summed[j]:
-                    doubtful[id(t)].append(f"“{first.names[j]}”: “{text}”")
-                continue
-            cells.append(plain_number(value))
-            if summed[j]:
-                group_sums[j] += value
-                per_table[id(t)][j] += value
-        rows.append(MergedRow(t.inst.code, t.inst.name, t.inst.group, t.file.name, t.number, tuple(cells)))
+    return lines, own_totals, notes
+
+
+class _Tally:
+    """What merging the rows adds up: sums and row counts per group, sums per table, cells that are not numbers."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.sums: dict[str, list[Decimal]] = {}  # per group, in the order groups are met
+        self.counts: dict[str, int] = defaultdict(int)
+        self.per_table: dict[int, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * width)  # by id(_Found)
+        self.doubtful: dict[int, list[str]] = defaultdict(list)  # by id(_Found)
+
+
+def _merged_row(
+    t: _Found,
+    row: list[str],
+    numeric: tuple[bool, ...],
+    summed: tuple[bool, ...],
+    names: tuple[str, ...],
+    tally: _Tally,
+) -> MergedRow:
+    """One data row with numbers as numbers, added to the tally."""
+    cells: list[Cell] = []
+    group_sums = tally.sums.setdefault(t.inst.group, [Decimal(0)] * tally.width)
+    tally.counts[t.inst.group] += 1
+    for j, text in enumerate(row):
+        if not numeric[j]:
+            cells.append(text or None)
+            continue
+        value = None if is_blank(text) else parse_number(text)
+        if value is None:
+            cells.append(None if is_blank(text) else text)
+            if not is_blank(text) and summed[j]:
+                tally.doubtful[id(t)].append(f"“{names[j]}”: “{text}”")
+            continue
+        cells.append(plain_number(value))
+        if summed[j]:
+            group_sums[j] += value
+            tally.per_table[id(t)][j] += value
+    return MergedRow(t.inst.code, t.inst.name, t.inst.group, t.file.name, t.number, tuple(cells))
+
+
+def _doubtful_notes(tables: list[_Found], tally: _Tally) -> list[Leftover]:
+    notes = []
     for t in tables:
-        if doubtful[id(t)]:
-            cells = "; ".join(doubtful[id(t)][:3]) + ("…" if len(doubtful[id(t)]) > 3 else "")
+        doubtful = tally.doubtful[id(t)]
+        if doubtful:
+            cells = "; ".join(doubtful[:3]) + ("…" if len(doubtful) > 3 else "")
             notes.append(_leftover(t, f"Ô không phải số, không được cộng: {cells}", _data_rows(t)))
+    return notes
+
+
+def _total_notes(
+    tables: list[_Found],
+    own_totals: dict[int, list[list[str]]],
+    tally: _Tally,
+    summed: tuple[bool, ...],
+    names: tuple[str, ...],
+) -> list[Leftover]:
+    notes = []
     for index, totals in own_totals.items():
         t = tables[index]
-        mismatch = _total_mismatch(totals, per_table[id(t)], summed, first.names)
+        mismatch = _total_mismatch(totals, tally.per_table[id(t)], summed, names)
         if mismatch:
             notes.append(_leftover(t, f"Dòng tổng của đơn vị không khớp với các dòng: {mismatch}", _data_rows(t)))
+    return notes
 
-    def subtotal(group: str, values: list[Decimal], n: int) -> Subtotal:
-        return Subtotal(group, tuple(plain_number(v) if summed[j] else None for j, v in enumerate(values)), n)
 
-    groups = tuple(subtotal(g, sums[g], counts[g]) for g in sorted(sums, key=lambda g: rank.get(g, len(rank))))
-    grand = [sum((sums[g][j] for g in sums), Decimal(0)) for j in range(width)]
-    institutions = tuple(dict.fromkeys(r.code for r in rows)) or tuple(dict.fromkeys(t.inst.code for t in tables))
-    sheet = unique_sheet_name(_sheet_title(number, first), taken)
-    shape = Shape(
-        number,
-        sheet,
-        first.names,
-        key,
-        numeric,
-        summed,
-        tuple(rows),
-        groups,
-        subtotal("", grand, len(rows)),
-        institutions,
-        len(tables),
-        first.caption,
-    )
-    return shape, notes
+def _subtotal(group: str, values: list[Decimal], rows: int, summed: tuple[bool, ...]) -> Subtotal:
+    return Subtotal(group, tuple(plain_number(v) if summed[j] else None for j, v in enumerate(values)), rows)
 
 
 def _is_numeric(texts: Iterable[str]) -> bool:
@@ -658,7 +697,7 @@ def _safe(value: Any) -> Any:
 
 def build_workbook(comp: Compilation) -> Workbook:
     wb = Workbook()
-    summary = wb.active
+    summary = wb.worksheets[0]  # a new workbook's one sheet
     summary.title = SUMMARY_SHEET
     for shape in comp.shapes:
         _shape_sheet(wb.create_sheet(shape.sheet), comp, shape)
@@ -671,11 +710,14 @@ def build_workbook(comp: Compilation) -> Workbook:
 
 def save_xlsx(comp: Compilation, path: Path) -> Path:
     """Write the workbook to ``path`` (parents created) through a temporary file."""
-    path = Path(path)
-    if path.suffix.lower() != ".xlsx":
-        raise MailbotError(f"{path}: the workbook must be a .xlsx file")
+    return _save(Path(path), ".xlsx", "the workbook", lambda out: build_workbook(comp).save(out))
+
+
+def _save(path: Path, suffix: str, what: str, save: Callable[[io.BytesIO], object]) -> Path:
+    if path.suffix.lower() != suffix:
+        raise MailbotError(f"{path}: {what} must be a {suffix} file")
     buffer = io.BytesIO()
-    build_workbook(comp).save(buffer)
+    save(buffer)
     return _write(path, buffer.getvalue())
 
 
@@ -701,14 +743,14 @@ def _shape_sheet(ws: Worksheet, comp: Compilation, shape: Shape) -> None:
     lines: list[list[Any]] = []
     kinds: list[str] = []  # "row", "group", "total"
     for subtotal in shape.groups:
-        for r in (r for r in shape.rows if r.group == subtotal.group):
-            lines.append([r.code, r.name, r.group, *r.cells, f"{r.file} (bảng {r.table})"])
+        for row in (row for row in shape.rows if row.group == subtotal.group):
+            lines.append([row.code, row.name, row.group, *row.cells, f"{row.file} (bảng {row.table})"])
             kinds.append("row")
         lines.append(["", GROUP_TOTAL.format(group=subtotal.group), subtotal.group, *subtotal.values, ""])
         kinds.append("group")
     lines.append(["", GRAND_TOTAL, "", *shape.total.values, ""])
     kinds.append("total")
-    _write_table(ws, 1, headers, [[_safe(v) for v in line] for line in lines])
+    write_table(ws, 1, headers, [[_safe(v) for v in line] for line in lines])
     formats = {lead + j + 1: _number_format(shape, j) for j in range(len(shape.header)) if shape.numeric[j]}
     for r, (line, kind) in enumerate(zip(lines, kinds), start=2):
         for col, value in enumerate(line, start=1):
@@ -724,20 +766,17 @@ def _shape_sheet(ws: Worksheet, comp: Compilation, shape: Shape) -> None:
     ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(lines)}"  # the grand total stays below it
     # Narrow columns that wrap, so the sheet prints on A4 landscape at a readable size.
     caps = (11, 24, 12, *(TEXT_WIDTH for _ in shape.header), TEXT_WIDTH)
-    widths = _fit_columns(ws, [headers, *lines], caps)
+    widths = fit_columns(ws, [headers, *lines], caps)
     text_columns = [col for col in range(2, len(headers) + 1) if col not in formats]
-    _wrap_rows(ws, 1, [headers, *lines], widths, text_columns)
-    _print_setup(ws, comp.campaign.title, shape.sheet, title_row=1)
+    wrap_rows(ws, 1, [headers, *lines], widths, text_columns)
+    print_setup(ws, comp.campaign.title, shape.sheet, title_row=1)
 
 
 def _review_sheet(ws: Worksheet, comp: Compilation) -> None:
     rows = [[i.code, i.name, i.group, i.file, i.table, i.header, i.rows, i.reason] for i in comp.leftovers]
-    _write_table(ws, 1, REVIEW_HEADERS, [[_safe(v) for v in row] for row in rows])
-    ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(REVIEW_HEADERS))}{len(rows) + 1}"
-    widths = _fit_columns(ws, [REVIEW_HEADERS, *rows], (11, 24, 12, TEXT_WIDTH, 8, TEXT_WIDTH, 8, 30))
-    _wrap_rows(ws, 1, [REVIEW_HEADERS, *rows], widths, (2, 4, 6, 8))
-    _print_setup(ws, comp.campaign.title, REVIEW_SHEET, title_row=1)
+    write_table(ws, 1, REVIEW_HEADERS, [[_safe(v) for v in row] for row in rows])
+    finish_table(ws, REVIEW_HEADERS, rows, (2, 4, 6, 8), (11, 24, 12, TEXT_WIDTH, 8, TEXT_WIDTH, 8, 30))
+    print_setup(ws, comp.campaign.title, REVIEW_SHEET, title_row=1)
 
 
 def _summary_sheet(ws: Worksheet, comp: Compilation) -> None:
@@ -765,7 +804,7 @@ def _summary_sheet(ws: Worksheet, comp: Compilation) -> None:
         ]
         for s in comp.shapes
     ]
-    _write_table(ws, header_row, SHAPE_HEADERS, [[_safe(v) for v in row] for row in shape_rows])
+    write_table(ws, header_row, SHAPE_HEADERS, [[_safe(v) for v in row] for row in shape_rows])
     for offset, shape in enumerate(comp.shapes, start=1):
         cell = ws.cell(header_row + offset, 2)
         cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{shape.sheet.replace(chr(39), chr(39) * 2)}'!A1")
@@ -774,10 +813,10 @@ def _summary_sheet(ws: Worksheet, comp: Compilation) -> None:
     missing_at = header_row + len(shape_rows) + 2
     ws.cell(missing_at, 1, f"Đơn vị chưa nộp báo cáo ({len(comp.missing)})").font = _BOLD
     missing_rows = [[r.code, r.name, r.group] for r in comp.missing]
-    _write_table(ws, missing_at + 1, MISSING_HEADERS, missing_rows)
+    write_table(ws, missing_at + 1, MISSING_HEADERS, missing_rows)
     width = len(SHAPE_HEADERS)
-    _fit_columns(ws, [list(SHAPE_HEADERS), *shape_rows, *([*r, *[None] * (width - 3)] for r in missing_rows)])
-    _print_setup(ws, c.title, SUMMARY_SHEET, title_row=None)
+    fit_columns(ws, [list(SHAPE_HEADERS), *shape_rows, *([*r, *[None] * (width - 3)] for r in missing_rows)])
+    print_setup(ws, c.title, SUMMARY_SHEET, title_row=None)
 
 
 # ---------------------------------------------------------------- the Word document
@@ -856,12 +895,7 @@ def _word_table(document, table: Table) -> None:
 
 def save_docx(comp: Compilation, path: Path) -> Path:
     """Write the Word document to ``path`` (parents created) through a temporary file."""
-    path = Path(path)
-    if path.suffix.lower() != ".docx":
-        raise MailbotError(f"{path}: the document must be a .docx file")
-    buffer = io.BytesIO()
-    build_docx(comp).save(buffer)
-    return _write(path, buffer.getvalue())
+    return _save(Path(path), ".docx", "the document", lambda out: build_docx(comp).save(out))
 
 
 __all__ = [

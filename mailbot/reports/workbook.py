@@ -157,16 +157,16 @@ def _summary_sheet(
     header_row = 6
     rows = [summary_row(group, members) for group, members in cs.groups().items()]
     rows.append(summary_total(rows))
-    _write_table(ws, header_row, SUMMARY_HEADERS, rows)
+    write_table(ws, header_row, SUMMARY_HEADERS, rows)
     last = header_row + len(rows)
     for r in range(header_row + 1, last + 1):
         ws.cell(r, 6).number_format = PERCENT_FORMAT
     for col in range(1, len(SUMMARY_HEADERS) + 1):
         ws.cell(last, col).font = Font(bold=True)
     _link_groups(ws, header_row + 1, list(sheet_of.values()))
-    _fit_columns(ws, [SUMMARY_HEADERS, *rows])  # the title lines above may overflow to the right
+    fit_columns(ws, [SUMMARY_HEADERS, *rows])  # the title lines above may overflow to the right
     ws.add_chart(_status_chart(ws, header_row, last - 1, rows[:-1]), f"H{header_row}")
-    _print_setup(ws, cs.campaign.title, SUMMARY_SHEET, title_row=None)
+    print_setup(ws, cs.campaign.title, SUMMARY_SHEET, title_row=None)
 
 
 def summary_row(group: str, members: Sequence[InstitutionStatus]) -> list[Any]:
@@ -233,12 +233,12 @@ def _group_sheet(
     ws: Worksheet, cs: CampaignStatus, group: str, members: Sequence[InstitutionStatus], zone: ZoneInfo
 ) -> None:
     rows = [institution_row(n, inst, zone) for n, inst in enumerate(members, start=1)]
-    _write_table(ws, 1, GROUP_HEADERS, rows)
+    write_table(ws, 1, GROUP_HEADERS, rows)
     for r, inst in enumerate(members, start=2):
         ws.cell(r, 5).number_format = DATE_FORMAT
         _paint_status(ws.cell(r, 4), inst.status)
-    _finish_table(ws, GROUP_HEADERS, rows, wrap=(3, 7, 8, 9, 10, 12, 13), caps=GROUP_WIDTHS)
-    _print_setup(ws, cs.campaign.title, group, title_row=1)
+    finish_table(ws, GROUP_HEADERS, rows, wrap=(3, 7, 8, 9, 10, 12, 13), caps=GROUP_WIDTHS)
+    print_setup(ws, cs.campaign.title, group, title_row=1)
 
 
 def institution_row(number: int, inst: InstitutionStatus, zone: ZoneInfo) -> list[Any]:
@@ -301,12 +301,12 @@ def _paint_status(cell: Cell, status: str) -> None:
 
 def _review_sheet(ws: Worksheet, cs: CampaignStatus, zone: ZoneInfo) -> None:
     rows = [review_row(item, zone) for item in cs.review]
-    _write_table(ws, 1, REVIEW_HEADERS, rows)
+    write_table(ws, 1, REVIEW_HEADERS, rows)
     for r in range(2, len(rows) + 2):
         ws.cell(r, 1).number_format = RECEIPT_FORMAT
         ws.cell(r, 4).number_format = DATE_FORMAT
-    _finish_table(ws, REVIEW_HEADERS, rows, wrap=(2, 3, 5, 6), caps=REVIEW_WIDTHS)
-    _print_setup(ws, cs.campaign.title, REVIEW_SHEET, title_row=1)
+    finish_table(ws, REVIEW_HEADERS, rows, wrap=(2, 3, 5, 6), caps=REVIEW_WIDTHS)
+    print_setup(ws, cs.campaign.title, REVIEW_SHEET, title_row=1)
 
 
 def review_row(item: ReviewItem, zone: ZoneInfo) -> list[Any]:
@@ -352,7 +352,8 @@ def put(ws: Worksheet, row: int, col: int, value: Any) -> Cell:
     return cell
 
 
-def _write_table(ws: Worksheet, header_row: int, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def write_table(ws: Worksheet, header_row: int, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A bordered table: the header row in bold on grey, then the rows, every value written through ``put``."""
     for col, title in enumerate(headers, start=1):
         cell = put(ws, header_row, col, title)
         cell.font, cell.fill, cell.border = _HEADER_FONT, _HEADER_FILL, _BORDER
@@ -363,17 +364,17 @@ def _write_table(ws: Worksheet, header_row: int, headers: Sequence[str], rows: S
             cell.border, cell.alignment = _BORDER, _TOP
 
 
-def _finish_table(
+def finish_table(
     ws: Worksheet, headers: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Sequence[int], caps: Sequence[int] = ()
 ) -> None:
     """Header frozen and filtered, widths fitted (within ``caps``), wrapped columns given row heights."""
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(rows) + 1}"
-    widths = _fit_columns(ws, [headers, *rows], caps)
-    _wrap_rows(ws, 1, [headers, *rows], widths, wrap)
+    widths = fit_columns(ws, [headers, *rows], caps)
+    wrap_rows(ws, 1, [headers, *rows], widths, wrap)
 
 
-def _wrap_rows(
+def wrap_rows(
     ws: Worksheet, first_row: int, rows: Sequence[Sequence[Any]], widths: Sequence[float], wrap: Sequence[int]
 ) -> None:
     """Wrap the text of ``wrap`` columns and make each row tall enough for it (header rows wrap every column)."""
@@ -388,7 +389,7 @@ def _wrap_rows(
             ws.row_dimensions[r].height = LINE_HEIGHT * lines
 
 
-def _fit_columns(ws: Worksheet, table: Sequence[Sequence[Any]], caps: Sequence[int] = ()) -> list[float]:
+def fit_columns(ws: Worksheet, table: Sequence[Sequence[Any]], caps: Sequence[int] = ()) -> list[float]:
     """Each column as wide as its longest line, between MIN_WIDTH and its cap (MAX_WIDTH by default)."""
     widths: list[float] = []
     for col in range(1, len(table[0]) + 1):
@@ -416,7 +417,7 @@ def _line_count(value: Any, width: float) -> int:
     return sum(max(1, math.ceil(len(line) / usable)) for line in str(value or "").split("\n"))
 
 
-def _print_setup(ws: Worksheet, title: str, sheet_label: str, title_row: int | None) -> None:
+def print_setup(ws: Worksheet, title: str, sheet_label: str, title_row: int | None) -> None:
     """A4 landscape, fitted to the page width, narrow margins; the sheet (the group) heads every page."""
     ws.page_setup.orientation = "landscape"
     ws.page_setup.paperSize = ws.PAPERSIZE_A4

@@ -1,0 +1,590 @@
+"""The one reader of a Word file: ``word/document.xml`` streamed once into decoded paragraphs and tables.
+
+The package is read within one size limit (``MAX_XML_BYTES``, for document.xml and styles.xml alike), with
+defusedxml and no DTD. Each run is decoded from its legacy encoding, if any (``mailbot.documents.vnenc``), by its
+own font, else its character style's, its paragraph style's, then the document default (``word/styles.xml``, read
+only as far as needed and only when a style can name a legacy font at all). Text boxes and ``mc:Fallback`` copies
+are not part of the flow; a nested table's paragraphs join the enclosing cell.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any, NamedTuple
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse
+
+from mailbot.documents.vnenc import convert_run, detect, font_encoding, font_matters, is_uppercase_font
+from mailbot.models import WarningCode
+from mailbot.text import nfc
+
+MAX_XML_BYTES = 20 * 1024 * 1024  # uncompressed document.xml (and styles.xml) read at most; more is a bomb
+OPENING_PARAGRAPHS = 12  # the issuing body, number, date and title sit in the first lines (Decree 30/2020)
+
+_W_NAMESPACES = (
+    "http://schemas.openxmlformats.org/wordprocessingml/2006/main",
+    "http://purl.oclc.org/ooxml/wordprocessingml/main",
+)  # transitional, strict
+_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+# What a damaged or hostile package can make zipfile, zlib or the parser raise (encrypted members: RuntimeError,
+# unknown compression: NotImplementedError, DTDs and entities: DefusedXmlException, a ValueError).
+_PARSE_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    KeyError,
+    ParseError,
+    DefusedXmlException,
+    EOFError,
+    OSError,
+    ValueError,
+    LookupError,
+    zlib.error,
+    struct.error,
+    RuntimeError,
+    NotImplementedError,
+    StopIteration,
+    OverflowError,
+    RecursionError,
+    MemoryError,
+)
+UNREADABLE = WarningCode.UNREADABLE_DOCX
+TOO_LARGE = WarningCode.DOCUMENT_TOO_LARGE
+
+
+class Paragraph(NamedTuple):  # immutable like a frozen dataclass, and made several times faster: there are many
+    """A paragraph once decoded: its text (NFC, soft hyphens gone) and whether it is centred."""
+
+    text: str
+    centered: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table's cell texts, row by row (a merged cell repeats its text in every grid column it covers)."""
+
+    rows: tuple[tuple[str, ...], ...] = ()
+
+
+Block = Paragraph | Table
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """What ``read_blocks`` found: the flow of the document, and why nothing was found when it was not read."""
+
+    items: tuple[Block, ...] = ()  # top-level paragraphs and tables, in document order
+    opening: tuple[str, ...] = ()  # the first non-blank paragraphs as they stand, text boxes and cells included
+    truncated: bool = False  # reading stopped at ``max_paragraphs``
+    legacy: tuple[str, ...] = ()  # the legacy encodings decoded ("tcvn3", "vni"), sorted
+    problem: WarningCode | None = None  # UNREADABLE or TOO_LARGE; None when the document was read
+
+
+# ---------------------------------------------------------------- the package
+
+
+def read_blocks(data: bytes, *, max_paragraphs: int | None = None) -> Blocks:
+    """The decoded paragraphs and tables of a .docx; never raises on bad input (``problem`` says why).
+
+    ``max_paragraphs`` stops reading after that many paragraphs (``truncated``), between top-level blocks only.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            name = _main_part(archive)
+            if name is None:
+                return Blocks(problem=UNREADABLE)
+            if archive.getinfo(name).file_size > MAX_XML_BYTES:
+                return Blocks(problem=TOO_LARGE)
+            with archive.open(name) as raw:
+                parsed = _parse_document(_Limited(raw, MAX_XML_BYTES), max_paragraphs)
+            fonts = _StyleFonts.load(archive, parsed) if parsed.unstyled_runs else _StyleFonts()
+    except _TooLarge:
+        return Blocks(problem=TOO_LARGE)
+    except _PARSE_ERRORS:
+        return Blocks(problem=UNREADABLE)
+    return _decoded(parsed, fonts)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Limited(io.RawIOBase):
+    """A read-only stream that refuses to yield more than ``limit`` bytes (a zip member may lie about its size)."""
+
+    def __init__(self, raw: IO[bytes], limit: int) -> None:
+        self._raw, self._left = raw, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = self._raw.read(size if size is not None and size >= 0 else self._left + 1)
+        self._left -= len(chunk)
+        if self._left < 0:
+            raise _TooLarge
+        return chunk
+
+
+def _main_part(archive: zipfile.ZipFile) -> str | None:
+    names = set(archive.namelist())
+    if "word/document.xml" in names:
+        return "word/document.xml"
+    if "_rels/.rels" not in names or archive.getinfo("_rels/.rels").file_size > 1 << 20:
+        return None
+    with archive.open("_rels/.rels") as rels:
+        for _, elem in iterparse(rels, forbid_dtd=True):
+            if elem.tag.endswith("}Relationship") and elem.get("Type", "").endswith("/officeDocument"):
+                target = elem.get("Target", "").lstrip("/")
+                return target if target in names else None
+    return None
+
+
+# ---------------------------------------------------------------- document.xml → paragraphs and tables of runs
+
+_Run = tuple[str, str | None, str | None, bool]  # text, explicit font, character style, shown in capitals
+_Cell = tuple[list["_Para"], int, bool]  # paragraphs, grid columns spanned, continues the merged cell above
+
+
+class _Para:
+    __slots__ = ("style", "runs", "centered", "plain")
+
+    def __init__(self) -> None:
+        self.style: str | None = None
+        self.runs: list[_Run] = []
+        self.centered = False
+        self.plain = True  # no run has a font of its own or text whose reading depends on the font
+
+
+class _Tbl:
+    __slots__ = ("rows", "row", "cell")
+
+    def __init__(self) -> None:
+        self.rows: list[list[_Cell]] = []
+        self.row: list[_Cell] = []
+        self.cell: list[_Para] = []
+
+
+@dataclass
+class _Parsed:
+    blocks: list[_Para | _Tbl]
+    opening: list[_Para]
+    truncated: bool
+    unstyled_runs: bool  # a run whose reading depends on a font only styles.xml can name
+    namespace: str
+
+
+# what the stream reacts to; everything else (run and paragraph properties included) is read from the element
+_P, _R, _TBL, _TR, _TC, _FALLBACK, _BODY = range(7)
+
+
+def _parse_document(xml: io.RawIOBase, max_paragraphs: int | None) -> _Parsed:
+    """Top-level paragraphs and tables in order, and the opening paragraphs wherever they stand."""
+    events = iterparse(xml, events=("start", "end"), forbid_dtd=True)
+    _, root = next(events)
+    namespace = root.tag[1:].partition("}")[0]
+    if namespace not in _W_NAMESPACES:
+        raise ValueError("not a WordprocessingML document")
+    stream = _Stream("{" + namespace + "}", max_paragraphs)
+    stream.read(events)
+    return _Parsed(stream.blocks, stream.opening, stream.truncated, stream.unstyled, stream.names.w)
+
+
+class _Stream:
+    """The state of one pass over document.xml: open paragraphs and tables, the blocks finished so far."""
+
+    def __init__(self, w: str, max_paragraphs: int | None) -> None:
+        self.names = _RunNames(w)
+        self.kinds = {
+            w + "p": _P,
+            w + "r": _R,
+            w + "tbl": _TBL,
+            w + "tr": _TR,
+            w + "tc": _TC,
+            _MC_FALLBACK: _FALLBACK,
+            w + "body": _BODY,
+        }
+        self.max_paragraphs = max_paragraphs
+        self.blocks: list[_Para | _Tbl] = []
+        self.opening: list[_Para] = []
+        self.opening_left = OPENING_PARAGRAPHS
+        self.paras: list[_Para] = []  # open paragraphs: more than one inside a text box
+        self.tables: list[_Tbl] = []
+        self.skip = 0  # inside mc:Fallback (a copy of the mc:Choice content)
+        self.count = 0
+        self.truncated = self.unstyled = False
+
+    def read(self, events: Iterator[tuple[str, Any]]) -> None:
+        kinds, paras, names = self.kinds, self.paras, self.names
+        for event, elem in events:  # the hot loop: starts and runs, by far the most frequent, are handled inline
+            kind = kinds.get(elem.tag)
+            if kind is None:
+                continue
+            if event == "start":
+                if kind == _P:
+                    paras.append(_Para())
+                elif kind == _TBL:
+                    self.tables.append(_Tbl())
+                elif kind == _FALLBACK:
+                    self.skip += 1
+                # a row or cell starts empty: the lists are renewed when the previous one ends
+            elif kind == _R:
+                run = names.run(elem) if paras and not self.skip else None
+                if run is not None:
+                    para = paras[-1]
+                    para.runs.append(run)
+                    if run[1] is not None or run[3]:
+                        para.plain = False
+                    elif font_matters(run[0]):
+                        para.plain = False
+                        self.unstyled = True  # its style's font decides how it reads: styles.xml is needed
+            elif kind == _P:
+                if self._paragraph_end(elem):
+                    return
+            elif kind in (_TC, _TR):
+                self._cell_or_row_end(kind, elem)
+            elif kind == _TBL:
+                if self._table_end(elem):
+                    return
+            elif kind == _FALLBACK:
+                self.skip -= 1
+            else:  # the end of w:body: the section properties after it say nothing
+                return
+
+    def _paragraph_end(self, elem: Element) -> bool:
+        """Place a finished paragraph; True when reading is to stop there."""
+        para = self.paras.pop()
+        if len(elem) and elem[0].tag == self.names.ppr:
+            self.names.paragraph_properties(elem[0], para)
+        elem.clear()
+        if self.opening_left and any(run[0].strip() for run in para.runs):
+            self.opening.append(para)
+            self.opening_left -= 1
+        if self.paras:
+            return False  # a text box's paragraph: not part of the flow
+        self.count += 1
+        if self.tables:
+            self.tables[-1].cell.append(para)
+            return False
+        self.blocks.append(para)
+        return self._full()
+
+    def _cell_or_row_end(self, kind: int, elem: Element) -> None:
+        if not self.tables:
+            return
+        table = self.tables[-1]
+        if kind == _TC:
+            table.row.append((table.cell, *self.names.cell_properties(elem)))
+            table.cell = []
+        else:
+            table.rows.append(table.row)
+            table.row = []
+
+    def _table_end(self, elem: Element) -> bool:
+        """Place a finished table; True when reading is to stop there."""
+        table = self.tables.pop()
+        elem.clear()
+        if self.paras:
+            return False  # a table in a text box: not part of the flow
+        if self.tables:  # a nested table: its paragraphs join the enclosing cell
+            self.tables[-1].cell.extend(p for row in table.rows for cell, _, _ in row for p in cell)
+            return False
+        self.blocks.append(table)
+        return self._full()
+
+    def _full(self) -> bool:
+        if self.max_paragraphs is not None and self.count >= self.max_paragraphs:
+            self.truncated = True  # stops between top-level blocks only, never inside a table
+        return self.truncated
+
+
+class _RunNames:
+    """Reads a finished run, paragraph or cell element in one namespace."""
+
+    def __init__(self, w: str) -> None:
+        self.w = w
+        self.t, self.tab, self.br, self.cr, self.soft, self.nbh = (
+            w + n for n in ("t", "tab", "br", "cr", "softHyphen", "noBreakHyphen")
+        )
+        self.rpr, self.rfonts, self.rstyle, self.ppr, self.pstyle, self.jc = (
+            w + n for n in ("rPr", "rFonts", "rStyle", "pPr", "pStyle", "jc")
+        )
+        self.caps = frozenset((w + "caps", w + "smallCaps"))
+        self.tcpr, self.span, self.vmerge = w + "tcPr", w + "gridSpan", w + "vMerge"
+        self.ascii, self.hansi, self.val = w + "ascii", w + "hAnsi", w + "val"
+
+    def run(self, elem: Element) -> _Run | None:
+        """(text, font, character style, shown in capitals) of a ``w:r``; None when it holds no text."""
+        parts: list[str] = []
+        font: str | None = None
+        style: str | None = None
+        caps = False
+        for child in elem:
+            tag = child.tag
+            if tag == self.t:
+                if child.text:
+                    parts.append(child.text)
+            elif tag == self.rpr:
+                font, style, caps = self._run_properties(child, font, style, caps)
+            elif tag == self.tab:
+                parts.append("\t")
+            elif tag == self.br or tag == self.cr:
+                parts.append("\n")  # a line, page or column break: words on either side stay apart
+            elif tag == self.soft:
+                parts.append("\u00ad")  # ư in a TCVN3 run; dropped from Unicode text
+            elif tag == self.nbh:
+                parts.append("-")
+        if not parts:
+            return None
+        return "".join(parts), font, style, caps
+
+    def _run_properties(
+        self, rpr: Element, font: str | None, style: str | None, caps: bool
+    ) -> tuple[str | None, str | None, bool]:
+        for prop in rpr:  # direct children only: a w:rPrChange holds the old properties
+            if prop.tag == self.rfonts:
+                font = _font_of(prop, self.ascii, self.hansi)
+            elif prop.tag == self.rstyle:
+                style = prop.get(self.val)
+            elif prop.tag in self.caps:  # typed in lower case, shown (and printed) in capitals
+                caps = caps or prop.get(self.val, "true").lower() not in ("0", "false", "off")
+        return font, style, caps
+
+    def paragraph_properties(self, ppr: Element, para: _Para) -> None:
+        for prop in ppr:  # direct children only: a w:pPrChange holds the old properties
+            if prop.tag == self.pstyle:
+                para.style = prop.get(self.val)
+            elif prop.tag == self.jc:
+                para.centered = prop.get(self.val) == "center"
+
+    def cell_properties(self, elem: Element) -> tuple[int, bool]:
+        """(grid columns spanned, continues the merged cell above) of a ``w:tc``."""
+        span, merged = 1, False
+        if len(elem) and elem[0].tag == self.tcpr:
+            for prop in elem[0]:
+                if prop.tag == self.span:
+                    value = prop.get(self.val, "1")
+                    span = max(1, min(int(value), 64)) if value.isdigit() else 1
+                elif prop.tag == self.vmerge:
+                    merged = prop.get(self.val, "continue") == "continue"
+        return span, merged
+
+
+def _font_of(rfonts: Element, ascii_attr: str, hansi_attr: str) -> str | None:
+    """The Latin font a ``w:rFonts`` names: a legacy one if either slot has it, else hAnsi, else ascii."""
+    hansi, ascii_ = rfonts.get(hansi_attr), rfonts.get(ascii_attr)
+    for name in (hansi, ascii_):
+        if name and font_encoding(name):
+            return name
+    if hansi or ascii_:
+        return hansi or ascii_
+    if any(name.endswith(("}asciiTheme", "}hAnsiTheme")) for name in rfonts.attrib):
+        return "+theme"  # a theme font (Calibri, Cambria…): never a legacy one
+    return None  # only East Asian or complex-script slots: the Latin font is inherited
+
+
+# ---------------------------------------------------------------- styles.xml: fonts of the styles in use
+
+
+def _may_name_legacy_fonts(xml: bytes) -> bool:
+    """A cheap over-approximation: does any attribute value start with ".Vn" or "VNI" (any case)?"""
+    lowered = xml.lower()
+    return b'".vn' in lowered or b'"vni' in lowered
+
+
+@dataclass
+class _Style:
+    """A ``w:style`` being read."""
+
+    id: str | None
+    default_paragraph: bool
+    font: str | None = None
+    based: str | None = None
+
+
+class _StyleFonts:
+    """Fonts from ``w:docDefaults`` and the styles a document uses; empty when no style can name a legacy font."""
+
+    def __init__(self) -> None:
+        self.default: str | None = None
+        self.default_paragraph: str | None = None
+        self.styles: dict[str, tuple[str | None, str | None]] = {}  # id → (font, basedOn)
+        self.known = False  # whether anything was read
+
+    @classmethod
+    def load(cls, archive: zipfile.ZipFile, parsed: _Parsed) -> _StyleFonts:
+        fonts = cls()
+        try:
+            info = archive.getinfo("word/styles.xml")
+        except KeyError:
+            return fonts
+        if info.file_size > MAX_XML_BYTES:
+            return fonts
+        try:
+            data = archive.read(info)
+            if not _may_name_legacy_fonts(data):
+                return fonts  # whatever the styles say, no run can inherit a legacy font
+            paragraphs = [*_all_paragraphs(parsed.blocks), *parsed.opening]
+            wanted = {p.style for p in paragraphs if p.style} | {r[2] for p in paragraphs for r in p.runs if r[2]}
+            fonts._read(data, parsed.namespace, wanted)
+        except _PARSE_ERRORS:
+            pass  # damaged styles: keep what was read, the characters decide the rest
+        fonts.known = bool(fonts.styles) or fonts.default is not None
+        return fonts
+
+    def _read(self, data: bytes, w: str, wanted: set[str]) -> None:
+        """Stream styles.xml until the defaults, the default paragraph style and every wanted style are known."""
+        style_tag, rfonts, based, defaults, table_style = (
+            w + n for n in ("style", "rFonts", "basedOn", "docDefaults", "tblStylePr")
+        )
+        ascii_attr, hansi_attr, val = w + "ascii", w + "hAnsi", w + "val"
+        depth = {defaults: 0, table_style: 0}  # inside w:docDefaults, inside a table style's conditional part
+        current: _Style | None = None
+        for event, elem in iterparse(io.BytesIO(data), events=("start", "end"), forbid_dtd=True):
+            tag = elem.tag
+            if tag in depth:
+                depth[tag] += 1 if event == "start" else -1
+            elif event == "start":
+                if tag == style_tag:
+                    current = self._style_start(elem, w)
+            elif tag == rfonts:
+                font = _font_of(elem, ascii_attr, hansi_attr)
+                if depth[defaults] and self.default is None:
+                    self.default = font
+                elif current is not None and not depth[table_style] and current.font is None:
+                    current.font = font
+            elif tag == based and current is not None:
+                current.based = elem.get(val)
+            elif tag == style_tag and current is not None:
+                self._style_end(current, wanted)
+                current = None
+                elem.clear()
+                if self.default_paragraph is not None and wanted <= self.styles.keys():
+                    break
+
+    @staticmethod
+    def _style_start(elem: Element, w: str) -> _Style:
+        default = elem.get(w + "type") == "paragraph" and elem.get(w + "default") in ("1", "true", "on")
+        return _Style(elem.get(w + "styleId"), default)
+
+    def _style_end(self, style: _Style, wanted: set[str]) -> None:
+        if not style.id:
+            return
+        self.styles[style.id] = (style.font, style.based)
+        if style.default_paragraph and self.default_paragraph is None:
+            self.default_paragraph = style.id
+            wanted.add(style.id)
+        if style.id in wanted and style.font is None and style.based:
+            wanted.add(style.based)  # inherits: its parent is needed too
+
+    def font(self, style_id: str | None) -> str | None:
+        for _ in range(16):  # basedOn chains are short; a cycle must not hang
+            if not style_id or style_id not in self.styles:
+                return None
+            font, style_id = self.styles[style_id]
+            if font:
+                return font
+        return None
+
+    def resolve(self, run_style: str | None, paragraph_style: str | None) -> str | None:
+        """The font a run without one of its own shows in (an unknown paragraph style means the default one)."""
+        if paragraph_style not in self.styles:
+            paragraph_style = self.default_paragraph
+        return self.font(run_style) or self.font(paragraph_style) or self.default
+
+
+def _all_paragraphs(blocks: list[_Para | _Tbl]) -> Iterator[_Para]:
+    for block in blocks:
+        if isinstance(block, _Para):
+            yield block
+        else:
+            for row in block.rows:
+                for cell, _, _ in row:
+                    yield from cell
+
+
+# ---------------------------------------------------------------- runs → text
+
+
+def _decoded(parsed: _Parsed, fonts: _StyleFonts) -> Blocks:
+    legacy: set[str] = set()
+    items: list[Block] = [
+        Paragraph(_text(b, fonts, legacy), b.centered) if isinstance(b, _Para) else _decoded_table(b, fonts, legacy)
+        for b in parsed.blocks
+    ]
+    aside: set[str] = set()  # a text box's encoding is no warning: it is not part of the flow
+    opening = tuple(text for text in (_text(p, fonts, aside) for p in parsed.opening) if text.strip())
+    return Blocks(tuple(items), opening, parsed.truncated, tuple(sorted(legacy)))
+
+
+def _text(para: _Para, fonts: _StyleFonts, legacy: set[str]) -> str:
+    """A paragraph's text as shown: NFC, soft hyphens gone; the legacy encodings met are added to ``legacy``."""
+    runs = para.runs
+    if para.plain:  # the common case: nothing to decode whatever the styles say
+        text = runs[0][0] if len(runs) == 1 else "".join(run[0] for run in runs)
+        return nfc(text.replace("\u00ad", "") if "\u00ad" in text else text)
+    text = "".join(_decode_group(font, caps, text, legacy) for font, caps, text in _font_groups(para, fonts))
+    if "\u00ad" in text:
+        text = text.replace("\u00ad", "")  # a soft hyphen left in Unicode text is invisible
+    return nfc(text)
+
+
+def _font_groups(para: _Para, fonts: _StyleFonts) -> list[tuple[str | None, bool, str]]:
+    """Neighbouring runs in one font and case, joined: Word may split "aù" (VNI á) between two runs."""
+    groups: list[tuple[str | None, bool, list[str]]] = []
+    known = fonts.known
+    for text, font, rstyle, caps in para.runs:
+        if font is None and known:
+            font = fonts.resolve(rstyle, para.style)
+        if groups and groups[-1][0] == font and groups[-1][1] == caps:
+            groups[-1][2].append(text)
+        else:
+            groups.append((font, caps, [text]))
+    return [(font, caps, "".join(texts)) for font, caps, texts in groups]
+
+
+def _decode_group(font: str | None, caps: bool, text: str, legacy: set[str]) -> str:
+    if not (font_matters(text) or is_uppercase_font(font)):
+        return text.upper() if caps else text  # nothing to decode (NFC comes later)
+    converted = convert_run(text, font)
+    if converted != text:
+        encoding = detect(font, text)
+        if encoding != "unicode":
+            legacy.add(encoding)
+    return converted.upper() if caps else converted
+
+
+def _decoded_table(table: _Tbl, fonts: _StyleFonts, legacy: set[str]) -> Table:
+    rows: list[tuple[str, ...]] = []
+    previous: tuple[str, ...] = ()
+    for row in table.rows:
+        cells: list[str] = []
+        for paragraphs, span, merged in row:
+            column = len(cells)
+            if merged and column < len(previous):
+                text = previous[column]
+            else:
+                text = "\n".join([_text(p, fonts, legacy) for p in paragraphs]).strip()
+            cells.extend([text] * span)
+        previous = tuple(cells)
+        rows.append(previous)
+    return Table(tuple(rows))
+
+
+__all__ = [
+    "MAX_XML_BYTES",
+    "OPENING_PARAGRAPHS",
+    "TOO_LARGE",
+    "UNREADABLE",
+    "Block",
+    "Blocks",
+    "Paragraph",
+    "Table",
+    "read_blocks",
+]

@@ -1,0 +1,87 @@
+"""The one reader of a Word file: a received .docx is parsed once, its heading and its metadata come from that
+parse, and the size limit is applied in one place."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailbot.demo import samples
+from mailbot.documents import wordxml
+from mailbot.documents.decree30 import DocMeta, describe, read_meta
+from mailbot.documents.vnenc import from_unicode
+from mailbot.documents.wordxml import Paragraph, Table, read_blocks
+from mailbot.models import FileKind
+from tests.test_docmeta import body_xml, p, package
+from tests.test_parse import mail, parsed
+
+REPORT = samples.make_report_docx("Trường THPT Ngô Quyền")
+# Not laid out as Decree 30 asks: no motto, no type line. Its first lines, a text box included, name the school.
+TEXT_BOX = (
+    '<w:p><w:r><w:t>Kèm theo: </w:t></w:r><w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing>'
+    "<w:txbxContent>" + p("Trường THPT Ngô Quyền") + "</w:txbxContent></w:drawing></mc:Choice>"
+    "<mc:Fallback><w:pict><w:txbxContent>" + p("Trường THPT Ngô Quyền") + "</w:txbxContent></w:pict>"
+    "</mc:Fallback></mc:AlternateContent></w:r></w:p>"
+)
+PLAIN = package(
+    body_xml(
+        p(from_unicode("Sở Giáo dục và Đào tạo", "tcvn3"), ".VnTime")
+        + TEXT_BOX
+        + "".join(p(f"Dòng {i}.") for i in range(1, 20))
+    )
+)
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the passes over a document.xml."""
+    calls: list[int] = []
+    real = wordxml._parse_document
+
+    def counted(xml, max_paragraphs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(xml, max_paragraphs)
+
+    monkeypatch.setattr(wordxml, "_parse_document", counted)
+    return calls
+
+
+def test_a_received_report_is_parsed_once_for_its_heading_and_its_metadata(parses: list[int]) -> None:
+    (f,) = parsed(mail([("bc.docx", REPORT, "application/octet-stream")])).files
+    assert len(parses) == 1
+    assert f.kind is FileKind.DOCX and f.meta is not None
+    assert f.meta.issuer == "TRƯỜNG THPT NGÔ QUYỀN" and f.meta.doc_type == "BÁO CÁO"
+    assert f.heading.splitlines()[:3] == [f.meta.issuer_parent, f.meta.issuer, f.meta.doc_type]
+
+
+def test_a_file_not_laid_out_as_decree_30_is_named_by_its_first_lines_from_the_same_parse(parses: list[int]) -> None:
+    (f,) = parsed(mail([("bc.docx", PLAIN, "application/octet-stream")])).files
+    assert len(parses) == 1
+    assert f.meta is not None and not f.meta.issuer and not f.meta.title
+    lines = f.heading.splitlines()
+    assert lines[0] == "Sở Giáo dục và Đào tạo"  # the TCVN3 run decoded, as the metadata decodes it
+    assert "Trường THPT Ngô Quyền" in lines  # the text box, once (its mc:Fallback copy is not read)
+    assert lines.count("Trường THPT Ngô Quyền") == 1
+    assert len(lines) == wordxml.OPENING_PARAGRAPHS and lines[-1] == "Dòng 9."
+    assert "legacy_encoding_tcvn3" in f.warnings
+
+
+def test_one_read_gives_both_the_blocks_and_the_metadata(parses: list[int]) -> None:
+    blocks = read_blocks(REPORT)
+    meta = describe(blocks)
+    assert len(parses) == 1
+    assert meta == read_meta(REPORT) and len(parses) == 2  # read_meta is that same read, composed
+    assert meta.tables and all(t in blocks.items for t in meta.tables)
+    assert any(isinstance(b, Paragraph) and b.text == meta.title for b in blocks.items)
+    assert any(isinstance(b, Table) and meta.issuer in b.rows[0][0] for b in blocks.items)
+
+
+def test_the_size_limit_is_one_setting_applied_once(monkeypatch: pytest.MonkeyPatch, parses: list[int]) -> None:
+    monkeypatch.setattr(wordxml, "MAX_XML_BYTES", 4096)
+    assert read_blocks(REPORT) == wordxml.Blocks(problem=wordxml.TOO_LARGE)
+    assert parses == []  # the declared size says so: document.xml is not opened
+    (f,) = parsed(mail([("bc.docx", REPORT, "application/octet-stream")])).files
+    assert f.meta == DocMeta(warnings=("document_too_large",)) and f.heading == ""
+    assert f.warnings.count("document_too_large") == 1
+    monkeypatch.setattr(wordxml, "MAX_XML_BYTES", 20 * 1024 * 1024)
+    (f,) = parsed(mail([("bc.docx", REPORT, "application/octet-stream")])).files
+    assert f.meta is not None and f.meta.issuer and "document_too_large" not in f.warnings
