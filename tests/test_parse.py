@@ -99,7 +99,7 @@ def test_legacy_doc_is_converted_by_libreoffice_for_reading():
 
     converted = doc_to_docx(to_doc(DOCX))  # a real Word 97 file, written by LibreOffice
     assert converted is not None, "LibreOffice (soffice) is needed: scripts/test.sh installs libreoffice-writer-nogui"
-    blocks = read_blocks(converted)
+    blocks = read_blocks(converted, opening=True)
     assert blocks.problem is None and "TRƯỜNG THPT NGÔ QUYỀN" in "\n".join(blocks.opening)
 
 

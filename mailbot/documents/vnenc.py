@@ -304,7 +304,7 @@ def font_encoding(font: str | None) -> str | None:
 
 def is_uppercase_font(font: str | None) -> bool:
     """True for the ABC "H" fonts (``.VnTimeH``, ``.VnArialH``…) that draw every letter as a capital."""
-    return font_encoding(font) == "tcvn3" and font.strip().endswith("H")
+    return font is not None and font_encoding(font) == "tcvn3" and font.strip().endswith("H")
 
 
 def font_matters(text: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -80,7 +81,7 @@ class Blocks:
     """What ``read_blocks`` found: the flow of the document, and why nothing was found when it was not read."""
 
     items: tuple[Block, ...] = ()  # top-level paragraphs and tables, in document order
-    opening: tuple[str, ...] = ()  # the first non-blank paragraphs as they stand, text boxes and cells included
+    opening: tuple[str, ...] = ()  # when asked for: the first non-blank paragraphs, text boxes and cells included
     truncated: bool = False  # reading stopped at ``max_paragraphs``
     legacy: tuple[str, ...] = ()  # the legacy encodings decoded ("tcvn3", "vni"), sorted
     problem: WarningCode | None = None  # UNREADABLE or TOO_LARGE; None when the document was read
@@ -89,10 +90,11 @@ class Blocks:
 # ---------------------------------------------------------------- the package
 
 
-def read_blocks(data: bytes, *, max_paragraphs: int | None = None) -> Blocks:
+def read_blocks(data: bytes, *, max_paragraphs: int | None = None, opening: bool = False) -> Blocks:
     """The decoded paragraphs and tables of a .docx; never raises on bad input (``problem`` says why).
 
     ``max_paragraphs`` stops reading after that many paragraphs (``truncated``), between top-level blocks only.
+    ``opening`` also keeps the first lines as they stand, for naming a file not laid out as Decree 30 asks.
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -102,7 +104,8 @@ def read_blocks(data: bytes, *, max_paragraphs: int | None = None) -> Blocks:
             if archive.getinfo(name).file_size > MAX_XML_BYTES:
                 return Blocks(problem=TOO_LARGE)
             with archive.open(name) as raw:
-                parsed = _parse_document(_Limited(raw, MAX_XML_BYTES), max_paragraphs)
+                first = OPENING_PARAGRAPHS if opening else 0
+                parsed = _parse_document(_Limited(raw, MAX_XML_BYTES), max_paragraphs, first)
             fonts = _StyleFonts.load(archive, parsed) if parsed.unstyled_runs else _StyleFonts()
     except _TooLarge:
         return Blocks(problem=TOO_LARGE)
@@ -184,14 +187,14 @@ class _Parsed:
 _P, _R, _TBL, _TR, _TC, _FALLBACK, _BODY = range(7)
 
 
-def _parse_document(xml: io.RawIOBase, max_paragraphs: int | None) -> _Parsed:
-    """Top-level paragraphs and tables in order, and the opening paragraphs wherever they stand."""
+def _parse_document(xml: io.RawIOBase, max_paragraphs: int | None, opening: int = 0) -> _Parsed:
+    """Top-level paragraphs and tables in order, and the first ``opening`` paragraphs wherever they stand."""
     events = iterparse(xml, events=("start", "end"), forbid_dtd=True)
     _, root = next(events)
     namespace = root.tag[1:].partition("}")[0]
     if namespace not in _W_NAMESPACES:
         raise ValueError("not a WordprocessingML document")
-    stream = _Stream("{" + namespace + "}", max_paragraphs)
+    stream = _Stream("{" + namespace + "}", max_paragraphs, opening)
     stream.read(events)
     return _Parsed(stream.blocks, stream.opening, stream.truncated, stream.unstyled, stream.names.w)
 
@@ -199,7 +202,7 @@ def _parse_document(xml: io.RawIOBase, max_paragraphs: int | None) -> _Parsed:
 class _Stream:
     """The state of one pass over document.xml: open paragraphs and tables, the blocks finished so far."""
 
-    def __init__(self, w: str, max_paragraphs: int | None) -> None:
+    def __init__(self, w: str, max_paragraphs: int | None, opening: int) -> None:
         self.names = _RunNames(w)
         self.kinds = {
             w + "p": _P,
@@ -210,10 +213,10 @@ class _Stream:
             _MC_FALLBACK: _FALLBACK,
             w + "body": _BODY,
         }
-        self.max_paragraphs = max_paragraphs
+        self.stop_at = sys.maxsize if max_paragraphs is None else max_paragraphs  # paragraphs read at most
         self.blocks: list[_Para | _Tbl] = []
         self.opening: list[_Para] = []
-        self.opening_left = OPENING_PARAGRAPHS
+        self.opening_left = opening
         self.paras: list[_Para] = []  # open paragraphs: more than one inside a text box
         self.tables: list[_Tbl] = []
         self.skip = 0  # inside mc:Fallback (a copy of the mc:Choice content)
@@ -247,8 +250,15 @@ class _Stream:
             elif kind == _P:
                 if self._paragraph_end(elem):
                     return
-            elif kind in (_TC, _TR):
-                self._cell_or_row_end(kind, elem)
+            elif kind == _TC:
+                if self.tables:
+                    table = self.tables[-1]
+                    table.row.append((table.cell, *names.cell_properties(elem)))
+                    table.cell = []
+            elif kind == _TR:
+                if self.tables:
+                    self.tables[-1].rows.append(self.tables[-1].row)
+                    self.tables[-1].row = []
             elif kind == _TBL:
                 if self._table_end(elem):
                     return
@@ -273,18 +283,8 @@ class _Stream:
             self.tables[-1].cell.append(para)
             return False
         self.blocks.append(para)
-        return self._full()
-
-    def _cell_or_row_end(self, kind: int, elem: Element) -> None:
-        if not self.tables:
-            return
-        table = self.tables[-1]
-        if kind == _TC:
-            table.row.append((table.cell, *self.names.cell_properties(elem)))
-            table.cell = []
-        else:
-            table.rows.append(table.row)
-            table.row = []
+        self.truncated = self.count >= self.stop_at  # stops between top-level blocks only, never inside a table
+        return self.truncated
 
     def _table_end(self, elem: Element) -> bool:
         """Place a finished table; True when reading is to stop there."""
@@ -296,11 +296,7 @@ class _Stream:
             self.tables[-1].cell.extend(p for row in table.rows for cell, _, _ in row for p in cell)
             return False
         self.blocks.append(table)
-        return self._full()
-
-    def _full(self) -> bool:
-        if self.max_paragraphs is not None and self.count >= self.max_paragraphs:
-            self.truncated = True  # stops between top-level blocks only, never inside a table
+        self.truncated = self.count >= self.stop_at
         return self.truncated
 
 
@@ -331,7 +327,13 @@ class _RunNames:
                 if child.text:
                     parts.append(child.text)
             elif tag == self.rpr:
-                font, style, caps = self._run_properties(child, font, style, caps)
+                for prop in child:  # direct children only: a w:rPrChange holds the old properties
+                    if prop.tag == self.rfonts:
+                        font = _font_of(prop, self.ascii, self.hansi)
+                    elif prop.tag == self.rstyle:
+                        style = prop.get(self.val)
+                    elif prop.tag in self.caps:  # typed in lower case, shown (and printed) in capitals
+                        caps = caps or prop.get(self.val, "true").lower() not in ("0", "false", "off")
             elif tag == self.tab:
                 parts.append("\t")
             elif tag == self.br or tag == self.cr:
@@ -343,18 +345,6 @@ class _RunNames:
         if not parts:
             return None
         return "".join(parts), font, style, caps
-
-    def _run_properties(
-        self, rpr: Element, font: str | None, style: str | None, caps: bool
-    ) -> tuple[str | None, str | None, bool]:
-        for prop in rpr:  # direct children only: a w:rPrChange holds the old properties
-            if prop.tag == self.rfonts:
-                font = _font_of(prop, self.ascii, self.hansi)
-            elif prop.tag == self.rstyle:
-                style = prop.get(self.val)
-            elif prop.tag in self.caps:  # typed in lower case, shown (and printed) in capitals
-                caps = caps or prop.get(self.val, "true").lower() not in ("0", "false", "off")
-        return font, style, caps
 
     def paragraph_properties(self, ppr: Element, para: _Para) -> None:
         for prop in ppr:  # direct children only: a w:pPrChange holds the old properties
@@ -515,12 +505,15 @@ def _all_paragraphs(blocks: list[_Para | _Tbl]) -> Iterator[_Para]:
 def _decoded(parsed: _Parsed, fonts: _StyleFonts) -> Blocks:
     legacy: set[str] = set()
     items: list[Block] = [
-        Paragraph(_text(b, fonts, legacy), b.centered) if isinstance(b, _Para) else _decoded_table(b, fonts, legacy)
+        _paragraph((_text(b, fonts, legacy), b.centered)) if isinstance(b, _Para) else _decoded_table(b, fonts, legacy)
         for b in parsed.blocks
     ]
     aside: set[str] = set()  # a text box's encoding is no warning: it is not part of the flow
     opening = tuple(text for text in (_text(p, fonts, aside) for p in parsed.opening) if text.strip())
     return Blocks(tuple(items), opening, parsed.truncated, tuple(sorted(legacy)))
+
+
+_paragraph = Paragraph._make  # one call where Paragraph(text, centered) takes two: there are many
 
 
 def _text(para: _Para, fonts: _StyleFonts, legacy: set[str]) -> str:

@@ -245,7 +245,7 @@ def _attachment(found: Found, limits: LimitSettings) -> list[Attachment]:
 
 def _word(data: bytes) -> tuple[DocMeta, str]:
     """The metadata of a .docx and the lines that name its issuer and subject, from one reading of the file."""
-    blocks = read_blocks(data)
+    blocks = read_blocks(data, opening=True)
     meta = describe(blocks)
     return meta, heading(meta, blocks)
 

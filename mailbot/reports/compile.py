@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -54,6 +54,9 @@ from mailbot.reports.workbook import (
 )
 from mailbot.text import fold
 from mailbot.wording import local_time
+
+if TYPE_CHECKING:
+    from docx.document import Document as WordDocument  # python-docx is loaded only to build one
 
 SUMMARY_SHEET = "Tổng hợp"
 REVIEW_SHEET = "Cần xem xét"
@@ -822,7 +825,7 @@ def _summary_sheet(ws: Worksheet, comp: Compilation) -> None:
 # ---------------------------------------------------------------- the Word document
 
 
-def build_docx(comp: Compilation):  # -> docx.document.Document
+def build_docx(comp: Compilation) -> WordDocument:
     import docx
     from docx.enum.text import WD_ALIGN_PARAGRAPH
     from docx.shared import Pt
@@ -873,11 +876,11 @@ def _title(comp: Compilation) -> str:
     return f"Tổng hợp báo cáo: {comp.campaign.title}"
 
 
-def _note(document, text: str) -> None:
+def _note(document: WordDocument, text: str) -> None:
     document.add_paragraph().add_run(_safe(text)).italic = True
 
 
-def _word_table(document, table: Table) -> None:
+def _word_table(document: WordDocument, table: Table) -> None:
     width = max((len(r) for r in table.rows), default=0)
     if not width:
         return

@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -18,8 +18,10 @@ from openpyxl.chart import BarChart, Reference
 from openpyxl.chart.data_source import AxDataSource, StrRef
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.header_footer import HeaderFooterItem
 from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.page import PageMargins
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
 from mailbot.models import Notice, WarningCode
@@ -82,7 +84,7 @@ def build_tracker(cs: CampaignStatus, zone: ZoneInfo, *, generated_at: datetime)
     if generated_at.tzinfo is None:
         raise ValueError("generated_at must be timezone-aware")
     wb = Workbook()
-    summary = wb.active
+    summary = wb.worksheets[0]  # a new workbook's one sheet
     summary.title = SUMMARY_SHEET
     taken = {SUMMARY_SHEET.casefold(), REVIEW_SHEET.casefold()}
     sheet_of: dict[str, str] = {}
@@ -214,7 +216,7 @@ def _status_chart(ws: Worksheet, header_row: int, last_row: int, rows: Sequence[
     chart.x_axis.delete = False
     chart.y_axis.delete = False
     chart.legend.position = "b"
-    chart.width = max(16.0, 2.5 * len(rows) + 6)
+    chart.width = max(16.0, 2.5 * len(rows) + 6)  # type: ignore[assignment]  # cm: the stubs say int, Excel takes any
     chart.height = 9.0
     return chart
 
@@ -236,7 +238,7 @@ def _group_sheet(
     write_table(ws, 1, GROUP_HEADERS, rows)
     for r, inst in enumerate(members, start=2):
         ws.cell(r, 5).number_format = DATE_FORMAT
-        _paint_status(ws.cell(r, 4), inst.status)
+        _paint_status(cast(Cell, ws.cell(r, 4)), inst.status)
     finish_table(ws, GROUP_HEADERS, rows, wrap=(3, 7, 8, 9, 10, 12, 13), caps=GROUP_WIDTHS)
     print_setup(ws, cs.campaign.title, group, title_row=1)
 
@@ -343,7 +345,7 @@ def put(ws: Worksheet, row: int, col: int, value: Any) -> Cell:
     link in every digest's tracker). Text cells also get Excel's quote prefix (the leading apostrophe, not shown)
     when they start with '=', '+', '-' or '@', so they stay text when staff edit them or save them as CSV.
     """
-    cell = ws.cell(row, col)
+    cell = cast(Cell, ws.cell(row, col))  # a MergedCell only inside a merged range: mailbot merges none
     cell.value = value
     if isinstance(value, str):
         cell.data_type = "s"
@@ -423,15 +425,18 @@ def print_setup(ws: Worksheet, title: str, sheet_label: str, title_row: int | No
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0  # as many pages tall as needed
+    if ws.sheet_properties.pageSetUpPr is None:
+        ws.sheet_properties.pageSetUpPr = PageSetupProperties()
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.page_margins = PageMargins(left=0.4, right=0.4, top=0.75, bottom=0.6, header=0.3, footer=0.3)
     ws.print_options.horizontalCentered = True
     if title_row:
         ws.print_title_rows = f"{title_row}:{title_row}"  # repeat the header on every printed page
     # '&' starts a code in Excel headers, so a literal one is doubled.
-    ws.oddHeader.center.text = sheet_label.replace("&", "&&")
-    ws.oddHeader.center.font = "-,Bold"
-    ws.oddHeader.center.size = 12
-    ws.oddFooter.left.text = title.replace("&", "&&")
-    ws.oddFooter.left.size = 8
-    ws.oddFooter.right.text = "Trang &P / &N"
+    header, footer = cast(HeaderFooterItem, ws.oddHeader), cast(HeaderFooterItem, ws.oddFooter)  # never None
+    header.center.text = sheet_label.replace("&", "&&")
+    header.center.font = "-,Bold"
+    header.center.size = 12
+    footer.left.text = title.replace("&", "&&")
+    footer.left.size = 8
+    footer.right.text = "Trang &P / &N"
