@@ -7,8 +7,9 @@ import json
 import logging
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,13 +18,17 @@ from mailbot import config, logs, pipeline, store
 from mailbot.campaigns import extensions, review
 from mailbot.campaigns import roster as roster_file
 from mailbot.campaigns.roster_import import ImportPlan, import_file, imported
+from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.errors import MailbotError, one_line
 from mailbot.notify import dispatch, outbox
 from mailbot.reports.status import as_json, campaign_status, pick_campaign
 
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
-class IsoDateTime(click.ParamType):
+
+class IsoDateTime(click.ParamType):  # type: ignore[type-arg]  # generic only from click 8.2; we allow 8.1
     """``2023-12-02T08:00``, ``2023-12-02 08:00:00+07:00`` or ``2023-12-02``; without an offset, local time."""
 
     name = "ISO-DATETIME"
@@ -48,15 +53,9 @@ class State:
     def settings(self) -> Settings:
         return config.load(self.config_path)
 
-    def clock(self, settings: Settings | None = None) -> datetime:
-        if self.now is None:
-            return datetime.now(UTC)
-        if self.now.tzinfo is None:
-            return self.now.replace(tzinfo=(settings or self.settings()).zone)
-        return self.now
-
-    def fixed_now(self, settings: Settings) -> datetime | None:
-        return self.clock(settings) if self.now else None
+    def clock(self, settings: Settings) -> Clock:
+        """``--now`` or the system time, in the configured zone."""
+        return Clock(settings.zone, self.now)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,15 +99,15 @@ def run(state: State, once: bool) -> None:
     Example: mailbot --config /etc/mailbot/mailbot.toml run
     """
     if not once:
-        from mailbot.daemon import Clock, Daemon
+        from mailbot.daemon import Daemon
 
-        daemon = Daemon(state.config_path, Clock.starting_at(state.clock() if state.now else None))
+        daemon = Daemon(state.config_path, state.now)
         raise SystemExit(daemon.run())
     settings = state.settings()
     engine = store.connect(settings.db_url)
     progress = _Progress()
     try:
-        report = pipeline.run_once(settings, engine, now=state.fixed_now(settings), on_message=progress)
+        report = pipeline.run_once(settings, engine, clock=state.clock(settings), on_message=progress)
     finally:
         progress.close()
     click.echo(_summary(report), err=True)
@@ -118,14 +117,14 @@ class _Progress:
     """A progress bar on a terminal while a backlog is worked through; silent when not a terminal."""
 
     def __init__(self) -> None:
-        self.bar = None
-        self.task = 0
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
 
     def __call__(self, _outcome: pipeline.Outcome) -> None:
         if not sys.stderr.isatty():
             return
-        if self.bar is None:
-            from rich.progress import Progress
+        if self.bar is None or self.task is None:
+            from rich.progress import Progress  # rich is slow to import: only on a terminal
 
             self.bar = Progress(transient=True)
             self.bar.start()
@@ -160,7 +159,7 @@ def status(state: State, campaign_id: str | None, as_json_: bool) -> None:
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    cs = campaign_status(engine, pick_campaign(settings.campaigns(), campaign_id, state.clock(settings)))
+    cs = campaign_status(engine, pick_campaign(settings.campaigns(), campaign_id, state.clock(settings).now()))
     if as_json_:
         click.echo(json.dumps(as_json(cs), ensure_ascii=False, indent=2))
     else:
@@ -280,7 +279,7 @@ def review_assign(state: State, message_id: str, code: str, learn: bool, actor: 
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    now = state.clock(settings)
+    now = state.clock(settings).now()
     done = review.assign(settings, engine, message_id, code, actor=actor or getpass.getuser(), learn=learn, now=now)
     where = (
         f"campaign {done.campaign_id}" + (" (late)" if done.late else "") if done.campaign_id else "no open campaign"
@@ -291,7 +290,7 @@ def review_assign(state: State, message_id: str, code: str, learn: bool, actor: 
         + (f"; receipt ({done.receipt}) queued for the sender" if done.receipt else "")
     )
     if done.receipt:
-        click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
+        click.echo(_delivery(outbox.Delivery.of(settings, engine).deliver_due(now)), err=True)
 
 
 @cli.command()
@@ -305,7 +304,7 @@ def remind(state: State, dry_run: bool) -> None:
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    now = state.clock(settings)
+    now = state.clock(settings).now()
     from mailbot.console import notice_line, notices_summary
 
     planned = dispatch.queue_notices(settings, engine, now, dry_run=dry_run)
@@ -315,7 +314,7 @@ def remind(state: State, dry_run: bool) -> None:
         )
     click.echo(notices_summary(len(planned), dry_run), err=True)
     if not dry_run:
-        click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
+        click.echo(_delivery(outbox.Delivery.of(settings, engine).deliver_due(now)), err=True)
 
 
 @cli.command()
@@ -329,7 +328,7 @@ def digest(state: State, print_: bool, send: bool) -> None:
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    now = state.clock(settings)
+    now = state.clock(settings).now()
     if send:
         queued, _ = dispatch.queue_digest(settings, engine, now)
         click.echo(
@@ -338,7 +337,7 @@ def digest(state: State, print_: bool, send: bool) -> None:
             else "Đã đưa thư tổng hợp hôm nay vào hàng đợi gửi",
             err=True,
         )
-        click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
+        click.echo(_delivery(outbox.Delivery.of(settings, engine).deliver_due(now)), err=True)
         return
     rendered, _ = dispatch.render_digest(settings, engine, now)
     click.echo(f"Subject: {rendered.subject}\n\n{rendered.text}")
@@ -357,7 +356,7 @@ def export(state: State, output: Path, campaign_id: str | None) -> None:
 
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    now = state.clock(settings)
+    now = state.clock(settings).now()
     cs = campaign_status(engine, pick_campaign(settings.campaigns(), campaign_id, now))
     click.echo(f"wrote {save_tracker(cs, settings.zone, output, generated_at=now)}")
 
@@ -373,10 +372,10 @@ def outbox_command(state: State, action: str, limit: int) -> None:
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    now = state.clock(settings)
+    now = state.clock(settings).now()
     if action == "retry":
         click.echo(f"{outbox.retry_failed(engine, now)} message(s) queued again", err=True)
-        click.echo(_delivery(outbox.deliver_due(settings, engine, now)), err=True)
+        click.echo(_delivery(outbox.Delivery.of(settings, engine).deliver_due(now)), err=True)
         return
     for row in outbox.recent(engine, limit):
         click.echo(
@@ -399,7 +398,7 @@ def extend(state: State, code: str, until: datetime, campaign_id: str | None, re
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    campaign = pick_campaign(settings.campaigns(), campaign_id, state.clock(settings))
+    campaign = pick_campaign(settings.campaigns(), campaign_id, state.clock(settings).now())
     deadline = until.replace(tzinfo=settings.zone) if until.tzinfo is None else until
     extensions.grant(engine, campaign, code, deadline, actor=actor or getpass.getuser(), reason=reason)
     click.echo(f"{code}: deadline for {campaign.id} is now {deadline.isoformat()}")
@@ -431,7 +430,7 @@ def demo(folder: Path | None) -> None:
         click.echo(f"\n--- An acknowledgement, as the school receives it ({first_ack}) ---")
         click.echo(_plain_text(first_ack.read_bytes()))
     _, rendered = dispatch.queue_digest(settings, engine, DIGEST_AT)
-    outbox.deliver_due(settings, engine, store.now())
+    outbox.Delivery.of(settings, engine).deliver_due(store.now())
     click.echo(
         f"--- The staff digest of {DIGEST_AT:%d/%m/%Y %H:%M} ---\nSubject: {rendered.subject}\n\n{rendered.text}"
     )
@@ -497,7 +496,7 @@ def web(state: State, host: str | None, port: int | None) -> None:
 
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    app = create_app(settings, engine, now=state.fixed_now(settings))
+    app = create_app(settings, engine, now=state.now)
     host, port = host or settings.web.host, port or settings.web.port
     if not count_users(engine):
         click.echo("no web account yet: create one with `mailbot user add NAME`", err=True)
@@ -625,7 +624,7 @@ def compile_command(state: State, campaign_id: str | None, output: Path, docx_pa
 
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    now = state.clock(settings)
+    now = state.clock(settings).now()
     comp = compile_campaign(settings, engine, pick_campaign(settings.campaigns(), campaign_id, now), now=now)
     click.echo(
         f"wrote {save_xlsx(comp, output)}: {len(comp.shapes)} merged table(s) from "

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from mailbot import store
 from mailbot.campaigns.extensions import all_extensions
+from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.ingest.identify import Roster
 from mailbot.models import Campaign
@@ -24,10 +25,7 @@ class Context:
     templates: Templates
     key: bytes  # signs our Message-IDs so bounces can be matched to what we sent
     extensions: dict[tuple[str, str], datetime]
-    now: datetime | None = None
-
-    def clock(self) -> datetime:
-        return self.now or store.now()
+    clock: Clock
 
     @property
     def own_addresses(self) -> set[str]:
@@ -35,7 +33,7 @@ class Context:
 
 
 def make_context(
-    settings: Settings, engine: Engine, now: datetime | None = None, *, templates: Templates | None = None
+    settings: Settings, engine: Engine, clock: Clock | None = None, *, templates: Templates | None = None
 ) -> Context:
     """Everything one pass needs, read fresh (roster, extensions) so that staff changes apply at once."""
     return Context(
@@ -46,7 +44,7 @@ def make_context(
         templates or load_templates(settings),
         secret_key(settings.data_dir),
         all_extensions(engine),
-        now,
+        clock or Clock(settings.zone),
     )
 
 

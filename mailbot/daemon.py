@@ -9,7 +9,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
@@ -18,30 +18,19 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mailbot import config, pipeline, store
+from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.errors import AlreadyRunning, AuthError, ConfigError, MailbotError, one_line
 from mailbot.ingest import archive
 from mailbot.ingest.inbox import Inbox, open_inbox
-from mailbot.notify import dispatch, outbox
+from mailbot.notify import dispatch
 from mailbot.notify.compose import Templates, load_templates
+from mailbot.notify.outbox import Delivery
+from mailbot.oauth import TokenCache
 
 log = logging.getLogger("mailbot.daemon")
 MAX_BACKOFF = 300.0  # seconds between reconnection attempts, at most
 AUTH_BACKOFF = 600.0  # a refused password is retried slowly: someone has to fix it
-
-
-@dataclass
-class Clock:
-    """Real time, or real time shifted so that it started at ``--now`` (previews and tests)."""
-
-    offset: timedelta = timedelta(0)
-
-    @classmethod
-    def starting_at(cls, moment: datetime | None) -> Clock:
-        return cls(moment - store.now() if moment else timedelta(0))
-
-    def now(self) -> datetime:
-        return store.now() + self.offset
 
 
 class Lock:
@@ -79,7 +68,7 @@ def backoff(attempt: int, *, auth: bool = False) -> float:
 @dataclass
 class Daemon:
     config_path: Path
-    clock: Clock = field(default_factory=Clock)
+    start: datetime | None = None  # `--now`: the service's clock starts there and runs on (previews and tests)
     on_message: Callable[[pipeline.Outcome], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     wake: threading.Event = field(default_factory=threading.Event)  # a resync asked by the scheduler
@@ -90,6 +79,9 @@ class Daemon:
         self.settings: Settings = config.load(self.config_path)
         self.engine = store.connect(self.settings.db_url)
         self.templates: Templates = load_templates(self.settings)
+        self.clock = Clock(self.settings.zone, self.start).running()
+        self.tokens = TokenCache()  # OAuth2 access tokens outlive reconnections, for the inbox and the outbox
+        self.delivery = Delivery.of(self.settings, self.engine, self.tokens)
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -141,7 +133,7 @@ class Daemon:
         """One delivery round; whatever goes wrong is logged in one line and the next round tries again."""
         with self._deliver_lock:
             try:
-                outbox.deliver_due(self.settings, self.engine, self.clock.now())
+                self.delivery.deliver_due(self.clock.now())
             except MailbotError as exc:
                 log.error("outbox delivery: %s", exc)
             except Exception as exc:  # noqa: BLE001 - the service must outlive any error of one round
@@ -179,7 +171,7 @@ class Daemon:
 
     def catch_up(self) -> None:
         """A job whose time passed today while mailbot was stopped runs now, once."""
-        local = self.clock.now().astimezone(self.settings.zone)
+        local = self.clock.local()
         for name, at in (("digest", self.settings.notify.digest_at), ("remind", self.settings.notify.remind_at)):
             hour, minute = map(int, at.split(":"))
             if (local.hour, local.minute) >= (hour, minute):
@@ -192,7 +184,7 @@ class Daemon:
         attempt = 0
         while not self.stop.is_set():
             try:
-                with open_inbox(self.settings.inbox, self.settings.limits.max_message_bytes) as box:
+                with open_inbox(self.settings.inbox, self.settings.limits.max_message_bytes, self.tokens) as box:
                     if attempt:
                         log.info("inbox reachable again after %d failed attempt(s)", attempt)
                     attempt = 0
@@ -212,8 +204,7 @@ class Daemon:
         while not self.stop.is_set():
             if self.reload.is_set():
                 self._reload()
-            fixed = self.clock.now() if self.clock.offset else None
-            ctx = pipeline.make_context(self.settings, self.engine, fixed, templates=self.templates)
+            ctx = pipeline.make_context(self.settings, self.engine, self.clock, templates=self.templates)
             report = pipeline.RunReport()
             pipeline.drain(ctx, box, report, self.on_message, should_stop=self.stop.is_set)
             if report.fetched:

@@ -17,41 +17,46 @@ from mailbot.errors import AuthError, MailbotError
 REFRESH_MARGIN = 120.0  # seconds: refresh this long before the token expires
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Cached:
     token: str
-    expires: float
+    expires: float  # time.time() at which the provider stops accepting it
 
 
-# Per process: a token is reused across reconnections until shortly before it expires.
-_cache: dict[tuple[str, str], _Cached] = {}
+# One account: token endpoint, client id, the refresh token's sha256 (never the token itself) and the scope.
+AccountKey = tuple[str, str, str, str]
 
 
-def access_token(s: Secret, section: str) -> str:
-    """A valid access token for ``section`` (``inbox`` or ``outbox``); errors never contain the secret."""
-    if s.oauth2_token_command:
-        return _from_command(s.oauth2_token_command, section)
-    key = _key(s, section)
-    cached = _cache.get(key)
-    if cached and cached.expires - REFRESH_MARGIN > time.time():
+class TokenCache:
+    """Access tokens reused across reconnections until shortly before they expire; one per long-lived owner (the
+    service, one command), shared by its inbox and outbox so that one refresh serves both for the same account."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[AccountKey, _Cached] = {}
+
+    def access_token(self, s: Secret, section: str) -> str:
+        """A valid access token for ``section`` (``inbox`` or ``outbox``); errors never contain the secret."""
+        if s.oauth2_token_command:
+            return _from_command(s.oauth2_token_command, section)
+        key = _key(s, section)
+        cached = self._tokens.get(key)
+        if cached is None or cached.expires - REFRESH_MARGIN <= time.time():
+            cached = self._tokens[key] = _refresh(s, section)
         return cached.token
-    _cache[key] = _refresh(s, section)
-    return _cache[key].token
+
+    def forget(self, s: Secret, section: str) -> None:
+        """Drop the cached access token after the server refused it: the next login refreshes."""
+        if s.auth == "oauth2" and not s.oauth2_token_command:
+            try:
+                self._tokens.pop(_key(s, section), None)
+            except MailbotError:
+                pass
 
 
-def _key(s: Secret, section: str) -> tuple[str, str, str, str]:
+def _key(s: Secret, section: str) -> AccountKey:
     """One cached token per account: the refresh token (hashed) and scope are part of the key."""
     digest = hashlib.sha256(s.refresh_token(section).encode()).hexdigest()
     return (s.oauth2_token_url or "", s.oauth2_client_id or "", digest, s.oauth2_scope or "")
-
-
-def forget(s: Secret, section: str) -> None:
-    """Drop the cached access token after the server refused it: the next login refreshes."""
-    if s.auth == "oauth2" and not s.oauth2_token_command:
-        try:
-            _cache.pop(_key(s, section), None)
-        except MailbotError:
-            pass
 
 
 def _from_command(command: str, section: str) -> str:

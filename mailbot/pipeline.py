@@ -9,13 +9,13 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from mailbot import store
 from mailbot.campaigns import roster_import
+from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.context import Context, load_roster, make_context
 from mailbot.errors import MailbotError, StorageError
@@ -27,9 +27,10 @@ from mailbot.ingest.parse import parse
 from mailbot.ingest.record import Outcome
 from mailbot.ingest.sanity import report_warnings
 from mailbot.models import InboundMail, Notice, RawMail, State, Verdict, WarningCode
-from mailbot.notify import outbox, receipts
+from mailbot.notify import receipts
 from mailbot.notify.compose import is_ours
-from mailbot.notify.outbox import DeliveryReport
+from mailbot.notify.outbox import Delivery, DeliveryReport
+from mailbot.oauth import TokenCache
 
 __all__ = ["Context", "Outcome", "RunReport", "drain", "import_roster", "load_roster", "make_context", "run_once"]
 
@@ -60,15 +61,16 @@ def run_once(
     *,
     inbox: Inbox | None = None,
     on_message: Callable[[Outcome], None] | None = None,
-    now: datetime | None = None,
+    clock: Clock | None = None,
 ) -> RunReport:
     """Fetch and record everything new, move what was recorded (if configured), deliver the outbox."""
     report = RunReport(roster_problems=import_roster(settings, engine))
     archive.sweep_partial(settings.archive_dir)
-    ctx = make_context(settings, engine, now)
-    with inbox or open_inbox(settings.inbox, settings.limits.max_message_bytes) as box:
+    ctx = make_context(settings, engine, clock)
+    tokens = TokenCache()  # one OAuth2 refresh serves the inbox and the outbox of the same account
+    with inbox or open_inbox(settings.inbox, settings.limits.max_message_bytes, tokens) as box:
         drain(ctx, box, report, on_message)
-    report.delivery = outbox.deliver_due(settings, engine, ctx.clock())
+    report.delivery = Delivery.of(settings, engine, tokens).deliver_due(ctx.clock.now())
     return report
 
 

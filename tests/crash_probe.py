@@ -19,7 +19,7 @@ Phases:
     commit    the transaction that records a message, from the INSERT of its row until COMMIT returned; held
               with every row of the message inserted, before COMMIT
     sync      ``archive.flush_to_disk`` and the WAL checkpoint after a batch
-    smtp      ``outbox._send_one``: one SMTP transaction and the record that it was sent; held before
+    smtp      ``outbox.Delivery._send_one``: one SMTP transaction and the record that it was sent; held before
               ``sendmail`` (hold ``smtp``) or after the server accepted the message and before it is marked
               sent (hold ``accepted``: the documented duplicate window)
 """
@@ -203,14 +203,15 @@ def install() -> None:
 
     _replace_everywhere(real_atomic, atomic)
 
-    _replace_everywhere(outbox._send_one, _wrap("smtp", outbox._send_one, hold_before="smtp"))  # type: ignore[attr-defined]
-    real_mark_sent = outbox._mark_sent  # type: ignore[attr-defined]
+    delivery = outbox.Delivery
+    delivery._send_one = _wrap("smtp", delivery._send_one, hold_before="smtp")  # type: ignore[method-assign]
+    real_mark_sent = delivery._mark_sent
 
     def mark_sent(*args: Any, **kwargs: Any) -> Any:
         hold("accepted")  # the server said 250; nothing recorded yet
         return real_mark_sent(*args, **kwargs)
 
-    _replace_everywhere(real_mark_sent, mark_sent)
+    delivery._mark_sent = mark_sent  # type: ignore[method-assign]
 
 
 def open_phases(text: str) -> set[str]:

@@ -14,6 +14,7 @@ from email import policy
 from pathlib import Path
 
 from mailbot import pipeline, store
+from mailbot.clock import Clock
 from mailbot.demo import samples
 from mailbot.demo.build import DEADLINE, build_demo
 from mailbot.models import RawMail
@@ -81,7 +82,7 @@ def test_the_stored_arrival_is_the_one_the_verdict_used(tmp_path: Path):
     school = _school(samples.load_demo_roster(), 2)
     arrived = DEADLINE.astimezone(UTC) + timedelta(microseconds=500_000)
     pipeline.import_roster(settings, engine)
-    ctx = pipeline.make_context(settings, engine, DEADLINE)
+    ctx = pipeline.make_context(settings, engine, Clock(settings.zone, DEADLINE))
     outcome = pipeline.process(RawMail("test:", 0, "1", arrived, _raw(school, 9)), ctx)
     with engine.connect() as conn:
         row = conn.execute(store.messages.select().where(store.messages.c.id == outcome.message_pk)).one()

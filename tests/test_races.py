@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import event, func, select, text, update
 
 from mailbot import store
+from mailbot.config import OutboxSettings
 from mailbot.demo import samples
 from mailbot.notify import outbox
 from tests.conftest import PASSWORD_ENV, Workspace, make_workspace
@@ -201,16 +202,8 @@ def notice(key: str, to: str = "thpt@haiphong.edu.vn") -> EmailMessage:
 
 
 def queue(conn, key: str, when):  # type: ignore[no-untyped-def]
-    return outbox.queue(
-        conn,
-        key=key,
-        kind="reminder",
-        msg=notice(key),
-        recipients=("thpt@haiphong.edu.vn",),
-        now=when,
-        day_start=when - timedelta(hours=1),
-        limit=10,
-    )
+    item = outbox.Outgoing(key, "reminder", notice(key), ("thpt@haiphong.edu.vn",))
+    return outbox.queue(conn, item, when, outbox.DailyCaps(day_start=when - timedelta(hours=1), per_address=10))
 
 
 def test_queueing_the_same_key_from_two_connections_is_a_no_op(tmp_path):
@@ -278,8 +271,9 @@ def test_claims_of_live_senders_hold_and_lapsed_or_abandoned_ones_return_to_the_
         claimed(engine, "elsewhere-lapsed", "other-host#x/1/abc", now - timedelta(seconds=1))
         claimed(engine, "here-dead", f"{outbox.MACHINE}/{dead.pid}/abc", now + timedelta(minutes=4))
         claimed(engine, "here-live", f"{outbox.MACHINE}/{alive.pid}/abc", now + timedelta(minutes=4))
-        report = outbox.deliver_due(settings, engine, now)
-        again = outbox.deliver_due(settings, engine, now)
+        delivery = outbox.Delivery.of(settings, engine)
+        report = delivery.deliver_due(now)
+        again = delivery.deliver_due(now)
     finally:
         alive.kill()
         alive.wait()
@@ -312,7 +306,8 @@ def test_a_database_made_before_claims_gets_the_columns(tmp_path):
         assert {"claim_token", "claimed_until"} <= columns
         assert conn.execute(select(store.outbox.c.status)).scalar_one() == "pending"
     assert store.add_missing_columns(engine) == []
-    assert [r.key for r in outbox.claim(engine, store.now())] == ["before-upgrade"]
+    delivery = outbox.Delivery(engine, OutboxSettings(), tmp_path / "outbox")
+    assert [r.key for r in delivery.claim(store.now())] == ["before-upgrade"]
 
 
 def test_the_service_outlives_any_error_of_one_round(file_less, monkeypatch, caplog):
@@ -324,7 +319,7 @@ def test_the_service_outlives_any_error_of_one_round(file_less, monkeypatch, cap
     def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("a bug in one round\nsecond line")
 
-    monkeypatch.setattr(daemon_module.outbox, "deliver_due", broken)
+    monkeypatch.setattr(service.delivery, "deliver_due", broken)
     monkeypatch.setattr(daemon_module.dispatch, "queue_notices", broken)
     service.deliver()
     service.run_job("remind")

@@ -70,7 +70,7 @@ def test_reminder_and_late_notice_cite_the_plan_and_the_contact(demo: Settings) 
     engine = store.connect(demo.db_url)
     for when in (datetime(2023, 12, 2, 8, 0, tzinfo=ZONE), datetime(2023, 12, 6, 8, 0, tzinfo=ZONE)):
         dispatch.queue_notices(demo, engine, when)
-        outbox.deliver_due(demo, engine, when)
+        outbox.Delivery.of(demo, engine).deliver_due(when)
     reminder, late = _sent(demo, "reminder")[0], _sent(demo, "late")[0]
     assert reminder["Subject"].startswith("Nhắc gửi báo cáo: ")
     assert late["Subject"] == (
@@ -103,7 +103,7 @@ def test_notices_read_naturally_without_plan_or_contact(tmp_path: Path) -> None:
     pipeline.run_once(settings, engine)
     when = datetime(2023, 12, 2, 8, 0, tzinfo=ZONE)
     dispatch.queue_notices(settings, engine, when)
-    outbox.deliver_due(settings, engine, when)
+    outbox.Delivery.of(settings, engine).deliver_due(when)
     text, _ = _texts(_sent(settings, "reminder")[0])
     assert "Thực hiện kế hoạch của Sở Giáo dục và Đào tạo, các cơ sở giáo dục gửi báo cáo" in text
     assert "liên hệ Phòng GDTX&ĐH - Sở GDĐT Hải Phòng để được hỗ trợ" in text and "Mọi thắc mắc" not in text

@@ -19,7 +19,7 @@ from imap_tools.errors import ImapToolsError, MailboxLoginError
 from mailbot.config import InboxSettings
 from mailbot.errors import InboxAuthError, InboxError
 from mailbot.models import RawMail
-from mailbot.oauth import access_token, forget
+from mailbot.oauth import TokenCache
 
 MAX_BATCH_MESSAGES = 100
 _MAX_HEADER_BYTES = 1024 * 1024  # enough for any real header; `check` reads no further
@@ -65,11 +65,14 @@ def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
-def open_inbox(settings: InboxSettings, max_message_bytes: int = 50 * 1024 * 1024) -> Inbox:
+def open_inbox(
+    settings: InboxSettings, max_message_bytes: int = 50 * 1024 * 1024, tokens: TokenCache | None = None
+) -> Inbox:
+    """The configured source; ``tokens`` lets OAuth2 access tokens outlive this connection (the service's)."""
     if settings.kind == "maildir":
         assert settings.path is not None
         return MaildirInbox(settings.path)
-    return ImapInbox(settings, max_message_bytes)
+    return ImapInbox(settings, max_message_bytes, tokens)
 
 
 def arrival(moment: datetime) -> datetime:
@@ -147,9 +150,12 @@ class MaildirInbox:
 class ImapInbox:
     """One IMAP folder; handled mail may be moved to ``processed_folder`` once it is recorded."""
 
-    def __init__(self, settings: InboxSettings, max_message_bytes: int = 50 * 1024 * 1024) -> None:
+    def __init__(
+        self, settings: InboxSettings, max_message_bytes: int = 50 * 1024 * 1024, tokens: TokenCache | None = None
+    ) -> None:
         self.settings = settings
         self.max_message_bytes = max_message_bytes
+        self.tokens = tokens or TokenCache()
         self.source = f"imap://{settings.username}@{settings.host}:{settings.effective_port}/{settings.folder}"
         self.uidvalidity = 0
         self.pending = 0  # how many the current pass will fetch (for a progress bar)
@@ -177,7 +183,7 @@ class ImapInbox:
     def _login(self) -> AnyMailBox:
         s = self.settings
         where = f"{s.host}:{s.effective_port}"
-        secret = access_token(s, "inbox") if s.auth == "oauth2" else s.password("inbox")
+        secret = self.tokens.access_token(s, "inbox") if s.auth == "oauth2" else s.password("inbox")
         try:
             box = self._connect()
         except _NETWORK_ERRORS as exc:
@@ -192,7 +198,7 @@ class ImapInbox:
             if isinstance(exc, imaplib.IMAP4.abort):
                 raise InboxError(f"IMAP login failed at {where}: {exc}") from None
             what = "the OAuth2 token" if s.auth == "oauth2" else "the password"
-            forget(s, "inbox")
+            self.tokens.forget(s, "inbox")
             raise InboxAuthError(f"IMAP login refused at {where} for user {s.username} (check {what})") from None
         except _NETWORK_ERRORS as exc:
             raise InboxError(f"IMAP login failed at {where}: {exc}") from None

@@ -92,18 +92,8 @@ def _queue_notice(
     msg = compose(settings.outbox, key, n.kind, to or ("undisclosed-recipients:;",), rendered, when=now)
     with store.atomic(engine) as conn:
         inst_pk = store.institution_pk(conn, n.institution.code)
-        queued = outbox.queue(
-            conn,
-            key=n.key,
-            kind=n.kind,
-            msg=msg,
-            recipients=to,
-            now=now,
-            day_start=outbox.day_start(now, settings.zone),
-            limit=settings.notify.max_auto_per_address_per_day,
-            institution_id=inst_pk,
-            campaign_id=n.campaign.id,
-        )
+        item = outbox.Outgoing(n.key, n.kind, msg, to, institution_id=inst_pk, campaign_id=n.campaign.id)
+        queued = outbox.queue(conn, item, now, outbox.DailyCaps.of(settings, now))
         if not to and queued.status != "exists":
             conn.execute(
                 store.outbox.update()
@@ -142,14 +132,6 @@ def queue_digest(settings: Settings, engine: Engine, now: datetime) -> tuple[out
         attachments=attachments,
     )
     with store.atomic(engine) as conn:
-        queued = outbox.queue(
-            conn,
-            key=f"digest:{day:%Y-%m-%d}",
-            kind="digest",
-            msg=msg,
-            recipients=tuple(settings.notify.staff),
-            now=now,
-            day_start=outbox.day_start(now, settings.zone),
-            limit=0,
-        )
+        item = outbox.Outgoing(f"digest:{day:%Y-%m-%d}", "digest", msg, tuple(settings.notify.staff))
+        queued = outbox.queue(conn, item, now, outbox.DailyCaps.of(settings, now))  # the digest is not capped
     return queued, rendered

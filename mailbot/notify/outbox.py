@@ -1,5 +1,9 @@
 """The durable outbox: each message is stored first (idempotent key), then delivered by SMTP or as a file.
 
+Queueing is a plain function on the caller's transaction (:func:`queue`); sending is done by one
+:class:`Delivery` per process, which owns its claim token and what the server accepted but the database could not
+record yet.
+
 Several processes may deliver at once (the service, `remind`, `digest --send`, `outbox retry`, `run --once`).
 Each row is claimed before it is sent, in one UPDATE (``pending`` → ``sending`` with this process's claim token
 and a lease, ``claimed_until``); only the rows carrying our token are sent, and only while the token still
@@ -26,28 +30,60 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from mailbot import store
 from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import MailbotError, StorageError
 from mailbot.notify.compose import as_bytes
-from mailbot.oauth import access_token, forget, xoauth2
+from mailbot.oauth import TokenCache, xoauth2
 
 log = logging.getLogger("mailbot.notify.outbox")
 UNLIMITED_KINDS = {"digest"}  # the staff's own digest is not an automatic reply to anyone
 MAX_BACKOFF = timedelta(hours=6)
 OUTAGE_BACKOFF = timedelta(minutes=5)
 CLAIM_LEASE = timedelta(minutes=5)  # at least; renewed before each message, far longer than one SMTP transaction
+OutboxRow = Row[Any]  # a row of store.outbox
 
 
 @dataclass(frozen=True)
 class Queued:
     status: str  # pending | suppressed | exists
     outbox_id: int
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to queue: its idempotency key (queueing the same key again, from any process, is a no-op),
+    what it is, to whom, and the rows it is about."""
+
+    key: str
+    kind: str
+    msg: Message
+    recipients: tuple[str, ...]
+    message_pk: int | None = None
+    institution_id: int | None = None
+    campaign_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DailyCaps:
+    """The daily caps on automatic mail that a queued message counts against; the day starts at ``day_start``."""
+
+    day_start: datetime
+    per_address: int  # automatic messages to one address
+    unverified: int | None = None  # set for a reply to an unauthenticated address off the roster: capped in all too
+
+    @classmethod
+    def of(cls, settings: Settings, now: datetime, *, unverified: bool = False) -> DailyCaps:
+        """The configured caps, for the calendar day of ``now`` where the department is."""
+        n = settings.notify
+        limit = n.max_unknown_replies_per_day if unverified else None
+        return cls(day_start(now, settings.zone), n.max_auto_per_address_per_day, limit)
 
 
 @dataclass
@@ -58,68 +94,60 @@ class DeliveryReport:
     errors: list[str] = field(default_factory=list)
 
 
-def queue(
-    conn: Connection,
-    *,
-    key: str,
-    kind: str,
-    msg: Message,
-    recipients: tuple[str, ...],
-    now: datetime,
-    day_start: datetime,
-    limit: int,
-    message_pk: int | None = None,
-    institution_id: int | None = None,
-    campaign_id: str | None = None,
-    unverified_limit: int | None = None,
-) -> Queued:
-    """Store a message for delivery unless the same key was queued before; over the per-address daily
-    limit it is stored as suppressed, so that staff can see what was held back. With ``unverified_limit`` it
-    is a reply to an unauthenticated address off the roster, also held back once that many went out today."""
-    existing = _queued_id(conn, key)
+def queue(conn: Connection, item: Outgoing, now: datetime, caps: DailyCaps) -> Queued:
+    """Store a message for delivery unless the same key was queued before; over a daily cap it is stored as
+    suppressed, with the reason, so that staff can see what was held back."""
+    existing = _queued_id(conn, item.key)
     if existing:
         return Queued("exists", existing)
-    allowed = (
-        recipients
-        if kind in UNLIMITED_KINDS
-        else tuple(r for r in recipients if _sent_today(conn, r, day_start) < limit)
-    )
-    why = f"more than {limit} automatic messages today to this address"
-    if allowed and unverified_limit is not None and _unverified_today(conn, day_start) >= unverified_limit:
-        allowed = ()
-        why = f"more than {unverified_limit} automatic replies today to unauthenticated addresses not on the roster"
-    status = "pending" if allowed else "suppressed"
-    if allowed != recipients:
-        msg.replace_header("To", ", ".join(allowed or recipients))
-    inserted = store.insert_ignore(
-        conn,
-        store.outbox,
-        {
-            "key": key,
-            "kind": kind,
-            "message_pk": message_pk,
-            "institution_id": institution_id,
-            "campaign_id": campaign_id,
-            "recipients": list(allowed or recipients),
-            "subject": str(make_header(decode_header(msg["Subject"]))),
-            "our_message_id": str(msg["Message-ID"]),
-            "raw": as_bytes(msg),
-            "status": status,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "last_error": "" if allowed else why,
-            "created_at": now,
-            "unverified": unverified_limit is not None,
-        },
-    )
-    outbox_id = _queued_id(conn, key)
+    allowed, why = _allowed(conn, item, caps)
+    if allowed != item.recipients:
+        item.msg.replace_header("To", ", ".join(allowed or item.recipients))
+    inserted = store.insert_ignore(conn, store.outbox, _outbox_row(item, now, caps, allowed, why))
+    outbox_id = _queued_id(conn, item.key)
     if not inserted:  # another process queued the same key since we looked
         return Queued("exists", outbox_id)
-    if kind not in UNLIMITED_KINDS and allowed:
+    if item.kind not in UNLIMITED_KINDS and allowed:
         conn.execute(
             store.outbox_rcpt.insert(), [{"outbox_id": outbox_id, "address": a, "created_at": now} for a in allowed]
         )
-    return Queued(status, outbox_id)
+    return Queued("pending" if allowed else "suppressed", outbox_id)
+
+
+def _allowed(conn: Connection, item: Outgoing, caps: DailyCaps) -> tuple[tuple[str, ...], str]:
+    """The recipients still under today's caps, and why the others are held back."""
+    allowed = (
+        item.recipients
+        if item.kind in UNLIMITED_KINDS
+        else tuple(r for r in item.recipients if _sent_today(conn, r, caps.day_start) < caps.per_address)
+    )
+    why = f"more than {caps.per_address} automatic messages today to this address"
+    if allowed and caps.unverified is not None and _unverified_today(conn, caps.day_start) >= caps.unverified:
+        return (), f"more than {caps.unverified} automatic replies today to unauthenticated addresses not on the roster"
+    return allowed, why
+
+
+def _outbox_row(
+    item: Outgoing, now: datetime, caps: DailyCaps, allowed: tuple[str, ...], why: str
+) -> dict[str, object]:
+    """The row: held back entirely (``suppressed``, all recipients kept for staff to see) when none is allowed."""
+    return {
+        "key": item.key,
+        "kind": item.kind,
+        "message_pk": item.message_pk,
+        "institution_id": item.institution_id,
+        "campaign_id": item.campaign_id,
+        "recipients": list(allowed or item.recipients),
+        "subject": str(make_header(decode_header(item.msg["Subject"]))),
+        "our_message_id": str(item.msg["Message-ID"]),
+        "raw": as_bytes(item.msg),
+        "status": "pending" if allowed else "suppressed",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": "" if allowed else why,
+        "created_at": now,
+        "unverified": caps.unverified is not None,
+    }
 
 
 def _queued_id(conn: Connection, key: str) -> int:
@@ -160,10 +188,7 @@ def day_start(moment: datetime, zone: ZoneInfo) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-# Messages the SMTP server accepted while the database could not record it (locked, say): kept in memory
-# and recorded as soon as the database answers, never sent again by this process.
-_accepted_unrecorded: dict[int, tuple[Row, datetime, dict[str, tuple[int, str]]]] = {}
-_one_round = threading.Lock()  # one delivery round at a time in this process: its rounds share one claim token
+# --- delivery -------------------------------------------------------------------------------------------------
 
 
 def _this_machine() -> str:
@@ -176,28 +201,6 @@ def _this_machine() -> str:
 
 
 MACHINE = _this_machine()
-TOKEN = f"{MACHINE}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
-
-
-def deliver_due(settings: Settings, engine: Engine, now: datetime) -> DeliveryReport:
-    """Send every pending message whose time has come and that this process wins the claim of; transient
-    failures are retried later."""
-    lease = lease_for(settings.outbox)
-    with _one_round:
-        _record_accepted(engine)
-        rows = claim(engine, now, lease)
-        report = DeliveryReport()
-        if not rows:
-            return report
-        if settings.outbox.kind == "file":
-            for row in rows:
-                if _renew(engine, row, lease):
-                    _write_file(settings.outbox_dir, row)
-                    _mark_sent(engine, row, now, {})
-                    report.sent += 1
-            return report
-        _deliver_smtp(settings.outbox, engine, rows, now, report)
-        return report
 
 
 def lease_for(s: OutboxSettings) -> timedelta:
@@ -205,40 +208,239 @@ def lease_for(s: OutboxSettings) -> timedelta:
     return max(CLAIM_LEASE, timedelta(seconds=10 * s.timeout_seconds))
 
 
-def claim(engine: Engine, now: datetime, lease: timedelta = CLAIM_LEASE) -> list[Row]:
-    """Claim, in one UPDATE, every due row nobody else holds; returns the rows this process now holds.
+@dataclass(frozen=True)
+class _Accepted:
+    """A message the SMTP server accepted while the database could not record it (locked, say)."""
 
-    Due: pending and its time has come (``now``, the business clock), or claimed by a sender whose lease
-    has run out (real time), that is gone from this machine, or that is this very process (a round that
-    could not write its results back: rounds are serialised, so nothing of ours is in flight)."""
-    o, real_now = store.outbox, store.now()
-    held = list(_accepted_unrecorded)
-    with store.atomic(engine) as conn:
-        ours = [TOKEN, *_abandoned_claims(conn, real_now)]
-        due = or_(
-            and_(o.c.status == "pending", o.c.next_attempt_at <= now),
-            and_(o.c.status == "sending", or_(o.c.claimed_until < real_now, o.c.claim_token.in_(ours))),
-        )
-        if conn.execute(select(o.c.id).where(due, o.c.id.not_in(held)).limit(1)).first() is None:
-            return []  # nothing due: no write, so an idle service never waits on a busy database
-        conn.execute(
-            update(o)
-            .where(due, o.c.id.not_in(held))
-            .values(status="sending", claim_token=TOKEN, claimed_until=real_now + lease)
-        )
-        query = select(o).where(o.c.status == "sending", o.c.claim_token == TOKEN, o.c.id.not_in(held))
-        return list(conn.execute(query.order_by(o.c.id)).all())
+    row: OutboxRow
+    when: datetime
+    refused: dict[str, tuple[int, str]]
 
 
-def _abandoned_claims(conn: Connection, real_now: datetime) -> list[str]:
-    """Unexpired claims made on this machine by processes that no longer exist (killed senders)."""
-    o = store.outbox
-    tokens = conn.execute(
-        select(o.c.claim_token)
-        .distinct()
-        .where(o.c.status == "sending", o.c.claimed_until >= real_now, o.c.claim_token != TOKEN)
-    ).scalars()
-    return [t for t in tokens if t and _claimant_gone(t)]
+@dataclass(frozen=True)
+class _Round:
+    """One delivery round: its business time (``next_attempt_at``, ``sent_at``) and what it reports."""
+
+    now: datetime
+    report: DeliveryReport
+
+
+class Delivery:
+    """Sends the outbox from this process. Keep one per process for as long as it runs (the service holds one):
+    the claim token names this sender, rounds are serialised (they share the token), and a message the server
+    accepted but the database could not record is kept here, recorded as soon as the database answers, and never
+    sent again by this process."""
+
+    def __init__(self, engine: Engine, s: OutboxSettings, folder: Path, tokens: TokenCache | None = None) -> None:
+        self.engine, self.settings, self.folder = engine, s, folder
+        self.tokens = tokens or TokenCache()
+        self.token = f"{MACHINE}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+        self.lease = lease_for(s)
+        self._accepted_unrecorded: dict[int, _Accepted] = {}
+        self._one_round = threading.Lock()
+
+    @classmethod
+    def of(cls, settings: Settings, engine: Engine, tokens: TokenCache | None = None) -> Delivery:
+        return cls(engine, settings.outbox, settings.outbox_dir, tokens)
+
+    def deliver_due(self, now: datetime) -> DeliveryReport:
+        """Send every pending message whose time (``now``, the business clock) has come and that this process
+        wins the claim of; transient failures are retried later."""
+        with self._one_round:
+            self._record_accepted()
+            rows = self.claim(now)
+            at = _Round(now, DeliveryReport())
+            if not rows:
+                return at.report
+            if self.settings.kind == "file":
+                for row in rows:
+                    if self._renew(row):
+                        _write_file(self.folder, row)
+                        self._mark_sent(row, now, {})
+                        at.report.sent += 1
+                return at.report
+            self._deliver_smtp(rows, at)
+            return at.report
+
+    def claim(self, now: datetime) -> list[OutboxRow]:
+        """Claim, in one UPDATE, every due row nobody else holds; returns the rows this process now holds.
+
+        Due: pending and its time has come (``now``, the business clock), or claimed by a sender whose lease
+        has run out (real time), that is gone from this machine, or that is this very sender (a round that
+        could not write its results back: rounds are serialised, so nothing of ours is in flight)."""
+        o, real_now = store.outbox, store.now()
+        held = list(self._accepted_unrecorded)
+        with store.atomic(self.engine) as conn:
+            ours = [self.token, *self._abandoned_claims(conn, real_now)]
+            due = or_(
+                and_(o.c.status == "pending", o.c.next_attempt_at <= now),
+                and_(o.c.status == "sending", or_(o.c.claimed_until < real_now, o.c.claim_token.in_(ours))),
+            )
+            if conn.execute(select(o.c.id).where(due, o.c.id.not_in(held)).limit(1)).first() is None:
+                return []  # nothing due: no write, so an idle service never waits on a busy database
+            conn.execute(
+                update(o)
+                .where(due, o.c.id.not_in(held))
+                .values(status="sending", claim_token=self.token, claimed_until=real_now + self.lease)
+            )
+            query = select(o).where(o.c.status == "sending", o.c.claim_token == self.token, o.c.id.not_in(held))
+            return list(conn.execute(query.order_by(o.c.id)).all())
+
+    def _abandoned_claims(self, conn: Connection, real_now: datetime) -> list[str]:
+        """Unexpired claims made on this machine by processes that no longer exist (killed senders)."""
+        o = store.outbox
+        tokens = conn.execute(
+            select(o.c.claim_token)
+            .distinct()
+            .where(o.c.status == "sending", o.c.claimed_until >= real_now, o.c.claim_token != self.token)
+        ).scalars()
+        return [t for t in tokens if t and _claimant_gone(t)]
+
+    def _renew(self, row: OutboxRow) -> bool:
+        """Extend our claim just before sending; False when another sender took the row over (our lease ran out)."""
+        o = store.outbox
+        with store.atomic(self.engine) as conn:
+            result = conn.execute(
+                update(o)
+                .where(o.c.id == row.id, o.c.status == "sending", o.c.claim_token == self.token)
+                .values(claimed_until=store.now() + self.lease)
+            )
+        if result.rowcount:
+            return True
+        log.warning("outbox #%d was taken over by another sender; not sending it from here", row.id)
+        return False
+
+    def _deliver_smtp(self, rows: list[OutboxRow], at: _Round) -> None:
+        s = self.settings
+        where = f"{s.host}:{s.effective_port}"
+        try:
+            client = connect(s, self.tokens)
+        except smtplib.SMTPAuthenticationError as exc:
+            self._all_retry(rows, at, f"SMTP login refused at {where} for {s.username}: {exc.smtp_code}")
+            return
+        except (OSError, smtplib.SMTPException) as exc:
+            self._all_retry(rows, at, f"cannot reach SMTP server {where}: {exc}")
+            return
+        except MailbotError as exc:  # no OAuth2 token could be had
+            self._all_retry(rows, at, str(exc))
+            return
+        try:
+            for index, row in enumerate(rows):
+                if not self._send_one(client, row, at):
+                    self._all_retry(rows[index + 1 :], at, "SMTP connection lost")
+                    return
+        finally:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                pass  # the server hung up first; nothing is pending on this connection
+
+    def _send_one(self, client: smtplib.SMTP, row: OutboxRow, at: _Round) -> bool:
+        """Send one row; False when the connection is unusable and the rest must wait."""
+        if not self._renew(row):
+            return True
+        try:
+            refused = client.sendmail(self.settings.address, list(row.recipients), row.raw)
+        except smtplib.SMTPRecipientsRefused as exc:
+            self._refused(row, at, {a: (c, _text(m)) for a, (c, m) in exc.recipients.items()})
+            return True
+        except smtplib.SMTPResponseException as exc:
+            self._failure(row, at, exc.smtp_code, f"{exc.smtp_code} {_text(exc.smtp_error)}")
+            return not isinstance(exc, smtplib.SMTPServerDisconnected)
+        except (OSError, smtplib.SMTPException) as exc:
+            self._failure(row, at, 0, f"SMTP connection lost: {exc}")
+            return False
+        self._mark_sent(row, at.now, {a: (c, _text(m)) for a, (c, m) in refused.items()})
+        at.report.sent += 1
+        return True
+
+    def _refused(self, row: OutboxRow, at: _Round, refused: dict[str, tuple[int, str]]) -> None:
+        detail = "; ".join(f"{a}: {c} {m}" for a, (c, m) in refused.items())
+        permanent = all(c >= 500 for c, _ in refused.values())
+        with store.atomic(self.engine) as conn:
+            for address, (code, message) in refused.items():
+                if code >= 500:
+                    store.mark_undeliverable(conn, address, f"{code} {message}")
+        self._failure(row, at, 550 if permanent else 450, detail)
+
+    def _failure(self, row: OutboxRow, at: _Round, code: int, detail: str) -> None:
+        attempts = row.attempts + 1
+        # code 0: the server was unreachable or hung up. That is an outage, not this message's fault: it
+        # never gives up on the message, and retries at least every OUTAGE_BACKOFF so it recovers by itself.
+        permanent = code >= 500 or (code != 0 and attempts >= self.settings.max_attempts)
+        cap = MAX_BACKOFF if code else OUTAGE_BACKOFF
+        delay = min(timedelta(seconds=self.settings.retry_base_seconds * 2 ** min(attempts - 1, 20)), cap)
+        with store.atomic(self.engine) as conn:
+            result = conn.execute(
+                update(store.outbox)
+                .where(*self._held(row))
+                .values(
+                    attempts=attempts,
+                    last_error=detail[:500],
+                    status="failed" if permanent else "pending",
+                    next_attempt_at=None if permanent else at.now + delay,
+                    claim_token=None,
+                    claimed_until=None,
+                )
+            )
+        if not result.rowcount:
+            log.warning("outbox #%d was taken over by another sender meanwhile; its result here is dropped", row.id)
+            return
+        _count_failure(at.report, row, permanent, delay, detail)
+
+    def _all_retry(self, rows: list[OutboxRow], at: _Round, detail: str) -> None:
+        log.warning("%s; %d message(s) wait for the next attempt", detail, len(rows))
+        for row in rows:
+            self._failure(row, at, 0, detail)
+
+    def _record_accepted(self) -> None:
+        for row_id, accepted in list(self._accepted_unrecorded.items()):
+            # raises StorageError again while the database is still locked
+            self._mark_sent(accepted.row, accepted.when, accepted.refused)
+            self._accepted_unrecorded.pop(row_id, None)
+
+    def _mark_sent(self, row: OutboxRow, now: datetime, refused: dict[str, tuple[int, str]]) -> None:
+        try:
+            self._write_sent(row, now, refused)
+        except StorageError:
+            self._accepted_unrecorded[row.id] = _Accepted(row, now, refused)
+            raise
+
+    def _write_sent(self, row: OutboxRow, now: datetime, refused: dict[str, tuple[int, str]]) -> None:
+        with store.atomic(self.engine) as conn:
+            result = conn.execute(
+                update(store.outbox)
+                .where(*self._held(row))
+                .values(
+                    status="sent",
+                    sent_at=now,
+                    attempts=row.attempts + 1,
+                    claim_token=None,
+                    claimed_until=None,
+                    last_error="; ".join(f"{a}: {c} {m}" for a, (c, m) in refused.items()),
+                )
+            )
+            if not result.rowcount:  # our lease ran out mid-send and another sender took the row: it is its to record
+                log.warning("outbox #%d was sent here after another sender took it over", row.id)
+            for address, (code, message) in refused.items():
+                if code >= 500:
+                    store.mark_undeliverable(conn, address, f"{code} {message}")
+        log.info("sent outbox #%d (%s) to %s", row.id, row.kind, ", ".join(row.recipients))
+
+    def _held(self, row: OutboxRow) -> tuple[ColumnElement[bool], ...]:
+        """The row, as long as this sender's claim on it stands."""
+        o = store.outbox
+        return o.c.id == row.id, o.c.status == "sending", o.c.claim_token == self.token
+
+
+def _count_failure(report: DeliveryReport, row: OutboxRow, permanent: bool, delay: timedelta, detail: str) -> None:
+    if permanent:
+        report.failed += 1
+        log.warning("outbox #%d to %s failed for good: %s", row.id, ", ".join(row.recipients), detail)
+    else:
+        report.retrying += 1
+        log.warning("outbox #%d to %s will be retried in %s: %s", row.id, ", ".join(row.recipients), delay, detail)
+    report.errors.append(detail)
 
 
 def _claimant_gone(token: str) -> bool:
@@ -263,22 +465,7 @@ def _zombie(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
-def _renew(engine: Engine, row: Row, lease: timedelta) -> bool:
-    """Extend our claim just before sending; False when another sender took the row over (our lease ran out)."""
-    o = store.outbox
-    with store.atomic(engine) as conn:
-        result = conn.execute(
-            update(o)
-            .where(o.c.id == row.id, o.c.status == "sending", o.c.claim_token == TOKEN)
-            .values(claimed_until=store.now() + lease)
-        )
-    if result.rowcount:
-        return True
-    log.warning("outbox #%d was taken over by another sender; not sending it from here", row.id)
-    return False
-
-
-def _write_file(folder: Path, row: Row) -> None:
+def _write_file(folder: Path, row: OutboxRow) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{row.id:06d}-{row.kind}.eml"
     tmp = target.with_suffix(".tmp")
@@ -286,7 +473,8 @@ def _write_file(folder: Path, row: Row) -> None:
     os.replace(tmp, target)
 
 
-def connect(s: OutboxSettings) -> smtplib.SMTP:
+def connect(s: OutboxSettings, tokens: TokenCache | None = None) -> smtplib.SMTP:
+    """A logged-in SMTP connection (password or XOAUTH2 with a token from ``tokens``)."""
     context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
     if s.security == "ssl":
         client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.effective_port, timeout=s.timeout_seconds, context=context)
@@ -295,167 +483,30 @@ def connect(s: OutboxSettings) -> smtplib.SMTP:
         if s.security == "starttls":
             client.starttls(context=context)
     if s.username and s.auth == "oauth2":
-        token = access_token(s, "outbox")
-        client.ehlo_or_helo_if_needed()
-        try:
-            # after a refusal the server sends an error challenge, answered with an empty line
-            client.auth(
-                "XOAUTH2",
-                lambda challenge=None: xoauth2(s.username, token) if challenge is None else "",
-                initial_response_ok=True,
-            )
-        except smtplib.SMTPAuthenticationError:
-            forget(s, "outbox")
-            client.close()
-            raise
+        _login_xoauth2(client, s, tokens or TokenCache())
     elif s.username:
         client.login(s.username, s.password("outbox"))
     return client
 
 
-def _deliver_smtp(s: OutboxSettings, engine: Engine, rows: list[Row], now: datetime, report: DeliveryReport) -> None:
-    where = f"{s.host}:{s.effective_port}"
+def _login_xoauth2(client: smtplib.SMTP, s: OutboxSettings, tokens: TokenCache) -> None:
+    token = tokens.access_token(s, "outbox")
+    client.ehlo_or_helo_if_needed()
     try:
-        client = connect(s)
-    except smtplib.SMTPAuthenticationError as exc:
-        _all_retry(s, engine, rows, now, report, f"SMTP login refused at {where} for {s.username}: {exc.smtp_code}")
-        return
-    except (OSError, smtplib.SMTPException) as exc:
-        _all_retry(s, engine, rows, now, report, f"cannot reach SMTP server {where}: {exc}")
-        return
-    except MailbotError as exc:  # no OAuth2 token could be had
-        _all_retry(s, engine, rows, now, report, str(exc))
-        return
-    try:
-        for index, row in enumerate(rows):
-            if not _send_one(client, s, engine, row, now, report):
-                _all_retry(s, engine, rows[index + 1 :], now, report, "SMTP connection lost")
-                return
-    finally:
-        try:
-            client.quit()
-        except (OSError, smtplib.SMTPException):
-            pass  # the server hung up first; nothing is pending on this connection
-
-
-def _send_one(
-    client: smtplib.SMTP, s: OutboxSettings, engine: Engine, row: Row, now: datetime, report: DeliveryReport
-) -> bool:
-    """Send one row; False when the connection is unusable and the rest must wait."""
-    if not _renew(engine, row, lease_for(s)):
-        return True
-    try:
-        refused = client.sendmail(s.address, list(row.recipients), row.raw)
-    except smtplib.SMTPRecipientsRefused as exc:
-        _refused(s, engine, row, now, report, {a: (c, m) for a, (c, m) in exc.recipients.items()})
-        return True
-    except smtplib.SMTPResponseException as exc:
-        _failure(s, engine, row, now, report, exc.smtp_code, f"{exc.smtp_code} {_text(exc.smtp_error)}")
-        return not isinstance(exc, smtplib.SMTPServerDisconnected)
-    except (OSError, smtplib.SMTPException) as exc:
-        _failure(s, engine, row, now, report, 0, f"SMTP connection lost: {exc}")
-        return False
-    _mark_sent(engine, row, now, {a: (c, _text(m)) for a, (c, m) in refused.items()})
-    report.sent += 1
-    return True
+        # after a refusal the server sends an error challenge, answered with an empty line
+        client.auth(
+            "XOAUTH2",
+            lambda challenge=None: xoauth2(s.username, token) if challenge is None else "",
+            initial_response_ok=True,
+        )
+    except smtplib.SMTPAuthenticationError:
+        tokens.forget(s, "outbox")
+        client.close()
+        raise
 
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _refused(s: OutboxSettings, engine: Engine, row: Row, now: datetime, report: DeliveryReport, refused: dict) -> None:  # type: ignore[type-arg]
-    detail = "; ".join(f"{a}: {c} {_text(m)}" for a, (c, m) in refused.items())
-    permanent = all(c >= 500 for c, _ in refused.values())
-    with store.atomic(engine) as conn:
-        for address, (code, message) in refused.items():
-            if code >= 500:
-                store.mark_undeliverable(conn, address, f"{code} {_text(message)}")
-    _failure(s, engine, row, now, report, 550 if permanent else 450, detail)
-
-
-def _failure(
-    s: OutboxSettings, engine: Engine, row: Row, now: datetime, report: DeliveryReport, code: int, detail: str
-) -> None:
-    attempts = row.attempts + 1
-    # code 0: the server was unreachable or hung up. That is an outage, not this message's fault: it
-    # never gives up on the message, and retries at least every OUTAGE_BACKOFF so it recovers by itself.
-    permanent = code >= 500 or (code != 0 and attempts >= s.max_attempts)
-    cap = MAX_BACKOFF if code else OUTAGE_BACKOFF
-    delay = min(timedelta(seconds=s.retry_base_seconds * 2 ** min(attempts - 1, 20)), cap)
-    with store.atomic(engine) as conn:
-        result = conn.execute(
-            update(store.outbox)
-            .where(*_held(row))
-            .values(
-                attempts=attempts,
-                last_error=detail[:500],
-                status="failed" if permanent else "pending",
-                next_attempt_at=None if permanent else now + delay,
-                claim_token=None,
-                claimed_until=None,
-            )
-        )
-    if not result.rowcount:
-        log.warning("outbox #%d was taken over by another sender meanwhile; its result here is dropped", row.id)
-        return
-    if permanent:
-        report.failed += 1
-        log.warning("outbox #%d to %s failed for good: %s", row.id, ", ".join(row.recipients), detail)
-    else:
-        report.retrying += 1
-        log.warning("outbox #%d to %s will be retried in %s: %s", row.id, ", ".join(row.recipients), delay, detail)
-    report.errors.append(detail)
-
-
-def _all_retry(
-    s: OutboxSettings, engine: Engine, rows: list[Row], now: datetime, report: DeliveryReport, detail: str
-) -> None:
-    log.warning("%s; %d message(s) wait for the next attempt", detail, len(rows))
-    for row in rows:
-        _failure(s, engine, row, now, report, 0, detail)
-
-
-def _record_accepted(engine: Engine) -> None:
-    for row_id, (row, when, refused) in list(_accepted_unrecorded.items()):
-        _mark_sent(engine, row, when, refused)  # raises StorageError again while the database is still locked
-        _accepted_unrecorded.pop(row_id, None)
-
-
-def _mark_sent(engine: Engine, row: Row, now: datetime, refused: dict[str, tuple[int, str]]) -> None:
-    try:
-        _write_sent(engine, row, now, refused)
-    except StorageError:
-        _accepted_unrecorded[row.id] = (row, now, refused)
-        raise
-
-
-def _write_sent(engine: Engine, row: Row, now: datetime, refused: dict[str, tuple[int, str]]) -> None:
-    with store.atomic(engine) as conn:
-        result = conn.execute(
-            update(store.outbox)
-            .where(*_held(row))
-            .values(
-                status="sent",
-                sent_at=now,
-                attempts=row.attempts + 1,
-                claim_token=None,
-                claimed_until=None,
-                last_error="; ".join(f"{a}: {c} {m}" for a, (c, m) in refused.items()),
-            )
-        )
-        if not result.rowcount:  # our lease ran out mid-send and another sender took the row: it is its to record
-            log.warning("outbox #%d was sent here after another sender took it over", row.id)
-        for address, (code, message) in refused.items():
-            if code >= 500:
-                store.mark_undeliverable(conn, address, f"{code} {message}")
-    log.info("sent outbox #%d (%s) to %s", row.id, row.kind, ", ".join(row.recipients))
-
-
-def _held(row: Row) -> tuple:  # type: ignore[type-arg]
-    """The row, as long as this process's claim on it stands."""
-    o = store.outbox
-    return o.c.id == row.id, o.c.status == "sending", o.c.claim_token == TOKEN
 
 
 def retry_failed(engine: Engine, now: datetime) -> int:
@@ -478,7 +529,7 @@ def require_deliverable(settings: Settings) -> None:
         raise MailbotError("outbox.host is empty")
 
 
-def recent(engine: Engine, limit: int) -> list[Row]:
+def recent(engine: Engine, limit: int) -> list[OutboxRow]:
     with engine.connect() as conn:
         o = store.outbox
         return list(reversed(conn.execute(select(o).order_by(o.c.id.desc()).limit(limit)).all()))

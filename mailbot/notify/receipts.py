@@ -146,7 +146,7 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
     kind = ack_kind(mail, verdict, ctx.own_addresses)
     if kind is None or not ctx.settings.notify.acknowledge:
         return
-    settings = ctx.settings
+    settings, now = ctx.settings, ctx.clock.now()
     reach = audience(mail, ctx.roster.by_address, settings.security)
     if reach is None:
         log.info("no receipt for %s: %s is not shown authentic", mail.message_id, mail.sender or "?")
@@ -175,23 +175,12 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
         rendered,
         in_reply_to=mail.message_id,
         references=mail.references,
-        when=ctx.clock(),
+        when=now,
     )
     inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
-    outbox.queue(
-        conn,
-        key=f"ack:{pk}",
-        kind=kind,
-        msg=msg,
-        recipients=(mail.sender,),
-        now=ctx.clock(),
-        day_start=outbox.day_start(ctx.clock(), settings.zone),
-        limit=settings.notify.max_auto_per_address_per_day,
-        message_pk=pk,
-        institution_id=inst_pk,
-        campaign_id=verdict.campaign_id,
-        unverified_limit=settings.notify.max_unknown_replies_per_day if reach is Audience.UNVERIFIED else None,
-    )
+    item = outbox.Outgoing(f"ack:{pk}", kind, msg, (mail.sender,), pk, inst_pk, verdict.campaign_id)
+    caps = outbox.DailyCaps.of(settings, now, unverified=reach is Audience.UNVERIFIED)
+    outbox.queue(conn, item, now, caps)
 
 
 def own_addresses(settings: Settings) -> set[str]:
@@ -248,17 +237,14 @@ def queue_staff_receipt(
         when=now,
     )
     inst = held.verdict.institution
-    outbox.queue(
-        conn,
-        key=f"ack-staff:{held.message_pk}:{inst.code if inst else ''}:{held.campaign.id}",
-        kind=kind,
-        msg=msg,
-        recipients=(held.mail.sender,),
-        now=now,
-        day_start=outbox.day_start(now, settings.zone),
-        limit=settings.notify.max_auto_per_address_per_day,
-        message_pk=held.message_pk,
-        institution_id=store.institution_pk(conn, inst.code) if inst else None,
-        campaign_id=held.campaign.id,
+    item = outbox.Outgoing(
+        f"ack-staff:{held.message_pk}:{inst.code if inst else ''}:{held.campaign.id}",
+        kind,
+        msg,
+        (held.mail.sender,),
+        held.message_pk,
+        store.institution_pk(conn, inst.code) if inst else None,
+        held.campaign.id,
     )
+    outbox.queue(conn, item, now, outbox.DailyCaps.of(settings, now))
     return kind

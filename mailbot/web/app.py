@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mailbot import store
+from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.web import auth
 from mailbot.web.core import Web, make_env, web_of
@@ -135,7 +136,7 @@ def create_app(settings: Settings, engine: Engine | None = None, *, now: datetim
         limiter=auth.LoginLimiter(),
         cache=StatusCache(engine, settings.zone),
         env=make_env(settings),
-        clock=(lambda: now) if now else (lambda: datetime.now(UTC)),
+        clock=Clock(settings.zone, now).now,
     )
     app = Starlette(routes=routes(), exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.web = web

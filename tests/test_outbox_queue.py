@@ -1,0 +1,125 @@
+"""outbox.queue on a temporary SQLite database: idempotent keys and the daily caps, without any server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from mailbot import store
+from mailbot.config import Settings
+from mailbot.notify import outbox
+from mailbot.notify.outbox import DailyCaps, Outgoing
+
+NOW = datetime(2023, 12, 5, 3, 0, tzinfo=UTC)  # 10:00 in Vietnam
+DAY = DailyCaps(day_start=datetime(2023, 12, 4, 17, 0, tzinfo=UTC), per_address=2)
+SCHOOL, OTHER = "thpt@haiphong.edu.vn", "pgd@haiphong.edu.vn"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return store.connect(f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
+
+
+def message(key: str, to: tuple[str, ...]) -> EmailMessage:
+    msg = EmailMessage()
+    msg["To"], msg["Subject"], msg["Message-ID"] = (
+        ", ".join(to),
+        "Nhắc nộp báo cáo",
+        f"<{key.replace(':', '-')}@mailbot.test>",
+    )
+    msg.set_content("Kính gửi nhà trường.")
+    return msg
+
+
+def put(
+    engine: Engine, key: str, to: tuple[str, ...] = (SCHOOL,), caps: DailyCaps = DAY, kind: str = "reminder"
+) -> outbox.Queued:
+    with store.atomic(engine) as conn:
+        return outbox.queue(conn, Outgoing(key, kind, message(key, to), to, campaign_id="antq"), NOW, caps)
+
+
+def row(engine: Engine, outbox_id: int):  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return conn.execute(select(store.outbox).where(store.outbox.c.id == outbox_id)).one()
+
+
+def recipients_counted(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(conn.execute(select(store.outbox_rcpt.c.address)).scalars())
+
+
+def test_a_key_is_queued_once(engine: Engine) -> None:
+    first = put(engine, "reminder:1")
+    again = put(engine, "reminder:1")
+    assert first.status == "pending" and again == outbox.Queued("exists", first.outbox_id)
+    stored = row(engine, first.outbox_id)
+    assert (stored.kind, stored.recipients, stored.campaign_id, stored.status) == (
+        "reminder",
+        [SCHOOL],
+        "antq",
+        "pending",
+    )
+    assert stored.subject == "Nhắc nộp báo cáo" and stored.our_message_id == "<reminder-1@mailbot.test>"
+    assert stored.next_attempt_at == NOW and stored.unverified is False
+    assert recipients_counted(engine) == [SCHOOL]
+
+
+def test_over_the_per_address_cap_the_message_is_kept_as_suppressed(engine: Engine) -> None:
+    assert [put(engine, f"reminder:{n}").status for n in range(3)] == ["pending", "pending", "suppressed"]
+    held = row(engine, 3)
+    assert held.recipients == [SCHOOL] and "more than 2 automatic messages today" in held.last_error
+    assert recipients_counted(engine) == [SCHOOL, SCHOOL]  # a suppressed message does not count
+
+
+def test_only_the_addresses_under_the_cap_are_kept(engine: Engine) -> None:
+    put(engine, "reminder:1")
+    put(engine, "reminder:2")
+    both = put(engine, "reminder:3", (SCHOOL, OTHER))
+    stored = row(engine, both.outbox_id)
+    assert both.status == "pending" and stored.recipients == [OTHER] and stored.last_error == ""
+    assert f"To: {OTHER}\r\n" in stored.raw.decode()
+    assert recipients_counted(engine) == [OTHER, SCHOOL, SCHOOL]
+
+
+def test_messages_of_an_earlier_day_do_not_count(engine: Engine) -> None:
+    put(engine, "reminder:1")
+    assert put(engine, "reminder:2", caps=DailyCaps(DAY.day_start, per_address=1)).status == "suppressed"
+    next_day = DailyCaps(day_start=DAY.day_start + timedelta(days=1), per_address=1)
+    assert put(engine, "reminder:3", caps=next_day).status == "pending"
+
+
+def test_replies_to_unverified_addresses_are_capped_in_all(engine: Engine) -> None:
+    caps = DailyCaps(DAY.day_start, per_address=5, unverified=1)
+    first = put(engine, "ack:1", ("a@gmail.com",), caps, "ack")
+    second = put(engine, "ack:2", ("b@gmail.com",), caps, "ack")
+    assert (first.status, second.status) == ("pending", "suppressed")
+    assert row(engine, first.outbox_id).unverified is True
+    assert (
+        "more than 1 automatic replies today to unauthenticated addresses" in row(engine, second.outbox_id).last_error
+    )
+    assert put(engine, "ack:3", ("c@haiphong.edu.vn",), DAY, "ack").status == "pending"  # a verified reply is not
+
+
+def test_the_digest_is_never_capped_nor_counted(engine: Engine) -> None:
+    put(engine, "reminder:1")
+    put(engine, "reminder:2")
+    digest = put(engine, "digest:2023-12-05", (SCHOOL,), kind="digest")
+    assert digest.status == "pending" and recipients_counted(engine) == [SCHOOL, SCHOOL]
+
+
+def test_the_configured_caps_count_the_local_day(tmp_path: Path) -> None:
+    settings = Settings.model_validate(
+        {
+            "data_dir": tmp_path,
+            "inbox": {"kind": "maildir", "path": tmp_path / "mail"},
+            "notify": {"max_auto_per_address_per_day": 3, "max_unknown_replies_per_day": 7},
+            "campaign": [{"id": "antq", "title": "Báo cáo", "deadline": "2023-12-05T17:00:00"}],
+        }
+    )
+    evening = datetime(2023, 12, 5, 18, 30, tzinfo=UTC)  # 01:30 on 6 December in Vietnam
+    assert DailyCaps.of(settings, evening) == DailyCaps(datetime(2023, 12, 5, 17, 0, tzinfo=UTC), 3)
+    assert DailyCaps.of(settings, evening, unverified=True).unverified == 7
