@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 
 from mailbot import store
 from mailbot.demo import samples
+from mailbot.ingest.inbox import ImapInbox
+from mailbot.models import RawMail
 from tests.conftest import PASSWORD_ENV, Workspace, make_workspace
 from tests.test_notify import smtp_section
 
@@ -257,3 +259,30 @@ def test_a_school_name_with_a_comma_still_gets_its_receipt(service):
     ws.cli("run", "--once")
     (ack,) = receipts(sink, 1)
     assert ack.rcpt_tos == (row["emails"][0],)
+
+
+def test_mail_announced_during_a_fetch_ends_the_next_wait(tmp_path, dovecot, monkeypatch):
+    """Mail that arrives after a pass searched the folder is announced ("* n EXISTS") in the answer to one of that
+    pass's later commands; IDLE never announces it again, so the wait must notice it was told already."""
+    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
+    settings = make_workspace(tmp_path / "ws", dovecot).settings()
+    dovecot.append(school_mail(0), ARRIVAL)
+    real_fetch = ImapInbox._fetch
+
+    def fetch_after_more_mail(self: ImapInbox, uids: list[str]) -> list[RawMail]:
+        dovecot.append(school_mail(1), ARRIVAL)  # after the UID SEARCH, before the FETCH whose answer announces it
+        return real_fetch(self, uids)
+
+    monkeypatch.setattr(ImapInbox, "_fetch", fetch_after_more_mail)
+    with ImapInbox(settings.inbox) as box:
+        first = [m.uid for batch in box.batches(lambda _validity: set()) for m in batch]
+        monkeypatch.setattr(ImapInbox, "_fetch", real_fetch)
+        started = time.monotonic()
+        box.wait(2, lambda: time.monotonic() - started > 20)  # without the fix: until the IDLE refresh (10 minutes)
+        waited = time.monotonic() - started
+        second = [m.uid for batch in box.batches(lambda _validity: set(first)) for m in batch]
+        started = time.monotonic()
+        box.wait(2, lambda: time.monotonic() - started > 3)  # nothing new since: a real wait, not a busy loop
+        idle = time.monotonic() - started
+    assert (first, second) == (["1"], ["2"])
+    assert waited < 5 and idle > 2.5, (waited, idle)

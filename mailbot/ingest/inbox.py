@@ -226,6 +226,7 @@ class ImapInbox:
         """Search UIDs, skip recorded ones, fetch the rest with BODY.PEEK in size-bounded batches."""
         try:
             done = known(self.uidvalidity)
+            self._announced()  # whatever the server announced so far, this search finds
             uids = [u for u in self.box.uids("ALL") if u not in done]
             self.pending = len(uids)
             sizes = dict(self._sizes(sorted(uids, key=int)))
@@ -324,17 +325,27 @@ class ImapInbox:
             return
         deadline = time.monotonic() + IDLE_REFRESH_SECONDS  # the server wakes us; `seconds` is for polling
         try:
+            if self._announced():
+                return  # new mail was announced in the answer to a command after the last search: IDLE won't again
             self.box.idle.start()
             try:
                 while not stop() and time.monotonic() < deadline:
                     # imaplib may already hold "* n EXISTS" (sent with "+ idling") where select() cannot see it.
                     lines = self._buffered_lines() or self.box.idle.poll(timeout=1.0)
-                    if any(b"EXISTS" in line for line in lines):
+                    if self._announced() or any(b"EXISTS" in line for line in lines):
                         break
             finally:
                 self.box.idle.stop()
         except _NETWORK_ERRORS as exc:
             raise InboxError(f"IMAP connection lost while waiting: {exc}") from None
+
+    def _announced(self) -> bool:
+        """Whether the server announced new mail ("* n EXISTS") since the last call, and forget it.
+
+        A server announces a message once, in the answer to whatever command comes next: mail that arrives while a
+        pass fetches what its search found is announced in a FETCH's answer, where imaplib files it away, and
+        never again in the IDLE that follows."""
+        return bool(self.box.client.untagged_responses.pop("EXISTS", None))
 
     def _buffered_lines(self) -> list[bytes]:
         """Lines imaplib has read from the socket but not handed out yet."""
