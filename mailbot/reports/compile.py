@@ -41,6 +41,7 @@ from mailbot.documents.convert import converter, doc_to_docx
 from mailbot.documents.decree30 import DocMeta, describe
 from mailbot.documents.wordxml import Blocks, Paragraph, Table, read_blocks
 from mailbot.errors import MailbotError
+from mailbot.files import write_atomic
 from mailbot.models import Campaign, FileKind
 from mailbot.reports.status import FileRow, InstitutionStatus, campaign_status
 from mailbot.reports.workbook import (
@@ -727,9 +728,7 @@ def _save(path: Path, suffix: str, what: str, save: Callable[[io.BytesIO], objec
 def _write(path: Path, data: bytes) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_bytes(data)
-        partial.replace(path)
+        write_atomic(path, data)
     except OSError as exc:
         raise MailbotError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -24,6 +24,7 @@ from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
+from mailbot.files import write_atomic
 from mailbot.models import Notice, WarningCode
 from mailbot.reports.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem
 from mailbot.wording import IDENTIFIED_BY, STATUS, clip, document_title, local_time, warning_text, warning_texts
@@ -101,10 +102,7 @@ def build_tracker(cs: CampaignStatus, zone: ZoneInfo, *, generated_at: datetime)
 def save_tracker(cs: CampaignStatus, zone: ZoneInfo, path: Path, *, generated_at: datetime) -> Path:
     """Write the tracker to ``path`` (parents created) via a temporary file, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(tracker_bytes(cs, zone, generated_at=generated_at))
-    partial.replace(path)
-    return path
+    return write_atomic(path, tracker_bytes(cs, zone, generated_at=generated_at))
 
 
 def tracker_bytes(cs: CampaignStatus, zone: ZoneInfo, *, generated_at: datetime) -> bytes:
