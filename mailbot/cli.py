@@ -542,8 +542,7 @@ def user_disable(state: State, name: str) -> None:
 
     Example: mailbot user disable lan.nguyen
     """
-    changed = _set_active(state, name, False)
-    click.echo(f"account {name.strip().lower()} " + ("disabled, sessions ended" if changed else "was already disabled"))
+    _set_active(state, name, False)
 
 
 @user_group.command(name="enable")
@@ -554,15 +553,18 @@ def user_enable(state: State, name: str) -> None:
 
     Example: mailbot user enable lan.nguyen
     """
-    changed = _set_active(state, name, True)
-    click.echo(f"account {name.strip().lower()} " + ("enabled" if changed else "was already enabled"))
+    _set_active(state, name, True)
 
 
-def _set_active(state: State, name: str, active: bool) -> bool:
+def _set_active(state: State, name: str, active: bool) -> None:
     from mailbot.web.auth import set_active
 
     engine = store.connect(state.settings().db_url)
-    return set_active(engine, name, active, actor=f"cli:{getpass.getuser()}")
+    changed = set_active(engine, name, active, actor=f"cli:{getpass.getuser()}")
+    done, already = (
+        ("enabled", "was already enabled") if active else ("disabled, sessions ended", "was already disabled")
+    )
+    click.echo(f"account {name.strip().lower()} " + (done if changed else already))
 
 
 @user_group.command(name="remove")

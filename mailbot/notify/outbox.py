@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Row
 from mailbot import store
 from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import MailbotError, StorageError
+from mailbot.files import write_atomic
 from mailbot.notify.compose import as_bytes
 from mailbot.oauth import TokenCache, xoauth2
 
@@ -468,9 +469,7 @@ def _zombie(pid: int) -> bool:
 def _write_file(folder: Path, row: OutboxRow) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{row.id:06d}-{row.kind}.eml"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_bytes(row.raw)
-    os.replace(tmp, target)
+    write_atomic(target, row.raw)
 
 
 def connect(s: OutboxSettings, tokens: TokenCache | None = None) -> smtplib.SMTP:
