@@ -137,6 +137,10 @@ class AuthHeader:
 
     authserv_id: str  # lower-case, e.g. "mx.haiphong.edu.vn"
     results: tuple[AuthResult, ...] = ()
+    # The value ends inside a comment or a quoted string: what follows the opening may have been swallowed
+    # (a sender-chosen "a(b"@evil.example copied into a comment hides a later dmarc=fail), so nothing in it
+    # can be trusted to be complete.
+    malformed: bool = False
 
 
 @dataclass(frozen=True)

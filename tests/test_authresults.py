@@ -147,6 +147,23 @@ def test_the_issues_forged_pass_is_held():
     assert "DMARC" in problem(forged, DMARC) and not evidence(forged, DMARC).authentic
 
 
+def test_a_comment_left_open_by_a_copied_address_fails_closed():
+    # The sender chooses the envelope address; the server copies it into a comment. An unbalanced "(" in it
+    # swallowed the dmarc=fail that followed, and the forged message counted for the school.
+    swallowed = (
+        f'{MX}; dkim=none; spf=softfail (domain of "a(b"@evil.example does not designate 192.0.2.1) '
+        f'smtp.mailfrom="a(b"@evil.example; dmarc=fail (p=NONE) header.from=haiphong.edu.vn'
+    )
+    assert parse_header(swallowed).malformed
+    forged = mail([swallowed])
+    assert "cắt dở" in problem(forged, DMARC) and problem(forged, DKIM_OR_SPF)
+    assert not evidence(forged, DMARC).authentic
+    balanced = mail([swallowed.replace('"a(b"', '"ab"')])
+    assert not parse_header(swallowed.replace('"a(b"', '"ab"')).malformed
+    assert "DMARC" in problem(balanced, DMARC)  # the same header, readable: held for its dmarc=fail
+    assert problem(forged, SecuritySettings(require_auth="off")) == ""
+
+
 def test_a_dmarc_pass_for_another_domain_is_not_a_pass_for_the_sender():
     other = mail([f"{MX}; spf=pass smtp.mailfrom=evil.example; dmarc=pass header.from=evil.example"])
     assert "evil.example" in problem(other, DMARC)

@@ -145,3 +145,11 @@ def test_zip_names_without_the_utf8_flag_try_utf8_then_cp1258_then_cp437():
     m = parsed(mail([("bc.zip", legacy_zip([(box, DOCX)], lambda t: t.encode("cp437")), "application/zip")]))
     assert [f.name for f in m.files] == [box]
     assert not any("\ufffd" in f.name for f in m.files)
+
+
+def test_a_name_never_starts_with_a_combining_mark_nor_is_made_of_them():
+    from mailbot.ingest.unpack import safe_basename, zip_name
+
+    assert safe_basename("\u0300BC.docx") == "BC.docx"  # cp1258 byte 0xCC read from another code page
+    assert safe_basename(zip_name(b"\xec\xcc")) == "file"
+    assert safe_basename("Ba\u0300o ca\u0301o.docx") == "Bào cáo.docx"  # marks on a letter are kept (NFC)

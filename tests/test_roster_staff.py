@@ -276,3 +276,25 @@ def test_existing_database_gains_the_active_column(tmp_path: Path):
     store.add_missing_columns(engine)  # a second time: nothing left to add, nothing fails
     with sqlite3.connect(path) as db:
         assert [r[1] for r in db.execute("PRAGMA table_info(institutions)")].count("active") == 1
+
+
+def test_replace_from_a_file_listing_no_institution_changes_nothing(workspace, tmp_path):
+    ws = workspace
+    ws.cli("run", "--once")
+    header_only = tmp_path / "chi-tieu-de.csv"
+    header_only.write_text("code,name,group,emails\n", encoding="utf-8")
+    result = ws.cli("roster", "import", str(header_only), "--replace", check=False)
+    assert result.returncode == 2 and "lists no institution" in result.stderr and "Traceback" not in result.stderr
+    assert all(r["active"] for r in roster_list(ws).values())
+
+
+@pytest.mark.parametrize("kind", ["passwd", "folder"])
+def test_a_file_that_is_no_roster_gets_one_line(workspace, tmp_path, kind):
+    target = tmp_path / "x"
+    if kind == "folder":
+        target.mkdir()
+    else:
+        target.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    result = workspace.cli("roster", "import", str(target), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "error:" in result.stderr

@@ -42,6 +42,8 @@ def read(path: Path) -> RosterRead:
     """Read a roster file; rows with problems are left out and described, the rest returned."""
     if not path.exists():
         raise RosterError(f"roster file {path} not found")
+    if not path.is_file():
+        raise RosterError(f"roster file {path} is not a file")
     rows = _xlsx_rows(path) if path.suffix.lower() in (".xlsx", ".xlsm") else _csv_rows(path)
     return _institutions(path, rows)
 
@@ -56,8 +58,11 @@ def _csv_rows(path: Path) -> list[list[str]]:
             continue
     else:
         raise RosterError(f"{path}: cannot decode the file (save it as UTF-8 CSV)")
-    dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t") if text.strip() else csv.excel
-    return list(csv.reader(io.StringIO(text), dialect))
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t") if text.strip() else csv.excel
+        return list(csv.reader(io.StringIO(text), dialect))
+    except csv.Error as exc:
+        raise RosterError(f"{path}: not a CSV roster ({exc}); save the list as .xlsx or UTF-8 CSV") from None
 
 
 def _xlsx_rows(path: Path) -> list[list[str]]:

@@ -121,6 +121,12 @@ def import_file(engine: Engine, path: Path, *, actor: str, replace: bool = False
                 "until they are fixed (a skipped row would deactivate its institution):\n"
                 + roster_file.describe(read.problems)
             )
+        if replace and not read.institutions and not dry_run:
+            # A header-only sheet (or the wrong sheet first) would otherwise stop the chasing of everyone.
+            raise RosterError(
+                f"{path.name} lists no institution; with --replace it would deactivate all "
+                f"{len(found.deactivated)} active one(s): nothing imported"
+            )
         if dry_run:
             return found
         apply(conn, found, read, actor=actor, source=path.name)

@@ -42,6 +42,12 @@ def trusted_results(headers: tuple[AuthHeader, ...], security: SecuritySettings)
     return found
 
 
+def unreadable(headers: tuple[AuthHeader, ...], security: SecuritySettings) -> bool:
+    """Our server's header ends inside a comment or quoted string: fail closed, as if nothing passed."""
+    server = trusted_server(headers, security)
+    return any(h.malformed for h in headers if server and h.authserv_id == server)
+
+
 def records_checks(headers: tuple[AuthHeader, ...], security: SecuritySettings) -> bool:
     """Whether our server recorded SPF, DKIM or DMARC at all (else any From can be forged unseen)."""
     return any(m in _METHODS for m in trusted_results(headers, security))
@@ -82,6 +88,7 @@ def evidence(mail: InboundMail, security: SecuritySettings) -> Evidence:
         or any(r.result == _PASS and aligned(_dkim_domain(r), domain) for r in results.get("dkim", ()))
     )
     authentic = bool(domain) and not mail.several_senders and not dmarc_failed and passed
+    authentic = authentic and not unreadable(mail.auth_headers, security)
     return Evidence(records_checks(mail.auth_headers, security), authentic)
 
 
@@ -91,7 +98,11 @@ def problem(mail: InboundMail, security: SecuritySettings) -> str:
         shown = ", ".join(mail.from_addresses[:5]) + (", ..." if len(mail.from_addresses) > 5 else "")
         return f"thư ghi nhiều địa chỉ người gửi ({shown}), không xác định được ai là người gửi"
     results = trusted_results(mail.auth_headers, security)
-    if security.require_auth == "off" or not records_checks(mail.auth_headers, security):
+    if security.require_auth == "off":
+        return ""
+    if unreadable(mail.auth_headers, security):
+        return f"kết quả xác thực của máy chủ thư cho địa chỉ {mail.sender} bị cắt dở, không đọc được trọn vẹn"
+    if not records_checks(mail.auth_headers, security):
         return ""
     domain = domain_of(mail.sender)
     if security.require_auth == "dmarc":

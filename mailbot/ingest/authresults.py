@@ -30,6 +30,11 @@ _AUTHSERV_ID = re.compile(rf"{_QUOTED}|\S+")
 def split(value: str) -> list[str]:
     """The value cut at top-level ``;``, with comments (nested, with quoted-pairs) replaced by a space and
     quoted strings kept whole."""
+    return _split(value)[0]
+
+
+def _split(value: str) -> tuple[list[str], bool]:
+    """``split``, and whether the value ended inside a comment or a quoted string (malformed)."""
     pieces, current, depth, quoted, escaped = [], [], 0, False, False
     for ch in value:
         if escaped:
@@ -58,7 +63,7 @@ def split(value: str) -> list[str]:
             current.append(ch)
             quoted = ch == '"'
     pieces.append("".join(current))
-    return [" ".join(p.split()) for p in pieces]
+    return [" ".join(p.split()) for p in pieces], bool(depth or quoted)
 
 
 def _unquote(value: str) -> str:
@@ -87,7 +92,7 @@ def resinfo(text: str) -> AuthResult | None:
 
 def parse_header(value: str) -> AuthHeader:
     """One Authentication-Results value: its authserv-id ("" when none) and every well-formed resinfo, in order."""
-    first, *rest = split(" ".join(value.split()))
+    (first, *rest), malformed = _split(" ".join(value.split()))
     found = _AUTHSERV_ID.match(first)
     authserv_id = _unquote(found.group(0)).lower() if found else ""
-    return AuthHeader(authserv_id, tuple(r for r in map(resinfo, rest) if r is not None))
+    return AuthHeader(authserv_id, tuple(r for r in map(resinfo, rest) if r is not None), malformed)

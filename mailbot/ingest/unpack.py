@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -29,8 +30,11 @@ class Found:
 
 def safe_basename(name: str) -> str:
     """The last path component of a sender-supplied name, NFC; never a path."""
-    base = PureWindowsPath(PurePosixPath(name.replace("\x00", "")).name).name
-    return nfc(base.strip().strip(".")) or "file"
+    base = nfc(PureWindowsPath(PurePosixPath(name.replace("\x00", "")).name).name).strip().strip(".")
+    # A combining mark with nothing to sit on (cp1258 bytes of another code page) is not a name's start.
+    while base and unicodedata.category(base[0]).startswith("M"):
+        base = base[1:].lstrip().lstrip(".")
+    return base or "file"
 
 
 def unzip(found: Found, limits: LimitSettings, depth: int = 0) -> list[Found]:
