@@ -123,3 +123,23 @@ def test_the_configured_caps_count_the_local_day(tmp_path: Path) -> None:
     evening = datetime(2023, 12, 5, 18, 30, tzinfo=UTC)  # 01:30 on 6 December in Vietnam
     assert DailyCaps.of(settings, evening) == DailyCaps(datetime(2023, 12, 5, 17, 0, tzinfo=UTC), 3)
     assert DailyCaps.of(settings, evening, unverified=True).unverified == 7
+
+
+def test_a_failure_under_a_future_now_is_retried_from_the_real_time(engine: Engine, tmp_path: Path) -> None:
+    # A --now years ahead used to park the row until then: neither the service nor `outbox retry` sent it.
+    import socket
+
+    from mailbot.config import OutboxSettings
+    from mailbot.notify.outbox import Delivery
+
+    with socket.socket() as probe:  # a loopback port nothing listens on: the SMTP server is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = OutboxSettings(kind="smtp", host="127.0.0.1", port=port, security="plain", timeout_seconds=2)
+    queued = put(engine, "reminder:future")
+    future = store.now() + timedelta(days=3650)
+    report = Delivery(engine, settings, tmp_path / "outbox").deliver_due(future)
+    assert report.retrying == 1
+    retry = row(engine, queued.outbox_id)
+    assert retry.status == "pending" and retry.next_attempt_at < store.now() + timedelta(hours=1)
+    assert outbox.retry_at(NOW, timedelta(minutes=1)) == NOW + timedelta(minutes=1)  # a past --now: as before

@@ -87,6 +87,13 @@ class DailyCaps:
         return cls(day_start(now, settings.zone), n.max_auto_per_address_per_day, limit)
 
 
+def retry_at(business_now: datetime, delay: timedelta) -> datetime:
+    """When a failed row is due again: after the delay, from ``--now`` or the real time, whichever is earlier.
+    A ``--now`` in the future (a preview, a mistake) must not park a row until that date, where neither the
+    service nor ``outbox retry`` (which resets only failed rows) would reach it."""
+    return min(business_now, store.now()) + delay
+
+
 @dataclass
 class DeliveryReport:
     sent: int = 0
@@ -379,7 +386,7 @@ class Delivery:
                     attempts=attempts,
                     last_error=detail[:500],
                     status="failed" if permanent else "pending",
-                    next_attempt_at=None if permanent else at.now + delay,
+                    next_attempt_at=None if permanent else retry_at(at.now, delay),
                     claim_token=None,
                     claimed_until=None,
                 )
