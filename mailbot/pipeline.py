@@ -157,6 +157,9 @@ def _process(raw: RawMail, ctx: Context) -> Outcome:
     try:
         mail = parse(raw, ctx.settings.limits)
         if raw.oversized:
+            original = _recorded_before(fingerprint, mail, ctx)
+            if original:  # the same message again (another alias, a resend): one record, one reply
+                return record.record_duplicate(raw, ctx.engine, original, mail)
             return _record_oversized(raw, fingerprint, mail, ctx)
         verdict = judge(mail, ctx)
         mail = with_report_warnings(mail, verdict, ctx)
@@ -164,11 +167,15 @@ def _process(raw: RawMail, ctx: Context) -> Outcome:
         log.exception("uid %s: could not be read; set aside for staff", raw.uid)
         reason = f"internal error while reading: {type(exc).__name__}: {exc}"
         return record.set_aside(raw, fingerprint, ctx.settings.archive_dir, ctx.engine, reason)
-    with ctx.engine.connect() as conn:
-        duplicate = store.duplicate_of(conn, fingerprint, mail.message_id, mail.sender)
+    duplicate = _recorded_before(fingerprint, mail, ctx)
     if duplicate:
         return record.record_duplicate(raw, ctx.engine, duplicate, mail)
     return _record(raw, fingerprint, mail, verdict, ctx)
+
+
+def _recorded_before(fingerprint: str, mail: InboundMail, ctx: Context) -> int | None:
+    with ctx.engine.connect() as conn:
+        return store.duplicate_of(conn, fingerprint, mail.message_id, mail.sender)
 
 
 def judge(mail: InboundMail, ctx: Context) -> Verdict:
@@ -191,8 +198,12 @@ def _record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict,
         with store.atomic(ctx.engine) as conn:
             pk = record.insert(conn, raw, fingerprint, mail, verdict, archived)
             receipts.queue_receipt(conn, ctx, pk, mail, verdict)
-    except IntegrityError:
-        return record.record_duplicate(raw, ctx.engine, None, mail)  # recorded meanwhile by another run
+    except IntegrityError as exc:
+        original = _recorded_before(fingerprint, mail, ctx)
+        if original is None:  # a conflict other than "recorded meanwhile": set aside, never a retry loop
+            why = str(getattr(exc, "orig", exc)).splitlines()[0]
+            return record.set_aside(raw, fingerprint, ctx.settings.archive_dir, ctx.engine, f"database refused: {why}")
+        return record.record_duplicate(raw, ctx.engine, original, mail)  # recorded meanwhile by another run
     return record.recorded(raw, mail, verdict, pk)
 
 

@@ -167,3 +167,32 @@ def test_a_flood_from_one_address_does_not_delay_the_other_schools(workspace, do
     positions = [i for i, code in enumerate(order) if code]
     # Round-robin over senders: each school waits for at most one flood message per school before it.
     assert len(positions) == len(schools) and max(positions) < 2 * len(schools)
+
+
+def test_a_database_conflict_that_is_no_duplicate_sets_the_message_aside(workspace, dovecot, monkeypatch):
+    # Any IntegrityError used to be read as "recorded meanwhile by another run"; with no original to point to,
+    # that raised and the service retried the message forever. The database refusal is stood in for here.
+    from sqlalchemy.exc import IntegrityError
+
+    from mailbot.ingest import record
+
+    def refused(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise IntegrityError("INSERT INTO files", {}, Exception("FOREIGN KEY constraint failed"))
+
+    monkeypatch.setattr(record, "insert", refused)
+    row = next(r for r in samples.load_demo_roster() if r["code"] == "THPT-NQ")
+    append_all(
+        dovecot,
+        [
+            samples.make_email(
+                sender=row["emails"][0], sender_name=row["name"], subject="Báo cáo", body="x", attachments=[]
+            )
+        ],
+    )
+    engine = workspace.engine()
+    report = pipeline.run_once(workspace.settings(), engine)
+    assert report.fetched == 1
+    with engine.connect() as conn:
+        (kept,) = conn.execute(select(store.messages)).all()
+    assert kept.state == "error" and "FOREIGN KEY" in kept.reason
+    assert pipeline.run_once(workspace.settings(), engine).fetched == 0  # recorded: never fetched in a loop

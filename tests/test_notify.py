@@ -335,3 +335,7 @@ def test_an_oversized_message_from_a_school_gets_a_reply_and_waits_for_staff(tmp
     assert len(dovecot.uids()) == 2  # both stay in the inbox, never moved to the processed folder
     ws.cli("run", "--once")
     assert len(smtp_sink.messages) == 1 and len(dovecot.uids()) == 2  # told once; the mail stays for staff
+    # The same message through another alias (other bytes, same Message-ID and sender): one record, one reply.
+    dovecot.append(b"Delivered-To: baocao@haiphong.edu.vn\r\n" + school, datetime(2023, 12, 4, 3, 5, tzinfo=UTC))
+    ws.cli("run", "--once")
+    assert len(smtp_sink.messages) == 1 and {r["message_id"] for r in ws.status()["review"]} == set(review)
