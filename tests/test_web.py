@@ -59,6 +59,7 @@ PROTECTED_GETS = [
     f"{C}/log",
     f"{C}/tracker.xlsx",
     f"{C}/reports.zip",
+    f"{C}/consolidation.xlsx",
     "/files/1",
     "/messages/1/original.eml",
 ]
