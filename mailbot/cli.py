@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailbot import config, logs, pipeline, store
 from mailbot.campaigns import extensions, review
 from mailbot.campaigns import roster as roster_file
-from mailbot.campaigns.roster_import import ImportPlan, import_file, imported
+from mailbot.campaigns.roster_import import import_file, imported
 from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.errors import MailbotError, one_line
@@ -195,30 +195,14 @@ def roster_import(state: State, file: Path, replace: bool, dry_run: bool, actor:
     settings = state.settings()
     engine = store.connect(settings.db_url)
     found = import_file(engine, file, actor=actor or getpass.getuser(), replace=replace, dry_run=dry_run)
-    for line in _plan_lines(found):
+    from mailbot.console import roster_plan_lines, roster_summary
+
+    for line in roster_plan_lines(found):
         click.echo(line)
-    click.echo(("dry run, nothing changed: " if dry_run else "") + found.summary())
+    click.echo(roster_summary(found, dry_run))
     if found.problems:
         click.echo(f"{len(found.problems)} row(s) skipped:\n" + roster_file.describe(found.problems), err=True)
         raise SystemExit(1)
-
-
-def _plan_lines(found: ImportPlan) -> list[str]:
-    lines = [f"add         {i.code}  {i.name} ({i.group})" for i in found.added]
-    for before, after in found.changed:
-        what = [
-            f"{label}: {old} -> {new}"
-            for label, old, new in (
-                ("name", before.name, after.name),
-                ("group", before.group, after.group),
-                ("emails", "; ".join(before.emails), "; ".join(after.emails)),
-            )
-            if old != new
-        ]
-        lines.append(f"change      {after.code}  " + ", ".join(what))
-    lines += [f"reactivate  {i.code}  {i.name}" for i in found.reactivated]
-    lines += [f"deactivate  {i.code}  {i.name}" for i in found.deactivated]
-    return lines
 
 
 @roster_group.command(name="list")

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.table import Table
 
+from mailbot.campaigns.roster_import import ImportPlan
 from mailbot.reports.status import CampaignStatus
 from mailbot.wording import IDENTIFIED_BY, STATUS, clip, local_time, warning_texts
 
@@ -47,7 +48,7 @@ def _group_table(group: str, members: list, zone: ZoneInfo) -> Table:  # type: i
 
 
 def _review_table(cs: CampaignStatus, zone: ZoneInfo) -> Table:
-    table = Table(title=f"Cần cán bộ xem xét: {len(cs.review)} thư", title_justify="left")
+    table = Table(title=f"Thư chờ cán bộ xem xét: {len(cs.review)}", title_justify="left")
     for header in ("Số", "Người gửi", "Tiêu đề", "Nhận lúc", "Lý do"):
         table.add_column(header)
     for r in cs.review:
@@ -65,7 +66,7 @@ MESSAGE_STATES = {
     "duplicate": "thư trùng (đã ghi nhận trước đó)",
     "bounce": "thư báo gửi không thành công",
 }
-NOTICE_KINDS = {"reminder": "nhắc hạn", "late": "quá hạn"}
+NOTICE_KINDS = {"reminder": "thư nhắc hạn", "late": "thư đôn đốc (quá hạn)"}
 NOTICE_STATUS = {
     "pending": "chờ gửi",
     "suppressed": "không gửi (vượt giới hạn thư tự động)",
@@ -96,5 +97,43 @@ def notice_line(status: str, kind: str, campaign_title: str, code: str, recipien
 
 def notices_summary(count: int, dry_run: bool) -> str:
     if dry_run:
-        return f"{count} thư nhắc hạn/quá hạn sẽ được gửi hôm nay (chạy thử, chưa gửi)"
-    return f"{count} thư nhắc hạn/quá hạn đến lượt gửi hôm nay"
+        return f"{count} thư nhắc hạn, đôn đốc sẽ được gửi hôm nay (chạy thử, chưa gửi)"
+    return f"{count} thư nhắc hạn, đôn đốc đến lượt gửi hôm nay"
+
+
+ROSTER_ACTIONS = {"add": "Thêm", "change": "Cập nhật", "reactivate": "Kích hoạt lại", "deactivate": "Ngừng theo dõi"}
+_ACTION_WIDTH = max(len(label) for label in ROSTER_ACTIONS.values())
+
+
+def roster_plan_lines(found: ImportPlan) -> list[str]:
+    """One line per institution a roster import adds, changes, reactivates or deactivates."""
+
+    def line(action: str, code: str, text: str) -> str:
+        return f"{ROSTER_ACTIONS[action]:{_ACTION_WIDTH}}  {code}  {text}"
+
+    lines = [line("add", i.code, f"{i.name} ({i.group})") for i in found.added]
+    for before, after in found.changed:
+        what = [
+            f"{label}: {old or '(trống)'} → {new or '(trống)'}"
+            for label, old, new in (
+                ("tên", before.name, after.name),
+                ("nhóm", before.group, after.group),
+                ("địa chỉ thư", "; ".join(before.emails), "; ".join(after.emails)),
+            )
+            if old != new
+        ]
+        lines.append(line("change", after.code, ", ".join(what)))
+    lines += [line("reactivate", i.code, i.name) for i in found.reactivated]
+    lines += [line("deactivate", i.code, i.name) for i in found.deactivated]
+    return lines
+
+
+def roster_summary(found: ImportPlan, dry_run: bool) -> str:
+    """``Đã nhập danh sách đơn vị: thêm 1, cập nhật 0, kích hoạt lại 0, ngừng theo dõi 2, giữ nguyên 40 đơn vị``."""
+    counts = (
+        f"thêm {len(found.added)}, cập nhật {len(found.changed)}, kích hoạt lại {len(found.reactivated)}, "
+        f"ngừng theo dõi {len(found.deactivated)}, giữ nguyên {found.unchanged} đơn vị"
+    )
+    return (
+        f"Chạy thử, chưa thay đổi gì; nếu nhập thật sẽ {counts}" if dry_run else f"Đã nhập danh sách đơn vị: {counts}"
+    )

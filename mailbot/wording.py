@@ -40,7 +40,7 @@ WARNINGS: dict[WarningCode, str] = {
     WarningCode.ARCHIVE_TOO_MANY_ENTRIES: "Tệp nén chứa quá nhiều tệp",
     WarningCode.ARCHIVE_TOO_LARGE: "Tệp nén khi giải nén vượt quá dung lượng cho phép",
     WarningCode.ARCHIVE_TOOL_MISSING: "Tệp nén RAR/7z chưa mở được trên máy chủ (thiếu công cụ giải nén)",
-    WarningCode.ARCHIVE_UNSAFE_NAMES: "Tệp nén chứa đường dẫn không an toàn, không giải nén",
+    WarningCode.ARCHIVE_UNSAFE_NAMES: "Tệp nén chứa đường dẫn không an toàn nên không được giải nén",
     WarningCode.UNREADABLE_TNEF: "Tệp winmail.dat (Outlook) bị hỏng, không mở được",
     WarningCode.UNREADABLE_MESSAGE: "Không đọc được nội dung thư",
 }

@@ -151,7 +151,7 @@ def test_digest_to_staff_with_tracker_matching_status(setup):
     msg = digest.message
     assert msg["Subject"].startswith("Tổng hợp tình hình nộp báo cáo ngày 06/12/2023")
     html = msg.get_body(("html",)).get_content()
-    assert "Thư cần cán bộ xem xét (1)" in html and "<script" not in html
+    assert "Thư chờ cán bộ xem xét (1)" in html and "<script" not in html
     (attachment,) = [p for p in msg.iter_attachments() if p.get_filename().endswith(".xlsx")]
     book = load_workbook(io.BytesIO(attachment.get_content()))
     rows = {}

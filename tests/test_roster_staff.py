@@ -51,11 +51,15 @@ def test_replace_stops_the_chasing_of_a_removed_institution_and_keeps_its_histor
     write_roster(new_file, [r for r in rows if r["code"] not in (gone["code"], done["code"])])
 
     preview = ws.cli("roster", "import", str(new_file), "--replace", "--dry-run").stdout
-    assert f"deactivate  {gone['code']}" in preview and f"deactivate  {done['code']}" in preview
-    assert "2 deactivated" in preview and roster_list(ws)[gone["code"]]["active"] is True  # a dry run changes nothing
+    assert f"Ngừng theo dõi  {gone['code']}" in preview and f"Ngừng theo dõi  {done['code']}" in preview
+    assert (
+        "Chạy thử, chưa thay đổi gì" in preview
+        and "ngừng theo dõi 2," in preview
+        and roster_list(ws)[gone["code"]]["active"] is True
+    )  # a dry run changes nothing
 
     out = ws.cli("roster", "import", str(new_file), "--replace", "--by", "Nguyễn Thị Lan").stdout
-    assert "0 added, 0 changed, 0 reactivated, 2 deactivated" in out
+    assert "Đã nhập danh sách đơn vị: thêm 0, cập nhật 0, kích hoạt lại 0, ngừng theo dõi 2," in out
     ws.cli("run", "--once")  # the configured roster.csv (still listing both) must not bring them back
     listed = roster_list(ws)
     assert listed[gone["code"]]["active"] is False and listed[done["code"]]["active"] is False

@@ -433,7 +433,7 @@ def test_overview(staff: TestClient) -> None:
         assert group in text
     assert "Đúng hạn: <b>5</b> · Nộp muộn: <b>1</b> · Chưa nộp: <b>11</b>" in text  # THPT
     assert 'aria-label="THPT: đúng hạn 5, nộp muộn 1, chưa nộp 11 trên 17 đơn vị"' in text
-    assert "Thư chờ xem xét (1)" in text
+    assert "Thư chờ cán bộ xem xét (1)" in text
 
 
 def test_overview_counts_down_before_the_deadline(demo: Settings) -> None:
@@ -563,7 +563,7 @@ def test_assign_a_held_message(staff: TestClient, demo: Settings) -> None:
         f"ok: Đã giao thư số {pk} cho Trường THPT Thái Phiên: tính vào đợt {CAMPAIGN} (đúng hạn); "
         f"đã ghi nhớ địa chỉ {REVIEW_SENDER}; thư xác nhận sẽ được gửi tới {REVIEW_SENDER}."
     )
-    assert "Không có thư nào đang chờ xem xét." in staff.get(f"{C}/review").text
+    assert "Không có thư nào đang chờ cán bộ xem xét." in staff.get(f"{C}/review").text
     inst = next(i for i in status_of(demo)["institutions"] if i["code"] == "THPT-TPH")
     assert inst["status"] == "on_time" and inst["identified_by"] == "staff"
     engine = store.connect(demo.db_url)
@@ -704,7 +704,7 @@ def test_tracker_download_is_a_workbook(staff: TestClient) -> None:
     assert r.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     assert r.headers["content-disposition"].startswith('attachment; filename="theo-doi-antq-2023-20231207-0730.xlsx"')
     wb = load_workbook(io.BytesIO(r.content))
-    assert wb.sheetnames[0] == "Tổng hợp" and "THPT" in wb.sheetnames and "Chờ xem xét" in wb.sheetnames
+    assert wb.sheetnames[0] == "Tổng hợp" and "THPT" in wb.sheetnames and "Thư chờ cán bộ xem xét" in wb.sheetnames
     assert wb["Tổng hợp"]["A1"].value.startswith("Báo cáo sơ kết")
 
 

@@ -197,7 +197,7 @@ def test_staff_day_in_the_browser(server: Server, browser, tmp_path: Path) -> No
     shoot(page, "institution")
 
     # settle the held message: search without diacritics, remember the address
-    page.click("nav >> text=Thư chờ xem xét")
+    page.click("nav >> text=Thư chờ cán bộ xem xét")
     item = page.locator("section.review-item").first
     assert "hoa.nguyen1987@yahoo.com" in item.inner_text()
     item.locator("input[type=search]").fill("thai phien")
@@ -208,7 +208,7 @@ def test_staff_day_in_the_browser(server: Server, browser, tmp_path: Path) -> No
     page.wait_for_load_state()
     assert "Đã giao thư số" in page.locator(".flash.ok").inner_text()
     assert "Trường THPT Thái Phiên" in page.locator(".flash.ok").inner_text()
-    assert "Không có thư nào đang chờ xem xét." in page.inner_text("main")
+    assert "Không có thư nào đang chờ cán bộ xem xét." in page.inner_text("main")
     status = server.status()
     tph = next(i for i in status["institutions"] if i["code"] == "THPT-TPH")
     assert tph["identified_by"] == "staff" and tph["status"] == "on_time"

@@ -82,6 +82,8 @@ def test_reminder_and_late_notice_cite_the_plan_and_the_contact(demo: Settings) 
             assert PLAN in body
             assert "bản Word" in body and "gdtx@haiphong.edu.vn" in body and "bản có dấu đỏ" in body
             assert f"liên hệ Phòng GDTX&ĐH - Sở GDĐT Hải Phòng ({CONTACT})" in body
+    for body in _texts(late):
+        assert "của Sở Giáo dục và Đào tạo, hạn nộp báo cáo" in body and "hạn gửi" not in body.lower()
 
 
 def test_notices_read_naturally_without_plan_or_contact(tmp_path: Path) -> None:
@@ -105,7 +107,7 @@ def test_notices_read_naturally_without_plan_or_contact(tmp_path: Path) -> None:
     dispatch.queue_notices(settings, engine, when)
     outbox.Delivery.of(settings, engine).deliver_due(when)
     text, _ = _texts(_sent(settings, "reminder")[0])
-    assert "Thực hiện kế hoạch của Sở Giáo dục và Đào tạo, các cơ sở giáo dục gửi báo cáo" in text
+    assert "Thực hiện kế hoạch của Sở Giáo dục và Đào tạo, các đơn vị gửi báo cáo" in text
     assert "liên hệ Phòng GDTX&ĐH - Sở GDĐT Hải Phòng để được hỗ trợ" in text and "Mọi thắc mắc" not in text
     ack_text, _ = _texts(_sent(settings, "ack")[0])
     assert "quý đơn vị không cần trả lời thư này.\n" in ack_text and "Mọi thắc mắc" not in ack_text
@@ -161,8 +163,8 @@ def test_staff_read_vietnamese_after_a_command(tmp_path: Path) -> None:
         timeout=120,
     )
     assert remind.returncode == 0, remind.stderr
-    assert "dự kiến – nhắc hạn – THPT-TPH – thptthaiphien@haiphong.edu.vn" in remind.stdout
-    assert "thư nhắc hạn/quá hạn sẽ được gửi hôm nay (chạy thử, chưa gửi)" in remind.stderr
+    assert "dự kiến – thư nhắc hạn – THPT-TPH – thptthaiphien@haiphong.edu.vn" in remind.stdout
+    assert "thư nhắc hạn, đôn đốc sẽ được gửi hôm nay (chạy thử, chưa gửi)" in remind.stderr
 
 
 def test_form_dates_are_read_as_staff_type_them() -> None:

@@ -30,7 +30,7 @@ from mailbot.reports.status import CampaignStatus, FileRow, InstitutionStatus, R
 from mailbot.wording import IDENTIFIED_BY, STATUS, clip, document_title, local_time, warning_text, warning_texts
 
 SUMMARY_SHEET = "Tổng hợp"
-REVIEW_SHEET = "Chờ xem xét"
+REVIEW_SHEET = "Thư chờ cán bộ xem xét"
 
 GROUP_HEADERS = (
     "STT",

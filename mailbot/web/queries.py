@@ -25,7 +25,7 @@ OUTBOX_KIND = {
     "ack_review": "Xác nhận đã nhận thư (chờ cán bộ xem xét)",
     "too_large": "Thư vượt quá dung lượng: đề nghị gửi lại",
     "reminder": "Nhắc nộp báo cáo",
-    "late": "Thông báo quá hạn nộp",
+    "late": "Đôn đốc gửi báo cáo (quá hạn)",
     "digest": "Thư tổng hợp hằng ngày",
 }
 OUTBOX_STATUS = {

@@ -57,7 +57,7 @@ def _assigned(pk: int, sender: str, done: review.Assignment) -> str:
     where = (
         f"tính vào đợt {done.campaign_id}" + (" (nộp muộn)" if done.late else " (đúng hạn)")
         if done.campaign_id
-        else "chưa có đợt báo cáo nào đang mở cho đơn vị này, thư vẫn chờ xem xét"
+        else "chưa có đợt báo cáo nào đang mở cho đơn vị này, thư vẫn chờ cán bộ xem xét"
     )
     learned = f"; đã ghi nhớ địa chỉ {sender}" if done.learned else ""
     receipt = f"; thư xác nhận sẽ được gửi tới {sender}" if done.receipt else ""
