@@ -99,12 +99,8 @@ def test_bad_input_is_recorded_with_warnings_and_stays_on_the_server(workspace, 
 
 def corpus_messages() -> list[bytes]:
     manifest = CORPUS / "MANIFEST.tsv"
-    if not manifest.exists():
-        # CI always has the corpus beside the clone: there its absence is a failure, never a silent skip.
-        why = f"the shared corpus is missing at {CORPUS} (set MAILBOT_CORPUS to run this test)"
-        if os.environ.get("CI"):
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
+    if not manifest.exists():  # reached only under CI (see the skipif below): there its absence is a failure
+        pytest.fail(f"the shared corpus is missing at {CORPUS} (set MAILBOT_CORPUS)", pytrace=False)
     out: list[bytes] = []
     for line in manifest.read_text(encoding="utf-8").splitlines()[1:]:
         path, _, _, kind, *_ = line.split("\t")
@@ -117,6 +113,10 @@ def corpus_messages() -> list[bytes]:
 
 
 @pytest.mark.corpus
+@pytest.mark.skipif(
+    not (CORPUS / "MANIFEST.tsv").exists() and not os.environ.get("CI"),
+    reason="the shared corpus (../shared/corpus or MAILBOT_CORPUS) is not on this machine; CI always has it",
+)
 def test_every_corpus_message_goes_through_run_once_and_stays_on_the_server(workspace, dovecot):
     messages = corpus_messages()
     accepted = append_all(dovecot, messages)
