@@ -303,6 +303,11 @@ class Settings(_Section):
         return self.data_dir / "archive"
 
     @property
+    def own_addresses(self) -> set[str]:
+        """Our own addresses: mailbot never answers them (no loops with ourselves)."""
+        return {self.outbox.address, self.inbox.username.lower()} - {""}
+
+    @property
     def outbox_dir(self) -> Path:
         return self.outbox.path or self.data_dir / "outbox"
 

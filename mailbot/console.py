@@ -32,9 +32,7 @@ def _group_table(group: str, members: list, zone: ZoneInfo) -> Table:  # type: i
         table.add_column(header)
     for m in members:
         files = [f for s in m.submissions for f in s.files if f.path]
-        warnings = warning_texts(
-            w for s in m.submissions for w in (*s.warnings, *(x for f in s.files for x in f.warnings))
-        )
+        warnings = warning_texts(m.notices())
         table.add_row(
             m.code,
             m.name,

@@ -27,10 +27,6 @@ class Context:
     extensions: dict[tuple[str, str], datetime]
     clock: Clock
 
-    @property
-    def own_addresses(self) -> set[str]:
-        return {self.settings.outbox.address, self.settings.inbox.username.lower()} - {""}
-
 
 def make_context(
     settings: Settings, engine: Engine, clock: Clock | None = None, *, templates: Templates | None = None

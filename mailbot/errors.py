@@ -43,9 +43,14 @@ class NotFound(MailbotError):
     """A message, institution or campaign named on the command line does not exist."""
 
 
-def one_line(exc: BaseException) -> str:
-    """An unexpected exception as one log line: its type and the first line of its message (for a database
-    error, the driver's message without the SQL)."""
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message; for a database error, the driver's own (without the SQL)."""
     inner = getattr(exc, "orig", None) or exc
-    first = (str(inner).strip().splitlines() or [""])[0]
+    return (str(inner).splitlines() or [""])[0]
+
+
+def one_line(exc: BaseException) -> str:
+    """An unexpected exception as one log line: its type and the first line of its message."""
+    inner = getattr(exc, "orig", None) or exc
+    first = first_line(exc).strip()
     return f"{type(inner).__name__}: {first}" if first else type(inner).__name__

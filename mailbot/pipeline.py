@@ -18,7 +18,7 @@ from mailbot.campaigns import roster_import
 from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.context import Context, load_roster, make_context
-from mailbot.errors import MailbotError, StorageError
+from mailbot.errors import MailbotError, StorageError, first_line
 from mailbot.ingest import archive, record
 from mailbot.ingest.authenticity import hold_if_forged
 from mailbot.ingest.identify import by_address_only, identify, oversized_reason
@@ -85,7 +85,7 @@ def drain(
     try:
         _drain(ctx, box, report, on_message, should_stop)
     except SQLAlchemyError as exc:  # a locked or unreachable database: nothing is lost, the mail waits
-        raise StorageError(f"database unavailable: {str(getattr(exc, 'orig', exc)).splitlines()[0]}") from None
+        raise StorageError(f"database unavailable: {first_line(exc)}") from None
 
 
 def _drain(
@@ -149,7 +149,7 @@ def process(raw: RawMail, ctx: Context) -> Outcome:
             f"cannot write the archive under {ctx.settings.archive_dir}: {exc.strerror or exc}"
         ) from None
     except SQLAlchemyError as exc:
-        raise StorageError(f"database unavailable: {str(getattr(exc, 'orig', exc)).splitlines()[0]}") from None
+        raise StorageError(f"database unavailable: {first_line(exc)}") from None
 
 
 def _process(raw: RawMail, ctx: Context) -> Outcome:
@@ -201,7 +201,7 @@ def _record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict,
     except IntegrityError as exc:
         original = _recorded_before(fingerprint, mail, ctx)
         if original is None:  # a conflict other than "recorded meanwhile": set aside, never a retry loop
-            why = str(getattr(exc, "orig", exc)).splitlines()[0]
+            why = first_line(exc)
             return record.set_aside(raw, fingerprint, ctx.settings.archive_dir, ctx.engine, f"database refused: {why}")
         return record.record_duplicate(raw, ctx.engine, original, mail)  # recorded meanwhile by another run
     return record.recorded(raw, mail, verdict, pk)

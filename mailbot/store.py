@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from mailbot.errors import MailbotError, StorageError
+from mailbot.errors import MailbotError, StorageError, first_line
 from mailbot.models import Institution, Notice
 
 SCHEMA_VERSION = 1
@@ -259,7 +259,7 @@ def connect(url: str) -> Engine:
             conn.execute(meta.delete().where(meta.c.key == "schema_version"))
             insert_ignore(conn, meta, {"key": "schema_version", "value": str(SCHEMA_VERSION)})
     except SQLAlchemyError as exc:
-        raise MailbotError(f"cannot open the database: {_short(exc)}") from None
+        raise MailbotError(f"cannot open the database: {first_line(exc)}") from None
     return engine
 
 
@@ -336,11 +336,6 @@ def _insert_or_nothing(conn: Connection, table: Table) -> Insert | None:
     return None
 
 
-def _short(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)  # the driver's own error, where SQLAlchemy wrapped one
-    return str(orig or exc).splitlines()[0]
-
-
 @contextmanager
 def atomic(engine: Engine) -> Iterator[Connection]:
     """One transaction: everything inside is recorded together or not at all."""
@@ -348,7 +343,7 @@ def atomic(engine: Engine) -> Iterator[Connection]:
         with engine.begin() as conn:
             yield conn
     except OperationalError as exc:
-        raise StorageError(f"database error: {_short(exc)}") from None
+        raise StorageError(f"database error: {first_line(exc)}") from None
 
 
 def checkpoint(engine: Engine) -> None:

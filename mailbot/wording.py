@@ -116,6 +116,11 @@ def parse_input_time(text: str, zone: ZoneInfo) -> datetime | None:
     return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
 
 
+def receipt_number(message_pk: int) -> str:
+    """The receipt number a school is given (and staff type in `review assign`): the record's id, six digits."""
+    return f"{message_pk:06d}"
+
+
 SHOWN_CHARS = 300  # what pages, the digest and the tracker show of a sender's subject; the record keeps it whole
 
 

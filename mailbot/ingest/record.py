@@ -175,16 +175,14 @@ def insert_files(conn: Connection, message_pk: int, kept: tuple[ArchivedFile, ..
         )
 
 
-def record_duplicate(raw: RawMail, engine: Engine, duplicate: int | None, mail: InboundMail) -> Outcome:
-    """Note where a message already recorded lies again. Another run may have recorded this very location
-    meanwhile (the service and `run --once` fetching the same message): then there is nothing to add."""
+def record_duplicate(raw: RawMail, engine: Engine, original: int, mail: InboundMail) -> Outcome:
+    """Note where a message already recorded (as ``original``) lies again. Another run may have recorded this
+    very location meanwhile (the service and `run --once` fetching the same message): then there is nothing
+    to add."""
     with store.atomic(engine) as conn:
-        target = duplicate or store.duplicate_of(conn, archive.sha256(raw.data), mail.message_id, mail.sender)
-        if target is None:
-            raise RuntimeError("duplicate without an original")  # cannot happen: the insert conflicted on it
-        store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, target)
-    log.info("skipped %s: already recorded as #%d", mail.message_id, target)
-    return Outcome(raw.uid, State.DUPLICATE, target)
+        store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, original)
+    log.info("skipped %s: already recorded as #%d", mail.message_id, original)
+    return Outcome(raw.uid, State.DUPLICATE, original)
 
 
 def set_aside(raw: RawMail, fingerprint: str, archive_dir: Path, engine: Engine, reason: str) -> Outcome:

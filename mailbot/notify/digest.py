@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from mailbot import store
 from mailbot.models import Campaign
 from mailbot.reports.status import CampaignStatus, InstitutionStatus, ReviewItem, Submission
-from mailbot.wording import arrival_time, clip, local_time, warning_texts
+from mailbot.wording import arrival_time, clip, local_time, receipt_number, warning_texts
 
 
 def active_campaigns(campaigns: tuple[Campaign, ...], now: datetime, late_until_days: int) -> tuple[Campaign, ...]:
@@ -106,7 +106,7 @@ def campaign_context(cs: CampaignStatus, since: datetime | None, now: datetime, 
 def _review(items: tuple[ReviewItem, ...], zone: ZoneInfo) -> list[dict[str, str]]:
     return [
         {
-            "receipt": f"{r.pk:06d}",
+            "receipt": receipt_number(r.pk),
             "sender": r.sender or "(không rõ)",
             "subject": clip(r.subject),
             "arrived": local_time(r.received_at, zone),

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import Message
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -85,6 +84,13 @@ class DailyCaps:
         n = settings.notify
         limit = n.max_unknown_replies_per_day if unverified else None
         return cls(day_start(now, settings.zone), n.max_auto_per_address_per_day, limit)
+
+
+def _mark_refused(conn: Connection, refused: dict[str, tuple[int, str]]) -> None:
+    """A recipient the server refused for good (5xx) is undeliverable: reminders use the others."""
+    for address, (code, message) in refused.items():
+        if code >= 500:
+            store.mark_undeliverable(conn, address, f"{code} {message}")
 
 
 def retry_at(business_now: datetime, delay: timedelta) -> datetime:
@@ -366,9 +372,7 @@ class Delivery:
         detail = "; ".join(f"{a}: {c} {m}" for a, (c, m) in refused.items())
         permanent = all(c >= 500 for c, _ in refused.values())
         with store.atomic(self.engine) as conn:
-            for address, (code, message) in refused.items():
-                if code >= 500:
-                    store.mark_undeliverable(conn, address, f"{code} {message}")
+            _mark_refused(conn, refused)
         self._failure(row, at, 550 if permanent else 450, detail)
 
     def _failure(self, row: OutboxRow, at: _Round, code: int, detail: str) -> None:
@@ -430,9 +434,7 @@ class Delivery:
             )
             if not result.rowcount:  # our lease ran out mid-send and another sender took the row: it is its to record
                 log.warning("outbox #%d was sent here after another sender took it over", row.id)
-            for address, (code, message) in refused.items():
-                if code >= 500:
-                    store.mark_undeliverable(conn, address, f"{code} {message}")
+            _mark_refused(conn, refused)
         log.info("sent outbox #%d (%s) to %s", row.id, row.kind, ", ".join(row.recipients))
 
     def _held(self, row: OutboxRow) -> tuple[ColumnElement[bool], ...]:
@@ -524,10 +526,6 @@ def retry_failed(engine: Engine, now: datetime) -> int:
             .values(status="pending", attempts=0, next_attempt_at=now)
         )
     return int(result.rowcount or 0)
-
-
-def sender_of(settings: Settings) -> str:
-    return parseaddr(settings.outbox.sender)[1].lower()
 
 
 def require_deliverable(settings: Settings) -> None:

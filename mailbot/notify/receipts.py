@@ -36,16 +36,12 @@ from mailbot.ingest.authenticity import evidence, problem
 from mailbot.models import Campaign, InboundMail, State, Verdict, WarningCode
 from mailbot.notify import outbox
 from mailbot.notify.compose import Templates, compose, department, human_size, reply_subject
-from mailbot.wording import arrival_time, local_time, warning_texts
+from mailbot.wording import arrival_time, local_time, receipt_number, warning_texts
 
 if TYPE_CHECKING:
     from mailbot.context import Context
 
 log = logging.getLogger("mailbot.notify.receipts")
-
-
-def receipt_number(message_pk: int) -> str:
-    return f"{message_pk:06d}"
 
 
 def ack_kind(mail: InboundMail, verdict: Verdict, own: set[str]) -> str | None:
@@ -66,7 +62,7 @@ def ack_kind(mail: InboundMail, verdict: Verdict, own: set[str]) -> str | None:
 def would_answer(mail: InboundMail, verdict: Verdict, ctx: Context) -> bool:
     """Whether the message earns a receipt that may reach its sender (whatever ``notify.acknowledge`` says)."""
     reach = audience(mail, ctx.roster.by_address, ctx.settings.security)
-    return ack_kind(mail, verdict, ctx.own_addresses) is not None and reach is not None
+    return ack_kind(mail, verdict, ctx.settings.own_addresses) is not None and reach is not None
 
 
 class Audience(StrEnum):
@@ -143,7 +139,7 @@ def ack_context(
 def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, verdict: Verdict) -> None:
     """Queue the receipt in the caller's transaction, the one that records the message: recorded means
     acknowledged, exactly once."""
-    kind = ack_kind(mail, verdict, ctx.own_addresses)
+    kind = ack_kind(mail, verdict, ctx.settings.own_addresses)
     if kind is None or not ctx.settings.notify.acknowledge:
         return
     settings, now = ctx.settings, ctx.clock.now()
@@ -183,10 +179,6 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
     outbox.queue(conn, item, now, caps)
 
 
-def own_addresses(settings: Settings) -> set[str]:
-    return {settings.outbox.address, settings.inbox.username.lower()} - {""}
-
-
 @dataclass(frozen=True)
 class StaffReceipt:
     """A held message that staff attributed: what the receipt is about."""
@@ -211,7 +203,7 @@ def queue_staff_receipt(
     that message. Attributing it again to the same institution and campaign queues nothing more. Returns the kind."""
     if too_large(held.mail):  # its files were never read: the school was already told what to send instead
         return None
-    kind = ack_kind(held.mail, held.verdict, own_addresses(settings))
+    kind = ack_kind(held.mail, held.verdict, settings.own_addresses)
     if kind is None or not settings.notify.acknowledge:
         return None
     context = ack_context(

@@ -61,6 +61,10 @@ class InstitutionStatus:
     def submitted_at(self) -> datetime | None:
         return self.submissions[0].received_at if self.submissions else None
 
+    def notices(self) -> list[Notice]:
+        """Every warning of every submission and its files, in order (the tracker and the console word them)."""
+        return [w for s in self.submissions for w in (*s.warnings, *(x for f in s.files for x in f.warnings))]
+
 
 @dataclass(frozen=True)
 class ReviewItem:

@@ -286,9 +286,8 @@ def received_files(files: Iterable[FileRow]) -> list[str]:
 
 
 def plain_warnings(inst: InstitutionStatus) -> list[str]:
-    codes = [w for s in inst.submissions for w in (*s.warnings, *(x for f in s.files for x in f.warnings))]
     # Details after ':' (sizes, limits) collapse into one sentence each, in first-seen order.
-    return warning_texts(codes)
+    return warning_texts(inst.notices())
 
 
 def _paint_status(cell: Cell, status: str) -> None:
