@@ -419,6 +419,16 @@ def test_text_from_mail_is_never_a_formula(cs: CampaignStatus) -> None:
     assert wb[REVIEW_SHEET]["C2"].value == subject
 
 
+def test_a_control_character_from_mail_is_dropped_not_fatal(cs: CampaignStatus) -> None:
+    # A subject "Báo cáo\x01" (an encoded-word may carry any byte) made openpyxl refuse the whole tracker,
+    # and with it the digest it is attached to.
+    from dataclasses import replace
+
+    item = replace(cs.review[0], subject="Báo cáo\x01 ANTQ\x0b", sender="a\x00@b.vn")
+    wb = openpyxl.load_workbook(io.BytesIO(tracker_bytes(replace(cs, review=(item,)), ZONE, generated_at=GENERATED)))
+    assert wb[REVIEW_SHEET]["C2"].value == "Báo cáo ANTQ"
+
+
 def test_numbers_and_dates_stay_numbers_and_dates(saved: openpyxl.Workbook) -> None:
     ws = saved[SCHOOLS]
     assert ws["A2"].data_type == "n" and ws["F2"].data_type == "n" and ws["E2"].is_date

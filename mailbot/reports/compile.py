@@ -45,6 +45,7 @@ from mailbot.files import write_atomic
 from mailbot.models import Campaign, FileKind
 from mailbot.reports.status import FileRow, InstitutionStatus, campaign_status
 from mailbot.reports.workbook import (
+    XML_ILLEGAL,
     finish_table,
     fit_columns,
     print_setup,
@@ -96,7 +97,6 @@ _BOLD = Font(bold=True)
 _WRAP = Alignment(vertical="top", wrap_text=True)
 _INTEGER_FORMAT = "#,##0"
 _DECIMAL_FORMAT = "#,##0.0##"
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 # ---------------------------------------------------------------- what a compilation holds
@@ -696,7 +696,8 @@ def _sheet_title(number: int, head: _Head) -> str:
 
 
 def _safe(value: Any) -> Any:
-    return _XML_ILLEGAL.sub("", value) if isinstance(value, str) else value
+    """For python-docx, which (unlike ``workbook.put``) writes what it is given."""
+    return XML_ILLEGAL.sub("", value) if isinstance(value, str) else value
 
 
 def build_workbook(comp: Compilation) -> Workbook:
@@ -752,7 +753,7 @@ def _shape_sheet(ws: Worksheet, comp: Compilation, shape: Shape) -> None:
         kinds.append("group")
     lines.append(["", GRAND_TOTAL, "", *shape.total.values, ""])
     kinds.append("total")
-    write_table(ws, 1, headers, [[_safe(v) for v in line] for line in lines])
+    write_table(ws, 1, headers, lines)
     formats = {lead + j + 1: _number_format(shape, j) for j in range(len(shape.header)) if shape.numeric[j]}
     for r, (line, kind) in enumerate(zip(lines, kinds), start=2):
         for col, value in enumerate(line, start=1):
@@ -776,7 +777,7 @@ def _shape_sheet(ws: Worksheet, comp: Compilation, shape: Shape) -> None:
 
 def _review_sheet(ws: Worksheet, comp: Compilation) -> None:
     rows = [[i.code, i.name, i.group, i.file, i.table, i.header, i.rows, i.reason] for i in comp.leftovers]
-    write_table(ws, 1, REVIEW_HEADERS, [[_safe(v) for v in row] for row in rows])
+    write_table(ws, 1, REVIEW_HEADERS, rows)
     finish_table(ws, REVIEW_HEADERS, rows, (2, 4, 6, 8), (11, 24, 12, TEXT_WIDTH, 8, TEXT_WIDTH, 8, 30))
     print_setup(ws, comp.campaign.title, REVIEW_SHEET, title_row=1)
 
@@ -806,7 +807,7 @@ def _summary_sheet(ws: Worksheet, comp: Compilation) -> None:
         ]
         for s in comp.shapes
     ]
-    write_table(ws, header_row, SHAPE_HEADERS, [[_safe(v) for v in row] for row in shape_rows])
+    write_table(ws, header_row, SHAPE_HEADERS, shape_rows)
     for offset, shape in enumerate(comp.shapes, start=1):
         cell = ws.cell(header_row + offset, 2)
         cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{shape.sheet.replace(chr(39), chr(39) * 2)}'!A1")

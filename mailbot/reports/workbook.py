@@ -335,6 +335,11 @@ def excel_time(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
     return moment.astimezone(zone).replace(tzinfo=None) if moment else None
 
 
+# Characters an XML 1.0 document cannot hold (a control byte in a subject): openpyxl refuses them, so the whole
+# tracker, and with it the digest, would fail over one sender's subject.
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def put(ws: Worksheet, row: int, col: int, value: Any) -> Cell:
     """Write ``value``; text is always a text cell, never a formula, whatever a sender put in a subject or a table.
 
@@ -343,6 +348,8 @@ def put(ws: Worksheet, row: int, col: int, value: Any) -> Cell:
     when they start with '=', '+', '-' or '@', so they stay text when staff edit them or save them as CSV.
     """
     cell = cast(Cell, ws.cell(row, col))  # a MergedCell only inside a merged range: mailbot merges none
+    if isinstance(value, str):
+        value = XML_ILLEGAL.sub("", value)
     cell.value = value
     if isinstance(value, str):
         cell.data_type = "s"
