@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mailbot.errors import ConfigError
-from mailbot.models import Campaign
+from mailbot.models import Campaign, PaperMode
 
 DEFAULT_PATH = Path("mailbot.toml")
 
@@ -254,6 +254,7 @@ class CampaignSettings(_Section):
     accept_late_days: int = Field(default=60, ge=0)
     plan: str = ""  # the plan the campaign implements, e.g. "số 1234/KH-SGDĐT ngày 20/11/2023"
     contact: str = ""  # whom schools call, e.g. "bà Nguyễn Thị Lan, điện thoại 0225.3xxx.xxx"
+    paper: PaperMode = PaperMode.NONE  # the stamped copy: none | pdf (by email) | post | either
     notify: ChaseSettings = ChaseSettings()
 
 
@@ -371,6 +372,7 @@ def _campaign(c: CampaignSettings, zone: ZoneInfo) -> Campaign:
         accept_late_days=c.accept_late_days,
         plan=plan_reference(c.plan),
         contact=" ".join(c.contact.split()),
+        paper=c.paper,
     )
 
 

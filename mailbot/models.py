@@ -219,6 +219,15 @@ class Verdict:
         return self.institution is None or self.campaign is None
 
 
+class PaperMode(StrEnum):
+    """Whether a campaign wants the stamped copy (bản có dấu đỏ) besides the Word file, and how it may come."""
+
+    NONE = "none"  # the Word file is all
+    PDF = "pdf"  # a PDF (scan or signed) attached to an email
+    POST = "post"  # the paper copy by post, ticked by staff
+    EITHER = "either"  # a PDF by email or the paper copy by post
+
+
 @dataclass(frozen=True)
 class Campaign:
     id: str
@@ -230,6 +239,8 @@ class Campaign:
     accept_late_days: int = 60
     plan: str = ""  # "số 1234/KH-SGDĐT ngày 20/11/2023": the plan the reminders cite
     contact: str = ""  # the person schools ask, with a phone number
+    paper: PaperMode = PaperMode.NONE
+    closed: datetime | None = None  # when staff closed it: no longer routed to, chased or in the header
 
     def concerns(self, group: str) -> bool:
         return not self.groups or group in self.groups
