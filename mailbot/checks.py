@@ -10,6 +10,7 @@ from email.policy import compat32
 from pathlib import Path
 
 from mailbot import config, store
+from mailbot.campaigns import catalog
 from mailbot.campaigns import roster as roster_file
 from mailbot.errors import MailbotError
 from mailbot.ingest.authenticity import records_checks, trusted_server
@@ -34,10 +35,11 @@ def run_checks(path: Path, echo: Echo) -> bool:
     except MailbotError as exc:
         echo(f"FAIL config: {exc}")
         return False
-    echo(f"ok   config: {path} ({len(settings.campaign)} campaign(s))")
+    echo(f"ok   config: {path}")
     results = [
         _try(echo, "database", lambda: _database(settings.db_url)),
         _try(echo, "roster", lambda: _roster(settings.roster.file)),
+        _try(echo, "campaigns", lambda: _campaigns(settings)),
         _try(echo, "templates", lambda: _templates(settings)),
     ]
     results.append(_try(echo, "inbox", lambda: _inbox(settings)))
@@ -72,6 +74,43 @@ def _roster(file: Path | None) -> str:
     if read.problems:
         raise MailbotError(f"{len(read.problems)} bad row(s):\n" + roster_file.describe(read.problems))
     return f"{len(read.institutions)} institution(s) in {file}"
+
+
+def _campaigns(settings: config.Settings) -> str:
+    """The campaigns as the database holds them; a group no institution belongs to fails (a typo in a group
+    name would otherwise drop a whole group from the campaign without a word)."""
+    engine = store.connect(settings.db_url)
+    found = catalog.load(engine, settings)
+    with engine.connect() as conn:
+        groups = set(catalog.groups_in_roster(conn))
+    if settings.roster.file and settings.roster.file.exists():
+        groups |= {i.group for i in roster_file.read(settings.roster.file).institutions}
+    bad = {c.id: [g for g in c.groups if g not in groups] for c in found.open}
+    bad = {cid: missing for cid, missing in bad.items() if missing}
+    if bad:
+        known = ", ".join(sorted(groups)) or "none: import the roster first"
+        raise MailbotError(
+            "; ".join(
+                f"campaign {cid}: group(s) {', '.join(map(repr, m))} match no institution" for cid, m in bad.items()
+            )
+            + f" (the roster's groups: {known})"
+        )
+    doubts = [
+        f"campaign {c.id} has no opening date: reports sent at any time before it count"
+        for c in found.open
+        if c.opens is None
+    ]
+    doubts += [
+        f"[[campaign]] {cid} in the configuration differs from the database, which is what mailbot uses "
+        "(edit campaigns in the web pages or with `mailbot campaign edit`)"
+        for cid in catalog.differences(engine, settings)
+    ]
+    if not found.open:
+        doubts.append("no open campaign: create one in the web pages or with `mailbot campaign add`")
+    summary = f"{len(found.open)} open, {len(found.closed)} closed"
+    if doubts:
+        raise Doubt(f"{summary}; " + "; ".join(doubts))
+    return summary
 
 
 def _templates(settings: config.Settings) -> str:

@@ -271,7 +271,8 @@ class Settings(_Section):
     notify: NotifySettings = NotifySettings()
     web: WebSettings = WebSettings()
     security: SecuritySettings = SecuritySettings()
-    campaign: tuple[CampaignSettings, ...] = Field(min_length=1)
+    # Imported once into the database (mailbot/campaigns/catalog.py), which is the campaigns' source of truth.
+    campaign: tuple[CampaignSettings, ...] = ()
 
     @field_validator("timezone")
     @classmethod
@@ -317,26 +318,6 @@ class Settings(_Section):
         """Staff's own copy of the email templates, if configured; the packaged ones fill any gap."""
         return self.notify.templates_dir
 
-    def chase(self, campaign_id: str) -> Chase:
-        """The reminder cadence for one campaign: its own values where set, else [notify]'s."""
-        own = next((c.notify for c in self.campaign if c.id == campaign_id), ChaseSettings())
-        n = self.notify
-        return Chase(
-            tuple(
-                sorted(
-                    set(
-                        own.reminders_before_days if own.reminders_before_days is not None else n.reminders_before_days
-                    ),
-                    reverse=True,
-                )
-            ),
-            own.late_every_days if own.late_every_days is not None else n.late_every_days,
-            own.late_until_days if own.late_until_days is not None else n.late_until_days,
-        )
-
-    def campaigns(self) -> tuple[Campaign, ...]:
-        return tuple(_campaign(c, self.zone) for c in self.campaign)
-
 
 @dataclass(frozen=True)
 class Chase:
@@ -361,7 +342,8 @@ def plan_reference(text: str) -> str:
     return "số" + plan[2:] if plan[:2] == "Số" else plan
 
 
-def _campaign(c: CampaignSettings, zone: ZoneInfo) -> Campaign:
+def campaign_from_settings(c: CampaignSettings, zone: ZoneInfo) -> Campaign:
+    """A `[[campaign]]` block as the value the database will hold (it is imported once)."""
     return Campaign(
         id=c.id,
         title=c.title,

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from mailbot import store
+from mailbot.campaigns import catalog
 from mailbot.campaigns.extensions import all_extensions
 from mailbot.clock import Clock
 from mailbot.config import Settings
@@ -36,7 +37,7 @@ def make_context(
         settings,
         engine,
         load_roster(engine),
-        settings.campaigns(),
+        catalog.load(engine, settings).all,
         templates or load_templates(settings),
         secret_key(settings.data_dir),
         all_extensions(engine),

@@ -224,6 +224,42 @@ extensions = Table(
     Column("at", UTC, nullable=False),
 )
 
+# The campaigns (đợt báo cáo): the database is their one source of truth. Staff create them in the web pages or
+# with `mailbot campaign add`; a `[[campaign]]` block of the configuration is imported once, when its id is new.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("plan", Text, nullable=False, default=""),
+    Column("opens", UTC),
+    Column("deadline", UTC, nullable=False),
+    Column("groups", JSONList, nullable=False),
+    Column("keywords", JSONList, nullable=False),
+    Column("accept_late_days", Integer, nullable=False, default=60),
+    Column("paper", String(16), nullable=False, default="none"),
+    Column("contact", Text, nullable=False, default=""),
+    Column("chase", JSON, nullable=False, default=dict),  # the configuration's per-campaign [campaign.notify]
+    Column("closed_at", UTC),
+    Column("source", String(16), nullable=False),  # "config" (imported from the TOML file) or "staff"
+    Column("created_at", UTC, nullable=False),
+    Column("updated_at", UTC, nullable=False),
+)
+
+# What a campaign sends with its call for reports: the plan (kế hoạch) and the report template (mẫu báo cáo).
+campaign_files = Table(
+    "campaign_files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", String(64), ForeignKey("campaigns.id"), nullable=False, index=True),
+    Column("role", String(16), nullable=False),  # plan | template
+    Column("name", Text, nullable=False),  # as staff uploaded it (NFC), the name schools see
+    Column("path", Text, nullable=False),  # relative to data_dir
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("added_at", UTC, nullable=False),
+)
+
 # Scheduled work that has been done (digest of a day, reminder round of a day), so a restart never repeats it.
 jobs = Table(
     "jobs",

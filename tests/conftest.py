@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from mailbot import config, store
-from mailbot.campaigns import roster
+from mailbot.campaigns import catalog, roster
 from mailbot.config import Settings
 from mailbot.demo import samples
 from mailbot.demo.build import ROSTER_FILE, demo_config
+from mailbot.models import Campaign
 
 pytest_plugins = ["tests.servers.fixtures", "tests.servers.smtp_fixtures"]
 
@@ -76,6 +77,11 @@ class Workspace:
 
     def status(self) -> dict:  # type: ignore[type-arg]
         return json.loads(self.cli("status", "--json").stdout)
+
+
+def first_campaign(settings: Settings) -> Campaign:
+    """The first campaign of a workspace, as the database holds it (its `[[campaign]]` block imported)."""
+    return catalog.load(store.connect(settings.db_url), settings).all[0]
 
 
 def write_roster(path: Path, rows: list[dict]) -> None:  # type: ignore[type-arg]

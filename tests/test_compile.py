@@ -42,6 +42,7 @@ from mailbot.reports.compile import (
     save_xlsx,
 )
 from mailbot.text import fold
+from tests.conftest import first_campaign
 
 NOW = DEADLINE + timedelta(days=2)
 HEADER = ("STT", "Nội dung", "Số lượng", "Kinh phí (triệu đồng)")
@@ -272,7 +273,7 @@ def campaign(tmp_path_factory):
         n += 1
         messages.append(_email(school, report_docx(school), arrival, n))
     settings, engine = _campaign(root, SCHOOLS, messages)
-    comp = compile_campaign(settings, engine, settings.campaigns()[0], now=NOW)
+    comp = compile_campaign(settings, engine, first_campaign(settings), now=NOW)
     return settings, comp
 
 
@@ -527,7 +528,7 @@ def test_legacy_doc_report_is_converted_and_merged(tmp_path):
         _email(c, buffer.getvalue(), DEADLINE - timedelta(hours=1), 3),
     ]
     settings, engine = _campaign(tmp_path / "d", [a, b, c], messages)
-    comp = compile_campaign(settings, engine, settings.campaigns()[0], now=NOW)
+    comp = compile_campaign(settings, engine, first_campaign(settings), now=NOW)
     (shape,) = comp.shapes
     assert [(r.code, r.cells[2], r.cells[3]) for r in shape.rows] == [("THPT-A", 12, 1250), ("THPT-B", 7, 12.5)]
     assert shape.total.values[2:] == (19, pytest.approx(1262.5))
@@ -549,7 +550,7 @@ def test_a_report_attached_twice_is_counted_once(tmp_path):
         _email(b, report_docx(b), DEADLINE - timedelta(hours=2), 2),
     ]
     settings, engine = _campaign(tmp_path / "d", [a, b], messages)
-    comp = compile_campaign(settings, engine, settings.campaigns()[0], now=NOW)
+    comp = compile_campaign(settings, engine, first_campaign(settings), now=NOW)
     (shape,) = comp.shapes
     assert [r.code for r in shape.rows] == ["THPT-A", "THPT-B"] and shape.total.values[2] == 19
     (note,) = comp.leftovers
@@ -624,7 +625,7 @@ def test_cells_from_reports_are_never_formulas(tmp_path):
     b = School("THPT-B", "Trường THPT Kiến Thụy", THPT, rows=[("1", "@SUM(A1)", "7", "12,5")])
     messages = [_email(s, report_docx(s), DEADLINE - timedelta(hours=3 - k), k) for k, s in enumerate((a, b), 1)]
     settings, engine = _campaign(tmp_path / "d", [a, b], messages)
-    comp = compile_campaign(settings, engine, settings.campaigns()[0], now=NOW)
+    comp = compile_campaign(settings, engine, first_campaign(settings), now=NOW)
     path = save_xlsx(comp, tmp_path / "tong-hop.xlsx")
     with zipfile.ZipFile(path) as zf:
         sheets = [n for n in zf.namelist() if n.startswith("xl/worksheets/sheet")]

@@ -10,6 +10,7 @@ from openpyxl import Workbook
 from mailbot import config
 from mailbot.campaigns import roster
 from mailbot.errors import ConfigError, RosterError
+from tests.conftest import first_campaign
 
 GOOD = """
 [inbox]
@@ -30,7 +31,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_local_deadline_is_read_in_the_configured_zone(tmp_path):
     settings = config.load(write(tmp_path, GOOD))
-    deadline = settings.campaigns()[0].deadline
+    deadline = first_campaign(settings).deadline
     assert deadline.utcoffset().total_seconds() == 7 * 3600 and deadline.hour == 17
     assert settings.data_dir == tmp_path / "var" and settings.inbox.path == tmp_path / "Maildir"
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from mailbot import store
 from mailbot.demo import samples
-from tests.conftest import Workspace, make_workspace, write_roster
+from tests.conftest import Workspace, first_campaign, make_workspace, write_roster
 from tests.test_notify import smtp_section
 
 ARRIVAL = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)  # within the test campaign, before its deadline
@@ -208,7 +208,7 @@ def test_review_assign_sends_the_receipt_threaded_to_the_held_message(setup):
     assert receipt.rcpt_tos == (REVIEW_SENDER,) and msg["X-Mailbot-Kind"] == "ack"
     assert msg["In-Reply-To"] == held["message_id"] and held["message_id"] in msg["References"]
     # not learned, so not the school's own address: its subject is not quoted back (no backscatter)
-    assert msg["Subject"] == "Xác nhận đã nhận báo cáo: " + ws.settings().campaigns()[0].title
+    assert msg["Subject"] == "Xác nhận đã nhận báo cáo: " + first_campaign(ws.settings()).title
     assert msg["Auto-Submitted"] == "auto-replied"
     text = text_of(receipt)
     assert "Đơn vị gửi: Trường THPT Thái Phiên (THPT-TPH)" in text and "Đúng hạn" in text

@@ -39,6 +39,7 @@ from mailbot.reports.status import as_json, campaign_status
 from mailbot.web import auth
 from mailbot.web.app import create_app
 from mailbot.web.core import SESSION_COOKIE
+from tests.conftest import first_campaign
 
 with warnings.catch_warnings():  # newer Starlette prefers the httpx2 package; plain httpx works the same here
     warnings.simplefilter("ignore")
@@ -134,7 +135,7 @@ def flash(client: TestClient, path: str) -> str:
 
 def status_of(settings: Settings) -> dict:  # type: ignore[type-arg]
     engine = store.connect(settings.db_url)
-    return as_json(campaign_status(engine, settings.campaigns()[0]))
+    return as_json(campaign_status(engine, first_campaign(settings)))
 
 
 def review_pk(settings: Settings) -> int:

@@ -22,6 +22,7 @@ from mailbot.notify import dispatch, outbox
 from mailbot.reports.status import campaign_status
 from mailbot.reports.workbook import save_tracker
 from mailbot.wording import parse_input_time, warning_texts
+from tests.conftest import first_campaign
 
 PLAN = "Thực hiện Kế hoạch số 2516/KH-SGDĐT ngày 30/10/2023 của Sở Giáo dục và Đào tạo"
 CONTACT = "bà Nguyễn Thị Lan, chuyên viên Phòng GDTX&ĐH, điện thoại 0225.3xxx.xxx"
@@ -123,7 +124,7 @@ def test_digest_wording(demo: Settings) -> None:
 
 
 def test_tracker_title_is_not_preceded_by_its_repeated_type(demo: Settings, tmp_path: Path) -> None:
-    cs = campaign_status(store.connect(demo.db_url), demo.campaigns()[0])
+    cs = campaign_status(store.connect(demo.db_url), first_campaign(demo))
     wb = load_workbook(save_tracker(cs, ZONE, tmp_path / "t.xlsx", generated_at=DIGEST_AT))
     titles = [row[8] for ws in wb.worksheets[1:-1] for row in ws.iter_rows(min_row=2, values_only=True) if row[8]]
     assert "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023" in titles

@@ -25,6 +25,7 @@ from mailbot.reports.workbook import (
     unique_sheet_name,
 )
 from mailbot.wording import IDENTIFIED_BY, STATUS, warning_text
+from tests.conftest import first_campaign
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 UTC = UTC
@@ -496,7 +497,7 @@ def test_demo_tracker_prints_on_a4_landscape_at_a_readable_size(tmp_path: Path) 
     settings = build_demo(tmp_path / "demo")
     engine = store.connect(settings.db_url)
     pipeline.run_once(settings, engine)
-    campaign = settings.campaigns()[0]
+    campaign = first_campaign(settings)
     tracker = save_tracker(campaign_status(engine, campaign), ZONE, tmp_path / "theo-doi.xlsx", generated_at=DIGEST_AT)
     pages = _pdf_pages(tracker, tmp_path)
     assert all(round(w) == 842 and round(h) == 595 for w, h, _ in pages)  # A4 landscape, in points

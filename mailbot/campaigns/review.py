@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection, Row
 
 from mailbot import store
+from mailbot.campaigns import catalog
 from mailbot.campaigns.extensions import all_extensions
 from mailbot.config import Settings
 from mailbot.errors import NotFound
@@ -85,7 +86,7 @@ def assign(
         if inst is None:
             raise NotFound(f"no institution with code {code!r} in the roster")
         mail, sizes = _as_mail(conn, row)
-        campaign, _ = campaign_for(mail, inst, settings.campaigns())
+        campaign, _ = campaign_for(mail, inst, catalog.load(engine, settings).all)
         late = bool(campaign and is_late(campaign, mail.arrived, all_extensions(engine).get((campaign.id, code))))
         if campaign:
             _move_files(settings, conn, row.id, archive.institution_folder(campaign.id, inst))

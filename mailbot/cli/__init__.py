@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot.cli import admin, corrections, mail, roster  # noqa: F401 - importing registers the commands
+from mailbot.cli import admin, campaign, corrections, mail, roster  # noqa: F401 - importing registers the commands
 from mailbot.cli.base import cli
 from mailbot.errors import MailbotError, one_line
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from mailbot import pipeline, store
+from mailbot.campaigns import catalog
 from mailbot.cli.base import State, cli, summary_line
 from mailbot.notify import dispatch, outbox
 from mailbot.reports.status import campaign_status
@@ -31,7 +32,7 @@ def demo(folder: Path | None) -> None:
     engine = store.connect(settings.db_url)
     report = pipeline.run_once(settings, engine)
     click.echo(summary_line(report), err=True)
-    campaign = settings.campaigns()[0]
+    campaign = catalog.load(engine, settings).all[0]
     status_now = campaign_status(engine, campaign)
     print_status(status_now, settings.zone)
     root = settings.data_dir.parent

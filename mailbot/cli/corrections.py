@@ -8,7 +8,7 @@ from datetime import datetime
 import click
 
 from mailbot import store
-from mailbot.campaigns import extensions, review
+from mailbot.campaigns import catalog, extensions, review
 from mailbot.cli.base import ISO, State, cli, delivery_line
 from mailbot.notify import outbox
 from mailbot.reports.status import pick_campaign
@@ -60,7 +60,7 @@ def extend(state: State, code: str, until: datetime, campaign_id: str | None, re
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    campaign = pick_campaign(settings.campaigns(), campaign_id, state.clock(settings).now())
+    campaign = pick_campaign(catalog.load(engine, settings).all, campaign_id, state.clock(settings).now())
     deadline = until.replace(tzinfo=settings.zone) if until.tzinfo is None else until
     extensions.grant(engine, campaign, code, deadline, actor=actor or getpass.getuser(), reason=reason)
     click.echo(f"{code}: deadline for {campaign.id} is now {deadline.isoformat()}")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mailbot import pipeline, store
+from mailbot.campaigns import catalog
 from mailbot.cli.base import State, cli, delivery_line, summary_line
 from mailbot.notify import dispatch, outbox
 from mailbot.reports.status import as_json, campaign_status, pick_campaign
@@ -78,7 +79,9 @@ def status(state: State, campaign_id: str | None, as_json_: bool) -> None:
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    cs = campaign_status(engine, pick_campaign(settings.campaigns(), campaign_id, state.clock(settings).now()))
+    cs = campaign_status(
+        engine, pick_campaign(catalog.load(engine, settings).all, campaign_id, state.clock(settings).now())
+    )
     if as_json_:
         click.echo(json.dumps(as_json(cs), ensure_ascii=False, indent=2))
     else:
@@ -151,7 +154,7 @@ def export(state: State, output: Path, campaign_id: str | None) -> None:
     settings = state.settings()
     engine = store.connect(settings.db_url)
     now = state.clock(settings).now()
-    cs = campaign_status(engine, pick_campaign(settings.campaigns(), campaign_id, now))
+    cs = campaign_status(engine, pick_campaign(catalog.load(engine, settings).all, campaign_id, now))
     click.echo(f"wrote {save_tracker(cs, settings.zone, output, generated_at=now)}")
 
 
@@ -199,7 +202,9 @@ def compile_command(state: State, campaign_id: str | None, output: Path, docx_pa
     settings = state.settings()
     engine = store.connect(settings.db_url)
     now = state.clock(settings).now()
-    comp = compile_campaign(settings, engine, pick_campaign(settings.campaigns(), campaign_id, now), now=now)
+    comp = compile_campaign(
+        settings, engine, pick_campaign(catalog.load(engine, settings).all, campaign_id, now), now=now
+    )
     click.echo(
         f"wrote {save_xlsx(comp, output)}: {len(comp.shapes)} merged table(s) from "
         f"{len(comp.contributors)} institution(s), {len(comp.leftovers)} item(s) to review, "

@@ -121,6 +121,8 @@ def campaign_for(mail: InboundMail, inst: Institution, campaigns: tuple[Campaign
 
 
 def _accepts(campaign: Campaign, arrived: datetime) -> bool:
+    if campaign.closed is not None and arrived > campaign.closed:  # staff closed it: nothing more is counted
+        return False
     return (campaign.opens is None or arrived >= campaign.opens) and arrived <= late_limit(campaign)
 
 

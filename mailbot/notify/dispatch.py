@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from mailbot import store
+from mailbot.campaigns import catalog
 from mailbot.config import Settings
 from mailbot.errors import MailbotError
 from mailbot.notify import outbox
@@ -37,7 +38,8 @@ def _common(settings: Settings, now: datetime) -> dict[str, Any]:
 
 
 def statuses(settings: Settings, engine: Engine, now: datetime) -> list[CampaignStatus]:
-    live = active_campaigns(settings.campaigns(), now, settings.notify.late_until_days)
+    found = catalog.load(engine, settings)
+    live = active_campaigns(found.open, now, settings.notify.late_until_days)
     return [campaign_status(engine, c) for c in live]
 
 
@@ -48,10 +50,11 @@ def recipients_for(notice: Notice, undeliverable: dict[str, str]) -> tuple[str, 
 
 
 def plan_notices(settings: Settings, engine: Engine, now: datetime) -> list[Notice]:
+    found = catalog.load(engine, settings)
     return [
         n
         for cs in statuses(settings, engine, now)
-        for n in due_notices(cs, settings.chase(cs.campaign.id), now, settings.zone)
+        for n in due_notices(cs, catalog.chase_for(settings, found, cs.campaign.id), now, settings.zone)
     ]
 
 

@@ -214,7 +214,7 @@ def queue_staff_receipt(
         settings.outbox,
         settings.zone,
         settings.outbox.address,
-        next((c.contact for c in settings.campaigns() if c.contact), ""),
+        held.campaign.contact,
         quote_subject=held.quote_subject,
         sizes=held.sizes,
     )

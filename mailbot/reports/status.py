@@ -98,15 +98,16 @@ class CampaignStatus:
 
 
 def pick_campaign(campaigns: tuple[Campaign, ...], campaign_id: str | None, now: datetime) -> Campaign:
-    """The named campaign, or the one whose deadline is nearest to now."""
+    """The named campaign (closed ones too), or the open one whose deadline is nearest to now."""
+    if not campaigns:
+        raise NotFound("no campaign yet: create one in the web pages or with `mailbot campaign add`")
     if campaign_id:
         for c in campaigns:
             if c.id == campaign_id:
                 return c
-        raise NotFound(
-            f"no campaign {campaign_id!r} in the configuration (known: {', '.join(c.id for c in campaigns)})"
-        )
-    return min(campaigns, key=lambda c: abs((c.deadline - now).total_seconds()))
+        raise NotFound(f"no campaign {campaign_id!r} (known: {', '.join(c.id for c in campaigns)})")
+    candidates = [c for c in campaigns if c.closed is None] or list(campaigns)
+    return min(candidates, key=lambda c: abs((c.deadline - now).total_seconds()))
 
 
 def _files(conn: Connection, message_pks: list[int]) -> dict[int, list[FileRow]]:

@@ -80,9 +80,9 @@ def _stale_form(request: Request, web: Web) -> Response:
 
 
 def campaign_of(request: Request, web: Web) -> Campaign:
-    """The configured campaign the URL's ``{cid}`` names; any other is not found."""
+    """The campaign the URL's ``{cid}`` names, closed ones included; any other is not found."""
     cid = request.path_params["cid"]
-    for c in web.campaigns:
+    for c in web.catalog().all:
         if c.id == cid:
             return c
     raise HTTPException(404)

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from mailbot.campaigns import catalog
 from mailbot.config import Settings
 from mailbot.models import Campaign
 from mailbot.web import auth
@@ -55,7 +56,12 @@ class Web:
 
     @property
     def campaigns(self) -> tuple[Campaign, ...]:
-        return self.settings.campaigns()
+        """The open campaigns, for the header and the default page."""
+        return self.catalog().open
+
+    def catalog(self) -> catalog.Catalog:
+        """Every campaign, closed ones included (browsable under "Các đợt đã kết thúc")."""
+        return catalog.load(self.engine, self.settings)
 
     def url(self, path: str, params: dict[str, str] | None = None) -> str:
         """An absolute path under the configured prefix (what every link and redirect uses)."""
