@@ -510,6 +510,18 @@ def duplicate_of(conn: Connection, fingerprint: str, message_id: str, sender: st
     return found
 
 
+def first_queued(conn: Connection, kind: str, campaign_id: str) -> dict[str, datetime]:
+    """institution code → when a message of this kind for this campaign was first queued for it (e.g. the call)."""
+    o, i = outbox, institutions
+    rows = conn.execute(
+        select(i.c.code, func.min(o.c.created_at))  # min() keeps the column's type: aware datetimes
+        .join(i, i.c.id == o.c.institution_id)
+        .where(o.c.kind == kind, o.c.campaign_id == campaign_id)
+        .group_by(i.c.code)
+    )
+    return {str(code): at for code, at in rows}
+
+
 def count_messages(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(messages)).scalar_one()
 

@@ -162,3 +162,52 @@ def build_settings(root: Path):  # type: ignore[no-untyped-def]
     from mailbot import config
 
     return config.load(root / "mailbot.toml")
+
+
+def test_the_call_for_reports_goes_once_to_each_institution_with_both_files(tmp_path, dovecot, smtp_sink, monkeypatch):  # type: ignore[no-untyped-def]
+    from tests.conftest import PASSWORD_ENV, make_workspace, write_roster
+    from tests.test_notify import smtp_section
+
+    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
+    ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink))
+    plan = tmp_path / "Kế hoạch 12-KH-SGDĐT.pdf"
+    plan.write_bytes(b"%PDF-1.4 the plan")
+    template = template_docx(tmp_path / "Mẫu báo cáo.docx")
+    ws.cli(
+        "--now", "2024-01-02T08:00", "campaign", "add", "hk1-2024", "--title", "Báo cáo sơ kết học kỳ I",
+        "--deadline", "2024-01-15T17:00", "--group", "GDNN-GDTX", "--plan", "Số 12/KH-SGDĐT ngày 02/01/2024",
+        "--attach", str(plan), "--template", str(template), "--paper", "post", "--contact", "bà Lan, 0225.3841.234",
+    )  # fmt: skip
+    rows = [r for r in _roster_rows(ws) if r["group"] == "GDNN-GDTX"]
+    preview = ws.cli("--now", "2024-01-02T08:00", "campaign", "announce", "hk1-2024", "--dry-run").stdout
+    assert preview.count("would send") == len(rows) and "Kính gửi: " in preview
+    assert not smtp_sink.messages  # a dry run sends nothing
+
+    ws.cli("--now", "2024-01-02T08:00", "campaign", "announce", "hk1-2024")
+    got = smtp_sink.wait_for(len(rows))
+    assert sorted(c.rcpt_tos[0] for c in got) == sorted(r["emails"][0] for r in rows)
+    for captured in got:
+        m = captured.message
+        names = [p.get_filename() for p in m.iter_attachments()]
+        assert names == ["Kế hoạch 12-KH-SGDĐT.pdf", "Mẫu báo cáo.docx"]
+        text = m.get_body(("plain",)).get_content()
+        inst = next(r for r in rows if r["emails"][0] in captured.rcpt_tos)
+        assert f"Kính gửi: {inst['name']}" in text and "Kế hoạch số 12/KH-SGDĐT ngày 02/01/2024" in text
+        assert "17:00 ngày 15/01/2024" in text and "qua đường bưu điện" in text and "bà Lan" in text
+        assert m["Subject"] == "Đề nghị gửi báo cáo: Báo cáo sơ kết học kỳ I (hạn nộp 15/01/2024)"
+
+    again = ws.cli("--now", "2024-01-03T08:00", "campaign", "announce", "hk1-2024")
+    assert "queued" not in again.stdout and again.stdout.count("sent ") == len(rows)
+    newcomer = {"code": "TT-NEW", "name": "Trung tâm GDNN-GDTX huyện Mới", "group": "GDNN-GDTX",
+                "emails": ["ttmoi@haiphong.edu.vn"]}  # fmt: skip
+    write_roster(tmp_path / "them.csv", [newcomer])
+    ws.cli("roster", "import", str(tmp_path / "them.csv"))
+    ws.cli("--now", "2024-01-04T08:00", "campaign", "announce", "hk1-2024")
+    assert smtp_sink.wait_for(len(rows) + 1)[-1].rcpt_tos == ("ttmoi@haiphong.edu.vn",)
+    status = ws.cli("status", "--campaign", "hk1-2024", "--json").stdout
+    announced = {i["code"]: i["announced_at"] for i in json.loads(status)["institutions"]}
+    assert announced["TT-NEW"].startswith("2024-01-04") and all(announced[r["code"]] for r in rows)
+
+
+def _roster_rows(ws) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    return json.loads(ws.cli("roster", "list", "--json").stdout)

@@ -16,9 +16,10 @@ from sqlalchemy import Engine
 from mailbot import pipeline, store
 from mailbot.campaigns import catalog
 from mailbot.campaigns.catalog import Draft
-from mailbot.cli.base import ISO, State, cli
+from mailbot.cli.base import ISO, State, cli, delivery_line
 from mailbot.config import Settings
 from mailbot.models import Campaign, PaperMode
+from mailbot.notify import announce, outbox
 
 PAPER = click.Choice([m.value for m in PaperMode])
 
@@ -230,3 +231,44 @@ def campaign_close(state: State, campaign_id: str, reopen: bool, actor: str | No
     now = state.clock(settings).now()
     done = catalog.close(engine, campaign_id, actor=actor or getpass.getuser(), now=now, reopen=reopen)
     click.echo(f"campaign {done.id} {'reopened' if reopen else 'closed'}")
+
+
+@campaign_group.command(name="announce")
+@click.argument("campaign_id", metavar="ID")
+@click.option("--dry-run", is_flag=True, help="Only list who would be sent the call, and print the first email.")
+@click.option("--only", "only", multiple=True, metavar="CODE", help="Only these institutions (repeatable).")
+@click.pass_obj
+def campaign_announce(state: State, campaign_id: str, dry_run: bool, only: tuple[str, ...]) -> None:
+    """Send the call for reports (công văn): one email per institution of the campaign's groups, with the
+    campaign's attachments and report template. Institutions sent it before are skipped, so running it again
+    after a roster change reaches only the new ones.
+
+    Example: mailbot campaign announce hk1-2024 --dry-run
+    """
+    settings = state.settings()
+    engine = _engine(settings)
+    now = state.clock(settings).now()
+    campaign = catalog.load(engine, settings).get(campaign_id)
+    done = announce.announce(settings, engine, campaign, now, only=only, dry_run=dry_run)
+    for call in done.queued:
+        click.echo(
+            f"{'would send' if dry_run else 'queued':10} {call.institution.code:14} {', '.join(call.recipients)}"
+        )
+    for call in done.already:
+        at = call.sent_at.astimezone(settings.zone) if call.sent_at else now
+        click.echo(f"{'sent':10} {call.institution.code:14} on {at:%d/%m/%Y %H:%M}")
+    for inst in done.no_address:
+        click.echo(f"{'NO EMAIL':10} {inst.code:14} {inst.name}: no address in the roster")
+    click.echo(
+        f"{len(done.queued)} call(s) {'to send' if dry_run else 'queued'}, {len(done.already)} sent before, "
+        f"{len(done.no_address)} without an address",
+        err=True,
+    )
+    if dry_run and done.queued:
+        with engine.connect() as conn:
+            files = catalog.files_of(conn, campaign.id)
+        first = announce.render(settings, campaign, done.queued[0].institution, files)
+        click.echo(f"\nSubject: {first.subject}\nAttachments: {', '.join(f.name for f in files) or '(none)'}\n")
+        click.echo(first.text)
+    elif done.queued:
+        click.echo(delivery_line(outbox.Delivery.of(settings, engine).deliver_due(now)), err=True)

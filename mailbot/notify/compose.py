@@ -25,7 +25,7 @@ from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import ConfigError
 
 SMTP_COMPAT = compat32.clone(linesep="\r\n")
-KINDS = ("ack", "ack_no_report", "ack_review", "too_large", "reminder", "late", "digest")
+KINDS = ("ack", "ack_no_report", "ack_review", "too_large", "reminder", "late", "digest", "announce")
 AUTO_REPLY = {
     "ack",
     "ack_no_report",

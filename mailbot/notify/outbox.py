@@ -43,7 +43,7 @@ from mailbot.notify.compose import as_bytes
 from mailbot.oauth import TokenCache, xoauth2
 
 log = logging.getLogger("mailbot.notify.outbox")
-UNLIMITED_KINDS = {"digest"}  # the staff's own digest is not an automatic reply to anyone
+UNLIMITED_KINDS = {"digest", "announce"}  # the staff's digest, the call staff send: not replies to anyone
 MAX_BACKOFF = timedelta(hours=6)
 OUTAGE_BACKOFF = timedelta(minutes=5)
 CLAIM_LEASE = timedelta(minutes=5)  # at least; renewed before each message, far longer than one SMTP transaction

@@ -51,6 +51,13 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "too_large": {**_RECEIPT, "files": [], "warnings": [], "message_size": "63,2 MB", "max_message_size": "50,0 MB"},
     "reminder": {**_COMMON, "institution": _INSTITUTION, "days_left": 3},
     "late": {**_COMMON, "institution": _INSTITUTION, "days_late": 2},
+    "announce": {
+        **_COMMON,
+        "institution": _INSTITUTION,
+        "paper": "either",
+        "attachments": ["Kế hoạch 2516-KH-SGDĐT.pdf"],
+        "template": "Mẫu báo cáo ANTQ 2023.docx",
+    },
     "digest": {
         **_COMMON,
         "today": "02/12/2023",

@@ -14,6 +14,8 @@ from mailbot import store
 from mailbot.errors import NotFound
 from mailbot.models import Campaign, Notice
 
+ANNOUNCE = "announce"  # the outbox kind of the call for reports (notify/announce.py)
+
 
 @dataclass(frozen=True)
 class FileRow:
@@ -50,6 +52,7 @@ class InstitutionStatus:
     extended: bool = False
     signed_copy: bool = False  # a PDF scan (the stamped copy) has arrived, with or without the Word file
     active: bool = True  # False: deactivated by a roster import, listed only for the reports it sent, never counted
+    announced_at: datetime | None = None  # when the call for reports was queued for it
 
     @property
     def status(self) -> str:
@@ -145,6 +148,7 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
             learned[code].append(address)
         extended = extensions(conn, campaign.id)
         scanned = signed_copies(conn, campaign.id)
+        announced = store.first_queued(conn, ANNOUNCE, campaign.id)
         m = store.messages
         rows = list(
             conn.execute(
@@ -185,6 +189,7 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
                 i.id in extended,
                 i.id in scanned,
                 bool(i.active),
+                announced.get(i.code),
             )
             for i in insts
         ),
@@ -216,6 +221,7 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
                 "submitted_at": _iso(i.submitted_at, zone),
                 "identified_by": i.submissions[0].identified_by if i.submissions else None,
                 "signed_copy": i.signed_copy,
+                "announced_at": _iso(i.announced_at, zone),
                 "submissions": [
                     {
                         "message_id": s.message_id,
