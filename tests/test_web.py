@@ -86,8 +86,11 @@ def demo(demo_master: Path, tmp_path: Path) -> Settings:
 
 
 def staff_actions(*columns):  # type: ignore[no-untyped-def]
-    """The change log without the service's import of the configured roster file (done when the demo is built)."""
-    return select(*(columns or (store.actions,))).where(store.actions.c.action != "roster_import")
+    """The change log without the service's imports of the configured roster file and campaign (done when the
+    demo is built)."""
+    return select(*(columns or (store.actions,))).where(
+        store.actions.c.action.not_in(("roster_import", "campaign_import"))
+    )
 
 
 def make_client(settings: Settings, *, user: bool = True) -> TestClient:
