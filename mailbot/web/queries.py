@@ -27,6 +27,7 @@ OUTBOX_KIND = {
     "reminder": "Nhắc nộp báo cáo",
     "late": "Đôn đốc gửi báo cáo (quá hạn)",
     "digest": "Thư tổng hợp hằng ngày",
+    "announce": "Công văn / thông báo về đợt báo cáo",
 }
 OUTBOX_STATUS = {
     "pending": "Đang chờ gửi",

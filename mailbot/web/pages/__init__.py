@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from mailbot.web.pages import account, exports, institutions, overview, review
+from mailbot.web.pages import account, campaigns, exports, institutions, overview, review
 
 
 def routes() -> list[Route]:
@@ -18,6 +18,15 @@ def routes() -> list[Route]:
         Route("/login", account.login_submit, methods=["POST"]),
         Route("/logout", account.logout, methods=["POST"]),
         Route("/", overview.home, methods=["GET"]),
+        Route("/campaigns", campaigns.campaign_list, methods=["GET"]),
+        Route("/campaigns/new", campaigns.new_form, methods=["GET"]),
+        Route("/campaigns/new", campaigns.create, methods=["POST"]),
+        Route("/c/{cid}/settings", campaigns.edit_form, methods=["GET"]),
+        Route("/c/{cid}/settings", campaigns.save, methods=["POST"]),
+        Route("/c/{cid}/files/{fid}/delete", campaigns.remove_file, methods=["POST"]),
+        Route("/c/{cid}/close", campaigns.close, methods=["POST"]),
+        Route("/c/{cid}/announce", campaigns.announce_preview, methods=["GET"]),
+        Route("/c/{cid}/announce", campaigns.announce_send, methods=["POST"]),
         Route("/c/{cid}/", overview.overview, methods=["GET"]),
         Route("/c/{cid}/institutions", institutions.institutions, methods=["GET"]),
         Route("/c/{cid}/institutions/{code:path}", institutions.institution, methods=["GET"]),

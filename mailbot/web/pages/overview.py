@@ -20,6 +20,8 @@ from mailbot.web.snapshot import Snapshot
 async def home(request: Request) -> Response:
     """To the campaign whose deadline is nearest to now."""
     web = web_of(request)
+    if not web.campaigns:  # nothing open: the list, where a new campaign is made and the closed ones are
+        return RedirectResponse(web.url("/campaigns"), 303)
     campaign = pick_campaign(web.campaigns, None, web.clock())
     return RedirectResponse(web.url(f"/c/{quote(campaign.id)}/"), 303)
 
