@@ -117,6 +117,8 @@ def roster_plan_lines(found: ImportPlan) -> list[str]:
                 ("tên", before.name, after.name),
                 ("nhóm", before.group, after.group),
                 ("địa chỉ thư", "; ".join(before.emails), "; ".join(after.emails)),
+                ("người liên hệ", before.contact, after.contact),
+                ("điện thoại", before.phone, after.phone),
             )
             if old != new
         ]

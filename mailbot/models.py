@@ -185,6 +185,8 @@ class Institution:
     group: str
     emails: tuple[str, ...] = ()
     active: bool = True  # False once a `roster import --replace` left it out: kept for its history, never chased
+    contact: str = ""  # the person staff call there (Người liên hệ / đầu mối), as staff wrote it
+    phone: str = ""
 
 
 class State(StrEnum):

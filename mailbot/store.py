@@ -98,6 +98,8 @@ institutions = Table(
     Column("updated_at", UTC, nullable=False),
     # False once `roster import --replace` left it out: its history stays, it is no longer chased nor counted.
     Column("active", Boolean, nullable=False, default=True, server_default=true()),
+    Column("contact", Text, nullable=False, default="", server_default=text("''")),  # the person staff call there
+    Column("phone", Text, nullable=False, default="", server_default=text("''")),
 )
 
 messages = Table(
@@ -406,6 +408,8 @@ def upsert_institutions(conn: Connection, rows: Iterable[Institution]) -> tuple[
             "name": inst.name,
             "grp": inst.group,
             "emails": list(inst.emails),
+            "contact": inst.contact,
+            "phone": inst.phone,
             "active": True,
             "updated_at": now(),
         }
@@ -416,7 +420,14 @@ def upsert_institutions(conn: Connection, rows: Iterable[Institution]) -> tuple[
                 added += 1
             else:
                 conn.execute(institutions.update().where(institutions.c.code == inst.code).values(**values))
-        elif (old.name, old.grp, old.emails, old.active) != (inst.name, inst.group, list(inst.emails), True):
+        elif (old.name, old.grp, old.emails, old.contact, old.phone, old.active) != (
+            inst.name,
+            inst.group,
+            list(inst.emails),
+            inst.contact,
+            inst.phone,
+            True,
+        ):
             conn.execute(institutions.update().where(institutions.c.code == inst.code).values(**values))
             updated += 1
     return added, updated
@@ -443,7 +454,15 @@ def load_institutions(conn: Connection, *, active_only: bool = False) -> tuple[I
     if active_only:
         query = query.where(institutions.c.active.is_(True))
     return tuple(
-        Institution(r.code, r.name, r.grp, tuple(dict.fromkeys([*r.emails, *extra.get(r.code, [])])), bool(r.active))
+        Institution(
+            r.code,
+            r.name,
+            r.grp,
+            tuple(dict.fromkeys([*r.emails, *extra.get(r.code, [])])),
+            bool(r.active),
+            r.contact,
+            r.phone,
+        )
         for r in conn.execute(query)
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +43,13 @@ class ImportPlan:
     deactivated: tuple[Institution, ...]
     unchanged: int
     problems: tuple[str, ...]  # "row N: what is wrong" (those rows are left out)
+    rows: tuple[Institution, ...] = ()  # what is written: the file's rows, with what the file does not give kept
+
+    @property
+    def fingerprint(self) -> str:
+        """Names this exact plan: the web pages apply a preview only if the plan is still the same."""
+        text = repr((self.added, self.changed, self.reactivated, self.deactivated, self.rows))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def empty(self) -> bool:
@@ -66,24 +73,41 @@ class ImportPlan:
 
 
 def _same(a: Institution, b: Institution) -> bool:
-    return (a.name, a.group, a.emails) == (b.name, b.group, b.emails)
+    return (a.name, a.group, a.emails, a.contact, a.phone) == (b.name, b.group, b.emails, b.contact, b.phone)
 
 
 def imported(conn: Connection) -> dict[str, Institution]:
     """The roster as imported (without learned addresses), by code, in roster order."""
     i = store.institutions
     return {
-        r.code: Institution(r.code, r.name, r.grp, tuple(r.emails), bool(r.active))
+        r.code: Institution(r.code, r.name, r.grp, tuple(r.emails), bool(r.active), r.contact, r.phone)
         for r in conn.execute(select(i).order_by(i.c.grp, i.c.code))
     }
+
+
+def read_file(conn: Connection, path: Path) -> roster_file.RosterRead:
+    """The file read against the roster in the database (codes and groups a file leaves out come from it)."""
+    return roster_file.read(path, tuple(imported(conn).values()))
+
+
+def _kept(before: Institution, inst: Institution, columns: frozenset[str]) -> Institution:
+    """A column the file does not have never erases what staff entered (a contact typed on the web page)."""
+    if "contact" not in columns:
+        inst = replace(inst, contact=before.contact)
+    if "phone" not in columns:
+        inst = replace(inst, phone=before.phone)
+    return inst
 
 
 def plan(conn: Connection, read: roster_file.RosterRead, *, replace: bool) -> ImportPlan:
     """Compare a file with the database; ``replace`` deactivates the active institutions the file leaves out."""
     old = imported(conn)
-    added, changed, reactivated, unchanged = [], [], [], 0
+    added, changed, reactivated, unchanged, rows = [], [], [], 0, []
     for inst in read.institutions:
         before = old.get(inst.code)
+        if before is not None:
+            inst = _kept(before, inst, read.columns)
+        rows.append(inst)
         if before is None:
             added.append(inst)
             continue
@@ -95,12 +119,12 @@ def plan(conn: Connection, read: roster_file.RosterRead, *, replace: bool) -> Im
             unchanged += 1
     listed = {i.code for i in read.institutions}
     gone = tuple(i for code, i in old.items() if replace and i.active and code not in listed)
-    return ImportPlan(tuple(added), tuple(changed), tuple(reactivated), gone, unchanged, read.problems)
+    return ImportPlan(tuple(added), tuple(changed), tuple(reactivated), gone, unchanged, read.problems, tuple(rows))
 
 
-def apply(conn: Connection, found: ImportPlan, read: roster_file.RosterRead, *, actor: str, source: str) -> None:
+def apply(conn: Connection, found: ImportPlan, *, actor: str, source: str) -> None:
     """Write the plan and one line of the change log, in the caller's transaction."""
-    store.upsert_institutions(conn, read.institutions)
+    store.upsert_institutions(conn, found.rows)
     store.deactivate_institutions(conn, (i.code for i in found.deactivated))
     conn.execute(
         store.actions.insert().values(
@@ -109,12 +133,28 @@ def apply(conn: Connection, found: ImportPlan, read: roster_file.RosterRead, *, 
     )
 
 
-def import_file(engine: Engine, path: Path, *, actor: str, replace: bool = False, dry_run: bool = False) -> ImportPlan:
+class PlanChanged(RosterError):
+    """The roster moved between a preview and its application: the preview no longer says what would happen."""
+
+
+def import_file(
+    engine: Engine,
+    path: Path,
+    *,
+    actor: str,
+    replace: bool = False,
+    dry_run: bool = False,
+    source: str | None = None,
+    expect: str | None = None,
+) -> ImportPlan:
     """`mailbot roster import`: the file's institutions added or updated (and, with ``replace``, the others
-    deactivated). A replace from a file with bad rows changes nothing: a skipped row would deactivate its school."""
-    read = roster_file.read(path)
+    deactivated). A replace from a file with bad rows changes nothing: a skipped row would deactivate its school.
+    ``expect`` (a previewed plan's fingerprint) refuses to apply a plan other than the one previewed."""
     with store.atomic(engine) as conn:
+        read = read_file(conn, path)
         found = plan(conn, read, replace=replace)
+        if expect is not None and found.fingerprint != expect:
+            raise PlanChanged(f"{path.name}: the roster changed since the preview; preview the file again")
         if replace and read.problems and not dry_run:
             raise RosterError(
                 f"{path.name}: {len(read.problems)} bad row(s); with --replace nothing is imported "
@@ -129,7 +169,7 @@ def import_file(engine: Engine, path: Path, *, actor: str, replace: bool = False
             )
         if dry_run:
             return found
-        apply(conn, found, read, actor=actor, source=path.name)
+        apply(conn, found, actor=actor, source=source or path.name)
         store.set_meta(conn, CLI_IMPORT_AT, store.now().isoformat())
         store.set_meta(conn, CLI_SHA, hashlib.sha256(path.read_bytes()).hexdigest())
     return found
@@ -173,10 +213,10 @@ def import_configured(path: Path | None, engine: Engine) -> tuple[str, ...]:
         )
         _remember(engine, state)
         return ()
-    read = roster_file.read(path)
     with store.atomic(engine) as conn:
+        read = read_file(conn, path)
         found = plan(conn, read, replace=False)
-        apply(conn, found, read, actor=SERVICE_ACTOR, source=path.name)
+        apply(conn, found, actor=SERVICE_ACTOR, source=path.name)
         _remember_in(conn, state)
     log.info("imported roster file %s (changed since last seen): %s", path.name, found.summary())
     for problem in read.problems:

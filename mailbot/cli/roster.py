@@ -33,8 +33,10 @@ def roster_group() -> None:
 def roster_import(state: State, file: Path, replace: bool, dry_run: bool, actor: str | None) -> None:
     """Import or update institutions (by code) from a .csv or .xlsx file; the database is the roster.
 
-    Columns: code, name, group, emails (or Mã đơn vị, Tên đơn vị, Nhóm, Email). A deactivated institution
-    listed again is reactivated. The service never reverts this import: it imports `[roster] file` only
+    The header is looked for in the first rows (a title above it, merged or two-row headers are fine); columns:
+    name and emails, and if known code, group, contact, phone (or Tên đơn vị, Email, Mã đơn vị, Nhóm, Người liên
+    hệ, Điện thoại). Without a code column, an institution already in the roster (same name or address) keeps its
+    code and a new one gets a code made from its name. A deactivated institution listed again is reactivated. The service never reverts this import: it imports `[roster] file` only
     when that file is changed afterwards.
     Example: mailbot roster import danh-sach-don-vi.xlsx --replace --dry-run
     """
@@ -55,7 +57,7 @@ def roster_import(state: State, file: Path, replace: bool, dry_run: bool, actor:
 @click.option("--json", "as_json_", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def roster_list(state: State, as_json_: bool) -> None:
-    """The institutions in the database: code, name, group, emails, active.
+    """The institutions in the database: code, name, group, emails, phone, contact, active.
 
     Addresses taught with `review assign --learn` are listed apart ("learned").
     Example: mailbot roster list --json
@@ -75,6 +77,8 @@ def roster_list(state: State, as_json_: bool) -> None:
                         "group": i.group,
                         "emails": list(i.emails),
                         "learned": learned,
+                        "phone": i.phone,
+                        "contact": i.contact,
                         "active": i.active,
                     }
                     for i, learned in found
@@ -89,3 +93,27 @@ def roster_list(state: State, as_json_: bool) -> None:
         click.echo(f"{i.code:12} {'active' if i.active else 'INACTIVE':8} {i.group:18} {i.name}  {emails}")
     active = sum(i.active for i, _ in found)
     click.echo(f"{active} active, {len(found) - active} inactive", err=True)
+
+
+@roster_group.command(name="export")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.pass_obj
+def roster_export(state: State, file: Path) -> None:
+    """Write the roster to an Excel file staff can edit and import again (Vietnamese headers).
+
+    Active institutions are on the first sheet (the one `roster import` reads); deactivated ones on a second.
+    Example: mailbot roster export danh-sach-don-vi.xlsx
+    """
+    from mailbot.campaigns.roster_export import export_file
+
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    with engine.connect() as conn:
+        found = list(imported(conn).values())
+    if file.suffix.lower() != ".xlsx":
+        raise click.UsageError(f"{file}: the export is an Excel workbook; name it FILE.xlsx")
+    if not file.parent.is_dir():
+        raise click.UsageError(f"{file.parent} is not a folder")
+    export_file(found, file)
+    active = sum(i.active for i in found)
+    click.echo(f"Đã xuất {active} đơn vị đang theo dõi và {len(found) - active} đơn vị ngừng theo dõi ra tệp {file}")

@@ -43,7 +43,12 @@ MESSAGE_STATE = {
     "error": "Không đọc được thư",
     "duplicate": "Thư trùng",
 }
-ACTION = {"assign": "Giao thư cho đơn vị", "extend": "Gia hạn nộp", "roster_import": "Nhập danh sách đơn vị"}
+ACTION = {
+    "assign": "Giao thư cho đơn vị",
+    "extend": "Gia hạn nộp",
+    "roster_import": "Nhập danh sách đơn vị",
+    "roster_edit": "Sửa thông tin đơn vị",
+}
 EVENT = {
     "login": "Đăng nhập",
     "login_failed": "Đăng nhập không thành công",
@@ -295,6 +300,9 @@ def _action_view(r: Any) -> ActionView:
         code, _, rest = r.detail.partition(",")
         learned = rest.strip().removeprefix("learned ").strip() if rest else ""
         return ActionView(r.id, r.action, r.actor, r.at, r.detail, r.message_pk, code.strip(), learned=learned)
+    if r.action == "roster_edit":  # "CODE: what changed"
+        code, _, what = r.detail.partition(": ")
+        return ActionView(r.id, r.action, r.actor, r.at, what, r.message_pk, code)
     return ActionView(r.id, r.action, r.actor, r.at, r.detail, r.message_pk, "")
 
 
@@ -303,7 +311,7 @@ def _like_escape(text: str) -> str:
 
 
 def actions_for(engine: Engine, code: str) -> list[ActionView]:
-    """Assignments to the institution and extensions granted to it, newest first."""
+    """Assignments to the institution, extensions granted to it and edits of its details, newest first."""
     a = store.actions
     c = _like_escape(code)
     query = (
@@ -312,6 +320,7 @@ def actions_for(engine: Engine, code: str) -> list[ActionView]:
             or_(
                 and_(a.c.action == "assign", or_(a.c.detail == code, a.c.detail.like(f"{c},%", escape="\\"))),
                 and_(a.c.action == "extend", a.c.detail.like(f"% {c} until %", escape="\\")),
+                and_(a.c.action == "roster_edit", a.c.detail.like(f"{c}: %", escape="\\")),
             )
         )
         .order_by(a.c.id.desc())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from mailbot.web.pages import account, campaigns, exports, institutions, overview, review
+from mailbot.web.pages import account, campaigns, exports, institutions, overview, review, roster
 
 
 def routes() -> list[Route]:
@@ -39,4 +39,10 @@ def routes() -> list[Route]:
         Route("/c/{cid}/reports.zip", exports.reports_zip, methods=["GET"]),
         Route("/files/{file_id}", exports.stored_file, methods=["GET"]),
         Route("/messages/{pk}/original.eml", exports.original, methods=["GET"]),
+        Route("/roster", roster.roster_page, methods=["GET"]),
+        Route("/roster/preview", roster.preview, methods=["POST"]),
+        Route("/roster/apply", roster.apply, methods=["POST"]),
+        Route("/roster/export.xlsx", roster.export, methods=["GET"]),
+        Route("/roster/i/{code:path}", roster.institution_form, methods=["GET"]),
+        Route("/roster/i/{code:path}", roster.institution_save, methods=["POST"]),
     ]
