@@ -41,6 +41,7 @@ def run_checks(path: Path, echo: Echo) -> bool:
         _try(echo, "roster", lambda: _roster(settings.roster.file)),
         _try(echo, "campaigns", lambda: _campaigns(settings)),
         _try(echo, "templates", lambda: _templates(settings)),
+        _try(echo, "web", lambda: _web(settings)),
     ]
     results.append(_try(echo, "inbox", lambda: _inbox(settings)))
     if results[-1]:  # an inbox that cannot be opened was reported once already
@@ -117,6 +118,22 @@ def _templates(settings: config.Settings) -> str:
     load_templates(settings)
     where = f"{settings.templates_dir}, then the packaged ones" if settings.templates_dir else "the packaged ones"
     return f"{len(KINDS)} kinds render ({where})"
+
+
+def _web(settings: config.Settings) -> str:
+    """Whether `mailbot run` serves the web pages, where, and whether mail carries the schools' status links."""
+    w = settings.web
+    where = (
+        f"served by `mailbot run` on http://{w.host}:{w.port}{w.path_prefix}/"
+        if w.enabled
+        else "not served by `mailbot run` ([web] enabled = false; `mailbot web` serves them)"
+    )
+    links = (
+        f"receipts and reminders link to {w.public_url}/s/..."
+        if w.public_url
+        else "no status links in mail ([web] public_url not set)"
+    )
+    return f"{where}; {links}"
 
 
 def _outbox(settings: config.Settings) -> str:

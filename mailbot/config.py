@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -217,8 +218,10 @@ class SecuritySettings(_Section):
 
 
 class WebSettings(_Section):
-    """The staff web pages (`mailbot web`)."""
+    """The staff web pages (`mailbot web`, or inside `mailbot run` when ``enabled``) and the schools' status links."""
 
+    # Serve the pages from `mailbot run` itself (one service for everything) instead of a separate `mailbot web`.
+    enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     # Behind a reverse proxy that serves the pages under a sub-path, e.g. "/mailbot"; "" = at the root.
@@ -231,6 +234,24 @@ class WebSettings(_Section):
     # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For / X-Forwarded-Proto are believed;
     # from anyone else these headers are ignored, so a client cannot choose the address the login limit sees.
     trusted_proxies: tuple[str, ...] = ()
+    # The address schools reach the pages at from outside (with path_prefix, if any), e.g.
+    # "https://baocao.haiphong.edu.vn/mailbot": receipts and reminders then carry a personal status link under it.
+    public_url: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        url = value.strip()
+        if not url:
+            return ""
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port out of range
+            ok = False
+        if not ok or parts.query or parts.fragment or any(c.isspace() for c in url):
+            raise ValueError(f"{value!r} is not an http(s) address such as https://baocao.haiphong.edu.vn/mailbot")
+        return url.rstrip("/")
 
     @field_validator("trusted_proxies")
     @classmethod

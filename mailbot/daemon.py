@@ -1,4 +1,5 @@
-"""`mailbot run`: watch the inbox (IDLE, else polling), run the scheduled jobs, ride out outages and signals."""
+"""`mailbot run`: watch the inbox (IDLE, else polling), run the scheduled jobs, ride out outages and signals; and,
+with ``[web] enabled``, serve the web pages from the same process (one service runs everything)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -27,6 +29,9 @@ from mailbot.notify import dispatch
 from mailbot.notify.compose import Templates, load_templates
 from mailbot.notify.outbox import Delivery
 from mailbot.oauth import TokenCache
+
+if TYPE_CHECKING:
+    from mailbot.web.serve import WebThread
 
 log = logging.getLogger("mailbot.daemon")
 MAX_BACKOFF = 300.0  # seconds between reconnection attempts, at most
@@ -88,20 +93,42 @@ class Daemon:
     def run(self) -> int:
         with Lock(self.settings.data_dir):
             self._signals()
-            pipeline.import_roster(self.settings, self.engine)  # only if the file changed: never reverts a CLI import
-            swept = archive.sweep_partial(self.settings.archive_dir)
-            if swept:
-                log.info("removed %d partial file(s) left by an interrupted run", swept)
-            scheduler = self._scheduler()
-            scheduler.start()
-            log.info("mailbot started (pid %d), watching %s", os.getpid(), self.settings.inbox.kind)
+            web = self._web()  # bound here: an address in use stops the start with one line, before anything runs
             try:
-                self.catch_up()
-                self.watch()
+                self._run()
             finally:
-                scheduler.shutdown(wait=True)
-                log.info("mailbot stopped")
+                if web:
+                    web.stop()
+                    log.info("web pages stopped")
         return 0
+
+    def _web(self) -> WebThread | None:
+        """The web pages in a thread of the service, when ``[web] enabled``; their clock is the service's."""
+        w = self.settings.web
+        if not w.enabled:
+            return None
+        from mailbot.web.app import create_app  # Starlette and the pages load only when they are served
+        from mailbot.web.serve import WebThread
+
+        web = WebThread(create_app(self.settings, self.engine, clock=self.clock.now), w.host, w.port)
+        web.start()
+        log.info("web pages on http://%s:%d%s/", w.host, w.port, w.path_prefix)
+        return web
+
+    def _run(self) -> None:
+        pipeline.import_roster(self.settings, self.engine)  # only if the file changed: never reverts a CLI import
+        swept = archive.sweep_partial(self.settings.archive_dir)
+        if swept:
+            log.info("removed %d partial file(s) left by an interrupted run", swept)
+        scheduler = self._scheduler()
+        scheduler.start()
+        log.info("mailbot started (pid %d), watching %s", os.getpid(), self.settings.inbox.kind)
+        try:
+            self.catch_up()
+            self.watch()
+        finally:
+            scheduler.shutdown(wait=True)
+            log.info("mailbot stopped")
 
     def _signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:

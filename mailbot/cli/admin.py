@@ -100,10 +100,9 @@ def web(state: State, host: str | None, port: int | None) -> None:
     to reach it from other machines ([web] path_prefix, https_only).
     Example: mailbot --config /etc/mailbot/mailbot.toml web --port 8080
     """
-    import uvicorn
-
     from mailbot.web.app import create_app
     from mailbot.web.auth import count_users
+    from mailbot.web.serve import bind, server
 
     settings = state.settings()
     engine = store.connect(settings.db_url)
@@ -111,12 +110,11 @@ def web(state: State, host: str | None, port: int | None) -> None:
     host, port = host or settings.web.host, port or settings.web.port
     if not count_users(engine):
         click.echo("no web account yet: create one with `mailbot user add NAME`", err=True)
+    sock = bind(host, port)  # an address in use: one line, no traceback
+    if settings.web.enabled:
+        click.echo("note: [web] enabled is set, so `mailbot run` serves these pages too", err=True)
     click.echo(f"serving on http://{host}:{port}{settings.web.path_prefix}/ (Ctrl+C stops)", err=True)
-    # The application itself believes X-Forwarded-For only from [web] trusted_proxies (web.app.ClientAddress);
-    # uvicorn's own handling would trust 127.0.0.1 (or $FORWARDED_ALLOW_IPS) whatever the configuration says.
-    uvicorn.run(
-        app, host=host, port=port, log_level="warning", access_log=False, server_header=False, proxy_headers=False
-    )
+    server(app, in_thread=False).run(sockets=[sock])
 
 
 @cli.group(name="user")

@@ -80,8 +80,11 @@ class Templates:
 
         found = []
         for kind in KINDS:
+            sample = SAMPLE_CONTEXTS[kind]
             try:
-                self.render(kind, SAMPLE_CONTEXTS[kind])
+                self.render(kind, sample)
+                if "status_url" in sample:  # and as it goes out without ``[web] public_url``
+                    self.render(kind, {**sample, "status_url": ""})
             except (TemplateError, OSError) as exc:
                 where = getattr(exc, "filename", None) or getattr(exc, "name", None) or kind
                 line = getattr(exc, "lineno", None)

@@ -12,7 +12,7 @@ from mailbot import store
 from mailbot.campaigns import catalog
 from mailbot.config import Settings
 from mailbot.errors import MailbotError
-from mailbot.notify import outbox
+from mailbot.notify import links, outbox
 from mailbot.notify.chase import Notice, due_notices
 from mailbot.notify.compose import Rendered, Templates, compose, department, load_templates, secret_key
 from mailbot.notify.digest import active_campaigns, digest_context
@@ -69,7 +69,7 @@ def queue_notices(settings: Settings, engine: Engine, now: datetime, *, dry_run:
     return [_queue_notice(settings, engine, templates, key, n, recipients_for(n, bad), now) for n in notices]
 
 
-def _notice_context(settings: Settings, n: Notice, now: datetime) -> dict[str, Any]:
+def _notice_context(settings: Settings, key: bytes, n: Notice, now: datetime) -> dict[str, Any]:
     i, zone = n.institution, settings.zone
     return {
         **_common(settings, now),
@@ -85,13 +85,14 @@ def _notice_context(settings: Settings, n: Notice, now: datetime) -> dict[str, A
         "deadline_short": f"{i.deadline.astimezone(zone):%d/%m/%Y}",
         "days_left": n.days,
         "days_late": n.days,
+        "status_url": links.status_url(settings.web.public_url, key, i.code, n.campaign, now),
     }
 
 
 def _queue_notice(
     settings: Settings, engine: Engine, templates: Templates, key: bytes, n: Notice, to: tuple[str, ...], now: datetime
 ) -> Planned:
-    rendered = templates.render(n.kind, _notice_context(settings, n, now))
+    rendered = templates.render(n.kind, _notice_context(settings, key, n, now))
     msg = compose(settings.outbox, key, n.kind, to or ("undisclosed-recipients:;",), rendered, when=now)
     with store.atomic(engine) as conn:
         inst_pk = store.institution_pk(conn, n.institution.code)

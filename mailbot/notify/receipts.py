@@ -10,6 +10,9 @@ The rule (also in the README):
 - a message over the size limit from a roster address (held for staff) gets ``too_large``: what to send instead;
 - anything else (held without a Word file, unreadable, a duplicate, our own bounces) gets nothing.
 
+With ``[web] public_url`` set, a receipt that goes to the institution's own address about one campaign carries
+the institution's personal status link for it (``notify.links``); one to any other address never does.
+
 And whom it may reach (no backscatter: mailbot must not be a way to mail third parties):
 - nothing to a sender that fails authentication or whose From holds several addresses (held for staff);
 - a roster address gets its receipt as always;
@@ -33,8 +36,8 @@ from sqlalchemy.engine import Connection
 from mailbot import store
 from mailbot.config import OutboxSettings, SecuritySettings, Settings
 from mailbot.ingest.authenticity import evidence, problem
-from mailbot.models import Campaign, InboundMail, State, Verdict, WarningCode
-from mailbot.notify import outbox
+from mailbot.models import Campaign, IdentifiedBy, InboundMail, State, Verdict, WarningCode
+from mailbot.notify import links, outbox
 from mailbot.notify.compose import Templates, compose, department, human_size, reply_subject
 from mailbot.wording import arrival_time, local_time, receipt_number, warning_texts
 
@@ -104,6 +107,7 @@ def ack_context(
     quote_subject: bool = True,
     max_message_bytes: int = 0,
     sizes: Sequence[int] | None = None,
+    status_url: str = "",
 ) -> dict[str, Any]:
     """Plain values only: subjects and file names from the sender are data for the template, never template.
     Without ``quote_subject`` the sender's subject is left out (the templates then use their own). ``sizes``
@@ -133,7 +137,15 @@ def ack_context(
         "sender": mail.sender,
         "message_size": human_size(too_large(mail)),
         "max_message_size": human_size(max_message_bytes),
+        "status_url": status_url,
     }
+
+
+def receipt_link(settings: Settings, key: bytes, verdict: Verdict, campaign: Campaign | None, now: datetime) -> str:
+    """The institution's status link for a receipt known to go to one of its own addresses; "" otherwise."""
+    if verdict.institution is None or campaign is None:
+        return ""
+    return links.status_url(settings.web.public_url, key, verdict.institution.code, campaign, now)
 
 
 def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, verdict: Verdict) -> None:
@@ -161,6 +173,10 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
         fallback,
         quote_subject=reach is Audience.ROSTER,
         max_message_bytes=settings.limits.max_message_bytes,
+        # the link only to the institution's own address: an address matched by name may be anyone's
+        status_url=receipt_link(settings, ctx.key, verdict, campaign, now)
+        if reach is Audience.ROSTER and verdict.identified_by is IdentifiedBy.ADDRESS
+        else "",
     )
     rendered = ctx.templates.render(kind, context)
     msg = compose(
@@ -217,6 +233,7 @@ def queue_staff_receipt(
         held.campaign.contact,
         quote_subject=held.quote_subject,
         sizes=held.sizes,
+        status_url=receipt_link(settings, key, held.verdict, held.campaign, now) if held.quote_subject else "",
     )
     msg = compose(
         settings.outbox,

@@ -20,6 +20,8 @@ _COMMON = {
     "now": "08:00 ngày 02/12/2023",
     "contact": "bà Nguyễn Thị Lan, điện thoại 0225.3xxx.xxx",
 }
+# The school's personal status link (``[web] public_url`` set); `check` also renders every template without it.
+_LINK = {"status_url": "https://baocao.haiphong.edu.vn/mailbot/s/WyJUSFBULU5RIiwiYW50cS0yMDIzIl0.chu-ky-mau"}
 _RECEIPT = {
     **_COMMON,
     "institution": _INSTITUTION,
@@ -31,6 +33,7 @@ _RECEIPT = {
     "late": False,
     "identified_by": "name",
     "sender": "thpt.nq@gmail.com",
+    **_LINK,
 }
 _GROUP = {
     "name": "THPT",
@@ -49,8 +52,8 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "ack_no_report": _RECEIPT,
     "ack_review": {**_RECEIPT, "institution": None},
     "too_large": {**_RECEIPT, "files": [], "warnings": [], "message_size": "63,2 MB", "max_message_size": "50,0 MB"},
-    "reminder": {**_COMMON, "institution": _INSTITUTION, "days_left": 3},
-    "late": {**_COMMON, "institution": _INSTITUTION, "days_late": 2},
+    "reminder": {**_COMMON, **_LINK, "institution": _INSTITUTION, "days_left": 3},
+    "late": {**_COMMON, **_LINK, "institution": _INSTITUTION, "days_late": 2},
     "announce": {
         **_COMMON,
         "institution": _INSTITUTION,

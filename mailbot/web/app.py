@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -18,6 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from mailbot import store
 from mailbot.clock import Clock
 from mailbot.config import Settings
+from mailbot.notify.compose import secret_key
 from mailbot.web import auth
 from mailbot.web.core import Web, make_env, web_of
 from mailbot.web.pages import routes
@@ -125,8 +126,15 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(settings: Settings, engine: Engine | None = None, *, now: datetime | None = None) -> PathPrefix:
-    """The ASGI application for ``settings``; ``now`` fixes the clock (previews and tests)."""
+def create_app(
+    settings: Settings,
+    engine: Engine | None = None,
+    *,
+    now: datetime | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> PathPrefix:
+    """The ASGI application for ``settings``; ``now`` fixes the clock (previews and tests), ``clock`` shares one
+    (the service's, which runs on from its ``--now``)."""
     engine = engine or store.connect(settings.db_url)
     key = auth.load_or_create_key(auth.key_file(settings))
     web = Web(
@@ -136,7 +144,8 @@ def create_app(settings: Settings, engine: Engine | None = None, *, now: datetim
         limiter=auth.LoginLimiter(),
         cache=StatusCache(engine, settings.zone),
         env=make_env(settings),
-        clock=Clock(settings.zone, now).now,
+        clock=clock or Clock(settings.zone, now).now,
+        link_key=secret_key(settings.data_dir),
     )
     app = Starlette(routes=routes(), exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.web = web

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,9 @@ class Web:
     cache: StatusCache
     env: jinja2.Environment
     clock: Callable[[], datetime]
+    link_key: bytes = b""  # verifies the schools' status links (notify.links): the installation's secret.key
+    # Bad status links per client address: a stranger trying tokens is slowed down (they cannot be guessed anyway).
+    link_limiter: auth.LoginLimiter = field(default_factory=lambda: auth.LoginLimiter(attempts=20, per_ip=20))
 
     @property
     def prefix(self) -> str:

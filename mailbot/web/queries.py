@@ -176,6 +176,16 @@ def _message_view(r: Any, files: list[FileLink]) -> MessageView:
     )
 
 
+def campaign_messages(engine: Engine, campaign_id: str, code: str) -> list[MessageView]:
+    """What the institution sent that counts for the campaign, oldest first: its reports, and its mail without a Word
+    file (a stamped copy sent on its own, say)."""
+    return [
+        m
+        for m in reversed(institution_messages(engine, code))
+        if m.campaign_id == campaign_id and m.state in ("submission", "no_report")
+    ]
+
+
 @dataclass(frozen=True)
 class SentMail:
     """A mail queued for the institution: a receipt, a reminder, a late notice."""

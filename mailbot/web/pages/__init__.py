@@ -1,15 +1,16 @@
 """The pages by subject, and the one table of their URLs (``routes``) that ``web.app`` serves.
 
-Every route but the login form needs a live session, every POST the session's CSRF token (``web.access``).
-Changes are made by the library functions with the logged-in user as the actor, so they land in ``actions``
-with who and when.
+Every route but the login form and the schools' status page (its signed link is its key) needs a live session,
+every POST the session's CSRF token (``web.access``). Changes are made by the library functions with the logged-in
+user as the actor, so they land in ``actions`` with who and when.
 """
 
 from __future__ import annotations
 
 from starlette.routing import Route
 
-from mailbot.web.pages import account, campaigns, exports, institutions, overview, review, roster
+from mailbot.notify import links
+from mailbot.web.pages import account, campaigns, exports, institutions, overview, review, roster, school
 
 
 def routes() -> list[Route]:
@@ -45,4 +46,6 @@ def routes() -> list[Route]:
         Route("/roster/export.xlsx", roster.export, methods=["GET"]),
         Route("/roster/i/{code:path}", roster.institution_form, methods=["GET"]),
         Route("/roster/i/{code:path}", roster.institution_save, methods=["POST"]),
+        # public: a school's own status, through the signed link in its mail (notify.links), no session
+        Route(links.PATH + "{token}", school.school_status, methods=["GET"]),
     ]
