@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,11 +21,12 @@ import httpx
 import pytest
 
 from mailbot import config, pipeline, store
+from mailbot.campaigns import catalog
 from mailbot.config import Settings, WebSettings, late_limit
 from mailbot.demo import samples
 from mailbot.demo.build import DIGEST_AT, build_demo
 from mailbot.errors import ConfigError
-from mailbot.models import PaperMode
+from mailbot.models import Campaign, PaperMode
 from mailbot.notify import links
 from mailbot.notify.compose import KINDS, Templates, secret_key
 from mailbot.notify.samples import SAMPLE_CONTEXTS
@@ -63,8 +65,13 @@ def client_for(settings: Settings, now=DIGEST_AT) -> TestClient:  # type: ignore
     return TestClient(create_app(settings, store.connect(settings.db_url), now=now), base_url="http://testserver")
 
 
+def campaign_of(settings: Settings) -> Campaign:
+    """The demo's campaign, from where the service and the pages take it (the database)."""
+    return catalog.load(store.connect(settings.db_url), settings).all[0]
+
+
 def token(settings: Settings, code: str) -> str:
-    return links.make_token(secret_key(settings.data_dir), code, settings.campaigns()[0].id)
+    return links.make_token(secret_key(settings.data_dir), code, campaign_of(settings).id)
 
 
 def others_shown(page: str, code: str) -> list[str]:
@@ -101,7 +108,7 @@ def test_a_valid_link_shows_that_institution_and_nobody_else(demo: Settings) -> 
 
 
 def test_a_missing_institution_is_told_what_is_missing_and_by_when(demo: Settings) -> None:
-    status = campaign_status(store.connect(demo.db_url), demo.campaigns()[0])
+    status = campaign_status(store.connect(demo.db_url), campaign_of(demo))
     code = next(i.code for i in status.institutions if i.status == "missing")
     page = client_for(demo).get(f"/s/{token(demo, code)}").text
     assert "Chưa nộp" in page and "Sở chưa nhận được thư báo cáo nào" in page
@@ -111,29 +118,32 @@ def test_a_missing_institution_is_told_what_is_missing_and_by_when(demo: Setting
 
 
 def test_the_stamped_copy_line_follows_the_campaign(demo: Settings) -> None:
-    either = demo.model_copy(update={"campaign": (demo.campaign[0].model_copy(update={"paper": PaperMode.EITHER}),)})
-    client = client_for(either)
-    scanned = client.get(f"/s/{token(either, 'DH-HP')}").text  # Word report plus a PDF scan
-    assert "Bản có dấu đỏ:</b> Sở đã nhận bản PDF" in scanned and "Sở đã nhận đủ hồ sơ" in scanned
-    assert "(bản scan có dấu).pdf" in scanned
-    word_only = client.get(f"/s/{token(either, 'THPT-TP')}").text
-    assert "Còn thiếu:</b> bản có dấu đỏ" in word_only and "bưu điện" in word_only
     plain = client_for(demo).get(f"/s/{token(demo, 'THPT-TP')}").text  # paper = none: not asked for
     assert "dấu đỏ" not in plain
+    c = campaign_of(demo)
+    catalog.edit(
+        store.connect(demo.db_url), c.id, replace(catalog.draft_of(c), paper=PaperMode.EITHER), actor="t", now=DIGEST_AT
+    )
+    client = client_for(demo)
+    scanned = client.get(f"/s/{token(demo, 'DH-HP')}").text  # Word report plus a PDF scan
+    assert "Bản có dấu đỏ:</b> Sở đã nhận bản PDF" in scanned and "Sở đã nhận đủ hồ sơ" in scanned
+    assert "(bản scan có dấu).pdf" in scanned
+    word_only = client.get(f"/s/{token(demo, 'THPT-TP')}").text
+    assert "Còn thiếu:</b> bản có dấu đỏ" in word_only and "bưu điện" in word_only
 
 
 def test_an_altered_or_foreign_link_is_not_found(demo: Settings) -> None:
     client = client_for(demo)
     good = token(demo, "THPT-TP")
     payload, _, signature = good.rpartition(".")
-    forged = links.make_token(b"another installation's key!!!!!!", "THPT-TP", demo.campaigns()[0].id)
-    other_payload = links.make_token(secret_key(demo.data_dir), "THPT-NQ", demo.campaigns()[0].id).rpartition(".")[0]
+    forged = links.make_token(b"another installation's key!!!!!!", "THPT-TP", campaign_of(demo).id)
+    other_payload = links.make_token(secret_key(demo.data_dir), "THPT-NQ", campaign_of(demo).id).rpartition(".")[0]
     for bad in (
         payload + "." + signature[:-3] + ("AAA" if signature[-3:] != "AAA" else "BBB"),  # signature altered
         other_payload + "." + signature,  # another institution's payload under this signature
         forged,
         links.make_token(secret_key(demo.data_dir), "THPT-TP", "no-such-campaign"),
-        links.make_token(secret_key(demo.data_dir), "NO-SUCH-CODE", demo.campaigns()[0].id),
+        links.make_token(secret_key(demo.data_dir), "NO-SUCH-CODE", campaign_of(demo).id),
         "x" * 2000,
         "",
     ):
@@ -144,14 +154,14 @@ def test_an_altered_or_foreign_link_is_not_found(demo: Settings) -> None:
 
 
 def test_a_link_expires_with_the_campaign(demo: Settings) -> None:
-    limit = late_limit(demo.campaigns()[0])
+    limit = late_limit(campaign_of(demo))
     link = f"/s/{token(demo, 'THPT-TP')}"
     assert client_for(demo, now=limit - timedelta(minutes=1)).get(link).status_code == 200
     page = client_for(demo, now=limit + timedelta(minutes=1)).get(link)
     assert page.status_code == 403 and "Đường dẫn đã hết hiệu lực" in page.text
     assert "Trần Phú" not in page.text
     # no link is made once it would be dead
-    key, campaign = secret_key(demo.data_dir), demo.campaigns()[0]
+    key, campaign = secret_key(demo.data_dir), campaign_of(demo)
     assert links.status_url(PUBLIC, key, "THPT-TP", campaign, limit + timedelta(seconds=1)) == ""
     assert links.status_url("", key, "THPT-TP", campaign, limit) == ""
     assert links.status_url(PUBLIC, key, "THPT-TP", campaign, limit).startswith(PUBLIC + "/s/")
