@@ -25,7 +25,14 @@ PASSWORD_ENV = "MAILBOT_TEST_IMAP_PASSWORD"
 # The suites that take minutes (reliability, hostile mail, the corpus, the browser, the wheel): marked `slow`, so
 # that `bash scripts/test.sh -m "not slow"` is the quick loop. CI runs everything.
 SLOW_FILES = frozenset(
-    {"test_crash.py", "test_hostile.py", "test_outages.py", "test_web_browser.py", "test_packaging.py"}
+    {
+        "test_crash.py",
+        "test_hostile.py",
+        "test_outages.py",
+        "test_web_browser.py",
+        "test_web_browser_year.py",
+        "test_packaging.py",
+    }
 )
 SLOW_MARKS = frozenset({"crash", "corpus"})
 
