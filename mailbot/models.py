@@ -197,6 +197,7 @@ class State(StrEnum):
     REVIEW = "review"  # held for staff, with the reason
     BOUNCE = "bounce"  # a delivery failure of a message we sent
     ERROR = "error"  # could not be read at all: set aside with the reason
+    DISMISSED = "dismissed"  # staff decided it is no report (spam, a question): kept, out of the queue, undoable
     DUPLICATE = "duplicate"  # already recorded (never stored as a state: the original keeps its own)
 
 

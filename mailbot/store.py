@@ -116,7 +116,7 @@ messages = Table(
     Column("campaign_id", String(64), index=True),
     Column("identified_by", String(16)),
     Column("late", Boolean, nullable=False, default=False),
-    Column("state", String(16), nullable=False),  # submission | no_report | review | error
+    Column("state", String(16), nullable=False),  # submission | no_report | review | error | dismissed
     Column("reason", Text, nullable=False, default=""),
     Column("eml_path", Text, nullable=False),
     Column("size", Integer, nullable=False),
@@ -260,6 +260,17 @@ campaign_files = Table(
     Column("sha256", String(64), nullable=False),
     Column("size", Integer, nullable=False),
     Column("added_at", UTC, nullable=False),
+)
+
+# Held messages staff set aside as no report (`review dismiss`): why, and the state to go back to on undo.
+dismissals = Table(
+    "dismissals",
+    metadata,
+    Column("message_pk", Integer, ForeignKey("messages.id"), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("prior_state", String(16), nullable=False),  # review | error
+    Column("actor", Text, nullable=False),
+    Column("at", UTC, nullable=False),
 )
 
 # Scheduled work that has been done (digest of a day, reminder round of a day), so a restart never repeats it.

@@ -1,10 +1,12 @@
-"""Staff-granted deadlines for one institution (as Moodle's assignment extensions)."""
+"""Staff-granted deadlines for one institution (as Moodle's assignment extensions): grant, move or remove one; the
+institution's recorded messages follow the deadline in force (their ``late`` flag), as status always does."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
+from sqlalchemy.engine import Connection
 
 from mailbot import store
 from mailbot.errors import MailbotError, NotFound
@@ -64,6 +66,7 @@ def grant(engine: Engine, campaign: Campaign, code: str, until: datetime, *, act
                 campaign_id=campaign.id, institution_id=pk, until=until, reason=reason, actor=actor, at=store.now()
             )
         )
+        _relate(conn, campaign.id, pk, until)
         conn.execute(
             store.actions.insert().values(
                 action="extend",
@@ -72,6 +75,44 @@ def grant(engine: Engine, campaign: Campaign, code: str, until: datetime, *, act
                 detail=f"{campaign.id} {code} until {until.isoformat()} {reason}".strip(),
             )
         )
+
+
+class NoExtension(MailbotError):
+    """The institution has no extension to remove for this campaign."""
+
+
+def remove(engine: Engine, campaign: Campaign, code: str, *, actor: str) -> datetime:
+    """Take back an institution's own deadline: the campaign's applies again (lateness, reminders). Returns the
+    deadline that was removed."""
+    with store.atomic(engine) as conn:
+        pk = store.institution_pk(conn, code)
+        if pk is None:
+            raise NotFound(f"no institution with code {code!r} in the roster")
+        e = store.extensions
+        until: datetime | None = conn.execute(
+            select(e.c.until).where(e.c.campaign_id == campaign.id, e.c.institution_id == pk)
+        ).scalar()
+        if until is None:
+            raise NoExtension(f"{code} has no extension for campaign {campaign.id}")
+        conn.execute(e.delete().where(e.c.campaign_id == campaign.id, e.c.institution_id == pk))
+        _relate(conn, campaign.id, pk, campaign.deadline)
+        conn.execute(
+            store.actions.insert().values(
+                action="extend_remove",
+                actor=actor,
+                at=store.now(),
+                detail=f"{campaign.id} {code} was {until.isoformat()}",
+            )
+        )
+    return until
+
+
+def _relate(conn: Connection, campaign_id: str, institution_pk: int, deadline: datetime) -> None:
+    """The institution's messages of the campaign, late or not against the deadline now in force."""
+    m = store.messages
+    mine = (m.c.campaign_id == campaign_id, m.c.institution_id == institution_pk)
+    conn.execute(update(m).where(*mine, m.c.received_at > deadline).values(late=True))
+    conn.execute(update(m).where(*mine, m.c.received_at <= deadline).values(late=False))
 
 
 def all_extensions(engine: Engine) -> dict[tuple[str, str], datetime]:

@@ -42,12 +42,18 @@ MESSAGE_STATE = {
     "review": "Chờ cán bộ xem xét",
     "error": "Không đọc được thư",
     "duplicate": "Thư trùng",
+    "dismissed": "Đã loại (không phải báo cáo)",
 }
 ACTION = {
     "assign": "Giao thư cho đơn vị",
     "extend": "Gia hạn nộp",
+    "extend_remove": "Hủy gia hạn nộp",
     "roster_import": "Nhập danh sách đơn vị",
     "roster_edit": "Sửa thông tin đơn vị",
+    "dismiss": "Loại thư (không phải báo cáo)",
+    "undismiss": "Đưa thư trở lại danh sách chờ xem xét",
+    "confirm": "Xác nhận đơn vị gửi (nhận diện theo tên)",
+    "reject": "Không đúng đơn vị (thư trở lại danh sách chờ xem xét)",
 }
 EVENT = {
     "login": "Đăng nhập",
@@ -306,6 +312,14 @@ def _action_view(r: Any) -> ActionView:
                 match["reason"].strip(),
                 match["campaign"],
             )
+    if r.action in ("confirm", "reject", "extend_remove"):
+        first, _, rest = r.detail.partition(" ")
+        second = rest.split(" ", 1)[0]
+        # confirm/reject: "CODE CAMPAIGN"; extend_remove: "CAMPAIGN CODE was …"
+        code, campaign = (first, second) if r.action != "extend_remove" else (second, first)
+        return ActionView(r.id, r.action, r.actor, r.at, r.detail, r.message_pk, code, campaign_id=campaign)
+    if r.action == "dismiss":
+        return ActionView(r.id, r.action, r.actor, r.at, r.detail, r.message_pk, "", reason=r.detail)
     if r.action == "assign":
         code, _, rest = r.detail.partition(",")
         learned = rest.strip().removeprefix("learned ").strip() if rest else ""
@@ -321,7 +335,8 @@ def _like_escape(text: str) -> str:
 
 
 def actions_for(engine: Engine, code: str) -> list[ActionView]:
-    """Assignments to the institution, extensions granted to it and edits of its details, newest first."""
+    """Assignments to the institution, extensions granted or removed, names confirmed or rejected, edits of its
+    details, newest first."""
     a = store.actions
     c = _like_escape(code)
     query = (
@@ -331,6 +346,8 @@ def actions_for(engine: Engine, code: str) -> list[ActionView]:
                 and_(a.c.action == "assign", or_(a.c.detail == code, a.c.detail.like(f"{c},%", escape="\\"))),
                 and_(a.c.action == "extend", a.c.detail.like(f"% {c} until %", escape="\\")),
                 and_(a.c.action == "roster_edit", a.c.detail.like(f"{c}: %", escape="\\")),
+                and_(a.c.action == "extend_remove", a.c.detail.like(f"% {c} was %", escape="\\")),
+                and_(a.c.action.in_(("confirm", "reject")), a.c.detail.like(f"{c} %", escape="\\")),
             )
         )
         .order_by(a.c.id.desc())
@@ -414,6 +431,32 @@ def choices(engine: Engine) -> list[tuple[str, list[Choice]]]:
         for r in conn.execute(select(i.c.code, i.c.name, i.c.grp).where(i.c.active.is_(True)).order_by(i.c.id)):
             grouped.setdefault(r.grp, []).append(Choice(r.code, r.name, r.grp, search_key(r.code, r.name)))
     return list(grouped.items())
+
+
+@dataclass(frozen=True)
+class DismissedView:
+    """A message staff dismissed as no report: why, who, when."""
+
+    message: MessageView
+    reason: str
+    actor: str
+    at: datetime
+
+
+def dismissed(engine: Engine) -> list[DismissedView]:
+    """Dismissed messages, most recently dismissed first."""
+    m, d = store.messages, store.dismissals
+    with engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                select(m, d.c.reason.label("dismissal"), d.c.actor, d.c.at)
+                .join(d, d.c.message_pk == m.c.id)
+                .where(m.c.state == "dismissed")
+                .order_by(d.c.at.desc(), m.c.id.desc())
+            )
+        )
+    files = files_by_message(engine, [r.id for r in rows])
+    return [DismissedView(_message_view(r, files[r.id]), r.dismissal, r.actor, r.at) for r in rows]
 
 
 def message(engine: Engine, pk: int) -> MessageView | None:

@@ -1,4 +1,5 @@
-"""The institutions: the table (search, filters, sorting, pages), one institution's page, and the extension form."""
+"""The institutions: the table (search, filters, sorting, pages), one institution's page, its extension (grant,
+change, remove), and confirming or rejecting its submissions recognised only by name."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailbot.campaigns import extensions
+from mailbot.campaigns import extensions, named
 from mailbot.errors import MailbotError, NotFound
 from mailbot.models import Campaign
 from mailbot.web import queries
@@ -96,4 +97,74 @@ def _bad_deadline(exc: extensions.BadDeadline, campaign: Campaign, web: Web) -> 
     return (
         f"Thời hạn mới không được quá một năm sau hạn nộp chung của đợt báo cáo "
         f"({deadline}). Vui lòng kiểm tra lại ngày, tháng, năm."
+    )
+
+
+def _institution_url(campaign: Campaign, code: str) -> str:
+    return f"/c/{quote(campaign.id)}/institutions/{quote(code, safe='')}"
+
+
+@campaign_route
+async def remove_extension(request: Request, web: Web, campaign: Campaign) -> Response:
+    code = str(form(request).get("code", ""))
+    back = _institution_url(campaign, code)
+    try:
+        await run_in_threadpool(extensions.remove, web.engine, campaign, code, actor=user(request))
+        web.cache.clear()
+    except NotFound:
+        raise HTTPException(404) from None
+    except extensions.NoExtension:
+        return redirect(web, back, ("error", "Đơn vị chưa được gia hạn trong đợt báo cáo này; không có gì để hủy."))
+    except MailbotError as exc:
+        return redirect(web, back, ("error", f"Chưa hủy được gia hạn: {exc}"))
+    deadline = local_time(campaign.deadline, web.settings.zone)
+    return redirect(web, back, ("ok", f"Đã hủy gia hạn; hạn nộp của đơn vị trở lại hạn chung {deadline}."))
+
+
+@campaign_route
+async def confirm_name(request: Request, web: Web, campaign: Campaign) -> Response:
+    code = str(form(request).get("code", ""))
+    back = _institution_url(campaign, code)
+    try:
+        done = await run_in_threadpool(
+            named.confirm, web.settings, web.engine, campaign, code, actor=user(request), now=web.clock()
+        )
+        web.cache.clear()
+    except NotFound:
+        return await _nothing_by_name(web, campaign, code, back)
+    except MailbotError as exc:
+        return redirect(web, back, ("error", f"Chưa xác nhận được: {exc}"))
+    receipt = "; thư xác nhận sẽ được gửi tới đơn vị" if done.receipts else ""
+    return redirect(web, back, ("ok", f"Đã xác nhận báo cáo là của {done.institution.name}{receipt}."))
+
+
+@campaign_route
+async def reject_name(request: Request, web: Web, campaign: Campaign) -> Response:
+    code = str(form(request).get("code", ""))
+    back = _institution_url(campaign, code)
+    try:
+        done = await run_in_threadpool(named.reject, web.settings, web.engine, campaign, code, actor=user(request))
+        web.cache.clear()
+    except NotFound:
+        return await _nothing_by_name(web, campaign, code, back)
+    except MailbotError as exc:
+        return redirect(web, back, ("error", f"Chưa ghi nhận được: {exc}"))
+    numbers = ", ".join(f"số {pk}" for pk in done.message_pks)
+    return redirect(
+        web,
+        back,
+        (
+            "ok",
+            f"Đã ghi nhận thư {numbers} không phải của {done.institution.name}; thư đã trở lại danh sách chờ xem xét.",
+        ),
+    )
+
+
+async def _nothing_by_name(web: Web, campaign: Campaign, code: str, back: str) -> Response:
+    """An unknown code is not found; a known one without such submissions (a second click) is told so."""
+    names = await run_in_threadpool(queries.institution_names, web.engine)
+    if code not in names:
+        raise HTTPException(404)
+    return redirect(
+        web, back, ("error", "Đơn vị không có báo cáo nào chờ xác nhận (nhận diện theo tên) trong đợt này.")
     )
