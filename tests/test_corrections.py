@@ -71,7 +71,9 @@ def institution(ws: Workspace, code: str, campaign: str | None = None) -> dict: 
 def actions(ws: Workspace) -> list[tuple[str, str, str]]:
     a = store.actions
     with ws.engine().connect() as conn:
-        rows = conn.execute(select(a.c.action, a.c.actor, a.c.detail).where(a.c.action != "roster_import"))
+        rows = conn.execute(
+            select(a.c.action, a.c.actor, a.c.detail).where(a.c.action.not_in(("roster_import", "campaign_import")))
+        )
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from mailbot import config, store
+from mailbot.campaigns import catalog
 from mailbot.config import Settings
 from mailbot.reports.status import as_json, campaign_status
 from tests.test_web import (  # noqa: F401 - fixtures
@@ -50,7 +51,7 @@ NEW_POSTS = [
 
 def inst_status(settings: Settings, code: str, campaign: str = CAMPAIGN) -> dict:  # type: ignore[type-arg]
     engine = store.connect(settings.db_url)
-    wanted = next(c for c in settings.campaigns() if c.id == campaign)
+    wanted = catalog.load(engine, settings).get(campaign)
     return next(i for i in as_json(campaign_status(engine, wanted))["institutions"] if i["code"] == code)
 
 
