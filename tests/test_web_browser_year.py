@@ -175,7 +175,7 @@ def test_staff_run_a_campaign_from_the_browser(site: Site, browser) -> None:  # 
     page.fill("#id", "hk1-2024")
     page.fill("#title", "Báo cáo sơ kết học kỳ I năm học 2023-2024")
     page.fill("#plan", "Số 12/KH-SGDĐT ngày 02/01/2024")
-    page.fill("#opens", "03/01/2024 08:00")
+    page.fill("#opens", "02/01/2024 08:00")
     page.fill("#deadline", "15/01/2024 17:00")
     page.check("input[name=groups][value='THPT']")
     page.select_option("#paper", "either")
@@ -219,6 +219,7 @@ def test_staff_run_a_campaign_from_the_browser(site: Site, browser) -> None:  # 
     )
     site.dovecot.append(report, datetime(2024, 1, 3, 0, 30, tzinfo=UTC))  # type: ignore[attr-defined]
     site.cli("run", "--once")
+    assert {i["code"]: i for i in site.status("hk1-2024")["institutions"]}["THPT-NQ"]["status"] == "on_time"
     receipt = next(c for c in of_kind(site.sink, "ack") if school["emails"][0] in c.rcpt_tos)
     text = receipt.message.get_body(("plain",)).get_content()
     links = re.findall(re.escape(site.url) + r"/s/\S+", text)
@@ -233,9 +234,49 @@ def test_staff_run_a_campaign_from_the_browser(site: Site, browser) -> None:  # 
     response = visitor.goto(tampered)
     assert response is not None and response.status in (403, 404)
     assert school["name"] not in visitor.content()
+
+    # 5. With two campaigns open, a school's mail with no keyword in it is held; staff assign it to the second one.
+    late_school = thpt["THPT-TPH"]
+    held = samples.make_email(
+        sender=late_school["emails"][0],
+        sender_name=late_school["name"],
+        subject="Gửi Sở báo cáo",
+        body="Kính gửi Sở, trường gửi báo cáo.",
+        attachments=[("baocao.docx", _report(late_school["name"], "Báo cáo kết quả thực hiện"), samples.DOCX_TYPE)],
+    )
+    spam = samples.make_email(
+        sender="khuyenmai@quangcao.example",
+        sender_name="Khuyến mãi",
+        subject="Ưu đãi cuối năm",
+        body="Mua một tặng một.",
+        attachments=[],
+    )
+    site.dovecot.append(held, datetime(2024, 1, 3, 0, 40, tzinfo=UTC))  # type: ignore[attr-defined]
+    site.dovecot.append(spam, datetime(2024, 1, 3, 0, 45, tzinfo=UTC))  # type: ignore[attr-defined]
+    site.cli("run", "--once")
+    page.goto(site.url + "/c/hk1-2024/review")
+    item = page.locator("section.review-item", has_text=late_school["emails"][0])
+    item.locator("input[type=search]").fill("thai phien")
+    assert item.locator("select[name=code]").input_value() == "THPT-TPH"
+    item.locator("select[name=campaign]").select_option("hk1-2024")
+    shoot(page, "review-two-campaigns")
+    item.locator("button:has-text('Giao cho đơn vị đã chọn')").click()
+    page.wait_for_load_state()
+    assert "Trường THPT Thái Phiên" in page.inner_text(".flash.ok")
+    hk1 = {i["code"]: i for i in site.status("hk1-2024")["institutions"]}
+    assert hk1["THPT-TPH"]["status"] == "on_time" and hk1["THPT-TPH"]["identified_by"] == "staff"
+
+    # 6. The spam is dismissed with a reason: out of the queue, kept under "Đã loại".
+    item = page.locator("section.review-item", has_text="khuyenmai@quangcao.example")
+    item.locator("input[name=reason]").fill("Thư quảng cáo")
+    item.locator("button:has-text('Loại thư')").click()
+    page.wait_for_load_state()
+    assert "khuyenmai@quangcao.example" not in page.locator("section.review-item").all_inner_texts()
+    assert "Thư quảng cáo" in page.inner_text("#da-loai ~ *") or "Thư quảng cáo" in page.inner_text("main")
+    assert site.status("hk1-2024")["review"] == []
     assert not errors, errors
     context.close()
 
 
-def _report(name: str) -> bytes:
-    return samples.make_report_docx(name, date=date(2024, 1, 3), title="Báo cáo sơ kết học kỳ I năm học 2023-2024")
+def _report(name: str, title: str = "Báo cáo sơ kết học kỳ I năm học 2023-2024") -> bytes:
+    return samples.make_report_docx(name, date=date(2024, 1, 3), title=title)
