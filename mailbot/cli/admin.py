@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import shlex
 import sys
 from pathlib import Path
 
@@ -62,7 +63,9 @@ def demo_web_instructions(config_path: Path) -> str:
     from mailbot.demo.build import DIGEST_AT
 
     at = f"{DIGEST_AT:%Y-%m-%dT%H:%M}"
-    base = f"python3 -m mailbot --config {config_path} --now {at}"
+    # The interpreter that runs this demo: in a virtualenv, a bare "python3" may not have mailbot installed.
+    python = shlex.quote(sys.executable) if sys.executable else "python3"
+    base = f"{python} -m mailbot --config {shlex.quote(str(config_path))} --now {at}"
     return f"Web pages as on the demo's morning ({DIGEST_AT:%d/%m/%Y %H:%M}):\n  {base} user add lan\n  {base} web"
 
 
