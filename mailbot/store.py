@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC as TZ_UTC
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Date,
     Engine,
     ForeignKey,
     Index,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     create_engine,
     event,
     false,
@@ -271,6 +273,19 @@ dismissals = Table(
     Column("prior_state", String(16), nullable=False),  # review | error
     Column("actor", Text, nullable=False),
     Column("at", UTC, nullable=False),
+)
+
+# The stamped copy (bản có dấu đỏ) received by post, ticked by staff: one row per campaign and institution.
+paper = Table(
+    "paper",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", String(64), nullable=False, index=True),
+    Column("institution_id", Integer, ForeignKey("institutions.id"), nullable=False),
+    Column("received_on", Date, nullable=False),  # the day it arrived, as staff say (no time: the post has none)
+    Column("actor", Text, nullable=False),
+    Column("at", UTC, nullable=False),
+    UniqueConstraint("campaign_id", "institution_id", name="paper_once"),
 )
 
 # Scheduled work that has been done (digest of a day, reminder round of a day), so a restart never repeats it.
@@ -586,6 +601,12 @@ def mark_undeliverable(conn: Connection, address: str, reason: str) -> None:
 
 def undeliverable_addresses(conn: Connection) -> dict[str, str]:
     return {r.address: r.reason for r in conn.execute(select(undeliverable))}
+
+
+def paper_received(conn: Connection, campaign_id: str) -> dict[int, date]:
+    """institution pk → the day staff say its paper copy arrived, for one campaign."""
+    query = select(paper.c.institution_id, paper.c.received_on).where(paper.c.campaign_id == campaign_id)
+    return {r.institution_id: r.received_on for r in conn.execute(query)}
 
 
 def job_done(conn: Connection, key: str) -> bool:

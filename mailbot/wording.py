@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from mailbot.models import Notice, WarningCode
@@ -114,6 +114,24 @@ def parse_input_time(text: str, zone: ZoneInfo) -> datetime | None:
     except ValueError:
         return None
     return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+
+
+DATE_EXAMPLE = "08/12/2023"
+_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+
+
+def parse_input_date(text: str) -> date | None:
+    """``08/12/2023`` (also ``8/12/2023``, ``8.12.2023``, or ISO ``2023-12-08``) → the day, or None: day first,
+    as Vietnamese write it, whatever the browser's language."""
+    text = text.strip()
+    match = _DATE.fullmatch(text)
+    try:
+        if match:
+            day, month, year = match.groups()
+            return date(int(year), int(month), int(day))
+        return date.fromisoformat(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
+    except ValueError:
+        return None
 
 
 def receipt_number(message_pk: int) -> str:

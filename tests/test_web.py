@@ -455,10 +455,10 @@ def test_institutions_table_search_filter_sort(staff: TestClient) -> None:
         "STT",
         "Mã đơn vị",
         "Tên đơn vị",
-        "Trạng thái",
+        "Tệp Word",
         "Thời điểm nộp lần đầu",
         "Số lần nộp",
-        "Bản có dấu (PDF)",
+        "Bản có dấu đỏ",
         "Nhận diện",
         "Lưu ý",
     ):

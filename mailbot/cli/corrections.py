@@ -1,4 +1,5 @@
-"""What staff settle by hand: held messages and submissions identified by name (`review`), extensions (`extend`).
+"""What staff settle by hand: held messages and submissions identified by name (`review`), extensions (`extend`),
+paper copies received (`paper`).
 
 Every command records who did it (``--by``, default the login name) in the change log; a receipt it queues is
 delivered at once through the durable outbox (its key makes a repeated command send nothing more)."""
@@ -6,13 +7,13 @@ delivered at once through the durable outbox (its key makes a repeated command s
 from __future__ import annotations
 
 import getpass
-from datetime import datetime
+from datetime import date, datetime
 
 import click
 from sqlalchemy import Engine
 
 from mailbot import store
-from mailbot.campaigns import catalog, extensions, named, review
+from mailbot.campaigns import catalog, extensions, named, paper, review
 from mailbot.cli.base import ISO, State, cli, delivery_line
 from mailbot.config import Settings
 from mailbot.models import Campaign
@@ -175,3 +176,39 @@ def extend(
     deadline = until.replace(tzinfo=settings.zone) if until.tzinfo is None else until
     extensions.grant(engine, campaign, code, deadline, actor=who, reason=reason)
     click.echo(f"{code}: deadline for {campaign.id} is now {deadline.isoformat()}")
+
+
+@cli.command(name="paper")
+@click.argument("code")
+@click.option("--campaign", "campaign_id", required=True, help="Campaign id.")
+@click.option(
+    "--date", "on", type=click.DateTime(formats=["%Y-%m-%d"]), help="The day it arrived (default: today, local)."
+)
+@click.option("--undo", is_flag=True, help="Remove the tick (it was a mistake).")
+@click.option("--by", "actor", default=None, help="Who records it (default: the login name).")
+@click.pass_obj
+def paper_copy(state: State, code: str, campaign_id: str, on: datetime | None, undo: bool, actor: str | None) -> None:
+    """Record that an institution's stamped paper copy (bản có dấu đỏ) arrived by post, or undo it.
+
+    Example: mailbot paper THPT-NQ --campaign antq-2023 --date 2023-12-08
+    """
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    today = state.clock(settings).now().astimezone(settings.zone).date()
+    campaign = pick_campaign(catalog.load(engine, settings).all, campaign_id, state.clock(settings).now())
+    who = actor or getpass.getuser()
+    if undo:
+        change = paper.undo(engine, campaign, code, actor=who)
+        was = f"removed (it said {change.received_on.isoformat()})" if change.received_on else "was not ticked: nothing"
+        click.echo(f"{change.code} {change.name}: paper copy for {campaign.id} {was}")
+        return
+    day: date = on.date() if on else today
+    change = paper.tick(engine, campaign, code, day, actor=who, today=today)
+    click.echo(f"{change.code} {change.name}: paper copy for {campaign.id} received on {day.isoformat()}")
+    if not change.counts:
+        click.echo(_paper_note(campaign.paper.value), err=True)
+
+
+def _paper_note(mode: str) -> str:
+    what = "does not ask for a stamped copy" if mode == "none" else "takes the stamped copy as a PDF by mail only"
+    return f"note: this campaign {what} (paper = {mode!r}): the paper copy is recorded but not counted"

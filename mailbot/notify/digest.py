@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 
 from mailbot import store
-from mailbot.models import Campaign
+from mailbot.models import Campaign, PaperMode
 from mailbot.reports.status import CampaignStatus, InstitutionStatus, ReviewItem, Submission
 from mailbot.wording import arrival_time, clip, local_time, receipt_number, warning_texts
 
@@ -100,6 +100,22 @@ def campaign_context(cs: CampaignStatus, since: datetime | None, now: datetime, 
             if any(m.status == "missing" for m in ms)
         ],
         "warnings": warnings,
+        **_stamped(cs),
+    }
+
+
+def _stamped(cs: CampaignStatus) -> dict[str, Any]:
+    """The stamped copy apart from the Word file: how many have it, how many are complete, who still owes it."""
+    if cs.campaign.paper is PaperMode.NONE:
+        return {"stamped": None}
+    owing = [(g, [m.name for m in ms if m.stamped is False]) for g, ms in cs.groups().items()]
+    return {
+        "stamped": {
+            "received": sum(1 for i in cs.counted if i.stamped),
+            "complete": sum(1 for i in cs.counted if i.complete),
+            "total": len(cs.counted),
+            "missing": [{"group": g, "names": names} for g, names in owing if names],
+        }
     }
 
 

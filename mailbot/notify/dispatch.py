@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from mailbot import store
 from mailbot.campaigns import catalog
@@ -16,7 +16,7 @@ from mailbot.notify import links, outbox
 from mailbot.notify.chase import Notice, due_notices
 from mailbot.notify.compose import Rendered, Templates, compose, department, load_templates, secret_key
 from mailbot.notify.digest import active_campaigns, digest_context
-from mailbot.reports.status import CampaignStatus, campaign_status
+from mailbot.reports.status import STAMPED, WORD, CampaignStatus, campaign_status
 from mailbot.wording import local_time
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -49,12 +49,26 @@ def recipients_for(notice: Notice, undeliverable: dict[str, str]) -> tuple[str, 
     return good or ()
 
 
+def asked_keys(engine: Engine, campaign_id: str) -> set[str]:
+    """The keys of the reminders and late notices already queued for a campaign (what each slot asked for)."""
+    o = store.outbox
+    query = select(o.c.key).where(o.c.campaign_id == campaign_id, o.c.kind.in_(("reminder", "late")))
+    with engine.connect() as conn:
+        return set(conn.execute(query).scalars())
+
+
 def plan_notices(settings: Settings, engine: Engine, now: datetime) -> list[Notice]:
     found = catalog.load(engine, settings)
     return [
         n
         for cs in statuses(settings, engine, now)
-        for n in due_notices(cs, catalog.chase_for(settings, found, cs.campaign.id), now, settings.zone)
+        for n in due_notices(
+            cs,
+            catalog.chase_for(settings, found, cs.campaign.id),
+            now,
+            settings.zone,
+            asked_keys(engine, cs.campaign.id),
+        )
     ]
 
 
@@ -79,7 +93,9 @@ def _notice_context(settings: Settings, key: bytes, n: Notice, now: datetime) ->
             "title": n.campaign.title,
             "plan": n.campaign.plan,
             "contact": n.campaign.contact,
+            "paper": n.campaign.paper.value,
         },
+        "missing": {"word": WORD in n.missing, "stamped": STAMPED in n.missing},
         "contact": "",  # the notice's body already names the campaign's contact; the footer does not repeat it
         "deadline": local_time(i.deadline, zone),
         "deadline_short": f"{i.deadline.astimezone(zone):%d/%m/%Y}",

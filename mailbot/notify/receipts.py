@@ -3,7 +3,9 @@
 The rule (also in the README):
 - never to a machine (RFC 3834 markers, bounces, mailer-daemon/noreply senders) nor to ourselves;
 - a counted submission (identified by address, by name or by staff) gets ``ack``; a held message that staff
-  attribute (`review assign`, the web review queue) gets it then, threaded to the held message;
+  attribute (`review assign`, the web review queue) gets it then, threaded to the held message; when the
+  campaign asks for the stamped copy and it is not in yet (no PDF by mail, no paper copy ticked, as the
+  campaign's paper mode takes it), the receipt says so and how to send it;
 - a message from an identified institution without a Word file gets ``ack_no_report``;
 - a message held for review that carries a Word file gets the neutral ``ack_review`` (which, for a roster
   address held only because the campaign is unclear, says so instead of calling the address unknown);
@@ -36,9 +38,10 @@ from sqlalchemy.engine import Connection
 from mailbot import store
 from mailbot.config import OutboxSettings, SecuritySettings, Settings
 from mailbot.ingest.authenticity import evidence, problem
-from mailbot.models import Campaign, IdentifiedBy, InboundMail, State, Verdict, WarningCode
+from mailbot.models import Campaign, FileKind, IdentifiedBy, InboundMail, PaperMode, State, Verdict, WarningCode
 from mailbot.notify import links, outbox
 from mailbot.notify.compose import Templates, compose, department, human_size, reply_subject
+from mailbot.reports.status import signed_copies
 from mailbot.wording import arrival_time, local_time, receipt_number, warning_texts
 
 if TYPE_CHECKING:
@@ -108,6 +111,7 @@ def ack_context(
     max_message_bytes: int = 0,
     sizes: Sequence[int] | None = None,
     status_url: str = "",
+    stamped_owed: bool = False,
 ) -> dict[str, Any]:
     """Plain values only: subjects and file names from the sender are data for the template, never template.
     Without ``quote_subject`` the sender's subject is left out (the templates then use their own). ``sizes``
@@ -120,9 +124,16 @@ def ack_context(
         "receipt": receipt_number(message_pk),
         "reply_subject": reply_subject(mail.subject) if quote_subject else "",
         "institution": {"code": inst.code, "name": inst.name, "group": inst.group} if inst else None,
-        "campaign": {"id": campaign.id, "title": campaign.title, "plan": campaign.plan, "contact": campaign.contact}
+        "campaign": {
+            "id": campaign.id,
+            "title": campaign.title,
+            "plan": campaign.plan,
+            "contact": campaign.contact,
+            "paper": campaign.paper.value,
+        }
         if campaign
         else None,
+        "stamped_owed": stamped_owed,
         "contact": campaign.contact if campaign and campaign.contact else contact,
         "deadline": local_time(campaign.deadline, zone) if campaign else "",
         "arrived": arrival_time(mail.arrived, zone),
@@ -148,6 +159,20 @@ def receipt_link(settings: Settings, key: bytes, verdict: Verdict, campaign: Cam
     return links.status_url(settings.web.public_url, key, verdict.institution.code, campaign, now)
 
 
+def stamped_owed(conn: Connection, campaign: Campaign | None, inst_pk: int | None, mail: InboundMail) -> bool:
+    """Whether the campaign asks this institution for a stamped copy that is not in yet, counting this message's
+    own PDF: what a Word file's receipt then reminds the school of."""
+    if campaign is None or inst_pk is None or campaign.paper is PaperMode.NONE:
+        return False
+    if campaign.paper in (PaperMode.PDF, PaperMode.EITHER) and (
+        any(f.kind is FileKind.PDF for f in mail.files) or inst_pk in signed_copies(conn, campaign.id)
+    ):
+        return False
+    return not (
+        campaign.paper in (PaperMode.POST, PaperMode.EITHER) and inst_pk in store.paper_received(conn, campaign.id)
+    )
+
+
 def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, verdict: Verdict) -> None:
     """Queue the receipt in the caller's transaction, the one that records the message: recorded means
     acknowledged, exactly once."""
@@ -162,6 +187,7 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
     campaign = verdict.campaign
     # A message not yet tied to a campaign still names someone to call: the first campaign that has a contact.
     fallback = next((c.contact for c in ctx.campaigns if c.contact), "")
+    inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
     context = ack_context(
         mail,
         verdict,
@@ -177,6 +203,7 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
         status_url=receipt_link(settings, ctx.key, verdict, campaign, now)
         if reach is Audience.ROSTER and verdict.identified_by is IdentifiedBy.ADDRESS
         else "",
+        stamped_owed=kind == "ack" and stamped_owed(conn, campaign, inst_pk, mail),
     )
     rendered = ctx.templates.render(kind, context)
     msg = compose(
@@ -189,7 +216,6 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
         references=mail.references,
         when=now,
     )
-    inst_pk = store.institution_pk(conn, verdict.institution.code) if verdict.institution else None
     item = outbox.Outgoing(f"ack:{pk}", kind, msg, (mail.sender,), pk, inst_pk, verdict.campaign_id)
     caps = outbox.DailyCaps.of(settings, now, unverified=reach is Audience.UNVERIFIED)
     outbox.queue(conn, item, now, caps)
@@ -222,6 +248,8 @@ def queue_staff_receipt(
     kind = ack_kind(held.mail, held.verdict, settings.own_addresses)
     if kind is None or not settings.notify.acknowledge:
         return None
+    inst = held.verdict.institution
+    inst_pk = store.institution_pk(conn, inst.code) if inst else None
     context = ack_context(
         held.mail,
         held.verdict,
@@ -234,6 +262,7 @@ def queue_staff_receipt(
         quote_subject=held.quote_subject,
         sizes=held.sizes,
         status_url=receipt_link(settings, key, held.verdict, held.campaign, now) if held.quote_subject else "",
+        stamped_owed=kind == "ack" and stamped_owed(conn, held.campaign, inst_pk, held.mail),
     )
     msg = compose(
         settings.outbox,
@@ -245,14 +274,13 @@ def queue_staff_receipt(
         references=held.mail.references,
         when=now,
     )
-    inst = held.verdict.institution
     item = outbox.Outgoing(
         f"ack-staff:{held.message_pk}:{inst.code if inst else ''}:{held.campaign.id}",
         kind,
         msg,
         (held.mail.sender,),
         held.message_pk,
-        store.institution_pk(conn, inst.code) if inst else None,
+        inst_pk,
         held.campaign.id,
     )
     outbox.queue(conn, item, now, outbox.DailyCaps.of(settings, now))

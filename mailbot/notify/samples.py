@@ -10,6 +10,7 @@ _CAMPAIGN = {
     "title": "Báo cáo sơ kết phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023",
     "plan": "số 2816/KH-SGDĐT ngày 20/11/2023",
     "contact": "bà Nguyễn Thị Lan, điện thoại 0225.3xxx.xxx",
+    "paper": "either",
 }
 _COMMON = {
     "department": "Phòng GDTX&ĐH - Sở GDĐT Hải Phòng",
@@ -22,6 +23,7 @@ _COMMON = {
 }
 # The school's personal status link (``[web] public_url`` set); `check` also renders every template without it.
 _LINK = {"status_url": "https://baocao.haiphong.edu.vn/mailbot/s/WyJUSFBULU5RIiwiYW50cS0yMDIzIl0.chu-ky-mau"}
+_MISSING = {"word": True, "stamped": True}
 _RECEIPT = {
     **_COMMON,
     "institution": _INSTITUTION,
@@ -34,6 +36,7 @@ _RECEIPT = {
     "identified_by": "name",
     "sender": "thpt.nq@gmail.com",
     **_LINK,
+    "stamped_owed": True,
 }
 _GROUP = {
     "name": "THPT",
@@ -52,8 +55,8 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "ack_no_report": _RECEIPT,
     "ack_review": {**_RECEIPT, "institution": None},
     "too_large": {**_RECEIPT, "files": [], "warnings": [], "message_size": "63,2 MB", "max_message_size": "50,0 MB"},
-    "reminder": {**_COMMON, **_LINK, "institution": _INSTITUTION, "days_left": 3},
-    "late": {**_COMMON, **_LINK, "institution": _INSTITUTION, "days_late": 2},
+    "reminder": {**_COMMON, **_LINK, "institution": _INSTITUTION, "days_left": 3, "missing": _MISSING},
+    "late": {**_COMMON, **_LINK, "institution": _INSTITUTION, "days_late": 2, "missing": _MISSING},
     "announce": {
         **_COMMON,
         "institution": _INSTITUTION,
@@ -82,6 +85,12 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
                     }
                 ],
                 "missing": [{"group": "THPT", "names": ["Trường THPT Thái Phiên"]}],
+                "stamped": {
+                    "received": 4,
+                    "complete": 3,
+                    "total": 17,
+                    "missing": [{"group": "THPT", "names": ["Trường THPT Thái Phiên", "Trường THPT Ngô Quyền"]}],
+                },
                 "warnings": [
                     {
                         "name": "Trường THPT Ngô Quyền",

@@ -1,10 +1,11 @@
-"""Where a campaign stands: per institution on time / late / missing, plus the review queue."""
+"""Where a campaign stands: per institution the Word file (on time / late / missing) and the stamped copy, plus
+the review queue."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -12,7 +13,9 @@ from sqlalchemy.engine import Connection
 
 from mailbot import store
 from mailbot.errors import NotFound
-from mailbot.models import Campaign, Notice
+from mailbot.models import Campaign, Notice, PaperMode
+
+WORD, STAMPED = "word", "stamped"  # what an institution may still owe a campaign
 
 ANNOUNCE = "announce"  # the outbox kind of the call for reports (notify/announce.py)
 
@@ -53,12 +56,34 @@ class InstitutionStatus:
     signed_copy: bool = False  # a PDF scan (the stamped copy) has arrived, with or without the Word file
     active: bool = True  # False: deactivated by a roster import, listed only for the reports it sent, never counted
     announced_at: datetime | None = None  # when the call for reports was queued for it
+    paper_mode: PaperMode = PaperMode.NONE  # the campaign's: whether (and how) it asks for the stamped copy
+    paper_on: date | None = None  # the day staff ticked its paper copy as received by post
 
     @property
     def status(self) -> str:
+        """The Word file: on_time | late | missing ("submitted" always means the Word file)."""
         if not self.submissions:
             return "missing"
         return "late" if self.submissions[0].received_at > self.deadline else "on_time"
+
+    @property
+    def stamped(self) -> bool | None:
+        """Whether the stamped copy is in, the way the campaign accepts it; None when it does not ask for one."""
+        mode = self.paper_mode
+        if mode is PaperMode.NONE:
+            return None
+        by_mail = self.signed_copy and mode in (PaperMode.PDF, PaperMode.EITHER)
+        by_post = self.paper_on is not None and mode in (PaperMode.POST, PaperMode.EITHER)
+        return by_mail or by_post
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """What is still owed, in order: ``word`` and/or ``stamped`` (empty when complete)."""
+        return tuple(p for p, owed in ((WORD, self.status == "missing"), (STAMPED, self.stamped is False)) if owed)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
 
     @property
     def submitted_at(self) -> datetime | None:
@@ -149,6 +174,7 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
         extended = extensions(conn, campaign.id)
         scanned = signed_copies(conn, campaign.id)
         announced = store.first_queued(conn, ANNOUNCE, campaign.id)
+        posted = store.paper_received(conn, campaign.id)
         m = store.messages
         rows = list(
             conn.execute(
@@ -190,6 +216,8 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
                 i.id in scanned,
                 bool(i.active),
                 announced.get(i.code),
+                campaign.paper,
+                posted.get(i.id),
             )
             for i in insts
         ),
@@ -209,7 +237,7 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
     c = cs.campaign
     zone = c.deadline.tzinfo  # every time in the configured zone, as staff think of it
     return {
-        "campaign": {"id": c.id, "title": c.title, "deadline": c.deadline.isoformat()},
+        "campaign": {"id": c.id, "title": c.title, "deadline": c.deadline.isoformat(), "paper": c.paper.value},
         "institutions": [
             {
                 "code": i.code,
@@ -222,6 +250,10 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
                 "identified_by": i.submissions[0].identified_by if i.submissions else None,
                 "signed_copy": i.signed_copy,
                 "announced_at": _iso(i.announced_at, zone),
+                "paper": i.paper_on.isoformat() if i.paper_on else None,
+                "stamped": i.stamped,
+                "complete": i.complete,
+                "missing": list(i.missing),
                 "submissions": [
                     {
                         "message_id": s.message_id,

@@ -25,7 +25,7 @@ from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
 from mailbot.files import write_atomic
-from mailbot.models import Notice, WarningCode
+from mailbot.models import Notice, PaperMode, WarningCode
 from mailbot.reports.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem
 from mailbot.wording import IDENTIFIED_BY, STATUS, clip, document_title, local_time, warning_text, warning_texts
 
@@ -36,18 +36,20 @@ GROUP_HEADERS = (
     "STT",
     "Mã đơn vị",
     "Tên đơn vị",
-    "Trạng thái",
+    "Tệp Word",
     "Thời điểm nộp lần đầu",
     "Số lần nộp",
     "Tệp đã nhận",
     "Văn bản (số, ngày)",
     "Trích yếu",
     "Người ký",
-    "Bản có dấu (PDF)",
+    "Bản có dấu đỏ",
     "Nhận diện",
     "Lưu ý",
 )
 SUMMARY_HEADERS = ("Nhóm", "Số đơn vị", STATUS["on_time"], STATUS["late"], STATUS["missing"], "Tỉ lệ đã nộp")
+# Added to the summary when the campaign asks for the stamped copy: "submitted" stays the Word file.
+STAMPED_HEADERS = ("Đã có bản dấu đỏ", "Đủ hồ sơ")
 REVIEW_HEADERS = ("Số", "Người gửi", "Tiêu đề", "Nhận lúc", "Lý do", "Tệp")
 STATUS_ORDER = ("on_time", "late", "missing")
 
@@ -155,30 +157,37 @@ def _summary_sheet(
     ws["A3"] = f"Cập nhật lúc {local_time(generated_at, zone)}"
     ws["A4"] = f"Thư chờ cán bộ xem xét: {len(cs.review)}"
     header_row = 6
-    rows = [summary_row(group, members) for group, members in cs.groups().items()]
+    stamped = cs.campaign.paper is not PaperMode.NONE
+    headers = (*SUMMARY_HEADERS, *STAMPED_HEADERS) if stamped else SUMMARY_HEADERS
+    rows = [summary_row(group, members, stamped=stamped) for group, members in cs.groups().items()]
     rows.append(summary_total(rows))
-    write_table(ws, header_row, SUMMARY_HEADERS, rows)
+    write_table(ws, header_row, headers, rows)
     last = header_row + len(rows)
     for r in range(header_row + 1, last + 1):
         ws.cell(r, 6).number_format = PERCENT_FORMAT
-    for col in range(1, len(SUMMARY_HEADERS) + 1):
+    for col in range(1, len(headers) + 1):
         ws.cell(last, col).font = Font(bold=True)
     _link_groups(ws, header_row + 1, list(sheet_of.values()))
-    fit_columns(ws, [SUMMARY_HEADERS, *rows])  # the title lines above may overflow to the right
-    ws.add_chart(_status_chart(ws, header_row, last - 1, rows[:-1]), f"H{header_row}")
+    fit_columns(ws, [headers, *rows])  # the title lines above may overflow to the right
+    chart_at = f"{get_column_letter(len(headers) + 2)}{header_row}"
+    ws.add_chart(_status_chart(ws, header_row, last - 1, rows[:-1]), chart_at)
     print_setup(ws, cs.campaign.title, SUMMARY_SHEET, title_row=None)
 
 
-def summary_row(group: str, members: Sequence[InstitutionStatus]) -> list[Any]:
+def summary_row(group: str, members: Sequence[InstitutionStatus], *, stamped: bool = False) -> list[Any]:
+    """Group, institutions, on time, late, missing (the Word file), the share submitted; with ``stamped``, also
+    how many have the stamped copy in and how many are complete."""
     counts = [sum(1 for m in members if m.status == key) for key in STATUS_ORDER]
     total = len(members)
-    return [group, total, *counts, _submitted_share(total, counts)]
+    extra = [sum(1 for m in members if m.stamped), sum(1 for m in members if m.complete)] if stamped else []
+    return [group, total, *counts, _submitted_share(total, counts), *extra]
 
 
 def summary_total(rows: Sequence[Sequence[Any]]) -> list[Any]:
     # Plain values, not formulas: openpyxl cannot compute formulas, so scripts reading the file would see None.
     sums = [sum(r[i] for r in rows) for i in range(1, 5)]
-    return ["Tổng cộng", *sums, _submitted_share(sums[0], sums[1:])]
+    extra = [sum(r[i] for r in rows) for i in range(6, len(rows[0]))] if rows else []
+    return ["Tổng cộng", *sums, _submitted_share(sums[0], sums[1:]), *extra]
 
 
 def _submitted_share(total: int, counts: Sequence[int]) -> float:
@@ -253,10 +262,24 @@ def institution_row(number: int, inst: InstitutionStatus, zone: ZoneInfo) -> lis
         len(inst.submissions),
         "\n".join(received_files(f for s in inst.submissions for f in s.files)),
         *document_cells(inst),
-        "Đã nhận" if inst.signed_copy else "Chưa nhận",
+        stamped_text(inst, zone),
         IDENTIFIED_BY.get(first.identified_by, first.identified_by) if first else "",
         "\n".join(plain_warnings(inst)),
     ]
+
+
+def stamped_text(inst: InstitutionStatus, zone: ZoneInfo) -> str:
+    """The stamped copy in words, one line per way it came: ``Đã nhận (PDF qua thư)``, ``Đã nhận bản giấy ngày
+    08/12/2023``; ``Chưa nhận`` when the campaign asks for it and it is not in (the way it takes it);
+    ``Không yêu cầu`` when the campaign does not ask for it and none came."""
+    came = [
+        *(["Đã nhận (PDF qua thư)"] if inst.signed_copy else []),
+        *([f"Đã nhận bản giấy ngày {inst.paper_on:%d/%m/%Y}"] if inst.paper_on else []),
+    ]
+    if inst.stamped is False:  # what came, if anything, is not what the campaign takes
+        wanted = {PaperMode.POST: "bản giấy gửi qua bưu chính", PaperMode.PDF: "tệp PDF gửi qua thư"}
+        return f"Chưa nhận (đợt này yêu cầu {wanted[inst.paper_mode]})" if came else "Chưa nhận"
+    return "\n".join(came) or "Không yêu cầu"
 
 
 def document_cells(inst: InstitutionStatus) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
@@ -54,6 +54,8 @@ ACTION = {
     "undismiss": "Đưa thư trở lại danh sách chờ xem xét",
     "confirm": "Xác nhận đơn vị gửi (nhận diện theo tên)",
     "reject": "Không đúng đơn vị (thư trở lại danh sách chờ xem xét)",
+    "paper": "Ghi nhận đã nhận bản giấy (bản có dấu đỏ)",
+    "paper_undo": "Bỏ ghi nhận bản giấy (bản có dấu đỏ)",
 }
 EVENT = {
     "login": "Đăng nhập",
@@ -255,6 +257,28 @@ class InstitutionPage:
     sent: list[SentMail]
     extension: ExtensionView | None
     actions: list[ActionView]
+    paper: PaperView | None = None
+
+
+@dataclass(frozen=True)
+class PaperView:
+    """The paper copy staff ticked for this campaign: the day it arrived, who ticked it and when."""
+
+    received_on: date
+    actor: str
+    at: datetime
+
+
+def paper_view(engine: Engine, campaign_id: str, code: str) -> PaperView | None:
+    p, i = store.paper, store.institutions
+    query = (
+        select(p.c.received_on, p.c.actor, p.c.at)
+        .join(i, i.c.id == p.c.institution_id)
+        .where(p.c.campaign_id == campaign_id, i.c.code == code)
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return PaperView(row.received_on, row.actor, row.at) if row else None
 
 
 def institution_page(engine: Engine, campaign_id: str, code: str) -> InstitutionPage:
@@ -262,7 +286,12 @@ def institution_page(engine: Engine, campaign_id: str, code: str) -> Institution
     mine = [m for m in messages if m.campaign_id == campaign_id and m.state == "submission"]
     others = [m for m in messages if m not in mine]
     return InstitutionPage(
-        mine, others, sent_to(engine, code), extension(engine, campaign_id, code), actions_for(engine, code)
+        mine,
+        others,
+        sent_to(engine, code),
+        extension(engine, campaign_id, code),
+        actions_for(engine, code),
+        paper_view(engine, campaign_id, code),
     )
 
 
@@ -286,6 +315,7 @@ class ActionView:
     reason: str = ""
     campaign_id: str = ""
     learned: str = ""  # assignments that taught an address
+    day: date | None = None  # paper copies: the day it arrived (or, for an undo, the day taken back)
 
     @property
     def label(self) -> str:
@@ -320,6 +350,15 @@ def _action_view(r: Any) -> ActionView:
         return ActionView(r.id, r.action, r.actor, r.at, r.detail, r.message_pk, code, campaign_id=campaign)
     if r.action == "dismiss":
         return ActionView(r.id, r.action, r.actor, r.at, r.detail, r.message_pk, "", reason=r.detail)
+    if r.action in ("paper", "paper_undo"):
+        campaign_id, code, day = (r.detail.split(" ") + ["", "", ""])[:3]
+        try:
+            when = date.fromisoformat(day)
+        except ValueError:
+            when = None
+        return ActionView(
+            r.id, r.action, r.actor, r.at, r.detail, r.message_pk, code, campaign_id=campaign_id, day=when
+        )
     if r.action == "assign":
         code, _, rest = r.detail.partition(",")
         learned = rest.strip().removeprefix("learned ").strip() if rest else ""
@@ -348,6 +387,7 @@ def actions_for(engine: Engine, code: str) -> list[ActionView]:
                 and_(a.c.action == "roster_edit", a.c.detail.like(f"{c}: %", escape="\\")),
                 and_(a.c.action == "extend_remove", a.c.detail.like(f"% {c} was %", escape="\\")),
                 and_(a.c.action.in_(("confirm", "reject")), a.c.detail.like(f"{c} %", escape="\\")),
+                and_(a.c.action.in_(("paper", "paper_undo")), a.c.detail.like(f"% {c} %", escape="\\")),
             )
         )
         .order_by(a.c.id.desc())

@@ -16,7 +16,7 @@ PAGE_SIZE = 100
 SORTS = ("stt", "code", "name", "group", "status", "submitted", "count")
 # The tracker's text columns the table shows unless asked for all of them: the rest (files, number and date,
 # title, signer) is on each institution's page, so the table fits a 1366-px laptop without sideways scrolling.
-DEFAULT_EXTRA = ("Bản có dấu (PDF)", "Nhận diện", "Lưu ý")
+DEFAULT_EXTRA = ("Bản có dấu đỏ", "Nhận diện", "Lưu ý")
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The institutions: the table (search, filters, sorting, pages), one institution's page, its extension (grant,
-change, remove), and confirming or rejecting its submissions recognised only by name."""
+change, remove), confirming or rejecting its submissions recognised only by name, and the tick for its paper
+copy."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailbot.campaigns import extensions, named
+from mailbot.campaigns import extensions, named, paper
 from mailbot.errors import MailbotError, NotFound
 from mailbot.models import Campaign
+from mailbot.reports.workbook import stamped_text
 from mailbot.web import queries
 from mailbot.web.access import campaign_page, campaign_route, form, redirect, user
 from mailbot.web.core import Web, time_left
 from mailbot.web.snapshot import Snapshot
 from mailbot.web.table import TABLE_HEADERS, TableQuery, table
-from mailbot.wording import INPUT_EXAMPLE, local_time, parse_input_time
+from mailbot.wording import DATE_EXAMPLE, INPUT_EXAMPLE, local_time, parse_input_date, parse_input_time
 
 MAX_REASON = 300
 
@@ -57,6 +59,9 @@ async def institution(request: Request, web: Web, campaign: Campaign, snap: Snap
         others=found.others,
         sent=found.sent,
         ext=found.extension,
+        paper=found.paper,
+        stamped=stamped_text(row.inst, web.settings.zone),
+        today=f"{web.clock().astimezone(web.settings.zone):%d/%m/%Y}",
         actions=found.actions,
         left=left,
         overdue=overdue,
@@ -168,3 +173,44 @@ async def _nothing_by_name(web: Web, campaign: Campaign, code: str, back: str) -
     return redirect(
         web, back, ("error", "Đơn vị không có báo cáo nào chờ xác nhận (nhận diện theo tên) trong đợt này.")
     )
+
+
+@campaign_route
+async def paper_copy(request: Request, web: Web, campaign: Campaign) -> Response:
+    """Tick the paper copy as received on a day (``received=1``, ``received_on`` dd/mm/yyyy), or take the tick back
+    (``undo=1``, or the box left unticked)."""
+    checked = form(request)
+    code = str(checked.get("code", ""))
+    back = _institution_url(campaign, code)
+    actor = user(request)
+    try:
+        if checked.get("undo") == "1" or checked.get("received") != "1":
+            change = await run_in_threadpool(paper.undo, web.engine, campaign, code, actor=actor)
+            web.cache.clear()
+            if change.received_on is None:
+                return redirect(web, back, ("error", "Chưa có bản giấy nào được ghi nhận để bỏ đánh dấu."))
+            return redirect(web, back, ("ok", f"Đã bỏ ghi nhận bản giấy ngày {change.received_on:%d/%m/%Y}."))
+        on = parse_input_date(str(checked.get("received_on", "")))
+        if on is None:
+            return redirect(
+                web,
+                back,
+                (
+                    "error",
+                    f"Ngày nhận bản giấy không hợp lệ. Vui lòng nhập theo dạng ngày/tháng/năm, ví dụ {DATE_EXAMPLE}.",
+                ),
+            )
+        today = web.clock().astimezone(web.settings.zone).date()
+        await run_in_threadpool(paper.tick, web.engine, campaign, code, on, actor=actor, today=today)
+        web.cache.clear()
+    except NotFound:
+        raise HTTPException(404) from None
+    except paper.BadDate as exc:
+        return redirect(web, back, ("error", _bad_paper_date(exc)))
+    return redirect(web, back, ("ok", f"Đã ghi nhận bản giấy (bản có dấu đỏ) nhận ngày {on:%d/%m/%Y}."))
+
+
+def _bad_paper_date(exc: paper.BadDate) -> str:
+    if exc.problem == "future":
+        return "Ngày nhận bản giấy không được sau ngày hôm nay. Vui lòng kiểm tra lại ngày, tháng, năm."
+    return "Ngày nhận bản giấy sớm hơn đợt báo cáo quá một năm. Vui lòng kiểm tra lại ngày, tháng, năm."
