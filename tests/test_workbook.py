@@ -188,7 +188,7 @@ def test_group_rows_match_the_status(saved: openpyxl.Workbook) -> None:
         None,
         None,
         None,
-        "Chưa nhận",
+        "Không yêu cầu",  # the campaign does not ask for the stamped copy (paper = "none"), and none came
         IDENTIFIED_BY["address"],
         f"{warning_text(LEGACY_DOC)}\n{warning_text(TOO_LARGE)}",
     )
@@ -203,7 +203,7 @@ def test_group_rows_match_the_status(saved: openpyxl.Workbook) -> None:
         None,
         None,
         None,
-        "Chưa nhận",
+        "Không yêu cầu",  # the campaign does not ask for the stamped copy (paper = "none"), and none came
         IDENTIFIED_BY["name"],
         warning_text(TOO_LARGE),
     )
@@ -224,7 +224,7 @@ def test_missing_institution_row(saved: openpyxl.Workbook) -> None:
         None,
         None,
         None,
-        "Chưa nhận",
+        "Không yêu cầu",  # the campaign does not ask for the stamped copy (paper = "none"), and none came
         None,
         None,
     )
