@@ -26,7 +26,7 @@ from mailbot.reports.status import CampaignStatus, InstitutionStatus, Submission
 from mailbot.reports.workbook import GROUP_HEADERS, STAMPED_HEADERS, SUMMARY_HEADERS, SUMMARY_SHEET, save_tracker
 from mailbot.web import auth
 from mailbot.web.app import create_app
-from tests.conftest import make_workspace
+from tests.conftest import first_campaign, make_workspace
 from tests.test_notify import smtp_section
 
 with warnings.catch_warnings():
@@ -76,7 +76,7 @@ def mailbot(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def status_of(settings: Settings) -> dict[str, dict]:  # type: ignore[type-arg]
-    found = as_json(campaign_status(store.connect(settings.db_url), settings.campaigns()[0]))
+    found = as_json(campaign_status(store.connect(settings.db_url), first_campaign(settings)))
     return {i["code"]: i for i in found["institutions"]}
 
 
@@ -281,7 +281,7 @@ def test_receipts_and_reminders_ask_for_what_is_missing(tmp_path, dovecot, smtp_
 def test_tracker_has_the_word_file_and_the_stamped_copy_as_two_columns(demo: Settings) -> None:
     assert mailbot(demo, "paper", "THPT-TL", "--campaign", CAMPAIGN, "--date", "2023-12-06").returncode == 0
     path = demo.data_dir / "theo-doi.xlsx"
-    save_tracker(campaign_status(store.connect(demo.db_url), demo.campaigns()[0]), ZONE, path, generated_at=DIGEST_AT)
+    save_tracker(campaign_status(store.connect(demo.db_url), first_campaign(demo)), ZONE, path, generated_at=DIGEST_AT)
     wb = load_workbook(path)
     ws = wb["THPT"]
     header = [c.value for c in ws[1]]

@@ -165,6 +165,26 @@ def signed_copies(conn: Connection, campaign_id: str) -> set[int]:
     return set(conn.execute(query).scalars())
 
 
+def _submissions(rows: list[Any], files: dict[int, list[FileRow]]) -> dict[int, list[Submission]]:
+    """institution pk → its submissions, in the order of ``rows``."""
+    by_inst: dict[int, list[Submission]] = defaultdict(list)
+    for r in rows:
+        by_inst[r.institution_id].append(
+            Submission(
+                r.id,
+                r.message_id,
+                r.sender,
+                r.subject,
+                r.received_at,
+                r.identified_by or "",
+                r.late,
+                tuple(files[r.id]),
+                tuple(r.warnings),
+            )
+        )
+    return by_inst
+
+
 def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
     with engine.connect() as conn:
         insts = list(conn.execute(select(store.institutions).order_by(store.institutions.c.id)))
@@ -185,21 +205,7 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
         )
         review = list(conn.execute(select(m).where(m.c.state.in_(("review", "error"))).order_by(m.c.received_at)))
         files = _files(conn, [r.id for r in rows + review])
-    by_inst: dict[int, list[Submission]] = defaultdict(list)
-    for r in rows:
-        by_inst[r.institution_id].append(
-            Submission(
-                r.id,
-                r.message_id,
-                r.sender,
-                r.subject,
-                r.received_at,
-                r.identified_by or "",
-                r.late,
-                tuple(files[r.id]),
-                tuple(r.warnings),
-            )
-        )
+    by_inst = _submissions(rows, files)
     # A deactivated institution stays listed where it did report (its reports are kept and shown), nowhere else.
     insts = [i for i in insts if campaign.concerns(i.grp) and (i.active or by_inst.get(i.id))]
     return CampaignStatus(
