@@ -63,7 +63,8 @@ def received(messages: list[queries.MessageView], deadline: datetime, zone: Zone
 
 
 def checklist(inst: InstitutionStatus, campaign: Campaign) -> tuple[Item, ...]:
-    """The Word file, and the stamped copy when the campaign asks for one (a PDF by mail counts in every mode)."""
+    """The Word file, and the stamped copy when the campaign asks for one (``InstitutionStatus.stamped``: a PDF by
+    mail where the campaign takes one, the paper copy staff ticked where it takes that)."""
     items = [
         Item(
             "Báo cáo bằng tệp Word",
@@ -82,11 +83,17 @@ def checklist(inst: InstitutionStatus, campaign: Campaign) -> tuple[Item, ...]:
             Item(
                 "Bản có dấu đỏ",
                 "bản có dấu đỏ",
-                inst.signed_copy,
-                "Sở đã nhận bản PDF gửi qua thư điện tử." if inst.signed_copy else f"Sở chưa nhận; {expected}",
+                bool(inst.stamped),
+                _stamped_line(inst) if inst.stamped else f"Sở chưa nhận; {expected}",
             )
         )
     return tuple(items)
+
+
+def _stamped_line(inst: InstitutionStatus) -> str:
+    if inst.paper_on and inst.paper_mode in (PaperMode.POST, PaperMode.EITHER):
+        return f"Sở đã nhận bản giấy ngày {inst.paper_on:%d/%m/%Y}."
+    return "Sở đã nhận bản PDF gửi qua thư điện tử."
 
 
 def _refused(request: Request, web: Web, status: int, title: str, message: str) -> Response:
