@@ -274,6 +274,18 @@ def test_staff_run_a_campaign_from_the_browser(site: Site, browser) -> None:  # 
     assert "khuyenmai@quangcao.example" not in page.locator("section.review-item").all_inner_texts()
     assert "Thư quảng cáo" in page.inner_text("#da-loai ~ *") or "Thư quảng cáo" in page.inner_text("main")
     assert site.status("hk1-2024")["review"] == []
+
+    # 7. The stamped copy of Ngô Quyền comes by post: staff tick it with the date it arrived.
+    page.goto(site.url + "/c/hk1-2024/institutions/THPT-NQ")
+    page.check("#received")
+    page.fill("#form-ban-giay input[name=received_on]", "03/01/2024")
+    page.click("#form-ban-giay button:has-text('Lưu')")
+    page.wait_for_load_state()
+    assert "Đã ghi nhận bản giấy" in page.inner_text(".flash.ok")
+    nq = {i["code"]: i for i in site.status("hk1-2024")["institutions"]}["THPT-NQ"]
+    assert nq["paper"] == "2024-01-03" and nq["stamped"] is True and nq["complete"] is True
+    visitor.goto(links[0])
+    assert "bản giấy" in visitor.inner_text("main").lower()  # the school sees it too
     assert not errors, errors
     context.close()
 
