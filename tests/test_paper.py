@@ -4,7 +4,6 @@ and notices that ask only for what is missing (issue 12, item 4)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import warnings
@@ -15,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from mailbot import config, pipeline, store
+from mailbot import pipeline, store
 from mailbot.config import Chase, Settings
 from mailbot.demo import samples
 from mailbot.demo.build import DIGEST_AT, ZONE, build_demo
@@ -28,6 +27,7 @@ from mailbot.web import auth
 from mailbot.web.app import create_app
 from tests.conftest import first_campaign, make_workspace
 from tests.test_notify import smtp_section
+from tests.web_support import copy_of, processed_demo
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -47,22 +47,12 @@ def with_paper(toml: Path, mode: str, *, plan: bool = False) -> None:
 
 @pytest.fixture(scope="module")
 def demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("paper-demo")
-    build_demo(root)
-    with_paper(root / "mailbot.toml", "either")
-    settings = config.load(root / "mailbot.toml")
-    engine = store.connect(settings.db_url)
-    pipeline.run_once(settings, engine)
-    store.checkpoint(engine)
-    engine.dispose()
-    return root
+    return processed_demo(tmp_path_factory.mktemp("paper-demo"), lambda toml: with_paper(toml, "either"))
 
 
 @pytest.fixture
 def demo(demo_master: Path, tmp_path: Path) -> Settings:
-    root = tmp_path / "demo"
-    shutil.copytree(demo_master, root)
-    return config.load(root / "mailbot.toml")
+    return copy_of(demo_master, tmp_path)
 
 
 def mailbot(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

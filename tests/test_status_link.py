@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from mailbot import config, pipeline, store
+from mailbot import config, store
 from mailbot.campaigns import catalog
 from mailbot.config import Settings, WebSettings, late_limit
 from mailbot.demo import samples
@@ -34,6 +33,7 @@ from mailbot.reports.status import campaign_status
 from mailbot.web.app import create_app
 from tests.conftest import make_workspace
 from tests.test_notify import smtp_section
+from tests.web_support import copy_of, free_port, processed_demo
 
 with warnings.catch_warnings():  # newer Starlette prefers the httpx2 package; plain httpx works the same here
     warnings.simplefilter("ignore")
@@ -45,20 +45,12 @@ ROSTER = samples.load_demo_roster()
 
 @pytest.fixture(scope="module")
 def demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("link-demo")
-    settings = build_demo(root)
-    engine = store.connect(settings.db_url)
-    pipeline.run_once(settings, engine)
-    store.checkpoint(engine)
-    engine.dispose()
-    return root
+    return processed_demo(tmp_path_factory.mktemp("link-demo"))
 
 
 @pytest.fixture
 def demo(demo_master: Path, tmp_path: Path) -> Settings:
-    root = tmp_path / "demo"
-    shutil.copytree(demo_master, root)
-    return config.load(root / "mailbot.toml")
+    return copy_of(demo_master, tmp_path)
 
 
 def client_for(settings: Settings, now=DIGEST_AT) -> TestClient:  # type: ignore[no-untyped-def]
@@ -270,12 +262,6 @@ def test_receipts_and_reminders_carry_the_link_that_opens_the_status(  # type: i
 
 
 # --- the web pages inside `mailbot run` ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_service(root: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:

@@ -11,15 +11,11 @@ import email.policy
 import io
 import json
 import re
-import shutil
-import socket
 import stat
 import subprocess
 import sys
-import time
 import warnings
 import zipfile
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote_plus
@@ -30,16 +26,17 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 from sqlalchemy import select, update
 
-from mailbot import config, pipeline, store
+from mailbot import config, store
 from mailbot.cli import cli
 from mailbot.config import Settings, WebSettings
-from mailbot.demo.build import DIGEST_AT, ZONE, build_demo
+from mailbot.demo.build import DIGEST_AT, ZONE
 from mailbot.errors import ConfigError
 from mailbot.reports.status import as_json, campaign_status
 from mailbot.web import auth
 from mailbot.web.app import create_app
 from mailbot.web.core import SESSION_COOKIE
 from tests.conftest import first_campaign
+from tests.web_support import copy_of, free_port, processed_demo, serving
 
 with warnings.catch_warnings():  # newer Starlette prefers the httpx2 package; plain httpx works the same here
     warnings.simplefilter("ignore")
@@ -69,20 +66,12 @@ PROTECTED_POSTS = ["/logout", f"{C}/extension", f"{C}/review/1/assign"]
 
 @pytest.fixture(scope="module")
 def demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("web-demo")
-    settings = build_demo(root)
-    engine = store.connect(settings.db_url)
-    pipeline.run_once(settings, engine)
-    store.checkpoint(engine)
-    engine.dispose()
-    return root
+    return processed_demo(tmp_path_factory.mktemp("web-demo"))
 
 
 @pytest.fixture
 def demo(demo_master: Path, tmp_path: Path) -> Settings:
-    root = tmp_path / "demo"
-    shutil.copytree(demo_master, root)
-    return config.load(root / "mailbot.toml")
+    return copy_of(demo_master, tmp_path)
 
 
 def staff_actions(*columns):  # type: ignore[no-untyped-def]
@@ -292,47 +281,9 @@ def test_a_trusted_proxy_gives_each_user_their_own_address(
     ]
 
 
-@contextlib.contextmanager
-def served(settings: Settings, port: int) -> Iterator[str]:
+def served(settings: Settings, port: int) -> contextlib.AbstractContextManager[str]:
     """`mailbot web` (uvicorn) as a real process on loopback; its URL while it runs."""
-    log_path = settings.data_dir.parent / f"web-{port}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mailbot",
-                "--config",
-                str(settings.data_dir.parent / "mailbot.toml"),
-                "web",
-                "--port",
-                str(port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/login", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mailbot web did not start:\n{log_path.read_text()}")
-                time.sleep(0.1)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return serving(settings.data_dir.parent / "mailbot.toml", port)
 
 
 def failed_login_over_http(url: str, forwarded: str) -> None:

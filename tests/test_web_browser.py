@@ -12,7 +12,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from openpyxl import load_workbook
 
-from mailbot import pipeline, store
 from mailbot.demo import samples
-from mailbot.demo.build import build_demo
+from tests.web_support import free_port, processed_demo, serving
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -72,56 +69,14 @@ class Server:
         return json.loads(self.cli("status", "--json").stdout)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("browser-demo")
-    settings = build_demo(root)
-    pipeline.run_once(settings, store.connect(settings.db_url))
+    root = processed_demo(tmp_path_factory.mktemp("browser-demo"))
     port = free_port()
     srv = Server(root, f"http://127.0.0.1:{port}")
     srv.cli("user", "add", USER, "--password-stdin", input=PASSWORD + "\n")
-    log = (root / "web.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mailbot",
-            "--config",
-            str(root / "mailbot.toml"),
-            "--now",
-            NOW,
-            "web",
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{srv.url}/login", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mailbot web did not start:\n{(root / 'web.log').read_text()}")
-            time.sleep(0.1)
+    with serving(root / "mailbot.toml", port, "--now", NOW):
         yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import docx
-import httpx
 import pytest
 from openpyxl import Workbook
 
 from mailbot.demo import samples
 from tests.conftest import PASSWORD_ENV, Workspace, make_workspace
 from tests.test_notify import smtp_section
-from tests.test_web_browser import browser, free_port, shoot  # noqa: F401 - the browser fixture
+from tests.test_web_browser import browser, shoot  # noqa: F401 - the browser fixture
+from tests.web_support import free_port, serving
 
 USER, PASSWORD = "thu.trang", "Mật-khẩu-trình-duyệt-2"
 NOW = "2024-01-03T08:00"  # antq-2023 still takes late reports (until 03/02/2024) when hk1-2024 opens
@@ -73,33 +71,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, dovecot, smtp_sink) -> Iterat
     s = Site(ws, url, smtp_sink, dovecot, tmp)
     s.cli("run", "--once")  # the roster file and the configured campaign imported
     s.cli("user", "add", USER, "--password-stdin", input=PASSWORD + "\n")
-    log = (tmp / "web.log").open("w")
-    env = {**os.environ, PASSWORD_ENV: ws.password}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailbot", "--config", str(ws.config_path), "--now", NOW, "web", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/login", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mailbot web did not start:\n{(tmp / 'web.log').read_text()}")
-            time.sleep(0.1)
+    with serving(ws.config_path, port, "--now", NOW, env={PASSWORD_ENV: ws.password}):
         yield s
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def template_docx(path: Path) -> Path:
