@@ -256,7 +256,7 @@ campaign_files = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("campaign_id", String(64), ForeignKey("campaigns.id"), nullable=False, index=True),
-    Column("role", String(16), nullable=False),  # plan | template
+    Column("role", String(16), nullable=False),  # attachment (the plan, a letter) | template (the report form)
     Column("name", Text, nullable=False),  # as staff uploaded it (NFC), the name schools see
     Column("path", Text, nullable=False),  # relative to data_dir
     Column("sha256", String(64), nullable=False),
