@@ -296,6 +296,18 @@ jobs = Table(
     Column("done_at", UTC, nullable=False),
 )
 
+# Mappings staff accepted in the consolidation: a school's name for a row or column of the report template
+# ("Số buổi TT" is the template's "Số buổi"), both folded; kept across campaigns.
+compile_aliases = Table(
+    "compile_aliases",
+    metadata,
+    Column("kind", String(8), primary_key=True),  # "row" or "column"
+    Column("found", Text, primary_key=True),
+    Column("target", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("at", UTC, nullable=False),
+)
+
 meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
 
 

@@ -12,11 +12,19 @@ import click
 from mailbot import pipeline, store
 from mailbot.campaigns import catalog
 from mailbot.cli.base import State, cli, delivery_line, summary_line
+from mailbot.errors import MailbotError
 from mailbot.notify import dispatch, outbox
 from mailbot.reports.status import as_json, campaign_status, pick_campaign
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rich.progress import Progress, TaskID
+    from sqlalchemy import Engine
+
+    from mailbot.config import Settings
+    from mailbot.models import Campaign
+    from mailbot.reports.template import Template
 
 
 @cli.command()
@@ -188,27 +196,89 @@ def outbox_command(state: State, action: str, limit: int) -> None:
     "--docx",
     "docx_path",
     type=click.Path(path_type=Path),
-    help="Also write every institution's report text, by group, to this .docx file.",
+    help="Also write the reports' texts to this .docx (per section of the template and by group, with a template).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    help="Also draft the department's report (.docx) with the totals and participation (needs a template).",
+)
+@click.option(
+    "--report-template",
+    "report_template",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="The department's own report .docx with {{ tong.<column> }} placeholders (default: a plain draft).",
 )
 @click.pass_obj
-def compile_command(state: State, campaign_id: str | None, output: Path, docx_path: Path | None) -> None:
-    """Merge the tables of each institution's latest report: one sheet per table shape, sums per group and in total.
+def compile_command(
+    state: State,
+    campaign_id: str | None,
+    output: Path,
+    docx_path: Path | None,
+    report_path: Path | None,
+    report_template: Path | None,
+) -> None:
+    """Consolidate each institution's latest report.
 
-    Tables that fit no shape shared by two institutions are listed on the sheet "Cần xem xét".
-    Example: mailbot compile --campaign antq-2023 --output tong-hop.xlsx --docx tong-hop.docx
+    With the campaign's report template (campaign add/edit --template): one sheet per template table with the
+    city-wide and per-group totals as formulas over a detail sheet, and the list of what did not match. Without
+    one: tables of the same shape merged, sums per group and in total.
+    Example: mailbot compile --campaign antq-2023 --output tong-hop.xlsx --docx noi-dung.docx --report bao-cao.docx
     """
     from mailbot.reports.compile import compile_campaign, save_docx, save_xlsx
+    from mailbot.reports.consolidate import campaign_template
 
     settings = state.settings()
     engine = store.connect(settings.db_url)
     now = state.clock(settings).now()
-    comp = compile_campaign(
-        settings, engine, pick_campaign(catalog.load(engine, settings).all, campaign_id, now), now=now
-    )
+    campaign = pick_campaign(catalog.load(engine, settings).all, campaign_id, now)
+    template = campaign_template(settings, engine, campaign.id)
+    if template is not None:
+        _compile_with_template(
+            settings, engine, campaign, template, now, output, docx_path, report_path, report_template
+        )
+        return
+    if report_path or report_template:
+        raise MailbotError(
+            f"--report needs the campaign's report template: mailbot campaign edit {campaign.id} --template FILE.docx"
+        )
+    comp = compile_campaign(settings, engine, campaign, now=now)
     click.echo(
-        f"wrote {save_xlsx(comp, output)}: {len(comp.shapes)} merged table(s) from "
+        f"wrote {save_xlsx(comp, output)}: no report template, {len(comp.shapes)} merged table(s) from "
         f"{len(comp.contributors)} institution(s), {len(comp.leftovers)} item(s) to review, "
         f"{len(comp.missing)} institution(s) missing"
     )
     if docx_path:
         click.echo(f"wrote {save_docx(comp, docx_path)}")
+
+
+def _compile_with_template(  # noqa: PLR0913 - the command's options, passed on
+    settings: Settings,
+    engine: Engine,
+    campaign: Campaign,
+    template: Template,
+    now: datetime,
+    output: Path,
+    docx_path: Path | None,
+    report_path: Path | None,
+    report_template: Path | None,
+) -> None:
+    from mailbot.reports.consolidate import consolidate_campaign
+    from mailbot.reports.consolidation_xlsx import linker, save_workbook
+    from mailbot.reports.narrative import draft_bytes, save_docx, texts_bytes
+
+    comp = consolidate_campaign(settings, engine, campaign, template, now=now)
+    links = linker(settings.web.public_url, settings.archive_dir, output.parent)
+    entries = len({e.code for t in comp.tables for e in t.entries})
+    click.echo(
+        f"wrote {save_workbook(comp, output, links)}: template {template.name}, {len(comp.tables)} table(s) "
+        f"from {entries} institution(s), {len(comp.items)} item(s) not matched, {comp.overall.missing} missing"
+    )
+    if docx_path:
+        click.echo(f"wrote {save_docx(docx_path, texts_bytes(comp))}")
+    if report_path:
+        data, unknown = draft_bytes(comp, report_template.read_bytes() if report_template else None)
+        click.echo(f"wrote {save_docx(report_path, data)}")
+        if unknown:
+            click.echo(f"warning: unknown placeholder(s) left as written: {', '.join(unknown)}", err=True)

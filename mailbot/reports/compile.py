@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -43,6 +43,7 @@ from mailbot.documents.wordxml import Blocks, Paragraph, Table, read_blocks
 from mailbot.errors import MailbotError
 from mailbot.files import write_atomic
 from mailbot.models import Campaign, FileKind
+from mailbot.reports.numbers import is_blank, parse_number, plain_number, vn_number
 from mailbot.reports.status import FileRow, InstitutionStatus, campaign_status
 from mailbot.reports.workbook import (
     XML_ILLEGAL,
@@ -208,55 +209,6 @@ class Compilation:
         return tuple(r.code for r in self.reports if r.code in codes)
 
 
-# ---------------------------------------------------------------- numbers as Vietnamese tables write them
-
-_BLANKS = frozenset({"", "-", "–", "—", "x", "X", "…", "..."})
-_PATTERNS = (
-    (re.compile(r"\d+"), None, None),
-    (re.compile(r"[1-9]\d{0,2}(?:\.\d{3})+"), ".", None),  # 1.234 and 1.234.567
-    (re.compile(r"[1-9]\d{0,2}(?:\.\d{3})+,\d+"), ".", ","),  # 1.234,5
-    (re.compile(r"[1-9]\d{0,2}(?:,\d{3})+"), ",", None),  # 1,234
-    (re.compile(r"[1-9]\d{0,2}(?:,\d{3})+\.\d+"), ",", "."),  # 1,234.5
-    (re.compile(r"[1-9]\d{0,2}(?: \d{3})+(?:,\d+)?"), " ", ","),  # 1 234 and 1 234,5
-    (re.compile(r"\d+,\d+"), None, ","),  # 12,5
-    (re.compile(r"\d+\.\d+"), None, "."),  # 12.5 (and 0.250)
-)
-
-
-def is_blank(text: str) -> bool:
-    """An empty cell, or a dash or an "x" standing for nothing."""
-    return " ".join(text.split()) in _BLANKS
-
-
-def parse_number(text: str) -> Decimal | None:
-    """A cell's number, or None: "1.234" and "1,234" are 1234, "12,5" and "12.5" are 12.5, "(5)" and "-5" are -5."""
-    s = " ".join(text.replace("\u00a0", " ").replace("\u202f", " ").split())
-    negative = False
-    if s.startswith("(") and s.endswith(")"):
-        s, negative = s[1:-1].strip(), True
-    if s[:1] in ("-", "−", "–"):
-        s, negative = s[1:].strip(), not negative
-    if s.startswith("+"):
-        s = s[1:].strip()
-    for pattern, thousands, decimal in _PATTERNS:
-        if pattern.fullmatch(s):
-            if thousands:
-                s = s.replace(thousands, "")
-            if decimal:
-                s = s.replace(decimal, ".")
-            try:
-                value = Decimal(s)
-            except InvalidOperation:
-                return None
-            return -value if negative else value
-    return None
-
-
-def plain_number(value: Decimal) -> Number:
-    """An int when whole, else a float (what a spreadsheet cell holds)."""
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
 # ---------------------------------------------------------------- headers
 
 
@@ -386,7 +338,7 @@ def _normalised(table: Table) -> list[list[str]]:
     return [[_clean(c) for c in row] + [""] * (width - len(row)) for row in table.rows]
 
 
-def _latest_reports(inst: InstitutionStatus) -> tuple[datetime | None, list[FileRow]]:
+def latest_reports(inst: InstitutionStatus) -> tuple[datetime | None, list[FileRow]]:
     """The Word files of the latest submission that has any (a file sent twice in it counts once)."""
     for submission in reversed(inst.submissions):
         files, seen = [], set()
@@ -399,7 +351,7 @@ def _latest_reports(inst: InstitutionStatus) -> tuple[datetime | None, list[File
     return (inst.submissions[-1].received_at if inst.submissions else None), []
 
 
-def _load(archive_dir: Path, f: FileRow) -> tuple[bytes | None, str]:
+def load_report(archive_dir: Path, f: FileRow) -> tuple[bytes | None, str]:
     root = archive_dir.resolve()
     path = (root / f.path).resolve()
     if not path.is_relative_to(root) or not path.is_file():
@@ -453,13 +405,13 @@ def _read_institution(
     archive_dir: Path, inst: InstitutionStatus
 ) -> tuple[InstitutionReport, list[_Found], list[Leftover]]:
     """The Word files of an institution's latest submission, each read once, and their data tables."""
-    submitted_at, files = _latest_reports(inst)
+    submitted_at, files = latest_reports(inst)
     read: list[ReportFile] = []
     found: list[_Found] = []
     notes: list[Leftover] = []
     seen: dict[tuple[tuple[str, ...], ...], _Found] = {}
     for f in files:
-        data, problem = _load(archive_dir, f)
+        data, problem = load_report(archive_dir, f)
         blocks = read_blocks(data) if data is not None else None
         if blocks is None or blocks.problem is not None:
             read.append(ReportFile(f.name, f.path, f.kind, (), problem or UNREADABLE))
@@ -666,16 +618,8 @@ def _total_mismatch(
             continue
         stated = parse_number(text)
         if stated is not None and stated != computed[j]:
-            out.append(f"“{names[j]}” ghi {text}, cộng các dòng được {_vn(computed[j])}")
+            out.append(f"“{names[j]}” ghi {text}, cộng các dòng được {vn_number(computed[j])}")
     return "; ".join(out)
-
-
-def _vn(value: Decimal) -> str:
-    """1234.5 → "1.234,5"."""
-    whole, _, fraction = f"{abs(value):f}".partition(".")
-    fraction = fraction.rstrip("0")
-    text = f"{int(whole):,}".replace(",", ".") + ("," + fraction if fraction else "")
-    return ("-" if value < 0 else "") + text
 
 
 def _sheet_title(number: int, head: _Head) -> str:
