@@ -8,6 +8,7 @@ figure is computed in this file from the schools' own numbers, independently of 
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import shutil
@@ -444,6 +445,29 @@ def test_workbook_tables_are_formulas_over_the_detail_and_link_to_the_files(comp
             h.hyperlink is not None and h.hyperlink.target.startswith("https://mailbot.example/files/") for h in heads
         )
         assert all(not h.hyperlink.target.endswith("None") for h in heads)
+    # LibreOffice computes the formulas to the same figures (sheet 2 is "Bảng 1")
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    assert soffice, "LibreOffice is a test dependency"
+    subprocess.run(
+        [
+            soffice,
+            f"-env:UserInstallation=file://{tmp_path}/lo",
+            "--headless",
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,2",
+            "--outdir",
+            str(tmp_path / "csv"),
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    lines = next((tmp_path / "csv").glob("*.csv")).read_text(encoding="utf-8").splitlines()
+    city = _sums(all_schools, expected_t1)
+    for r in range(4):
+        cells = next(csv.reader([lines[4 + r]]))
+        assert [Decimal(cells[2]), Decimal(cells[3])] == [city.get((r, 0), 0), city.get((r, 1), 0)]
     unmatched = wb[UNMATCHED_SHEET]
     header = [c.value for c in unmatched[1]]
     assert header[:6] == ["Mã đơn vị", "Tên đơn vị", "Nhóm", "Tệp", "Bảng", "Dòng / cột"]

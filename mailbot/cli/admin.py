@@ -6,6 +6,7 @@ import getpass
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,12 @@ from mailbot.campaigns import catalog
 from mailbot.cli.base import State, cli, summary_line
 from mailbot.notify import dispatch, outbox
 from mailbot.reports.status import campaign_status
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from mailbot.config import Settings
+    from mailbot.models import Campaign
 
 
 @cli.command()
@@ -47,15 +54,41 @@ def demo(folder: Path | None) -> None:
         f"--- The staff digest of {DIGEST_AT:%d/%m/%Y %H:%M} ---\nSubject: {rendered.subject}\n\n{rendered.text}"
     )
     tracker = save_tracker(status_now, settings.zone, root / "theo-doi.xlsx", generated_at=DIGEST_AT)
-    from mailbot.reports.compile import compile_campaign, save_xlsx
-
-    consolidation = save_xlsx(compile_campaign(settings, engine, campaign, now=DIGEST_AT), root / "tong-hop.xlsx")
+    consolidation, draft = _demo_consolidation(settings, engine, campaign, root)
     click.echo(
         f"Demo folder: {root}\n  config: {root / 'mailbot.toml'}\n  archive: {settings.archive_dir}\n"
         f"  outgoing mail: {settings.outbox_dir}\n  Excel tracker: {tracker}\n"
-        f"  consolidated figures (mailbot compile): {consolidation}"
+        f"  consolidated figures by the campaign's report template (mailbot compile): {consolidation}\n"
+        f"  the department's report, drafted from them: {draft}"
     )
     click.echo(demo_web_instructions(root / "mailbot.toml"))
+
+
+def _demo_consolidation(settings: Settings, engine: Engine, campaign: Campaign, root: Path) -> tuple[Path, Path]:
+    """The demo campaign gets its report template (the sample reports follow it) and is consolidated by it."""
+    from mailbot.demo.build import DIGEST_AT
+    from mailbot.demo.samples import demo_template_docx
+    from mailbot.reports.consolidate import campaign_template, consolidate_campaign
+    from mailbot.reports.consolidation_xlsx import linker, save_workbook
+    from mailbot.reports.narrative import draft_bytes, save_docx
+
+    catalog.attach(
+        engine,
+        settings.data_dir,
+        campaign.id,
+        catalog.TEMPLATE,
+        "Mẫu báo cáo ANTQ 2023.docx",
+        demo_template_docx(),
+        actor="demo",
+        now=DIGEST_AT,
+    )
+    template = campaign_template(settings, engine, campaign.id)
+    if template is None:
+        raise RuntimeError("the demo template was not attached")  # cannot happen: attached just above
+    comp = consolidate_campaign(settings, engine, campaign, template, now=DIGEST_AT)
+    links = linker(settings.web.public_url, settings.archive_dir, root)
+    workbook = save_workbook(comp, root / "tong-hop.xlsx", links)
+    return workbook, save_docx(root / "du-thao-bao-cao.docx", draft_bytes(comp, None)[0])
 
 
 def demo_web_instructions(config_path: Path) -> str:

@@ -328,6 +328,41 @@ def _statistics_table(document: docx.document.Document) -> None:
             cell.text = text
 
 
+def demo_template_docx() -> bytes:
+    """The demo campaign's report template (mẫu báo cáo): the sample reports' headings, each with what to write
+    under it, and their statistics table left blank; what `mailbot demo` attaches to the campaign and consolidates by.
+    """
+    document = docx.Document()
+    _set_page_and_font(document)
+    _header_table(document)
+    blanks = {
+        "@@PARENT@@": "SỞ GD&ĐT HẢI PHÒNG",
+        "@@ORG_UPPER@@": "TÊN ĐƠN VỊ",
+        "@@NUMBER@@": "Số:     /BC-…",
+        "@@PLACE_DATE@@": "…, ngày … tháng 12 năm 2023",
+    }
+    for cell in document.tables[0]._cells:
+        for run in (r for p in cell.paragraphs for r in p.runs):
+            run.text = blanks.get(run.text, run.text)
+    _paragraph(document, "BÁO CÁO", bold=True, align=WD_ALIGN_PARAGRAPH.CENTER, space_before=12)
+    _paragraph(document, DEFAULT_TITLE, bold=True, align=WD_ALIGN_PARAGRAPH.CENTER, space_after=12)
+    for kind, text in _BODY:
+        if kind == "h":
+            _paragraph(document, text, bold=True)
+            _paragraph(document, "(Đơn vị trình bày ngắn gọn, cụ thể, có số liệu minh họa.)", italic=True, indent=True)
+    _paragraph(document, "Số liệu cụ thể như sau:", indent=True)
+    _paragraph(document, "Kết quả tuyên truyền, giáo dục trong năm 2023", bold=True, align=WD_ALIGN_PARAGRAPH.CENTER)
+    table = document.add_table(rows=len(STAT_ROWS) + 1, cols=len(STAT_HEADER))
+    table.style = "Table Grid"
+    for cell, text in zip(table.rows[0].cells, STAT_HEADER):
+        cell.text = text
+    for i, (row, label) in enumerate(zip(table.rows[1:], STAT_ROWS), start=1):
+        row.cells[0].text, row.cells[1].text = str(i), label
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
 def statistics(institution_name: str, number: str | None, date: dt.date) -> tuple[tuple[int, int], ...]:
     """The (sessions, people) figures a sample report carries; the same arguments give the same figures."""
     rng = random.Random(f"stats|{institution_name}|{number}|{date}")

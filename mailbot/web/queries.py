@@ -56,6 +56,7 @@ ACTION = {
     "reject": "Không đúng đơn vị (thư trở lại danh sách chờ xem xét)",
     "paper": "Ghi nhận đã nhận bản giấy (bản có dấu đỏ)",
     "paper_undo": "Bỏ ghi nhận bản giấy (bản có dấu đỏ)",
+    "compile_alias": "Chấp nhận cách hiểu dòng, cột khi tổng hợp số liệu",
 }
 EVENT = {
     "login": "Đăng nhập",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from mailbot.notify import links
-from mailbot.web.pages import account, campaigns, exports, institutions, overview, review, roster, school
+from mailbot.web.pages import account, campaigns, consolidation, exports, institutions, overview, review, roster, school
 
 
 def routes() -> list[Route]:
@@ -43,6 +43,10 @@ def routes() -> list[Route]:
         Route("/c/{cid}/log", overview.changes, methods=["GET"]),
         Route("/c/{cid}/tracker.xlsx", exports.tracker, methods=["GET"]),
         Route("/c/{cid}/consolidation.xlsx", exports.consolidation, methods=["GET"]),
+        Route("/c/{cid}/consolidation", consolidation.page, methods=["GET"]),
+        Route("/c/{cid}/consolidation/texts.docx", consolidation.texts, methods=["GET"]),
+        Route("/c/{cid}/consolidation/report.docx", consolidation.report, methods=["GET", "POST"]),
+        Route("/c/{cid}/consolidation/accept", consolidation.accept, methods=["POST"]),
         Route("/c/{cid}/reports.zip", exports.reports_zip, methods=["GET"]),
         Route("/files/{file_id}", exports.stored_file, methods=["GET"]),
         Route("/messages/{pk}/original.eml", exports.original, methods=["GET"]),

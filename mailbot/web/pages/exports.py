@@ -43,9 +43,14 @@ async def tracker(request: Request, web: Web, campaign: Campaign, snap: Snapshot
 
 @campaign_route
 async def consolidation(request: Request, web: Web, campaign: Campaign) -> Response:
-    """The consolidation workbook (`mailbot compile`): the schools' tables merged, with sums per group."""
+    """The consolidation workbook (`mailbot compile`): from the campaign's report template when it has one, else the
+    schools' tables merged by shape, with sums per group."""
+    from mailbot.web.pages.consolidation import workbook_with_template  # it imports this module's helpers
+
     now = web.clock()
-    body = await run_in_threadpool(_consolidation_bytes, web, campaign, now)
+    body = await workbook_with_template(request, web, campaign, now)
+    if body is None:
+        body = await run_in_threadpool(_consolidation_bytes, web, campaign, now)
     name = f"tong-hop-{campaign.id}-{_stamp(web, now)}.xlsx"
     return Response(body, media_type=XLSX, headers={"Content-Disposition": _attachment(name)})
 
