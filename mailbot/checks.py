@@ -63,9 +63,17 @@ def _try(echo: Echo, what: str, step: Callable[[], str]) -> bool:
 
 
 def _database(url: str) -> str:
+    """The connection, and the schema's revision: a database behind is upgraded by `run`, `web` or `db upgrade`."""
+    from mailbot import migrate
+
+    engine = store.connect(url, upgrade=False)
+    found = migrate.level(engine)
     engine = store.connect(url)
     with engine.connect() as conn:
-        return f"{store.count_messages(conn)} message(s) recorded"
+        counted = f"{store.count_messages(conn)} message(s) recorded"
+    if found.behind:
+        return f"{counted}; schema upgraded from revision {found.current or '(none)'} to {found.head}"
+    return f"{counted}; schema at revision {found.head} (the newest)"
 
 
 def _roster(file: Path | None) -> str:

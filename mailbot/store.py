@@ -44,8 +44,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from mailbot.errors import MailbotError, StorageError, first_line
 from mailbot.models import Institution, Notice
 
-SCHEMA_VERSION = 1
-
 
 class UTC(TypeDecorator[datetime]):
     """Aware datetimes stored as sortable UTC ISO text, whatever the database."""
@@ -87,6 +85,8 @@ class Notices(TypeDecorator[tuple[Notice, ...]]):
         return tuple(Notice.parse(s) for s in json.loads(value)) if value else ()
 
 
+# Every table and column below is created by the revisions in mailbot/migrations/versions, never by create_all:
+# a new table or column needs a new revision there too (README, "Upgrades"; tests/test_migrations.py compares them).
 metadata = MetaData()
 
 institutions = Table(
@@ -321,65 +321,51 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def connect(url: str) -> Engine:
-    """An engine with the schema in place."""
+def connect(url: str, *, upgrade: bool = True) -> Engine:
+    """An engine with the schema at the newest revision (``upgrade=False``: as it is, for `mailbot db current`)."""
     try:
         engine = create_engine(url)
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-        _create_schema(engine)
-        add_missing_columns(engine)
-        with engine.begin() as conn:
-            conn.execute(meta.delete().where(meta.c.key == "schema_version"))
-            insert_ignore(conn, meta, {"key": "schema_version", "value": str(SCHEMA_VERSION)})
+        if upgrade:
+            from mailbot.migrate import upgrade as upgrade_schema  # Alembic: loaded only where a schema is checked
+
+            upgrade_schema(engine)
     except SQLAlchemyError as exc:
         raise MailbotError(f"cannot open the database: {first_line(exc)}") from None
     return engine
 
 
-def _create_schema(engine: Engine) -> None:
-    """create_all, where several processes may open a new database at the same moment: a table another one
-    created between our look and our CREATE is no error; each new attempt skips what exists by then."""
-    for _ in range(len(metadata.tables)):
-        try:
-            metadata.create_all(engine)
-            return
-        except SQLAlchemyError as exc:
-            if "already exists" not in str(exc) and "duplicate" not in str(exc).lower():
-                raise
-    metadata.create_all(engine)
-
-
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Columns added since a data folder was made: each one the live table lacks is added with its server
-    default, so that the previous version's database keeps working (there are no migrations yet). Several
-    processes may start at once on the same old database: a column another one has just added is no error."""
+def add_missing_columns(conn: Connection) -> list[str]:
+    """For a database made before migrations by a development build: each column the live table lacks is added
+    with its server default, so that it can be stamped with the first release's revision and upgraded."""
     added = []
+    live_tables = set(inspect(conn).get_table_names())
     for table in metadata.sorted_tables:
+        if table.name not in live_tables:
+            continue
         for column in table.columns:
-            if column.name in _live_columns(engine, table.name):
-                continue
-            try:
-                with engine.begin() as conn:
-                    conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN {_column_ddl(column, engine)}'))
-            except SQLAlchemyError:
-                if column.name not in _live_columns(engine, table.name):
-                    raise
-            added.append(f"{table.name}.{column.name}")
+            if column.name not in _live_columns(conn, table.name):
+                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN {_column_ddl(column, conn)}'))
+                added.append(f"{table.name}.{column.name}")
     return added
 
 
-def _live_columns(engine: Engine, table: str) -> set[str]:
-    return {c["name"] for c in inspect(engine).get_columns(table)}
+def _live_columns(conn: Connection, table: str) -> set[str]:
+    return {c["name"] for c in inspect(conn).get_columns(table)}
 
 
-def _column_ddl(column: Column[Any], engine: Engine) -> str:
-    ddl = f'"{column.name}" {column.type.compile(engine.dialect)}'
+def _column_ddl(column: Column[Any], conn: Connection) -> str:
+    ddl = f'"{column.name}" {column.type.compile(conn.dialect)}'
     if column.server_default is not None:  # a NOT NULL column can only be added with a default
         default = column.server_default.arg  # type: ignore[attr-defined]
-        value = default if isinstance(default, str) else default.compile(engine, compile_kwargs={"literal_binds": True})
+        value = (
+            default
+            if isinstance(default, str)
+            else default.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+        )
         ddl += f" DEFAULT {value}" + ("" if column.nullable else " NOT NULL")
     return ddl
 

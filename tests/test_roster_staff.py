@@ -277,7 +277,7 @@ def test_existing_database_gains_the_active_column(tmp_path: Path):
     with engine.connect() as conn:
         (inst,) = store.load_institutions(conn)
     assert inst.code == "THPT-NQ" and inst.active is True
-    store.add_missing_columns(engine)  # a second time: nothing left to add, nothing fails
+    store.connect(f"sqlite:///{path}")  # a second time: nothing left to add, nothing fails
     with sqlite3.connect(path) as db:
         assert [r[1] for r in db.execute("PRAGMA table_info(institutions)")].count("active") == 1
 

@@ -249,3 +249,39 @@ def templates_export(folder: Path) -> None:
     click.echo(
         f"{len(written)} template(s) written to {folder}" + (f", {len(kept)} already there kept" if kept else "")
     )
+
+
+@cli.group(name="db")
+def db_group() -> None:
+    """The database schema (migrations)."""
+
+
+@db_group.command(name="upgrade")
+@click.pass_obj
+def db_upgrade(state: State) -> None:
+    """Bring the database to the newest schema (also done at every start); safe to repeat.
+
+    Example: mailbot --config /etc/mailbot/mailbot.toml db upgrade
+    """
+    from mailbot import migrate
+
+    settings = state.settings()
+    engine = store.connect(settings.db_url, upgrade=False)
+    done = migrate.upgrade(engine)
+    click.echo(f"upgraded from {done[0]} to {done[1]}" if done else f"already at the newest revision {migrate.head()}")
+
+
+@db_group.command(name="current")
+@click.pass_obj
+def db_current(state: State) -> None:
+    """Print the database's schema revision and the newest one; exit 1 when it is behind.
+
+    Example: mailbot db current
+    """
+    from mailbot import migrate
+
+    settings = state.settings()
+    found = migrate.level(store.connect(settings.db_url, upgrade=False))
+    click.echo(f"current: {found.current or '(none)'}\nnewest:  {found.head}")
+    if found.behind:
+        raise SystemExit(1)
