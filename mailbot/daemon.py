@@ -3,6 +3,7 @@ with ``[web] enabled``, serve the web pages from the same process (one service r
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -91,7 +92,10 @@ class Daemon:
     # --- life cycle -------------------------------------------------------------------------
 
     def run(self) -> int:
-        with Lock(self.settings.data_dir):
+        # One service per SQLite database; on PostgreSQL any number of workers share the work (the database
+        # dedupes messages, claims outbox rows and lets one worker at a time run a scheduled job).
+        single = self.engine.dialect.name == "sqlite"
+        with Lock(self.settings.data_dir) if single else contextlib.nullcontext():
             self._signals()
             web = self._web()  # bound here: an address in use stops the start with one line, before anything runs
             try:
@@ -176,17 +180,9 @@ class Daemon:
         now = self.clock.now()
         key = f"{name}:{now.astimezone(self.settings.zone):%Y-%m-%d}"
         try:
-            with self.engine.connect() as conn:
-                if store.job_done(conn, key):
-                    return
-            if name == "remind":
-                planned = dispatch.queue_notices(self.settings, self.engine, now)
-                log.info("reminders: %d notice(s) queued", sum(p.status == "pending" for p in planned))
-            elif self.settings.notify.staff:
-                queued, _ = dispatch.queue_digest(self.settings, self.engine, now)
-                log.info("digest: %s", queued.status)
-            with store.atomic(self.engine) as conn:
-                store.mark_job(conn, key, now)
+            with store.exclusive(self.engine, key) as mine:
+                if mine:
+                    self._job(name, key, now)
         except MailbotError as exc:
             log.error("%s job failed: %s", name, exc)
             return
@@ -195,6 +191,19 @@ class Daemon:
             log.debug("%s job failure", name, exc_info=True)
             return
         self.deliver()
+
+    def _job(self, name: str, key: str, now: datetime) -> None:
+        with self.engine.connect() as conn:
+            if store.job_done(conn, key):
+                return
+        if name == "remind":
+            planned = dispatch.queue_notices(self.settings, self.engine, now)
+            log.info("reminders: %d notice(s) queued", sum(p.status == "pending" for p in planned))
+        elif self.settings.notify.staff:
+            queued, _ = dispatch.queue_digest(self.settings, self.engine, now)
+            log.info("digest: %s", queued.status)
+        with store.atomic(self.engine) as conn:
+            store.mark_job(conn, key, now)
 
     def catch_up(self) -> None:
         """A job whose time passed today while mailbot was stopped runs now, once."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -377,7 +378,9 @@ def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> boo
     IntegrityError (INSERT ... ON CONFLICT DO NOTHING, or a SAVEPOINT on other databases)."""
     statement = _insert_or_nothing(conn, table)
     if statement is not None:
-        return bool(conn.execute(statement.values(**values)).rowcount)
+        # RETURNING says whether a row went in: psycopg reports no row count for INSERT ... ON CONFLICT DO NOTHING
+        returning = statement.values(**values).returning(*table.primary_key.columns)
+        return conn.execute(returning).first() is not None
     try:
         with conn.begin_nested():
             conn.execute(table.insert().values(**values))
@@ -605,6 +608,26 @@ def paper_received(conn: Connection, campaign_id: str) -> dict[int, date]:
     """institution pk → the day staff say its paper copy arrived, for one campaign."""
     query = select(paper.c.institution_id, paper.c.received_on).where(paper.c.campaign_id == campaign_id)
     return {r.institution_id: r.received_on for r in conn.execute(query)}
+
+
+@contextmanager
+def exclusive(engine: Engine, key: str) -> Iterator[bool]:
+    """Whether this process may do the work named ``key`` now: on PostgreSQL a session advisory lock that one
+    worker holds and the others skip (True for the holder only); elsewhere always True (one service per
+    SQLite database, ensured by the service's lock file)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as conn:
+        held = bool(conn.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": lock_id}).scalar())
+        conn.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                conn.commit()
 
 
 def job_done(conn: Connection, key: str) -> bool:

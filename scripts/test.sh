@@ -39,6 +39,7 @@ declare -A NEEDED=(
     [unar]=unar
     [time]=/usr/bin/time
     [chromium]=chromium
+    [postgresql]=/usr/share/postgresql-common/pg_wrapper  # the server: tests start a throwaway cluster with initdb
 )
 missing=()
 for pkg in "${!NEEDED[@]}"; do

@@ -18,7 +18,7 @@ from mailbot.demo import samples
 from mailbot.demo.build import ROSTER_FILE, demo_config
 from mailbot.models import Campaign
 
-pytest_plugins = ["tests.servers.fixtures", "tests.servers.smtp_fixtures"]
+pytest_plugins = ["tests.servers.fixtures", "tests.servers.smtp_fixtures", "tests.servers.postgres"]
 
 PASSWORD_ENV = "MAILBOT_TEST_IMAP_PASSWORD"
 

@@ -1,0 +1,150 @@
+"""mailbot on PostgreSQL (a throwaway cluster, tests/servers/postgres.py): the revisions build the declared schema,
+the demo gives what it gives on SQLite (pipeline, status, notices, digest, consolidation, the web pages), and
+several workers share one inbox and one database: every message recorded once, every email sent once."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select
+
+from mailbot import config, migrate, pipeline, store
+from mailbot.campaigns import catalog
+from mailbot.demo import samples
+from mailbot.demo.build import DIGEST_AT, build_demo
+from mailbot.notify import dispatch
+from mailbot.reports.status import as_json, campaign_status
+from mailbot.web import auth
+from mailbot.web.app import create_app
+from tests.conftest import PASSWORD_ENV, Workspace, make_workspace
+from tests.test_notify import smtp_section
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+
+def on(url: str, toml: Path) -> None:
+    """Point a configuration at a database."""
+    toml.write_text(f'database_url = "{url}"\n' + toml.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def test_the_revisions_build_the_declared_schema_on_postgresql(postgres) -> None:  # type: ignore[no-untyped-def]
+    engine = store.connect(postgres.create_database())
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), store.metadata) == []
+    assert migrate.level(engine).current == migrate.head()
+
+
+def demo_on(root: Path, url: str | None) -> dict:  # type: ignore[type-arg]
+    build_demo(root)
+    if url:
+        on(url, root / "mailbot.toml")
+    settings = config.load(root / "mailbot.toml")
+    engine = store.connect(settings.db_url)
+    pipeline.run_once(settings, engine)
+    status = as_json(campaign_status(engine, catalog.load(engine, settings).all[0]))
+    notices = dispatch.queue_notices(settings, engine, DIGEST_AT)
+    digest, _ = dispatch.render_digest(settings, engine, DIGEST_AT)
+    return {
+        "institutions": [
+            (i["code"], i["status"], i["identified_by"], len(i["submissions"]), i["stamped"], i["missing"])
+            for i in status["institutions"]
+        ],
+        "review": [r["reason"] for r in status["review"]],
+        "notices": sorted((p.notice.kind, p.notice.institution.code, p.status) for p in notices),
+        "digest": digest.text,
+    }
+
+
+def test_the_demo_on_postgresql_gives_what_it_gives_on_sqlite(postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    url = postgres.create_database()
+    assert demo_on(tmp_path / "pg", url) == demo_on(tmp_path / "lite", None)
+    settings = config.load(tmp_path / "pg" / "mailbot.toml")
+    engine = store.connect(settings.db_url)
+    from mailbot.reports.compile import compile_campaign
+
+    assert compile_campaign(settings, engine, catalog.load(engine, settings).all[0], now=DIGEST_AT).contributors
+    auth.set_password(engine, "lan", "Mật-khẩu-thử-2023", actor="test")
+    client = TestClient(create_app(settings, engine, now=DIGEST_AT))
+    token = re.search(r'name="token" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
+    client.post("/login", data={"name": "lan", "password": "Mật-khẩu-thử-2023", "token": token, "next": "/"})
+    c = "/c/antq-2023"
+    for path in (f"{c}/", f"{c}/institutions", f"{c}/institutions/THPT-NQ", f"{c}/review", f"{c}/log",
+                 "/campaigns", "/roster", f"{c}/settings", f"{c}/announce", f"{c}/tracker.xlsx",
+                 f"{c}/consolidation", f"{c}/consolidation.xlsx"):  # fmt: skip
+        assert client.get(path).status_code == 200, path
+
+
+@pytest.fixture
+def workers(tmp_path: Path, dovecot, smtp_sink, postgres, monkeypatch) -> Workspace:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
+    ws = make_workspace(tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink))
+    on(postgres.create_database(), ws.config_path)
+    return ws
+
+
+def run_together(ws: Workspace, *args: str, n: int = 2) -> list[subprocess.CompletedProcess[str]]:
+    command = [sys.executable, "-m", "mailbot", "--config", str(ws.config_path), *args]
+    env = {**os.environ, PASSWORD_ENV: ws.password}
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(n)
+    ]
+    out = [subprocess.CompletedProcess(p.args, p.wait(timeout=300), *p.communicate()) for p in procs]
+    for r in out:
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    return out
+
+
+def test_two_workers_share_one_inbox_and_one_database(workers: Workspace, dovecot, smtp_sink) -> None:  # type: ignore[no-untyped-def]
+    cases = samples.demo_cases(samples.load_demo_roster())
+    for case in cases:
+        dovecot.append(case.raw, case.arrival)
+    run_together(workers, "run", "--once")
+    engine = store.connect(workers.settings().db_url)
+    with engine.connect() as conn:
+        recorded = conn.execute(select(func.count()).select_from(store.messages)).scalar_one()
+        queued = conn.execute(select(store.outbox.c.key)).scalars().all()
+    assert recorded == len(cases)  # each message once, whichever worker took it
+    receipts = smtp_sink.wait_for(len(queued))
+    time.sleep(1)
+    sent = [(c.rcpt_tos, c.message["Subject"], c.message["In-Reply-To"]) for c in smtp_sink.messages]
+    assert len(sent) == len(queued) == len(set(sent)) and receipts  # each receipt once
+
+    smtp_sink.clear()
+    run_together(workers, "--now", "2023-12-02T08:00", "remind", n=3)
+    with engine.connect() as conn:
+        notices = conn.execute(select(store.outbox.c.key).where(store.outbox.c.kind == "reminder")).scalars().all()
+    assert notices and len(notices) == len(set(notices))
+    smtp_sink.wait_for(len(notices))
+    time.sleep(1)
+    assert len(smtp_sink.messages) == len(notices)  # each reminder once across three workers
+
+
+def test_the_service_runs_as_several_workers_on_postgresql(workers: Workspace, tmp_path: Path) -> None:
+    """On SQLite a second service refuses to start; on PostgreSQL both run (and stop cleanly)."""
+    command = [sys.executable, "-m", "mailbot", "--config", str(workers.config_path), "run"]
+    env = {**os.environ, PASSWORD_ENV: workers.password}
+    logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
+    procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env) for log in logs]
+    try:
+        deadline = time.monotonic() + 120
+        while not all("mailbot started" in log.read_text() for log in logs):
+            assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
+            assert time.monotonic() < deadline, [log.read_text() for log in logs]
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        codes = [p.wait(timeout=60) for p in procs]
+    assert codes == [0, 0], [log.read_text() for log in logs]
