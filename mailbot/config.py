@@ -265,6 +265,15 @@ class WebSettings(_Section):
         return tuple(out)
 
 
+class DocumentSettings(_Section):
+    """How the stamped copies (PDF) are verified (documents/pdfcheck.py)."""
+
+    # The CA certificates (PEM or DER files) whose chains make a digital signature trusted: the government CA
+    # roots the operator installs. Without them a valid signature is reported as "issuer not trusted".
+    trust_anchors: tuple[Path, ...] = ()
+    seconds_per_file: float = Field(default=30.0, gt=0, le=600)  # a PDF not read by then is a recorded warning
+
+
 class CampaignSettings(_Section):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     title: str = Field(min_length=1)
@@ -292,6 +301,7 @@ class Settings(_Section):
     notify: NotifySettings = NotifySettings()
     web: WebSettings = WebSettings()
     security: SecuritySettings = SecuritySettings()
+    documents: DocumentSettings = DocumentSettings()
     # Imported once into the database (mailbot/campaigns/catalog.py), which is the campaigns' source of truth.
     campaign: tuple[CampaignSettings, ...] = ()
 
@@ -418,6 +428,9 @@ def _resolve(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         if isinstance(raw.get(name), dict):
             for key in keys:
                 fix(raw[name], key)
+    docs = raw.get("documents")
+    if isinstance(docs, dict) and isinstance(docs.get("trust_anchors"), list):
+        docs["trust_anchors"] = [str(base / a) if isinstance(a, str) else a for a in docs["trust_anchors"]]
     return raw
 
 

@@ -20,7 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from mailbot import config, pipeline, store
+from mailbot import config, pipeline, stamping, store
 from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.errors import AlreadyRunning, AuthError, ConfigError, MailbotError, one_line
@@ -65,6 +65,9 @@ class Lock:
             os.ftruncate(self._fd, 0)
             os.close(self._fd)
             self._fd = None
+
+
+STAMP_EVERY_SECONDS = 20  # how often the PDFs recorded meanwhile are checked (documents/pdfcheck.py)
 
 
 def backoff(attempt: int, *, auth: bool = False) -> float:
@@ -156,6 +159,7 @@ class Daemon:
         scheduler.add_job(self.run_job, _at(s.notify.remind_at, zone), args=["remind"], id="remind")
         scheduler.add_job(self.run_job, _at(s.notify.digest_at, zone), args=["digest"], id="digest")
         scheduler.add_job(self.wake.set, IntervalTrigger(minutes=s.inbox.resync_minutes), id="resync")
+        scheduler.add_job(self.verify_stamps, IntervalTrigger(seconds=STAMP_EVERY_SECONDS), id="stamps")
         return scheduler
 
     # --- scheduled work ---------------------------------------------------------------------
@@ -174,6 +178,16 @@ class Daemon:
                     one_line(exc),
                 )
                 log.debug("outbox delivery failure", exc_info=True)
+
+    def verify_stamps(self) -> None:
+        """The PDFs recorded since the last round checked as stamped copies, in the scheduler's thread: the inbox
+        loop and its receipts never wait for a scan's OCR."""
+        try:
+            while not self.stop.is_set() and stamping.verify_pending(self.settings, self.engine, self.stop.is_set):
+                pass
+        except Exception as exc:  # noqa: BLE001 - a failed round must not stop the scheduler or the service
+            log.error("stamped-copy check failed, next round in %d s: %s", STAMP_EVERY_SECONDS, one_line(exc))
+            log.debug("stamped-copy check failure", exc_info=True)
 
     def run_job(self, name: str) -> None:
         """Reminders or digest for today, once: the database remembers what ran, across restarts."""

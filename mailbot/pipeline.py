@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from mailbot import store
+from mailbot import stamping, store
 from mailbot.campaigns import roster_import
 from mailbot.clock import Clock
 from mailbot.config import Settings
@@ -70,6 +70,8 @@ def run_once(
     tokens = TokenCache()  # one OAuth2 refresh serves the inbox and the outbox of the same account
     with inbox or open_inbox(settings.inbox, settings.limits.max_message_bytes, tokens) as box:
         drain(ctx, box, report, on_message)
+    while stamping.verify_pending(settings, engine):  # after the receipts: a slow scan never delays one
+        pass
     report.delivery = Delivery.of(settings, engine, tokens).deliver_due(ctx.clock.now())
     return report
 

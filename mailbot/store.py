@@ -289,6 +289,29 @@ paper = Table(
     UniqueConstraint("campaign_id", "institution_id", name="paper_once"),
 )
 
+# What a PDF file turned out to be once checked (documents/pdfcheck.py facts as JSON); no row yet: check pending.
+# Only the facts of the file: the verdict for an institution is derived when shown (reports/stamps.py), so that a
+# message attributed later, or a Word file arriving later, is taken into account.
+stamp_checks = Table(
+    "stamp_checks",
+    metadata,
+    Column("file_id", Integer, ForeignKey("files.id"), primary_key=True),
+    Column("facts", JSON, nullable=False),
+    Column("checked_at", UTC, nullable=False),
+)
+
+# Staff accepted an institution's stamped copy by hand (a doubt they resolved): it counts as verified.
+stamp_accepted = Table(
+    "stamp_accepted",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", String(64), nullable=False, index=True),
+    Column("institution_id", Integer, ForeignKey("institutions.id"), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("at", UTC, nullable=False),
+    UniqueConstraint("campaign_id", "institution_id", name="stamp_accepted_once"),
+)
+
 # Scheduled work that has been done (digest of a day, reminder round of a day), so a restart never repeats it.
 jobs = Table(
     "jobs",
@@ -678,3 +701,18 @@ web_events = Table(
     Column("ip", Text, nullable=False, default=""),
     Column("detail", Text, nullable=False, default=""),
 )
+
+
+def stamp_facts(conn: Connection, file_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """file pk → the facts its check recorded (absent: not checked yet)."""
+    ids = list(file_ids)
+    if not ids:
+        return {}
+    query = select(stamp_checks.c.file_id, stamp_checks.c.facts).where(stamp_checks.c.file_id.in_(ids))
+    return {r.file_id: r.facts for r in conn.execute(query)}
+
+
+def stamp_accepted_by(conn: Connection, campaign_id: str) -> dict[int, datetime]:
+    """institution pk → when staff accepted its stamped copy by hand, for one campaign."""
+    a = stamp_accepted
+    return {r.institution_id: r.at for r in conn.execute(select(a).where(a.c.campaign_id == campaign_id))}

@@ -53,26 +53,26 @@ def tick(engine: Engine, campaign: Campaign, code: str, on: date, *, actor: str,
     """Record that the institution's paper copy arrived on ``on`` (a second tick moves the day)."""
     check_day(campaign, on, today)
     with store.atomic(engine) as conn:
-        pk, name = _institution(conn, code)
+        pk, name = institution_of(conn, code)
         p = store.paper
         conn.execute(p.delete().where(p.c.campaign_id == campaign.id, p.c.institution_id == pk))
         conn.execute(
             p.insert().values(campaign_id=campaign.id, institution_id=pk, received_on=on, actor=actor, at=store.now())
         )
-        _log(conn, "paper", actor, f"{campaign.id} {code} {on.isoformat()}")
+        log_action(conn, "paper", actor, f"{campaign.id} {code} {on.isoformat()}")
     return PaperChange(code, name, on, counts_by_post(campaign))
 
 
 def undo(engine: Engine, campaign: Campaign, code: str, *, actor: str) -> PaperChange:
     """Remove the tick (a mistake); nothing happens, and nothing is logged, when there was none."""
     with store.atomic(engine) as conn:
-        pk, name = _institution(conn, code)
+        pk, name = institution_of(conn, code)
         p = store.paper
         where = (p.c.campaign_id == campaign.id, p.c.institution_id == pk)
         was = conn.execute(select(p.c.received_on).where(*where)).scalar()
         if was is not None:
             conn.execute(p.delete().where(*where))
-            _log(conn, "paper_undo", actor, f"{campaign.id} {code} {was.isoformat()}")
+            log_action(conn, "paper_undo", actor, f"{campaign.id} {code} {was.isoformat()}")
     return PaperChange(code, name, was, counts_by_post(campaign))
 
 
@@ -84,7 +84,7 @@ def received_on(engine: Engine, campaign_id: str, code: str) -> date | None:
     return found
 
 
-def _institution(conn: Connection, code: str) -> tuple[int, str]:
+def institution_of(conn: Connection, code: str) -> tuple[int, str]:
     row = conn.execute(
         select(store.institutions.c.id, store.institutions.c.name).where(store.institutions.c.code == code)
     ).first()
@@ -96,5 +96,5 @@ def _institution(conn: Connection, code: str) -> tuple[int, str]:
     return row.id, row.name
 
 
-def _log(conn: Connection, action: str, actor: str, detail: str) -> None:
+def log_action(conn: Connection, action: str, actor: str, detail: str) -> None:
     conn.execute(store.actions.insert().values(action=action, actor=actor, at=store.now(), detail=detail))

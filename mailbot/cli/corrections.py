@@ -1,5 +1,5 @@
 """What staff settle by hand: held messages and submissions identified by name (`review`), extensions (`extend`),
-paper copies received (`paper`).
+paper copies received (`paper`), stamped copies accepted by hand (`stamp accept`).
 
 Every command records who did it (``--by``, default the login name) in the change log; a receipt it queues is
 delivered at once through the durable outbox (its key makes a repeated command send nothing more)."""
@@ -13,7 +13,7 @@ import click
 from sqlalchemy import Engine
 
 from mailbot import store
-from mailbot.campaigns import catalog, extensions, named, paper, review
+from mailbot.campaigns import catalog, extensions, named, paper, review, stamp_accept
 from mailbot.cli.base import ISO, State, cli, delivery_line
 from mailbot.config import Settings
 from mailbot.models import Campaign
@@ -212,3 +212,34 @@ def paper_copy(state: State, code: str, campaign_id: str, on: datetime | None, u
 def _paper_note(mode: str) -> str:
     what = "does not ask for a stamped copy" if mode == "none" else "takes the stamped copy as a PDF by mail only"
     return f"note: this campaign {what} (paper = {mode!r}): the paper copy is recorded but not counted"
+
+
+@cli.group(name="stamp")
+def stamp_group() -> None:
+    """The stamped copy (bản có dấu đỏ) sent as a PDF: what staff decide when its check left a doubt."""
+
+
+@stamp_group.command(name="accept")
+@click.argument("code")
+@click.option("--campaign", "campaign_id", required=True, help="Campaign id.")
+@click.option("--undo", is_flag=True, help="Take the acceptance back (it was a mistake).")
+@BY
+@click.pass_obj
+def stamp_accept_cmd(state: State, code: str, campaign_id: str, undo: bool, actor: str | None) -> None:
+    """Accept the institution's stamped copy after looking at it: it counts as verified, whatever its check said.
+
+    Example: mailbot stamp accept THPT-NQ --campaign antq-2023
+    """
+    settings = state.settings()
+    engine = store.connect(settings.db_url)
+    campaign = pick_campaign(_campaigns(settings, engine), campaign_id, state.clock(settings).now())
+    who = actor or getpass.getuser()
+    if undo:
+        change = stamp_accept.undo(engine, campaign, code, actor=who)
+        click.echo(f"{change.code} {change.name}: " + ("acceptance removed" if change.changed else "was not accepted"))
+        return
+    change = stamp_accept.accept(engine, campaign, code, actor=who)
+    click.echo(
+        f"{change.code} {change.name}: stamped copy for {campaign.id} accepted"
+        + ("" if change.changed else " (already)")
+    )

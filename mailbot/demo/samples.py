@@ -33,6 +33,8 @@ from docx.shared import Cm, Pt
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
+from mailbot.demo.scans import scan_pdf
+
 VN_TZ = timezone(timedelta(hours=7), "ICT")  # Asia/Ho_Chi_Minh: UTC+7 all year, no DST
 DEMO_DEADLINE = datetime(2023, 12, 5, 17, 0, tzinfo=VN_TZ)
 CAMPAIGN_ADDRESS = "gdtx@haiphong.edu.vn"
@@ -782,7 +784,8 @@ def _case(
     def build(arrival: datetime, message_id: str) -> bytes:
         attachments = _attachments(attach, row, filename, arrival, number)
         if scan:
-            attachments.append((scan, minimal_pdf("BAO CAO ANTQ 2023 - SCAN"), "application/pdf"))
+            number_text = f"{number}/BC-{row.get('code', '').replace('-', '')}"
+            attachments.append((scan, scan_pdf(name, number_text, arrival.date()), "application/pdf"))
         return make_email(
             sender=sender or row["emails"][1 if second_address else 0],
             sender_name=sender_name.replace("{name}", name),

@@ -4,7 +4,7 @@ the review queue."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -14,6 +14,8 @@ from sqlalchemy.engine import Connection
 from mailbot import store
 from mailbot.errors import NotFound
 from mailbot.models import Campaign, Notice, PaperMode
+from mailbot.reports import stamps
+from mailbot.reports.stamps import OK, Stamp, WordRef
 
 WORD, STAMPED = "word", "stamped"  # what an institution may still owe a campaign
 
@@ -29,6 +31,8 @@ class FileRow:
     path: str
     warnings: tuple[Notice, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+    stamp: Stamp | None = None  # a PDF's verdict as the stamped copy (None: not a PDF)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,18 @@ class InstitutionStatus:
     announced_at: datetime | None = None  # when the call for reports was queued for it
     paper_mode: PaperMode = PaperMode.NONE  # the campaign's: whether (and how) it asks for the stamped copy
     paper_on: date | None = None  # the day staff ticked its paper copy as received by post
+    stamps: tuple[Stamp, ...] = ()  # the verdict on each PDF it sent for the campaign, oldest first
+    stamp_accepted: datetime | None = None  # when staff accepted its stamped copy by hand
+
+    @property
+    def stamp_ok(self) -> bool:
+        """A verified PDF (signed by itself, or a scan with its seal and the Word file's number), or staff's word."""
+        return self.stamp_accepted is not None or any(s.verdict == OK for s in self.stamps)
+
+    @property
+    def stamp(self) -> Stamp | None:
+        """The PDF that speaks for it: the first verified one, else the latest."""
+        return next((s for s in self.stamps if s.verdict == OK), self.stamps[-1] if self.stamps else None)
 
     @property
     def status(self) -> str:
@@ -72,7 +88,8 @@ class InstitutionStatus:
         mode = self.paper_mode
         if mode is PaperMode.NONE:
             return None
-        by_mail = self.signed_copy and mode in (PaperMode.PDF, PaperMode.EITHER)
+        # Any PDF used to count; now only one that was verified, or one staff accepted after looking at it.
+        by_mail = self.stamp_ok and (mode in (PaperMode.PDF, PaperMode.EITHER) or self.stamp_accepted is not None)
         by_post = self.paper_on is not None and mode in (PaperMode.POST, PaperMode.EITHER)
         return by_mail or by_post
 
@@ -144,8 +161,49 @@ def _files(conn: Connection, message_pks: list[int]) -> dict[int, list[FileRow]]
         return out
     query = select(store.files).where(store.files.c.message_pk.in_(message_pks)).order_by(store.files.c.id)
     for r in conn.execute(query):
-        out[r.message_pk].append(FileRow(r.name, r.kind, r.sha256, r.size, r.path, tuple(r.warnings), r.meta or {}))
+        out[r.message_pk].append(
+            FileRow(r.name, r.kind, r.sha256, r.size, r.path, tuple(r.warnings), r.meta or {}, r.id)
+        )
     return out
+
+
+def _pdf_messages(conn: Connection, campaign_id: str) -> list[Any]:
+    """Messages of the campaign that carried only the stamped copy (a PDF on its own: no Word report)."""
+    m = store.messages
+    query = select(m).where(m.c.campaign_id == campaign_id, m.c.state == "no_report").order_by(m.c.received_at, m.c.id)
+    return list(conn.execute(query))
+
+
+def _judged(
+    subs: list[Submission], name: str, facts: dict[int, dict[str, Any]]
+) -> tuple[list[Submission], tuple[Stamp, ...]]:
+    """Each PDF given its verdict, against the Word file of its own message or else of any of its messages."""
+    everywhere = tuple(_words(s) for s in subs)
+    all_words = tuple(w for ws in everywhere for w in ws)
+    out: list[Submission] = []
+    found: list[Stamp] = []
+    for sub, own in zip(subs, everywhere):
+        files = []
+        for f in sub.files:
+            if f.kind == "pdf" and f.path:
+                f = replace(f, stamp=stamps.judge(facts.get(f.id), name, own or all_words))
+                found.append(f.stamp)  # type: ignore[arg-type]
+            files.append(f)
+        out.append(replace(sub, files=tuple(files)))
+    return out, tuple(found)
+
+
+def _words(sub: Submission) -> tuple[WordRef, ...]:
+    return tuple(_word_ref(f.meta) for f in sub.files if f.kind != "pdf" and f.meta)
+
+
+def _word_ref(meta: dict[str, Any]) -> WordRef:
+    raw = meta.get("date")
+    try:
+        day = date.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        day = None
+    return WordRef(str(meta.get("number") or "") or None, day)
 
 
 def extensions(conn: Connection, campaign_id: str) -> dict[int, datetime]:
@@ -185,6 +243,22 @@ def _submissions(rows: list[Any], files: dict[int, list[FileRow]]) -> dict[int, 
     return by_inst
 
 
+def _stamps_of(
+    insts: list[Any],
+    by_inst: dict[int, list[Submission]],
+    pdf_only: dict[int, list[Submission]],
+    facts: dict[int, dict[str, Any]],
+) -> dict[int, tuple[list[Submission], tuple[Stamp, ...]]]:
+    """institution pk → its submissions with their PDFs judged, and the verdicts on all its PDFs (alone ones too)."""
+    out: dict[int, tuple[list[Submission], tuple[Stamp, ...]]] = {}
+    for i in insts:
+        reports = {s.pk for s in by_inst.get(i.id, [])}
+        every = sorted([*by_inst.get(i.id, []), *pdf_only.get(i.id, [])], key=lambda s: (s.received_at, s.pk))
+        judged, found = _judged(every, i.name, facts)
+        out[i.id] = ([s for s in judged if s.pk in reports], found)
+    return out
+
+
 def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
     with engine.connect() as conn:
         insts = list(conn.execute(select(store.institutions).order_by(store.institutions.c.id)))
@@ -204,8 +278,12 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
             )
         )
         review = list(conn.execute(select(m).where(m.c.state.in_(("review", "error"))).order_by(m.c.received_at)))
-        files = _files(conn, [r.id for r in rows + review])
+        pdf_only = _pdf_messages(conn, campaign.id)
+        files = _files(conn, [r.id for r in rows + review + pdf_only])
+        facts = store.stamp_facts(conn, [f.id for fs in files.values() for f in fs if f.kind == "pdf"])
+        accepted = store.stamp_accepted_by(conn, campaign.id)
     by_inst = _submissions(rows, files)
+    judged = _stamps_of(insts, by_inst, _submissions(pdf_only, files), facts)
     # A deactivated institution stays listed where it did report (its reports are kept and shown), nowhere else.
     insts = [i for i in insts if campaign.concerns(i.grp) and (i.active or by_inst.get(i.id))]
     return CampaignStatus(
@@ -215,7 +293,7 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
                 i.code,
                 i.name,
                 i.grp,
-                tuple(by_inst[i.id]),
+                tuple(judged.get(i.id, ((), ()))[0]),
                 extended.get(i.id, campaign.deadline),
                 tuple(dict.fromkeys([*i.emails, *learned[i.code]])),
                 i.id in extended,
@@ -224,6 +302,8 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
                 announced.get(i.code),
                 campaign.paper,
                 posted.get(i.id),
+                judged.get(i.id, ((), ()))[1],
+                accepted.get(i.id),
             )
             for i in insts
         ),
@@ -258,6 +338,8 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
                 "announced_at": _iso(i.announced_at, zone),
                 "paper": i.paper_on.isoformat() if i.paper_on else None,
                 "stamped": i.stamped,
+                "stamp": i.stamp.as_json() if i.stamp else None,
+                "stamp_accepted": _iso(i.stamp_accepted, zone),
                 "complete": i.complete,
                 "missing": list(i.missing),
                 "submissions": [
@@ -273,6 +355,7 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
                                 "size": f.size,
                                 "path": f.path,
                                 **({"meta": f.meta} if f.meta else {}),
+                                **({"stamp": f.stamp.as_json()} if f.stamp else {}),
                             }
                             for f in s.files
                             if f.path
