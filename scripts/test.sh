@@ -29,7 +29,8 @@ fi
 
 # Debian packages the tests use, each with the command that shows it is installed:
 # a real IMAP server, mbsync (benchmarks), openssl (test certificates), LibreOffice (legacy .doc),
-# LibreOffice Calc (the tracker's printout, converted to PDF), unar (rar/7z), GNU time (benchmarks), Chromium (the web pages' browser tests drive it with Playwright).
+# LibreOffice Calc (the tracker's printout, converted to PDF), unar (rar/7z), GNU time (benchmarks), Chromium (the web pages' browser tests drive it with Playwright),
+# Poppler, Tesseract with its Vietnamese data and the DejaVu fonts (the stamped copies: scans drawn, read back by OCR).
 declare -A NEEDED=(
     [dovecot-imapd]=/usr/sbin/dovecot
     [isync]=mbsync
@@ -40,6 +41,10 @@ declare -A NEEDED=(
     [time]=/usr/bin/time
     [chromium]=chromium
     [postgresql]=/usr/share/postgresql-common/pg_wrapper  # the server: tests start a throwaway cluster with initdb
+    [poppler-utils]=pdftoppm
+    [tesseract-ocr]=tesseract
+    [tesseract-ocr-vie]=/usr/share/tesseract-ocr/5/tessdata/vie.traineddata
+    [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf
 )
 missing=()
 for pkg in "${!NEEDED[@]}"; do

@@ -21,6 +21,7 @@ from mailbot.demo.build import DIGEST_AT, ZONE, build_demo
 from mailbot.models import Campaign, PaperMode
 from mailbot.notify import dispatch
 from mailbot.notify.chase import due_notices
+from mailbot.reports.stamps import Stamp
 from mailbot.reports.status import CampaignStatus, InstitutionStatus, Submission, as_json, campaign_status
 from mailbot.reports.workbook import GROUP_HEADERS, STAMPED_HEADERS, SUMMARY_HEADERS, SUMMARY_SHEET, save_tracker
 from mailbot.web import auth
@@ -148,10 +149,22 @@ DEADLINE = datetime(2023, 12, 5, 17, 0, tzinfo=ZONE)
 CHASE = Chase(reminders_before_days=(3, 1), late_every_days=2, late_until_days=6)
 
 
-def inst(code: str, *, word: bool, pdf: bool = False, posted: date | None = None, mode: PaperMode) -> InstitutionStatus:
+def inst(
+    code: str, *, word: bool, pdf: bool = False, posted: date | None = None, mode: PaperMode, verdict: str = "ok"
+) -> InstitutionStatus:
+    """``pdf``: a PDF came, its check gave ``verdict`` (issue 17: only a verified one counts)."""
     subs = (Submission(1, "<m@x>", "a@x.vn", "BC", DEADLINE - timedelta(days=3), "address", False, (), ()),)
+    checked = (Stamp("scan", verdict),) if pdf else ()
     return InstitutionStatus(
-        code, code, "THPT", subs if word else (), DEADLINE, signed_copy=pdf, paper_mode=mode, paper_on=posted
+        code,
+        code,
+        "THPT",
+        subs if word else (),
+        DEADLINE,
+        signed_copy=pdf,
+        paper_mode=mode,
+        paper_on=posted,
+        stamps=checked,
     )
 
 
@@ -170,6 +183,8 @@ def test_notices_ask_only_for_what_is_missing_per_paper_mode() -> None:
     either = Campaign(CAMPAIGN, "BC", DEADLINE, paper=PaperMode.EITHER)
     pdf_in = (inst("PDF", word=True, pdf=True, mode=PaperMode.EITHER),)
     assert due_notices(CampaignStatus(either, pdf_in, ()), CHASE, now, ZONE) == []
+    doubtful = (inst("PDF", word=True, pdf=True, mode=PaperMode.EITHER, verdict="doubt"),)  # e.g. no seal on it
+    assert [n.missing for n in due_notices(CampaignStatus(either, doubtful, ()), CHASE, now, ZONE)] == [("stamped",)]
 
 
 def test_a_slot_asks_for_each_missing_part_once() -> None:
@@ -282,7 +297,11 @@ def test_tracker_has_the_word_file_and_the_stamped_copy_as_two_columns(demo: Set
     assert (rows["THPT-NQ"][word], rows["THPT-NQ"][stamped]) == ("Đúng hạn", "Chưa nhận")
     assert (rows["THPT-TPH"][word], rows["THPT-TPH"][stamped]) == ("Chưa nộp", "Chưa nhận")
     universities = {r[1]: r for r in wb["Đại học"].iter_rows(min_row=2, values_only=True)}
-    assert (universities["DH-HP"][word], universities["DH-HP"][stamped]) == ("Đúng hạn", "Đã nhận (PDF qua thư)")
+    # Its PDF is the demo's scan, seal and number checked (issue 17): the verdict replaces "a PDF came".
+    assert (universities["DH-HP"][word], universities["DH-HP"][stamped]) == (
+        "Đúng hạn",
+        "Bản quét có dấu đỏ, số 15/BC-DHHP khớp với tệp Word",
+    )
     summary = wb[SUMMARY_SHEET]
     table = list(summary.iter_rows(min_row=6, values_only=True))
     assert table[0][:8] == (*SUMMARY_HEADERS, *STAMPED_HEADERS)

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 
 from mailbot import store
 from mailbot.models import Campaign, PaperMode
+from mailbot.reports import stamps
 from mailbot.reports.status import CampaignStatus, InstitutionStatus, ReviewItem, Submission
 from mailbot.wording import arrival_time, clip, local_time, receipt_number, warning_texts
 
@@ -100,11 +101,11 @@ def campaign_context(cs: CampaignStatus, since: datetime | None, now: datetime, 
             if any(m.status == "missing" for m in ms)
         ],
         "warnings": warnings,
-        **_stamped(cs),
+        **_stamped(cs, zone),
     }
 
 
-def _stamped(cs: CampaignStatus) -> dict[str, Any]:
+def _stamped(cs: CampaignStatus, zone: ZoneInfo) -> dict[str, Any]:
     """The stamped copy apart from the Word file: how many have it, how many are complete, who still owes it."""
     if cs.campaign.paper is PaperMode.NONE:
         return {"stamped": None}
@@ -115,6 +116,12 @@ def _stamped(cs: CampaignStatus) -> dict[str, Any]:
             "complete": sum(1 for i in cs.counted if i.complete),
             "total": len(cs.counted),
             "missing": [{"group": g, "names": names} for g, names in owing if names],
+            # A PDF came but its check left a doubt that staff have not settled: they look at it, then accept it.
+            "doubts": [
+                {"name": i.name, "text": stamps.text_vi(i.stamp, zone)}
+                for i in cs.counted
+                if i.stamped is False and i.stamp and i.stamp.verdict == stamps.DOUBT
+            ],
         }
     }
 

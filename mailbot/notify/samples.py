@@ -90,6 +90,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
                     "complete": 3,
                     "total": 17,
                     "missing": [{"group": "THPT", "names": ["Trường THPT Thái Phiên", "Trường THPT Ngô Quyền"]}],
+                    "doubts": [{"name": "Trường THPT Ngô Quyền", "text": "Bản quét cần kiểm tra: không thấy dấu đỏ"}],
                 },
                 "warnings": [
                     {

@@ -4,9 +4,9 @@ schools read for the verdict."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
-import datetime as dt
 from datetime import date, datetime, tzinfo
 from typing import Any
 

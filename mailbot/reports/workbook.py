@@ -26,6 +26,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from mailbot.files import write_atomic
 from mailbot.models import Notice, PaperMode, WarningCode
+from mailbot.reports import stamps
 from mailbot.reports.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem
 from mailbot.wording import IDENTIFIED_BY, STATUS, clip, document_title, local_time, warning_text, warning_texts
 
@@ -269,17 +270,28 @@ def institution_row(number: int, inst: InstitutionStatus, zone: ZoneInfo) -> lis
 
 
 def stamped_text(inst: InstitutionStatus, zone: ZoneInfo) -> str:
-    """The stamped copy in words, one line per way it came: ``Đã nhận (PDF qua thư)``, ``Đã nhận bản giấy ngày
-    08/12/2023``; ``Chưa nhận`` when the campaign asks for it and it is not in (the way it takes it);
-    ``Không yêu cầu`` when the campaign does not ask for it and none came."""
+    """The stamped copy in words, one line per way it came: the PDF's verdict (``Bản ký số hợp lệ (…)``, ``Bản quét
+    có dấu đỏ, số … khớp với tệp Word``, or what is in doubt), ``Đã nhận bản giấy ngày 08/12/2023``; ``Chưa nhận``
+    when the campaign asks for it and it is not in (the way it takes it); ``Không yêu cầu`` when the campaign does
+    not ask for it and none came."""
     came = [
-        *(["Đã nhận (PDF qua thư)"] if inst.signed_copy else []),
+        *([pdf_text(inst, zone)] if inst.signed_copy or inst.stamp_accepted else []),
         *([f"Đã nhận bản giấy ngày {inst.paper_on:%d/%m/%Y}"] if inst.paper_on else []),
     ]
-    if inst.stamped is False:  # what came, if anything, is not what the campaign takes
+    if inst.stamped is False:  # what came, if anything, is not what the campaign takes or is in doubt
+        if inst.stamp and inst.paper_mode in (PaperMode.PDF, PaperMode.EITHER):
+            return "\n".join(came)
         wanted = {PaperMode.POST: "bản giấy gửi qua bưu chính", PaperMode.PDF: "tệp PDF gửi qua thư"}
         return f"Chưa nhận (đợt này yêu cầu {wanted[inst.paper_mode]})" if came else "Chưa nhận"
     return "\n".join(came) or "Không yêu cầu"
+
+
+def pdf_text(inst: InstitutionStatus, zone: ZoneInfo) -> str:
+    """The PDF that speaks for the institution, checked: its verdict, and staff's acceptance when they gave it."""
+    verdict = stamps.text_vi(inst.stamp, zone) if inst.stamp else "Đã nhận (PDF qua thư)"
+    if inst.stamp_accepted and not (inst.stamp and inst.stamp.verdict == stamps.OK):
+        return f"Cán bộ đã chấp nhận ngày {inst.stamp_accepted.astimezone(zone):%d/%m/%Y} ({verdict})"
+    return verdict
 
 
 def document_cells(inst: InstitutionStatus) -> list[str]:

@@ -57,6 +57,8 @@ ACTION = {
     "paper": "Ghi nhận đã nhận bản giấy (bản có dấu đỏ)",
     "paper_undo": "Bỏ ghi nhận bản giấy (bản có dấu đỏ)",
     "compile_alias": "Chấp nhận cách hiểu dòng, cột khi tổng hợp số liệu",
+    "stamp_accept": "Chấp nhận bản có dấu đỏ (PDF)",
+    "stamp_accept_undo": "Bỏ chấp nhận bản có dấu đỏ (PDF)",
 }
 EVENT = {
     "login": "Đăng nhập",
@@ -351,7 +353,7 @@ def _action_view(r: Any) -> ActionView:
         return ActionView(r.id, r.action, r.actor, r.at, r.detail, r.message_pk, code, campaign_id=campaign)
     if r.action == "dismiss":
         return ActionView(r.id, r.action, r.actor, r.at, r.detail, r.message_pk, "", reason=r.detail)
-    if r.action in ("paper", "paper_undo"):
+    if r.action in ("paper", "paper_undo", "stamp_accept", "stamp_accept_undo"):
         campaign_id, code, day = (r.detail.split(" ") + ["", "", ""])[:3]
         try:
             when = date.fromisoformat(day)
@@ -376,7 +378,7 @@ def _like_escape(text: str) -> str:
 
 def actions_for(engine: Engine, code: str) -> list[ActionView]:
     """Assignments to the institution, extensions granted or removed, names confirmed or rejected, edits of its
-    details, newest first."""
+    details, paper copies ticked and stamped copies accepted, newest first."""
     a = store.actions
     c = _like_escape(code)
     query = (
@@ -389,6 +391,7 @@ def actions_for(engine: Engine, code: str) -> list[ActionView]:
                 and_(a.c.action == "extend_remove", a.c.detail.like(f"% {c} was %", escape="\\")),
                 and_(a.c.action.in_(("confirm", "reject")), a.c.detail.like(f"{c} %", escape="\\")),
                 and_(a.c.action.in_(("paper", "paper_undo")), a.c.detail.like(f"% {c} %", escape="\\")),
+                and_(a.c.action.in_(("stamp_accept", "stamp_accept_undo")), a.c.detail.like(f"% {c}", escape="\\")),
             )
         )
         .order_by(a.c.id.desc())

@@ -36,6 +36,7 @@ def routes() -> list[Route]:
         Route("/c/{cid}/confirm", institutions.confirm_name, methods=["POST"]),
         Route("/c/{cid}/reject", institutions.reject_name, methods=["POST"]),
         Route("/c/{cid}/paper", institutions.paper_copy, methods=["POST"]),
+        Route("/c/{cid}/stamp", institutions.accept_stamp, methods=["POST"]),
         Route("/c/{cid}/review", review.review_queue, methods=["GET"]),
         Route("/c/{cid}/review/{pk}/assign", review.assign, methods=["POST"]),
         Route("/c/{cid}/review/{pk}/dismiss", review.dismiss, methods=["POST"]),

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailbot.campaigns import extensions, named, paper
+from mailbot.campaigns import extensions, named, paper, stamp_accept
 from mailbot.errors import MailbotError, NotFound
 from mailbot.models import Campaign
 from mailbot.reports.workbook import stamped_text
@@ -208,6 +208,28 @@ async def paper_copy(request: Request, web: Web, campaign: Campaign) -> Response
     except paper.BadDate as exc:
         return redirect(web, back, ("error", _bad_paper_date(exc)))
     return redirect(web, back, ("ok", f"Đã ghi nhận bản giấy (bản có dấu đỏ) nhận ngày {on:%d/%m/%Y}."))
+
+
+@campaign_route
+async def accept_stamp(request: Request, web: Web, campaign: Campaign) -> Response:
+    """Staff accept the institution's stamped copy (PDF) after looking at it (``undo=1`` takes it back)."""
+    checked = form(request)
+    code = str(checked.get("code", ""))
+    back = _institution_url(campaign, code)
+    undo = checked.get("undo") == "1"
+    try:
+        act = stamp_accept.undo if undo else stamp_accept.accept
+        change = await run_in_threadpool(act, web.engine, campaign, code, actor=user(request))
+    except NotFound:
+        raise HTTPException(404) from None
+    web.cache.clear()
+    if undo:
+        said = "Đã bỏ chấp nhận bản có dấu đỏ." if change.changed else "Bản có dấu đỏ chưa được chấp nhận trước đó."
+    else:
+        said = (
+            "Đã chấp nhận bản có dấu đỏ của đơn vị." if change.changed else "Bản có dấu đỏ đã được chấp nhận trước đó."
+        )
+    return redirect(web, back, ("ok", said))
 
 
 def _bad_paper_date(exc: paper.BadDate) -> str:

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from mailbot.models import Campaign, PaperMode
 from mailbot.notify import links
 from mailbot.notify.compose import department
+from mailbot.reports import stamps
 from mailbot.reports.status import InstitutionStatus
 from mailbot.web import queries
 from mailbot.web.access import client_ip
@@ -84,7 +85,7 @@ def checklist(inst: InstitutionStatus, campaign: Campaign) -> tuple[Item, ...]:
                 "Bản có dấu đỏ",
                 "bản có dấu đỏ",
                 bool(inst.stamped),
-                _stamped_line(inst) if inst.stamped else f"Sở chưa nhận; {expected}",
+                _stamped_line(inst) if inst.stamped else _not_yet(inst, expected),
             )
         )
     return tuple(items)
@@ -93,7 +94,20 @@ def checklist(inst: InstitutionStatus, campaign: Campaign) -> tuple[Item, ...]:
 def _stamped_line(inst: InstitutionStatus) -> str:
     if inst.paper_on and inst.paper_mode in (PaperMode.POST, PaperMode.EITHER):
         return f"Sở đã nhận bản giấy ngày {inst.paper_on:%d/%m/%Y}."
+    if inst.stamp and inst.stamp.verdict == stamps.OK:
+        return f"Sở đã nhận bản PDF gửi qua thư điện tử: {stamps.text_vi(inst.stamp)}."
     return "Sở đã nhận bản PDF gửi qua thư điện tử."
+
+
+def _not_yet(inst: InstitutionStatus, expected: str) -> str:
+    """Not in yet; a PDF that came but is in doubt is named with the doubt, so that the school can fix it."""
+    pdf_taken = inst.paper_mode in (PaperMode.PDF, PaperMode.EITHER)
+    if inst.stamp and pdf_taken and inst.stamp.verdict == stamps.PENDING:
+        return "Sở đã nhận bản PDF, đang kiểm tra."
+    if inst.stamp and pdf_taken:
+        doubts = "; ".join(stamps.doubt_vi(inst.stamp, c) for c in inst.stamp.doubts)
+        return f"Sở đã nhận bản PDF nhưng chưa xác nhận được ({doubts}); {expected}"
+    return f"Sở chưa nhận; {expected}"
 
 
 def _refused(request: Request, web: Web, status: int, title: str, message: str) -> Response:
