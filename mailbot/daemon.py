@@ -8,6 +8,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Lock:
 
 
 STAMP_EVERY_SECONDS = 20  # how often the PDFs recorded meanwhile are checked (documents/pdfcheck.py)
+HEARTBEAT_SECONDS = 30  # the web pages call a service silent after a few missed beats
 
 
 def backoff(attempt: int, *, auth: bool = False) -> float:
@@ -91,6 +93,8 @@ class Daemon:
         self.clock = Clock(self.settings.zone, self.start).running()
         self.tokens = TokenCache()  # OAuth2 access tokens outlive reconnections, for the inbox and the outbox
         self.delivery = Delivery.of(self.settings, self.engine, self.tokens)
+        self.started = store.now()
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{int(self.started.timestamp())}"
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class Daemon:
         if swept:
             log.info("removed %d partial file(s) left by an interrupted run", swept)
         scheduler = self._scheduler()
+        self.heartbeat()
         scheduler.start()
         log.info("mailbot started (pid %d), watching %s", os.getpid(), self.settings.inbox.kind)
         try:
@@ -135,6 +140,10 @@ class Daemon:
             self.watch()
         finally:
             scheduler.shutdown(wait=True)
+            try:
+                store.worker_stopped(self.engine, self.worker)
+            except Exception:  # noqa: BLE001 - a database down at exit: the row just ages on the pages
+                log.debug("could not remove the heartbeat row", exc_info=True)
             log.info("mailbot stopped")
 
     def _signals(self) -> None:
@@ -160,6 +169,7 @@ class Daemon:
         scheduler.add_job(self.run_job, _at(s.notify.digest_at, zone), args=["digest"], id="digest")
         scheduler.add_job(self.wake.set, IntervalTrigger(minutes=s.inbox.resync_minutes), id="resync")
         scheduler.add_job(self.verify_stamps, IntervalTrigger(seconds=STAMP_EVERY_SECONDS), id="stamps")
+        scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS), id="heartbeat")
         return scheduler
 
     # --- scheduled work ---------------------------------------------------------------------
@@ -188,6 +198,22 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - a failed round must not stop the scheduler or the service
             log.error("stamped-copy check failed, next round in %d s: %s", STAMP_EVERY_SECONDS, one_line(exc))
             log.debug("stamped-copy check failure", exc_info=True)
+
+    def heartbeat(self) -> None:
+        """This service's sign of life in the database, for the web pages (a failure waits for the next beat)."""
+        i = self.settings.inbox
+        watched = f"{i.username}@{i.host}/{i.folder}" if i.kind == "imap" else f"maildir:{i.path}"
+        try:
+            store.heartbeat(
+                self.engine,
+                self.worker,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                inbox=watched,
+                started=self.started,
+            )
+        except Exception as exc:  # noqa: BLE001 - the database may be down: the inbox loop reports that
+            log.debug("heartbeat not recorded: %s", one_line(exc))
 
     def run_job(self, name: str) -> None:
         """Reminders or digest for today, once: the database remembers what ran, across restarts."""

@@ -332,6 +332,19 @@ compile_aliases = Table(
     Column("at", UTC, nullable=False),
 )
 
+# The services running (`mailbot run`), each with its last sign of life: the web pages show them, so that a
+# worker that died on another host is seen. A service removes its row when it stops cleanly.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(160), primary_key=True),  # host:pid:start
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("inbox", Text, nullable=False),  # what it watches, without credentials
+    Column("started_at", UTC, nullable=False),
+    Column("seen_at", UTC, nullable=False),
+)
+
 meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
 
 
@@ -651,6 +664,20 @@ def exclusive(engine: Engine, key: str) -> Iterator[bool]:
             if held:
                 conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
                 conn.commit()
+
+
+def heartbeat(engine: Engine, worker: str, *, host: str, pid: int, inbox: str, started: datetime) -> None:
+    """Record that ``worker`` is alive now (a row per running service)."""
+    seen = now()
+    with engine.begin() as conn:
+        values = {"host": host, "pid": pid, "inbox": inbox, "started_at": started, "seen_at": seen}
+        if not insert_ignore(conn, workers, {"id": worker, **values}):
+            conn.execute(update(workers).where(workers.c.id == worker).values(seen_at=seen))
+
+
+def worker_stopped(engine: Engine, worker: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(workers.delete().where(workers.c.id == worker))
 
 
 def job_done(conn: Connection, key: str) -> bool:

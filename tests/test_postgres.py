@@ -75,10 +75,7 @@ def test_the_demo_on_postgresql_gives_what_it_gives_on_sqlite(postgres, tmp_path
     from mailbot.reports.compile import compile_campaign
 
     assert compile_campaign(settings, engine, catalog.load(engine, settings).all[0], now=DIGEST_AT).contributors
-    auth.set_password(engine, "lan", "Mật-khẩu-thử-2023", actor="test")
-    client = TestClient(create_app(settings, engine, now=DIGEST_AT))
-    token = re.search(r'name="token" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
-    client.post("/login", data={"name": "lan", "password": "Mật-khẩu-thử-2023", "token": token, "next": "/"})
+    client = staff_client(settings, engine)
     c = "/c/antq-2023"
     for path in (f"{c}/", f"{c}/institutions", f"{c}/institutions/THPT-NQ", f"{c}/review", f"{c}/log",
                  "/campaigns", "/roster", f"{c}/settings", f"{c}/announce", f"{c}/tracker.xlsx",
@@ -143,8 +140,39 @@ def test_the_service_runs_as_several_workers_on_postgresql(workers: Workspace, t
             assert all(p.poll() is None for p in procs), [log.read_text() for log in logs]
             assert time.monotonic() < deadline, [log.read_text() for log in logs]
             time.sleep(0.2)
+        engine = store.connect(workers.settings().db_url)
+        with engine.connect() as conn:
+            beats = conn.execute(select(store.workers.c.pid, store.workers.c.inbox)).all()
+        assert sorted(pid for pid, _ in beats) == sorted(p.pid for p in procs)  # each worker's heartbeat
+        page = staff_client(workers.settings(), engine).get("/system").text
+        assert page.count("Đang hoạt động") == 2 and all(str(p.pid) in page for p in procs)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
         codes = [p.wait(timeout=60) for p in procs]
     assert codes == [0, 0], [log.read_text() for log in logs]
+    with engine.connect() as conn:
+        assert conn.execute(select(store.workers)).all() == []  # a clean stop removes the row
+
+
+def staff_client(settings, engine) -> TestClient:  # type: ignore[no-untyped-def]
+    auth.set_password(engine, "lan", "Mật-khẩu-thử-2023", actor="test")
+    client = TestClient(create_app(settings, engine))
+    token = re.search(r'name="token" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
+    client.post("/login", data={"name": "lan", "password": "Mật-khẩu-thử-2023", "token": token, "next": "/"})
+    return client
+
+
+def test_a_silent_worker_is_shown_as_not_responding(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    build_demo(tmp_path / "demo")
+    settings = config.load(tmp_path / "demo" / "mailbot.toml")
+    engine = store.connect(settings.db_url)
+    long_ago = store.now() - timedelta(minutes=10)
+    store.heartbeat(engine, "may-2:4242:1", host="may-2", pid=4242, inbox="gdtx@mail/INBOX", started=long_ago)
+    with engine.begin() as conn:
+        conn.execute(store.workers.update().values(seen_at=long_ago))
+    page = staff_client(settings, engine).get("/system").text
+    assert "may-2" in page and "Không phản hồi" in page and "Đang hoạt động" not in page
+    assert "phiên bản cấu trúc dữ liệu: " + migrate.head() in page

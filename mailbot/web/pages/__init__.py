@@ -10,7 +10,18 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from mailbot.notify import links
-from mailbot.web.pages import account, campaigns, consolidation, exports, institutions, overview, review, roster, school
+from mailbot.web.pages import (
+    account,
+    campaigns,
+    consolidation,
+    exports,
+    institutions,
+    overview,
+    review,
+    roster,
+    school,
+    system,
+)
 
 
 def routes() -> list[Route]:
@@ -19,6 +30,7 @@ def routes() -> list[Route]:
         Route("/login", account.login_submit, methods=["POST"]),
         Route("/logout", account.logout, methods=["POST"]),
         Route("/", overview.home, methods=["GET"]),
+        Route("/system", system.system, methods=["GET"]),
         Route("/campaigns", campaigns.campaign_list, methods=["GET"]),
         Route("/campaigns/new", campaigns.new_form, methods=["GET"]),
         Route("/campaigns/new", campaigns.create, methods=["POST"]),
