@@ -34,7 +34,7 @@ from mailbot.reports.consolidate import NO_WORD_FILE, Consolidation, campaign_te
 from mailbot.reports.consolidation_xlsx import DETAIL_SHEET, TABLE_SHEET, UNMATCHED_SHEET, save_workbook
 from mailbot.reports.narrative import draft_bytes, save_docx, texts_bytes
 from mailbot.reports.numbers import EMPTY_AS_ZERO, WITH_WORDS, read_figure
-from mailbot.reports.template import read_template
+from mailbot.reports.template import TemplateProblem, read_template
 from tests.conftest import first_campaign
 
 NOW = DEADLINE + timedelta(days=2)
@@ -581,3 +581,14 @@ def test_read_figure():
     assert read_figure("").value == 0 and read_figure("-").note == EMPTY_AS_ZERO
     assert read_figure("khoảng 30").value is None
     assert read_figure("1,5").value == Decimal("1.5")
+
+
+def test_a_template_that_cannot_drive_the_consolidation_is_refused_in_one_line():
+    with pytest.raises(TemplateProblem, match="cannot be read as a Word file"):
+        read_template(b"PK\x03\x04 not a package", "mau.docx")
+    document = docx.Document()
+    document.add_paragraph("I. KẾT QUẢ THỰC HIỆN")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    with pytest.raises(TemplateProblem, match="has no table of figures"):
+        read_template(buffer.getvalue(), "mau.docx")

@@ -30,12 +30,22 @@ from mailbot.reports.aliases import load_aliases
 from mailbot.reports.compile import UNREADABLE, latest_reports, load_report
 from mailbot.reports.matching import KIND_FILE, Aliases, Finding, match_tables, similar
 from mailbot.reports.status import FileRow, InstitutionStatus, campaign_status
-from mailbot.reports.template import Template, TemplateTable, is_heading, label_key, read_template
+from mailbot.reports.template import (
+    MAX_HEADING,
+    Template,
+    TemplateProblem,
+    TemplateTable,
+    is_heading,
+    label_key,
+    read_template,
+)
 from mailbot.text import fold
 
 NO_WORD_FILE = "Đơn vị không gửi tệp Word (chỉ có {files}): cần nhập số liệu thủ công"
 NOT_SUBMITTED = "Chưa nộp báo cáo"
 _CLOSINGS = ("tren day la", "noi nhan")
+MAX_SECTION_CHARS = 6_000  # of one institution's text under one heading (about two pages)
+CUT_SHORT = "(Phần còn lại của mục này dài, xin xem toàn văn trong báo cáo của đơn vị.)"
 DUPLICATE_FIGURE = "Số liệu đã có ở tệp khác của đơn vị: không cộng lần nữa"
 
 
@@ -171,7 +181,11 @@ def campaign_template(settings: Settings, engine: Engine, campaign_id: str) -> T
         files = [f for f in catalog.files_of(conn, campaign_id) if f.role == catalog.TEMPLATE]
     if not files:
         return None
-    return read_template((settings.data_dir / files[-1].path).read_bytes(), files[-1].name)
+    try:
+        data = (settings.data_dir / files[-1].path).read_bytes()
+    except OSError as exc:
+        raise TemplateProblem(f"the report template {files[-1].name} cannot be read: {exc.strerror or exc}") from None
+    return read_template(data, files[-1].name)
 
 
 def consolidate_campaign(
@@ -341,17 +355,30 @@ def _sections(items: Iterable[object], template: Template, texts: dict[int, list
         text = " ".join(block.text.split())
         if not text:
             continue
-        key = label_key(text)
-        section = keys.get(key)
-        if section is None and is_heading(text):
+        short = len(text) <= MAX_HEADING  # only a short paragraph can be a heading or one of the template's lines
+        key = label_key(text) if short else ""
+        section = keys.get(key) if short else None
+        if section is None and short and is_heading(text):
             section = next((i for k, i in keys.items() if _same_heading(key, k)), None)
         if section is not None:
             current = section
-            continue
-        if key.startswith(_CLOSINGS):
+        elif key.startswith(_CLOSINGS):
             current = None  # "Trên đây là báo cáo …", then the signature: no section's text
-        elif current is not None and fold(text) not in template.texts:
-            texts.setdefault(current, []).append(text)
+        elif current is not None and not (short and fold(text) in template.texts):
+            kept = texts.setdefault(current, [])
+            _keep(kept, text)
+
+
+def _keep(kept: list[str], text: str) -> None:
+    """A section's paragraphs up to MAX_SECTION_CHARS (a city's thousands of reports stay in memory), then a note."""
+    used = sum(len(t) for t in kept)
+    if used >= MAX_SECTION_CHARS:
+        return
+    if used + len(text) > MAX_SECTION_CHARS:
+        kept.append(text[: MAX_SECTION_CHARS - used].rstrip() + "…")
+        kept.append(CUT_SHORT)
+        return
+    kept.append(text)
 
 
 def _same_heading(found: str, heading: str) -> bool:
