@@ -28,6 +28,7 @@ from mailbot.campaigns import catalog, roster
 from mailbot.cli import cli
 from mailbot.demo import samples
 from mailbot.demo.build import DEADLINE, _write_maildir, build_demo
+from mailbot.errors import MailbotError
 from mailbot.reports import matching
 from mailbot.reports.aliases import load_aliases, remember_alias
 from mailbot.reports.consolidate import NO_WORD_FILE, Consolidation, campaign_template, consolidate_campaign
@@ -592,3 +593,26 @@ def test_a_template_that_cannot_drive_the_consolidation_is_refused_in_one_line()
     document.save(buffer)
     with pytest.raises(TemplateProblem, match="has no table of figures"):
         read_template(buffer.getvalue(), "mau.docx")
+
+
+def test_cli_accepts_a_mapping_before_compiling(setup, tmp_path):
+    settings, engine = setup[0], setup[1]
+    config = settings.data_dir.parent / "mailbot.toml"
+    out = tmp_path / "x.xlsx"
+    base = ["--config", str(config), "--now", NOW.strftime("%Y-%m-%dT%H:%M"), "compile", "--output", str(out)]
+    try:
+        result = CliRunner().invoke(
+            cli, [*base, "--accept", "column", "Lượt tham dự", "Số lượt người tham gia", "--by", "lan"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "accepted: the column 'Lượt tham dự' is read as the template's 'Số lượt người tham gia'" in result.output
+        found = [row[7] for row in openpyxl.load_workbook(out)[UNMATCHED_SHEET].iter_rows(min_row=2, values_only=True)]
+        assert "Lượt tham dự" not in found and "khoảng 30" in found
+        with engine.connect() as conn:
+            logged = conn.execute(store.actions.select().where(store.actions.c.action == "compile_alias")).all()
+        assert [a.actor for a in logged][-1] == "lan"
+        bad = CliRunner().invoke(cli, [*base, "--accept", "cell", "a", "b"])
+        assert isinstance(bad.exception, MailbotError) and "must be row or column" in str(bad.exception)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(store.compile_aliases.delete())

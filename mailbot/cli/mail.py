@@ -210,14 +210,25 @@ def outbox_command(state: State, action: str, limit: int) -> None:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="The department's own report .docx with {{ tong.<column> }} placeholders (default: a plain draft).",
 )
+@click.option(
+    "--accept",
+    nargs=3,
+    multiple=True,
+    metavar="row|column FOUND TEMPLATE_NAME",
+    help="Remember first that a school's row or column FOUND is the template's TEMPLATE_NAME (for every later "
+    "consolidation too; recorded in the change log).",
+)
+@click.option("--by", "actor", default=None, help="Who accepts the mappings (default: the login name).")
 @click.pass_obj
-def compile_command(
+def compile_command(  # noqa: PLR0913 - the command's options
     state: State,
     campaign_id: str | None,
     output: Path,
     docx_path: Path | None,
     report_path: Path | None,
     report_template: Path | None,
+    accept: tuple[tuple[str, str, str], ...],
+    actor: str | None,
 ) -> None:
     """Consolidate each institution's latest report.
 
@@ -233,6 +244,7 @@ def compile_command(
     engine = store.connect(settings.db_url)
     now = state.clock(settings).now()
     campaign = pick_campaign(catalog.load(engine, settings).all, campaign_id, now)
+    _accept(engine, accept, actor, now)
     template = campaign_template(settings, engine, campaign.id)
     if template is not None:
         _compile_with_template(
@@ -251,6 +263,21 @@ def compile_command(
     )
     if docx_path:
         click.echo(f"wrote {save_docx(comp, docx_path)}")
+
+
+def _accept(engine: Engine, mappings: tuple[tuple[str, str, str], ...], actor: str | None, now: datetime) -> None:
+    import getpass
+
+    from mailbot.reports.aliases import KINDS, remember_alias
+
+    for kind, found, target in mappings:
+        if kind not in KINDS:
+            raise MailbotError(f"--accept: the first value must be row or column, not {kind!r}")
+        try:
+            remember_alias(engine, kind, found, target, actor=actor or getpass.getuser(), now=now)
+        except ValueError:
+            raise MailbotError(f"--accept: {found!r} and {target!r} must both have words") from None
+        click.echo(f"accepted: the {kind} {found!r} is read as the template's {target!r}")
 
 
 def _compile_with_template(  # noqa: PLR0913 - the command's options, passed on

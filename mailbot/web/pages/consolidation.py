@@ -1,5 +1,5 @@
 """The consolidation page (/c/{cid}/consolidation): with the campaign's report template, the department's tables as
-they stand (live: read again from the archive on every visit), the participation per group, the list of what did
+they stand (live: read again from the archive whenever the database moved since the last look), the participation per group, the list of what did
 not match with each school's file, a form to accept a mapping, and the downloads (workbook, texts, drafted report,
 also from a report template staff upload). Without a template, it says so and offers the shape-matched workbook.
 """
@@ -7,8 +7,11 @@ also from a report template staff upload). Without a template, it says so and of
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
+from weakref import WeakKeyDictionary
 
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -25,16 +28,27 @@ from mailbot.web.access import campaign_route, form, redirect, user
 from mailbot.web.core import Web
 from mailbot.web.pages.exports import _attachment as attachment
 from mailbot.web.pages.exports import _stamp as stamp
+from mailbot.web.snapshot import fingerprint
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 MAX_REPORT_TEMPLATE = 10 * 1024 * 1024
 
 
+# The last consolidation computed, per database: a page visit, a download and the next visit reuse it while
+# nothing it depends on moved (new mail, a staff change such as a new template or an accepted mapping: the
+# snapshot's fingerprint); one entry only, since a city's consolidation holds every school's text.
+_LAST: WeakKeyDictionary[Engine, tuple[str, tuple[Any, ...], Consolidation | None]] = WeakKeyDictionary()
+
+
 def _consolidation(web: Web, campaign: Campaign, now: datetime) -> Consolidation | None:
+    version = fingerprint(web.engine)
+    last = _LAST.get(web.engine)
+    if last is not None and last[0] == campaign.id and last[1] == version:
+        return last[2]
     template = campaign_template(web.settings, web.engine, campaign.id)
-    if template is None:
-        return None
-    return consolidate_campaign(web.settings, web.engine, campaign, template, now=now)
+    comp = None if template is None else consolidate_campaign(web.settings, web.engine, campaign, template, now=now)
+    _LAST[web.engine] = (campaign.id, version, comp)
+    return comp
 
 
 def web_links(request: Request, web: Web) -> Linker:
