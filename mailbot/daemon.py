@@ -193,7 +193,9 @@ class Daemon:
         """The PDFs recorded since the last round checked as stamped copies, in the scheduler's thread: the inbox
         loop and its receipts never wait for a scan's OCR."""
         try:
-            while not self.stop.is_set() and stamping.verify_pending(self.settings, self.engine, self.stop.is_set):
+            while not self.stop.is_set() and stamping.verify_pending(
+                self.settings, self.engine, self.stop.is_set, clock=self.clock, templates=self.templates
+            ):
                 pass
         except Exception as exc:  # noqa: BLE001 - a failed round must not stop the scheduler or the service
             log.error("stamped-copy check failed, next round in %d s: %s", STAMP_EVERY_SECONDS, one_line(exc))

@@ -70,7 +70,7 @@ def run_once(
     tokens = TokenCache()  # one OAuth2 refresh serves the inbox and the outbox of the same account
     with inbox or open_inbox(settings.inbox, settings.limits.max_message_bytes, tokens) as box:
         drain(ctx, box, report, on_message)
-    while stamping.verify_pending(settings, engine):  # after the receipts: a slow scan never delays one
+    while stamping.verify_pending(settings, engine, clock=ctx.clock):  # after the receipts: a scan never delays one
         pass
     report.delivery = Delivery.of(settings, engine, tokens).deliver_due(ctx.clock.now())
     return report

@@ -1,6 +1,7 @@
 """The stamped copies verified off the receipt's path: each PDF recorded since the last pass is checked in a child
-process (documents/pdfcheck.py, with a time and memory limit) and its facts recorded; a file that cannot be read
-in its budget is recorded as unreadable, never a stalled or crashed service."""
+process (documents/pdfcheck.py, with a time and memory limit), its facts recorded and the school told of a doubt
+(notify/stamp_notice.py); a file that cannot be read in its budget is recorded as unreadable, never a stalled or
+crashed service."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from mailbot import store
+from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.documents.pdffacts import UNKNOWN, PdfFacts
+from mailbot.notify import stamp_notice
+from mailbot.notify.compose import Templates, load_templates
 
 log = logging.getLogger("mailbot.stamping")
 
@@ -37,16 +41,29 @@ def pending(engine: Engine, limit: int = BATCH) -> list[tuple[int, str]]:
         return [(r.id, r.path) for r in conn.execute(query)]
 
 
-def verify_pending(settings: Settings, engine: Engine, should_stop: Callable[[], bool] = lambda: False) -> int:
-    """Check the PDFs waiting for it (one batch) and record their facts; returns how many were checked."""
+def verify_pending(
+    settings: Settings,
+    engine: Engine,
+    should_stop: Callable[[], bool] = lambda: False,
+    *,
+    clock: Clock | None = None,
+    templates: Templates | None = None,
+) -> int:
+    """Check the PDFs waiting for it (one batch), record their facts and tell the school of a doubt it can fix;
+    returns how many were checked."""
+    todo = pending(engine)
+    if todo and settings.notify.acknowledge and templates is None:
+        templates = load_templates(settings)
     done = 0
-    for file_id, path in pending(engine):
+    for file_id, path in todo:
         if should_stop():
             break
         facts = check_file(settings, settings.archive_dir / path)
         if facts.problem:
             log.warning("file %s: stamped copy not fully read: %s", file_id, facts.problem)
         record(engine, file_id, facts)
+        if templates is not None and settings.notify.acknowledge:
+            stamp_notice.tell_school(settings, engine, templates, file_id, (clock or Clock(settings.zone)).now())
         done += 1
     return done
 

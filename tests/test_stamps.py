@@ -9,6 +9,8 @@ import os
 import shutil
 import time
 from datetime import date, datetime
+from email import message_from_bytes
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -317,3 +319,28 @@ def test_staff_accept_a_doubtful_copy_on_the_page_or_the_command_line(campaign: 
         ("stamp_accept", "cán bộ A", "antq-2023 PGD-KA"),
         ("stamp_accept_undo", "cán bộ B", "antq-2023 PGD-KA"),
     ]
+
+
+@needs_ocr
+def test_the_school_is_told_in_its_thread_what_to_fix(campaign: Settings) -> None:
+    """The receipt went out before the check; a doubt the school can fix follows it in the same thread, once."""
+    o = store.outbox
+    with store.connect(campaign.db_url).connect() as conn:
+        sent = conn.execute(select(o).where(o.c.kind == "stamp_doubt").order_by(o.c.id)).all()
+        receipts = {r.message_pk: r for r in conn.execute(select(o).where(o.c.kind.like("ack%")))}
+        codes = dict(conn.execute(select(store.institutions.c.id, store.institutions.c.code)).all())
+        ids = dict(conn.execute(select(store.messages.c.id, store.messages.c.message_id)).all())
+    told = {codes[r.institution_id]: r for r in sent}
+    assert set(told) == {"THPT-HB", "THPT-KA", "THPT-TP", "PGD-KA", "TT-AD"}  # not the verified ones
+    emails = {r["code"]: r["emails"][0] for r in samples.load_demo_roster() if r["emails"]}
+    for code, row in told.items():
+        assert row.recipients == [emails[code]] and row.status == "sent"
+        assert row.id > receipts[row.message_pk].id  # after the message's own receipt
+        msg = message_from_bytes(row.raw, policy=default)
+        assert msg["In-Reply-To"] == ids[row.message_pk] and msg["In-Reply-To"].startswith("<stamp-")
+        assert msg["Subject"].startswith("Re: ") and msg["Auto-Submitted"] == "auto-replied"
+    text = message_from_bytes(told["THPT-TP"].raw, policy=default).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Kính gửi: Trường THPT chuyên Trần Phú" in text and "chưa xác nhận được, vì:" in text
+    assert "  - không thấy dấu đỏ" in text and "cùng số và ngày với tệp Word đã gửi" in text
+    other = message_from_bytes(told["THPT-KA"].raw, policy=default).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert f"chữ ký số của đơn vị khác ({NQ})" in other and "bằng chứng thư số của chính đơn vị" in other

@@ -25,12 +25,13 @@ from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import ConfigError
 
 SMTP_COMPAT = compat32.clone(linesep="\r\n")
-KINDS = ("ack", "ack_no_report", "ack_review", "too_large", "reminder", "late", "digest", "announce")
+KINDS = ("ack", "ack_no_report", "ack_review", "too_large", "reminder", "late", "digest", "announce", "stamp_doubt")
 AUTO_REPLY = {
     "ack",
     "ack_no_report",
     "ack_review",
     "too_large",
+    "stamp_doubt",
 }  # RFC 3834: replies say auto-replied, the rest auto-generated
 
 

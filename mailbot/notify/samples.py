@@ -51,6 +51,12 @@ _GROUP = {
 }
 
 SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
+    "stamp_doubt": {
+        **_RECEIPT,
+        "file_name": "BC ANTQ 2023 (bản có dấu).pdf",
+        "doubts": ["không thấy dấu đỏ", "số văn bản khác tệp Word (bản PDF: 16/BC-THPTNQ, tệp Word: 15/BC-THPTNQ)"],
+        "signed": False,
+    },
     "ack": _RECEIPT,
     "ack_no_report": _RECEIPT,
     "ack_review": {**_RECEIPT, "institution": None},

@@ -61,6 +61,16 @@ class Stamp:
 PENDING_STAMP = Stamp(UNKNOWN, PENDING)
 
 
+def word_ref(meta: dict[str, Any]) -> WordRef:
+    """The number and date of a Word file's stored metadata (``files.meta``)."""
+    raw = meta.get("date")
+    try:
+        day = date.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        day = None
+    return WordRef(str(meta.get("number") or "") or None, day)
+
+
 def judge(raw: dict[str, Any] | None, institution: str, words: tuple[WordRef, ...]) -> Stamp:
     """The verdict on one PDF for the institution named ``institution`` ("" when not known yet)."""
     if raw is None:

@@ -194,16 +194,7 @@ def _judged(
 
 
 def _words(sub: Submission) -> tuple[WordRef, ...]:
-    return tuple(_word_ref(f.meta) for f in sub.files if f.kind != "pdf" and f.meta)
-
-
-def _word_ref(meta: dict[str, Any]) -> WordRef:
-    raw = meta.get("date")
-    try:
-        day = date.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        day = None
-    return WordRef(str(meta.get("number") or "") or None, day)
+    return tuple(stamps.word_ref(f.meta) for f in sub.files if f.kind != "pdf" and f.meta)
 
 
 def extensions(conn: Connection, campaign_id: str) -> dict[int, datetime]:

@@ -28,6 +28,7 @@ OUTBOX_KIND = {
     "late": "Đôn đốc gửi báo cáo (quá hạn)",
     "digest": "Thư tổng hợp hằng ngày",
     "announce": "Công văn / thông báo về đợt báo cáo",
+    "stamp_doubt": "Bản có dấu đỏ (PDF) chưa xác nhận được",
 }
 OUTBOX_STATUS = {
     "pending": "Đang chờ gửi",
