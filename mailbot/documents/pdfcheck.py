@@ -38,7 +38,7 @@ def check(pdf: Path, budget: Budget) -> PdfFacts:
     deadline = pdfscan.Deadline.after(budget.seconds)
     data = pdf.read_bytes()
     try:
-        found = pdfsign.signatures(data, budget.anchors)
+        found = pdfsign.signatures(data, budget.anchors) if pdfsign.signed(data) else ()
     except Exception:  # noqa: BLE001 - pyHanko is strict on damaged files that Poppler still reads: not signed
         found = ()
     try:

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
-from scipy import ndimage
 
 LONG_SIDE_PX = 1754  # A4 at 150 dpi: the seal and a 13-point header read well, the cost stays bounded
 SCAN_COVERAGE = 0.5  # images covering at least half of the first page: a scan (or a photo of the paper)
@@ -111,6 +110,8 @@ def first_page(pdf: Path, deadline: Deadline, workdir: Path) -> ImageArray:
 
 def red_seal(pixels: ImageArray) -> bool:
     """A roughly circular red region the size of a seal: a ring of red around a centre, closed on most sides."""
+    from scipy import ndimage  # only scans need it (most of a second to load)
+
     rgb = pixels.astype(np.int16)
     red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     mask = (red > 120) & (red - green > 50) & (red - blue > 40)

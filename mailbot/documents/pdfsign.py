@@ -10,14 +10,11 @@ from datetime import datetime
 from pathlib import Path
 
 from asn1crypto import pem, x509
-from pyhanko.pdf_utils.misc import PdfError
-from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.validation import validate_pdf_signature
-from pyhanko.sign.validation.errors import SignatureValidationError
-from pyhanko_certvalidator import ValidationContext
 
 from mailbot.errors import ConfigError
+
+# pyHanko is imported where a signature is validated: it alone takes most of a second to load, which a child
+# process checking a scan or an export would pay for nothing.
 
 # pyHanko logs a traceback for every chain it cannot build (expected without anchors): the verdict says it once.
 logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
@@ -57,13 +54,26 @@ def anchors_from_der(blobs: tuple[bytes, ...]) -> tuple[x509.Certificate, ...]:
     return tuple(x509.Certificate.load(b) for b in blobs)
 
 
+def signed(data: bytes) -> bool:
+    """Whether the file holds a signature at all (every signature dictionary has a /ByteRange), without parsing it."""
+    return b"/ByteRange" in data
+
+
 def signatures(data: bytes, anchors: tuple[x509.Certificate, ...]) -> tuple[Signature, ...]:
-    """Every signature of the PDF (empty: none). Raises PdfError on a file pyHanko cannot read."""
+    """Every signature of the PDF (empty: none). Raises pyHanko's PdfError on a file it cannot read."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
     reader = PdfFileReader(io.BytesIO(data), strict=False)
     return tuple(_validate(sig, anchors) for sig in reader.embedded_signatures)
 
 
 def _validate(sig: object, anchors: tuple[x509.Certificate, ...]) -> Signature:
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.sign.diff_analysis import ModificationLevel
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.errors import SignatureValidationError
+    from pyhanko_certvalidator import ValidationContext
+
     # No fetching: validation must not reach out to the internet (and never hang on it); an empty anchor list
     # means nothing is trusted (pyHanko would otherwise fall back to the system's web CAs, which sign no decree).
     context = ValidationContext(trust_roots=list(anchors), allow_fetching=False, revocation_mode="soft-fail")
@@ -84,4 +94,4 @@ def _validate(sig: object, anchors: tuple[x509.Certificate, ...]) -> Signature:
     )
 
 
-__all__ = ["PdfError", "Signature", "anchors_from_der", "load_anchors", "signatures"]
+__all__ = ["Signature", "anchors_from_der", "load_anchors", "signatures", "signed"]

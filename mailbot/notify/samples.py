@@ -51,8 +51,8 @@ _GROUP = {
 }
 
 SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
-    "stamp_doubt": {
-        **_RECEIPT,
+    "stamp_doubt": {  # no status link: the notice is about one file, and says what to send
+        **{k: v for k, v in _RECEIPT.items() if k != "status_url"},
         "file_name": "BC ANTQ 2023 (bản có dấu).pdf",
         "doubts": ["không thấy dấu đỏ", "số văn bản khác tệp Word (bản PDF: 16/BC-THPTNQ, tệp Word: 15/BC-THPTNQ)"],
         "signed": False,
