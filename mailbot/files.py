@@ -6,6 +6,8 @@ import os
 import re
 from pathlib import Path
 
+from mailbot.errors import MailbotError
+
 # The temporary name names the writing process, so that what a dead one left can be told from a write in progress.
 PARTIAL_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")
 
@@ -23,3 +25,13 @@ def write_atomic(target: Path, data: bytes, mode: int = 0o666) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def save_output(target: Path, data: bytes) -> Path:
+    """A file staff asked for (a workbook, a document): its folder made, written atomically, and a failure
+    as one clear error rather than a traceback."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return write_atomic(target, data)
+    except OSError as exc:
+        raise MailbotError(f"cannot write {target}: {exc.strerror or exc}") from None

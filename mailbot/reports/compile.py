@@ -41,7 +41,7 @@ from mailbot.documents.convert import converter, doc_to_docx
 from mailbot.documents.decree30 import DocMeta, describe
 from mailbot.documents.wordxml import Blocks, Paragraph, Table, read_blocks
 from mailbot.errors import MailbotError
-from mailbot.files import write_atomic
+from mailbot.files import save_output
 from mailbot.models import Campaign, FileKind
 from mailbot.reports.numbers import is_blank, parse_number, plain_number, vn_number
 from mailbot.reports.status import FileRow, InstitutionStatus, campaign_status
@@ -671,12 +671,7 @@ def _save(path: Path, suffix: str, what: str, save: Callable[[io.BytesIO], objec
 
 
 def _write(path: Path, data: bytes) -> Path:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data)
-    except OSError as exc:
-        raise MailbotError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    return save_output(path, data)
 
 
 def _number_format(shape: Shape, j: int) -> str:

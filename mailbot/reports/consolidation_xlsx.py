@@ -30,7 +30,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 
 from mailbot.errors import MailbotError
-from mailbot.files import write_atomic
+from mailbot.files import save_output
 from mailbot.reports.consolidate import Consolidation, Source, TableResult
 from mailbot.reports.numbers import plain_number
 from mailbot.reports.workbook import fit_columns, print_setup, put, write_table
@@ -112,12 +112,7 @@ def workbook_bytes(comp: Consolidation, link_for: Linker) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> Path:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data)
-    except OSError as exc:
-        raise MailbotError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    return save_output(path, data)
 
 
 def _head(ws: Worksheet, row: int, col: int, value: str, width: int = 1) -> None:

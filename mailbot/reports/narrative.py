@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from mailbot.errors import MailbotError
-from mailbot.files import write_atomic
+from mailbot.files import save_output
 from mailbot.reports.consolidate import Consolidation, Passage, TableResult
 from mailbot.reports.numbers import vn_number
 from mailbot.reports.workbook import XML_ILLEGAL
@@ -342,12 +342,7 @@ def draft_bytes(comp: Consolidation, template: bytes | None) -> tuple[bytes, lis
 def save_docx(path: Path, data: bytes) -> Path:
     if path.suffix.lower() != ".docx":
         raise MailbotError(f"{path}: the document must be a .docx file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data)
-    except OSError as exc:
-        raise MailbotError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    return save_output(path, data)
 
 
 __all__ = [
