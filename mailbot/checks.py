@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import functools
 import smtplib
 from collections import Counter
 from collections.abc import Callable
@@ -43,9 +44,11 @@ def run_checks(path: Path, echo: Echo) -> bool:
         _try(echo, "templates", lambda: _templates(settings)),
         _try(echo, "web", lambda: _web(settings)),
     ]
-    results.append(_try(echo, "inbox", lambda: _inbox(settings)))
-    if results[-1]:  # an inbox that cannot be opened was reported once already
-        results.append(_try(echo, "authentication", lambda: _authentication(settings)))
+    for n, source in enumerate(settings.inboxes):
+        what = "inbox" if len(settings.inboxes) == 1 else f"inbox {n + 1}"
+        results.append(_try(echo, what, functools.partial(_inbox, source)))
+        if results[-1]:  # an inbox that cannot be opened was reported once already
+            results.append(_try(echo, "authentication", functools.partial(_authentication, settings, source)))
     results.append(_try(echo, "outbox", lambda: _outbox(settings)))
     return all(results)
 
@@ -161,14 +164,14 @@ def _outbox(settings: config.Settings) -> str:
     return f"SMTP {s.host}:{s.effective_port} ({s.security}{', logged in' if s.username else ''}) accepts connections"
 
 
-def _inbox(settings: config.Settings) -> str:
-    with open_inbox(settings.inbox) as box:
+def _inbox(source: config.InboxSettings) -> str:
+    with open_inbox(source) as box:
         return f"{box.source} opened (UIDVALIDITY {box.uidvalidity})"
 
 
-def _authentication(settings: config.Settings) -> str:
+def _authentication(settings: config.Settings, source: config.InboxSettings) -> str:
     """Whether recent mail carries our server's Authentication-Results: without them any From can be forged."""
-    with open_inbox(settings.inbox) as box:
+    with open_inbox(source) as box:
         found = [
             auth_headers(email.message_from_bytes(h, policy=compat32)) for h in box.recent_headers(RECENT_MESSAGES)
         ]

@@ -96,6 +96,7 @@ class Secret(_Section):
 
 
 class InboxSettings(Secret):
+    name: str = ""  # how staff call it when there are several, e.g. "Hòm thư phòng GDTX"
     kind: Literal["imap", "maildir"] = "maildir"
     host: str = "localhost"
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -124,6 +125,19 @@ class InboxSettings(Secret):
     @property
     def effective_port(self) -> int:
         return self.port or (993 if self.security == "ssl" else 143)
+
+    @property
+    def source(self) -> str:
+        """How its messages' locations are keyed in the database (mailbot/ingest/inbox.py uses the same)."""
+        if self.kind == "imap":
+            return f"imap://{self.username}@{self.host}:{self.effective_port}/{self.folder}"
+        return f"maildir:{Path(self.path or '.').resolve()}"
+
+    @property
+    def label(self) -> str:
+        """What logs and pages call it (never with a credential)."""
+        where = f"{self.username}@{self.host}/{self.folder}" if self.kind == "imap" else f"maildir:{self.path}"
+        return f"{self.name} ({where})" if self.name else where
 
 
 class RosterSettings(_Section):
@@ -294,7 +308,8 @@ class Settings(_Section):
     timezone: str = "Asia/Ho_Chi_Minh"
     data_dir: Path = Path("var")
     database_url: str | None = None
-    inbox: InboxSettings
+    # One [inbox] table, or several [[inbox]] (the department's address, a second one some schools use, ...).
+    inboxes: tuple[InboxSettings, ...] = Field(alias="inbox", min_length=1)
     roster: RosterSettings = RosterSettings()
     limits: LimitSettings = LimitSettings()
     outbox: OutboxSettings = OutboxSettings()
@@ -323,6 +338,16 @@ class Settings(_Section):
             raise ValueError(f"campaign id {dupes[0]!r} is used twice")
         return value
 
+    @field_validator("inboxes", mode="before")
+    @classmethod
+    def _one_or_several(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
+
+    @property
+    def inbox(self) -> InboxSettings:
+        """The first inbox: the department's own address where one is needed (the others are watched alike)."""
+        return self.inboxes[0]
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -338,7 +363,7 @@ class Settings(_Section):
     @property
     def own_addresses(self) -> set[str]:
         """Our own addresses: mailbot never answers them (no loops with ourselves)."""
-        return {self.outbox.address, self.inbox.username.lower()} - {""}
+        return {self.outbox.address, *(i.username.lower() for i in self.inboxes)} - {""}
 
     @property
     def outbox_dir(self) -> Path:
@@ -425,9 +450,12 @@ def _resolve(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         "web": ("secret_key_file",),
     }
     for name, keys in sections.items():
-        if isinstance(raw.get(name), dict):
-            for key in keys:
-                fix(raw[name], key)
+        found = raw.get(name)
+        tables: list[Any] = found if isinstance(found, list) else [found]  # [[inbox]] is a list
+        for table in tables:
+            if isinstance(table, dict):
+                for key in keys:
+                    fix(table, key)
     docs = raw.get("documents")
     if isinstance(docs, dict) and isinstance(docs.get("trust_anchors"), list):
         docs["trust_anchors"] = [str(base / a) if isinstance(a, str) else a for a in docs["trust_anchors"]]
@@ -438,7 +466,10 @@ def parse(raw: dict[str, Any], base: Path) -> Settings:
     try:
         return Settings.model_validate(_resolve(raw, base))
     except ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {_explain(exc)}") from None
+        explained = _explain(exc)
+        if isinstance(raw.get("inbox"), dict):  # one [inbox] table: name its keys as the file does
+            explained = explained.replace("inbox[0].", "inbox.").replace("inbox[0]", "inbox")
+        raise ConfigError(f"invalid configuration: {explained}") from None
 
 
 def load(path: Path) -> Settings:

@@ -82,7 +82,7 @@ class Daemon:
     start: datetime | None = None  # `--now`: the service's clock starts there and runs on (previews and tests)
     on_message: Callable[[pipeline.Outcome], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
-    wake: threading.Event = field(default_factory=threading.Event)  # a resync asked by the scheduler
+    wakes: list[threading.Event] = field(default_factory=list)  # per inbox: a resync asked by the scheduler
     reload: threading.Event = field(default_factory=threading.Event)
     _deliver_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -93,6 +93,7 @@ class Daemon:
         self.clock = Clock(self.settings.zone, self.start).running()
         self.tokens = TokenCache()  # OAuth2 access tokens outlive reconnections, for the inbox and the outbox
         self.delivery = Delivery.of(self.settings, self.engine, self.tokens)
+        self.wakes = [threading.Event() for _ in self.settings.inboxes]
         self.started = store.now()
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{int(self.started.timestamp())}"
 
@@ -134,10 +135,12 @@ class Daemon:
         scheduler = self._scheduler()
         self.heartbeat()
         scheduler.start()
-        log.info("mailbot started (pid %d), watching %s", os.getpid(), self.settings.inbox.kind)
+        log.info(
+            "mailbot started (pid %d), watching %s", os.getpid(), ", ".join(i.label for i in self.settings.inboxes)
+        )
         try:
             self.catch_up()
-            self.watch()
+            self.watch_all()
         finally:
             scheduler.shutdown(wait=True)
             try:
@@ -153,7 +156,7 @@ class Daemon:
 
         def hup(_signum: int, _frame: FrameType | None) -> None:
             self.reload.set()
-            self.wake.set()
+            self.wake()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -167,7 +170,7 @@ class Daemon:
         scheduler.add_job(self.deliver, IntervalTrigger(seconds=s.outbox.deliver_every_seconds), id="deliver")
         scheduler.add_job(self.run_job, _at(s.notify.remind_at, zone), args=["remind"], id="remind")
         scheduler.add_job(self.run_job, _at(s.notify.digest_at, zone), args=["digest"], id="digest")
-        scheduler.add_job(self.wake.set, IntervalTrigger(minutes=s.inbox.resync_minutes), id="resync")
+        scheduler.add_job(self.wake, IntervalTrigger(minutes=s.inbox.resync_minutes), id="resync")
         scheduler.add_job(self.verify_stamps, IntervalTrigger(seconds=STAMP_EVERY_SECONDS), id="stamps")
         scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS), id="heartbeat")
         return scheduler
@@ -203,8 +206,7 @@ class Daemon:
 
     def heartbeat(self) -> None:
         """This service's sign of life in the database, for the web pages (a failure waits for the next beat)."""
-        i = self.settings.inbox
-        watched = f"{i.username}@{i.host}/{i.folder}" if i.kind == "imap" else f"maildir:{i.path}"
+        watched = "; ".join(i.label for i in self.settings.inboxes)
         try:
             store.heartbeat(
                 self.engine,
@@ -257,16 +259,36 @@ class Daemon:
 
     # --- the inbox --------------------------------------------------------------------------
 
-    def watch(self) -> None:
-        """Connect, serve, and on any outage log one line, wait (exponential, capped) and start again."""
-        attempt = 0
+    def wake(self) -> None:
+        """Every inbox looks for new mail now (a resync, a reload)."""
+        for event in self.wakes:
+            event.set()
+
+    def watch_all(self) -> None:
+        """Each configured inbox watched by its own loop (a thread each when there are several); returns on stop."""
+        if len(self.settings.inboxes) == 1:
+            self.watch(0)
+            return
+        threads = [
+            threading.Thread(target=self.watch, args=(n,), name=f"inbox-{n + 1}", daemon=True)
+            for n in range(len(self.settings.inboxes))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def watch(self, n: int) -> None:
+        """Connect to inbox ``n``, serve it, and on any outage log one line, wait (exponential, capped) and start
+        again."""
+        source, attempt = self.settings.inboxes[n], 0
         while not self.stop.is_set():
             try:
-                with open_inbox(self.settings.inbox, self.settings.limits.max_message_bytes, self.tokens) as box:
+                with open_inbox(source, self.settings.limits.max_message_bytes, self.tokens) as box:
                     if attempt:
-                        log.info("inbox reachable again after %d failed attempt(s)", attempt)
+                        log.info("inbox reachable again after %d failed attempt(s): %s", attempt, source.label)
                     attempt = 0
-                    self.serve(box)
+                    self.serve(box, n)
             except MailbotError as exc:  # the inbox is down or refuses us, the disk or the database is unavailable
                 attempt += 1
                 delay = backoff(attempt, auth=isinstance(exc, AuthError))
@@ -278,7 +300,8 @@ class Daemon:
                 log.exception("unexpected error; the inbox loop starts again in %.0f s", delay)
                 _sleep(delay, self.stop)
 
-    def serve(self, box: Inbox) -> None:
+    def serve(self, box: Inbox, n: int = 0) -> None:
+        wake = self.wakes[n]
         while not self.stop.is_set():
             if self.reload.is_set():
                 self._reload()
@@ -287,8 +310,8 @@ class Daemon:
             pipeline.drain(ctx, box, report, self.on_message, should_stop=self.stop.is_set)
             if report.fetched:
                 self.deliver()
-            self.wake.clear()
-            box.wait(self.settings.inbox.poll_seconds, lambda: self.stop.is_set() or self.wake.is_set())
+            wake.clear()
+            box.wait(self.settings.inboxes[n].poll_seconds, lambda: self.stop.is_set() or wake.is_set())
 
     def _reload(self) -> None:
         """SIGHUP: the roster file if it changed (imported, never reverting a CLI import) and the templates again

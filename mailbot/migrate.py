@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection
 from mailbot import store
 
 log = logging.getLogger("mailbot.migrate")
+# Alembic narrates every connection (context, plugins) at INFO: one line of ours says what was upgraded.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 FIRST_RELEASE = "0001"  # the schema `create_all` made before there were migrations
 FIRST_RELEASE_TABLES = frozenset(

@@ -68,8 +68,12 @@ def run_once(
     archive.sweep_partial(settings.archive_dir)
     ctx = make_context(settings, engine, clock)
     tokens = TokenCache()  # one OAuth2 refresh serves the inbox and the outbox of the same account
-    with inbox or open_inbox(settings.inbox, settings.limits.max_message_bytes, tokens) as box:
-        drain(ctx, box, report, on_message)
+    if inbox is not None:
+        with inbox as box:
+            drain(ctx, box, report, on_message)
+    for source in () if inbox is not None else settings.inboxes:  # each configured inbox in turn
+        with open_inbox(source, settings.limits.max_message_bytes, tokens) as box:
+            drain(ctx, box, report, on_message)
     while stamping.verify_pending(settings, engine, clock=ctx.clock):  # after the receipts: a scan never delays one
         pass
     report.delivery = Delivery.of(settings, engine, tokens).deliver_due(ctx.clock.now())

@@ -604,6 +604,18 @@ def first_queued(conn: Connection, kind: str, campaign_id: str) -> dict[str, dat
     return {str(code): at for code, at in rows}
 
 
+def sources_of(conn: Connection, message_pks: list[int]) -> dict[int, str]:
+    """message pk → the inbox it was first fetched from (several inboxes may be watched)."""
+    if not message_pks:
+        return {}
+    rows = conn.execute(
+        select(locations.c.message_pk, func.min(locations.c.source))
+        .where(locations.c.message_pk.in_(message_pks))
+        .group_by(locations.c.message_pk)
+    )
+    return {int(pk): str(source) for pk, source in rows}
+
+
 def count_messages(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(messages)).scalar_one()
 

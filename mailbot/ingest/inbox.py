@@ -156,7 +156,7 @@ class ImapInbox:
         self.settings = settings
         self.max_message_bytes = max_message_bytes
         self.tokens = tokens or TokenCache()
-        self.source = f"imap://{settings.username}@{settings.host}:{settings.effective_port}/{settings.folder}"
+        self.source = settings.source
         self.uidvalidity = 0
         self.pending = 0  # how many the current pass will fetch (for a progress bar)
         self._box: AnyMailBox | None = None

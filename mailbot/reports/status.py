@@ -121,6 +121,7 @@ class ReviewItem:
     reason: str
     state: str
     files: tuple[FileRow, ...]
+    inbox: str = ""  # where it was fetched from (``imap://user@host:port/FOLDER`` or ``maildir:/path``)
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
         review = list(conn.execute(select(m).where(m.c.state.in_(("review", "error"))).order_by(m.c.received_at)))
         pdf_only = _pdf_messages(conn, campaign.id)
         files = _files(conn, [r.id for r in rows + review + pdf_only])
+        sources = store.sources_of(conn, [r.id for r in review])
         facts = store.stamp_facts(conn, [f.id for fs in files.values() for f in fs if f.kind == "pdf"])
         accepted = store.stamp_accepted_by(conn, campaign.id)
     by_inst = _submissions(rows, files)
@@ -298,11 +300,36 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
             )
             for i in insts
         ),
-        tuple(
-            ReviewItem(r.id, r.message_id, r.sender, r.subject, r.received_at, r.reason, r.state, tuple(files[r.id]))
-            for r in review
-        ),
+        _review_items(review, files, sources),
     )
+
+
+def _review_items(rows: list[Any], files: dict[int, list[FileRow]], sources: dict[int, str]) -> tuple[ReviewItem, ...]:
+    return tuple(
+        ReviewItem(
+            r.id,
+            r.message_id,
+            r.sender,
+            r.subject,
+            r.received_at,
+            r.reason,
+            r.state,
+            tuple(files[r.id]),
+            sources.get(r.id, ""),
+        )  # fmt: skip
+        for r in rows
+    )
+
+
+def _review_json(r: ReviewItem, zone: Any) -> dict[str, Any]:
+    return {
+        "message_id": r.message_id,
+        "from": r.sender,
+        "subject": r.subject,
+        "received_at": _iso(r.received_at, zone),
+        "reason": r.reason,
+        "inbox": r.inbox,
+    }
 
 
 def _iso(moment: datetime | None, zone: Any = None) -> str | None:
@@ -358,14 +385,5 @@ def as_json(cs: CampaignStatus) -> dict[str, Any]:
             }
             for i in cs.institutions
         ],
-        "review": [
-            {
-                "message_id": r.message_id,
-                "from": r.sender,
-                "subject": r.subject,
-                "received_at": _iso(r.received_at, zone),
-                "reason": r.reason,
-            }
-            for r in cs.review
-        ],
+        "review": [_review_json(r, zone) for r in cs.review],
     }

@@ -170,6 +170,8 @@ def make_env(settings: Settings) -> jinja2.Environment:
     env.filters["input_local"] = lambda moment: input_time(moment, zone)
     env.filters["size"] = _size
     env.filters["clip"] = clip
+    labels = {i.source: i.label for i in settings.inboxes}
+    env.filters["inbox_name"] = lambda source: labels.get(source, source)  # an inbox no longer configured: as kept
     env.filters["percent"] = _percent
     env.filters["q"] = lambda text: quote(str(text), safe="")
     env.globals["STATUS"] = STATUS

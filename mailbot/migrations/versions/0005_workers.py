@@ -16,6 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if sa.inspect(op.get_bind()).has_table("workers"):  # a development build made it already
+        return
     op.create_table(
         "workers",
         sa.Column("id", sa.String(length=160), nullable=False),
