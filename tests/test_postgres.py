@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,93 @@ def test_a_silent_worker_is_shown_as_not_responding(tmp_path: Path) -> None:
     page = staff_client(settings, engine).get("/system").text
     assert "may-2" in page and "Không phản hồi" in page and "Đang hoạt động" not in page
     assert "phiên bản cấu trúc dữ liệu: " + migrate.head() in page
+
+
+def backlog(n: int) -> list[tuple[str, bytes]]:
+    """``n`` report emails from the roster's schools, each its own message: (Message-ID, raw)."""
+    rows = [r for r in samples.load_demo_roster() if r["emails"]]
+    out = []
+    for k in range(n):
+        school = rows[k % len(rows)]
+        raw = samples.make_email(
+            sender=school["emails"][0],
+            sender_name=school["name"],
+            subject=f"Báo cáo lần {k}",
+            body="Kính gửi Sở, đơn vị gửi báo cáo.",
+            attachments=[(f"bao-cao-{k}.docx", samples.make_report_docx(school["name"]), samples.DOCX_TYPE)],
+            message_id=f"<backlog-{k}@{school['emails'][0].split('@')[1]}>",
+        )
+        out.append((f"<backlog-{k}@{school['emails'][0].split('@')[1]}>", raw))
+    return out
+
+
+@pytest.mark.crash
+def test_three_workers_with_kills_record_and_answer_each_message_once(  # type: ignore[no-untyped-def]
+    tmp_path: Path, dovecot, smtp_sink, postgres, monkeypatch
+) -> None:
+    """Three services on one PostgreSQL and one Dovecot work through a backlog while workers are SIGKILLed and
+    restarted: each message recorded once, each receipt sent once but for the one a killed worker may have had
+    in flight at the SMTP server (at most one per kill, the documented window)."""
+    import random
+
+    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
+    ws = make_workspace(
+        tmp_path / "ws", dovecot, extra=smtp_section(smtp_sink, notify="max_auto_per_address_per_day = 1000")
+    )
+    on(postgres.create_database(), ws.config_path)
+    ws.cli("--now", "2023-12-01T08:00", "run", "--once")  # the schema, the roster, the campaign
+    mail = backlog(300)
+    for _, raw in mail:
+        dovecot.append(raw, datetime(2023, 12, 1, 2, 0, tzinfo=UTC))
+    command = [sys.executable, "-m", "mailbot", "--config", str(ws.config_path), "run"]
+    env = {**os.environ, PASSWORD_ENV: ws.password}
+    logs = tmp_path / "workers.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=logs.open("a"), env=env)
+
+    engine = store.connect(ws.settings().db_url)
+
+    def counted() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(store.messages)).scalar_one())
+
+    workers, kills, rng = [start() for _ in range(3)], 0, random.Random(14)
+    try:
+        deadline = time.monotonic() + 600
+        while counted() < len(mail) and kills < 6:
+            time.sleep(rng.uniform(1.0, 3.0))
+            victim = rng.randrange(3)
+            workers[victim].kill()
+            workers[victim].wait()
+            workers[victim] = start()
+            kills += 1
+        while True:
+            with engine.connect() as conn:
+                pending = conn.execute(
+                    select(func.count())
+                    .select_from(store.outbox)
+                    .where(store.outbox.c.status.in_(("pending", "sending")))
+                ).scalar_one()
+            if counted() == len(mail) and pending == 0:
+                break
+            assert time.monotonic() < deadline, logs.read_text()[-3000:]
+            time.sleep(1)
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            w.wait(timeout=60)
+    assert kills >= 1
+    with engine.connect() as conn:
+        ids = conn.execute(select(store.messages.c.message_id)).scalars().all()
+        acks = conn.execute(
+            select(func.count()).select_from(store.outbox).where(store.outbox.c.kind == "ack")
+        ).scalar_one()
+    assert sorted(ids) == sorted(m for m, _ in mail)  # each message recorded exactly once
+    assert acks == len(mail)  # one receipt queued per message
+    time.sleep(1)
+    replies = [c.message["In-Reply-To"] for c in smtp_sink.messages if c.message["X-Mailbot-Kind"] == "ack"]
+    assert set(replies) == {m for m, _ in mail}  # every school got its receipt
+    doubled = len(replies) - len(set(replies))
+    assert doubled <= kills, f"{doubled} receipts sent twice for {kills} kills"
