@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -194,11 +195,15 @@ def run_plain_loop(server: Dovecot, folder: Path, n: int) -> Result:
     return Result("(b) plain imap-tools loop", seconds, rss, stdout.strip(), ok)
 
 
+PROFILE: Path | None = None  # --profile: where cProfile writes mailbot's main-process profile
+
+
 def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
     config = make_workspace(folder, server).config_path  # the same roster and config as the tests use
     env = {WORKSPACE_PASSWORD_ENV: server.password}
     mailbot = [sys.executable, "-m", "mailbot", "--config", str(config)]
-    seconds, rss, _ = measure("mailbot", [*mailbot, "run", "--once"], folder, env)
+    profiled = [sys.executable, "-m", "cProfile", "-o", str(PROFILE), "-m", "mailbot", "--config", str(config)]
+    seconds, rss, _ = measure("mailbot", [*(profiled if PROFILE else mailbot), "run", "--once"], folder, env)
     _, _, status = measure("mailbot-status", [*mailbot, "status", "--json"], folder, env)
     report = json.loads(status)
     submissions = sum(len(i["submissions"]) for i in report["institutions"])
@@ -209,14 +214,16 @@ def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
 CONTENDERS = (run_mbsync, run_plain_loop, run_mailbot)
 
 
-def run_all(server: Dovecot, work: Path, n: int, repeat: int) -> list[Result]:
+def run_all(
+    server: Dovecot, work: Path, n: int, repeat: int, contenders: tuple[Callable[..., Result], ...] = CONTENDERS
+) -> list[Result]:
     """Each contender ``repeat`` times, taking turns, each run in a fresh folder (empty Maildir, new database).
 
     Keeps the fastest time of each; peak RSS is the highest seen, and a check fails if any run's failed.
     """
-    runs: dict[str, list[Result]] = {c.__name__: [] for c in CONTENDERS}
+    runs: dict[str, list[Result]] = {c.__name__: [] for c in contenders}
     for attempt in range(repeat):
-        for contender in CONTENDERS:
+        for contender in contenders:
             folder = work / f"{contender.__name__}-{attempt}"
             folder.mkdir()
             runs[contender.__name__].append(contender(server, folder, n))
@@ -263,7 +270,11 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=2000, help="number of messages (default 2000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender, the fastest kept (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the server and work folders, print where")
+    parser.add_argument("--mailbot-only", action="store_true", help="time mailbot alone (while tuning it)")
+    parser.add_argument("--profile", type=Path, help="run mailbot under cProfile, writing the profile here")
     args = parser.parse_args()
+    global PROFILE
+    PROFILE = args.profile.resolve() if args.profile else None
     missing = [tool for tool in (GNU_TIME, "mbsync") if not shutil.which(tool)]
     if missing:
         parser.error(f"missing {', '.join(missing)}: apt-get install -y time isync dovecot-imapd")
@@ -277,7 +288,7 @@ def main() -> int:
         (work / "warmup").mkdir()
         run_mbsync(server, work / "warmup", args.n)
         print(f"load average before timing: {os.getloadavg()[0]:.2f} (other work on this machine skews the figures)")
-        results = run_all(server, work, args.n, args.repeat)
+        results = run_all(server, work, args.n, args.repeat, (run_mailbot,) if args.mailbot_only else CONTENDERS)
     finally:
         server.stop()
         if args.keep:
@@ -285,6 +296,10 @@ def main() -> int:
         else:
             shutil.rmtree(server.root_dir, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
+    if args.mailbot_only:
+        r = results[0]
+        print(f"\n{r.name}: {r.seconds:.2f} s, {args.n / r.seconds:.0f} msg/s, {r.peak_rss_mb:.1f} MB, {r.check}")
+        return 0 if r.ok else 1
     print_table(results, args.n)
     ok = print_targets(*results)
     print(f"\nwhole run: {time.perf_counter() - started:.1f} s")
