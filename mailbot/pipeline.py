@@ -1,7 +1,8 @@
-"""fetch → parse → identify → archive → record + receipt, one message at a time, errors contained per message.
+"""fetch → parse → identify → archive → record + receipt, in arrival order, errors contained per message.
 
 The one module that knows the order of the stages; it holds the transaction in which a message is recorded and
-acknowledged."""
+acknowledged. Parsing a batch (MIME, Word reports) runs in reader processes (``mailbot.ingest.readers``) while this
+process records the batch before it and fetches the next one."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from mailbot.ingest.authenticity import hold_if_forged
 from mailbot.ingest.identify import by_address_only, identify, oversized_reason
 from mailbot.ingest.inbox import Inbox, open_inbox
 from mailbot.ingest.parse import parse
+from mailbot.ingest.readers import Pending, Read, Readers
 from mailbot.ingest.record import Outcome
 from mailbot.ingest.sanity import report_warnings
 from mailbot.models import InboundMail, Notice, RawMail, State, Verdict, WarningCode
@@ -102,20 +104,40 @@ def _drain(
     should_stop: Callable[[], bool],
 ) -> None:
     report.moved += _retry_moves(box, ctx.engine)
-    for batch in box.batches(lambda validity: _known(ctx.engine, box.source, validity)):
-        done: list[Outcome] = []
-        for raw in batch:
-            if should_stop():
-                break
-            done.append(process(raw, ctx))
-            report.states[done[-1].state] += 1
-            if on_message:
-                on_message(done[-1])
-        archive.flush_to_disk()  # files and database rows of this batch are on disk before anything else happens
-        store.checkpoint(ctx.engine)
-        report.moved += _move(box, ctx.engine, [o.uid for o in done if o.state != State.ERROR and not o.keep_on_server])
+    with Readers(ctx.settings.limits, ctx.settings.inbox.reader_processes) as readers:
+        waiting: Pending | None = None
+        for batch in box.batches(lambda validity: _known(ctx.engine, box.source, validity)):
+            pending = readers.submit(batch)  # read by the workers while the batch before is recorded
+            if waiting is not None and not _record_batch(ctx, box, readers, waiting, report, on_message, should_stop):
+                return
+            waiting = pending
+        if waiting is not None:
+            _record_batch(ctx, box, readers, waiting, report, on_message, should_stop)
+
+
+def _record_batch(
+    ctx: Context,
+    box: Inbox,
+    readers: Readers,
+    pending: Pending,
+    report: RunReport,
+    on_message: Callable[[Outcome], None] | None,
+    should_stop: Callable[[], bool],
+) -> bool:
+    """Record a batch in arrival order, then make it durable and move it; False when asked to stop (the rest of the
+    batch, and whatever was fetched after it, waits on the server)."""
+    done: list[Outcome] = []
+    for raw, read in zip([raw for raw, _ in pending.items], readers.results(pending), strict=True):
         if should_stop():
-            return
+            break
+        done.append(process(raw, ctx, read))
+        report.states[done[-1].state] += 1
+        if on_message:
+            on_message(done[-1])
+    archive.flush_to_disk()  # files and database rows of this batch are on disk before anything else happens
+    store.checkpoint(ctx.engine)
+    report.moved += _move(box, ctx.engine, [o.uid for o in done if o.state != State.ERROR and not o.keep_on_server])
+    return not should_stop()
 
 
 def _known(engine: Engine, source: str, uidvalidity: int) -> set[str]:
@@ -143,11 +165,12 @@ def _move(box: Inbox, engine: Engine, uids: list[str]) -> int:
     return len(uids)
 
 
-def process(raw: RawMail, ctx: Context) -> Outcome:
-    """One message, end to end. A bug on this message sets it aside with the reason (never lost); a disk or
-    database that cannot take it stops the pass (StorageError) and the message waits on the server."""
+def process(raw: RawMail, ctx: Context, read: Read | None = None) -> Outcome:
+    """One message, end to end (``read``: its parsing, when a reader process did it). A bug on this message sets it
+    aside with the reason (never lost); a disk or database that cannot take it stops the pass (StorageError) and the
+    message waits on the server."""
     try:
-        return _process(raw, ctx)
+        return _process(raw, ctx, read)
     except MailbotError:
         raise
     except OSError as exc:
@@ -158,10 +181,14 @@ def process(raw: RawMail, ctx: Context) -> Outcome:
         raise StorageError(f"database unavailable: {first_line(exc)}") from None
 
 
-def _process(raw: RawMail, ctx: Context) -> Outcome:
+def _process(raw: RawMail, ctx: Context, read: Read | None) -> Outcome:
     fingerprint = archive.sha256(raw.data)
+    if read is not None and read.mail is None:  # reading it failed in a reader process
+        log.error("uid %s: could not be read; set aside for staff\n%s", raw.uid, read.trace.rstrip())
+        reason = f"internal error while reading: {read.error}"
+        return record.set_aside(raw, fingerprint, ctx.settings.archive_dir, ctx.engine, reason)
     try:
-        mail = parse(raw, ctx.settings.limits)
+        mail = read.mail if read is not None and read.mail is not None else parse(raw, ctx.settings.limits)
         if raw.oversized:
             original = _recorded_before(fingerprint, mail, ctx)
             if original:  # the same message again (another alias, a resend): one record, one reply

@@ -14,7 +14,8 @@ the next instruction and survive the kill).
 
 Phases:
     fetch     ``ImapInbox._fetch``: the FETCH of a batch; held once the bytes are in memory, nothing recorded
-    parse     parsing and identifying one message
+    parse     parsing and identifying one message; held (hold ``parse``) before parsing it, wherever that runs: a
+              reader process forked from a single-threaded `run --once` inherits the probe
     archive   ``archive.write``; held with half of the data in the temporary file
     commit    the transaction that records a message, from the INSERT of its row until COMMIT returned; held
               with every row of the message inserted, before COMMIT
@@ -148,7 +149,7 @@ def install() -> None:
     from mailbot.notify import outbox
 
     inbox.ImapInbox._fetch = _wrap("fetch", inbox.ImapInbox._fetch, hold_after="fetch")  # type: ignore[method-assign]
-    _replace_everywhere(parse.parse, _wrap("parse", parse.parse))
+    _replace_everywhere(parse.parse, _wrap("parse", parse.parse, hold_before="parse"))
     _replace_everywhere(identify.identify, _wrap("parse", identify.identify))
 
     # archive.write: the phase around it, and (when held) a file object that stops half-way.

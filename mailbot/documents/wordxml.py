@@ -171,7 +171,12 @@ def _main_part(archive: zipfile.ZipFile) -> str | None:
         return None
     with archive.open("_rels/.rels") as rels:
         for event, elem in _iterparse(rels):
-            if event == "end" and isinstance(elem.tag, str) and elem.tag.endswith("}Relationship") and elem.get("Type", "").endswith("/officeDocument"):
+            if (
+                event == "end"
+                and isinstance(elem.tag, str)
+                and elem.tag.endswith("}Relationship")
+                and elem.get("Type", "").endswith("/officeDocument")
+            ):
                 target = elem.get("Target", "").lstrip("/")
                 return target if target in names else None
     return None
@@ -411,7 +416,8 @@ class _RunNames:
 
 def _font_of(rfonts: Element, ascii_attr: str, hansi_attr: str) -> str | None:
     """The Latin font a ``w:rFonts`` names: a legacy one if either slot has it, else hAnsi, else ascii."""
-    hansi, ascii_ = rfonts.get(hansi_attr), rfonts.get(ascii_attr)
+    hansi: str | None = rfonts.get(hansi_attr)
+    ascii_: str | None = rfonts.get(ascii_attr)
     for name in (hansi, ascii_):
         if name and font_encoding(name):
             return name

@@ -1,0 +1,151 @@
+"""Read fetched messages (MIME parsing, Word reports) in worker processes, so that both cores work during a backlog.
+
+The main process keeps fetching, identifying and recording, in arrival order; only the CPU-heavy reading of a batch
+moves to the workers, while the main process fetches the next batch and records the previous one. A process with
+no other thread (`run --once`) forks its workers: they share its memory (code, roster) page for page. The service
+has threads (scheduler, web) that must never be forked mid-work: its workers come from a fork server, a fresh
+interpreter that has imported the readers once and shares that with them.
+
+A worker that dies (killed, out of memory, a crash in a C library) loses nothing: the pool is started again and
+each message it had not answered is read again, alone; a message whose reading kills a worker twice is handed back
+as an error, to be set aside for staff like any message that cannot be read. Small batches (the service's usual
+one or two new messages) and very large messages are read in the main process: there a worker would cost more
+than it saves (start-up latency, a copy of a large message).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from mailbot.config import LimitSettings
+from mailbot.ingest.parse import parse
+from mailbot.models import InboundMail, RawMail
+
+log = logging.getLogger("mailbot.ingest.readers")
+
+MIN_POOLED_BATCH = 4  # fewer messages than this are read in the main process: no worker start-up on the way
+MAX_POOLED_BYTES = 4 * 1024 * 1024  # a larger message is read in the main process: no copies to and from a worker
+TASKS_PER_WORKER = 500  # a service's worker is replaced after this many messages: whatever it leaked goes with it
+WORKER_DIED = "the worker process reading it died twice"
+
+
+@dataclass(frozen=True)
+class Read:
+    """A message read: its contents, or why it could not be read (a bug on this message, never the others)."""
+
+    mail: InboundMail | None
+    error: str = ""  # "ValueError: ..." when reading raised
+    trace: str = ""  # the traceback, for the log
+
+
+def read_one(raw: RawMail, limits: LimitSettings) -> Read:
+    """Parse one message; an exception becomes the error of this message (runs in a worker or in the main process)."""
+    try:
+        return Read(parse(raw, limits))
+    except Exception as exc:  # noqa: BLE001 - any bug on one message must not stop the others
+        return Read(None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+def _watch_parent() -> None:
+    """In a worker: exit when the process that started it is gone (a SIGKILLed service must leave no reader behind;
+    a forked worker holds both ends of its task pipe and would otherwise wait for work forever)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+@dataclass
+class Pending:
+    """A batch handed to the readers: each message with its worker's answer to come, or None (read in place)."""
+
+    items: list[tuple[RawMail, Future[Read] | None]]
+    generation: int  # the pool the futures belong to
+
+
+class Readers:
+    """Worker processes reading messages; ``workers=0`` reads everything in the calling process."""
+
+    def __init__(self, limits: LimitSettings, workers: int) -> None:
+        self.limits = limits
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._fork = threading.active_count() == 1  # decided once: a broken pool's own thread must not change it
+        self.restarts = 0  # how many times a worker died (the generation of the current pool)
+
+    def __enter__(self) -> Readers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def submit(self, batch: list[RawMail]) -> Pending:
+        """Start reading a batch; its results come, in order, from ``results``."""
+        pooled = self.workers > 0 and len(batch) >= MIN_POOLED_BATCH
+        items = [(raw, self._submit(raw) if pooled and self._poolable(raw) else None) for raw in batch]
+        return Pending(items, self.restarts)
+
+    def results(self, pending: Pending) -> Iterator[Read]:
+        """Each message's reading, in batch order, waiting for the workers as needed."""
+        for raw, future in pending.items:
+            yield read_one(raw, self.limits) if future is None else self._answer(raw, future, pending.generation)
+
+    @staticmethod
+    def _poolable(raw: RawMail) -> bool:
+        return not raw.oversized and len(raw.data) <= MAX_POOLED_BYTES
+
+    def _pool_now(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            if self._fork:  # no other thread to catch mid-work: fork, sharing this process's memory
+                self._pool = ProcessPoolExecutor(
+                    self.workers, multiprocessing.get_context("fork"), initializer=_watch_parent
+                )
+            else:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload([__name__])
+                self._pool = ProcessPoolExecutor(
+                    self.workers, context, initializer=_watch_parent, max_tasks_per_child=TASKS_PER_WORKER
+                )
+        return self._pool
+
+    def _submit(self, raw: RawMail) -> Future[Read]:
+        return self._pool_now().submit(read_one, raw, self.limits)
+
+    def _answer(self, raw: RawMail, future: Future[Read], generation: int) -> Read:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            pass
+        if generation == self.restarts:  # the current pool broke; else it was replaced already
+            self._restart(raw)
+        try:
+            return self._submit(raw).result()  # alone: if the pool breaks now, this message is the cause
+        except BrokenProcessPool:
+            self._restart(raw)
+            return Read(None, WORKER_DIED)
+
+    def _restart(self, raw: RawMail) -> None:
+        """A worker died: the broken pool goes, a new one starts at the next submission."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self.restarts += 1
+        log.warning("a reader process died; uid %s and the messages after it are read again", raw.uid)

@@ -1,0 +1,123 @@
+"""Reader processes (mailbot.ingest.readers) against a real Dovecot: a worker that dies mid-batch is replaced and
+its messages read again (a message that kills its reader twice is set aside, never lost), and a `run --once`
+SIGKILLed while a worker parses leaves no process behind and nothing half recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+
+import psutil
+
+from mailbot import pipeline
+from mailbot.ingest import readers
+from mailbot.models import RawMail
+from tests import crash_probe
+from tests.conftest import PASSWORD_ENV
+from tests.reliability_support import ROOT, append_many, archive_problems, db_count, db_rows, school_mails, wait_until
+
+WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)  # within the demo campaign
+
+
+def _children_gone(pids: list[int], timeout: float) -> bool:
+    return wait_until(lambda: not any(psutil.pid_exists(p) and _alive(p) for p in pids), timeout, every=0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_dying_reader_is_replaced_and_its_messages_read_again(workspace, dovecot, tmp_path, monkeypatch):
+    mails = school_mails(12, "die")
+    assert all(append_many(dovecot, [raw for _, _, _, raw in mails], WHEN))
+    once, always = mails[4][0], mails[7][0]  # the first kills its reader once, the second every time
+    died = tmp_path / "died-once"
+    real_parse = readers.parse
+
+    def dying_parse(raw: RawMail, limits):  # type: ignore[no-untyped-def]
+        if always.encode() in raw.data or (once.encode() in raw.data and not died.exists()):
+            died.touch()
+            os._exit(1)  # as a crash in a C library or the OOM killer would: no exception, no answer
+        return real_parse(raw, limits)
+
+    monkeypatch.setattr(readers, "parse", dying_parse)
+    assert threading.active_count() == 1  # so the readers are forked from this process, with the patch above
+    settings = workspace.settings()
+    engine = workspace.engine()
+    pipeline.import_roster(settings, engine)
+    before = {c.pid for c in psutil.Process().children(recursive=True)}  # the servers
+    report = pipeline.run_once(settings, engine)
+
+    assert died.exists()  # a reader really died
+    rows = dict(db_rows(workspace, "SELECT message_id, state FROM messages WHERE state != 'error'"))
+    assert set(rows) == {mid for mid, _, _, _ in mails} - {always} and set(rows.values()) == {"submission"}
+    # the one that kills every reader is set aside, its bytes kept (staff see it), never lost
+    ((fingerprint, reason),) = db_rows(workspace, "SELECT fingerprint, reason FROM messages WHERE state = 'error'")
+    assert fingerprint == hashlib.sha256(next(raw for mid, _, _, raw in mails if mid == always)).hexdigest()
+    assert readers.WORKER_DIED in reason
+    assert report.states["submission"] == 11 and report.states["error"] == 1
+    assert db_count(workspace, "locations") == 12
+    assert db_count(workspace, "outbox", "kind = 'ack'") == 11  # one receipt each, none for the one set aside
+    readers_left = [c.pid for c in psutil.Process().children(recursive=True) if c.pid not in before]
+    assert _children_gone(readers_left, 10)  # no reader left running
+    assert not any(archive_problems(workspace).values())
+
+
+def test_sigkill_while_a_reader_parses_leaves_no_process_and_nothing_half_recorded(workspace, dovecot, tmp_path):
+    mails = school_mails(20, "kill")
+    assert all(append_many(dovecot, [raw for _, _, _, raw in mails], WHEN))
+    probe = tmp_path / "probe"
+    env = {
+        **os.environ,
+        PASSWORD_ENV: dovecot.password,
+        "PYTHONPATH": str(ROOT),
+        "MAILBOT_PROBE_FILE": str(probe),
+        "MAILBOT_PROBE_HOLD": "parse:1:60",  # the first message a reader takes: it sleeps there
+    }
+    log = tmp_path / "run.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.crash_probe", "--config", str(workspace.config_path), "run", "--once"],
+            stderr=err,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            cwd=workspace.root,
+        )
+    try:
+        held = wait_until(lambda: probe.exists() and crash_probe.held(probe.read_text()) == "parse", 60)
+        assert held, log.read_text()
+        workers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        assert workers, "the message held in parsing should be in a reader process"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _children_gone(workers, 10), "a reader process outlived the killed run"
+    assert "Traceback" not in log.read_text()
+    # Whatever was recorded before the kill is whole: each message row has its location and its files.
+    assert db_count(workspace, "messages") == db_count(workspace, "locations")
+    assert db_count(workspace, "messages") < 20  # the held message at least was not recorded
+
+    workspace.cli("run", "--once")
+    rows = db_rows(workspace, "SELECT message_id, state FROM messages")
+    assert sorted(mid for mid, _ in rows) == sorted(mid for mid, _, _, _ in mails)  # each exactly once
+    assert all(state == "submission" for _, state in rows)
+    assert db_count(workspace, "locations") == 20
+    assert db_count(workspace, "outbox", "kind = 'ack'") == 20
+    files = dict(
+        db_rows(
+            workspace,
+            "SELECT m.message_id, count(f.id) FROM messages m JOIN files f ON f.message_pk = m.id AND f.path != '' GROUP BY m.id",
+        )
+    )
+    assert files == {mid: n for mid, _, n, _ in mails}
+    assert not any(archive_problems(workspace).values())
