@@ -10,6 +10,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Literal, TypeVar, overload
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -124,20 +125,92 @@ def _record_batch(
     on_message: Callable[[Outcome], None] | None,
     should_stop: Callable[[], bool],
 ) -> bool:
-    """Record a batch in arrival order, then make it durable and move it; False when asked to stop (the rest of the
-    batch, and whatever was fetched after it, waits on the server)."""
+    """Record a batch, then make it durable and move it; False when asked to stop (the rest of the batch, and
+    whatever was fetched after it, waits on the server).
+
+    The messages that are simply recorded (most of them) are recorded together, in one transaction with their
+    receipts (``_Group``); a duplicate, a message set aside, or a message that repeats one in the group (same bytes,
+    or same Message-ID and sender) first commits the group, so that it is judged against what is recorded."""
     done: list[Outcome] = []
+    group = _Group(ctx)
+
+    def finished(outcome: Outcome) -> None:
+        done.append(outcome)
+        report.states[outcome.state] += 1
+        if on_message:
+            on_message(outcome)
+
     for raw, read in zip([raw for raw, _ in pending.items], readers.results(pending), strict=True):
         if should_stop():
             break
-        done.append(process(raw, ctx, read))
-        report.states[done[-1].state] += 1
-        if on_message:
-            on_message(done[-1])
+        ready = process(raw, ctx, read, alone=False)
+        if isinstance(ready, Outcome):
+            finished(ready)
+        elif group.repeats(ready):
+            for outcome in group.commit():
+                finished(outcome)
+            finished(_record_alone(ctx, ready, recheck=True))
+        else:
+            group.add(ready)
+    for outcome in group.commit():
+        finished(outcome)
     archive.flush_to_disk()  # files and database rows of this batch are on disk before anything else happens
     store.checkpoint(ctx.engine)
     report.moved += _move(box, ctx.engine, [o.uid for o in done if o.state != State.ERROR and not o.keep_on_server])
     return not should_stop()
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A message read and judged, not a duplicate of anything recorded: what remains is to record it."""
+
+    raw: RawMail
+    fingerprint: str
+    mail: InboundMail
+    verdict: Verdict
+    keep_on_server: bool = False
+
+
+class _Group:
+    """Messages recorded in one transaction: files first, then every row and receipt, committed together (a crash
+    records all of them or none; a message is moved on the server only after the batch is durable)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.items: list[_Ready] = []
+        self.keys: set[object] = set()
+
+    def repeats(self, ready: _Ready) -> bool:
+        """Whether the message is the same as one in the group (``store.duplicate_of`` cannot see those yet)."""
+        return bool({ready.fingerprint, (ready.mail.message_id, ready.mail.sender)} & self.keys)
+
+    def add(self, ready: _Ready) -> None:
+        self.items.append(ready)
+        self.keys |= {ready.fingerprint, (ready.mail.message_id, ready.mail.sender)}
+
+    def commit(self) -> list[Outcome]:
+        items, self.items, self.keys = self.items, [], set()
+        if not items:
+            return []
+        if len(items) == 1:
+            return [_record_alone(self.ctx, items[0])]
+        return _guarded(self.ctx, lambda: self._commit(items))
+
+    def _commit(self, items: list[_Ready]) -> list[Outcome]:
+        ctx = self.ctx
+        archived = [record.archive_message(r.raw, r.fingerprint, r.mail, r.verdict, ctx.settings) for r in items]
+        try:
+            with store.atomic(ctx.engine) as conn:
+                pks = []
+                for r, files in zip(items, archived, strict=True):
+                    pks.append(record.insert(conn, r.raw, r.fingerprint, r.mail, r.verdict, files))
+                    receipts.queue_receipt(conn, ctx, pks[-1], r.mail, r.verdict)
+        except IntegrityError:  # another run recorded one of them meanwhile: each alone, as it would have been
+            return [_record_ready(ctx, r, files, recheck=True) for r, files in zip(items, archived, strict=True)]
+        return [
+            replace(record.recorded(r.raw, r.mail, r.verdict, pk), keep_on_server=r.keep_on_server)
+            for r, pk in zip(items, pks, strict=True)
+        ]
 
 
 def _known(engine: Engine, source: str, uidvalidity: int) -> set[str]:
@@ -165,12 +238,36 @@ def _move(box: Inbox, engine: Engine, uids: list[str]) -> int:
     return len(uids)
 
 
-def process(raw: RawMail, ctx: Context, read: Read | None = None) -> Outcome:
+@overload
+def process(raw: RawMail, ctx: Context, read: Read | None = None) -> Outcome: ...
+
+
+@overload
+def process(raw: RawMail, ctx: Context, read: Read | None, *, alone: Literal[False]) -> Outcome | _Ready: ...
+
+
+def process(raw: RawMail, ctx: Context, read: Read | None = None, *, alone: bool = True) -> Outcome | _Ready:
     """One message, end to end (``read``: its parsing, when a reader process did it). A bug on this message sets it
     aside with the reason (never lost); a disk or database that cannot take it stops the pass (StorageError) and the
-    message waits on the server."""
+    message waits on the server. With ``alone=False`` a message that is simply to be recorded is handed back
+    (``_Ready``) for the batch's transaction."""
+    ready = _guarded(ctx, lambda: _process(raw, ctx, read))
+    if alone and isinstance(ready, _Ready):
+        return _record_alone(ctx, ready)
+    return ready
+
+
+def _record_alone(ctx: Context, ready: _Ready, *, recheck: bool = False) -> Outcome:
+    return _guarded(ctx, lambda: _record_ready(ctx, ready, recheck=recheck))
+
+
+T = TypeVar("T")
+
+
+def _guarded(ctx: Context, work: Callable[[], T]) -> T:
+    """A disk or database that cannot take the work stops the pass (StorageError): the mail waits on the server."""
     try:
-        return _process(raw, ctx, read)
+        return work()
     except MailbotError:
         raise
     except OSError as exc:
@@ -181,7 +278,7 @@ def process(raw: RawMail, ctx: Context, read: Read | None = None) -> Outcome:
         raise StorageError(f"database unavailable: {first_line(exc)}") from None
 
 
-def _process(raw: RawMail, ctx: Context, read: Read | None) -> Outcome:
+def _process(raw: RawMail, ctx: Context, read: Read | None) -> Outcome | _Ready:
     fingerprint = archive.sha256(raw.data)
     if read is not None and read.mail is None:  # reading it failed in a reader process
         log.error("uid %s: could not be read; set aside for staff\n%s", raw.uid, read.trace.rstrip())
@@ -193,7 +290,7 @@ def _process(raw: RawMail, ctx: Context, read: Read | None) -> Outcome:
             original = _recorded_before(fingerprint, mail, ctx)
             if original:  # the same message again (another alias, a resend): one record, one reply
                 return record.record_duplicate(raw, ctx.engine, original, mail)
-            return _record_oversized(raw, fingerprint, mail, ctx)
+            return _oversized(raw, fingerprint, mail, ctx)
         verdict = judge(mail, ctx)
         mail = with_report_warnings(mail, verdict, ctx)
     except Exception as exc:  # noqa: BLE001 - any bug on one message must not stop the others
@@ -203,7 +300,7 @@ def _process(raw: RawMail, ctx: Context, read: Read | None) -> Outcome:
     duplicate = _recorded_before(fingerprint, mail, ctx)
     if duplicate:
         return record.record_duplicate(raw, ctx.engine, duplicate, mail)
-    return _record(raw, fingerprint, mail, verdict, ctx)
+    return _Ready(raw, fingerprint, mail, verdict)
 
 
 def _recorded_before(fingerprint: str, mail: InboundMail, ctx: Context) -> int | None:
@@ -224,9 +321,16 @@ def bounce_checked(verdict: Verdict, mail: InboundMail, key: bytes) -> Verdict:
     return verdict
 
 
-def _record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, ctx: Context) -> Outcome:
-    """Files first, then the rows and the receipt in one transaction: recorded means acknowledged, exactly once."""
-    archived = record.archive_message(raw, fingerprint, mail, verdict, ctx.settings)
+def _record_ready(
+    ctx: Context, ready: _Ready, archived: record.Archived | None = None, *, recheck: bool = False
+) -> Outcome:
+    """One message alone: files first, then its rows and receipt in one transaction (recorded means acknowledged,
+    exactly once). ``recheck``: judged again against what is recorded (it may repeat a message just recorded)."""
+    raw, fingerprint, mail, verdict = ready.raw, ready.fingerprint, ready.mail, ready.verdict
+    original = _recorded_before(fingerprint, mail, ctx) if recheck else None
+    if original:
+        return record.record_duplicate(raw, ctx.engine, original, mail)
+    archived = archived or record.archive_message(raw, fingerprint, mail, verdict, ctx.settings)
     try:
         with store.atomic(ctx.engine) as conn:
             pk = record.insert(conn, raw, fingerprint, mail, verdict, archived)
@@ -237,10 +341,10 @@ def _record(raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict,
             why = first_line(exc)
             return record.set_aside(raw, fingerprint, ctx.settings.archive_dir, ctx.engine, f"database refused: {why}")
         return record.record_duplicate(raw, ctx.engine, original, mail)  # recorded meanwhile by another run
-    return record.recorded(raw, mail, verdict, pk)
+    return replace(record.recorded(raw, mail, verdict, pk), keep_on_server=ready.keep_on_server)
 
 
-def _record_oversized(raw: RawMail, fingerprint: str, mail: InboundMail, ctx: Context) -> Outcome:
+def _oversized(raw: RawMail, fingerprint: str, mail: InboundMail, ctx: Context) -> _Ready:
     """Over the size limit: its header is recorded and the message held for staff; it stays on the server.
 
     A school known by its (authenticated) address is told, so that it can send the Word file alone in time;
@@ -250,7 +354,7 @@ def _record_oversized(raw: RawMail, fingerprint: str, mail: InboundMail, ctx: Co
     told = ctx.settings.notify.acknowledge and receipts.would_answer(mail, verdict, ctx)
     why = oversized_reason(raw.oversized, ctx.settings.limits.max_message_bytes, told, verdict.reason)
     verdict = bounce_checked(replace(verdict, reason=why), mail, ctx.key)
-    return replace(_record(raw, fingerprint, mail, verdict, ctx), keep_on_server=True)
+    return _Ready(raw, fingerprint, mail, verdict, keep_on_server=True)
 
 
 def with_report_warnings(mail: InboundMail, verdict: Verdict, ctx: Context) -> InboundMail:

@@ -1,6 +1,7 @@
-"""Reader processes (mailbot.ingest.readers) against a real Dovecot: a worker that dies mid-batch is replaced and
-its messages read again (a message that kills its reader twice is set aside, never lost), and a `run --once`
-SIGKILLed while a worker parses leaves no process behind and nothing half recorded."""
+"""Reader processes and batch transactions (issue #15) against a real Dovecot: a worker that dies mid-batch is
+replaced and its messages read again (a message that kills its reader twice is set aside, never lost); a `run
+--once` SIGKILLed while a worker parses leaves no process behind and nothing half recorded; a batch is recorded in
+one transaction (killed inside it: none of it recorded), and repeats within one batch count once."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
 
 import psutil
 
 from mailbot import pipeline
+from mailbot.demo import samples
 from mailbot.ingest import readers
 from mailbot.models import RawMail
 from tests import crash_probe
@@ -121,3 +124,67 @@ def test_sigkill_while_a_reader_parses_leaves_no_process_and_nothing_half_record
     )
     assert files == {mid: n for mid, _, n, _ in mails}
     assert not any(archive_problems(workspace).values())
+
+
+def test_a_batch_is_recorded_together_and_repeats_inside_it_count_once(workspace, dovecot):
+    mails = school_mails(10, "batch")
+    copy = mails[2][3]  # the same bytes twice in one batch (delivered to two aliases)
+    resent = samples.make_email(  # the same Message-ID from the same sender, other bytes (sent again)
+        sender=db_sender(mails[5][3]),
+        sender_name="Văn thư",
+        subject="Gửi lại báo cáo",
+        body="Gửi lại.",
+        message_id=mails[5][0],
+        attachments=[("bao-cao.docx", samples.make_report_docx("Trường gửi lại"), "application/octet-stream")],
+    )
+    assert all(append_many(dovecot, [raw for _, _, _, raw in mails] + [copy, resent], WHEN))
+    workspace.cli("run", "--once")
+    rows = db_rows(workspace, "SELECT message_id, state FROM messages")
+    assert sorted(mid for mid, _ in rows) == sorted(mid for mid, _, _, _ in mails)  # each once
+    assert {state for _, state in rows} == {"submission"}
+    located = db_rows(
+        workspace, "SELECT m.message_id, count(*) FROM locations l JOIN messages m ON m.id = l.message_pk GROUP BY m.id"
+    )
+    assert {mid: n for mid, n in located if n > 1} == {mails[2][0]: 2, mails[5][0]: 2}
+    assert db_count(workspace, "outbox", "kind = 'ack'") == 10  # one receipt per recorded message, none for repeats
+    assert not any(archive_problems(workspace).values())
+
+
+def test_sigkill_inside_the_batch_transaction_records_none_of_it(workspace, dovecot, tmp_path):
+    mails = school_mails(12, "group")
+    assert all(append_many(dovecot, [raw for _, _, _, raw in mails], WHEN))
+    probe = tmp_path / "probe"
+    env = {
+        **os.environ,
+        PASSWORD_ENV: dovecot.password,
+        "PYTHONPATH": str(ROOT),
+        "MAILBOT_PROBE_FILE": str(probe),
+        "MAILBOT_PROBE_HOLD": "commit:1:60",  # every row of the batch inserted, COMMIT not issued
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_probe", "--config", str(workspace.config_path), "run", "--once"],
+        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        env=env,
+        cwd=workspace.root,
+    )
+    try:
+        assert wait_until(lambda: probe.exists() and crash_probe.held(probe.read_text()) == "commit", 60)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert db_count(workspace, "messages") == 0 and db_count(workspace, "outbox") == 0  # none of the batch
+    workspace.cli("run", "--once")
+    assert sorted(mid for (mid,) in db_rows(workspace, "SELECT message_id FROM messages")) == sorted(
+        mid for mid, _, _, _ in mails
+    )
+    assert db_count(workspace, "outbox", "kind = 'ack'") == 12
+    assert not any(archive_problems(workspace).values())
+
+
+def db_sender(raw: bytes) -> str:
+    """The From address of a message built by ``school_mails``."""
+    head = BytesHeaderParser().parsebytes(raw)
+    return str(head["From"]).rsplit("<", 1)[-1].rstrip(">").strip()
