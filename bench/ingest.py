@@ -101,6 +101,8 @@ class Result:
     ok: bool
     tree_rss_mb: float = 0.0  # peak of the sum over the process tree (mailbot only)
     tree_pss_mb: float = 0.0
+    main_cpu: float = 0.0  # CPU seconds of the main process (mailbot only), as last sampled
+    other_cpu: float = 0.0  # CPU seconds of its reader processes
 
 
 # ---------------------------------------------------------------- the messages
@@ -162,6 +164,7 @@ class TreeMemory(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.done = pid, threading.Event()
         self.peak_rss = self.peak_pss = 0  # kB
+        self.cpu: dict[int, float] = {}  # pid → CPU seconds (user + system) last seen
 
     def run(self) -> None:
         import psutil
@@ -175,8 +178,10 @@ class TreeMemory(threading.Thread):
             for pid in pids:
                 try:
                     text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+                    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 except OSError:
                     continue  # exited meanwhile
+                self.cpu[pid] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
                 fields = dict(line.split()[:2] for line in text.splitlines()[1:] if line.split())
                 rss += int(fields.get("Rss:", 0))
                 pss += int(fields.get("Pss:", 0))
@@ -262,6 +267,8 @@ def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
         submissions == n,
         tree[0].peak_rss / 1024,
         tree[0].peak_pss / 1024,
+        max(tree[0].cpu.values(), default=0.0),
+        sum(tree[0].cpu.values()) - max(tree[0].cpu.values(), default=0.0),
     )
 
 
@@ -364,7 +371,8 @@ def main() -> int:
         r = results[0]
         print(
             f"\n{r.name}: {r.seconds:.2f} s, {args.n / r.seconds:.0f} msg/s, main process {r.peak_rss_mb:.1f} MB, "
-            f"process tree: PSS {r.tree_pss_mb:.1f} MB, RSS {r.tree_rss_mb:.1f} MB; {r.check}"
+            f"process tree: PSS {r.tree_pss_mb:.1f} MB, RSS {r.tree_rss_mb:.1f} MB; CPU: main {r.main_cpu:.1f} s, "
+            f"readers {r.other_cpu:.1f} s; {r.check}"
         )
         return 0 if r.ok else 1
     print_table(results, args.n)

@@ -200,7 +200,7 @@ class _Group:
         ctx = self.ctx
         archived = [record.archive_message(r.raw, r.fingerprint, r.mail, r.verdict, ctx.settings) for r in items]
         try:
-            with store.atomic(ctx.engine) as conn:
+            with store.atomic(ctx.engine) as conn, store.remembering_institutions(conn):
                 pks = []
                 for r, files in zip(items, archived, strict=True):
                     pks.append(record.insert(conn, r.raw, r.fingerprint, r.mail, r.verdict, files))

@@ -540,7 +540,27 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
 
 
 def institution_pk(conn: Connection, code: str) -> int | None:
-    return conn.execute(select(institutions.c.id).where(institutions.c.code == code)).scalar()
+    """The row id of an institution; within ``remembering_institutions`` each code is looked up once."""
+    memo: dict[str, int] | None = conn.info.get(_INSTITUTION_MEMO)
+    if memo is not None and code in memo:
+        return memo[code]
+    pk: int | None = conn.execute(select(institutions.c.id).where(institutions.c.code == code)).scalar()
+    if memo is not None and pk is not None:
+        memo[code] = pk
+    return pk
+
+
+_INSTITUTION_MEMO = "institution_pks"
+
+
+@contextmanager
+def remembering_institutions(conn: Connection) -> Iterator[Connection]:
+    """Within one transaction that adds no institution (recording a batch of mail), remember their row ids."""
+    conn.info[_INSTITUTION_MEMO] = {}
+    try:
+        yield conn
+    finally:
+        conn.info.pop(_INSTITUTION_MEMO, None)
 
 
 # --- fetch bookkeeping -------------------------------------------------------------------------
