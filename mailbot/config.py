@@ -105,7 +105,7 @@ class InboxSettings(Secret):
     folder: str = "INBOX"
     processed_folder: str | None = None
     path: Path | None = None
-    batch_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    batch_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     reader_processes: int = Field(default=1, ge=0, le=16)  # parse a backlog beside the main process; 0: in it
     timeout_seconds: float = Field(default=60.0, gt=0)
     poll_seconds: float = Field(default=60.0, ge=1)

@@ -15,6 +15,7 @@ than it saves (start-up latency, a copy of a large message).
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -87,6 +88,10 @@ class Readers:
         self.restarts = 0  # how many times a worker died (the generation of the current pool)
 
     def __enter__(self) -> Readers:
+        if self.workers > 0 and self._fork:
+            # Fork now, while this process holds no mail: a worker forked later would keep a private copy of
+            # whatever batch was in memory then. (A fork server's workers start lean whenever they start.)
+            self._pool_now().submit(int).result()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -115,6 +120,9 @@ class Readers:
     def _pool_now(self) -> ProcessPoolExecutor:
         if self._pool is None:
             if self._fork:  # no other thread to catch mid-work: fork, sharing this process's memory
+                # Objects alive now are left out of cyclic collections, here and in the workers: a collection
+                # writes to every object it visits, which would copy every shared page into each process.
+                gc.freeze()
                 self._pool = ProcessPoolExecutor(
                     self.workers, multiprocessing.get_context("fork"), initializer=_watch_parent
                 )
