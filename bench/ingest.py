@@ -314,7 +314,8 @@ def print_table(results: list[Result], n: int) -> None:
         )
         if r.tree_pss_mb:
             print(
-                f"{'':<28}{'':>18}  whole process tree: PSS {r.tree_pss_mb:.1f} MB, summed RSS {r.tree_rss_mb:.1f} MB"
+                f"{'':<28}{'':>18}  whole process tree: PSS {r.tree_pss_mb:.1f} MB, summed RSS {r.tree_rss_mb:.1f} MB;"
+                f" CPU s: main {r.main_cpu:.1f}, readers {r.other_cpu:.1f}"
             )
 
 
