@@ -129,8 +129,9 @@ def _record_batch(
     whatever was fetched after it, waits on the server).
 
     The messages that are simply recorded (most of them) are recorded together, in one transaction with their
-    receipts (``_Group``); a duplicate, a message set aside, or a message that repeats one in the group (same bytes,
-    or same Message-ID and sender) first commits the group, so that it is judged against what is recorded."""
+    receipts (``_Group``). A duplicate of a recorded message or a message set aside is noted at once in a small
+    transaction of its own; a message that repeats one in the group (same bytes, or same Message-ID and sender)
+    first commits the group, so that it is judged against what is recorded."""
     done: list[Outcome] = []
     group = _Group(ctx)
 
