@@ -111,5 +111,10 @@ log "ruff check, ruff format --check, mypy"
 "$PYTHON" -m mypy || die "mypy found type errors in mailbot/ (listed above)"
 
 # --- run --------------------------------------------------------------------
-log "running pytest"
-exec "$PYTHON" -m pytest -q "$@"
+log "running pytest (SQLite, and tests/test_postgres.py on PostgreSQL)"
+"$PYTHON" -m pytest -q "$@"
+# The storage, pipeline, outbox and reminder tests again, each on a fresh database of a throwaway PostgreSQL
+# cluster (tests/servers/postgres.py): what passes on SQLite must pass there too.
+log "running the storage, pipeline, outbox and reminder tests on PostgreSQL"
+MAILBOT_TEST_DATABASE=postgresql exec "$PYTHON" -m pytest -q tests/test_stages.py tests/test_outbox_queue.py \
+    tests/test_notify.py tests/test_roster_staff.py "$@"

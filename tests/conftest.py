@@ -86,6 +86,14 @@ class Workspace:
         return json.loads(self.cli("status", "--json").stdout)
 
 
+def db_url(path: Path) -> str:
+    """The test's database: the SQLite file ``path``, or a fresh PostgreSQL database under
+    MAILBOT_TEST_DATABASE=postgresql."""
+    from tests.servers.postgres import shared_database
+
+    return shared_database() or f"sqlite:///{path}"
+
+
 def first_campaign(settings: Settings) -> Campaign:
     """The first campaign of a workspace, as the database holds it (its `[[campaign]]` block imported)."""
     return catalog.load(store.connect(settings.db_url), settings).all[0]
@@ -102,6 +110,11 @@ def make_workspace(root: Path, server, extra_inbox: str = "", extra: str = "") -
         host=server.host, port=server.port, user=server.user, password_env=PASSWORD_ENV, extra_inbox=extra_inbox
     )
     text = demo_config(inbox, ROSTER_FILE, extra)  # the demo's zone, data folder and campaign
+    from tests.servers.postgres import shared_database  # (a plugin: imported by pytest before this runs)
+
+    shared = shared_database()  # MAILBOT_TEST_DATABASE=postgresql: the same test on PostgreSQL
+    if shared:
+        text = f'database_url = "{shared}"\n' + text
     (root / "mailbot.toml").write_text(text, encoding="utf-8")
     return Workspace(root, root / "mailbot.toml", server.password)
 

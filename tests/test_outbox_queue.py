@@ -13,6 +13,7 @@ from mailbot import store
 from mailbot.config import Settings
 from mailbot.notify import outbox
 from mailbot.notify.outbox import DailyCaps, Outgoing
+from tests.conftest import db_url
 
 NOW = datetime(2023, 12, 5, 3, 0, tzinfo=UTC)  # 10:00 in Vietnam
 DAY = DailyCaps(day_start=datetime(2023, 12, 4, 17, 0, tzinfo=UTC), per_address=2)
@@ -21,7 +22,7 @@ SCHOOL, OTHER = "thpt@haiphong.edu.vn", "pgd@haiphong.edu.vn"
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
-    return store.connect(f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
+    return store.connect(db_url(tmp_path / "mailbot.sqlite3"))
 
 
 def message(key: str, to: tuple[str, ...]) -> EmailMessage:

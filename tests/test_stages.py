@@ -13,6 +13,7 @@ import mailbot
 from mailbot import store
 from mailbot.models import Notice, State, WarningCode
 from mailbot.wording import warning_text, warning_texts
+from tests.conftest import db_url
 
 PACKAGE = Path(mailbot.__file__).parent
 LATER_THAN_INGEST = ("mailbot.notify", "mailbot.reports", "mailbot.web", "mailbot.campaigns", "mailbot.pipeline")
@@ -39,7 +40,7 @@ def test_ingest_never_imports_a_later_stage() -> None:
 
 
 def test_notices_are_stored_as_the_strings_earlier_versions_wrote(tmp_path: Path) -> None:
-    engine = store.connect(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    engine = store.connect(db_url(tmp_path / "db.sqlite3"))
     # as an earlier version wrote them, including a code this version does not know
     written = ["no_report_file", "date_far:05/12/2021", "heading_other_institution:A,B", "someday_code:x:y"]
     with store.atomic(engine) as conn:
@@ -47,9 +48,9 @@ def test_notices_are_stored_as_the_strings_earlier_versions_wrote(tmp_path: Path
             text(
                 "INSERT INTO messages (fingerprint, message_id, sender, sender_name, subject, received_at, late, "
                 'state, reason, eml_path, size, warnings, "references", auto_markers, recorded_at) VALUES '
-                "('f1', '<a@b>', '', '', '', :at, 0, 'review', '', 'x.eml', 1, :w, '', '[]', :at)"
+                "('f1', '<a@b>', '', '', '', :at, :late, 'review', '', 'x.eml', 1, :w, '', '[]', :at)"
             ),
-            {"at": "2023-12-05T10:00:00+00:00", "w": json.dumps(written)},
+            {"at": "2023-12-05T10:00:00+00:00", "w": json.dumps(written), "late": False},
         )
     with engine.connect() as conn:
         read = conn.execute(select(store.messages.c.warnings)).scalar_one()

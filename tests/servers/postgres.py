@@ -99,3 +99,21 @@ def postgres() -> Iterator[Cluster]:
         yield cluster
     finally:
         stop_cluster(cluster)
+
+
+_shared: Cluster | None = None
+ENV = "MAILBOT_TEST_DATABASE"  # "postgresql": the storage, pipeline, outbox and job tests use PostgreSQL
+
+
+def shared_database() -> str | None:
+    """When ``MAILBOT_TEST_DATABASE=postgresql``, a fresh database on a cluster started once for the whole run
+    (stopped at exit); otherwise None: the tests use their SQLite file."""
+    global _shared
+    if os.environ.get(ENV, "sqlite") != "postgresql":
+        return None
+    if _shared is None:
+        import atexit
+
+        _shared = start_cluster()
+        atexit.register(stop_cluster, _shared)
+    return _shared.create_database()
