@@ -198,12 +198,34 @@ def backlog(n: int) -> list[tuple[str, bytes]]:
 
 
 @pytest.mark.crash
+def records(engine) -> dict[str, tuple[object, ...]]:  # type: ignore[no-untyped-def]
+    """Message-ID → what became of it (institution, campaign, state, lateness, how identified, its files)."""
+    m, i, f = store.messages, store.institutions, store.files
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                m.c.id, m.c.message_id, i.c.code, m.c.campaign_id, m.c.state, m.c.late, m.c.identified_by
+            ).select_from(m.outerjoin(i, i.c.id == m.c.institution_id))
+        ).all()
+        files = {pk: sorted(names) for pk, names in _files_by_message(conn, f)}
+    return {
+        r.message_id: (r.code, r.campaign_id, r.state, bool(r.late), r.identified_by, files.get(r.id, [])) for r in rows
+    }
+
+
+def _files_by_message(conn, f):  # type: ignore[no-untyped-def]
+    grouped: dict[int, list[str]] = {}
+    for pk, name in conn.execute(select(f.c.message_pk, f.c.name)):
+        grouped.setdefault(pk, []).append(name)
+    return grouped.items()
+
+
 def test_three_workers_with_kills_record_and_answer_each_message_once(  # type: ignore[no-untyped-def]
-    tmp_path: Path, dovecot, smtp_sink, postgres, monkeypatch
+    tmp_path: Path, dovecot, make_dovecot, smtp_sink, postgres, monkeypatch
 ) -> None:
     """Three services on one PostgreSQL and one Dovecot work through a backlog while workers are SIGKILLed and
-    restarted: each message recorded once, each receipt sent once but for the one a killed worker may have had
-    in flight at the SMTP server (at most one per kill, the documented window)."""
+    restarted: each message recorded once, as one worker on SQLite records it, each receipt sent once but for the
+    one a killed worker may have had in flight at the SMTP server (at most one per kill, the documented window)."""
     import random
 
     monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
@@ -261,6 +283,13 @@ def test_three_workers_with_kills_record_and_answer_each_message_once(  # type: 
             select(func.count()).select_from(store.outbox).where(store.outbox.c.kind == "ack")
         ).scalar_one()
     assert sorted(ids) == sorted(m for m, _ in mail)  # each message recorded exactly once
+    single = make_dovecot()  # the same backlog, one worker, SQLite
+    for _, raw in mail:
+        single.append(raw, datetime(2023, 12, 1, 2, 0, tzinfo=UTC))
+    monkeypatch.setenv(PASSWORD_ENV, single.password)
+    alone = make_workspace(tmp_path / "alone", single)
+    alone.cli("run", "--once")
+    assert records(engine) == records(alone.engine())  # the same records as one worker on SQLite
     assert acks == len(mail)  # one receipt queued per message
     time.sleep(1)
     replies = [c.message["In-Reply-To"] for c in smtp_sink.messages if c.message["X-Mailbot-Kind"] == "ack"]
