@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
+from urllib.parse import quote
 
 from sqlalchemy import Engine, select
 
@@ -31,6 +32,20 @@ MEDIA_TYPES = {
     "doc": "application/msword",
     "pdf": "application/pdf",
 }
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition that keeps a Vietnamese file name (RFC 6266) with an ASCII fallback."""
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=utf-8''{quote(name)}"
+
+
+def stamp(zone: tzinfo, now: datetime) -> str:
+    """The local time in a download's name: ``20231207-0730``."""
+    return f"{now.astimezone(zone):%Y%m%d-%H%M}"
 
 
 def inside_archive(archive_dir: Path, relative: str) -> Path | None:

@@ -26,8 +26,7 @@ from mailbot.reports.narrative import draft_bytes, texts_bytes
 from mailbot.reports.numbers import vn_number
 from mailbot.web.access import campaign_route, form, redirect, user
 from mailbot.web.core import Web
-from mailbot.web.pages.exports import _attachment as attachment
-from mailbot.web.pages.exports import _stamp as stamp
+from mailbot.web.downloads import attachment, stamp
 from mailbot.web.snapshot import fingerprint
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -82,7 +81,7 @@ async def texts(request: Request, web: Web, campaign: Campaign) -> Response:
     if comp is None:
         return redirect(web, _page(web, campaign), ("error", "Đợt báo cáo này chưa có mẫu báo cáo."))
     body = await run_in_threadpool(texts_bytes, comp)
-    name = f"noi-dung-{campaign.id}-{stamp(web, now)}.docx"
+    name = f"noi-dung-{campaign.id}-{stamp(web.settings.zone, now)}.docx"
     return Response(body, media_type=DOCX, headers={"Content-Disposition": attachment(name)})
 
 
@@ -106,7 +105,7 @@ async def report(request: Request, web: Web, campaign: Campaign) -> Response:
     except MailbotError:
         message = "Không đọc được tệp mẫu báo cáo của Sở (tệp Word .docx bị hỏng?). Vui lòng kiểm tra lại tệp."
         return redirect(web, _page(web, campaign), ("error", message))
-    name = f"du-thao-bao-cao-{campaign.id}-{stamp(web, now)}.docx"
+    name = f"du-thao-bao-cao-{campaign.id}-{stamp(web.settings.zone, now)}.docx"
     return Response(body, media_type=DOCX, headers={"Content-Disposition": attachment(name)})
 
 

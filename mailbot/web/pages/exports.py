@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
-from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -18,27 +17,16 @@ from mailbot.reports.workbook import tracker_bytes
 from mailbot.web import downloads
 from mailbot.web.access import campaign_page, campaign_route, row_id, staff
 from mailbot.web.core import Web, web_of
+from mailbot.web.downloads import XLSX, attachment, stamp
 from mailbot.web.snapshot import Snapshot
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _attachment(name: str) -> str:
-    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=utf-8''{quote(name)}"
-
-
-def _stamp(web: Web, now: datetime) -> str:
-    """The local time in a download's name: ``20231207-0730``."""
-    return f"{now.astimezone(web.settings.zone):%Y%m%d-%H%M}"
 
 
 @campaign_page
 async def tracker(request: Request, web: Web, campaign: Campaign, snap: Snapshot) -> Response:
     now = web.clock()
     body = await run_in_threadpool(tracker_bytes, snap.cs, web.settings.zone, generated_at=now)
-    name = f"theo-doi-{campaign.id}-{_stamp(web, now)}.xlsx"
-    return Response(body, media_type=XLSX, headers={"Content-Disposition": _attachment(name)})
+    name = f"theo-doi-{campaign.id}-{stamp(web.settings.zone, now)}.xlsx"
+    return Response(body, media_type=XLSX, headers={"Content-Disposition": attachment(name)})
 
 
 @campaign_route
@@ -51,8 +39,8 @@ async def consolidation(request: Request, web: Web, campaign: Campaign) -> Respo
     body = await workbook_with_template(request, web, campaign, now)
     if body is None:
         body = await run_in_threadpool(_consolidation_bytes, web, campaign, now)
-    name = f"tong-hop-{campaign.id}-{_stamp(web, now)}.xlsx"
-    return Response(body, media_type=XLSX, headers={"Content-Disposition": _attachment(name)})
+    name = f"tong-hop-{campaign.id}-{stamp(web.settings.zone, now)}.xlsx"
+    return Response(body, media_type=XLSX, headers={"Content-Disposition": attachment(name)})
 
 
 def _consolidation_bytes(web: Web, campaign: Campaign, now: datetime) -> bytes:
@@ -66,11 +54,11 @@ def _consolidation_bytes(web: Web, campaign: Campaign, now: datetime) -> bytes:
 @campaign_page
 async def reports_zip(request: Request, web: Web, campaign: Campaign, snap: Snapshot) -> Response:
     entries = await run_in_threadpool(downloads.latest_reports, snap.cs, web.settings.archive_dir)
-    name = f"bao-cao-{campaign.id}-{_stamp(web, web.clock())}.zip"
+    name = f"bao-cao-{campaign.id}-{stamp(web.settings.zone, web.clock())}.zip"
     return StreamingResponse(
         downloads.stream_zip(entries, web.settings.zone),
         media_type="application/zip",
-        headers={"Content-Disposition": _attachment(name)},
+        headers={"Content-Disposition": attachment(name)},
     )
 
 

@@ -31,7 +31,7 @@ from mailbot.models import Institution
 from mailbot.web import queries
 from mailbot.web.access import form, redirect, staff, user
 from mailbot.web.core import Web, web_of
-from mailbot.web.pages.exports import XLSX, _attachment, _stamp
+from mailbot.web.downloads import XLSX, attachment, stamp
 
 MAX_UPLOAD = 5 * 1024 * 1024
 UPLOADS = "roster-uploads"
@@ -197,8 +197,8 @@ async def export(request: Request) -> Response:
             return roster_export.export_bytes(importer.imported(conn).values())
 
     body = await run_in_threadpool(build)
-    name = f"danh-sach-don-vi-{_stamp(web, web.clock())}.xlsx"
-    return Response(body, media_type=XLSX, headers={"Content-Disposition": _attachment(name)})
+    name = f"danh-sach-don-vi-{stamp(web.settings.zone, web.clock())}.xlsx"
+    return Response(body, media_type=XLSX, headers={"Content-Disposition": attachment(name)})
 
 
 @staff
