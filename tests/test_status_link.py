@@ -114,7 +114,7 @@ def test_the_stamped_copy_line_follows_the_campaign(demo: Settings) -> None:
     assert "dấu đỏ" not in plain
     c = campaign_of(demo)
     catalog.edit(
-        store.connect(demo.db_url), c.id, replace(catalog.draft_of(c), paper=PaperMode.EITHER), actor="t", now=DIGEST_AT
+        store.connect(demo.db_url), c.id, replace(c, paper=PaperMode.EITHER), actor="t", now=DIGEST_AT
     )
     client = client_for(demo)
     scanned = client.get(f"/s/{token(demo, 'DH-HP')}").text  # Word report plus a PDF scan

@@ -42,22 +42,6 @@ class CampaignProblem(MailbotError):
 
 
 @dataclass(frozen=True)
-class Draft:
-    """What staff fill in to create or edit a campaign."""
-
-    id: str
-    title: str
-    deadline: datetime  # aware
-    opens: datetime | None = None  # aware; None = from now on (the moment it is created)
-    groups: tuple[str, ...] = ()
-    keywords: tuple[str, ...] = ()
-    plan: str = ""
-    contact: str = ""
-    paper: PaperMode = PaperMode.NONE
-    accept_late_days: int = 60
-
-
-@dataclass(frozen=True)
 class CampaignFile:
     id: int
     campaign_id: str
@@ -175,8 +159,8 @@ def groups_in_roster(conn: Connection) -> list[str]:
     return sorted(set(conn.execute(select(i.c.grp).where(i.c.active)).scalars()))
 
 
-def validate(draft: Draft, groups: Iterable[str]) -> dict[str, str]:
-    """What is wrong with a draft, by field, in Vietnamese; empty when it can be saved."""
+def validate(draft: Campaign, groups: Iterable[str]) -> dict[str, str]:
+    """What is wrong with a campaign staff filled in, by field, in Vietnamese; empty when it can be saved."""
     import re
 
     known = list(groups)
@@ -200,7 +184,7 @@ def validate(draft: Draft, groups: Iterable[str]) -> dict[str, str]:
     return problems
 
 
-def add(engine: Engine, draft: Draft, *, actor: str, now: datetime) -> Campaign:
+def add(engine: Engine, draft: Campaign, *, actor: str, now: datetime) -> Campaign:
     """A new campaign; its groups must exist in the roster. ``opens`` left out means from now on."""
     draft = _tidy(replace(draft, opens=draft.opens or now))
     with store.atomic(engine) as conn:
@@ -209,7 +193,7 @@ def add(engine: Engine, draft: Draft, *, actor: str, now: datetime) -> Campaign:
             problems["id"] = f"Mã đợt {draft.id} đã được dùng cho một đợt khác."
         if problems:
             raise CampaignProblem(problems)
-        campaign = _from_draft(draft)
+        campaign = replace(draft, closed=None)
         conn.execute(
             store.campaigns.insert().values(
                 **_row(campaign), chase={}, source="staff", created_at=store.now(), updated_at=store.now()
@@ -219,15 +203,16 @@ def add(engine: Engine, draft: Draft, *, actor: str, now: datetime) -> Campaign:
     return campaign
 
 
-def edit(engine: Engine, campaign_id: str, draft: Draft, *, actor: str, now: datetime) -> Campaign:
-    """Save a changed campaign (the id stays); each changed field is named in the change log."""
+def edit(engine: Engine, campaign_id: str, draft: Campaign, *, actor: str, now: datetime) -> Campaign:
+    """Save a changed campaign (the id stays, and whether it is closed); each changed field is named in the change
+    log."""
     draft = _tidy(replace(draft, id=campaign_id))
     with store.atomic(engine) as conn:
         before = catalog(conn).get(campaign_id)
         problems = validate(draft, {*groups_in_roster(conn), *before.groups})
         if problems:
             raise CampaignProblem(problems)
-        after = replace(_from_draft(replace(draft, opens=draft.opens or before.opens)), closed=before.closed)
+        after = replace(draft, opens=draft.opens or before.opens, closed=before.closed)
         changed = [k for k, v in asdict(after).items() if v != asdict(before)[k]]
         values = _row(after)
         conn.execute(
@@ -309,18 +294,7 @@ def files_of(conn: Connection, campaign_id: str) -> tuple[CampaignFile, ...]:
     return tuple(sorted(found, key=lambda x: (x.role == TEMPLATE, x.id)))
 
 
-def groups_without_institutions(conn: Connection, found: Catalog) -> dict[str, list[str]]:
-    """Open campaigns naming a group no active institution belongs to (a typo drops a whole group silently)."""
-    known = set(groups_in_roster(conn))
-    out = {}
-    for c in found.open:
-        missing = [g for g in c.groups if g not in known]
-        if missing:
-            out[c.id] = missing
-    return out
-
-
-def _tidy(d: Draft) -> Draft:
+def _tidy(d: Campaign) -> Campaign:
     return replace(
         d,
         id=d.id.strip(),
@@ -329,27 +303,6 @@ def _tidy(d: Draft) -> Draft:
         keywords=tuple(dict.fromkeys(k.strip() for k in d.keywords if k.strip())),
         plan=plan_reference(d.plan),
         contact=" ".join(d.contact.split()),
-    )
-
-
-def _from_draft(d: Draft) -> Campaign:
-    return Campaign(
-        id=d.id,
-        title=d.title,
-        deadline=d.deadline,
-        opens=d.opens,
-        groups=d.groups,
-        keywords=d.keywords,
-        accept_late_days=d.accept_late_days,
-        plan=d.plan,
-        contact=d.contact,
-        paper=d.paper,
-    )
-
-
-def draft_of(c: Campaign) -> Draft:
-    return Draft(
-        c.id, c.title, c.deadline, c.opens, c.groups, c.keywords, c.plan, c.contact, c.paper, c.accept_late_days
     )
 
 

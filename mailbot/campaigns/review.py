@@ -13,11 +13,12 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection, Row
 
 from mailbot import store
+from mailbot.campaigns.catalog import Catalog
 from mailbot.campaigns.extensions import all_extensions
-from mailbot.config import Settings, late_limit
+from mailbot.config import Settings
 from mailbot.errors import MailbotError, NotFound
 from mailbot.ingest import archive
-from mailbot.ingest.identify import campaign_for, is_late
+from mailbot.ingest.identify import accepts, campaign_for, is_late
 from mailbot.models import Attachment, Campaign, FileKind, IdentifiedBy, InboundMail, Institution, State, Verdict
 from mailbot.notify import receipts
 from mailbot.notify.compose import load_templates, secret_key
@@ -54,19 +55,7 @@ class NotHeld(MailbotError):
 def open_campaigns(campaigns: tuple[Campaign, ...], moment: datetime) -> tuple[Campaign, ...]:
     """The campaigns taking reports at ``moment`` (late ones included): not closed, opened, within the late limit.
     The web review page asks staff for the campaign only when there are several."""
-    return tuple(c for c in campaigns if c.closed is None and _taking(c, moment))
-
-
-def _taking(campaign: Campaign, moment: datetime) -> bool:
-    return (campaign.opens is None or campaign.opens <= moment) and moment <= late_limit(campaign)
-
-
-def named_campaign(campaigns: tuple[Campaign, ...], campaign_id: str) -> Campaign:
-    """The campaign with this id; an unknown id is an error naming those that exist."""
-    for c in campaigns:
-        if c.id == campaign_id:
-            return c
-    raise NotFound(f"no campaign {campaign_id!r} (known: {', '.join(c.id for c in campaigns) or 'none'})")
+    return tuple(c for c in campaigns if c.closed is None and accepts(c, moment))
 
 
 def _route(
@@ -76,7 +65,7 @@ def _route(
     the automatic rule (the only one open for the group when it arrived, or its keywords). Several candidates
     and no way to choose: CampaignChoice. None: no campaign was open for the institution."""
     if wanted:
-        campaign = named_campaign(campaigns, wanted)
+        campaign = Catalog(campaigns).get(wanted)
         if not campaign.concerns(inst.group):
             raise NotConcerned(
                 f"campaign {campaign.id} does not concern group {inst.group!r} of {inst.code} "
@@ -86,7 +75,7 @@ def _route(
     live = tuple(c for c in campaigns if c.closed is None)
     found, _ = campaign_for(mail, inst, live)
     if found is None:
-        candidates = tuple(c for c in live if c.concerns(inst.group) and _taking(c, mail.arrived))
+        candidates = tuple(c for c in live if c.concerns(inst.group) and accepts(c, mail.arrived))
         if len(candidates) > 1:
             raise CampaignChoice(inst.code, candidates)
     return found

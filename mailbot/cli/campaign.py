@@ -15,7 +15,6 @@ from sqlalchemy import Engine
 
 from mailbot import pipeline, store
 from mailbot.campaigns import catalog
-from mailbot.campaigns.catalog import Draft
 from mailbot.cli.base import ISO, State, cli, delivery_line
 from mailbot.config import Settings
 from mailbot.models import Campaign, PaperMode
@@ -86,7 +85,7 @@ def campaign_add(state: State, /, campaign_id: str, **given: Any) -> None:
     settings = state.settings()
     engine = _engine(settings)
     now = state.clock(settings).now()
-    draft = Draft(
+    draft = Campaign(
         id=campaign_id,
         title=given["title"],
         deadline=_aware(given["deadline"], settings, end_of_day=True),
@@ -118,7 +117,7 @@ def campaign_edit(state: State, /, campaign_id: str, **given: Any) -> None:
     engine = _engine(settings)
     now = state.clock(settings).now()
     before = catalog.load(engine, settings).get(campaign_id)
-    draft = _changed(catalog.draft_of(before), given, settings)
+    draft = _changed(before, given, settings)
     actor = given["actor"] or getpass.getuser()
     uploads = _uploads(given)
     after = catalog.edit(engine, campaign_id, draft, actor=actor, now=now)
@@ -133,7 +132,7 @@ def _engine(settings: Settings) -> Engine:
     return engine
 
 
-def _changed(draft: Draft, given: dict[str, Any], settings: Settings) -> Draft:
+def _changed(draft: Campaign, given: dict[str, Any], settings: Settings) -> Campaign:
     changes: dict[str, Any] = {}
     for key in ("title", "plan", "contact"):
         if given[key] is not None:

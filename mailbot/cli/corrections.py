@@ -114,7 +114,7 @@ def review_confirm(state: State, code: str, campaign_id: str, actor: str | None)
     settings = state.settings()
     engine = store.connect(settings.db_url)
     now = state.clock(settings).now()
-    campaign = review.named_campaign(_campaigns(settings, engine), campaign_id)
+    campaign = catalog.load(engine, settings).get(campaign_id)
     done = named.confirm(settings, engine, campaign, code, actor=actor or getpass.getuser(), now=now)
     click.echo(
         f"{code}: {len(done.message_pks)} submission(s) for {campaign.id} confirmed"
@@ -136,7 +136,7 @@ def review_reject(state: State, code: str, campaign_id: str, actor: str | None) 
     """
     settings = state.settings()
     engine = store.connect(settings.db_url)
-    campaign = review.named_campaign(_campaigns(settings, engine), campaign_id)
+    campaign = catalog.load(engine, settings).get(campaign_id)
     done = named.reject(settings, engine, campaign, code, actor=actor or getpass.getuser())
     numbers = ", ".join(f"#{pk}" for pk in done.message_pks)
     click.echo(f"{code}: {numbers} no longer counted for {campaign.id}, back in the review queue")

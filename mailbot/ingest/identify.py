@@ -106,7 +106,7 @@ def _prefer_active(owners: tuple[Institution, ...]) -> tuple[Institution, ...]:
 
 def campaign_for(mail: InboundMail, inst: Institution, campaigns: tuple[Campaign, ...]) -> tuple[Campaign | None, str]:
     """The campaign a message answers: the only one open for the institution, else by keywords."""
-    open_now = [c for c in campaigns if c.concerns(inst.group) and _accepts(c, mail.arrived)]
+    open_now = [c for c in campaigns if c.concerns(inst.group) and accepts(c, mail.arrived)]
     if len(open_now) == 1:
         return open_now[0], ""
     if not open_now:
@@ -120,7 +120,8 @@ def campaign_for(mail: InboundMail, inst: Institution, campaigns: tuple[Campaign
     )
 
 
-def _accepts(campaign: Campaign, arrived: datetime) -> bool:
+def accepts(campaign: Campaign, arrived: datetime) -> bool:
+    """Whether a message arriving then counts for the campaign: opened, not closed before, within the late limit."""
     if campaign.closed is not None and arrived > campaign.closed:  # staff closed it: nothing more is counted
         return False
     return (campaign.opens is None or arrived >= campaign.opens) and arrived <= late_limit(campaign)

@@ -90,14 +90,15 @@ class Web:
     def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         nonce = secrets.token_urlsafe(16)
         session = request.scope.get("mailbot.session")
+        open_now = self.campaigns  # read from the database: once per page
         body = self.env.get_template(template).render(
             request=request,
             url=self.url,
             nonce=nonce,
             session=session,
             csrf=session.csrf if session else "",
-            campaigns=self.campaigns,
-            campaign_titles={c.id: c.title for c in self.campaigns},
+            campaigns=open_now,
+            campaign_titles={c.id: c.title for c in open_now},
             now=self.clock(),
             zone=self.settings.zone,
             flash=request.scope.get("mailbot.flash"),

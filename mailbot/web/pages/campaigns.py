@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailbot.campaigns import catalog
-from mailbot.campaigns.catalog import CampaignProblem, Draft
+from mailbot.campaigns.catalog import CampaignProblem
 from mailbot.errors import MailbotError, NotFound
 from mailbot.models import Campaign, PaperMode
 from mailbot.notify import announce
@@ -216,7 +216,7 @@ def _values(c: Campaign, web: Web) -> dict[str, Any]:
     }
 
 
-def _read(checked: FormData, web: Web, *, campaign_id: str) -> tuple[FormState, Draft | None]:
+def _read(checked: FormData, web: Web, *, campaign_id: str) -> tuple[FormState, Campaign | None]:
     """The typed values and, when the dates and numbers read, the draft (the catalog checks the rest)."""
     text = {
         k: " ".join(str(checked.get(k, "")).split())
@@ -239,8 +239,18 @@ def _read(checked: FormData, web: Web, *, campaign_id: str) -> tuple[FormState, 
     if deadline is None or state.problems:
         return state, None
     keywords = tuple(k.strip() for k in text["keywords"].replace(";", ",").split(",") if k.strip())
-    draft = Draft(campaign_id, text["title"], deadline, opens, tuple(values["groups"]), keywords, text["plan"],
-                  text["contact"], PaperMode(text["paper"]), late_days)  # fmt: skip
+    draft = Campaign(
+        id=campaign_id,
+        title=text["title"],
+        deadline=deadline,
+        opens=opens,
+        groups=tuple(values["groups"]),
+        keywords=keywords,
+        accept_late_days=late_days,
+        plan=text["plan"],
+        contact=text["contact"],
+        paper=PaperMode(text["paper"]),
+    )
     return state, draft
 
 
