@@ -113,9 +113,7 @@ def test_the_stamped_copy_line_follows_the_campaign(demo: Settings) -> None:
     plain = client_for(demo).get(f"/s/{token(demo, 'THPT-TP')}").text  # paper = none: not asked for
     assert "dấu đỏ" not in plain
     c = campaign_of(demo)
-    catalog.edit(
-        store.connect(demo.db_url), c.id, replace(c, paper=PaperMode.EITHER), actor="t", now=DIGEST_AT
-    )
+    catalog.edit(store.connect(demo.db_url), c.id, replace(c, paper=PaperMode.EITHER), actor="t", now=DIGEST_AT)
     client = client_for(demo)
     scanned = client.get(f"/s/{token(demo, 'DH-HP')}").text  # Word report plus a PDF scan
     assert "Bản có dấu đỏ:</b> Sở đã nhận bản PDF" in scanned and "Sở đã nhận đủ hồ sơ" in scanned
