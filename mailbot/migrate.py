@@ -1,23 +1,29 @@
 """Schema migrations: bring a database to the newest revision (mailbot/migrations), once, whatever number of
-processes start at the same moment, and say where a database stands (`mailbot db current`, `check`)."""
+processes start at the same moment, and say where a database stands (`mailbot db current`, `check`).
+
+Alembic (with the SQLAlchemy ORM it pulls in, ~17 MB that a process keeps for its life) is imported only when a
+database is behind: a database already at the newest revision, every start but the first after an upgrade, is
+recognised from its version table and the revision files' names alone."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
 
 from mailbot import store
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger("mailbot.migrate")
 # Alembic narrates every connection (context, plugins) at INFO: one line of ours says what was upgraded.
@@ -41,25 +47,66 @@ class Level:
         return self.current != self.head
 
 
+VERSIONS = Path(__file__).parent / "migrations" / "versions"
+VERSION_TABLE = "alembic_version"  # Alembic's default, which migrations/env.py keeps
+_REVISION = re.compile(r"""^(down_revision|revision)\s*=\s*(None|"[^"]*"|'[^']*')""", re.M)
+
+
 def _config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     return cfg
 
 
 def head() -> str:
+    from alembic.script import ScriptDirectory
+
     found = ScriptDirectory.from_config(_config()).get_current_head()
     assert found, "mailbot/migrations has no revision"
     return found
 
 
 def level(engine: Engine) -> Level:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return Level(MigrationContext.configure(conn).get_current_revision(), head())
 
 
+@cache
+def _head_from_files() -> str | None:
+    """The newest revision as the revision files declare it, without Alembic; None unless exactly one revision is
+    no other's down_revision (a branched history is left to Alembic)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in VERSIONS.glob("*.py"):
+        found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
+        if "revision" in found:
+            revisions.add(found["revision"].strip("\"'"))
+            parents.add(found.get("down_revision", "None").strip("\"'"))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _current_without_alembic(engine: Engine) -> str | None:
+    """The database's revision read from Alembic's version table (None: no table, or not exactly one row)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return None
+        rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
 def upgrade(engine: Engine) -> list[str]:
     """Apply the revisions the database lacks (a log line says which); nothing when it is up to date."""
+    quick = _head_from_files()
+    if quick is not None and _current_without_alembic(engine) == quick:
+        return []  # the usual start: up to date, and Alembic not loaded at all
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     newest = head()
     if level(engine).current == newest:
         return []
@@ -80,6 +127,8 @@ def _adopt(conn: Connection, cfg: Config) -> str:
     """A database made by `create_all` before migrations: the first release's is stamped as revision 0001 (the
     later revisions then run on it); an older development build's gets the tables and columns it lacks and is
     stamped as the newest. Returns the revision it now has."""
+    from alembic import command
+
     tables = set(inspect(conn).get_table_names())
     added = store.add_missing_columns(conn)
     if added:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -508,3 +510,13 @@ def test_demo_tracker_prints_on_a4_landscape_at_a_readable_size(tmp_path: Path) 
     consolidation = save_xlsx(compile_campaign(settings, engine, campaign, now=DIGEST_AT), tmp_path / "tong-hop.xlsx")
     merged = _pdf_pages(consolidation, tmp_path)
     assert all(round(w) == 842 for w, _, _ in merged) and min(size for _, _, size in merged) >= 7.0
+
+
+def test_the_tracker_leaves_numpy_out_of_the_process() -> None:
+    # numpy (installed for scanned PDFs) would stay in the service's memory from its first digest on
+    probe = (
+        "import sys, mailbot.reports.workbook as w, openpyxl.compat.numbers as n; "
+        "print('numpy' in sys.modules, n.NUMPY, n.NUMERIC_TYPES == (int, float, __import__('decimal').Decimal))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["False", "False", "True"]

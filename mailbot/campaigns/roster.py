@@ -158,6 +158,9 @@ def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
 
 
 def _xlsx_rows(path: Path) -> list[list[str]]:
+    import mailbot.reports.lean_openpyxl  # noqa: F401  # before openpyxl: see there
+
+    # isort: split
     from openpyxl import load_workbook  # heavy: only when an Excel roster is used
 
     try:

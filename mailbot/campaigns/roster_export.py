@@ -12,6 +12,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import mailbot.reports.lean_openpyxl  # noqa: F401  # before openpyxl: see there
+
+# isort: split
+
 from openpyxl import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 

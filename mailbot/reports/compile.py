@@ -29,6 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import mailbot.reports.lean_openpyxl  # noqa: F401  # before openpyxl: see there
+
+# isort: split
+
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter

@@ -23,6 +23,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import mailbot.reports.lean_openpyxl  # noqa: F401  # before openpyxl: see there
+
+# isort: split
+
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter

@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+import mailbot.reports.lean_openpyxl  # noqa: F401  # before openpyxl: see there
+
+# isort: split
+
 from openpyxl import Workbook
 from openpyxl.cell.cell import Cell
 from openpyxl.chart import BarChart, Reference
