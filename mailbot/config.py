@@ -153,6 +153,9 @@ class LimitSettings(_Section):
     max_zip_entries: int = Field(default=200, ge=1)
     max_zip_total_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     max_zip_ratio: int = Field(default=100, ge=2)
+    # A legacy .doc not converted within this while its message is read is recorded (and acknowledged) without its
+    # metadata; the conversion is finished after the batch, with [documents] seconds_per_file as its limit.
+    doc_seconds: float = Field(default=5.0, gt=0, le=600)
 
 
 class OutboxSettings(Secret):
@@ -286,7 +289,8 @@ class DocumentSettings(_Section):
     # The CA certificates (PEM or DER files) whose chains make a digital signature trusted: the government CA
     # roots the operator installs. Without them a valid signature is reported as "issuer not trusted".
     trust_anchors: tuple[Path, ...] = ()
-    seconds_per_file: float = Field(default=30.0, gt=0, le=600)  # a PDF not read by then is a recorded warning
+    # A PDF not read by then is a recorded warning; also the limit of a legacy .doc's conversion after the batch.
+    seconds_per_file: float = Field(default=30.0, gt=0, le=600)
 
 
 class CampaignSettings(_Section):

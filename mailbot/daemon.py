@@ -25,7 +25,7 @@ from mailbot import config, pipeline, stamping, store
 from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.errors import AlreadyRunning, AuthError, ConfigError, MailbotError, one_line
-from mailbot.ingest import archive
+from mailbot.ingest import archive, legacy
 from mailbot.ingest.inbox import Inbox, open_inbox
 from mailbot.notify import dispatch
 from mailbot.notify.compose import Templates, load_templates
@@ -172,6 +172,7 @@ class Daemon:
         scheduler.add_job(self.run_job, _at(s.notify.digest_at, zone), args=["digest"], id="digest")
         scheduler.add_job(self.wake, IntervalTrigger(minutes=s.inbox.resync_minutes), id="resync")
         scheduler.add_job(self.verify_stamps, IntervalTrigger(seconds=STAMP_EVERY_SECONDS), id="stamps")
+        scheduler.add_job(self.convert_docs, IntervalTrigger(seconds=STAMP_EVERY_SECONDS), id="docs")
         scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS), id="heartbeat")
         return scheduler
 
@@ -203,6 +204,18 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - a failed round must not stop the scheduler or the service
             log.error("stamped-copy check failed, next round in %d s: %s", STAMP_EVERY_SECONDS, one_line(exc))
             log.debug("stamped-copy check failure", exc_info=True)
+
+    def convert_docs(self) -> None:
+        """The legacy .doc files that were too slow to convert while their message was read (ingest/legacy.py),
+        in the scheduler's thread: their receipts have gone out already."""
+        try:
+            while not self.stop.is_set() and legacy.convert_pending(
+                self.settings, self.engine, self.stop.is_set, clock=self.clock
+            ):
+                pass
+        except Exception as exc:  # noqa: BLE001 - a failed round must not stop the scheduler or the service
+            log.error("legacy .doc conversion failed, next round in %d s: %s", STAMP_EVERY_SECONDS, one_line(exc))
+            log.debug("legacy .doc conversion failure", exc_info=True)
 
     def heartbeat(self) -> None:
         """This service's sign of life in the database, for the web pages (a failure waits for the next beat)."""

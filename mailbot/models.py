@@ -54,6 +54,7 @@ class WarningCode(StrEnum):
     BLANK_TEMPLATE = "blank_template"
     DOCUMENT_TOO_LARGE = "document_too_large"
     LEGACY_DOC_UNREAD = "legacy_doc_unread"
+    LEGACY_DOC_PENDING = "legacy_doc_pending"  # not converted within the reading budget: converted after the batch
     LEGACY_ENCODING_TCVN3 = "legacy_encoding_tcvn3"
     LEGACY_ENCODING_VNI = "legacy_encoding_vni"
     BAD_DATE = "bad_date"

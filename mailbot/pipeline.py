@@ -21,7 +21,7 @@ from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.context import Context, load_roster, make_context
 from mailbot.errors import MailbotError, StorageError, first_line
-from mailbot.ingest import archive, record
+from mailbot.ingest import archive, legacy, record
 from mailbot.ingest.authenticity import hold_if_forged
 from mailbot.ingest.identify import by_address_only, identify, oversized_reason
 from mailbot.ingest.inbox import Inbox, open_inbox
@@ -80,6 +80,8 @@ def run_once(
     while stamping.verify_pending(settings, engine, clock=ctx.clock):  # after the receipts: a scan never delays one
         pass
     report.delivery = Delivery.of(settings, engine, tokens).deliver_due(ctx.clock.now())
+    while legacy.convert_pending(settings, engine, ctx=ctx):  # the .doc files too slow to read: after the receipts
+        pass
     return report
 
 

@@ -30,6 +30,7 @@ WARNINGS: dict[WarningCode, str] = {
     WarningCode.BLANK_TEMPLATE: "Tệp Word là mẫu trống, chưa điền nội dung",
     WarningCode.DOCUMENT_TOO_LARGE: "Tệp Word quá lớn, không đọc được nội dung",
     WarningCode.LEGACY_DOC_UNREAD: "Tệp báo cáo ở định dạng Word cũ (.doc), Sở chưa mở được; đề nghị quý đơn vị gửi lại tệp .docx",
+    WarningCode.LEGACY_DOC_PENDING: "Tệp báo cáo ở định dạng Word cũ (.doc) đang được Sở chuyển đổi để đọc nội dung",
     WarningCode.LEGACY_ENCODING_TCVN3: "Văn bản gõ bằng bảng mã cũ TCVN3 (ABC), đã được chuyển sang Unicode",
     WarningCode.LEGACY_ENCODING_VNI: "Văn bản gõ bằng bảng mã cũ VNI, đã được chuyển sang Unicode",
     WarningCode.BAD_DATE: "Ngày tháng của văn bản không hợp lệ",

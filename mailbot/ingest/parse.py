@@ -12,7 +12,7 @@ from email.utils import getaddresses, parseaddr
 from typing import cast
 
 from mailbot.config import LimitSettings
-from mailbot.documents.convert import doc_to_docx
+from mailbot.documents import convert
 from mailbot.documents.decree30 import DocMeta, describe, heading, meta_heading
 from mailbot.documents.sniff import ole_warnings, sniff
 from mailbot.documents.wordxml import read_blocks
@@ -236,7 +236,7 @@ def _attachment(found: Found, limits: LimitSettings) -> list[Attachment]:
         meta, heading = _word(found.data)
         codes = meta.warnings + ((WarningCode.MACROS,) if kind == FileKind.DOCM else ())
     elif kind == FileKind.DOC:
-        meta, heading, codes = _legacy_word(found.data)
+        meta, heading, codes = legacy_word(found.data, limits.doc_seconds)
     elif kind == FileKind.OTHER and found.name.lower().endswith((".doc", ".docx", ".docm")):
         codes = (WarningCode.NOT_A_WORD_FILE,)  # the name says Word, the bytes do not
     warnings = found.warnings + tuple(Notice(c) for c in codes)
@@ -250,15 +250,19 @@ def _word(data: bytes) -> tuple[DocMeta, str]:
     return meta, heading(meta, blocks)
 
 
-def _legacy_word(data: bytes) -> tuple[DocMeta | None, str, tuple[WarningCode, ...]]:
-    """A .doc is read through LibreOffice when it is installed; it still earns the legacy warning."""
+def legacy_word(
+    data: bytes, seconds: float, *, last_try: bool = False
+) -> tuple[DocMeta | None, str, tuple[WarningCode, ...]]:
+    """A .doc is read through LibreOffice when it is installed; it still earns the legacy warning. One that is not
+    converted within ``seconds`` is marked pending (converted later, off the receipt's path), unless ``last_try``."""
     warnings = ole_warnings(data)
     if WarningCode.PASSWORD_PROTECTED in warnings:
         return None, "", warnings
-    converted = doc_to_docx(data)
-    if converted is None:
-        return None, "", warnings + (WarningCode.LEGACY_DOC_UNREAD,)
-    meta = describe(read_blocks(converted))
+    conversion = convert.convert(data, seconds)
+    if conversion.docx is None:
+        late = conversion.timed_out and not last_try
+        return None, "", warnings + (WarningCode.LEGACY_DOC_PENDING if late else WarningCode.LEGACY_DOC_UNREAD,)
+    meta = describe(read_blocks(conversion.docx))
     return meta, meta_heading(meta), warnings + meta.warnings  # its Decree 30 parts only, not its first lines
 
 

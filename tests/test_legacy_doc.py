@@ -1,0 +1,190 @@
+"""Legacy .doc reports through the LibreOffice kept running (issue #15, part 4), against a real Dovecot and real
+processes: a .doc gets its metadata; one LibreOffice serves every file of a process; a LibreOffice that hangs is
+killed and started again, the message recorded and acknowledged meanwhile and its metadata filled in after; a `run
+--once` SIGKILLed while LibreOffice works leaves no LibreOffice (nor converter) behind, and loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import psutil
+
+from mailbot.demo import samples
+from mailbot.documents import convert
+from tests.conftest import PASSWORD_ENV, make_workspace
+from tests.reliability_support import ROOT, append_many, db_count, db_rows, wait_until
+from tests.test_documents_e2e import to_doc
+
+WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)  # within the demo campaign
+FAST_LIMITS = "[limits]\ndoc_seconds = 2\n\n[documents]\nseconds_per_file = 15\n"
+
+
+@cache
+def _doc(name: str) -> bytes:
+    return to_doc(samples.make_report_docx(name))
+
+
+def doc_mails(count: int, tag: str) -> list[tuple[str, bytes]]:
+    """(Message-ID, raw bytes): schools in turn, each with its report as a Word 97 .doc."""
+    rows = [r for r in samples.load_demo_roster() if r["emails"]][:count]
+    out = []
+    for i, row in enumerate(rows):
+        message_id = f"<{tag}-{i}@{row['emails'][0].split('@')[1]}>"
+        raw = samples.make_email(
+            sender=row["emails"][0],
+            sender_name=row["name"],
+            subject="V/v gửi báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023",
+            body="Kính gửi Sở GDĐT, đơn vị xin gửi báo cáo.",
+            attachments=[("bao-cao-antq.doc", _doc(row["name"]), "application/msword")],
+            message_id=message_id,
+        )
+        out.append((message_id, raw))
+    return out
+
+
+def doc_files(workspace) -> list[tuple[str, dict, list[str]]]:  # type: ignore[no-untyped-def]
+    """(Message-ID, metadata, warning codes) of every .doc recorded."""
+    rows = db_rows(
+        workspace,
+        "SELECT m.message_id, f.meta, f.warnings FROM files f JOIN messages m ON m.id = f.message_pk"
+        " WHERE f.kind = 'doc' ORDER BY m.message_id",
+    )
+    return [(mid, json.loads(meta), [w.split(":")[0] for w in json.loads(warnings)]) for mid, meta, warnings in rows]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _gone(pids: list[int], timeout: float) -> bool:
+    return wait_until(lambda: not any(_alive(p) for p in pids), timeout, every=0.1)
+
+
+def test_a_doc_report_is_read_through_the_converter_and_gets_its_metadata(workspace, dovecot):
+    mails = doc_mails(2, "doc")
+    assert all(append_many(dovecot, [raw for _, raw in mails], WHEN))
+    workspace.cli("run", "--once")
+    found = doc_files(workspace)
+    assert [mid for mid, _, _ in found] == sorted(mid for mid, _ in mails)
+    for _, meta, codes in found:
+        assert meta["title"] and meta["issuer"] and meta["date"], meta  # read from the converted .docx
+        assert "legacy_doc" in codes  # the school is still asked for a .docx next time
+        assert "legacy_doc_unread" not in codes and "legacy_doc_pending" not in codes
+    assert db_count(workspace, "outbox", "kind = 'ack'") == 2
+
+
+def test_one_libreoffice_serves_every_conversion_of_a_process():
+    data = _doc("Trường THPT Ngô Quyền")
+    first, second = convert.convert(data, 60), convert.convert(data, 60)
+    assert first.docx and second.docx and first.docx[:2] == b"PK"
+    soffice = convert.converter()
+    assert soffice
+    running = convert._this_process_converter(soffice)
+    assert running is not None and running.starts == 1
+    office = [p for p in psutil.Process().children(recursive=True) if p.name() == "soffice.bin"]
+    assert len(office) == 1  # kept running between the two, and only one
+    convert.close_all()
+    assert _gone([p.pid for p in office], 10)
+
+
+def _fake_soffice(folder: Path, *, hang: str) -> Path:
+    """A `soffice` first on PATH that logs its pid, then hangs (``hang="always"``, or only the first time) or runs the
+    real LibreOffice in its place (same pid)."""
+    real = convert.converter()
+    assert real, "LibreOffice is needed (scripts/test.sh installs libreoffice-writer-nogui)"
+    folder.mkdir()
+    script = folder / "soffice"
+    first_only = f'[ -e "{folder}/hung" ] && exec "{real}" "$@"\n' if hang == "once" else ""
+    script.write_text(
+        f'#!/bin/sh\necho $$ >> "{folder}/pids"\n{first_only}touch "{folder}/hung"\nexec sleep 600\n', encoding="utf-8"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return folder
+
+
+def test_a_hung_libreoffice_is_killed_and_restarted_and_the_message_is_recorded_first(tmp_path, dovecot, monkeypatch):
+    mails = doc_mails(1, "hang")
+    assert all(append_many(dovecot, [raw for _, raw in mails], WHEN))
+    fake = _fake_soffice(tmp_path / "bin", hang="once")
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
+    workspace = make_workspace(tmp_path / "ws", dovecot, extra=FAST_LIMITS)
+
+    run = workspace.cli("-v", "run", "--once")
+
+    assert db_rows(workspace, "SELECT message_id, state FROM messages") == [(mails[0][0], "submission")]
+    assert db_count(workspace, "outbox", "kind = 'ack'") == 1  # acknowledged, not lost, not doubled
+    log = run.stderr
+    assert log.index("recorded") < log.index("converted after its receipt"), log  # receipt first, metadata after
+    ((_, meta, codes),) = doc_files(workspace)
+    assert meta["title"] and meta["issuer"], (meta, log)  # read by the LibreOffice started after the hung one
+    assert "legacy_doc_pending" not in codes and "legacy_doc_unread" not in codes
+    pids = [int(p) for p in (fake / "pids").read_text().split()]
+    assert len(pids) == 2  # the hung start, then one more
+    assert _gone(pids, 10), "a LibreOffice outlived the run"
+
+
+def test_a_libreoffice_that_always_hangs_leaves_the_doc_unread_not_the_message_lost(tmp_path, dovecot, monkeypatch):
+    mails = doc_mails(1, "stuck")
+    assert all(append_many(dovecot, [raw for _, raw in mails], WHEN))
+    fake = _fake_soffice(tmp_path / "bin", hang="always")
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
+    workspace = make_workspace(tmp_path / "ws", dovecot, extra=FAST_LIMITS)
+
+    workspace.cli("run", "--once")
+
+    assert db_count(workspace, "messages", "state = 'submission'") == 1
+    assert db_count(workspace, "outbox", "kind = 'ack'") == 1
+    ((_, meta, codes),) = doc_files(workspace)
+    assert meta == {} and "legacy_doc_unread" in codes and "legacy_doc_pending" not in codes
+    assert _gone([int(p) for p in (fake / "pids").read_text().split()], 10)
+
+
+def test_sigkill_during_a_conversion_leaves_no_libreoffice_and_loses_nothing(workspace, dovecot, tmp_path):
+    mails = doc_mails(6, "kill")  # a batch large enough for the reader processes
+    assert all(append_many(dovecot, [raw for _, raw in mails], WHEN))
+    env = {**os.environ, PASSWORD_ENV: dovecot.password, "PYTHONPATH": str(ROOT)}
+    log = tmp_path / "run.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--config", str(workspace.config_path), "run", "--once"],
+            stderr=err,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            cwd=workspace.root,
+        )
+    try:
+
+        def office_running() -> bool:
+            try:
+                return any(p.name() == "soffice.bin" for p in psutil.Process(proc.pid).children(recursive=True))
+            except psutil.Error:
+                return False
+
+        assert wait_until(office_running, 120, every=0.05), log.read_text()
+        tree = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _gone(tree, 15), "a reader, converter or LibreOffice process outlived the killed run"
+    assert "Traceback" not in log.read_text()
+
+    workspace.cli("run", "--once")
+    found = doc_files(workspace)
+    assert [mid for mid, _, _ in found] == sorted(mid for mid, _ in mails)  # each exactly once
+    assert all(meta.get("title") for _, meta, _ in found)
+    assert db_count(workspace, "outbox", "kind = 'ack'") == 6
