@@ -28,7 +28,7 @@ else
 fi
 
 # Debian packages the tests use, each with the command that shows it is installed:
-# a real IMAP server, mbsync (benchmarks), openssl (test certificates), LibreOffice (legacy .doc),
+# a real IMAP server, mbsync (benchmarks), openssl (test certificates), LibreOffice and its Python bridge (legacy .doc),
 # LibreOffice Calc (the tracker's printout, converted to PDF), unar (rar/7z), GNU time (benchmarks), Chromium (the web pages' browser tests drive it with Playwright),
 # Poppler, Tesseract with its Vietnamese data and the DejaVu fonts (the stamped copies: scans drawn, read back by OCR).
 declare -A NEEDED=(
@@ -36,6 +36,7 @@ declare -A NEEDED=(
     [isync]=mbsync
     [openssl]=openssl
     [libreoffice-writer-nogui]=soffice
+    [python3-uno]=/usr/lib/python3/dist-packages/uno.py  # the .doc converter kept running (documents/uno_worker.py)
     [libreoffice-calc-nogui]=/usr/lib/libreoffice/program/libsclo.so
     [unar]=unar
     [time]=/usr/bin/time

@@ -101,10 +101,10 @@ class Converter:
         self.soffice = soffice
         self.python = python
         self.lock = threading.Lock()
-        self.work = Path(tempfile.mkdtemp(prefix="mailbot-doc-"))
         self._worker: subprocess.Popen[bytes] | None = None
         self._office_group = 0  # LibreOffice's process group, as soon as the worker has started it
         self._listening = False
+        self._folder = Path()  # the worker's private folder (removed when it stops), where the files go
         self._started = 0.0
         self._buffer = b""
         self.starts = 0  # how many converters this process started (the first and each restart)
@@ -124,7 +124,7 @@ class Converter:
             state = self._ready(deadline)
         if state != "ready":
             return Conversion(None, timed_out=state != "failed")
-        source, target = self.work / "report.doc", self.work / "report.docx"
+        source, target = self._folder / "report.doc", self._folder / "report.docx"
         target.unlink(missing_ok=True)
         source.write_bytes(data)
         assert self._worker is not None and self._worker.stdin is not None  # _ready started it
@@ -154,7 +154,8 @@ class Converter:
             return "ready"
         answer = self._line(min(deadline, self._started + STARTUP_SECONDS))
         if answer is not None and answer.startswith("office "):
-            self._office_group = int(answer.split()[1])
+            _, group, folder = answer.split(" ", 2)
+            self._office_group, self._folder = int(group), Path(folder)
             answer = self._line(min(deadline, self._started + STARTUP_SECONDS))
         if answer == "ready":
             self._listening = True
@@ -212,6 +213,9 @@ class Converter:
         for stream in (worker.stdin, worker.stdout):
             if stream is not None:
                 stream.close()
+        if self._folder.name.startswith("mailbot-office-"):  # killed, it could not remove its folder itself
+            shutil.rmtree(self._folder, ignore_errors=True)
+        self._folder = Path()
 
     def close(self) -> None:
         with self.lock:
@@ -223,7 +227,6 @@ class Converter:
                 except (OSError, subprocess.TimeoutExpired):
                     pass
             self._kill()
-            shutil.rmtree(self.work, ignore_errors=True)
 
 
 def _cold(soffice: str, data: bytes, timeout: float) -> bytes | None:

@@ -2,7 +2,8 @@
 
 Started by ``mailbot.documents.convert`` as ``python3 uno_worker.py SOFFICE``, in a session of its own. It starts
 LibreOffice listening on a private pipe with a private profile, says ``office PGID`` on stdout (LibreOffice's
-process group, for the parent to kill when it hangs) and ``ready`` once it listens, then reads ``SOURCE<TAB>TARGET`` lines on stdin and
+process group, for the parent to kill when it hangs, and a private folder for the files, removed when it stops)
+and ``ready`` once it listens, then reads ``SOURCE<TAB>TARGET`` lines on stdin and
 answers each with ``ok`` or ``error WHY``. It stops, LibreOffice with it, when stdin closes or when the process that
 started it is gone (a SIGKILLed mailbot must leave no LibreOffice behind).
 
@@ -127,7 +128,8 @@ def main(soffice: str) -> int:
     pipe = f"mailbot-{os.getpid()}-{time.monotonic_ns()}"
     office = _start_office(soffice, profile, pipe)
     _watch_parent(office, profile)
-    print(f"office {office.pid}", flush=True)  # its process group, for the parent to kill if it hangs
+    # Its process group, for the parent to kill if it hangs; the folder for the files, removed with the profile.
+    print(f"office {office.pid} {profile.parent}", flush=True)
     try:
         desktop = _desktop(pipe, office)
         print("ready", flush=True)
