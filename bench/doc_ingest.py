@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import imaplib
 import os
 import shutil
 import statistics
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -85,8 +86,6 @@ def _docs() -> dict[str, bytes]:
 
 def build_message(i: int) -> tuple[datetime, bytes]:
     """Message ``i`` as in bench/ingest.py; every fifth carries its report as a .doc."""
-    from datetime import timedelta
-
     row = _senders()[i % len(_senders())]
     when = FIRST_ARRIVAL + timedelta(seconds=37 * i)
     legacy = i % DOC_EVERY == 0
@@ -105,8 +104,6 @@ def build_message(i: int) -> tuple[datetime, bytes]:
 
 
 def load(server: Dovecot, n: int) -> None:
-    import imaplib
-
     _docs()  # converted once, before the timed part
     conn = server.connect(timeout=60)
     try:
@@ -195,7 +192,9 @@ def main() -> int:
     try:
         server.start()
         load(server, args.n)
-        print(f"loaded {args.n} messages ({len(range(0, args.n, DOC_EVERY))} with a .doc) in {time.perf_counter() - started:.1f} s")
+        print(
+            f"loaded {args.n} messages ({len(range(0, args.n, DOC_EVERY))} with a .doc) in {time.perf_counter() - started:.1f} s"
+        )
         print(f"load average before timing: {os.getloadavg()[0]:.2f}")
         if args.baseline:
             (work / "baseline").mkdir()
