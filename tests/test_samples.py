@@ -5,14 +5,16 @@ from __future__ import annotations
 import email
 import email.policy
 import io
+import time
 import unicodedata
 import zipfile
-from datetime import datetime
+from datetime import date, datetime
 
 import docx
 import pytest
 
 from mailbot.demo import samples
+from mailbot.demo.scans import scan_pdf
 
 NAME = "Báo cáo phong trào toàn dân bảo vệ an ninh Tổ quốc năm 2023 - Trường THPT chuyên Trần Phú.docx"
 
@@ -141,6 +143,16 @@ def test_fake_doc_and_pdf_have_the_right_magic():
     assert samples.fake_legacy_doc().startswith(samples.OLE_MAGIC)
     assert "WordDocument".encode("utf-16-le") in samples.fake_legacy_doc()
     assert samples.minimal_pdf().startswith(b"%PDF-1.4") and samples.minimal_pdf().rstrip().endswith(b"%%EOF")
+
+
+def test_a_scan_is_the_same_bytes_whenever_it_is_made(monkeypatch):
+    """The demo messages are built twice in a run (and by `mailbot demo` on each machine): a scan dated by the
+    clock made the two builds differ whenever a second went by between them."""
+    first = scan_pdf("Trường Đại học Hải Phòng", "15/BC-DHHP", date(2023, 12, 4))
+    real_gmtime, later = time.gmtime, time.time() + 400 * 86400
+    monkeypatch.setattr(time, "gmtime", lambda secs=None: real_gmtime(later if secs is None else secs))
+    assert scan_pdf("Trường Đại học Hải Phòng", "15/BC-DHHP", date(2023, 12, 4)) == first
+    assert b"/CreationDate (D:20231204010000Z)" in first  # dated on the scan's day, 08:00 in Hải Phòng
 
 
 def test_demo_roster_has_five_groups_and_unique_codes():

@@ -4,6 +4,7 @@ image-only PDF), with the Decree 30 header, the signature block and, if asked, t
 from __future__ import annotations
 
 import io
+import time
 from datetime import date
 from pathlib import Path
 
@@ -64,9 +65,23 @@ def _seal(draw: ImageDraw.ImageDraw, centre: tuple[int, int], radius: int, issue
 
 
 def scan_pdf(issuer: str, number: str, day: date, *, seal: bool = True, pages: int = 1) -> bytes:
-    """The page as a scanner's PDF (JPEG images, no text); further pages are plain images of the body."""
+    """The page as a scanner's PDF (JPEG images, no text); further pages are plain images of the body.
+
+    The same arguments always give the same bytes (the PDF is dated on ``day``, not when it is made)."""
     first = scan_page(issuer, number, day, seal=seal)
     rest = [Image.new("RGB", (WIDTH // 4, HEIGHT // 4), "white") for _ in range(pages - 1)]
+    # Pillow dates the PDF with the current time unless told otherwise, which made two builds of the same demo
+    # message differ whenever a second boundary fell between them. 01:00 UTC is 08:00 in Hải Phòng.
+    stamp = time.strptime(f"{day.isoformat()} 01:00:00", "%Y-%m-%d %H:%M:%S")
     out = io.BytesIO()
-    first.save(out, "PDF", resolution=DPI, save_all=True, append_images=rest, quality=80)
+    first.save(
+        out,
+        "PDF",
+        resolution=DPI,
+        save_all=True,
+        append_images=rest,
+        quality=80,
+        creationDate=stamp,
+        modDate=stamp,
+    )
     return out.getvalue()
