@@ -30,7 +30,7 @@ from mailbot.ingest.readers import Pending, Read, Readers
 from mailbot.ingest.record import Outcome
 from mailbot.ingest.sanity import report_warnings
 from mailbot.models import InboundMail, Notice, RawMail, State, Verdict, WarningCode
-from mailbot.notify import receipts
+from mailbot.notify import outbox, receipts
 from mailbot.notify.compose import is_ours
 from mailbot.notify.outbox import Delivery, DeliveryReport
 from mailbot.oauth import TokenCache
@@ -203,11 +203,11 @@ class _Group:
         ctx = self.ctx
         archived = [record.archive_message(r.raw, r.fingerprint, r.mail, r.verdict, ctx.settings) for r in items]
         try:
-            with store.atomic(ctx.engine) as conn, store.remembering_institutions(conn):
-                pks = []
-                for r, files in zip(items, archived, strict=True):
-                    pks.append(record.insert(conn, r.raw, r.fingerprint, r.mail, r.verdict, files))
-                    receipts.queue_receipt(conn, ctx, pks[-1], r.mail, r.verdict)
+            with store.atomic(ctx.engine) as conn, store.remembering_institutions(conn), outbox.counting_today(conn):
+                rows = [record.Row(r.raw, r.fingerprint, r.mail, r.verdict, a) for r, a in zip(items, archived)]
+                pks = record.insert_many(conn, rows)
+                for r, pk in zip(items, pks, strict=True):
+                    receipts.queue_receipt(conn, ctx, pk, r.mail, r.verdict)
         except IntegrityError:  # another run recorded one of them meanwhile: each alone, as it would have been
             return [_record_ready(ctx, r, files, recheck=True) for r, files in zip(items, archived, strict=True)]
         return [

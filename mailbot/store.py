@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC as TZ_UTC
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -415,8 +416,8 @@ def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> boo
     statement = _insert_or_nothing(conn, table)
     if statement is not None:
         # RETURNING says whether a row went in: psycopg reports no row count for INSERT ... ON CONFLICT DO NOTHING
-        returning = statement.values(**values).returning(*table.primary_key.columns)
-        return conn.execute(returning).first() is not None
+        returning = statement.returning(*table.primary_key.columns)
+        return conn.execute(returning, values).first() is not None
     try:
         with conn.begin_nested():
             conn.execute(table.insert().values(**values))
@@ -425,12 +426,34 @@ def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> boo
     return True
 
 
+def insert_ignore_id(conn: Connection, table: Table, values: dict[str, Any]) -> int | None:
+    """``insert_ignore`` for a table with one integer key: the new row's id, or None when the row existed."""
+    statement = _insert_or_nothing(conn, table)
+    if statement is not None:
+        (key,) = table.primary_key.columns
+        found = conn.execute(statement.returning(key), values).scalar()
+        return None if found is None else int(found)
+    try:
+        with conn.begin_nested():
+            inserted = conn.execute(table.insert().values(**values)).inserted_primary_key
+    except IntegrityError:
+        return None
+    return int(inserted[0]) if inserted else None
+
+
 def _insert_or_nothing(conn: Connection, table: Table) -> Insert | None:
-    if conn.dialect.name == "sqlite":
+    """INSERT ... ON CONFLICT DO NOTHING for the dialect, built once per table: the values go as parameters, so
+    the statement is compiled once, not for every row."""
+    return _conflict_free(conn.dialect.name, table)
+
+
+@cache
+def _conflict_free(dialect: str, table: Table) -> Insert | None:
+    if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table).on_conflict_do_nothing()
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(table).on_conflict_do_nothing()
@@ -600,6 +623,18 @@ def add_location(conn: Connection, source: str, uidvalidity: int, uid: str, mess
     return insert_ignore(
         conn, locations, {"source": source, "uidvalidity": uidvalidity, "uid": uid, "message_pk": message_pk}
     )
+
+
+def add_locations(conn: Connection, found: list[tuple[str, int, str, int]]) -> None:
+    """``add_location`` for a batch: (source, uidvalidity, uid, message pk) each; a location recorded meanwhile by
+    another run is left as it is."""
+    statement = _insert_or_nothing(conn, locations)
+    if statement is None:
+        for source, uidvalidity, uid, pk in found:
+            add_location(conn, source, uidvalidity, uid, pk)
+    elif found:
+        keys = ("source", "uidvalidity", "uid", "message_pk")
+        conn.execute(statement, [dict(zip(keys, row, strict=True)) for row in found])
 
 
 def duplicate_of(conn: Connection, fingerprint: str, message_id: str, sender: str) -> int | None:

@@ -24,6 +24,8 @@ import socket
 import ssl
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.header import decode_header, make_header
@@ -68,6 +70,7 @@ class Outgoing:
     message_pk: int | None = None
     institution_id: int | None = None
     campaign_id: str | None = None
+    fresh: bool = False  # the key names a row made in this transaction (a receipt's message): no look-up first
 
 
 @dataclass(frozen=True)
@@ -111,20 +114,21 @@ class DeliveryReport:
 def queue(conn: Connection, item: Outgoing, now: datetime, caps: DailyCaps) -> Queued:
     """Store a message for delivery unless the same key was queued before; over a daily cap it is stored as
     suppressed, with the reason, so that staff can see what was held back."""
-    existing = _queued_id(conn, item.key)
-    if existing:
-        return Queued("exists", existing)
+    if not item.fresh:
+        existing = _queued_id(conn, item.key)
+        if existing:
+            return Queued("exists", existing)
     allowed, why = _allowed(conn, item, caps)
     if allowed != item.recipients:
         item.msg.replace_header("To", ", ".join(allowed or item.recipients))
-    inserted = store.insert_ignore(conn, store.outbox, _outbox_row(item, now, caps, allowed, why))
-    outbox_id = _queued_id(conn, item.key)
-    if not inserted:  # another process queued the same key since we looked
-        return Queued("exists", outbox_id)
+    outbox_id = store.insert_ignore_id(conn, store.outbox, _outbox_row(item, now, caps, allowed, why))
+    if outbox_id is None:  # another process queued the same key since we looked
+        return Queued("exists", _queued_id(conn, item.key))
     if item.kind not in UNLIMITED_KINDS and allowed:
         conn.execute(
             store.outbox_rcpt.insert(), [{"outbox_id": outbox_id, "address": a, "created_at": now} for a in allowed]
         )
+        _count_queued(conn, allowed, caps.day_start)
     return Queued("pending" if allowed else "suppressed", outbox_id)
 
 
@@ -168,7 +172,38 @@ def _queued_id(conn: Connection, key: str) -> int:
     return int(conn.execute(select(store.outbox.c.id).where(store.outbox.c.key == key)).scalar() or 0)
 
 
+_COUNTS = "sent_today"
+
+
+@contextmanager
+def counting_today(conn: Connection) -> Iterator[Connection]:
+    """Within one transaction that queues many receipts (a batch of mail), each address's count for the day is
+    read once and then kept up to date as rows are queued, instead of counted again for every receipt."""
+    conn.info[_COUNTS] = {}
+    try:
+        yield conn
+    finally:
+        conn.info.pop(_COUNTS, None)
+
+
+def _count_queued(conn: Connection, addresses: tuple[str, ...], day_start: datetime) -> None:
+    counts: dict[tuple[str, datetime], int] = conn.info.get(_COUNTS, {})
+    for address in addresses:
+        if (address, day_start) in counts:  # else the next look-up counts it, this row included
+            counts[(address, day_start)] += 1
+
+
 def _sent_today(conn: Connection, address: str, day_start: datetime) -> int:
+    counts: dict[tuple[str, datetime], int] | None = conn.info.get(_COUNTS)
+    if counts is not None and (address, day_start) in counts:
+        return counts[(address, day_start)]
+    found = _count_today(conn, address, day_start)
+    if counts is not None:
+        counts[(address, day_start)] = found
+    return found
+
+
+def _count_today(conn: Connection, address: str, day_start: datetime) -> int:
     o, r = store.outbox, store.outbox_rcpt
     query = (
         select(func.count())

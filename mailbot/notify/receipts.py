@@ -216,7 +216,7 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
         references=mail.references,
         when=now,
     )
-    item = outbox.Outgoing(f"ack:{pk}", kind, msg, (mail.sender,), pk, inst_pk, verdict.campaign_id)
+    item = outbox.Outgoing(f"ack:{pk}", kind, msg, (mail.sender,), pk, inst_pk, verdict.campaign_id, fresh=True)
     caps = outbox.DailyCaps.of(settings, now, unverified=reach is Audience.UNVERIFIED)
     outbox.queue(conn, item, now, caps)
 
