@@ -30,7 +30,7 @@ from mailbot.ingest.readers import Pending, Read, Readers
 from mailbot.ingest.record import Outcome
 from mailbot.ingest.sanity import report_warnings
 from mailbot.models import InboundMail, Notice, RawMail, State, Verdict, WarningCode
-from mailbot.notify import outbox, receipts
+from mailbot.notify import receipts
 from mailbot.notify.compose import is_ours
 from mailbot.notify.outbox import Delivery, DeliveryReport
 from mailbot.oauth import TokenCache
@@ -143,10 +143,13 @@ def _record_batch(
         if on_message:
             on_message(outcome)
 
-    for raw, read in zip([raw for raw, _ in pending.items], readers.results(pending), strict=True):
+    raws = [raw for raw, _ in pending.items]
+    reads = list(readers.results(pending))
+    seen = _recorded_among(ctx, raws, reads)
+    for raw, read in zip(raws, reads, strict=True):
         if should_stop():
             break
-        ready = process(raw, ctx, read, alone=False)
+        ready = process(raw, ctx, read, alone=False, seen=seen)
         if isinstance(ready, Outcome):
             finished(ready)
         elif group.repeats(ready):
@@ -184,7 +187,8 @@ class _Group:
         self.keys: set[object] = set()
 
     def repeats(self, ready: _Ready) -> bool:
-        """Whether the message is the same as one in the group (``store.duplicate_of`` cannot see those yet)."""
+        """Whether the message is the same as one in the group, or one the group committed earlier in the batch
+        (neither is in what the batch saw recorded before it)."""
         return bool({ready.fingerprint, (ready.mail.message_id, ready.mail.sender)} & self.keys)
 
     def add(self, ready: _Ready) -> None:
@@ -192,7 +196,9 @@ class _Group:
         self.keys |= {ready.fingerprint, (ready.mail.message_id, ready.mail.sender)}
 
     def commit(self) -> list[Outcome]:
-        items, self.items, self.keys = self.items, [], set()
+        # The keys stay: a later message of the batch that repeats one committed now must be judged against the
+        # database again (the batch's ``seen`` was read before this commit).
+        items, self.items = self.items, []
         if not items:
             return []
         if len(items) == 1:
@@ -203,17 +209,24 @@ class _Group:
         ctx = self.ctx
         archived = [record.archive_message(r.raw, r.fingerprint, r.mail, r.verdict, ctx.settings) for r in items]
         try:
-            with store.atomic(ctx.engine) as conn, store.remembering_institutions(conn), outbox.counting_today(conn):
+            with store.atomic(ctx.engine) as conn, store.remembering_institutions(conn):
                 rows = [record.Row(r.raw, r.fingerprint, r.mail, r.verdict, a) for r, a in zip(items, archived)]
                 pks = record.insert_many(conn, rows)
-                for r, pk in zip(items, pks, strict=True):
-                    receipts.queue_receipt(conn, ctx, pk, r.mail, r.verdict)
+                receipts.queue_receipts(conn, ctx, [(pk, r.mail, r.verdict) for r, pk in zip(items, pks, strict=True)])
         except IntegrityError:  # another run recorded one of them meanwhile: each alone, as it would have been
             return [_record_ready(ctx, r, files, recheck=True) for r, files in zip(items, archived, strict=True)]
         return [
             replace(record.recorded(r.raw, r.mail, r.verdict, pk), keep_on_server=r.keep_on_server)
             for r, pk in zip(items, pks, strict=True)
         ]
+
+
+def _recorded_among(ctx: Context, raws: list[RawMail], reads: list[Read]) -> store.Recorded:
+    """Which of the batch is recorded already (before this batch): one look-up for all of it."""
+    with ctx.engine.connect() as conn:
+        return store.recorded_among(
+            conn, [archive.sha256(raw.data) for raw in raws], [r.mail.message_id for r in reads if r.mail]
+        )
 
 
 def _known(engine: Engine, source: str, uidvalidity: int) -> set[str]:
@@ -246,15 +259,19 @@ def process(raw: RawMail, ctx: Context, read: Read | None = None) -> Outcome: ..
 
 
 @overload
-def process(raw: RawMail, ctx: Context, read: Read | None, *, alone: Literal[False]) -> Outcome | _Ready: ...
+def process(
+    raw: RawMail, ctx: Context, read: Read | None, *, alone: Literal[False], seen: store.Recorded
+) -> Outcome | _Ready: ...
 
 
-def process(raw: RawMail, ctx: Context, read: Read | None = None, *, alone: bool = True) -> Outcome | _Ready:
+def process(
+    raw: RawMail, ctx: Context, read: Read | None = None, *, alone: bool = True, seen: store.Recorded | None = None
+) -> Outcome | _Ready:
     """One message, end to end (``read``: its parsing, when a reader process did it). A bug on this message sets it
     aside with the reason (never lost); a disk or database that cannot take it stops the pass (StorageError) and the
     message waits on the server. With ``alone=False`` a message that is simply to be recorded is handed back
-    (``_Ready``) for the batch's transaction."""
-    ready = _guarded(ctx, lambda: _process(raw, ctx, read))
+    (``_Ready``) for the batch's transaction; ``seen``: what of its batch was recorded before it."""
+    ready = _guarded(ctx, lambda: _process(raw, ctx, read, seen))
     if alone and isinstance(ready, _Ready):
         return _record_alone(ctx, ready)
     return ready
@@ -281,7 +298,7 @@ def _guarded(ctx: Context, work: Callable[[], T]) -> T:
         raise StorageError(f"database unavailable: {first_line(exc)}") from None
 
 
-def _process(raw: RawMail, ctx: Context, read: Read | None) -> Outcome | _Ready:
+def _process(raw: RawMail, ctx: Context, read: Read | None, seen: store.Recorded | None) -> Outcome | _Ready:
     fingerprint = archive.sha256(raw.data)
     if read is not None and read.mail is None:  # reading it failed in a reader process
         log.error("uid %s: could not be read; set aside for staff\n%s", raw.uid, read.trace.rstrip())
@@ -290,7 +307,7 @@ def _process(raw: RawMail, ctx: Context, read: Read | None) -> Outcome | _Ready:
     try:
         mail = read.mail if read is not None and read.mail is not None else parse(raw, ctx.settings.limits)
         if raw.oversized:
-            original = _recorded_before(fingerprint, mail, ctx)
+            original = _recorded_before(fingerprint, mail, ctx, seen)
             if original:  # the same message again (another alias, a resend): one record, one reply
                 return record.record_duplicate(raw, ctx.engine, original, mail)
             return _oversized(raw, fingerprint, mail, ctx)
@@ -300,13 +317,17 @@ def _process(raw: RawMail, ctx: Context, read: Read | None) -> Outcome | _Ready:
         log.exception("uid %s: could not be read; set aside for staff", raw.uid)
         reason = f"internal error while reading: {type(exc).__name__}: {exc}"
         return record.set_aside(raw, fingerprint, ctx.settings.archive_dir, ctx.engine, reason)
-    duplicate = _recorded_before(fingerprint, mail, ctx)
+    duplicate = _recorded_before(fingerprint, mail, ctx, seen)
     if duplicate:
         return record.record_duplicate(raw, ctx.engine, duplicate, mail)
     return _Ready(raw, fingerprint, mail, verdict)
 
 
-def _recorded_before(fingerprint: str, mail: InboundMail, ctx: Context) -> int | None:
+def _recorded_before(
+    fingerprint: str, mail: InboundMail, ctx: Context, seen: store.Recorded | None = None
+) -> int | None:
+    if seen is not None:
+        return seen.of(fingerprint, mail.message_id, mail.sender)
     with ctx.engine.connect() as conn:
         return store.duplicate_of(conn, fingerprint, mail.message_id, mail.sender)
 

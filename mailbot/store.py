@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC as TZ_UTC
 from datetime import date, datetime
 from functools import cache
@@ -645,6 +646,30 @@ def duplicate_of(conn: Connection, fingerprint: str, message_id: str, sender: st
     query = select(messages.c.id).where(messages.c.message_id == message_id, messages.c.sender == sender)
     found: int | None = conn.execute(query.limit(1)).scalar()
     return found
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Which of a batch's messages are recorded already, read in two queries for the batch (``duplicate_of`` for
+    each message would cost two each)."""
+
+    by_fingerprint: dict[str, int]
+    by_message_id: dict[tuple[str, str], int]  # (Message-ID, sender) → the first message recorded with them
+
+    def of(self, fingerprint: str, message_id: str, sender: str) -> int | None:
+        return self.by_fingerprint.get(fingerprint) or self.by_message_id.get((message_id, sender))
+
+
+def recorded_among(conn: Connection, fingerprints: list[str], message_ids: list[str]) -> Recorded:
+    """What ``duplicate_of`` would answer for each of these messages, in two queries."""
+    m = messages
+    same_bytes = conn.execute(select(m.c.fingerprint, m.c.id).where(m.c.fingerprint.in_(fingerprints)))
+    same_id = conn.execute(
+        select(m.c.message_id, m.c.sender, func.min(m.c.id))
+        .where(m.c.message_id.in_(set(message_ids)))
+        .group_by(m.c.message_id, m.c.sender)
+    )
+    return Recorded({str(f): int(pk) for f, pk in same_bytes}, {(str(i), str(s)): int(pk) for i, s, pk in same_id})
 
 
 def first_queued(conn: Connection, kind: str, campaign_id: str) -> dict[str, datetime]:

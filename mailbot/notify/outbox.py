@@ -128,8 +128,29 @@ def queue(conn: Connection, item: Outgoing, now: datetime, caps: DailyCaps) -> Q
         conn.execute(
             store.outbox_rcpt.insert(), [{"outbox_id": outbox_id, "address": a, "created_at": now} for a in allowed]
         )
-        _count_queued(conn, allowed, caps.day_start)
+    _counted(conn, item, caps, allowed)
     return Queued("pending" if allowed else "suppressed", outbox_id)
+
+
+def queue_fresh(conn: Connection, items: list[tuple[Outgoing, DailyCaps]], now: datetime) -> None:
+    """``queue`` for many messages under new keys (the receipts of a batch just recorded), in one statement per
+    table; a key that exists all the same raises IntegrityError, as recording its message twice would."""
+    rows, links = [], []
+    with _tallying(conn):
+        for item, caps in items:
+            allowed, why = _allowed(conn, item, caps)
+            if allowed != item.recipients:
+                item.msg.replace_header("To", ", ".join(allowed or item.recipients))
+            rows.append(_outbox_row(item, now, caps, allowed, why))
+            links.append(allowed if item.kind not in UNLIMITED_KINDS else ())
+            _counted(conn, item, caps, allowed)
+    if not rows:
+        return
+    statement = store.outbox.insert().returning(store.outbox.c.id, sort_by_parameter_order=True)
+    ids = conn.execute(statement, rows).scalars().all()
+    rcpt = [{"outbox_id": i, "address": a, "created_at": now} for i, to in zip(ids, links, strict=True) for a in to]
+    if rcpt:
+        conn.execute(store.outbox_rcpt.insert(), rcpt)
 
 
 def _allowed(conn: Connection, item: Outgoing, caps: DailyCaps) -> tuple[tuple[str, ...], str]:
@@ -137,10 +158,10 @@ def _allowed(conn: Connection, item: Outgoing, caps: DailyCaps) -> tuple[tuple[s
     allowed = (
         item.recipients
         if item.kind in UNLIMITED_KINDS
-        else tuple(r for r in item.recipients if _sent_today(conn, r, caps.day_start) < caps.per_address)
+        else tuple(r for r in item.recipients if _today(conn, r, caps.day_start) < caps.per_address)
     )
     why = f"more than {caps.per_address} automatic messages today to this address"
-    if allowed and caps.unverified is not None and _unverified_today(conn, caps.day_start) >= caps.unverified:
+    if allowed and caps.unverified is not None and _today(conn, None, caps.day_start) >= caps.unverified:
         return (), f"more than {caps.unverified} automatic replies today to unauthenticated addresses not on the roster"
     return allowed, why
 
@@ -172,35 +193,44 @@ def _queued_id(conn: Connection, key: str) -> int:
     return int(conn.execute(select(store.outbox.c.id).where(store.outbox.c.key == key)).scalar() or 0)
 
 
-_COUNTS = "sent_today"
+_TALLY = "mailbot_tally"
+Tally = dict[tuple[str | None, datetime], int]  # (address, or None: unverified replies; day start) → count
 
 
 @contextmanager
-def counting_today(conn: Connection) -> Iterator[Connection]:
-    """Within one transaction that queues many receipts (a batch of mail), each address's count for the day is
-    read once and then kept up to date as rows are queued, instead of counted again for every receipt."""
-    conn.info[_COUNTS] = {}
+def _tallying(conn: Connection) -> Iterator[None]:
+    """Within one transaction that queues many messages, each day's count (of an address, of unverified replies) is
+    read once and then kept up to date as rows are queued, instead of counted again for every message."""
+    if _TALLY in conn.info:
+        yield
+        return
+    conn.info[_TALLY] = {}
     try:
-        yield conn
+        yield
     finally:
-        conn.info.pop(_COUNTS, None)
+        conn.info.pop(_TALLY, None)
 
 
-def _count_queued(conn: Connection, addresses: tuple[str, ...], day_start: datetime) -> None:
-    counts: dict[tuple[str, datetime], int] = conn.info.get(_COUNTS, {})
-    for address in addresses:
-        if (address, day_start) in counts:  # else the next look-up counts it, this row included
-            counts[(address, day_start)] += 1
-
-
-def _sent_today(conn: Connection, address: str, day_start: datetime) -> int:
-    counts: dict[tuple[str, datetime], int] | None = conn.info.get(_COUNTS)
-    if counts is not None and (address, day_start) in counts:
-        return counts[(address, day_start)]
-    found = _count_today(conn, address, day_start)
-    if counts is not None:
-        counts[(address, day_start)] = found
+def _today(conn: Connection, address: str | None, day_start: datetime) -> int:
+    """Today's automatic messages to ``address`` (None: replies to unauthenticated addresses off the roster)."""
+    tally: Tally | None = conn.info.get(_TALLY)
+    if tally is not None and (address, day_start) in tally:
+        return tally[(address, day_start)]
+    found = _count_today(conn, address, day_start) if address is not None else _unverified_today(conn, day_start)
+    if tally is not None:
+        tally[(address, day_start)] = found
     return found
+
+
+def _counted(conn: Connection, item: Outgoing, caps: DailyCaps, allowed: tuple[str, ...]) -> None:
+    """A message just queued counts against today's caps (in the transaction's tally, if one is kept)."""
+    tally: Tally | None = conn.info.get(_TALLY)
+    if tally is None or not allowed or item.kind in UNLIMITED_KINDS:
+        return
+    keys = [*allowed, *([None] if caps.unverified is not None else [])]
+    for key in keys:
+        if (key, caps.day_start) in tally:  # else the next look-up counts it, this row included
+            tally[(key, caps.day_start)] += 1
 
 
 def _count_today(conn: Connection, address: str, day_start: datetime) -> int:

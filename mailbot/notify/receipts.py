@@ -176,14 +176,30 @@ def stamped_owed(conn: Connection, campaign: Campaign | None, inst_pk: int | Non
 def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, verdict: Verdict) -> None:
     """Queue the receipt in the caller's transaction, the one that records the message: recorded means
     acknowledged, exactly once."""
+    made = receipt(conn, ctx, pk, mail, verdict)
+    if made is not None:
+        item, caps = made
+        outbox.queue(conn, item, ctx.clock.now(), caps)
+
+
+def queue_receipts(conn: Connection, ctx: Context, recorded: list[tuple[int, InboundMail, Verdict]]) -> None:
+    """``queue_receipt`` for a batch of messages recorded in the caller's transaction, queued together."""
+    made = [receipt(conn, ctx, pk, mail, verdict) for pk, mail, verdict in recorded]
+    outbox.queue_fresh(conn, [m for m in made if m is not None], ctx.clock.now())
+
+
+def receipt(
+    conn: Connection, ctx: Context, pk: int, mail: InboundMail, verdict: Verdict
+) -> tuple[outbox.Outgoing, outbox.DailyCaps] | None:
+    """The receipt a message just recorded (as ``pk``) earns, and the caps it counts against; None if none."""
     kind = ack_kind(mail, verdict, ctx.settings.own_addresses)
     if kind is None or not ctx.settings.notify.acknowledge:
-        return
+        return None
     settings, now = ctx.settings, ctx.clock.now()
     reach = audience(mail, ctx.roster.by_address, settings.security)
     if reach is None:
         log.info("no receipt for %s: %s is not shown authentic", mail.message_id, mail.sender or "?")
-        return
+        return None
     campaign = verdict.campaign
     # A message not yet tied to a campaign still names someone to call: the first campaign that has a contact.
     fallback = next((c.contact for c in ctx.campaigns if c.contact), "")
@@ -217,8 +233,7 @@ def queue_receipt(conn: Connection, ctx: Context, pk: int, mail: InboundMail, ve
         when=now,
     )
     item = outbox.Outgoing(f"ack:{pk}", kind, msg, (mail.sender,), pk, inst_pk, verdict.campaign_id, fresh=True)
-    caps = outbox.DailyCaps.of(settings, now, unverified=reach is Audience.UNVERIFIED)
-    outbox.queue(conn, item, now, caps)
+    return item, outbox.DailyCaps.of(settings, now, unverified=reach is Audience.UNVERIFIED)
 
 
 @dataclass(frozen=True)
