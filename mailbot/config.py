@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from email.utils import parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -192,7 +193,13 @@ class OutboxSettings(Secret):
 
     @property
     def address(self) -> str:
-        return parseaddr(self.sender)[1].lower()
+        return _address_of(self.sender)
+
+
+@lru_cache(maxsize=16)
+def _address_of(sender: str) -> str:
+    """The address in ``Name <address>``, parsed once (every receipt's headers ask for it several times)."""
+    return parseaddr(sender)[1].lower()
 
 
 class ChaseSettings(_Section):

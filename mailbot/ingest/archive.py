@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 from datetime import datetime, tzinfo
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from mailbot.files import PARTIAL_NAME, write_atomic
@@ -107,8 +108,14 @@ def move(root: Path, old: str, new: PurePosixPath) -> None:
 
 def _inside(root: Path, relative: PurePosixPath) -> Path:
     """Resolve a relative archive path, refusing anything that would land outside the archive."""
-    base = root.resolve()
+    base = _resolved(root)
     target = (base / relative).resolve()
     if not target.is_relative_to(base):
         raise ValueError(f"refusing a path outside the archive: {relative}")
     return target
+
+
+@lru_cache(maxsize=8)
+def _resolved(root: Path) -> Path:
+    """The archive's real path: the same for every file of a run (resolving costs a system call per component)."""
+    return root.resolve()

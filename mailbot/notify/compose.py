@@ -30,14 +30,12 @@ class _Wire(Compat32):
     every header of every part (about twenty per receipt), which cost more than rendering the receipt."""
 
     def _fold(self, name: str, value: Any, sanitize: bool) -> str:
-        if (
-            isinstance(value, str)
-            and value.isascii()
-            and len(name) + len(value) + 2 <= (self.max_line_length or 78)
-            and "\n" not in value
-            and "\r" not in value
-        ):
-            return f"{name}: {value}{self.linesep}"
+        if isinstance(value, str) and value.isascii() and "\r" not in value:
+            lines = f"{name}: {value}".split("\n")
+            if all(len(line) <= (self.max_line_length or 78) for line in lines) and all(
+                line[:1] in (" ", "\t") and line.strip() for line in lines[1:]
+            ):  # short, or folded already (an encoded Subject, From): as it is
+                return self.linesep.join(lines) + self.linesep
         folded: str = super()._fold(name, value, sanitize)  # type: ignore[misc]
         return folded
 

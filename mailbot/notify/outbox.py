@@ -46,6 +46,7 @@ from mailbot.oauth import TokenCache, xoauth2
 
 log = logging.getLogger("mailbot.notify.outbox")
 UNLIMITED_KINDS = {"digest", "announce"}  # the staff's digest, the call staff send: not replies to anyone
+LIVE = ("pending", "sending", "sent")  # the rows that count against a daily cap (not failed, not suppressed)
 MAX_BACKOFF = timedelta(hours=6)
 OUTAGE_BACKOFF = timedelta(minutes=5)
 CLAIM_LEASE = timedelta(minutes=5)  # at least; renewed before each message, far longer than one SMTP transaction
@@ -137,6 +138,7 @@ def queue_fresh(conn: Connection, items: list[tuple[Outgoing, DailyCaps]], now: 
     table; a key that exists all the same raises IntegrityError, as recording its message twice would."""
     rows, links = [], []
     with _tallying(conn):
+        _count_ahead(conn, items)
         for item, caps in items:
             allowed, why = _allowed(conn, item, caps)
             if allowed != item.recipients:
@@ -233,6 +235,28 @@ def _counted(conn: Connection, item: Outgoing, caps: DailyCaps, allowed: tuple[s
             tally[(key, caps.day_start)] += 1
 
 
+def _count_ahead(conn: Connection, items: list[tuple[Outgoing, DailyCaps]]) -> None:
+    """Today's count of every address these messages go to, in one query per day (the tally must be kept)."""
+    tally: Tally = conn.info[_TALLY]
+    by_day: dict[datetime, set[str]] = {}
+    for item, caps in items:
+        if item.kind not in UNLIMITED_KINDS:
+            by_day.setdefault(caps.day_start, set()).update(item.recipients)
+    o, r = store.outbox, store.outbox_rcpt
+    for day, addresses in by_day.items():
+        todo = [a for a in addresses if (a, day) not in tally]
+        if not todo:
+            continue
+        tally.update({(a, day): 0 for a in todo})
+        counted = conn.execute(
+            select(r.c.address, func.count())
+            .select_from(r.join(o, o.c.id == r.c.outbox_id))
+            .where(r.c.address.in_(todo), r.c.created_at >= day, o.c.status.in_(LIVE))
+            .group_by(r.c.address)
+        )
+        tally.update({(str(a), day): int(n) for a, n in counted})
+
+
 def _count_today(conn: Connection, address: str, day_start: datetime) -> int:
     o, r = store.outbox, store.outbox_rcpt
     query = (
@@ -241,7 +265,7 @@ def _count_today(conn: Connection, address: str, day_start: datetime) -> int:
         .where(
             r.c.address == address,
             r.c.created_at >= day_start,
-            o.c.status.in_(("pending", "sending", "sent")),
+            o.c.status.in_(LIVE),
         )
     )
     return int(conn.execute(query).scalar_one())
@@ -255,7 +279,7 @@ def _unverified_today(conn: Connection, day_start: datetime) -> int:
         .where(
             o.c.unverified,
             o.c.created_at >= day_start,
-            o.c.status.in_(("pending", "sending", "sent")),
+            o.c.status.in_(LIVE),
         )
     )
     return int(conn.execute(query).scalar_one())
