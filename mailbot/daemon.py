@@ -27,6 +27,7 @@ from mailbot.config import Settings
 from mailbot.errors import AlreadyRunning, AuthError, ConfigError, MailbotError, one_line
 from mailbot.ingest import archive, legacy
 from mailbot.ingest.inbox import Inbox, open_inbox
+from mailbot.ingest.readers import Readers
 from mailbot.notify import dispatch
 from mailbot.notify.compose import Templates, load_templates
 from mailbot.notify.outbox import Delivery
@@ -94,6 +95,7 @@ class Daemon:
         self.tokens = TokenCache()  # OAuth2 access tokens outlive reconnections, for the inbox and the outbox
         self.delivery = Delivery.of(self.settings, self.engine, self.tokens)
         self.wakes = [threading.Event() for _ in self.settings.inboxes]
+        self.readers: Readers | None = None  # the service's reader processes, while it runs
         self.started = store.now()
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{int(self.started.timestamp())}"
 
@@ -105,13 +107,17 @@ class Daemon:
         single = self.engine.dialect.name == "sqlite"
         with Lock(self.settings.data_dir) if single else contextlib.nullcontext():
             self._signals()
-            web = self._web()  # bound here: an address in use stops the start with one line, before anything runs
-            try:
-                self._run()
-            finally:
-                if web:
-                    web.stop()
-                    log.info("web pages stopped")
+            # The reader processes first, while this process has no other thread: they are forked once and share
+            # its memory for the service's life (a pool per pass would cost a fork server and its start each time).
+            with Readers(self.settings.limits, self.settings.inbox.reader_processes, lasting=True) as readers:
+                self.readers = readers
+                web = self._web()  # bound here: an address in use stops the start with one line, before anything runs
+                try:
+                    self._run()
+                finally:
+                    if web:
+                        web.stop()
+                        log.info("web pages stopped")
         return 0
 
     def _web(self) -> WebThread | None:
@@ -320,7 +326,7 @@ class Daemon:
                 self._reload()
             ctx = pipeline.make_context(self.settings, self.engine, self.clock, templates=self.templates)
             report = pipeline.RunReport()
-            pipeline.drain(ctx, box, report, self.on_message, should_stop=self.stop.is_set)
+            pipeline.drain(ctx, box, report, self.on_message, should_stop=self.stop.is_set, readers=self.readers)
             if report.fetched:
                 self.deliver()
             wake.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar, overload
 
@@ -91,10 +92,15 @@ def drain(
     report: RunReport,
     on_message: Callable[[Outcome], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    readers: Readers | None = None,
 ) -> None:
-    """Process what is new in an open inbox; stops between two messages when asked (the rest waits)."""
+    """Process what is new in an open inbox; stops between two messages when asked (the rest waits). ``readers``:
+    the service's lasting reader processes; without them, readers are started for this pass."""
     try:
-        _drain(ctx, box, report, on_message, should_stop)
+        with (
+            nullcontext(readers) if readers else Readers(ctx.settings.limits, ctx.settings.inbox.reader_processes) as r
+        ):
+            _drain(ctx, box, report, on_message, should_stop, r)
     except SQLAlchemyError as exc:  # a locked or unreachable database: nothing is lost, the mail waits
         raise StorageError(f"database unavailable: {first_line(exc)}") from None
 
@@ -105,17 +111,17 @@ def _drain(
     report: RunReport,
     on_message: Callable[[Outcome], None] | None,
     should_stop: Callable[[], bool],
+    readers: Readers,
 ) -> None:
     report.moved += _retry_moves(box, ctx.engine)
-    with Readers(ctx.settings.limits, ctx.settings.inbox.reader_processes) as readers:
-        waiting: Pending | None = None
-        for batch in box.batches(lambda validity: _known(ctx.engine, box.source, validity)):
-            pending = readers.submit(batch)  # read by the workers while the batch before is recorded
-            if waiting is not None and not _record_batch(ctx, box, readers, waiting, report, on_message, should_stop):
-                return
-            waiting = pending
-        if waiting is not None:
-            _record_batch(ctx, box, readers, waiting, report, on_message, should_stop)
+    waiting: Pending | None = None
+    for batch in box.batches(lambda validity: _known(ctx.engine, box.source, validity)):
+        pending = readers.submit(batch)  # read by the workers while the batch before is recorded
+        if waiting is not None and not _record_batch(ctx, box, readers, waiting, report, on_message, should_stop):
+            return
+        waiting = pending
+    if waiting is not None:
+        _record_batch(ctx, box, readers, waiting, report, on_message, should_stop)
 
 
 def _record_batch(

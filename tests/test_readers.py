@@ -21,7 +21,16 @@ from mailbot.ingest import readers
 from mailbot.models import RawMail
 from tests import crash_probe
 from tests.conftest import PASSWORD_ENV
-from tests.reliability_support import ROOT, append_many, archive_problems, db_count, db_rows, school_mails, wait_until
+from tests.reliability_support import (
+    ROOT,
+    Daemon,
+    append_many,
+    archive_problems,
+    db_count,
+    db_rows,
+    school_mails,
+    wait_until,
+)
 
 WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)  # within the demo campaign
 
@@ -198,3 +207,31 @@ def db_sender(raw: bytes) -> str:
     """The From address of a message built by ``school_mails``."""
     head = BytesHeaderParser().parsebytes(raw)
     return str(head["From"]).rsplit("<", 1)[-1].rstrip(">").strip()
+
+
+def test_the_service_keeps_one_reader_and_replaces_it_when_it_is_killed(workspace, dovecot, tmp_path):
+    """The service forks its reader once, before its threads start, and keeps it (no pool started per pass); a
+    reader killed between two bursts is replaced (from a fork server: the service's threads run by then) and
+    nothing of the next burst is lost."""
+    service = Daemon(workspace, tmp_path / "service.log")
+    try:
+        service.wait_log("mailbot started")
+        readers = [c.pid for c in psutil.Process(service.proc.pid).children()]
+        assert len(readers) == 1, readers  # forked at start, before any mail: the one reader
+        first = school_mails(8, "keep")
+        assert all(append_many(dovecot, [raw for _, _, _, raw in first], WHEN))
+        assert wait_until(lambda: db_count(workspace, "messages") == 8, 60, service, every=0.2), service.log()
+        assert [c.pid for c in psutil.Process(service.proc.pid).children()] == readers  # the same one, kept
+
+        os.kill(readers[0], signal.SIGKILL)
+        second = school_mails(16, "after-kill")[8:]
+        assert all(append_many(dovecot, [raw for _, _, _, raw in second], WHEN))
+        assert wait_until(lambda: db_count(workspace, "messages") == 16, 90, service, every=0.2), service.log()
+        assert service.alive and "Traceback" not in service.log()
+        assert "a reader process died" in service.log()
+        rows = db_rows(workspace, "SELECT message_id, state FROM messages")
+        assert sorted(mid for mid, _ in rows) == sorted(mid for mid, *_ in first + second)
+        assert {state for _, state in rows} == {"submission"}
+        assert db_count(workspace, "outbox", "kind = 'ack'") == 16
+    finally:
+        assert service.stop() == 0

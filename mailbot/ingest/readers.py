@@ -80,11 +80,15 @@ class Pending:
 class Readers:
     """Worker processes reading messages; ``workers=0`` reads everything in the calling process."""
 
-    def __init__(self, limits: LimitSettings, workers: int) -> None:
+    def __init__(self, limits: LimitSettings, workers: int, *, lasting: bool = False) -> None:
+        """``lasting``: the readers of a service, entered before its threads start and kept for its life (its
+        workers are forked then, sharing its memory; one that dies is replaced from a fork server)."""
         self.limits = limits
         self.workers = workers
+        self.lasting = lasting
         self._pool: ProcessPoolExecutor | None = None
         self._fork = threading.active_count() == 1  # decided once: a broken pool's own thread must not change it
+        self._starting = threading.Lock()  # a service's inbox threads share one pool
         self.restarts = 0  # how many times a worker died (the generation of the current pool)
 
     def __enter__(self) -> Readers:
@@ -118,24 +122,31 @@ class Readers:
         return not raw.oversized and len(raw.data) <= MAX_POOLED_BYTES
 
     def _pool_now(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            if self._fork:  # no other thread to catch mid-work: fork, sharing this process's memory
-                # Objects alive now are left out of cyclic collections, here and in the workers: a collection
-                # writes to every object it visits, which would copy every shared page into each process.
-                gc.freeze()
-                self._pool = ProcessPoolExecutor(
-                    self.workers, multiprocessing.get_context("fork"), initializer=_watch_parent
-                )
-            else:
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload([__name__])
-                self._pool = ProcessPoolExecutor(
-                    self.workers, context, initializer=_watch_parent, max_tasks_per_child=TASKS_PER_WORKER
-                )
+        with self._starting:
+            return self._pool or self._start_pool()
+
+    def _start_pool(self) -> ProcessPoolExecutor:
+        if self._fork:  # no other thread to catch mid-work: fork, sharing this process's memory
+            # Objects alive now are left out of cyclic collections, here and in the workers: a collection
+            # writes to every object it visits, which would copy every shared page into each process.
+            gc.freeze()
+            self._pool = ProcessPoolExecutor(
+                self.workers, multiprocessing.get_context("fork"), initializer=_watch_parent
+            )
+        else:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            self._pool = ProcessPoolExecutor(
+                self.workers, context, initializer=_watch_parent, max_tasks_per_child=TASKS_PER_WORKER
+            )
         return self._pool
 
     def _submit(self, raw: RawMail) -> Future[Read]:
-        return self._pool_now().submit(read_one, raw, self.limits)
+        try:
+            return self._pool_now().submit(read_one, raw, self.limits)
+        except BrokenProcessPool:  # a worker died while idle (killed, out of memory): not this message's doing
+            self._restart(raw)
+            return self._pool_now().submit(read_one, raw, self.limits)
 
     def _answer(self, raw: RawMail, future: Future[Read], generation: int) -> Read:
         try:
@@ -152,8 +163,10 @@ class Readers:
 
     def _restart(self, raw: RawMail) -> None:
         """A worker died: the broken pool goes, a new one starts at the next submission."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        with self._starting:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
         self.restarts += 1
+        self._fork = self._fork and not self.lasting  # a service's threads run by now: never fork them mid-work
         log.warning("a reader process died; uid %s and the messages after it are read again", raw.uid)
