@@ -3,14 +3,19 @@ processes start at the same moment, and say where a database stands (`mailbot db
 
 Alembic (with the SQLAlchemy ORM it pulls in, ~17 MB that a process keeps for its life) is imported only when a
 database is behind: a database already at the newest revision, every start but the first after an upgrade, is
-recognised from its version table and the revision files' names alone."""
+recognised from its version table and the revision files' names alone; one that is behind is upgraded in a forked
+child process, so that even a first start leaves no Alembic in the service's memory."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import multiprocessing
 import re
+import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -104,6 +109,35 @@ def upgrade(engine: Engine) -> list[str]:
     quick = _head_from_files()
     if quick is not None and _current_without_alembic(engine) == quick:
         return []  # the usual start: up to date, and Alembic not loaded at all
+    if _forkable(engine):
+        return _upgrade_in_child(engine)
+    return _upgrade(engine)
+
+
+def _forkable(engine: Engine) -> bool:
+    """Whether the upgrade can run in a forked child: a database another process can open, and no thread here that
+    a fork could catch mid-work."""
+    in_memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+    return not in_memory and threading.active_count() == 1 and "alembic" not in sys.modules
+
+
+def _upgrade_in_child(engine: Engine) -> list[str]:
+    """The upgrade in a forked process: Alembic (and the ORM it pulls in, ~10 MB) never loads into a service or a
+    run that will hold its memory for hours, even on a first start."""
+    url = engine.url.render_as_string(hide_password=False)  # to the child's memory only, never logged
+    with ProcessPoolExecutor(1, multiprocessing.get_context("fork")) as child:
+        return child.submit(_upgrade_url, url).result()
+
+
+def _upgrade_url(url: str) -> list[str]:
+    engine = store.connect(url, upgrade=False)
+    try:
+        return _upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def _upgrade(engine: Engine) -> list[str]:
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
