@@ -140,22 +140,9 @@ def test_sigkill_while_a_reader_parses_leaves_no_process_and_nothing_half_record
 def test_a_batch_is_recorded_together_and_repeats_inside_it_count_once(workspace, dovecot):
     mails = school_mails(10, "batch")
     copy = mails[2][3]  # the same bytes twice in one batch (delivered to two aliases)
-    resent = samples.make_email(  # the same Message-ID from the same sender, other bytes (sent again)
-        sender=db_sender(mails[5][3]),
-        sender_name="Văn thư",
-        subject="Gửi lại báo cáo",
-        body="Gửi lại.",
-        message_id=mails[5][0],
-        attachments=[("bao-cao.docx", samples.make_report_docx("Trường gửi lại"), "application/octet-stream")],
-    )
-    again = samples.make_email(  # and once more, after the group holding the first was committed
-        sender=db_sender(mails[5][3]),
-        sender_name="Văn thư",
-        subject="Gửi lại báo cáo lần nữa",
-        body="Gửi lại lần nữa.",
-        message_id=mails[5][0],
-        attachments=[("bao-cao.docx", samples.make_report_docx("Trường gửi lại lần nữa"), "application/octet-stream")],
-    )
+    # the same Message-ID from the same sender, other bytes (sent again), and once more after the group holding
+    # the first was committed
+    resent, again = (_resend(mails[5], "Gửi lại báo cáo"), _resend(mails[5], "Gửi lại báo cáo lần nữa"))
     assert all(append_many(dovecot, [raw for _, _, _, raw in mails] + [copy, resent, again], WHEN))
     workspace.cli("run", "--once")
     rows = db_rows(workspace, "SELECT message_id, state FROM messages")
@@ -201,6 +188,18 @@ def test_sigkill_inside_the_batch_transaction_records_none_of_it(workspace, dove
     )
     assert db_count(workspace, "outbox", "kind = 'ack'") == 12
     assert not any(archive_problems(workspace).values())
+
+
+def _resend(mail: tuple[str, str, int, bytes], subject: str) -> bytes:
+    """Another message under the same Message-ID from the same sender (a school sending its report again)."""
+    return samples.make_email(
+        sender=db_sender(mail[3]),
+        sender_name="Văn thư",
+        subject=subject,
+        body=f"{subject}.",
+        message_id=mail[0],
+        attachments=[("bao-cao.docx", samples.make_report_docx(subject), "application/octet-stream")],
+    )
 
 
 def db_sender(raw: bytes) -> str:
