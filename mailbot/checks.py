@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import functools
+import shutil
 import smtplib
 from collections import Counter
 from collections.abc import Callable
@@ -43,6 +44,7 @@ def run_checks(path: Path, echo: Echo) -> bool:
         _try(echo, "campaigns", lambda: _campaigns(settings)),
         _try(echo, "templates", lambda: _templates(settings)),
         _try(echo, "web", lambda: _web(settings)),
+        _try(echo, "document tools", _documents),
     ]
     for n, source in enumerate(settings.inboxes):
         what = "inbox" if len(settings.inboxes) == 1 else f"inbox {n + 1}"
@@ -123,6 +125,39 @@ def _campaigns(settings: config.Settings) -> str:
     if doubts:
         raise Doubt(f"{summary}; " + "; ".join(doubts))
     return summary
+
+
+def _documents() -> str:
+    """The programs that read what schools send besides .docx: LibreOffice (legacy .doc), Poppler and Tesseract
+    with its Vietnamese data (scanned stamped copies). Missing ones only warn: the files are kept, not read."""
+    from mailbot.documents import convert, pdfscan  # the programs are looked up only when checked
+
+    doubts = []
+    soffice = convert.converter()
+    if soffice is None:
+        doubts.append(
+            "LibreOffice not found: legacy .doc reports are kept but not read, nor compiled "
+            "(Debian: apt-get install libreoffice-writer-nogui python3-uno)"
+        )
+    elif not convert.uno_python():
+        doubts.append(
+            "no Python with LibreOffice's UNO bridge: each .doc starts LibreOffice afresh, a second or more "
+            "(Debian: apt-get install python3-uno)"
+        )
+    poppler = [p for p in ("pdftotext", "pdftoppm") if shutil.which(p) is None]
+    if poppler:
+        doubts.append(
+            f"{' and '.join(poppler)} not found: stamped copies sent as PDF scans are not checked "
+            "(Debian: apt-get install poppler-utils)"
+        )
+    if not pdfscan.ocr_available():
+        doubts.append(
+            "Tesseract with its Vietnamese data not found: a scanned stamped copy's heading is not read and "
+            "staff confirm it by hand (Debian: apt-get install tesseract-ocr tesseract-ocr-vie)"
+        )
+    if doubts:
+        raise Doubt("; ".join(doubts))
+    return f"LibreOffice ({soffice}), Poppler, Tesseract (vie)"
 
 
 def _templates(settings: config.Settings) -> str:

@@ -68,7 +68,7 @@ def _this_process_converter(soffice: str) -> Converter | None:
     key = (os.getpid(), soffice)
     with _lock:
         if key not in _converters:
-            python = _uno_python()
+            python = uno_python()
             _converters[key] = Converter(soffice, python) if python else None
         return _converters[key]
 
@@ -82,7 +82,7 @@ def close_all() -> None:
         running.close()
 
 
-def _uno_python() -> str | None:
+def uno_python() -> str | None:
     for python in UNO_PYTHONS:
         if os.access(python, os.X_OK):
             try:
