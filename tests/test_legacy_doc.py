@@ -20,7 +20,7 @@ import psutil
 from mailbot.demo import samples
 from mailbot.documents import convert
 from tests.conftest import PASSWORD_ENV, make_workspace
-from tests.reliability_support import ROOT, append_many, db_count, db_rows, wait_until
+from tests.reliability_support import ROOT, Daemon, append_many, db_count, db_rows, wait_until
 from tests.test_documents_e2e import to_doc
 
 WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)  # within the demo campaign
@@ -188,3 +188,28 @@ def test_sigkill_during_a_conversion_leaves_no_libreoffice_and_loses_nothing(wor
     assert [mid for mid, _, _ in found] == sorted(mid for mid, _ in mails)  # each exactly once
     assert all(meta.get("title") for _, meta, _ in found)
     assert db_count(workspace, "outbox", "kind = 'ack'") == 6
+
+
+def test_the_service_acknowledges_first_and_fills_the_metadata_in_later(tmp_path, dovecot, monkeypatch):
+    """The service's own scheduled job converts a .doc whose LibreOffice hung while the message was read: the
+    receipt went out at once, the metadata follows, and stopping the service leaves no LibreOffice."""
+    mails = doc_mails(1, "service-hang")
+    fake = _fake_soffice(tmp_path / "bin", hang="once")
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
+    workspace = make_workspace(tmp_path / "ws", dovecot, extra=FAST_LIMITS)
+    service = Daemon(workspace, tmp_path / "service.log")
+    try:
+        service.wait_log("mailbot started")
+        assert all(append_many(dovecot, [raw for _, raw in mails], WHEN))
+        assert wait_until(lambda: db_count(workspace, "outbox", "kind = 'ack'") == 1, 60, service), service.log()
+        assert wait_until(lambda: doc_files(workspace)[0][1], 90, service, every=0.5), service.log()
+    finally:
+        assert service.stop() == 0
+    ((_, meta, codes),) = doc_files(workspace)
+    assert meta["title"] and meta["issuer"] and "legacy_doc_pending" not in codes
+    log = service.log()
+    # acknowledged when recorded, before its conversion: the log says so in that order
+    assert "Traceback" not in log and log.index("recorded") < log.index("converted after its receipt"), log
+    assert db_count(workspace, "outbox", "kind = 'ack'") == 1  # one receipt, not another when the metadata came
+    assert _gone([int(p) for p in (fake / "pids").read_text().split()], 10), "a LibreOffice outlived the service"
