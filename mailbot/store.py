@@ -732,6 +732,16 @@ def undeliverable_addresses(conn: Connection) -> dict[str, str]:
     return {r.address: r.reason for r in conn.execute(select(undeliverable))}
 
 
+def has_submission(conn: Connection, institution_pk: int, campaign_id: str) -> bool:
+    """Whether a message counted as the institution's report for the campaign (with a Word file) is recorded."""
+    query = select(messages.c.id).where(
+        messages.c.institution_id == institution_pk,
+        messages.c.campaign_id == campaign_id,
+        messages.c.state == "submission",
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def paper_received(conn: Connection, campaign_id: str) -> dict[int, date]:
     """institution pk → the day staff say its paper copy arrived, for one campaign."""
     query = select(paper.c.institution_id, paper.c.received_on).where(paper.c.campaign_id == campaign_id)

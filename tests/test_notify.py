@@ -339,3 +339,33 @@ def test_an_oversized_message_from_a_school_gets_a_reply_and_waits_for_staff(tmp
     dovecot.append(b"Delivered-To: baocao@haiphong.edu.vn\r\n" + school, datetime(2023, 12, 4, 3, 5, tzinfo=UTC))
     ws.cli("run", "--once")
     assert len(smtp_sink.messages) == 1 and {r["message_id"] for r in ws.status()["review"]} == set(review)
+
+
+def test_a_pdf_alone_is_taken_as_the_stamped_copy_and_asks_for_the_word_file_only_when_it_is_missing(setup):
+    """The plan asks for the Word file by email and the stamped copy besides: a school that sends the stamped PDF
+    alone is asked for the Word file only while it has not sent it; after, the PDF is acknowledged as the copy."""
+    ws, dovecot, sink = setup
+    school = next(r for r in samples.load_demo_roster() if r["code"] == "THPT-NQ")
+    address = school["emails"][0]
+    pdf = ("BC ANTQ 2023 (bản có dấu).pdf", samples.minimal_pdf("ban co dau"), "application/pdf")
+    word = ("Báo cáo ANTQ 2023.docx", samples.make_report_docx(school["name"]), samples.DOCX_TYPE)
+
+    def send(files: list[tuple[str, bytes, str]], minute: int) -> tuple[str, str]:
+        dovecot.append(
+            samples.make_email(
+                sender=address, sender_name="", subject="Gửi báo cáo", body="Kính gửi Sở.", attachments=files
+            ),  # fmt: skip
+            datetime(2023, 12, 1, 2, minute, tzinfo=UTC),
+        )
+        ws.cli("run", "--once")
+        got = sink.wait_for(minute + 1)[-1]
+        assert got.rcpt_tos == (address,)
+        return str(got.message["X-Mailbot-Kind"]), str(got.message.get_body(("plain",)).get_content())
+
+    kind, first = send([pdf], 0)  # the stamped copy before the report itself
+    assert kind == "ack_no_report" and "kèm tệp PDF: BC ANTQ 2023 (bản có dấu).pdf" in first
+    assert "chưa nhận được tệp báo cáo định dạng Word" in first and "Đề nghị quý đơn vị gửi bổ sung" in first
+    assert send([word], 1)[0] == "ack"  # the report itself
+    kind, again = send([pdf], 2)  # the stamped copy once more, the Word file being in
+    assert kind == "ack_no_report" and "mà quý đơn vị đã gửi bằng tệp Word" in again and "kèm tệp PDF" in again
+    assert "Đề nghị" not in again and "chưa nhận được" not in again

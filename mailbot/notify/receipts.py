@@ -6,7 +6,8 @@ The rule (also in the README):
   attribute (`review assign`, the web review queue) gets it then, threaded to the held message; when the
   campaign asks for the stamped copy and it is not in yet (no PDF by mail, no paper copy ticked, as the
   campaign's paper mode takes it), the receipt says so and how to send it;
-- a message from an identified institution without a Word file gets ``ack_no_report``;
+- a message from an identified institution without a Word file gets ``ack_no_report``; one with a PDF (the
+  stamped copy sent alone) is acknowledged as such, asking for the Word file only while the report is not in;
 - a message held for review that carries a Word file gets the neutral ``ack_review`` (which, for a roster
   address held only because the campaign is unclear, says so instead of calling the address unknown);
 - a message over the size limit from a roster address (held for staff) gets ``too_large``: what to send instead;
@@ -112,6 +113,7 @@ def ack_context(
     sizes: Sequence[int] | None = None,
     status_url: str = "",
     stamped_owed: bool = False,
+    word_in: bool = False,
 ) -> dict[str, Any]:
     """Plain values only: subjects and file names from the sender are data for the template, never template.
     Without ``quote_subject`` the sender's subject is left out (the templates then use their own). ``sizes``
@@ -134,6 +136,9 @@ def ack_context(
         if campaign
         else None,
         "stamped_owed": stamped_owed,
+        # a message without a Word file but with a PDF: the stamped copy, of a report sent before (``word_in``) or not
+        "pdfs": [f.name for f in mail.files if f.kind is FileKind.PDF],
+        "word_in": word_in,
         "contact": campaign.contact if campaign and campaign.contact else contact,
         "deadline": local_time(campaign.deadline, zone) if campaign else "",
         "arrived": arrival_time(mail.arrived, zone),
@@ -157,6 +162,12 @@ def receipt_link(settings: Settings, key: bytes, verdict: Verdict, campaign: Cam
     if verdict.institution is None or campaign is None:
         return ""
     return links.status_url(settings.web.public_url, key, verdict.institution.code, campaign, now)
+
+
+def word_in(conn: Connection, campaign: Campaign | None, inst_pk: int | None) -> bool:
+    """Whether the institution's Word report for the campaign is in already (a later PDF is then its stamped copy,
+    and its receipt must not ask for the report again)."""
+    return campaign is not None and inst_pk is not None and store.has_submission(conn, inst_pk, campaign.id)
 
 
 def stamped_owed(conn: Connection, campaign: Campaign | None, inst_pk: int | None, mail: InboundMail) -> bool:
@@ -220,6 +231,7 @@ def receipt(
         if reach is Audience.ROSTER and verdict.identified_by is IdentifiedBy.ADDRESS
         else "",
         stamped_owed=kind == "ack" and stamped_owed(conn, campaign, inst_pk, mail),
+        word_in=kind == "ack_no_report" and word_in(conn, campaign, inst_pk),
     )
     rendered = ctx.templates.render(kind, context)
     msg = compose(
@@ -278,6 +290,7 @@ def queue_staff_receipt(
         sizes=held.sizes,
         status_url=receipt_link(settings, key, held.verdict, held.campaign, now) if held.quote_subject else "",
         stamped_owed=kind == "ack" and stamped_owed(conn, held.campaign, inst_pk, held.mail),
+        word_in=kind == "ack_no_report" and word_in(conn, held.campaign, inst_pk),
     )
     msg = compose(
         settings.outbox,

@@ -37,6 +37,8 @@ _RECEIPT = {
     "sender": "thpt.nq@gmail.com",
     **_LINK,
     "stamped_owed": True,
+    "pdfs": [],
+    "word_in": False,
 }
 _GROUP = {
     "name": "THPT",
@@ -58,7 +60,12 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "signed": False,
     },
     "ack": _RECEIPT,
-    "ack_no_report": _RECEIPT,
+    "ack_no_report": {  # the stamped copy as a PDF, after the Word report (the other wording is the plain one)
+        **_RECEIPT,
+        "files": [{"name": "BC ANTQ 2023 (bản có dấu).pdf", "size": "412,0 KB"}],
+        "pdfs": ["BC ANTQ 2023 (bản có dấu).pdf"],
+        "word_in": True,
+    },
     "ack_review": {**_RECEIPT, "institution": None},
     "too_large": {**_RECEIPT, "files": [], "warnings": [], "message_size": "63,2 MB", "max_message_size": "50,0 MB"},
     "reminder": {**_COMMON, **_LINK, "institution": _INSTITUTION, "days_left": 3, "missing": _MISSING},
