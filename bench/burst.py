@@ -351,15 +351,30 @@ def main() -> int:
     dovecot_root = tempfile.mkdtemp(prefix="dovecot-")
     ws_root = Path(tempfile.mkdtemp(prefix="mailbot-burst-"))
     server, sink = Dovecot(dovecot_root), SmtpSink()
-    service: Running | None = None
-    memory: TreeSampler | None = None
-    ok = False
     try:
         server.start()
         sink.start()
-        service = start_service(args, server, sink, ws_root)
-        memory = TreeSampler(service.proc.pid)
-        memory.start()
+        return 0 if measure(args, server, sink, ws_root, messages) else 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # clean up undisturbed
+        sink.stop()
+        server.stop()
+        if args.keep:
+            print(f"kept {dovecot_root} and {ws_root}")
+        else:
+            shutil.rmtree(dovecot_root, ignore_errors=True)
+            shutil.rmtree(ws_root, ignore_errors=True)
+
+
+def measure(
+    args: argparse.Namespace, server: Dovecot, sink: SmtpSink, ws_root: Path, messages: list[tuple[str, bytes, str]]
+) -> bool:
+    """The service started, the burst appended and receipted, memory sampled throughout; then idle; then stopped."""
+    service = start_service(args, server, sink, ws_root)
+    memory = TreeSampler(service.proc.pid)
+    memory.start()
+    ok = False
+    try:
         time.sleep(args.warmup)
         watcher = SinkWatcher(sink)
         watcher.start()
@@ -374,30 +389,24 @@ def main() -> int:
         if args.idle_seconds > 0:
             ok &= measure_idle(args, service.proc.pid)
     except BaseException:
-        if service is not None:
-            print(f"--- service log (tail) ---\n{service.log()[-3000:]}", file=sys.stderr)
+        print(f"--- service log (tail) ---\n{service.log()[-3000:]}", file=sys.stderr)
         raise
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # clean up undisturbed
-        if memory is not None:
-            memory.stop()
-        if service is not None:
-            try:
-                code = service.stop(timeout=30)
-                print(f"service: SIGTERM -> exit {code}")
-                ok &= code == 0
-            except Exception:  # noqa: BLE001
-                service.proc.kill()
-                service.proc.wait()
-                ok = False
-        sink.stop()
-        server.stop()
-        if args.keep:
-            print(f"kept {dovecot_root} and {ws_root}")
-        else:
-            shutil.rmtree(dovecot_root, ignore_errors=True)
-            shutil.rmtree(ws_root, ignore_errors=True)
-    return 0 if ok else 1
+        memory.stop()
+        ok &= stopped(service)
+    return ok
+
+
+def stopped(service: Running) -> bool:
+    """SIGTERM, and whether the service exited 0 within 30 s (killed otherwise)."""
+    try:
+        code = service.stop(timeout=30)
+    except Exception:  # noqa: BLE001 - a bench must clean up whatever went wrong
+        service.proc.kill()
+        service.proc.wait()
+        return False
+    print(f"service: SIGTERM -> exit {code}")
+    return code == 0
 
 
 if __name__ == "__main__":
