@@ -118,10 +118,18 @@ def sent_twice(sink) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 
 class Daemon:
-    """`mailbot run` (or the crash probe) as a subprocess; its log goes to a file read while it runs."""
+    """`mailbot run` (or ``command``, e.g. ``run --once``; or the crash probe) as a subprocess; its log goes to a
+    file read while it runs."""
 
     def __init__(
-        self, ws: Workspace, log_path: Path, *, probe: Path | None = None, hold: str = "", args: tuple[str, ...] = ()
+        self,
+        ws: Workspace,
+        log_path: Path,
+        *,
+        probe: Path | None = None,
+        hold: str = "",
+        args: tuple[str, ...] = (),
+        command: tuple[str, ...] = ("run",),
     ) -> None:
         self.log_path = log_path
         self.probe_path = probe
@@ -135,7 +143,7 @@ class Daemon:
         self.started_at = time.monotonic()
         with log_path.open("wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", module, "--config", str(ws.config_path), *args, "run"],
+                [sys.executable, "-m", module, "--config", str(ws.config_path), *args, *command],
                 stderr=err,
                 stdout=subprocess.DEVNULL,
                 env=env,

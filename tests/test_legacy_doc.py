@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
-import subprocess
-import sys
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -20,7 +17,7 @@ import psutil
 from mailbot.demo import samples
 from mailbot.documents import convert
 from tests.conftest import PASSWORD_ENV, make_workspace
-from tests.reliability_support import ROOT, Daemon, append_many, db_count, db_rows, wait_until
+from tests.reliability_support import Daemon, append_many, db_count, db_rows, wait_until
 from tests.test_documents_e2e import to_doc
 
 WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)  # within the demo campaign
@@ -155,33 +152,21 @@ def test_a_libreoffice_that_always_hangs_leaves_the_doc_unread_not_the_message_l
 def test_sigkill_during_a_conversion_leaves_no_libreoffice_and_loses_nothing(workspace, dovecot, tmp_path):
     mails = doc_mails(6, "kill")  # a batch large enough for the reader processes
     assert all(append_many(dovecot, [raw for _, raw in mails], WHEN))
-    env = {**os.environ, PASSWORD_ENV: dovecot.password, "PYTHONPATH": str(ROOT)}
-    log = tmp_path / "run.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailbot", "--config", str(workspace.config_path), "run", "--once"],
-            stderr=err,
-            stdout=subprocess.DEVNULL,
-            env=env,
-            cwd=workspace.root,
-        )
+    run = Daemon(workspace, tmp_path / "run.log", command=("run", "--once"))
     try:
 
         def office_running() -> bool:
             try:
-                return any(p.name() == "soffice.bin" for p in psutil.Process(proc.pid).children(recursive=True))
+                return any(p.name() == "soffice.bin" for p in psutil.Process(run.proc.pid).children(recursive=True))
             except psutil.Error:
                 return False
 
-        assert wait_until(office_running, 120, every=0.05), log.read_text()
-        tree = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+        assert wait_until(office_running, 120, every=0.05), run.log()
+        tree = [p.pid for p in psutil.Process(run.proc.pid).children(recursive=True)]
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        run.kill()
     assert _gone(tree, 15), "a reader, converter or LibreOffice process outlived the killed run"
-    assert "Traceback" not in log.read_text()
+    assert "Traceback" not in run.log()
 
     workspace.cli("run", "--once")
     found = doc_files(workspace)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
-import sys
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 
@@ -20,9 +18,7 @@ from mailbot.demo import samples
 from mailbot.ingest import readers
 from mailbot.models import RawMail
 from tests import crash_probe
-from tests.conftest import PASSWORD_ENV
 from tests.reliability_support import (
-    ROOT,
     Daemon,
     append_many,
     archive_problems,
@@ -33,6 +29,7 @@ from tests.reliability_support import (
 )
 
 WHEN = datetime(2023, 12, 1, 2, 0, tzinfo=UTC)  # within the demo campaign
+ONCE = ("run", "--once")
 
 
 def _children_gone(pids: list[int], timeout: float) -> bool:
@@ -88,35 +85,16 @@ def test_a_dying_reader_is_replaced_and_its_messages_read_again(workspace, dovec
 def test_sigkill_while_a_reader_parses_leaves_no_process_and_nothing_half_recorded(workspace, dovecot, tmp_path):
     mails = school_mails(20, "kill")
     assert all(append_many(dovecot, [raw for _, _, _, raw in mails], WHEN))
-    probe = tmp_path / "probe"
-    env = {
-        **os.environ,
-        PASSWORD_ENV: dovecot.password,
-        "PYTHONPATH": str(ROOT),
-        "MAILBOT_PROBE_FILE": str(probe),
-        "MAILBOT_PROBE_HOLD": "parse:1:60",  # the first message a reader takes: it sleeps there
-    }
-    log = tmp_path / "run.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash_probe", "--config", str(workspace.config_path), "run", "--once"],
-            stderr=err,
-            stdout=subprocess.DEVNULL,
-            env=env,
-            cwd=workspace.root,
-        )
+    # the first message a reader takes sleeps there
+    run = Daemon(workspace, tmp_path / "run.log", probe=tmp_path / "probe", hold="parse:1:60", command=ONCE)
     try:
-        held = wait_until(lambda: probe.exists() and crash_probe.held(probe.read_text()) == "parse", 60)
-        assert held, log.read_text()
-        workers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        assert wait_until(lambda: crash_probe.held(run.probe()) == "parse", 60), run.log()
+        workers = [c.pid for c in psutil.Process(run.proc.pid).children(recursive=True)]
         assert workers, "the message held in parsing should be in a reader process"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        run.kill()
     assert _children_gone(workers, 10), "a reader process outlived the killed run"
-    assert "Traceback" not in log.read_text()
+    assert "Traceback" not in run.log()
     # Whatever was recorded before the kill is whole: each message row has its location and its files.
     assert db_count(workspace, "messages") == db_count(workspace, "locations")
     assert db_count(workspace, "messages") < 20  # the held message at least was not recorded
@@ -159,28 +137,12 @@ def test_a_batch_is_recorded_together_and_repeats_inside_it_count_once(workspace
 def test_sigkill_inside_the_batch_transaction_records_none_of_it(workspace, dovecot, tmp_path):
     mails = school_mails(12, "group")
     assert all(append_many(dovecot, [raw for _, _, _, raw in mails], WHEN))
-    probe = tmp_path / "probe"
-    env = {
-        **os.environ,
-        PASSWORD_ENV: dovecot.password,
-        "PYTHONPATH": str(ROOT),
-        "MAILBOT_PROBE_FILE": str(probe),
-        "MAILBOT_PROBE_HOLD": "commit:1:60",  # every row of the batch inserted, COMMIT not issued
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_probe", "--config", str(workspace.config_path), "run", "--once"],
-        stderr=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        env=env,
-        cwd=workspace.root,
-    )
+    # every row of the batch inserted, COMMIT not issued
+    run = Daemon(workspace, tmp_path / "run.log", probe=tmp_path / "probe", hold="commit:1:60", command=ONCE)
     try:
-        assert wait_until(lambda: probe.exists() and crash_probe.held(probe.read_text()) == "commit", 60)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+        assert wait_until(lambda: crash_probe.held(run.probe()) == "commit", 60), run.log()
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        run.kill()
     assert db_count(workspace, "messages") == 0 and db_count(workspace, "outbox") == 0  # none of the batch
     workspace.cli("run", "--once")
     assert sorted(mid for (mid,) in db_rows(workspace, "SELECT message_id FROM messages")) == sorted(

@@ -433,7 +433,12 @@ def minimal_pdf(text: str = "scan") -> bytes:
     ]
     stream = f"BT /F1 12 Tf 72 770 Td ({text}) Tj ET".encode("latin-1", "replace")
     objects.append(b"<</Length %d>>stream\n%s\nendstream" % (len(stream), stream))
-    out, offsets = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"), []
+    return pdf_of(objects, b"1.4")
+
+
+def pdf_of(objects: list[bytes], version: bytes) -> bytes:
+    """A PDF file of these numbered objects (1 is the catalog), with a correct cross-reference table."""
+    out, offsets = bytearray(b"%PDF-" + version + b"\n%\xe2\xe3\xcf\xd3\n"), []
     for number, body in enumerate(objects, 1):
         offsets.append(len(out))
         out += b"%d 0 obj\n%s\nendobj\n" % (number, body)

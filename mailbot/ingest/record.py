@@ -58,17 +58,7 @@ def insert(
 ) -> int:
     """The message's rows, in the caller's transaction; returns its primary key (IntegrityError when another run
     recorded it meanwhile). A bounce of our own mail marks its recipients undeliverable."""
-    pk = insert_message(conn, raw, fingerprint, mail, verdict, str(archived.eml))
-    insert_files(conn, pk, archived.files)
-    store.add_location(conn, raw.source, raw.uidvalidity, raw.uid, pk)
-    _mark_bounced(conn, mail, verdict)
-    return pk
-
-
-def _mark_bounced(conn: Connection, mail: InboundMail, verdict: Verdict) -> None:
-    if verdict.state is State.BOUNCE and mail.bounce:
-        for address in mail.bounce.recipients:
-            store.mark_undeliverable(conn, address, f"bounce {mail.bounce.status}".strip())
+    return insert_many(conn, [Row(raw, fingerprint, mail, verdict, archived)])[0]
 
 
 @dataclass(frozen=True)
@@ -84,7 +74,7 @@ class Row:
 
 def insert_many(conn: Connection, rows: list[Row]) -> list[int]:
     """A batch's rows in one statement per table (the caller's transaction), in order; returns their primary keys.
-    The same rows as ``insert`` row by row: a backlog pays the database's per-statement cost once per batch."""
+    A backlog pays the database's per-statement cost once per batch; ``insert`` is the case of one message."""
     statement = store.messages.insert().returning(store.messages.c.id, sort_by_parameter_order=True)
     values = [_message_values(conn, r.raw, r.fingerprint, r.mail, r.verdict, str(r.archived.eml)) for r in rows]
     pks = [int(pk) for pk in conn.execute(statement, values).scalars()]
@@ -95,6 +85,12 @@ def insert_many(conn: Connection, rows: list[Row]) -> list[int]:
     for r in rows:
         _mark_bounced(conn, r.mail, r.verdict)
     return pks
+
+
+def _mark_bounced(conn: Connection, mail: InboundMail, verdict: Verdict) -> None:
+    if verdict.state is State.BOUNCE and mail.bounce:
+        for address in mail.bounce.recipients:
+            store.mark_undeliverable(conn, address, f"bounce {mail.bounce.status}".strip())
 
 
 def recorded(raw: RawMail, mail: InboundMail, verdict: Verdict, pk: int) -> Outcome:
@@ -151,15 +147,6 @@ def meta_dict(meta: DocMeta) -> dict[str, object]:
     }
 
 
-def insert_message(
-    conn: Connection, raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, eml: str
-) -> int:
-    result = conn.execute(store.messages.insert(), _message_values(conn, raw, fingerprint, mail, verdict, eml))
-    key = result.inserted_primary_key
-    assert key is not None  # an INSERT always has one
-    return int(key[0])
-
-
 def _message_values(
     conn: Connection, raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, eml: str
 ) -> dict[str, object]:
@@ -184,11 +171,6 @@ def _message_values(
         "auto_markers": list(mail.auto_markers),
         "recorded_at": store.now(),
     }
-
-
-def insert_files(conn: Connection, message_pk: int, kept: tuple[ArchivedFile, ...]) -> None:
-    if kept:
-        conn.execute(store.files.insert(), [_file_values(message_pk, f) for f in kept])
 
 
 def _file_values(message_pk: int, f: ArchivedFile) -> dict[str, object]:
