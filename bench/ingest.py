@@ -246,15 +246,18 @@ def run_plain_loop(server: Dovecot, folder: Path, n: int) -> Result:
 
 
 PROFILE: Path | None = None  # --profile: where cProfile writes mailbot's main-process profile
+SAMPLES: Path | None = None  # --py-spy: where py-spy writes its samples (collapsed stacks)
 
 
 def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
-    config = make_workspace(folder, server).config_path  # the same roster and config as the tests use
+    config = make_workspace(folder, server, os.environ.get("BENCH_INBOX", "")).config_path  # the same roster and config as the tests use
     env = {WORKSPACE_PASSWORD_ENV: server.password}
     mailbot = [sys.executable, "-m", "mailbot", "--config", str(config)]
     profiled = [sys.executable, "-m", "cProfile", "-o", str(PROFILE), "-m", "mailbot", "--config", str(config)]
+    if SAMPLES:  # py-spy samples every process of the tree, readers included, at a small cost
+        profiled = ["py-spy", "record", "--idle", "--subprocesses", "-r", "250", "-f", "raw", "-o", str(SAMPLES), "--", *mailbot]
     tree: list[TreeMemory] = []
-    seconds, rss, _ = measure("mailbot", [*(profiled if PROFILE else mailbot), "run", "--once"], folder, env, tree)
+    seconds, rss, _ = measure("mailbot", [*(profiled if PROFILE or SAMPLES else mailbot), "run", "--once"], folder, env, tree)
     _, _, status = measure("mailbot-status", [*mailbot, "status", "--json"], folder, env)
     report = json.loads(status)
     submissions = sum(len(i["submissions"]) for i in report["institutions"])
@@ -270,6 +273,13 @@ def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
         max(tree[0].cpu.values(), default=0.0),
         sum(tree[0].cpu.values()) - max(tree[0].cpu.values(), default=0.0),
     )
+
+
+def compile_mailbot() -> None:
+    """Byte-compile mailbot as ``pip install`` does: a source checkout run with PYTHONDONTWRITEBYTECODE (as in this
+    sandbox) would otherwise compile every module at every start, which no installed copy does."""
+    package = Path(samples.__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True, stdout=subprocess.DEVNULL)
 
 
 CONTENDERS = (run_mbsync, run_plain_loop, run_mailbot)
@@ -344,13 +354,16 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the server and work folders, print where")
     parser.add_argument("--mailbot-only", action="store_true", help="time mailbot alone (while tuning it)")
     parser.add_argument("--profile", type=Path, help="run mailbot under cProfile, writing the profile here")
+    parser.add_argument("--py-spy", type=Path, help="sample mailbot's processes with py-spy, writing stacks here")
     args = parser.parse_args()
-    global PROFILE
+    global PROFILE, SAMPLES
     PROFILE = args.profile.resolve() if args.profile else None
+    SAMPLES = args.py_spy.resolve() if args.py_spy else None
     missing = [tool for tool in (GNU_TIME, "mbsync") if not shutil.which(tool)]
     if missing:
         parser.error(f"missing {', '.join(missing)}: apt-get install -y time isync dovecot-imapd")
     started = time.perf_counter()
+    compile_mailbot()
     server = Dovecot(tempfile.mkdtemp(prefix="dovecot-"))
     work = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
     try:

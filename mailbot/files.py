@@ -22,8 +22,9 @@ def write_atomic(target: Path, data: bytes, mode: int = 0o666) -> Path:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(tmp, target)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
     return target
 
 

@@ -7,7 +7,7 @@ process records the batch before it and fetches the next one."""
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -39,6 +39,10 @@ from mailbot.oauth import TokenCache
 __all__ = ["Context", "Outcome", "RunReport", "drain", "import_roster", "load_roster", "make_context", "run_once"]
 
 log = logging.getLogger("mailbot.pipeline")
+
+# Batches handed to the readers before the oldest is recorded: with two, a reader always has the next batch
+# while this process records one (a batch that reads slowly, or records slowly, no longer idles the other side).
+READ_AHEAD = 1
 
 
 @dataclass
@@ -114,14 +118,16 @@ def _drain(
     readers: Readers,
 ) -> None:
     report.moved += _retry_moves(box, ctx.engine)
-    waiting: Pending | None = None
+    waiting: deque[Pending] = deque()
     for batch in box.batches(lambda validity: _known(ctx.engine, box.source, validity)):
-        pending = readers.submit(batch)  # read by the workers while the batch before is recorded
-        if waiting is not None and not _record_batch(ctx, box, readers, waiting, report, on_message, should_stop):
+        waiting.append(readers.submit(batch))  # read by the workers while the batches before are recorded
+        if len(waiting) > READ_AHEAD and not _record_batch(
+            ctx, box, readers, waiting.popleft(), report, on_message, should_stop
+        ):
             return
-        waiting = pending
-    if waiting is not None:
-        _record_batch(ctx, box, readers, waiting, report, on_message, should_stop)
+    while waiting:
+        if not _record_batch(ctx, box, readers, waiting.popleft(), report, on_message, should_stop):
+            return
 
 
 def _record_batch(
@@ -166,9 +172,11 @@ def _record_batch(
             group.add(ready)
     for outcome in group.commit():
         finished(outcome)
-    archive.flush_to_disk()  # files and database rows of this batch are on disk before anything else happens
-    store.checkpoint(ctx.engine)
-    report.moved += _move(box, ctx.engine, [o.uid for o in done if o.state != State.ERROR and not o.keep_on_server])
+    # Files and database rows of this batch on disk before anything else happens: one sync(2) covers both (the
+    # SQLite journal is a file like the archive's), so the move needs no checkpoint of its own.
+    archive.flush_to_disk()
+    moving = [o.uid for o in done if o.state != State.ERROR and not o.keep_on_server]
+    report.moved += _move(box, ctx.engine, moving, durable=True)
     return not should_stop()
 
 
@@ -250,10 +258,12 @@ def _retry_moves(box: Inbox, engine: Engine) -> int:
     return _move(box, engine, still_there)
 
 
-def _move(box: Inbox, engine: Engine, uids: list[str]) -> int:
+def _move(box: Inbox, engine: Engine, uids: list[str], *, durable: bool = False) -> int:
+    """Move recorded messages on the server; ``durable``: their records were just synced to disk."""
     if not uids or not box.present(set(uids)):
         return 0
-    store.checkpoint(engine)  # the record must survive a power cut before the server forgets the message
+    if not durable:
+        store.checkpoint(engine)  # the record must survive a power cut before the server forgets the message
     box.move(uids)
     with store.atomic(engine) as conn:
         store.mark_moved(conn, box.source, box.uidvalidity, uids)

@@ -352,7 +352,8 @@ meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Colu
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
-    # WAL lets `status` read while `run` writes; commits are made durable by checkpoint() before any server move.
+    # WAL lets `status` read while `run` writes; commits are made durable before any server move (a sync of the
+    # batch, or checkpoint()).
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -19,7 +19,7 @@ Phases:
     archive   ``archive.write``; held with half of the data in the temporary file
     commit    the transaction that records a message, from the INSERT of its row until COMMIT returned; held
               with every row of the message inserted, before COMMIT
-    sync      ``archive.flush_to_disk`` and the WAL checkpoint after a batch
+    sync      ``archive.flush_to_disk`` after a batch, and the WAL checkpoint before moving messages recorded earlier
     smtp      ``outbox.Delivery._send_one``: one SMTP transaction and the record that it was sent; held before
               ``sendmail`` (hold ``smtp``) or after the server accepted the message and before it is marked
               sent (hold ``accepted``: the documented duplicate window)

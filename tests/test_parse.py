@@ -153,3 +153,22 @@ def test_a_name_never_starts_with_a_combining_mark_nor_is_made_of_them():
     assert safe_basename("\u0300BC.docx") == "BC.docx"  # cp1258 byte 0xCC read from another code page
     assert safe_basename(zip_name(b"\xec\xcc")) == "file"
     assert safe_basename("Ba\u0300o ca\u0301o.docx") == "Bào cáo.docx"  # marks on a letter are kept (NFC)
+
+
+def test_the_parsers_end_of_body_search_finds_what_the_full_search_finds() -> None:
+    """parse.py makes email.feedparser look for a body's closing line end at the end only (pure)."""
+    import email.feedparser
+    import email.policy
+    import re
+
+    full = re.compile(r"(\r\n|\r|\n)\Z")
+    bodies = ["", "\n", "\r", "\r\n", "x", "abc\n", "abc\r\n", "abc\r", "a\n\n", "a\r\r\n", "a\n\r", "a\r\n\r\n"]
+    bodies += ["QUJD" * 19 + "\r\n" for _ in range(3)] + ["x\ny", "\n\nx"]
+    for body in bodies:
+        ours, theirs = email.feedparser.NLCRE_eol.search(body), full.search(body)
+        assert (ours and (ours.span(), ours.group(0))) == (theirs and (theirs.span(), theirs.group(0))), repr(body)
+    assert email.feedparser.NLCRE_eol is not None and not isinstance(email.feedparser.NLCRE_eol, re.Pattern)
+    # and what it is for: the line end before a boundary belongs to the boundary, not to the part
+    raw = b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\nline one\r\nline two\r\n\r\n--b--\r\n'
+    part = email.message_from_bytes(raw, policy=email.policy.compat32).get_payload(0)
+    assert part.get_payload() == "line one\r\nline two\r\n"

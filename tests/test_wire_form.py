@@ -54,3 +54,45 @@ def test_the_wire_form_is_byte_for_byte_what_compat32_writes(sender: str) -> Non
                 assert as_bytes(msg) == msg.as_bytes(policy=old), (kind, subject)
                 checked += 1
     assert checked == len(SAMPLE_CONTEXTS) * len(SUBJECTS) * 2
+
+
+@pytest.mark.parametrize("subtype", ["plain", "html"])
+def test_a_text_part_is_what_mimetext_makes(subtype: str) -> None:
+    """compose.text_part skips email.charset's line-by-line encoder; its part must be MIMEText's, byte for byte."""
+    from email.mime.text import MIMEText
+
+    from mailbot.notify.compose import text_part
+
+    templates = Templates()
+    texts = ["", "a", "x" * 57, "x" * 58, "Kính gửi: Trường THPT Ngô Quyền\n" * 40, "dòng\r\nkhác\rnữa ☺ 𝒳"]
+    texts += [templates.render(kind, context).text for kind, context in SAMPLE_CONTEXTS.items()]
+    texts += [templates.render(kind, context).html for kind, context in SAMPLE_CONTEXTS.items()]
+    for text in texts:
+        ours, theirs = text_part(text, subtype), MIMEText(text, subtype, "utf-8")
+        assert ours.as_bytes(policy=compat32) == theirs.as_bytes(policy=compat32), text[:40]
+        assert ours.items() == theirs.items()
+        assert ours.get_payload(decode=True) == theirs.get_payload(decode=True) == text.encode("utf-8")
+
+
+def test_what_the_short_writer_does_not_take_is_written_by_the_email_package() -> None:
+    """as_bytes writes mailbot's own messages itself; anything else goes to the generator, with the same bytes."""
+    from email.message import Message
+
+    from mailbot.notify.compose import text_part
+
+    odd = Message()
+    odd["Subject"] = "Báo cáo"  # a header not encoded for the wire: the generator's business
+    odd.set_payload("x\n")
+    empty_preamble = compose(
+        OutboxSettings.model_validate({"sender": SENDERS[0]}),
+        b"k" * 32,
+        "ack",
+        ("a@b.vn",),
+        Rendered("s", "t", "h"),
+        when=datetime(2023, 12, 1, tzinfo=UTC),
+    )
+    empty_preamble.preamble = ""
+    cr_body = text_part("a\rb\r\nc", "plain")
+    cr_body.set_payload("line\rother\r\nlast\n")
+    for msg in (odd, empty_preamble, cr_body):
+        assert as_bytes(msg) == msg.as_bytes(policy=compat32.clone(linesep="\r\n"))

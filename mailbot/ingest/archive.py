@@ -64,13 +64,25 @@ def sha256(data: bytes) -> str:
 def write(root: Path, relative: PurePosixPath, data: bytes) -> Path:
     """Write atomically (temporary name, rename): a crash leaves no partial file under the final name.
 
-    Durability against a power cut comes from ``flush_to_disk()`` once per batch, before the batch's
-    messages are moved on the server (one sync per batch instead of one per file)."""
+    A file written again (an earlier attempt crashed before its database commit) gets the same bytes: the paths
+    are unique per message. Durability against a power cut comes from ``flush_to_disk()`` once per batch, before
+    the batch's messages are moved on the server (one sync per batch instead of one per file)."""
     target = _inside(root, relative)
-    target.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    if target.exists() and target.stat().st_size == len(data):
-        return target  # written by an earlier attempt that crashed before the database commit
-    return write_atomic(target, data, FILE_MODE)
+    if target.parent not in _made:
+        _make_folder(target.parent)
+    try:
+        return write_atomic(target, data, FILE_MODE)
+    except FileNotFoundError:  # its folder was removed since (by hand): made again
+        _make_folder(target.parent)
+        return write_atomic(target, data, FILE_MODE)
+
+
+def _make_folder(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    _made.add(path)
+
+
+_made: set[Path] = set()  # folders this process made or found: a backlog writes thousands of files into a few
 
 
 def sweep_partial(root: Path) -> int:
@@ -96,6 +108,7 @@ def _alive(pid: int) -> bool:
 
 
 def flush_to_disk() -> None:
+    """Everything written so far, archive files and the database's journal alike, on disk (sync(2))."""
     os.sync()
 
 
@@ -107,10 +120,13 @@ def move(root: Path, old: str, new: PurePosixPath) -> None:
 
 
 def _inside(root: Path, relative: PurePosixPath) -> Path:
-    """Resolve a relative archive path, refusing anything that would land outside the archive."""
+    """A relative archive path under the archive's root, refusing anything that would land outside it.
+
+    The path is normalised as text, not resolved on disk: every component of it is made by mailbot (never a
+    symlink), and resolving costs a system call per component of every file of a backlog."""
     base = _resolved(root)
-    target = (base / relative).resolve()
-    if not target.is_relative_to(base):
+    target = Path(os.path.normpath(base / relative))
+    if not target.is_relative_to(base) or target == base:
         raise ValueError(f"refusing a path outside the archive: {relative}")
     return target
 

@@ -35,7 +35,8 @@ log = logging.getLogger("mailbot.ingest.readers")
 
 MIN_POOLED_BATCH = 4  # fewer messages than this are read in the main process: no worker start-up on the way
 MAX_POOLED_BYTES = 4 * 1024 * 1024  # a larger message is read in the main process: no copies to and from a worker
-TASKS_PER_WORKER = 500  # a service's worker is replaced after this many messages: whatever it leaked goes with it
+SHARE_BYTES = 16 * 1024 * 1024  # messages handed to a worker as one task, about this much mail at a time
+TASKS_PER_WORKER = 50  # a service's worker is replaced after this many shares: whatever it leaked goes with it
 WORKER_DIED = "the worker process reading it died twice"
 
 
@@ -69,11 +70,40 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def _shares(raws: list[RawMail]) -> Iterator[list[RawMail]]:
+    """A batch in shares of about ``SHARE_BYTES``: few tasks per batch, and never a whole batch's readings held at once
+    by a worker (the pickled answer and the answer itself both stay in memory until it is sent)."""
+    share: list[RawMail] = []
+    size = 0
+    for raw in raws:
+        if share and size + len(raw.data) > SHARE_BYTES:
+            yield share
+            share, size = [], 0
+        share.append(raw)
+        size += len(raw.data)
+    if share:
+        yield share
+
+
+def read_many(raws: list[RawMail], limits: LimitSettings) -> list[Read]:
+    """A share of a batch, read in a worker: one task and one answer for many messages (each message a task of its
+    own would cost two thread switches in the main process per message, and its threads wait for the GIL)."""
+    return [read_one(raw, limits) for raw in raws]
+
+
+@dataclass
+class Share:
+    """Part of a batch handed to one worker: its messages and the worker's answer to come."""
+
+    raws: list[RawMail]
+    future: Future[list[Read]]
+
+
 @dataclass
 class Pending:
-    """A batch handed to the readers: each message with its worker's answer to come, or None (read in place)."""
+    """A batch handed to the readers: each message with the share it is read in, or None (read in place)."""
 
-    items: list[tuple[RawMail, Future[Read] | None]]
+    items: list[tuple[RawMail, Share | None]]
     generation: int  # the pool the futures belong to
 
 
@@ -107,15 +137,23 @@ class Readers:
             self._pool = None
 
     def submit(self, batch: list[RawMail]) -> Pending:
-        """Start reading a batch; its results come, in order, from ``results``."""
-        pooled = self.workers > 0 and len(batch) >= MIN_POOLED_BATCH
-        items = [(raw, self._submit(raw) if pooled and self._poolable(raw) else None) for raw in batch]
-        return Pending(items, self.restarts)
+        """Start reading a batch, in shares spread over the workers; its results come, in order, from ``results``."""
+        pooling = self.workers > 0 and len(batch) >= MIN_POOLED_BATCH
+        pooled = [raw for raw in batch if self._poolable(raw)] if pooling else []
+        shares = [self._share(part) for part in _shares(pooled)]
+        share_of = {id(raw): share for share in shares for raw in share.raws}
+        return Pending([(raw, share_of.get(id(raw))) for raw in batch], self.restarts)
 
     def results(self, pending: Pending) -> Iterator[Read]:
         """Each message's reading, in batch order, waiting for the workers as needed."""
-        for raw, future in pending.items:
-            yield read_one(raw, self.limits) if future is None else self._answer(raw, future, pending.generation)
+        answers: dict[int, dict[int, Read]] = {}  # share → message → its reading
+        for raw, share in pending.items:
+            if share is None:
+                yield read_one(raw, self.limits)
+                continue
+            if id(share) not in answers:
+                answers[id(share)] = dict(zip(map(id, share.raws), self._answer(share, pending.generation)))
+            yield answers[id(share)][id(raw)]
 
     @staticmethod
     def _poolable(raw: RawMail) -> bool:
@@ -141,22 +179,26 @@ class Readers:
             )
         return self._pool
 
-    def _submit(self, raw: RawMail) -> Future[Read]:
+    def _share(self, raws: list[RawMail]) -> Share:
         try:
-            return self._pool_now().submit(read_one, raw, self.limits)
-        except BrokenProcessPool:  # a worker died while idle (killed, out of memory): not this message's doing
-            self._restart(raw)
-            return self._pool_now().submit(read_one, raw, self.limits)
+            return Share(raws, self._pool_now().submit(read_many, raws, self.limits))
+        except BrokenProcessPool:  # a worker died while idle (killed, out of memory): not these messages' doing
+            self._restart(raws[0])
+            return Share(raws, self._pool_now().submit(read_many, raws, self.limits))
 
-    def _answer(self, raw: RawMail, future: Future[Read], generation: int) -> Read:
+    def _answer(self, share: Share, generation: int) -> list[Read]:
         try:
-            return future.result()
+            return share.future.result()
         except BrokenProcessPool:
             pass
         if generation == self.restarts:  # the current pool broke; else it was replaced already
-            self._restart(raw)
+            self._restart(share.raws[0])
+        return [self._alone(raw) for raw in share.raws]
+
+    def _alone(self, raw: RawMail) -> Read:
+        """A message of a share whose worker died, read again alone: if the pool breaks now, it is the cause."""
         try:
-            return self._submit(raw).result()  # alone: if the pool breaks now, this message is the cause
+            return self._share([raw]).future.result()[0]
         except BrokenProcessPool:
             self._restart(raw)
             return Read(None, WORKER_DIED)
