@@ -103,6 +103,7 @@ class Result:
     tree_pss_mb: float = 0.0
     main_cpu: float = 0.0  # CPU seconds of the main process (mailbot only), as last sampled
     other_cpu: float = 0.0  # CPU seconds of its reader processes
+    pss_split: str = ""  # the tree's peak PSS, main process and readers
 
 
 # ---------------------------------------------------------------- the messages
@@ -165,6 +166,7 @@ class TreeMemory(threading.Thread):
         self.pid, self.done = pid, threading.Event()
         self.peak_rss = self.peak_pss = 0  # kB
         self.cpu: dict[int, float] = {}  # pid → CPU seconds (user + system) last seen
+        self.at_peak: dict[int, int] = {}  # pid → its PSS (kB) when the tree's PSS peaked
 
     def run(self) -> None:
         import psutil
@@ -175,6 +177,7 @@ class TreeMemory(threading.Thread):
             except psutil.Error:
                 continue
             rss = pss = 0
+            each: dict[int, int] = {}
             for pid in pids:
                 try:
                     text = Path(f"/proc/{pid}/smaps_rollup").read_text()
@@ -184,8 +187,17 @@ class TreeMemory(threading.Thread):
                 self.cpu[pid] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
                 fields = dict(line.split()[:2] for line in text.splitlines()[1:] if line.split())
                 rss += int(fields.get("Rss:", 0))
-                pss += int(fields.get("Pss:", 0))
+                each[pid] = int(fields.get("Pss:", 0))
+                pss += each[pid]
+            if pss > self.peak_pss:
+                self.at_peak = each
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+
+    def split_at_peak(self) -> str:
+        """``main X, readers Y`` (MB of PSS when the tree peaked); the main process is the one with the most CPU."""
+        main = max(self.cpu, key=self.cpu.__getitem__, default=0)
+        others = sum(kb for pid, kb in self.at_peak.items() if pid != main)
+        return f"main {self.at_peak.get(main, 0) / 1024:.1f}, readers {others / 1024:.1f}"
 
 
 def measure(
@@ -247,17 +259,22 @@ def run_plain_loop(server: Dovecot, folder: Path, n: int) -> Result:
 
 PROFILE: Path | None = None  # --profile: where cProfile writes mailbot's main-process profile
 SAMPLES: Path | None = None  # --py-spy: where py-spy writes its samples (collapsed stacks)
+PY_SPY = ("py-spy", "record", "--idle", "--subprocesses", "--rate", "250", "--format", "raw")
 
 
 def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
-    config = make_workspace(folder, server, os.environ.get("BENCH_INBOX", "")).config_path  # the same roster and config as the tests use
+    config = make_workspace(
+        folder, server, os.environ.get("BENCH_INBOX", "")
+    ).config_path  # the same roster and config as the tests use
     env = {WORKSPACE_PASSWORD_ENV: server.password}
     mailbot = [sys.executable, "-m", "mailbot", "--config", str(config)]
     profiled = [sys.executable, "-m", "cProfile", "-o", str(PROFILE), "-m", "mailbot", "--config", str(config)]
     if SAMPLES:  # py-spy samples every process of the tree, readers included, at a small cost
-        profiled = ["py-spy", "record", "--idle", "--subprocesses", "-r", "250", "-f", "raw", "-o", str(SAMPLES), "--", *mailbot]
+        profiled = [*PY_SPY, "--output", str(SAMPLES), "--", *mailbot]
     tree: list[TreeMemory] = []
-    seconds, rss, _ = measure("mailbot", [*(profiled if PROFILE or SAMPLES else mailbot), "run", "--once"], folder, env, tree)
+    seconds, rss, _ = measure(
+        "mailbot", [*(profiled if PROFILE or SAMPLES else mailbot), "run", "--once"], folder, env, tree
+    )
     _, _, status = measure("mailbot-status", [*mailbot, "status", "--json"], folder, env)
     report = json.loads(status)
     submissions = sum(len(i["submissions"]) for i in report["institutions"])
@@ -272,6 +289,7 @@ def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
         tree[0].peak_pss / 1024,
         max(tree[0].cpu.values(), default=0.0),
         sum(tree[0].cpu.values()) - max(tree[0].cpu.values(), default=0.0),
+        tree[0].split_at_peak(),
     )
 
 
@@ -304,6 +322,7 @@ def run_all(
             peak_rss_mb=max(r.peak_rss_mb for r in rs),
             tree_rss_mb=max(r.tree_rss_mb for r in rs),
             tree_pss_mb=max(r.tree_pss_mb for r in rs),
+            pss_split=max(rs, key=lambda r: r.tree_pss_mb).pss_split,
             ok=all(r.ok for r in rs),
         )
         for rs in runs.values()
@@ -324,7 +343,7 @@ def print_table(results: list[Result], n: int) -> None:
         )
         if r.tree_pss_mb:
             print(
-                f"{'':<28}{'':>18}  whole process tree: PSS {r.tree_pss_mb:.1f} MB, summed RSS {r.tree_rss_mb:.1f} MB;"
+                f"{'':<28}{'':>18}  whole process tree: PSS {r.tree_pss_mb:.1f} MB ({r.pss_split}), summed RSS {r.tree_rss_mb:.1f} MB;"
                 f" CPU s: main {r.main_cpu:.1f}, readers {r.other_cpu:.1f}"
             )
 
@@ -385,7 +404,7 @@ def main() -> int:
         r = results[0]
         print(
             f"\n{r.name}: {r.seconds:.2f} s, {args.n / r.seconds:.0f} msg/s, main process {r.peak_rss_mb:.1f} MB, "
-            f"process tree: PSS {r.tree_pss_mb:.1f} MB, RSS {r.tree_rss_mb:.1f} MB; CPU: main {r.main_cpu:.1f} s, "
+            f"process tree: PSS {r.tree_pss_mb:.1f} MB ({r.pss_split}), RSS {r.tree_rss_mb:.1f} MB; CPU: main {r.main_cpu:.1f} s, "
             f"readers {r.other_cpu:.1f} s; {r.check}"
         )
         return 0 if r.ok else 1

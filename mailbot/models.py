@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,6 +23,11 @@ class RawMail:
     internaldate: datetime  # aware, UTC: when the server received it
     data: bytes
     oversized: int = 0  # when the message is over the size limit: its size, and `data` holds only the header
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The sha256 of its bytes: its identity against duplicates and its name in the archive (hashed once)."""
+        return hashlib.sha256(self.data).hexdigest()
 
 
 class FileKind(StrEnum):

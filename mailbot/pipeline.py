@@ -239,7 +239,7 @@ def _recorded_among(ctx: Context, raws: list[RawMail], reads: list[Read]) -> sto
     """Which of the batch is recorded already (before this batch): one look-up for all of it."""
     with ctx.engine.connect() as conn:
         return store.recorded_among(
-            conn, [archive.sha256(raw.data) for raw in raws], [r.mail.message_id for r in reads if r.mail]
+            conn, [raw.fingerprint for raw in raws], [r.mail.message_id for r in reads if r.mail]
         )
 
 
@@ -315,7 +315,7 @@ def _guarded(ctx: Context, work: Callable[[], T]) -> T:
 
 
 def _process(raw: RawMail, ctx: Context, read: Read | None, seen: store.Recorded | None) -> Outcome | _Ready:
-    fingerprint = archive.sha256(raw.data)
+    fingerprint = raw.fingerprint
     if read is not None and read.mail is None:  # reading it failed in a reader process
         log.error("uid %s: could not be read; set aside for staff\n%s", raw.uid, read.trace.rstrip())
         reason = f"internal error while reading: {read.error}"

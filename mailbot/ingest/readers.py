@@ -35,7 +35,7 @@ log = logging.getLogger("mailbot.ingest.readers")
 
 MIN_POOLED_BATCH = 4  # fewer messages than this are read in the main process: no worker start-up on the way
 MAX_POOLED_BYTES = 4 * 1024 * 1024  # a larger message is read in the main process: no copies to and from a worker
-SHARE_BYTES = 16 * 1024 * 1024  # messages handed to a worker as one task, about this much mail at a time
+SHARE_BYTES = 256 * 1024  # messages handed to a worker as one task, about this much mail at a time
 TASKS_PER_WORKER = 50  # a service's worker is replaced after this many shares: whatever it leaked goes with it
 WORKER_DIED = "the worker process reading it died twice"
 
