@@ -167,6 +167,7 @@ class TreeMemory(threading.Thread):
         self.peak_rss = self.peak_pss = 0  # kB
         self.cpu: dict[int, float] = {}  # pid → CPU seconds (user + system) last seen
         self.at_peak: dict[int, int] = {}  # pid → its PSS (kB) when the tree's PSS peaked
+        self.main = 0  # the measured command's own process (GNU time's child); the others are its readers
 
     def run(self) -> None:
         import psutil
@@ -174,6 +175,7 @@ class TreeMemory(threading.Thread):
         while not self.done.wait(SAMPLE_SECONDS):
             try:
                 pids = [c.pid for c in psutil.Process(self.pid).children(recursive=True)]
+                self.main = self.main or next((c.pid for c in psutil.Process(self.pid).children()), 0)
             except psutil.Error:
                 continue
             rss = pss = 0
@@ -194,10 +196,9 @@ class TreeMemory(threading.Thread):
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
 
     def split_at_peak(self) -> str:
-        """``main X, readers Y`` (MB of PSS when the tree peaked); the main process is the one with the most CPU."""
-        main = max(self.cpu, key=self.cpu.__getitem__, default=0)
-        others = sum(kb for pid, kb in self.at_peak.items() if pid != main)
-        return f"main {self.at_peak.get(main, 0) / 1024:.1f}, readers {others / 1024:.1f}"
+        """``main X, readers Y``: MB of PSS when the tree peaked."""
+        others = sum(kb for pid, kb in self.at_peak.items() if pid != self.main)
+        return f"main {self.at_peak.get(self.main, 0) / 1024:.1f}, readers {others / 1024:.1f}"
 
 
 def measure(
@@ -259,13 +260,13 @@ def run_plain_loop(server: Dovecot, folder: Path, n: int) -> Result:
 
 PROFILE: Path | None = None  # --profile: where cProfile writes mailbot's main-process profile
 SAMPLES: Path | None = None  # --py-spy: where py-spy writes its samples (collapsed stacks)
+READERS: int | None = None  # --readers: [inbox] reader_processes (default: mailbot's)
 PY_SPY = ("py-spy", "record", "--idle", "--subprocesses", "--rate", "250", "--format", "raw")
 
 
 def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
-    config = make_workspace(
-        folder, server, os.environ.get("BENCH_INBOX", "")
-    ).config_path  # the same roster and config as the tests use
+    inbox = f"reader_processes = {READERS}" if READERS is not None else ""
+    config = make_workspace(folder, server, inbox).config_path  # the same roster and config as the tests use
     env = {WORKSPACE_PASSWORD_ENV: server.password}
     mailbot = [sys.executable, "-m", "mailbot", "--config", str(config)]
     profiled = [sys.executable, "-m", "cProfile", "-o", str(PROFILE), "-m", "mailbot", "--config", str(config)]
@@ -287,8 +288,8 @@ def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
         submissions == n,
         tree[0].peak_rss / 1024,
         tree[0].peak_pss / 1024,
-        max(tree[0].cpu.values(), default=0.0),
-        sum(tree[0].cpu.values()) - max(tree[0].cpu.values(), default=0.0),
+        tree[0].cpu.get(tree[0].main, 0.0),
+        sum(cpu for pid, cpu in tree[0].cpu.items() if pid != tree[0].main),
         tree[0].split_at_peak(),
     )
 
@@ -374,8 +375,10 @@ def main() -> int:
     parser.add_argument("--mailbot-only", action="store_true", help="time mailbot alone (while tuning it)")
     parser.add_argument("--profile", type=Path, help="run mailbot under cProfile, writing the profile here")
     parser.add_argument("--py-spy", type=Path, help="sample mailbot's processes with py-spy, writing stacks here")
+    parser.add_argument("--readers", type=int, help="[inbox] reader_processes for mailbot (default: its own)")
     args = parser.parse_args()
-    global PROFILE, SAMPLES
+    global PROFILE, SAMPLES, READERS
+    READERS = args.readers
     PROFILE = args.profile.resolve() if args.profile else None
     SAMPLES = args.py_spy.resolve() if args.py_spy else None
     missing = [tool for tool in (GNU_TIME, "mbsync") if not shutil.which(tool)]

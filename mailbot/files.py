@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -12,20 +13,22 @@ from mailbot.errors import MailbotError
 PARTIAL_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")
 
 
-def write_atomic(target: Path, data: bytes, mode: int = 0o666) -> Path:
+def write_atomic(target: Path | str, data: bytes, mode: int = 0o666) -> Path:
     """Write ``data`` to ``target`` under a temporary name in the same folder, then rename it into place.
 
     ``mode`` applies to a new file (less the umask). The folder must exist."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    folder, name = os.path.split(target)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(tmp, target)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
-    return target
+    return Path(target)
 
 
 def save_output(target: Path, data: bytes) -> Path:

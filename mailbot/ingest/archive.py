@@ -61,28 +61,29 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write(root: Path, relative: PurePosixPath, data: bytes) -> Path:
+def write(root: Path, relative: PurePosixPath, data: bytes) -> None:
     """Write atomically (temporary name, rename): a crash leaves no partial file under the final name.
 
     A file written again (an earlier attempt crashed before its database commit) gets the same bytes: the paths
     are unique per message. Durability against a power cut comes from ``flush_to_disk()`` once per batch, before
     the batch's messages are moved on the server (one sync per batch instead of one per file)."""
     target = _inside(root, relative)
-    if target.parent not in _made:
-        _make_folder(target.parent)
+    folder = os.path.dirname(target)
+    if folder not in _made:
+        _make_folder(folder)
     try:
-        return write_atomic(target, data, FILE_MODE)
+        write_atomic(target, data, FILE_MODE)
     except FileNotFoundError:  # its folder was removed since (by hand): made again
-        _make_folder(target.parent)
-        return write_atomic(target, data, FILE_MODE)
+        _make_folder(folder)
+        write_atomic(target, data, FILE_MODE)
 
 
-def _make_folder(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+def _make_folder(path: str) -> None:
+    os.makedirs(path, mode=DIR_MODE, exist_ok=True)
     _made.add(path)
 
 
-_made: set[Path] = set()  # folders this process made or found: a backlog writes thousands of files into a few
+_made: set[str] = set()  # folders this process made or found: a backlog writes thousands of files into a few
 
 
 def sweep_partial(root: Path) -> int:
@@ -114,24 +115,24 @@ def flush_to_disk() -> None:
 
 def move(root: Path, old: str, new: PurePosixPath) -> None:
     source, target = _inside(root, PurePosixPath(old)), _inside(root, new)
-    target.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    if source.exists():
+    os.makedirs(os.path.dirname(target), mode=DIR_MODE, exist_ok=True)
+    if os.path.exists(source):
         os.replace(source, target)
 
 
-def _inside(root: Path, relative: PurePosixPath) -> Path:
+def _inside(root: Path, relative: PurePosixPath) -> str:
     """A relative archive path under the archive's root, refusing anything that would land outside it.
 
     The path is normalised as text, not resolved on disk: every component of it is made by mailbot (never a
     symlink), and resolving costs a system call per component of every file of a backlog."""
     base = _resolved(root)
-    target = Path(os.path.normpath(base / relative))
-    if not target.is_relative_to(base) or target == base:
+    target = os.path.normpath(os.path.join(base, relative))
+    if not target.startswith(base + os.sep):
         raise ValueError(f"refusing a path outside the archive: {relative}")
     return target
 
 
 @lru_cache(maxsize=8)
-def _resolved(root: Path) -> Path:
+def _resolved(root: Path) -> str:
     """The archive's real path: the same for every file of a run (resolving costs a system call per component)."""
-    return root.resolve()
+    return str(root.resolve())

@@ -297,7 +297,13 @@ def _write_plain(msg: Message, out: list[str]) -> bool:
 
 
 def department(outbox: OutboxSettings) -> str:
-    return parseaddr(outbox.sender)[0] or outbox.address
+    return _display_name(outbox.sender) or outbox.address
+
+
+@lru_cache(maxsize=8)
+def _display_name(sender: str) -> str:
+    """The name in ``Name <addr>``, parsed once (every receipt signs with it)."""
+    return parseaddr(sender)[0]
 
 
 def human_size(size: int) -> str:
