@@ -126,6 +126,27 @@ def test_archive_files_are_private_and_names_cannot_escape(workspace, dovecot):
     assert not os.path.exists("/tmp/evil.docx")
 
 
+def test_the_archive_refuses_paths_outside_it_and_makes_again_a_folder_removed_meanwhile(tmp_path):
+    """archive.write checks paths as text and remembers the folders it made (pure, on a temporary folder)."""
+    import shutil
+    from pathlib import PurePosixPath
+
+    from mailbot.ingest import archive
+
+    root = tmp_path / "archive"
+    root.mkdir()
+    for bad in ("../x.eml", "a/../../x.eml", ".", "a/.."):
+        with pytest.raises(ValueError, match="outside the archive"):
+            archive.write(root, PurePosixPath(bad), b"x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["archive"]
+    archive.write(root, PurePosixPath("c/g/one.eml"), b"one")
+    shutil.rmtree(root / "c")  # staff tidy the folders while mailbot runs
+    archive.write(root, PurePosixPath("c/g/two.eml"), b"two")
+    assert (root / "c" / "g" / "two.eml").read_bytes() == b"two"
+    archive.write(root, PurePosixPath("c/g/two.eml"), b"two")  # written again after a crash: same bytes, no error
+    assert sorted(p.name for p in (root / "c" / "g").iterdir()) == ["two.eml"]  # nothing partial left
+
+
 def test_html_shows_mail_content_escaped(workspace, dovecot, tmp_path):
     from mailbot.notify.compose import Templates
     from mailbot.notify.samples import SAMPLE_CONTEXTS
