@@ -7,7 +7,7 @@ process records the batch before it and fetches the next one."""
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -39,10 +39,6 @@ from mailbot.oauth import TokenCache
 __all__ = ["Context", "Outcome", "RunReport", "drain", "import_roster", "load_roster", "make_context", "run_once"]
 
 log = logging.getLogger("mailbot.pipeline")
-
-# Batches handed to the readers before the oldest is recorded: with two, a reader always has the next batch
-# while this process records one (a batch that reads slowly, or records slowly, no longer idles the other side).
-READ_AHEAD = 1
 
 
 @dataclass
@@ -118,16 +114,14 @@ def _drain(
     readers: Readers,
 ) -> None:
     report.moved += _retry_moves(box, ctx.engine)
-    waiting: deque[Pending] = deque()
+    waiting: Pending | None = None
     for batch in box.batches(lambda validity: _known(ctx.engine, box.source, validity)):
-        waiting.append(readers.submit(batch))  # read by the workers while the batches before are recorded
-        if len(waiting) > READ_AHEAD and not _record_batch(
-            ctx, box, readers, waiting.popleft(), report, on_message, should_stop
-        ):
+        pending = readers.submit(batch)  # read by the workers while the batch before is recorded
+        if waiting is not None and not _record_batch(ctx, box, readers, waiting, report, on_message, should_stop):
             return
-    while waiting:
-        if not _record_batch(ctx, box, readers, waiting.popleft(), report, on_message, should_stop):
-            return
+        waiting = pending
+    if waiting is not None:
+        _record_batch(ctx, box, readers, waiting, report, on_message, should_stop)
 
 
 def _record_batch(

@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailbot.config import LimitSettings
 from mailbot.ingest.parse import parse
@@ -105,6 +105,7 @@ class Pending:
 
     items: list[tuple[RawMail, Share | None]]
     generation: int  # the pool the futures belong to
+    answers: dict[int, list[Read]] = field(default_factory=dict)  # id of a share → its readings, once come
 
 
 class Readers:
@@ -140,20 +141,18 @@ class Readers:
         """Start reading a batch, in shares spread over the workers; its results come, in order, from ``results``."""
         pooling = self.workers > 0 and len(batch) >= MIN_POOLED_BATCH
         pooled = [raw for raw in batch if self._poolable(raw)] if pooling else []
-        shares = [self._share(part) for part in _shares(pooled)]
-        share_of = {id(raw): share for share in shares for raw in share.raws}
-        return Pending([(raw, share_of.get(id(raw))) for raw in batch], self.restarts)
+        share_of = {raw.uid: share for share in map(self._share, _shares(pooled)) for raw in share.raws}
+        return Pending([(raw, share_of.get(raw.uid)) for raw in batch], self.restarts)
 
     def results(self, pending: Pending) -> Iterator[Read]:
         """Each message's reading, in batch order, waiting for the workers as needed."""
-        answers: dict[int, dict[int, Read]] = {}  # share → message → its reading
         for raw, share in pending.items:
             if share is None:
                 yield read_one(raw, self.limits)
                 continue
-            if id(share) not in answers:
-                answers[id(share)] = dict(zip(map(id, share.raws), self._answer(share, pending.generation)))
-            yield answers[id(share)][id(raw)]
+            if id(share) not in pending.answers:
+                pending.answers[id(share)] = self._answer(share, pending.generation)
+            yield pending.answers[id(share)][share.raws.index(raw)]
 
     @staticmethod
     def _poolable(raw: RawMail) -> bool:
