@@ -743,6 +743,30 @@ def has_submission(conn: Connection, institution_pk: int, campaign_id: str) -> b
     return conn.execute(query.limit(1)).first() is not None
 
 
+def has_signed_copy(conn: Connection, institution_pk: int, campaign_id: str) -> bool:
+    """Whether the institution sent a PDF scan for the campaign (in a report message or on its own): one
+    institution's rows, by index (``reports.status.signed_copies`` reads the whole campaign's)."""
+    query = (
+        select(messages.c.id)
+        .join(files, files.c.message_pk == messages.c.id)
+        .where(
+            messages.c.institution_id == institution_pk,
+            messages.c.campaign_id == campaign_id,
+            messages.c.state.in_(("submission", "no_report")),
+            files.c.kind == "pdf",
+        )
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def has_paper_copy(conn: Connection, institution_pk: int, campaign_id: str) -> bool:
+    """Whether staff recorded the institution's paper copy for the campaign."""
+    query = select(paper.c.institution_id).where(
+        paper.c.institution_id == institution_pk, paper.c.campaign_id == campaign_id
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def paper_received(conn: Connection, campaign_id: str) -> dict[int, date]:
     """institution pk → the day staff say its paper copy arrived, for one campaign."""
     query = select(paper.c.institution_id, paper.c.received_on).where(paper.c.campaign_id == campaign_id)

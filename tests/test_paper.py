@@ -113,6 +113,34 @@ def test_paper_tick_default_date_undo_and_the_change_log(demo: Settings) -> None
     assert rows[0].actor == "cán bộ A" and rows[2].actor == "cán bộ B" and kept == []
 
 
+def test_a_receipt_asks_for_the_stamped_copy_exactly_when_the_status_says_it_is_missing(demo: Settings) -> None:
+    """receipts.stamped_owed looks up one institution (a backlog asks it for every message); it must agree with the
+    campaign's status, institution by institution, before and after a paper tick (either mode: PDF or post)."""
+    from mailbot.models import InboundMail
+    from mailbot.notify.receipts import stamped_owed
+
+    engine, campaign = store.connect(demo.db_url), first_campaign(demo)
+    word_only = InboundMail("x@y.vn", "", "", "<m@y.vn>", datetime(2023, 12, 1, tzinfo=ZONE), ())
+
+    def owed_and_missing() -> dict[str, tuple[bool, bool]]:
+        status = status_of(demo)
+        with engine.connect() as conn:
+            pks = {code: store.institution_pk(conn, code) for code in status}
+            return {
+                code: (stamped_owed(conn, campaign, pks[code], word_only), "stamped" in i["missing"])
+                for code, i in status.items()
+            }
+
+    before = owed_and_missing()
+    assert all(owed == missing for owed, missing in before.values()), before
+    assert before["DH-HP"] == (False, False) and before["THPT-NQ"] == (True, True)  # its PDF; no stamped copy yet
+    assert mailbot(demo, "paper", "THPT-NQ", "--campaign", CAMPAIGN, "--date", "2023-12-06").returncode == 0
+    after = owed_and_missing()
+    assert after["THPT-NQ"] == (False, False) and {k: v for k, v in after.items() if k != "THPT-NQ"} == {
+        k: v for k, v in before.items() if k != "THPT-NQ"
+    }
+
+
 def test_paper_command_refuses_what_it_cannot_record_in_one_line(demo: Settings) -> None:
     unknown = mailbot(demo, "paper", "THPT-NQQ", "--campaign", CAMPAIGN)
     assert unknown.returncode != 0 and "Traceback" not in unknown.stderr

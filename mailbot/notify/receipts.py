@@ -42,7 +42,6 @@ from mailbot.ingest.authenticity import evidence, problem
 from mailbot.models import Campaign, FileKind, IdentifiedBy, InboundMail, PaperMode, State, Verdict, WarningCode
 from mailbot.notify import links, outbox
 from mailbot.notify.compose import Templates, compose, department, human_size, reply_subject
-from mailbot.reports.status import signed_copies
 from mailbot.wording import arrival_time, local_time, receipt_number, warning_texts
 
 if TYPE_CHECKING:
@@ -175,12 +174,13 @@ def stamped_owed(conn: Connection, campaign: Campaign | None, inst_pk: int | Non
     own PDF: what a Word file's receipt then reminds the school of."""
     if campaign is None or inst_pk is None or campaign.paper is PaperMode.NONE:
         return False
+    # One institution's rows, not the campaign's: a backlog queues a receipt for each of thousands of messages.
     if campaign.paper in (PaperMode.PDF, PaperMode.EITHER) and (
-        any(f.kind is FileKind.PDF for f in mail.files) or inst_pk in signed_copies(conn, campaign.id)
+        any(f.kind is FileKind.PDF for f in mail.files) or store.has_signed_copy(conn, inst_pk, campaign.id)
     ):
         return False
     return not (
-        campaign.paper in (PaperMode.POST, PaperMode.EITHER) and inst_pk in store.paper_received(conn, campaign.id)
+        campaign.paper in (PaperMode.POST, PaperMode.EITHER) and store.has_paper_copy(conn, inst_pk, campaign.id)
     )
 
 
