@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Whole phrases that schools write either in full or abbreviated; both sides are folded to the short form.
 _ABBREVIATIONS = (
@@ -35,8 +36,12 @@ def strip_marks(text: str) -> str:
     return bare.replace("đ", "d").replace("Đ", "D")
 
 
+@lru_cache(maxsize=4096)
 def fold(text: str) -> str:
-    """Lower-case, mark-free, punctuation-free words separated by single spaces, abbreviations unified."""
+    """Lower-case, mark-free, punctuation-free words separated by single spaces, abbreviations unified.
+
+    Remembered for the texts seen last: every message is checked against the same campaign titles, institution
+    names and, from one school, the same report heading."""
     words = _NON_WORD.sub(" ", strip_marks(text).lower()).strip()
     padded = f" {words} "
     for long, short in _ABBREVIATIONS:
