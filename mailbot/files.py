@@ -39,3 +39,14 @@ def save_output(target: Path, data: bytes) -> Path:
         return write_atomic(target, data)
     except OSError as exc:
         raise MailbotError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this number runs (one of another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != 0

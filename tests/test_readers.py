@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import time
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 
@@ -57,6 +58,9 @@ def test_a_dying_reader_is_replaced_and_its_messages_read_again(workspace, dovec
         return real_parse(raw, limits)
 
     monkeypatch.setattr(readers, "parse", dying_parse)
+    # Here only workers read a batch: this process would otherwise take a share to help, and the message that
+    # "crashes" would end this test's own process (what happens then is test_a_crash_while_reading_in_place_...).
+    monkeypatch.setattr(readers.Readers, "_take_one", lambda self, pending: False)
     # The readers must be forked from this process, with the patch above. Alone, the test process has one thread
     # and readers fork by themselves; in the whole suite earlier tests leave helper threads behind (servers'
     # loggers, test clients), so the count the reader pool decides by is pinned to what it is alone.
@@ -196,3 +200,78 @@ def test_the_service_keeps_one_reader_and_replaces_it_when_it_is_killed(workspac
         assert db_count(workspace, "outbox", "kind = 'ack'") == 16
     finally:
         assert service.stop() == 0
+
+
+def _parsed_where(monkeypatch, tmp_path, *, slow_workers: float = 0.0):  # type: ignore[no-untyped-def]
+    """Patch the readers' parse to note, per Message-ID, the process that read it (a file each: workers are
+    processes); workers take ``slow_workers`` seconds a message. Readers fork from this test's process."""
+    main, real_parse = os.getpid(), readers.parse
+    where = tmp_path / "where"
+    where.mkdir()
+
+    def noting_parse(raw: RawMail, limits):  # type: ignore[no-untyped-def]
+        mail = real_parse(raw, limits)
+        if os.getpid() != main:
+            time.sleep(slow_workers)
+        (where / hashlib.sha256(mail.message_id.encode()).hexdigest()).write_text(str(os.getpid()))
+        return mail
+
+    monkeypatch.setattr(readers, "parse", noting_parse)
+    monkeypatch.setattr(readers.threading, "active_count", lambda: 1)  # see the first test
+    return lambda mid: int((where / hashlib.sha256(mid.encode()).hexdigest()).read_text()) == main
+
+
+def test_this_process_reads_the_last_shares_when_the_worker_is_behind(workspace, dovecot, tmp_path, monkeypatch):
+    mails = school_mails(12, "help")
+    assert all(append_many(dovecot, [raw for _, _, _, raw in mails], WHEN))
+    monkeypatch.setattr(readers, "SHARE_BYTES", 1)  # a share per message
+    read_here = _parsed_where(monkeypatch, tmp_path, slow_workers=0.3)
+    settings, engine = workspace.settings(), workspace.engine()
+    pipeline.import_roster(settings, engine)
+    report = pipeline.run_once(settings, engine)
+
+    here = [mid for mid, _, _, _ in mails if read_here(mid)]
+    assert 0 < len(here) < len(mails)  # both sides read: the worker from the first share, this process from the last
+    assert read_here(mails[-1][0]) and not read_here(mails[0][0])
+    assert report.states["submission"] == 12
+    recorded = [mid for (mid,) in db_rows(workspace, "SELECT message_id FROM messages ORDER BY id")]
+    assert sorted(recorded) == sorted(mid for mid, _, _, _ in mails)
+    assert db_count(workspace, "outbox", "kind = 'ack'") == 12
+    assert not list((settings.data_dir).glob("reading.*"))  # nothing left noted as being read
+
+
+def test_a_crash_while_reading_in_place_sends_those_messages_to_a_worker_or_aside(
+    workspace, dovecot, tmp_path, monkeypatch
+):
+    """A process that died reading messages itself left their fingerprints in reading.<pid>: the next one reads
+    them only in a worker (a second crash is then a worker's, handled as such), or, with no workers, sets them
+    aside for staff; everything else is read as usual."""
+    mails = school_mails(2, "poison")  # a batch this small is read in place
+    assert all(append_many(dovecot, [raw for _, _, _, raw in mails], WHEN))
+    poison = mails[0][3]
+    dead = psutil.Popen(["true"])
+    dead.wait()  # a process number that no longer runs
+    settings, engine = workspace.settings(), workspace.engine()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / f"reading.{dead.pid}").write_text(hashlib.sha256(poison).hexdigest() + "\n")
+    read_here = _parsed_where(monkeypatch, tmp_path)
+    pipeline.import_roster(settings, engine)
+    pipeline.run_once(settings, engine)
+
+    assert not read_here(mails[0][0]) and read_here(mails[1][0])  # the suspect went to a worker, the other not
+    assert set(dict(db_rows(workspace, "SELECT message_id, state FROM messages")).values()) == {"submission"}
+    assert not (settings.data_dir / f"reading.{dead.pid}").exists()
+    assert (settings.data_dir / "suspects").read_text().split() == [hashlib.sha256(poison).hexdigest()]
+
+    # Without workers, the suspect is never read again: set aside, its bytes kept.
+    again = samples.make_email(
+        sender="thptngoquyen@haiphong.edu.vn", sender_name="", subject="x", body="x", attachments=[], message_id="<2@x>"
+    )
+    (settings.data_dir / "suspects").write_text(hashlib.sha256(again).hexdigest() + "\n")
+    dovecot.append(again, WHEN)
+    inbox = settings.inbox.model_copy(update={"reader_processes": 0})
+    no_workers = settings.model_copy(update={"inboxes": (inbox,)})
+    pipeline.run_once(no_workers, engine)
+    fingerprint = hashlib.sha256(again).hexdigest()
+    ((state, reason),) = db_rows(workspace, f"SELECT state, reason FROM messages WHERE fingerprint = '{fingerprint}'")
+    assert state == "error" and readers.DIED_IN_PLACE in reason

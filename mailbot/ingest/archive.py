@@ -9,7 +9,7 @@ from datetime import datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from mailbot.files import PARTIAL_NAME, write_atomic
+from mailbot.files import PARTIAL_NAME, process_alive, write_atomic
 from mailbot.models import Institution
 from mailbot.text import nfc
 
@@ -92,20 +92,10 @@ def sweep_partial(root: Path) -> int:
     for folder, _, names in os.walk(root):
         for name in names:
             match = PARTIAL_NAME.match(name)
-            if match and not _alive(int(match.group(1))):
+            if match and not process_alive(int(match.group(1))):
                 Path(folder, name).unlink(missing_ok=True)
                 removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid != 0
 
 
 def flush_to_disk() -> None:

@@ -10,7 +10,10 @@ A worker that dies (killed, out of memory, a crash in a C library) loses nothing
 each message it had not answered is read again, alone; a message whose reading kills a worker twice is handed back
 as an error, to be set aside for staff like any message that cannot be read. Small batches (the service's usual
 one or two new messages) and very large messages are read in the main process: there a worker would cost more
-than it saves (start-up latency, a copy of a large message).
+than it saves (start-up latency, a copy of a large message). So is a share of a batch that no worker has begun
+when the main process would otherwise wait for it: the two sides stay balanced. What the main process reads is
+noted on disk while it reads it (``Guard``): a crash there sends those messages to a worker from then on, never
+into a loop of crashes.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mailbot.config import LimitSettings
+from mailbot.files import process_alive
 from mailbot.ingest.parse import parse
 from mailbot.models import InboundMail, RawMail
 
@@ -38,6 +43,7 @@ MAX_POOLED_BYTES = 4 * 1024 * 1024  # a larger message is read in the main proce
 SHARE_BYTES = 256 * 1024  # messages handed to a worker as one task, about this much mail at a time
 TASKS_PER_WORKER = 50  # a service's worker is replaced after this many shares: whatever it leaked goes with it
 WORKER_DIED = "the worker process reading it died twice"
+DIED_IN_PLACE = "mailbot stopped while reading it (a crash of the process), and no worker process may read it"
 
 
 @dataclass(frozen=True)
@@ -108,15 +114,67 @@ class Pending:
     answers: dict[int, list[Read]] = field(default_factory=dict)  # id of a share → its readings, once come
 
 
+class Guard:
+    """What this process is reading in place, on disk while it reads it, so that a crash there cannot loop.
+
+    A worker that dies is replaced and its messages read again, each alone; the main process has no such net. So
+    before it reads a message itself (a small batch, a large message, a share it takes to help), it writes the
+    message's fingerprint to ``reading.<pid>`` in the data folder, and clears it after. A process that dies
+    there (a crash in a C library, the OOM killer) leaves its file behind: the next one moves what it lists to
+    ``suspects``, and a suspect is never read in place again, only by a worker (or, without workers, not at all:
+    it is set aside for staff)."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.suspects = self._adopt(folder)
+        self._path = folder / f"reading.{os.getpid()}"
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+
+    @staticmethod
+    def _adopt(folder: Path) -> frozenset[str]:
+        """The suspects known, with those of every process that died reading in place."""
+        listed = folder / "suspects"
+        for left in folder.glob("reading.*"):
+            pid = left.suffix[1:]
+            if not pid.isdigit() or (int(pid) != os.getpid() and process_alive(int(pid))):
+                continue  # a live process's (ours, if any, is an earlier process's that had the same number)
+            found = left.read_text(errors="replace").split()
+            if found:
+                log.warning("a process died reading %d message(s) in place; only a worker reads them now", len(found))
+                with listed.open("a") as out:
+                    out.write("".join(f"{fingerprint}\n" for fingerprint in found))
+            left.unlink(missing_ok=True)
+        return frozenset(listed.read_text().split()) if listed.exists() else frozenset()
+
+    def reading(self, raws: list[RawMail]) -> None:
+        text = "".join(f"{raw.fingerprint}\n" for raw in raws).encode()
+        os.pwrite(self._fd, text, 0)
+        os.ftruncate(self._fd, len(text))
+
+    def done(self) -> None:
+        os.ftruncate(self._fd, 0)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+            self._path.unlink(missing_ok=True)
+
+
 class Readers:
     """Worker processes reading messages; ``workers=0`` reads everything in the calling process."""
 
-    def __init__(self, limits: LimitSettings, workers: int, *, lasting: bool = False) -> None:
+    def __init__(
+        self, limits: LimitSettings, workers: int, *, lasting: bool = False, guard: Guard | None = None
+    ) -> None:
         """``lasting``: the readers of a service, entered before its threads start and kept for its life (its
-        workers are forked then, sharing its memory; one that dies is replaced from a fork server)."""
+        workers are forked then, sharing its memory; one that dies is replaced from a fork server). ``guard``:
+        where what is read in this process is noted while it is read (see ``Guard``)."""
         self.limits = limits
         self.workers = workers
         self.lasting = lasting
+        self.guard = guard
+        self.suspects = guard.suspects if guard else frozenset()
         self._pool: ProcessPoolExecutor | None = None
         self._fork = threading.active_count() == 1  # decided once: a broken pool's own thread must not change it
         self._starting = threading.Lock()  # a service's inbox threads share one pool
@@ -136,11 +194,13 @@ class Readers:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self.guard is not None:
+            self.guard.close()
 
     def submit(self, batch: list[RawMail]) -> Pending:
         """Start reading a batch, in shares spread over the workers; its results come, in order, from ``results``."""
         pooling = self.workers > 0 and len(batch) >= MIN_POOLED_BATCH
-        pooled = [raw for raw in batch if self._poolable(raw)] if pooling else []
+        pooled = [raw for raw in batch if self.workers and (pooling and self._poolable(raw) or self._suspect(raw))]
         share_of = {raw.uid: share for share in map(self._share, _shares(pooled)) for raw in share.raws}
         return Pending([(raw, share_of.get(raw.uid)) for raw in batch], self.restarts)
 
@@ -148,11 +208,41 @@ class Readers:
         """Each message's reading, in batch order, waiting for the workers as needed."""
         for raw, share in pending.items:
             if share is None:
-                yield read_one(raw, self.limits)
+                yield self._here([raw])[0]
                 continue
+            while id(share) not in pending.answers and not share.future.done() and self._take_one(pending):
+                pass  # rather than wait, this process reads a share the workers have not begun, from the last
             if id(share) not in pending.answers:
                 pending.answers[id(share)] = self._answer(share, pending.generation)
             yield pending.answers[id(share)][share.raws.index(raw)]
+
+    def _take_one(self, pending: Pending) -> bool:
+        """Read here the last share of the batch that no worker has begun (its task withdrawn); False if none.
+
+        When the workers are behind, this process would otherwise wait for them with nothing to do: reading a share
+        that would come last balances the two sides without changing what is read or in which order it is recorded.
+        """
+        for _, share in reversed(pending.items):
+            if share is None or id(share) in pending.answers or any(map(self._suspect, share.raws)):
+                continue
+            if share.future.cancel():
+                pending.answers[id(share)] = self._here(share.raws)
+                return True
+        return False
+
+    def _suspect(self, raw: RawMail) -> bool:
+        return bool(self.suspects) and raw.fingerprint in self.suspects
+
+    def _here(self, raws: list[RawMail]) -> list[Read]:
+        """Messages read in this process, noted on disk while they are; a suspect is not read but set aside (there
+        is no worker to read it, or it would have gone to one)."""
+        if self.guard is None:
+            return [read_one(raw, self.limits) for raw in raws]
+        self.guard.reading(raws)
+        try:
+            return [Read(None, DIED_IN_PLACE) if self._suspect(raw) else read_one(raw, self.limits) for raw in raws]
+        finally:
+            self.guard.done()
 
     @staticmethod
     def _poolable(raw: RawMail) -> bool:
