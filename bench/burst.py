@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import imaplib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.* and bench.*
 
-from bench.ingest import build_message  # noqa: E402
+from bench.ingest import build_message, remove_unless_kept  # noqa: E402
 from bench.latency import Sent, SinkWatcher, pct, summary, verdict  # noqa: E402
 from tests.conftest import PASSWORD_ENV, make_workspace  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
@@ -359,11 +358,7 @@ def main() -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # clean up undisturbed
         sink.stop()
         server.stop()
-        if args.keep:
-            print(f"kept {dovecot_root} and {ws_root}")
-        else:
-            shutil.rmtree(dovecot_root, ignore_errors=True)
-            shutil.rmtree(ws_root, ignore_errors=True)
+        remove_unless_kept(args.keep, dovecot_root, ws_root)
 
 
 def measure(

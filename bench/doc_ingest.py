@@ -43,6 +43,7 @@ from bench.ingest import (  # noqa: E402
     _report,
     _senders,
     measure,
+    remove_unless_kept,
 )
 from mailbot.demo import samples  # noqa: E402
 from tests.conftest import PASSWORD_ENV as WORKSPACE_PASSWORD_ENV  # noqa: E402
@@ -204,11 +205,7 @@ def main() -> int:
         results.append(run_mailbot("after (this tree)", server, work / "current", ROOT))
     finally:
         server.stop()
-        if args.keep:
-            print(f"kept: dovecot {server.root_dir}, work {work}")
-        else:
-            shutil.rmtree(server.root_dir, ignore_errors=True)
-            shutil.rmtree(work, ignore_errors=True)
+        remove_unless_kept(args.keep, server.root_dir, work)
     print(
         f"\n{'run':<24}{'seconds':>9}{'msg/s':>8}{'receipts':>10}{'p50 s':>8}{'p95 s':>8}{'max s':>8}"
         f"{'.doc p95':>10}  .doc read/unread/pending"

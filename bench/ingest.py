@@ -294,6 +294,15 @@ def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
     )
 
 
+def remove_unless_kept(keep: bool, *folders: str | Path) -> None:
+    """A benchmark's server and work folders: kept for a look (``--keep``, and their places printed) or removed."""
+    if keep:
+        print("kept " + ", ".join(str(f) for f in folders))
+        return
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def compile_mailbot() -> None:
     """Byte-compile mailbot as ``pip install`` does: a source checkout run with PYTHONDONTWRITEBYTECODE (as in this
     sandbox) would otherwise compile every module at every start, which no installed copy does."""
@@ -398,11 +407,7 @@ def main() -> int:
         results = run_all(server, work, args.n, args.repeat, (run_mailbot,) if args.mailbot_only else CONTENDERS)
     finally:
         server.stop()
-        if args.keep:
-            print(f"kept: dovecot {server.root_dir}, work {work}")
-        else:
-            shutil.rmtree(server.root_dir, ignore_errors=True)
-            shutil.rmtree(work, ignore_errors=True)
+        remove_unless_kept(args.keep, server.root_dir, work)
     if args.mailbot_only:
         r = results[0]
         print(

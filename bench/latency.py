@@ -42,7 +42,6 @@ import math
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import sys
@@ -54,8 +53,9 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for tests.*
+sys.path.insert(0, str(ROOT))  # for tests.* and bench.*
 
+from bench.ingest import remove_unless_kept  # noqa: E402
 from mailbot.demo import samples  # noqa: E402
 from mailbot.ingest.parse import sender_of  # noqa: E402
 from tests.conftest import make_workspace  # noqa: E402
@@ -356,12 +356,7 @@ def main() -> int:
             failed |= not stop_daemon(daemon)
         sink.stop()
         server.stop()
-        if args.keep:
-            print(f"kept {dovecot_root} and {ws_root}")
-        else:
-            shutil.rmtree(dovecot_root, ignore_errors=True)
-            shutil.rmtree(ws_root, ignore_errors=True)
-            print(f"removed {dovecot_root} and {ws_root}")
+        remove_unless_kept(args.keep, dovecot_root, ws_root)
     return 1 if failed else 0
 
 

@@ -193,13 +193,18 @@ class OutboxSettings(Secret):
 
     @property
     def address(self) -> str:
-        return _address_of(self.sender)
+        return _parsed(self.sender)[1].lower()
+
+    @property
+    def name(self) -> str:
+        """The sender's display name (the department, as it signs); "" when the sender is a bare address."""
+        return _parsed(self.sender)[0]
 
 
 @lru_cache(maxsize=16)
-def _address_of(sender: str) -> str:
-    """The address in ``Name <address>``, parsed once (every receipt's headers ask for it several times)."""
-    return parseaddr(sender)[1].lower()
+def _parsed(sender: str) -> tuple[str, str]:
+    """``Name <address>`` taken apart once: every receipt's headers and signature ask for it several times."""
+    return parseaddr(sender)
 
 
 class ChaseSettings(_Section):

@@ -27,7 +27,7 @@ from mailbot.config import Settings
 from mailbot.errors import AlreadyRunning, AuthError, ConfigError, MailbotError, one_line
 from mailbot.ingest import archive, legacy
 from mailbot.ingest.inbox import Inbox, open_inbox
-from mailbot.ingest.readers import Guard, Readers
+from mailbot.ingest.readers import Readers
 from mailbot.notify import dispatch
 from mailbot.notify.compose import Templates, load_templates
 from mailbot.notify.outbox import Delivery
@@ -109,10 +109,7 @@ class Daemon:
             self._signals()
             # The reader processes first, while this process has no other thread: they are forked once and share
             # its memory for the service's life (a pool per pass would cost a fork server and its start each time).
-            guard = Guard(self.settings.data_dir)
-            with Readers(
-                self.settings.limits, self.settings.inbox.reader_processes, lasting=True, guard=guard
-            ) as readers:
+            with Readers.of(self.settings, lasting=True) as readers:
                 self.readers = readers
                 web = self._web()  # bound here: an address in use stops the start with one line, before anything runs
                 try:

@@ -27,7 +27,7 @@ from mailbot.ingest.authenticity import hold_if_forged
 from mailbot.ingest.identify import by_address_only, identify, oversized_reason
 from mailbot.ingest.inbox import Inbox, open_inbox
 from mailbot.ingest.parse import parse
-from mailbot.ingest.readers import Guard, Pending, Read, Readers
+from mailbot.ingest.readers import Pending, Read, Readers
 from mailbot.ingest.record import Outcome
 from mailbot.ingest.sanity import report_warnings
 from mailbot.models import InboundMail, Notice, RawMail, State, Verdict, WarningCode
@@ -97,16 +97,10 @@ def drain(
     """Process what is new in an open inbox; stops between two messages when asked (the rest waits). ``readers``:
     the service's lasting reader processes; without them, readers are started for this pass."""
     try:
-        with nullcontext(readers) if readers else _readers(ctx.settings) as r:
+        with nullcontext(readers) if readers else Readers.of(ctx.settings) as r:
             _drain(ctx, box, report, on_message, should_stop, r)
     except SQLAlchemyError as exc:  # a locked or unreachable database: nothing is lost, the mail waits
         raise StorageError(f"database unavailable: {first_line(exc)}") from None
-
-
-def _readers(settings: Settings) -> Readers:
-    """The reader processes of a pass (the service keeps its own for its life)."""
-    guard = Guard(settings.data_dir)
-    return Readers(settings.limits, settings.inbox.reader_processes, guard=guard)
 
 
 def _drain(

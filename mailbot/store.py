@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -415,32 +416,27 @@ def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> boo
 
     Another process may write the same row between our look-up and our insert: that is a no-op, not an
     IntegrityError (INSERT ... ON CONFLICT DO NOTHING, or a SAVEPOINT on other databases)."""
-    statement = _insert_or_nothing(conn, table)
-    if statement is not None:
-        # RETURNING says whether a row went in: psycopg reports no row count for INSERT ... ON CONFLICT DO NOTHING
-        returning = statement.returning(*table.primary_key.columns)
-        return conn.execute(returning, values).first() is not None
-    try:
-        with conn.begin_nested():
-            conn.execute(table.insert().values(**values))
-    except IntegrityError:
-        return False
-    return True
+    return _inserted_key(conn, table, values) is not None
 
 
 def insert_ignore_id(conn: Connection, table: Table, values: dict[str, Any]) -> int | None:
     """``insert_ignore`` for a table with one integer key: the new row's id, or None when the row existed."""
+    key = _inserted_key(conn, table, values)
+    return None if key is None else int(key[0])
+
+
+def _inserted_key(conn: Connection, table: Table, values: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The primary key of the row this call inserted, or None when one with the same key existed."""
     statement = _insert_or_nothing(conn, table)
     if statement is not None:
-        (key,) = table.primary_key.columns
-        found = conn.execute(statement.returning(key), values).scalar()
-        return None if found is None else int(found)
+        # RETURNING says whether a row went in: psycopg reports no row count for INSERT ... ON CONFLICT DO NOTHING
+        row = conn.execute(statement.returning(*table.primary_key.columns), values).first()
+        return None if row is None else tuple(row)
     try:
         with conn.begin_nested():
-            inserted = conn.execute(table.insert().values(**values)).inserted_primary_key
+            return tuple(conn.execute(table.insert().values(**values)).inserted_primary_key or ())
     except IntegrityError:
         return None
-    return int(inserted[0]) if inserted else None
 
 
 def _insert_or_nothing(conn: Connection, table: Table) -> Insert | None:
@@ -743,20 +739,27 @@ def has_submission(conn: Connection, institution_pk: int, campaign_id: str) -> b
     return conn.execute(query.limit(1)).first() is not None
 
 
+def signed_copies(conn: Connection, campaign_id: str) -> set[int]:
+    """Institutions that sent a PDF scan for this campaign (in a report message or on its own)."""
+    return set(conn.execute(_signed(campaign_id)).scalars())
+
+
 def has_signed_copy(conn: Connection, institution_pk: int, campaign_id: str) -> bool:
-    """Whether the institution sent a PDF scan for the campaign (in a report message or on its own): one
-    institution's rows, by index (``reports.status.signed_copies`` reads the whole campaign's)."""
-    query = (
-        select(messages.c.id)
+    """Whether this institution sent one: its own rows, by index (a receipt asks for each message of a backlog)."""
+    query = _signed(campaign_id).where(messages.c.institution_id == institution_pk).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def _signed(campaign_id: str) -> Select[Any]:
+    return (
+        select(messages.c.institution_id)
         .join(files, files.c.message_pk == messages.c.id)
         .where(
-            messages.c.institution_id == institution_pk,
             messages.c.campaign_id == campaign_id,
             messages.c.state.in_(("submission", "no_report")),
             files.c.kind == "pdf",
         )
     )
-    return conn.execute(query.limit(1)).first() is not None
 
 
 def has_paper_copy(conn: Connection, institution_pk: int, campaign_id: str) -> bool:

@@ -110,13 +110,18 @@ def _fake_soffice(folder: Path, *, hang: str) -> Path:
     return folder
 
 
+def _with_hanging_soffice(tmp_path: Path, dovecot, monkeypatch, *, hang: str):  # type: ignore[no-untyped-def]
+    """The fake LibreOffice first on PATH, and a workspace with short conversion limits: (its folder, the workspace)."""
+    fake = _fake_soffice(tmp_path / "bin", hang=hang)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
+    return fake, make_workspace(tmp_path / "ws", dovecot, extra=FAST_LIMITS)
+
+
 def test_a_hung_libreoffice_is_killed_and_restarted_and_the_message_is_recorded_first(tmp_path, dovecot, monkeypatch):
     mails = doc_mails(1, "hang")
     assert all(append_many(dovecot, [raw for _, raw in mails], WHEN))
-    fake = _fake_soffice(tmp_path / "bin", hang="once")
-    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
-    workspace = make_workspace(tmp_path / "ws", dovecot, extra=FAST_LIMITS)
+    fake, workspace = _with_hanging_soffice(tmp_path, dovecot, monkeypatch, hang="once")
 
     run = workspace.cli("-v", "run", "--once")
 
@@ -135,10 +140,7 @@ def test_a_hung_libreoffice_is_killed_and_restarted_and_the_message_is_recorded_
 def test_a_libreoffice_that_always_hangs_leaves_the_doc_unread_not_the_message_lost(tmp_path, dovecot, monkeypatch):
     mails = doc_mails(1, "stuck")
     assert all(append_many(dovecot, [raw for _, raw in mails], WHEN))
-    fake = _fake_soffice(tmp_path / "bin", hang="always")
-    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
-    workspace = make_workspace(tmp_path / "ws", dovecot, extra=FAST_LIMITS)
+    fake, workspace = _with_hanging_soffice(tmp_path, dovecot, monkeypatch, hang="always")
 
     workspace.cli("run", "--once")
 
@@ -179,10 +181,7 @@ def test_the_service_acknowledges_first_and_fills_the_metadata_in_later(tmp_path
     """The service's own scheduled job converts a .doc whose LibreOffice hung while the message was read: the
     receipt went out at once, the metadata follows, and stopping the service leaves no LibreOffice."""
     mails = doc_mails(1, "service-hang")
-    fake = _fake_soffice(tmp_path / "bin", hang="once")
-    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv(PASSWORD_ENV, dovecot.password)
-    workspace = make_workspace(tmp_path / "ws", dovecot, extra=FAST_LIMITS)
+    fake, workspace = _with_hanging_soffice(tmp_path, dovecot, monkeypatch, hang="once")
     service = Daemon(workspace, tmp_path / "service.log")
     try:
         service.wait_log("mailbot started")

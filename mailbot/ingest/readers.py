@@ -28,10 +28,10 @@ import traceback
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from mailbot.config import LimitSettings
+from mailbot.config import LimitSettings, Settings
 from mailbot.files import process_alive
 from mailbot.ingest.parse import parse
 from mailbot.models import InboundMail, RawMail
@@ -103,6 +103,7 @@ class Share:
 
     raws: list[RawMail]
     future: Future[list[Read]]
+    answer: list[Read] | None = None  # its readings, once come (from the worker, or read here instead)
 
 
 @dataclass
@@ -111,7 +112,6 @@ class Pending:
 
     items: list[tuple[RawMail, Share | None]]
     generation: int  # the pool the futures belong to
-    answers: dict[int, list[Read]] = field(default_factory=dict)  # id of a share → its readings, once come
 
 
 class Guard:
@@ -180,6 +180,12 @@ class Readers:
         self._starting = threading.Lock()  # a service's inbox threads share one pool
         self.restarts = 0  # how many times a worker died (the generation of the current pool)
 
+    @classmethod
+    def of(cls, settings: Settings, *, lasting: bool = False) -> Readers:
+        """The configured readers, noting what is read in place in the data folder."""
+        guard = Guard(settings.data_dir)
+        return cls(settings.limits, settings.inbox.reader_processes, lasting=lasting, guard=guard)
+
     def __enter__(self) -> Readers:
         if self.workers > 0 and self._fork:
             # Fork now, while this process holds no mail: a worker forked later would keep a private copy of
@@ -210,11 +216,11 @@ class Readers:
             if share is None:
                 yield self._here([raw])[0]
                 continue
-            while id(share) not in pending.answers and not share.future.done() and self._take_one(pending):
+            while share.answer is None and not share.future.done() and self._take_one(pending):
                 pass  # rather than wait, this process reads a share the workers have not begun, from the last
-            if id(share) not in pending.answers:
-                pending.answers[id(share)] = self._answer(share, pending.generation)
-            yield pending.answers[id(share)][share.raws.index(raw)]
+            if share.answer is None:
+                share.answer = self._answer(share, pending.generation)
+            yield share.answer[share.raws.index(raw)]
 
     def _take_one(self, pending: Pending) -> bool:
         """Read here the last share of the batch that no worker has begun (its task withdrawn); False if none.
@@ -223,10 +229,10 @@ class Readers:
         that would come last balances the two sides without changing what is read or in which order it is recorded.
         """
         for _, share in reversed(pending.items):
-            if share is None or id(share) in pending.answers or any(map(self._suspect, share.raws)):
+            if share is None or share.answer is not None or any(map(self._suspect, share.raws)):
                 continue
             if share.future.cancel():
-                pending.answers[id(share)] = self._here(share.raws)
+                share.answer = self._here(share.raws)
                 return True
         return False
 

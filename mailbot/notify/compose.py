@@ -297,13 +297,7 @@ def _write_plain(msg: Message, out: list[str]) -> bool:
 
 
 def department(outbox: OutboxSettings) -> str:
-    return _display_name(outbox.sender) or outbox.address
-
-
-@lru_cache(maxsize=8)
-def _display_name(sender: str) -> str:
-    """The name in ``Name <addr>``, parsed once (every receipt signs with it)."""
-    return parseaddr(sender)[0]
+    return outbox.name or outbox.address
 
 
 def human_size(size: int) -> str:

@@ -119,10 +119,8 @@ def queue(conn: Connection, item: Outgoing, now: datetime, caps: DailyCaps) -> Q
         existing = _queued_id(conn, item.key)
         if existing:
             return Queued("exists", existing)
-    allowed, why = _allowed(conn, item, caps)
-    if allowed != item.recipients:
-        item.msg.replace_header("To", ", ".join(allowed or item.recipients))
-    outbox_id = store.insert_ignore_id(conn, store.outbox, _outbox_row(item, now, caps, allowed, why))
+    row, allowed = _capped_row(conn, item, now, caps)
+    outbox_id = store.insert_ignore_id(conn, store.outbox, row)
     if outbox_id is None:  # another process queued the same key since we looked
         return Queued("exists", _queued_id(conn, item.key))
     if item.kind not in UNLIMITED_KINDS and allowed:
@@ -140,10 +138,8 @@ def queue_fresh(conn: Connection, items: list[tuple[Outgoing, DailyCaps]], now: 
     with _tallying(conn):
         _count_ahead(conn, items)
         for item, caps in items:
-            allowed, why = _allowed(conn, item, caps)
-            if allowed != item.recipients:
-                item.msg.replace_header("To", ", ".join(allowed or item.recipients))
-            rows.append(_outbox_row(item, now, caps, allowed, why))
+            row, allowed = _capped_row(conn, item, now, caps)
+            rows.append(row)
             links.append(allowed if item.kind not in UNLIMITED_KINDS else ())
             _counted(conn, item, caps, allowed)
     if not rows:
@@ -153,6 +149,16 @@ def queue_fresh(conn: Connection, items: list[tuple[Outgoing, DailyCaps]], now: 
     rcpt = [{"outbox_id": i, "address": a, "created_at": now} for i, to in zip(ids, links, strict=True) for a in to]
     if rcpt:
         conn.execute(store.outbox_rcpt.insert(), rcpt)
+
+
+def _capped_row(
+    conn: Connection, item: Outgoing, now: datetime, caps: DailyCaps
+) -> tuple[dict[str, object], tuple[str, ...]]:
+    """The outbox row of a message, addressed to the recipients still under today's caps, and those recipients."""
+    allowed, why = _allowed(conn, item, caps)
+    if allowed != item.recipients:
+        item.msg.replace_header("To", ", ".join(allowed or item.recipients))
+    return _outbox_row(item, now, caps, allowed, why), allowed
 
 
 def _allowed(conn: Connection, item: Outgoing, caps: DailyCaps) -> tuple[tuple[str, ...], str]:

@@ -204,17 +204,6 @@ def extensions(conn: Connection, campaign_id: str) -> dict[int, datetime]:
     return {r.institution_id: r.until for r in conn.execute(select(e).where(e.c.campaign_id == campaign_id))}
 
 
-def signed_copies(conn: Connection, campaign_id: str) -> set[int]:
-    """Institutions that sent a PDF scan for this campaign (in a report message or on its own)."""
-    m, f = store.messages, store.files
-    query = (
-        select(m.c.institution_id)
-        .join(f, f.c.message_pk == m.c.id)
-        .where(m.c.campaign_id == campaign_id, m.c.state.in_(("submission", "no_report")), f.c.kind == "pdf")
-    )
-    return set(conn.execute(query).scalars())
-
-
 def _submissions(rows: list[Any], files: dict[int, list[FileRow]]) -> dict[int, list[Submission]]:
     """institution pk → its submissions, in the order of ``rows``."""
     by_inst: dict[int, list[Submission]] = defaultdict(list)
@@ -258,7 +247,7 @@ def campaign_status(engine: Engine, campaign: Campaign) -> CampaignStatus:
         for address, code in store.learned_addresses(conn).items():
             learned[code].append(address)
         extended = extensions(conn, campaign.id)
-        scanned = signed_copies(conn, campaign.id)
+        scanned = store.signed_copies(conn, campaign.id)
         announced = store.first_queued(conn, ANNOUNCE, campaign.id)
         posted = store.paper_received(conn, campaign.id)
         m = store.messages
