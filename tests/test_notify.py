@@ -369,3 +369,23 @@ def test_a_pdf_alone_is_taken_as_the_stamped_copy_and_asks_for_the_word_file_onl
     kind, again = send([pdf], 2)  # the stamped copy once more, the Word file being in
     assert kind == "ack_no_report" and "mà quý đơn vị đã gửi bằng tệp Word" in again and "kèm tệp PDF" in again
     assert "Đề nghị" not in again and "chưa nhận được" not in again
+
+
+def test_compiled_templates_are_cached_and_an_edited_one_is_compiled_again(tmp_path):
+    from mailbot.notify.compose import Templates
+    from mailbot.notify.samples import SAMPLE_CONTEXTS
+
+    staff, cache = tmp_path / "templates", tmp_path / "var" / "cache" / "templates"
+    staff.mkdir()
+    (staff / "ack.subject.j2").write_text("Đã nhận báo cáo {{ institution.name }}\n", encoding="utf-8")
+    first = Templates(staff, cache).render("ack", SAMPLE_CONTEXTS["ack"])
+    assert first.subject.startswith("Đã nhận báo cáo ") and any(cache.iterdir())  # compiled once, kept
+    (staff / "ack.subject.j2").write_text("Sở đã nhận báo cáo của {{ institution.name }}\n", encoding="utf-8")
+    again = Templates(staff, cache).render("ack", SAMPLE_CONTEXTS["ack"])
+    assert again.subject.startswith("Sở đã nhận báo cáo của ") and again.text == first.text
+    for entry in cache.iterdir():  # a damaged entry is compiled again, not an error
+        entry.write_bytes(b"\x00garbage")
+    assert Templates(staff, cache).render("ack", SAMPLE_CONTEXTS["ack"]) == again
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")  # a cache that cannot be made: rendering works without it
+    assert Templates(staff, blocked / "templates").render("ack", SAMPLE_CONTEXTS["ack"]) == again

@@ -21,7 +21,7 @@ from mailbot.config import Settings
 from mailbot.errors import MailbotError
 from mailbot.models import Campaign, Institution
 from mailbot.notify import outbox
-from mailbot.notify.compose import Rendered, compose, department, load_templates, secret_key
+from mailbot.notify.compose import Rendered, Templates, compose, department, load_templates, secret_key
 from mailbot.reports.status import ANNOUNCE
 from mailbot.wording import local_time
 
@@ -83,11 +83,16 @@ def context(settings: Settings, campaign: Campaign, files: tuple[catalog.Campaig
 
 
 def render(
-    settings: Settings, campaign: Campaign, institution: Institution, files: tuple[catalog.CampaignFile, ...]
+    settings: Settings,
+    campaign: Campaign,
+    institution: Institution,
+    files: tuple[catalog.CampaignFile, ...],
+    templates: Templates | None = None,
 ) -> Rendered:
+    """The call for one institution (``templates``: loaded once by the caller that renders many)."""
     base = context(settings, campaign, files)
     inst = {"code": institution.code, "name": institution.name, "group": institution.group}
-    return load_templates(settings).render(KIND, {**base, "institution": inst})
+    return (templates or load_templates(settings)).render(KIND, {**base, "institution": inst})
 
 
 def announce(
@@ -112,14 +117,14 @@ def announce(
     if dry_run or not todo:
         return result
     attachments = tuple((f.name, (settings.data_dir / f.path).read_bytes(), _mime(f.name)) for f in files)
-    signing = secret_key(settings.data_dir)
+    signing, templates = secret_key(settings.data_dir), load_templates(settings)
     for call in todo:
         msg = compose(
             settings.outbox,
             signing,
             KIND,
             call.recipients,
-            render(settings, campaign, call.institution, files),
+            render(settings, campaign, call.institution, files, templates),
             when=now,
             attachments=attachments,
         )

@@ -20,7 +20,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    select_autoescape,
+)
+from jinja2.bccache import Bucket
 
 from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import ConfigError
@@ -70,7 +78,7 @@ class Templates:
     ever enters as (escaped) values.
     """
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, cache: Path | None = None) -> None:
         if folder is not None and not folder.is_dir():
             raise ConfigError(f"notify.templates_dir: {folder} is not a folder")
         self.folder = folder or PACKAGED_TEMPLATES
@@ -85,6 +93,7 @@ class Templates:
             # Loaded once and checked (``load_templates``); an edited file applies on reload (SIGHUP, next
             # command), never half-checked mid-pass, and no stat() of three files per message rendered.
             auto_reload=False,
+            bytecode_cache=_QuietCache.at(cache) if cache else None,
         )
 
     def render(self, kind: str, context: dict[str, Any]) -> Rendered:
@@ -113,6 +122,32 @@ class Templates:
         return found
 
 
+class _QuietCache(FileSystemBytecodeCache):
+    """Templates compiled once per installation, not at every start (about 0.1 s for all of them, at each command
+    and each ``run --once`` of a timer). Jinja keys an entry by the template's path and checks its source, so an
+    edited template is compiled again. The cache only saves time: a folder that cannot be written is no error."""
+
+    @classmethod
+    def at(cls, folder: Path) -> _QuietCache | None:
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            return None
+        return cls(str(folder))
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # noqa: BLE001 - unreadable or damaged (a partial disk, a Python upgrade): compiled again
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
 def export_templates(folder: Path) -> tuple[list[Path], list[Path]]:
     """Copy the packaged templates into ``folder``, never overwriting a file: (written, kept)."""
     written, kept = [], []
@@ -134,7 +169,7 @@ def export_templates(folder: Path) -> tuple[list[Path], list[Path]]:
 
 def load_templates(settings: Settings) -> Templates:
     """The templates, refusing to start when any of them is broken."""
-    templates = Templates(settings.templates_dir)
+    templates = Templates(settings.templates_dir, settings.data_dir / "cache" / "templates")
     problems = templates.problems()
     if problems:
         raise ConfigError("broken template(s): " + "; ".join(problems))
