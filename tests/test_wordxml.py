@@ -3,6 +3,8 @@ parse, and the size limit is applied in one place."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from mailbot.demo import samples
@@ -37,9 +39,9 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = wordxml._parse_document
 
-    def counted(*args):  # type: ignore[no-untyped-def]
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(wordxml, "_parse_document", counted)
     return calls
@@ -87,3 +89,23 @@ def test_the_size_limit_is_one_setting_applied_once(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(wordxml, "MAX_XML_BYTES", 20 * 1024 * 1024)
     (f,) = parsed(mail([("bc.docx", REPORT, "application/octet-stream")])).files
     assert f.meta is not None and f.meta.issuer and f.warnings == ()
+
+
+def test_a_small_document_parsed_whole_reads_exactly_as_when_streamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two ways into the one reader (``_Stream``): a tree walked, or events parsed one by one. Every document at
+    hand, the corpus's Word files too when it is beside the project, reads the same both ways."""
+    from tests.test_bad_input import CORPUS
+
+    docs = [
+        REPORT,
+        PLAIN,
+        samples.report_for(samples.load_demo_roster()[3], datetime(2023, 11, 2, 8, tzinfo=UTC), pad_to=40_000),
+    ]
+    docs += [p.read_bytes() for p in sorted(CORPUS.rglob("*.doc[xm]"))] if CORPUS.is_dir() else []
+    for data in docs:
+        for options in ({}, {"opening": True}, {"max_paragraphs": 5, "opening": True}):
+            monkeypatch.setattr(wordxml, "WHOLE_TREE_BYTES", 1 << 20)
+            whole = read_blocks(data, **options)  # type: ignore[arg-type]
+            monkeypatch.setattr(wordxml, "WHOLE_TREE_BYTES", 0)
+            assert read_blocks(data, **options) == whole  # type: ignore[arg-type]
+    assert read_blocks(PLAIN, opening=True).legacy == ("tcvn3",)  # what the comparison covers is read at all

@@ -27,6 +27,7 @@ from mailbot.models import WarningCode
 from mailbot.text import nfc
 
 MAX_XML_BYTES = 20 * 1024 * 1024  # uncompressed document.xml (and styles.xml) read at most; more is a bomb
+WHOLE_TREE_BYTES = 1024 * 1024  # a document.xml up to this size is parsed whole (about 10 MB of tree at most)
 OPENING_PARAGRAPHS = 12  # the issuing body, number, date and title sit in the first lines (Decree 30/2020)
 
 _W_NAMESPACES = (
@@ -107,11 +108,14 @@ def read_blocks(data: bytes, *, max_paragraphs: int | None = None, opening: bool
             name = _main_part(archive)
             if name is None:
                 return Blocks(problem=UNREADABLE)
-            if archive.getinfo(name).file_size > MAX_XML_BYTES:
+            size = archive.getinfo(name).file_size
+            if size > MAX_XML_BYTES:
                 return Blocks(problem=TOO_LARGE)
             with archive.open(name) as raw:
                 first = OPENING_PARAGRAPHS if opening else 0
-                parsed = _parse_document(_Limited(raw, MAX_XML_BYTES), max_paragraphs, first)
+                parsed = _parse_document(
+                    _document_events(raw, size), max_paragraphs, first, whole=size <= WHOLE_TREE_BYTES
+                )
             fonts = _StyleFonts.load(archive, parsed) if parsed.unstyled_runs else _StyleFonts()
     except _TooLarge:
         return Blocks(problem=TOO_LARGE)
@@ -141,6 +145,34 @@ class _Limited(io.RawIOBase):
         return chunk
 
 
+def _document_events(raw: IO[bytes], size: int) -> Iterator[Any]:
+    """document.xml's (event, element) pairs for ``_Stream``: a small one parsed whole and walked (the same events,
+    at a third of the cost of parsing them one by one), a large one streamed so that its tree never exists whole."""
+    if size > WHOLE_TREE_BYTES:
+        return _iterparse(_Limited(raw, MAX_XML_BYTES), _DOCUMENT_TAGS)
+    root = etree.fromstring(_Limited(raw, WHOLE_TREE_BYTES).read(), _safe_parser())  # zipfile yields no more
+    _refuse_dtd(root)
+    return iter(etree.iterwalk(root, events=("start", "end"), tag=_DOCUMENT_TAGS))
+
+
+def _safe_parser() -> etree.XMLParser:
+    """libxml2 as ``_iterparse`` sets it up, for a whole document (one per call: a parser is not thread-safe)."""
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def _refuse_dtd(elem: Element) -> None:
+    info = elem.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise _DtdForbidden
+
+
 def _iterparse(source: IO[bytes] | io.RawIOBase, tags: list[str] | None = None) -> Iterator[Any]:
     """(event, element) pairs ("start" and "end") from libxml2, refusing any DTD; entities are never expanded nor
     fetched, and a text node over libxml2's 10 MB (``huge_tree`` off) is an error. ``tags``: only these elements
@@ -157,9 +189,7 @@ def _iterparse(source: IO[bytes] | io.RawIOBase, tags: list[str] | None = None) 
         remove_pis=True,
     )
     first = next(parser)  # the DTD, if any, is read before the first element: refuse it before anything is used
-    info = first[1].getroottree().docinfo
-    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
-        raise _DtdForbidden
+    _refuse_dtd(first[1])
     return chain((first,), parser)
 
 
@@ -226,14 +256,14 @@ _DOCUMENT_TAGS = [
 ]  # what _Stream reacts to, in either namespace
 
 
-def _parse_document(xml: io.RawIOBase, max_paragraphs: int | None, opening: int = 0) -> _Parsed:
-    """Top-level paragraphs and tables in order, and the first ``opening`` paragraphs wherever they stand."""
-    events = _iterparse(xml, _DOCUMENT_TAGS)
+def _parse_document(events: Iterator[Any], max_paragraphs: int | None, opening: int = 0, *, whole: bool) -> _Parsed:
+    """Top-level paragraphs and tables in order, and the first ``opening`` paragraphs wherever they stand
+    (``whole``: the events walk a tree already built, which there is no point in trimming as it is read)."""
     first = next(events)
     namespace = first[1].getroottree().getroot().tag[1:].partition("}")[0]
     if namespace not in _W_NAMESPACES:
         raise ValueError("not a WordprocessingML document")
-    stream = _Stream("{" + namespace + "}", max_paragraphs, opening)
+    stream = _Stream("{" + namespace + "}", max_paragraphs, opening, trim=not whole)
     stream.read(chain((first,), events))
     return _Parsed(stream.blocks, stream.opening, stream.truncated, stream.unstyled, stream.names.w)
 
@@ -241,8 +271,9 @@ def _parse_document(xml: io.RawIOBase, max_paragraphs: int | None, opening: int 
 class _Stream:
     """The state of one pass over document.xml: open paragraphs and tables, the blocks finished so far."""
 
-    def __init__(self, w: str, max_paragraphs: int | None, opening: int) -> None:
+    def __init__(self, w: str, max_paragraphs: int | None, opening: int, *, trim: bool = True) -> None:
         self.names = _RunNames(w)
+        self.trim = trim  # drop what is read, so that a streamed document never exists whole
         self.kinds = {
             w + "p": _P,
             w + "r": _R,
@@ -311,7 +342,8 @@ class _Stream:
         para = self.paras.pop()
         if len(elem) and elem[0].tag == self.names.ppr:
             self.names.paragraph_properties(elem[0], para)
-        elem.clear()
+        if self.trim:
+            elem.clear()
         if self.opening_left and any(run[0].strip() for run in para.runs):
             self.opening.append(para)
             self.opening_left -= 1
@@ -321,7 +353,8 @@ class _Stream:
         if self.tables:
             self.tables[-1].cell.append(para)
             return False
-        _drop_read(elem)
+        if self.trim:
+            _drop_read(elem)
         self.blocks.append(para)
         self.truncated = self.count >= self.stop_at  # stops between top-level blocks only, never inside a table
         return self.truncated
@@ -329,13 +362,15 @@ class _Stream:
     def _table_end(self, elem: Element) -> bool:
         """Place a finished table; True when reading is to stop there."""
         table = self.tables.pop()
-        elem.clear()
+        if self.trim:
+            elem.clear()
         if self.paras:
             return False  # a table in a text box: not part of the flow
         if self.tables:  # a nested table: its paragraphs join the enclosing cell
             self.tables[-1].cell.extend(p for row in table.rows for cell, _, _ in row for p in cell)
             return False
-        _drop_read(elem)
+        if self.trim:
+            _drop_read(elem)
         self.blocks.append(table)
         self.truncated = self.count >= self.stop_at
         return self.truncated
