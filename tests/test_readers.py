@@ -275,3 +275,20 @@ def test_a_crash_while_reading_in_place_sends_those_messages_to_a_worker_or_asid
     fingerprint = hashlib.sha256(again).hexdigest()
     ((state, reason),) = db_rows(workspace, f"SELECT state, reason FROM messages WHERE fingerprint = '{fingerprint}'")
     assert state == "error" and readers.DIED_IN_PLACE in reason
+
+
+def test_the_pipes_to_and_from_a_worker_hold_a_whole_answer(tmp_path):
+    """A worker's answer passes without waiting for this process's pool thread to get the GIL 64 KB at a time."""
+    import fcntl
+
+    from mailbot.config import LimitSettings
+
+    with readers.Readers(LimitSettings(), 1, guard=readers.Guard(tmp_path)) as pool:
+        raws = [RawMail("test", 1, str(i), WHEN, raw) for i, (_, _, _, raw) in enumerate(school_mails(8, "pipe"))]
+        answers = list(pool.results(pool.submit(raws)))
+        executor = pool._pool
+        assert executor is not None
+        for queue in (executor._call_queue, executor._result_queue):  # type: ignore[attr-defined]
+            for end in (queue._reader, queue._writer):
+                assert fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) == readers.PIPE_BYTES
+    assert [a.mail.message_id for a in answers if a.mail] == [mid for mid, _, _, _ in school_mails(8, "pipe")]

@@ -18,6 +18,8 @@ into a loop of crashes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gc
 import logging
 import multiprocessing
@@ -41,6 +43,7 @@ log = logging.getLogger("mailbot.ingest.readers")
 MIN_POOLED_BATCH = 4  # fewer messages than this are read in the main process: no worker start-up on the way
 MAX_POOLED_BYTES = 4 * 1024 * 1024  # a larger message is read in the main process: no copies to and from a worker
 SHARE_BYTES = 256 * 1024  # messages handed to a worker as one task, about this much mail at a time
+PIPE_BYTES = 1024 * 1024  # each pipe to and from the workers (kernel memory, Linux's default maximum for a user)
 TASKS_PER_WORKER = 50  # a service's worker is replaced after this many shares: whatever it leaked goes with it
 WORKER_DIED = "the worker process reading it died twice"
 DIED_IN_PLACE = "mailbot stopped while reading it (a crash of the process), and no worker process may read it"
@@ -89,6 +92,19 @@ def _shares(raws: list[RawMail]) -> Iterator[list[RawMail]]:
         size += len(raw.data)
     if share:
         yield share
+
+
+def _widen_pipes(pool: ProcessPoolExecutor) -> None:
+    """Pipes of ``PIPE_BYTES`` between the pool and its workers, rather than 64 KB.
+
+    The pool's side of each pipe is served by a thread of this process, which waits for the GIL while this process
+    records a batch: a worker's answer (a share's Word files, some 200 KB) or its next task (raw mail) then passed
+    64 KB at a time, and the worker stood still between two (about 1 s of a 2,000-message backlog). Best effort:
+    a system that refuses the size keeps its default, and a Python whose pool is built otherwise is left as it is."""
+    for queue in (getattr(pool, "_call_queue", None), getattr(pool, "_result_queue", None)):
+        for end in (getattr(queue, "_reader", None), getattr(queue, "_writer", None)):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                fcntl.fcntl(end.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
 
 
 def read_many(raws: list[RawMail], limits: LimitSettings) -> list[Read]:
@@ -272,6 +288,7 @@ class Readers:
             self._pool = ProcessPoolExecutor(
                 self.workers, context, initializer=_watch_parent, max_tasks_per_child=TASKS_PER_WORKER
             )
+        _widen_pipes(self._pool)
         return self._pool
 
     def _share(self, raws: list[RawMail]) -> Share:
