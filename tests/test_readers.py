@@ -292,3 +292,22 @@ def test_the_pipes_to_and_from_a_worker_hold_a_whole_answer(tmp_path):
             for end in (queue._reader, queue._writer):
                 assert fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) == readers.PIPE_BYTES
     assert [a.mail.message_id for a in answers if a.mail] == [mid for mid, _, _, _ in school_mails(8, "pipe")]
+
+
+def test_the_suspects_list_keeps_the_latest_and_stops_growing(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "SUSPECTS_KEPT", 5)
+    listed = tmp_path / "suspects"
+    listed.write_text("".join(f"{n:064x}\n" for n in [1, 2, 3, 4, 2, 5, 6]))
+    dead = psutil.Popen(["true"])
+    dead.wait()
+    (tmp_path / f"reading.{dead.pid}").write_text(f"{7:064x}\n")  # a process died reading it in place
+    guard = readers.Guard(tmp_path)
+    try:
+        latest = {f"{n:064x}" for n in [2, 4, 5, 6, 7]}  # 2 listed twice counts once, as its latest
+        assert guard.suspects == latest
+        assert listed.read_text().split() == [f"{n:064x}" for n in [4, 2, 5, 6, 7]]  # cut back, in order
+    finally:
+        guard.close()
+    guard = readers.Guard(tmp_path)
+    guard.close()
+    assert guard.suspects == latest and len(listed.read_text().split()) == 5  # stable once cut back

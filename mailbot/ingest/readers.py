@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot.config import LimitSettings, Settings
-from mailbot.files import process_alive
+from mailbot.files import process_alive, write_atomic
 from mailbot.ingest.parse import parse
 from mailbot.models import InboundMail, RawMail
 
@@ -44,6 +44,7 @@ MIN_POOLED_BATCH = 4  # fewer messages than this are read in the main process: n
 MAX_POOLED_BYTES = 4 * 1024 * 1024  # a larger message is read in the main process: no copies to and from a worker
 SHARE_BYTES = 256 * 1024  # messages handed to a worker as one task, about this much mail at a time
 PIPE_BYTES = 1024 * 1024  # each pipe to and from the workers (kernel memory, Linux's default maximum for a user)
+SUSPECTS_KEPT = 1000  # fingerprints of messages that crashed a process reading them in place, the latest kept
 TASKS_PER_WORKER = 50  # a service's worker is replaced after this many shares: whatever it leaked goes with it
 WORKER_DIED = "the worker process reading it died twice"
 DIED_IN_PLACE = "mailbot stopped while reading it (a crash of the process), and no worker process may read it"
@@ -160,7 +161,7 @@ class Guard:
                 with listed.open("a") as out:
                     out.write("".join(f"{fingerprint}\n" for fingerprint in found))
             left.unlink(missing_ok=True)
-        return frozenset(listed.read_text().split()) if listed.exists() else frozenset()
+        return frozenset(_kept(listed)) if listed.exists() else frozenset()
 
     def reading(self, raws: list[RawMail]) -> None:
         text = "".join(f"{raw.fingerprint}\n" for raw in raws).encode()
@@ -175,6 +176,16 @@ class Guard:
             os.close(self._fd)
             self._fd = -1
             self._path.unlink(missing_ok=True)
+
+
+def _kept(listed: Path) -> list[str]:
+    """The suspects listed, the latest ``SUSPECTS_KEPT`` of them: the file is cut back when it holds more (a message
+    that crashed a process that long ago is not worth a look-up for every message read since)."""
+    lines = listed.read_text(errors="replace").split()
+    found = list(dict.fromkeys(reversed(lines)))[:SUSPECTS_KEPT][::-1]
+    if len(lines) > SUSPECTS_KEPT:
+        write_atomic(listed, "".join(f"{fingerprint}\n" for fingerprint in found).encode(), 0o600)
+    return found
 
 
 class Readers:
