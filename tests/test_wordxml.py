@@ -104,7 +104,7 @@ def test_a_small_document_parsed_whole_reads_exactly_as_when_streamed(monkeypatc
     docs += [p.read_bytes() for p in sorted(CORPUS.rglob("*.doc[xm]"))] if CORPUS.is_dir() else []
     for data in docs:
         for options in ({}, {"opening": True}, {"max_paragraphs": 5, "opening": True}):
-            monkeypatch.setattr(wordxml, "WHOLE_TREE_BYTES", 1 << 20)
+            monkeypatch.setattr(wordxml, "WHOLE_TREE_BYTES", wordxml.MAX_XML_BYTES)
             whole = read_blocks(data, **options)  # type: ignore[arg-type]
             monkeypatch.setattr(wordxml, "WHOLE_TREE_BYTES", 0)
             assert read_blocks(data, **options) == whole  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from mailbot.models import WarningCode
 from mailbot.text import nfc
 
 MAX_XML_BYTES = 20 * 1024 * 1024  # uncompressed document.xml (and styles.xml) read at most; more is a bomb
-WHOLE_TREE_BYTES = 1024 * 1024  # a document.xml up to this size is parsed whole (about 10 MB of tree at most)
+WHOLE_TREE_BYTES = 512 * 1024  # a document.xml up to this size is parsed whole (7 MB of tree for dense markup)
 OPENING_PARAGRAPHS = 12  # the issuing body, number, date and title sit in the first lines (Decree 30/2020)
 
 _W_NAMESPACES = (
