@@ -31,6 +31,8 @@ def nfc(text: str) -> str:
 
 def strip_marks(text: str) -> str:
     """Remove tone and vowel marks and map đ→d, so ``Thuỷ``, ``Thủy`` and ``Thuy`` compare equal."""
+    if text.isascii():
+        return text  # nothing to strip (most addresses, codes and file names): no pass over its characters
     decomposed = unicodedata.normalize("NFD", text)
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return bare.replace("đ", "d").replace("Đ", "D")

@@ -67,7 +67,7 @@ def raw_header_text(value: object) -> str:
         except Exception:  # noqa: BLE001 - a header object we cannot take apart: keep what str() gives
             return str(value)
     text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):  # raw 8-bit bytes smuggled in by the parser
+    if not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text):  # raw bytes smuggled in by the parser
         text = decode_bytes(text.encode("ascii", "surrogateescape"))
     return text
 
