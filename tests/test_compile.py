@@ -27,9 +27,7 @@ from mailbot.demo.build import DEADLINE, _write_maildir, build_demo
 from mailbot.documents.vnenc import from_unicode
 from mailbot.errors import MailbotError
 from mailbot.reports.compile import (
-    GRAND_TOTAL,
     NO_TABLE,
-    NOT_SUBMITTED,
     ONLY_ONE,
     REVIEW_SHEET,
     SUMMARY_SHEET,
@@ -38,9 +36,8 @@ from mailbot.reports.compile import (
     header_candidates,
     is_blank,
     parse_number,
-    save_docx,
-    save_xlsx,
 )
+from mailbot.reports.compile_output import GRAND_TOTAL, NOT_SUBMITTED, save_docx, save_xlsx
 from mailbot.text import fold
 from tests.conftest import first_campaign
 

@@ -492,7 +492,8 @@ def test_demo_tracker_prints_on_a4_landscape_at_a_readable_size(tmp_path: Path) 
     """Converted by LibreOffice as staff would print it: A4 landscape, text near 8 pt, a page or so per group."""
     from mailbot import pipeline, store
     from mailbot.demo.build import DIGEST_AT, build_demo
-    from mailbot.reports.compile import compile_campaign, save_xlsx
+    from mailbot.reports.compile import compile_campaign
+    from mailbot.reports.compile_output import save_xlsx
     from mailbot.reports.status import campaign_status
     from mailbot.reports.workbook import save_tracker
 

@@ -237,7 +237,8 @@ def compile_command(  # noqa: PLR0913 - the command's options
     one: tables of the same shape merged, sums per group and in total.
     Example: mailbot compile --campaign antq-2023 --output tong-hop.xlsx --docx noi-dung.docx --report bao-cao.docx
     """
-    from mailbot.reports.compile import compile_campaign, save_docx, save_xlsx
+    from mailbot.reports.compile import compile_campaign
+    from mailbot.reports.compile_output import save_docx, save_xlsx
     from mailbot.reports.consolidate import campaign_template
 
     settings = state.settings()

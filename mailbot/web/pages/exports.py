@@ -44,7 +44,8 @@ async def consolidation(request: Request, web: Web, campaign: Campaign) -> Respo
 
 
 def _consolidation_bytes(web: Web, campaign: Campaign, now: datetime) -> bytes:
-    from mailbot.reports.compile import build_workbook, compile_campaign
+    from mailbot.reports.compile import compile_campaign
+    from mailbot.reports.compile_output import build_workbook
 
     buffer = io.BytesIO()
     build_workbook(compile_campaign(web.settings, web.engine, campaign, now=now)).save(buffer)
