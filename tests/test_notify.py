@@ -118,9 +118,19 @@ def test_reminders_go_exactly_to_the_missing_once_per_slot(setup):
 def test_extension_moves_lateness_and_brings_fresh_reminders(setup):
     ws, dovecot, sink = setup
     ws.cli("run", "--once")
-    ws.cli(
-        "extend", "THPT-TPH", "--until", "2023-12-10T17:00", "--reason", "Nhà trường xin gia hạn", "--by", "cán bộ A"
-    )
+    sink.clear()
+    out = ws.cli(
+        "--now", "2023-12-06T09:00",
+        "extend", "THPT-TPH", "--until", "2023-12-10T17:00", "--reason", "nhà trường xin gia hạn", "--by", "cán bộ A",
+    )  # fmt: skip
+    (told,) = sink.wait_for(1)  # the school is told at once, to its roster address
+    assert "thptthaiphien@haiphong.edu.vn" in told.rcpt_tos and "told by email" in out.stdout
+    assert told.message["Subject"].startswith("Gia hạn nộp báo cáo: ")
+    text = told.message.get_body(("plain",)).get_content()
+    assert "cho quý đơn vị đến 17:00 ngày 10/12/2023 (lý do: nhà trường xin gia hạn)" in text
+    assert "chưa nhận được" in text and "trước thời hạn nêu trên" in text  # what it still owes
+    ws.cli("extend", "THPT-TPH", "--until", "2023-12-10T17:00", "--no-notify")  # the same again, and not asked
+    assert len(sink.messages) == 1
     sink.clear()
     ws.cli("--now", "2023-12-07T08:00", "remind")
     got = sink.wait_for(1)

@@ -592,6 +592,38 @@ def test_grant_an_extension(staff: TestClient, demo: Settings) -> None:
     assert "Đơn vị được gia hạn đến <b>08:00 ngày 09/12/2023</b>" in staff.get(f"{C}/institutions/THPT-TL").text
 
 
+def test_an_extension_tells_the_school_its_new_deadline_when_staff_ask(staff: TestClient, demo: Settings) -> None:
+    csrf = csrf_of(staff.get(f"{C}/institutions/THPT-TL").text)
+    assert 'name="notify" value="1" checked' in staff.get(f"{C}/institutions/THPT-TL").text  # asked by default
+    engine = store.connect(demo.db_url)
+    o = store.outbox
+
+    def notices() -> list:  # type: ignore[type-arg]
+        with engine.connect() as conn:
+            return conn.execute(select(o).where(o.c.kind == "extension").order_by(o.c.id)).all()
+
+    staff.post(f"{C}/extension", data={"csrf": csrf, "code": "THPT-TL", "until": "06/12/2023 17:00"})
+    assert notices() == []  # the box unticked: recorded, nobody mailed
+    grant = {"csrf": csrf, "code": "THPT-TL", "until": "07/12/2023 17:00", "reason": "mất điện", "notify": "1"}
+    staff.post(f"{C}/extension", data=grant, follow_redirects=False)
+    (row,) = notices()
+    with engine.connect() as conn:
+        emails = conn.execute(
+            select(store.institutions.c.emails).where(store.institutions.c.code == "THPT-TL")
+        ).scalar()
+    assert row.recipients == emails and emails and row.status == "pending"
+    assert "Thư báo gia hạn cho đơn vị đã được đưa vào hàng đợi gửi" in flash(staff, f"{C}/institutions/THPT-TL")
+    sent = email.message_from_bytes(row.raw, policy=email.policy.default)
+    assert sent["Subject"].startswith("Gia hạn nộp báo cáo: ") and sent["Subject"].endswith("(hạn mới 07/12/2023)")
+    text = sent.get_body(("plain",)).get_content()
+    assert "cho quý đơn vị đến 17:00 ngày 07/12/2023 (lý do: mất điện)" in text
+    assert "Hạn nộp chung của đợt báo cáo là 17:00 ngày 05/12/2023" in text
+    staff.post(f"{C}/extension", data=grant)  # the same deadline again: the school was told already
+    assert len(notices()) == 1
+    staff.post(f"{C}/extension", data={**grant, "until": "08/12/2023 17:00"})  # moved: told again
+    assert len(notices()) == 2 and "08/12/2023" in notices()[1].subject
+
+
 def test_extension_needs_a_valid_date_and_a_known_code(staff: TestClient, demo: Settings) -> None:
     csrf = csrf_of(staff.get(f"{C}/institutions/THPT-TL").text)
     for wrong in ("ngày mai", "31/02/2023 17:00", "12/31/2023 17:00", "08/12/2023 25:00"):

@@ -17,7 +17,7 @@ from mailbot.campaigns import catalog, extensions, named, paper, review, stamp_a
 from mailbot.cli.base import ISO, State, cli, delivery_line
 from mailbot.config import Settings
 from mailbot.models import Campaign
-from mailbot.notify import outbox
+from mailbot.notify import extension_notice, outbox
 from mailbot.reports.status import pick_campaign
 
 BY = click.option("--by", "actor", default=None, help="Who decides (default: the login name).")
@@ -147,7 +147,12 @@ def review_reject(state: State, code: str, campaign_id: str, actor: str | None) 
 @click.option("--until", "until", type=ISO, help="The institution's own deadline (local time).")
 @click.option("--remove", is_flag=True, help="Remove the institution's extension: the campaign deadline applies.")
 @click.option("--campaign", "campaign_id", help="Campaign id (default: the one whose deadline is nearest).")
-@click.option("--reason", default="", help="Why (kept with the record).")
+@click.option("--reason", default="", help="Why (kept with the record, and told to the institution).")
+@click.option(
+    "--notify/--no-notify",
+    default=True,
+    help="Email the institution its new deadline and what it still owes (default: yes; sent at once).",
+)
 @BY
 @click.pass_obj
 def extend(
@@ -157,6 +162,7 @@ def extend(
     remove: bool,
     campaign_id: str | None,
     reason: str,
+    notify: bool,
     actor: str | None,
 ) -> None:
     """Grant one institution a later deadline, or remove it; lateness and reminders follow.
@@ -176,6 +182,20 @@ def extend(
     deadline = until.replace(tzinfo=settings.zone) if until.tzinfo is None else until
     extensions.grant(engine, campaign, code, deadline, actor=who, reason=reason)
     click.echo(f"{code}: deadline for {campaign.id} is now {deadline.isoformat()}")
+    if notify:
+        _tell_extension(settings, engine, campaign, code, reason, state.clock(settings).now())
+
+
+def _tell_extension(
+    settings: Settings, engine: Engine, campaign: Campaign, code: str, reason: str, now: datetime
+) -> None:
+    told = extension_notice.tell_school(settings, engine, campaign, code, now, reason=reason)
+    if told is None or told.status == "failed":
+        why = "not among the campaign's institutions" if told is None else "no usable address on the roster"
+        click.echo(f"{code}: not told by email ({why})", err=True)
+        return
+    click.echo(f"{code}: told by email ({', '.join(told.recipients)}): {told.status}")
+    click.echo(delivery_line(outbox.Delivery.of(settings, engine).deliver_due(now)), err=True)
 
 
 @cli.command(name="paper")

@@ -50,7 +50,18 @@ class _Wire(Compat32):
 
 
 SMTP_COMPAT = _Wire(linesep="\r\n")
-KINDS = ("ack", "ack_no_report", "ack_review", "too_large", "reminder", "late", "digest", "announce", "stamp_doubt")
+KINDS = (
+    "ack",
+    "ack_no_report",
+    "ack_review",
+    "too_large",
+    "reminder",
+    "late",
+    "extension",
+    "digest",
+    "announce",
+    "stamp_doubt",
+)
 AUTO_REPLY = {
     "ack",
     "ack_no_report",

@@ -80,7 +80,7 @@ def queue_notices(settings: Settings, engine: Engine, now: datetime, *, dry_run:
     if dry_run:
         return [Planned(n, recipients_for(n, bad), "dry-run") for n in notices]
     templates, key = load_templates(settings), secret_key(settings.data_dir)
-    return [_queue_notice(settings, engine, templates, key, n, recipients_for(n, bad), now) for n in notices]
+    return [queue_notice(settings, engine, templates, key, n, recipients_for(n, bad), now) for n in notices]
 
 
 def _notice_context(settings: Settings, key: bytes, n: Notice, now: datetime) -> dict[str, Any]:
@@ -105,10 +105,19 @@ def _notice_context(settings: Settings, key: bytes, n: Notice, now: datetime) ->
     }
 
 
-def _queue_notice(
-    settings: Settings, engine: Engine, templates: Templates, key: bytes, n: Notice, to: tuple[str, ...], now: datetime
+def queue_notice(
+    settings: Settings,
+    engine: Engine,
+    templates: Templates,
+    key: bytes,
+    n: Notice,
+    to: tuple[str, ...],
+    now: datetime,
+    extra: dict[str, Any] | None = None,
 ) -> Planned:
-    rendered = templates.render(n.kind, _notice_context(settings, key, n, now))
+    """Queue one notice to an institution (``extra``: what its template needs besides a reminder's values); an
+    institution without a usable address gets a failed row, so that staff see it was not told."""
+    rendered = templates.render(n.kind, {**_notice_context(settings, key, n, now), **(extra or {})})
     msg = compose(settings.outbox, key, n.kind, to or ("undisclosed-recipients:;",), rendered, when=now)
     with store.atomic(engine) as conn:
         inst_pk = store.institution_pk(conn, n.institution.code)

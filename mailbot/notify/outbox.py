@@ -45,7 +45,7 @@ from mailbot.notify.compose import as_bytes
 from mailbot.oauth import TokenCache, xoauth2
 
 log = logging.getLogger("mailbot.notify.outbox")
-UNLIMITED_KINDS = {"digest", "announce"}  # the staff's digest, the call staff send: not replies to anyone
+UNLIMITED_KINDS = {"digest", "announce", "extension"}  # staff's digest, what staff send: not replies to anyone
 LIVE = ("pending", "sending", "sent")  # the rows that count against a daily cap (not failed, not suppressed)
 MAX_BACKOFF = timedelta(hours=6)
 OUTAGE_BACKOFF = timedelta(minutes=5)

@@ -70,6 +70,16 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "too_large": {**_RECEIPT, "files": [], "warnings": [], "message_size": "63,2 MB", "max_message_size": "50,0 MB"},
     "reminder": {**_COMMON, **_LINK, "institution": _INSTITUTION, "days_left": 3, "missing": _MISSING},
     "late": {**_COMMON, **_LINK, "institution": _INSTITUTION, "days_late": 2, "missing": _MISSING},
+    "extension": {
+        **_COMMON,
+        **_LINK,
+        "institution": _INSTITUTION,
+        "deadline": "17:00 ngày 08/12/2023",
+        "deadline_short": "08/12/2023",
+        "campaign_deadline": "17:00 ngày 05/12/2023",
+        "reason": "đơn vị bị mất điện diện rộng",
+        "missing": {"word": True, "stamped": False},
+    },
     "announce": {
         **_COMMON,
         "institution": _INSTITUTION,

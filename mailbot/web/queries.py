@@ -26,6 +26,7 @@ OUTBOX_KIND = {
     "too_large": "Thư vượt quá dung lượng: đề nghị gửi lại",
     "reminder": "Nhắc nộp báo cáo",
     "late": "Đôn đốc gửi báo cáo (quá hạn)",
+    "extension": "Thông báo gia hạn nộp báo cáo",
     "digest": "Thư tổng hợp hằng ngày",
     "announce": "Công văn / thông báo về đợt báo cáo",
     "stamp_doubt": "Bản có dấu đỏ (PDF) chưa xác nhận được",

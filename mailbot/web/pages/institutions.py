@@ -15,6 +15,7 @@ from starlette.responses import Response
 from mailbot.campaigns import extensions, named, paper, stamp_accept
 from mailbot.errors import MailbotError, NotFound
 from mailbot.models import Campaign
+from mailbot.notify import extension_notice
 from mailbot.reports.workbook import stamped_text
 from mailbot.web import queries
 from mailbot.web.access import campaign_page, campaign_route, form, redirect, user
@@ -92,7 +93,21 @@ async def grant_extension(request: Request, web: Web, campaign: Campaign) -> Res
         return redirect(web, back, ("error", _bad_deadline(exc, campaign, web)))
     except MailbotError as exc:
         return redirect(web, back, ("error", f"Chưa ghi nhận được gia hạn: {exc}"))
-    return redirect(web, back, ("ok", f"Đã gia hạn nộp báo cáo đến {local_time(until, web.settings.zone)}."))
+    done = f"Đã gia hạn nộp báo cáo đến {local_time(until, web.settings.zone)}."
+    if checked.get("notify"):
+        done += " " + await run_in_threadpool(_tell_extension, web, campaign, code, reason)
+    return redirect(web, back, ("ok", done))
+
+
+def _tell_extension(web: Web, campaign: Campaign, code: str, reason: str) -> str:
+    """Queue the school's notice of its new deadline (the service sends it); what staff are told about it."""
+    try:
+        told = extension_notice.tell_school(web.settings, web.engine, campaign, code, web.clock(), reason=reason)
+    except MailbotError as exc:
+        return f"Chưa gửi được thư báo gia hạn cho đơn vị: {exc}"
+    if told is None or told.status == "failed":
+        return "Đơn vị không có địa chỉ thư dùng được trong danh sách: chưa gửi được thư báo gia hạn."
+    return f"Thư báo gia hạn cho đơn vị đã được đưa vào hàng đợi gửi ({', '.join(told.recipients)})."
 
 
 def _bad_deadline(exc: extensions.BadDeadline, campaign: Campaign, web: Web) -> str:
