@@ -622,6 +622,10 @@ def test_an_extension_tells_the_school_its_new_deadline_when_staff_ask(staff: Te
     assert len(notices()) == 1
     staff.post(f"{C}/extension", data={**grant, "until": "08/12/2023 17:00"})  # moved: told again
     assert len(notices()) == 2 and "08/12/2023" in notices()[1].subject
+    no_address = {**grant, "code": "DV-HN"}  # on the roster without an email address
+    staff.post(f"{C}/extension", data=no_address, follow_redirects=False)
+    assert "chưa gửi được thư báo gia hạn" in flash(staff, f"{C}/institutions/DV-HN")
+    assert notices()[-1].status == "failed" and len(notices()) == 3  # staff see on its page that it was not told
 
 
 def test_extension_needs_a_valid_date_and_a_known_code(staff: TestClient, demo: Settings) -> None:
