@@ -197,3 +197,36 @@ def test_the_service_acknowledges_first_and_fills_the_metadata_in_later(tmp_path
     assert "Traceback" not in log and log.index("recorded") < log.index("converted after its receipt"), log
     assert db_count(workspace, "outbox", "kind = 'ack'") == 1  # one receipt, not another when the metadata came
     assert _gone([int(p) for p in (fake / "pids").read_text().split()], 10), "a LibreOffice outlived the service"
+
+
+def test_the_sockets_of_killed_libreoffices_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    import socket
+
+    uid = os.getuid()
+    folder = Path(tmp_path)  # LibreOffice's own folder is /tmp; the sweep takes any
+
+    def bound(name: str, *, listening: bool) -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(str(folder / name))
+        if listening:
+            s.listen(1)
+        return s
+
+    stale = [f"OSL_PIPE_{uid}_SingleOfficeIPC_0a1b2c", f"OSL_PIPE_{uid}_mailbot-4242-17"]
+    for name in stale:
+        bound(name, listening=False).close()  # a killed LibreOffice: the file stays, nobody listens
+    live = bound(f"OSL_PIPE_{uid}_mailbot-4343-18", listening=True)  # another process's converter, running
+    bound(f"OSL_PIPE_{uid + 1}_SingleOfficeIPC_ffee", listening=False).close()  # another user's: not ours to judge
+    (folder / f"OSL_PIPE_{uid}_SingleOfficeIPC_file").write_text("")  # not a socket
+    try:
+        assert convert.sweep_stale_office_sockets(folder) == 2
+        left = sorted(p.name for p in folder.iterdir())
+        assert left == sorted(
+            [
+                f"OSL_PIPE_{uid}_mailbot-4343-18",
+                f"OSL_PIPE_{uid + 1}_SingleOfficeIPC_ffee",
+                f"OSL_PIPE_{uid}_SingleOfficeIPC_file",
+            ]
+        )
+    finally:
+        live.close()

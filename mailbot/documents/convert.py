@@ -17,17 +17,21 @@ import os
 import select
 import shutil
 import signal
+import socket
+import stat
 import subprocess
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Literal
 
 UNO_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")  # the Python that LibreOffice's ``uno`` is built for
 STARTUP_SECONDS = 20.0  # a converter not listening after this long is hung: killed, the next call starts another
 WORKER = Path(__file__).with_name("uno_worker.py")
+OFFICE_SOCKETS = Path("/tmp")  # where LibreOffice puts its single-instance socket (sal/osl/unx/pipe.cxx: fixed)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ class Converter:
         self._buffer = b""
         self._started = time.monotonic()
         self.starts += 1
+        sweep_stale_office_sockets()
         # A session of its own: killing it never touches mailbot's group, and a terminal's ^C reaches mailbot only.
         self._worker = subprocess.Popen(
             [self.python, str(WORKER), self.soffice],
@@ -227,6 +232,33 @@ class Converter:
                 except (OSError, subprocess.TimeoutExpired):
                     pass
             self._kill()
+
+
+def sweep_stale_office_sockets(folder: Path = OFFICE_SOCKETS) -> int:
+    """Remove the single-instance sockets that LibreOffices of this user left when they were killed.
+
+    Each LibreOffice listens on ``/tmp/OSL_PIPE_<uid>_SingleOfficeIPC_<hash of its profile>``, and a converter's
+    also on ``/tmp/OSL_PIPE_<uid>_mailbot-<pid>-<n>`` (``uno_worker.py``); it removes them when it exits. One killed
+    (hung, or mailbot SIGKILLed with it) leaves them behind, and with a fresh profile and pipe per converter the
+    names never come back for LibreOffice to clean itself. A socket nobody listens on any more refuses a
+    connection: that one goes, as LibreOffice would remove it; one that answers belongs to a running LibreOffice."""
+    removed = 0
+    uid = os.getuid()
+    for path in chain(folder.glob(f"OSL_PIPE_{uid}_SingleOfficeIPC_*"), folder.glob(f"OSL_PIPE_{uid}_mailbot-*")):
+        try:
+            if not stat.S_ISSOCK(path.lstat().st_mode):
+                continue  # connecting to a plain file is refused too: only a socket is judged by the answer
+        except OSError:
+            continue
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except ConnectionRefusedError:
+                path.unlink(missing_ok=True)
+                removed += 1
+            except OSError:
+                pass  # not a socket, or gone meanwhile: not ours to judge
+    return removed
 
 
 def _cold(soffice: str, data: bytes, timeout: float) -> bytes | None:
