@@ -294,6 +294,19 @@ def run_mailbot(server: Dovecot, folder: Path, n: int) -> Result:
     )
 
 
+def file_cost(where: Path, files: int = 300) -> float:
+    """Seconds to create one archive-sized file in a new folder there: the kernel's share of every contender's
+    work, which on some machines varies tenfold from one folder to another (see README, Performance)."""
+    folder = Path(tempfile.mkdtemp(prefix="file-cost-", dir=where))
+    data = os.urandom(50_000)
+    started = time.perf_counter()
+    for i in range(files):
+        (folder / f"{i}.eml").write_bytes(data)
+    spent = time.perf_counter() - started
+    shutil.rmtree(folder, ignore_errors=True)
+    return spent / files
+
+
 def remove_unless_kept(keep: bool, *folders: str | Path) -> None:
     """A benchmark's server and work folders: kept for a look (``--keep``, and their places printed) or removed."""
     if keep:
@@ -404,6 +417,7 @@ def main() -> int:
         (work / "warmup").mkdir()
         run_mbsync(server, work / "warmup", args.n)
         print(f"load average before timing: {os.getloadavg()[0]:.2f} (other work on this machine skews the figures)")
+        print(f"creating a 50 KB file in a new folder under {work}: {file_cost(work) * 1000:.2f} ms (TMPDIR moves it)")
         results = run_all(server, work, args.n, args.repeat, (run_mailbot,) if args.mailbot_only else CONTENDERS)
     finally:
         server.stop()
