@@ -136,8 +136,12 @@ def test_a_bomb_and_a_long_scan_cost_a_bounded_time(tmp_path: Path, settings_bud
     started = time.monotonic()
     facts = stamping.check_file(settings_budget, bomb)
     assert time.monotonic() - started < settings_budget.documents.seconds_per_file + stamping.GRACE_SECONDS
-    assert facts.kind == "unknown" and facts.problem
-    assert stamps.judge(facts.to_json(), NQ, WORD).doubts == ("unreadable",)
+    judged = stamps.judge(facts.to_json(), NQ, WORD)
+    # Poppler may give up (memory, time) or, on a quick machine, draw the blank page within the limits: either way
+    # the time is bounded and the file is never taken for the stamped copy.
+    unread = facts.kind == "unknown" and bool(facts.problem) and judged.doubts == ("unreadable",)
+    blank = facts.kind == "scan" and not facts.seal and not facts.number
+    assert (unread or blank) and judged.verdict != "ok", facts
 
     long = tmp_path / "long.pdf"
     long.write_bytes(scan_pdf(NQ, "15/BC-THPTNQ", date(2023, 12, 5), pages=300))
