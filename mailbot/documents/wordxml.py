@@ -145,6 +145,18 @@ class _Limited(io.RawIOBase):
         return chunk
 
 
+# How libxml2 reads any part of a package, streamed or whole: entities never expanded nor fetched, no DTD loaded,
+# a text node over 10 MB an error (``huge_tree`` off), comments and processing instructions dropped.
+_SAFE_XML = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+}
+
+
 def _document_events(raw: IO[bytes], size: int) -> Iterator[Any]:
     """document.xml's (event, element) pairs for ``_Stream``: a small one parsed whole and walked (the same events,
     at a third of the cost of parsing them one by one), a large one streamed so that its tree never exists whole."""
@@ -156,15 +168,8 @@ def _document_events(raw: IO[bytes], size: int) -> Iterator[Any]:
 
 
 def _safe_parser() -> etree.XMLParser:
-    """libxml2 as ``_iterparse`` sets it up, for a whole document (one per call: a parser is not thread-safe)."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    """libxml2 set up as for ``_iterparse``, for a whole document (one per call: a parser is not thread-safe)."""
+    return etree.XMLParser(**_SAFE_XML)
 
 
 def _refuse_dtd(elem: Element) -> None:
@@ -177,17 +182,7 @@ def _iterparse(source: IO[bytes] | io.RawIOBase, tags: list[str] | None = None) 
     """(event, element) pairs ("start" and "end") from libxml2, refusing any DTD; entities are never expanded nor
     fetched, and a text node over libxml2's 10 MB (``huge_tree`` off) is an error. ``tags``: only these elements
     are reported (the others are still built into the tree, but cost no Python code)."""
-    parser = etree.iterparse(
-        source,
-        events=("start", "end"),
-        tag=tags,
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    parser = etree.iterparse(source, events=("start", "end"), tag=tags, **_SAFE_XML)
     first = next(parser)  # the DTD, if any, is read before the first element: refuse it before anything is used
     _refuse_dtd(first[1])
     return chain((first,), parser)
