@@ -156,7 +156,7 @@ def test_a_name_never_starts_with_a_combining_mark_nor_is_made_of_them():
 
 
 def test_the_parsers_end_of_body_search_finds_what_the_full_search_finds() -> None:
-    """parse.py makes email.feedparser look for a body's closing line end at the end only (pure)."""
+    """mailbot.ingest.mime makes email.feedparser look for a body's closing line end at the end only (pure)."""
     import email.feedparser
     import email.policy
     import re

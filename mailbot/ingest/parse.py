@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import hashlib
 import re
-from email import feedparser
 from email.header import Header, decode_header
 from email.message import Message
 from email.policy import compat32
@@ -18,26 +17,10 @@ from mailbot.documents.decree30 import DocMeta, describe, heading, meta_heading
 from mailbot.documents.sniff import ole_warnings, sniff
 from mailbot.documents.wordxml import read_blocks
 from mailbot.ingest.authresults import parse_header
+from mailbot.ingest.mime import message_from_bytes
 from mailbot.ingest.unpack import Found, safe_basename, unarchive, untnef, unzip
 from mailbot.models import Attachment, AuthHeader, Bounce, FileKind, InboundMail, Notice, RawMail, WarningCode
 from mailbot.text import nfc
-
-
-class _LineEndAtEnd:
-    """``email.feedparser``'s search for the line end that closes a part's body, looking at the end only.
-
-    The parser finds it with ``re.search(r"(\\r\\n|\\r|\\n)\\Z", body)``, which tries every position of the
-    body from its start: for a report's 55 KB of base64 that was half the parsing of the whole message. A line end
-    ending the text can only start in its last two characters, so the search starts there: the same match, always.
-    """
-
-    _pattern = re.compile(r"(\r\n|\r|\n)\Z")
-
-    def search(self, text: str) -> re.Match[str] | None:
-        return self._pattern.search(text, max(0, len(text) - 2))
-
-
-feedparser.NLCRE_eol = _LineEndAtEnd()  # type: ignore[attr-defined]
 
 # Vietnamese senders with old software write 8-bit headers in Windows-1258 or TCVN; try the likely ones.
 _FALLBACK_CHARSETS = ("utf-8", "cp1258", "latin-1")
@@ -354,7 +337,7 @@ def auth_headers(msg: Message) -> tuple[AuthHeader, ...]:
 
 def parse(raw: RawMail, limits: LimitSettings) -> InboundMail:
     """Read one message; whatever is wrong with it becomes a warning, never an exception."""
-    msg = email.message_from_bytes(raw.data, policy=compat32)
+    msg = message_from_bytes(raw.data)
     sender, display = sender_of(msg)
     message_id, warnings = message_id_of(msg, raw.data)
     files = tuple(a for f in _walk_files(msg, limits) for a in _attachment(f, limits))
