@@ -112,6 +112,13 @@ class Attachment:
     heading: str = ""  # first lines of a Word file, for identification by name
     warnings: tuple[Notice, ...] = ()
     meta: DocMeta | None = None  # what a Word report says about itself
+    # of ``data``, hashed where the file is found (a reader process, during a backlog), not where it is recorded;
+    # ``replace`` with new warnings keeps it (a file's bytes are never replaced: other bytes are another file)
+    sha256: str = field(default="", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.sha256:
+            object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
 
     @property
     def is_report(self) -> bool:

@@ -213,14 +213,22 @@ class _Group:
 
     def _commit(self, items: list[_Ready]) -> list[Outcome]:
         ctx = self.ctx
-        archived = [record.archive_message(r.raw, r.fingerprint, r.mail, r.verdict, ctx.settings) for r in items]
-        try:
-            with store.atomic(ctx.engine) as conn, store.remembering_institutions(conn):
-                rows = [record.Row(r.raw, r.fingerprint, r.mail, r.verdict, a) for r, a in zip(items, archived)]
-                pks = record.insert_many(conn, rows)
-                receipts.queue_receipts(conn, ctx, [(pk, r.mail, r.verdict) for r, pk in zip(items, pks, strict=True)])
-        except IntegrityError:  # another run recorded one of them meanwhile: each alone, as it would have been
-            return [_record_ready(ctx, r, files, recheck=True) for r, files in zip(items, archived, strict=True)]
+        with archive.Writer() as writer:  # the files are written while the rows and receipts are made
+            archived = [
+                record.archive_message(r.raw, r.fingerprint, r.mail, r.verdict, ctx.settings, writer.write)
+                for r in items
+            ]
+            try:
+                with store.atomic(ctx.engine) as conn, store.remembering_institutions(conn):
+                    rows = [record.Row(r.raw, r.fingerprint, r.mail, r.verdict, a) for r, a in zip(items, archived)]
+                    pks = record.insert_many(conn, rows)
+                    receipts.queue_receipts(
+                        conn, ctx, [(pk, r.mail, r.verdict) for r, pk in zip(items, pks, strict=True)]
+                    )
+                    writer.wait()  # written before the rows that name them are committed (or the pass stops)
+            except IntegrityError:  # another run recorded one of them meanwhile: each alone, as it would have been
+                writer.wait()
+                return [_record_ready(ctx, r, files, recheck=True) for r, files in zip(items, archived, strict=True)]
         return [
             replace(record.recorded(r.raw, r.mail, r.verdict, pk), keep_on_server=r.keep_on_server)
             for r, pk in zip(items, pks, strict=True)

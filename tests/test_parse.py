@@ -172,3 +172,13 @@ def test_the_parsers_end_of_body_search_finds_what_the_full_search_finds() -> No
     raw = b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\nline one\r\nline two\r\n\r\n--b--\r\n'
     part = email.message_from_bytes(raw, policy=email.policy.compat32).get_payload(0)
     assert part.get_payload() == "line one\r\nline two\r\n"
+
+
+def test_a_file_is_hashed_where_it_is_found_and_keeps_its_hash_when_warnings_are_added():
+    import hashlib
+    from dataclasses import replace
+
+    (f,) = parsed(mail([("bc.docx", DOCX, "application/octet-stream")])).files
+    assert f.sha256 == hashlib.sha256(DOCX).hexdigest()
+    again = replace(f, warnings=(Notice(WarningCode.DATE_FAR, "01/01/2020"),))
+    assert again.sha256 == f.sha256 and again.warnings != f.warnings

@@ -147,6 +147,32 @@ def test_the_archive_refuses_paths_outside_it_and_makes_again_a_folder_removed_m
     assert sorted(p.name for p in (root / "c" / "g").iterdir()) == ["two.eml"]  # nothing partial left
 
 
+def test_the_archive_writer_thread_writes_every_file_and_reports_a_failure_when_waited_on(tmp_path):
+    """archive.Writer: files written by a thread of its own, a failure raised by ``wait`` (then the batch's rows are
+    not committed), and no thread left once the batch is done (worker processes are forked from this one)."""
+    import threading
+    from pathlib import PurePosixPath
+
+    from mailbot.ingest import archive
+
+    root = tmp_path / "archive"
+    root.mkdir()
+    (root / "taken").write_bytes(b"a file where a folder is wanted")
+    with archive.Writer() as writer:
+        for i in range(50):
+            writer.write(root, PurePosixPath(f"c/g/{i}.eml"), bytes([i]) * 1000)
+        writer.wait()
+        assert sorted(int(p.stem) for p in (root / "c" / "g").iterdir()) == list(range(50))
+        assert all((root / "c" / "g" / f"{i}.eml").read_bytes() == bytes([i]) * 1000 for i in range(50))
+        writer.write(root, PurePosixPath("taken/x.eml"), b"x")
+        writer.write(root, PurePosixPath("c/g/after.eml"), b"after")
+        with pytest.raises(OSError):
+            writer.wait()
+        writer.wait()  # a failure is reported once
+    assert (root / "c" / "g" / "after.eml").read_bytes() == b"after"  # the others were still written
+    assert not [t for t in threading.enumerate() if t.name.startswith("archive")]
+
+
 def test_html_shows_mail_content_escaped(workspace, dovecot, tmp_path):
     from mailbot.notify.compose import Templates
     from mailbot.notify.samples import SAMPLE_CONTEXTS

@@ -39,17 +39,23 @@ class Archived:
 
 
 def archive_message(
-    raw: RawMail, fingerprint: str, mail: InboundMail, verdict: Verdict, settings: Settings
+    raw: RawMail,
+    fingerprint: str,
+    mail: InboundMail,
+    verdict: Verdict,
+    settings: Settings,
+    write: archive.WriteFile = archive.write,
 ) -> Archived:
-    """The original message, and its reports and scans in the institution's folder (or the review folder)."""
+    """The original message, and its reports and scans in the institution's folder (or the review folder).
+    ``write``: how each file is written (``archive.Writer.write`` hands them to a thread of their own)."""
     folder = (
         archive.institution_folder(verdict.campaign.id, verdict.institution)
         if verdict.institution and verdict.campaign
         else archive.review_folder(mail.arrived, settings.zone)
     )
     eml = archive.eml_path(raw.internaldate, fingerprint)
-    archive.write(settings.archive_dir, eml, raw.data)
-    kept = tuple(archive_file(settings, folder, mail, fingerprint, i) for i in range(len(mail.files)))
+    write(settings.archive_dir, eml, raw.data)
+    kept = tuple(archive_file(settings, folder, mail, fingerprint, i, write) for i in range(len(mail.files)))
     return Archived(eml, kept)
 
 
@@ -108,20 +114,25 @@ def recorded(raw: RawMail, mail: InboundMail, verdict: Verdict, pk: int) -> Outc
 
 
 def archive_file(
-    settings: Settings, folder: PurePosixPath, mail: InboundMail, fingerprint: str, index: int
+    settings: Settings,
+    folder: PurePosixPath,
+    mail: InboundMail,
+    fingerprint: str,
+    index: int,
+    write: archive.WriteFile = archive.write,
 ) -> ArchivedFile:
     """Report files and PDF scans get their own copy in the institution's folder; the rest stays in the .eml."""
     item = mail.files[index]
     path = ""
     if item.data and (item.is_report or item.kind == FileKind.PDF):
         relative = folder / archive.file_name(mail.arrived, settings.zone, fingerprint, index, item.name)
-        archive.write(settings.archive_dir, relative, item.data)
+        write(settings.archive_dir, relative, item.data)
         path = str(relative)
     return ArchivedFile(
         item.name,
         item.kind,
         len(item.data),
-        archive.sha256(item.data),
+        item.sha256,
         path,
         item.origin,
         item.heading,
