@@ -578,8 +578,7 @@ _INSTITUTION_MEMO = "institution_pks"
 def remembering_institutions(conn: Connection) -> Iterator[Connection]:
     """Within one transaction that adds no institution (recording a batch of mail), their row ids, read at once (a
     backlog's batch names dozens of institutions: one query instead of one each)."""
-    rows = conn.execute(select(institutions.c.code, institutions.c.id))
-    conn.info[_INSTITUTION_MEMO] = {code: pk for code, pk in rows}
+    conn.info[_INSTITUTION_MEMO] = dict(conn.execute(select(institutions.c.code, institutions.c.id)).all())
     try:
         yield conn
     finally:
