@@ -14,7 +14,8 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ import pytest
 from openpyxl import Workbook
 
 from mailbot.demo import samples
+from mailbot.web.snapshot import RECHECK
 from tests.conftest import PASSWORD_ENV, Workspace, make_workspace
 from tests.test_notify import smtp_section
 from tests.test_web_browser import browser, shoot  # noqa: F401 - the browser fixture
@@ -73,6 +75,14 @@ def site(tmp_path_factory: pytest.TempPathFactory, dovecot, smtp_sink) -> Iterat
     s.cli("user", "add", USER, "--password-stdin", input=PASSWORD + "\n")
     with serving(ws.config_path, port, "--now", NOW, env={PASSWORD_ENV: ws.password}):
         yield s
+
+
+def shown_within(seconds: float, shown: Callable[[], bool]) -> None:
+    """The pages show what another process recorded within ``snapshot.RECHECK`` (they keep a snapshot of the
+    campaign between two looks at the database): a page loaded at once may still be the one from before."""
+    deadline = time.monotonic() + seconds
+    while not shown() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def template_docx(path: Path) -> Path:
@@ -227,8 +237,13 @@ def test_staff_run_a_campaign_from_the_browser(site: Site, browser) -> None:  # 
     site.dovecot.append(held, datetime(2024, 1, 3, 0, 40, tzinfo=UTC))  # type: ignore[attr-defined]
     site.dovecot.append(spam, datetime(2024, 1, 3, 0, 45, tzinfo=UTC))  # type: ignore[attr-defined]
     site.cli("run", "--once")
-    page.goto(site.url + "/c/hk1-2024/review")
     item = page.locator("section.review-item", has_text=late_school["emails"][0])
+
+    def held_shown() -> bool:
+        page.goto(site.url + "/c/hk1-2024/review")
+        return item.count() > 0
+
+    shown_within(RECHECK + 4, held_shown)
     item.locator("input[type=search]").fill("thai phien")
     assert item.locator("select[name=code]").input_value() == "THPT-TPH"
     item.locator("select[name=campaign]").select_option("hk1-2024")
