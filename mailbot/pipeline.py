@@ -181,6 +181,7 @@ class _Ready:
     mail: InboundMail
     verdict: Verdict
     keep_on_server: bool = False
+    eml_kept: bool = False  # the reader process wrote its original to the archive already
 
 
 class _Group:
@@ -215,7 +216,7 @@ class _Group:
         ctx = self.ctx
         with archive.Writer() as writer:  # the files are written while the rows and receipts are made
             archived = [
-                record.archive_message(r.raw, r.fingerprint, r.mail, r.verdict, ctx.settings, writer.write)
+                record.archive_message(r.raw, r.fingerprint, r.mail, r.verdict, ctx.settings, writer.write, r.eml_kept)
                 for r in items
             ]
             try:
@@ -336,7 +337,7 @@ def _process(raw: RawMail, ctx: Context, read: Read | None, seen: store.Recorded
     duplicate = _recorded_before(fingerprint, mail, ctx, seen)
     if duplicate:
         return record.record_duplicate(raw, ctx.engine, duplicate, mail)
-    return _Ready(raw, fingerprint, mail, verdict)
+    return _Ready(raw, fingerprint, mail, verdict, eml_kept=read is not None and read.eml_kept)
 
 
 def _recorded_before(
@@ -370,7 +371,9 @@ def _record_ready(
     original = _recorded_before(fingerprint, mail, ctx) if recheck else None
     if original:
         return record.record_duplicate(raw, ctx.engine, original, mail)
-    archived = archived or record.archive_message(raw, fingerprint, mail, verdict, ctx.settings)
+    archived = archived or record.archive_message(
+        raw, fingerprint, mail, verdict, ctx.settings, eml_kept=ready.eml_kept
+    )
     try:
         with store.atomic(ctx.engine) as conn:
             pk = record.insert(conn, raw, fingerprint, mail, verdict, archived)

@@ -294,6 +294,27 @@ def test_the_pipes_to_and_from_a_worker_hold_a_whole_answer(tmp_path):
     assert [a.mail.message_id for a in answers if a.mail] == [mid for mid, _, _, _ in school_mails(8, "pipe")]
 
 
+def test_a_worker_writes_the_originals_it_read_and_leaves_a_failure_to_the_main_process(tmp_path):
+    """The .eml of each message a worker read is in the archive when its answer comes (its path needs no verdict);
+    where it cannot be written, the answer says so and the main process writes it (and meets the error) as before."""
+    from mailbot.config import LimitSettings
+    from mailbot.ingest import archive
+
+    raws = [RawMail("test", 1, str(i), WHEN, raw) for i, (_, _, _, raw) in enumerate(school_mails(8, "eml"))]
+    root = tmp_path / "archive"
+    with readers.Readers(LimitSettings(), 1, guard=readers.Guard(tmp_path), archive_dir=root) as pool:
+        answers = list(pool.results(pool.submit(raws)))
+    pooled = [(raw, a) for raw, a in zip(raws, answers, strict=True) if a.eml_kept]
+    assert pooled  # the workers read most of the batch (this process may take a share it would wait for)
+    for raw, _ in pooled:
+        assert (root / archive.eml_path(raw.internaldate, raw.fingerprint)).read_bytes() == raw.data
+    blocked = tmp_path / "blocked"
+    blocked.write_bytes(b"a file where the archive's folder should be")
+    with readers.Readers(LimitSettings(), 1, guard=readers.Guard(tmp_path), archive_dir=blocked) as pool:
+        answers = list(pool.results(pool.submit(raws)))
+    assert all(a.mail is not None and not a.eml_kept for a in answers)
+
+
 def test_the_suspects_list_keeps_the_latest_and_stops_growing(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "SUSPECTS_KEPT", 5)
     listed = tmp_path / "suspects"

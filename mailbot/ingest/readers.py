@@ -1,4 +1,5 @@
-"""Read fetched messages (MIME parsing, Word reports) in worker processes, so that both cores work during a backlog.
+"""Read fetched messages (MIME parsing, Word reports) in worker processes, so that both cores work during a backlog;
+a worker also writes the original of each message it read to the archive (``read_many``).
 
 The main process keeps fetching, identifying and recording, in arrival order; only the CPU-heavy reading of a batch
 moves to the workers, while the main process fetches the next batch and records the previous one. A process with
@@ -30,11 +31,12 @@ import traceback
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mailbot.config import LimitSettings, Settings
 from mailbot.files import process_alive, write_atomic
+from mailbot.ingest import archive
 from mailbot.ingest.parse import parse
 from mailbot.models import InboundMail, RawMail
 
@@ -57,6 +59,7 @@ class Read:
     mail: InboundMail | None
     error: str = ""  # "ValueError: ..." when reading raised
     trace: str = ""  # the traceback, for the log
+    eml_kept: bool = False  # the worker wrote the original to the archive (``archive.eml_path``)
 
 
 def read_one(raw: RawMail, limits: LimitSettings) -> Read:
@@ -108,10 +111,28 @@ def _widen_pipes(pool: ProcessPoolExecutor) -> None:
                 fcntl.fcntl(end.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
 
 
-def read_many(raws: list[RawMail], limits: LimitSettings) -> list[Read]:
+def read_many(raws: list[RawMail], limits: LimitSettings, archive_dir: Path | None = None) -> list[Read]:
     """A share of a batch, read in a worker: one task and one answer for many messages (each message a task of its
-    own would cost two thread switches in the main process per message, and its threads wait for the GIL)."""
-    return [read_one(raw, limits) for raw in raws]
+    own would cost two thread switches in the main process per message, and its threads wait for the GIL).
+    ``archive_dir``: each message read is also written there as its .eml (see ``_keep_original``)."""
+    return [_keep_original(read_one(raw, limits), raw, archive_dir) for raw in raws]
+
+
+def _keep_original(read: Read, raw: RawMail, archive_dir: Path | None) -> Read:
+    """The original written to the archive by the worker, as the main process would write it before recording it.
+
+    Its path depends on its bytes and arrival alone, so it needs no verdict; creating the file (mostly the kernel's
+    work) then leaves the main process, the one that records and so paces a backlog. A message written here and then
+    recorded by nobody (a duplicate, a run stopped) is the same as a crash between archive and record: the file
+    waits, and is written again with the same bytes. A failure (a full disk) is left for the main process to meet
+    and report, as before."""
+    if archive_dir is None or read.mail is None:
+        return read
+    try:
+        archive.write(archive_dir, archive.eml_path(raw.internaldate, raw.fingerprint), raw.data)
+    except OSError:
+        return read
+    return replace(read, eml_kept=True)
 
 
 @dataclass
@@ -192,12 +213,20 @@ class Readers:
     """Worker processes reading messages; ``workers=0`` reads everything in the calling process."""
 
     def __init__(
-        self, limits: LimitSettings, workers: int, *, lasting: bool = False, guard: Guard | None = None
+        self,
+        limits: LimitSettings,
+        workers: int,
+        *,
+        lasting: bool = False,
+        guard: Guard | None = None,
+        archive_dir: Path | None = None,
     ) -> None:
         """``lasting``: the readers of a service, entered before its threads start and kept for its life (its
         workers are forked then, sharing its memory; one that dies is replaced from a fork server). ``guard``:
-        where what is read in this process is noted while it is read (see ``Guard``)."""
+        where what is read in this process is noted while it is read (see ``Guard``). ``archive_dir``: where the
+        workers write the originals they read (``Read.eml_kept``)."""
         self.limits = limits
+        self.archive_dir = archive_dir
         self.workers = workers
         self.lasting = lasting
         self.guard = guard
@@ -211,7 +240,8 @@ class Readers:
     def of(cls, settings: Settings, *, lasting: bool = False) -> Readers:
         """The configured readers, noting what is read in place in the data folder."""
         guard = Guard(settings.data_dir)
-        return cls(settings.limits, settings.inbox.reader_processes, lasting=lasting, guard=guard)
+        workers = settings.inbox.reader_processes
+        return cls(settings.limits, workers, lasting=lasting, guard=guard, archive_dir=settings.archive_dir)
 
     def __enter__(self) -> Readers:
         if self.workers > 0 and self._fork:
@@ -304,10 +334,10 @@ class Readers:
 
     def _share(self, raws: list[RawMail]) -> Share:
         try:
-            return Share(raws, self._pool_now().submit(read_many, raws, self.limits))
+            return Share(raws, self._pool_now().submit(read_many, raws, self.limits, self.archive_dir))
         except BrokenProcessPool:  # a worker died while idle (killed, out of memory): not these messages' doing
             self._restart(raws[0])
-            return Share(raws, self._pool_now().submit(read_many, raws, self.limits))
+            return Share(raws, self._pool_now().submit(read_many, raws, self.limits, self.archive_dir))
 
     def _answer(self, share: Share, generation: int) -> list[Read]:
         try:

@@ -45,16 +45,19 @@ def archive_message(
     verdict: Verdict,
     settings: Settings,
     write: archive.WriteFile = archive.write,
+    eml_kept: bool = False,
 ) -> Archived:
     """The original message, and its reports and scans in the institution's folder (or the review folder).
-    ``write``: how each file is written (``archive.Writer.write`` hands them to a thread of their own)."""
+    ``write``: how each file is written (``archive.Writer.write`` hands them to a thread of their own);
+    ``eml_kept``: the original is written already (by the reader process that read it)."""
     folder = (
         archive.institution_folder(verdict.campaign.id, verdict.institution)
         if verdict.institution and verdict.campaign
         else archive.review_folder(mail.arrived, settings.zone)
     )
     eml = archive.eml_path(raw.internaldate, fingerprint)
-    write(settings.archive_dir, eml, raw.data)
+    if not eml_kept:
+        write(settings.archive_dir, eml, raw.data)
     kept = tuple(archive_file(settings, folder, mail, fingerprint, i, write) for i in range(len(mail.files)))
     return Archived(eml, kept)
 
