@@ -158,7 +158,7 @@ def test_the_archive_writer_thread_writes_every_file_and_reports_a_failure_when_
     root = tmp_path / "archive"
     root.mkdir()
     (root / "taken").write_bytes(b"a file where a folder is wanted")
-    with archive.Writer() as writer:
+    with archive.Writer(50) as writer:
         for i in range(50):
             writer.write(root, PurePosixPath(f"c/g/{i}.eml"), bytes([i]) * 1000)
         writer.wait()
@@ -171,6 +171,12 @@ def test_the_archive_writer_thread_writes_every_file_and_reports_a_failure_when_
         writer.wait()  # a failure is reported once
     assert (root / "c" / "g" / "after.eml").read_bytes() == b"after"  # the others were still written
     assert not [t for t in threading.enumerate() if t.name.startswith("archive")]
+    with archive.Writer(2) as writer:  # a service's message or two: written in place, no thread started
+        writer.write(root, PurePosixPath("c/g/small.eml"), b"small")
+        assert (root / "c" / "g" / "small.eml").read_bytes() == b"small"
+        assert not [t for t in threading.enumerate() if t.name.startswith("archive")]
+        with pytest.raises(OSError):
+            writer.write(root, PurePosixPath("taken/y.eml"), b"y")
 
 
 def test_html_shows_mail_content_escaped(workspace, dovecot, tmp_path):

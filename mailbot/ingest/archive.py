@@ -78,17 +78,28 @@ def write(root: Path, relative: PurePosixPath, data: bytes) -> None:
 WriteFile = Callable[[Path, PurePosixPath, bytes], None]
 
 
+THREADED_FILES = 16  # fewer files than this are written in the calling thread (see ``Writer``)
+
+
 class Writer:
     """Archive files written by a thread of their own while the caller goes on recording: creating and filling a
-    file is mostly the kernel's work (~0.3 ms for a message and its report on a VM), which then overlaps the rows
-    and receipts of the same batch instead of preceding them. ``wait`` before relying on the files."""
+    file is mostly the kernel's work (~0.3 ms for a report on a VM), which then overlaps the rows and receipts of
+    the same batch instead of preceding them. ``wait`` before relying on the files.
 
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="archive")
+    Only for a backlog's batch (``files`` of ``THREADED_FILES`` or more): the service's usual one or two messages
+    are written in place, as a thread started per batch would cost more than it saves and keep a memory arena of
+    its own (some MB of the service's footprint)."""
+
+    def __init__(self, files: int = THREADED_FILES) -> None:
+        threaded = files >= THREADED_FILES
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="archive") if threaded else None
         self._pending: list[Future[None]] = []
 
     def write(self, root: Path, relative: PurePosixPath, data: bytes) -> None:
-        self._pending.append(self._pool.submit(write, root, relative, data))
+        if self._pool is None:
+            write(root, relative, data)
+        else:
+            self._pending.append(self._pool.submit(write, root, relative, data))
 
     def wait(self) -> None:
         """Every file handed over so far written (atomically, as ``write``); the first failure raised (OSError)."""
@@ -100,7 +111,8 @@ class Writer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True)  # no thread outlives the batch (worker processes are forked from this one)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # no thread outlives the batch (worker processes are forked from this one)
 
 
 def _make_folder(path: str) -> None:
