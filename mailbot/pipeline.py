@@ -214,8 +214,8 @@ class _Group:
 
     def _commit(self, items: list[_Ready]) -> list[Outcome]:
         ctx = self.ctx
-        files = sum(1 + len(r.mail.files) for r in items)
-        with archive.Writer(files) as writer:  # a backlog's files are written while the rows and receipts are made
+        at_most = sum(1 + len(r.mail.files) for r in items)  # files to write: each .eml and attachment, at most
+        with archive.Writer(at_most) as writer:  # a backlog's files are written while the rows and receipts are made
             archived = [
                 record.archive_message(r.raw, r.fingerprint, r.mail, r.verdict, ctx.settings, writer.write, r.eml_kept)
                 for r in items

@@ -90,7 +90,7 @@ class Writer:
     are written in place, as a thread started per batch would cost more than it saves and keep a memory arena of
     its own (some MB of the service's footprint)."""
 
-    def __init__(self, files: int = THREADED_FILES) -> None:
+    def __init__(self, files: int) -> None:
         threaded = files >= THREADED_FILES
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="archive") if threaded else None
         self._pending: list[Future[None]] = []
