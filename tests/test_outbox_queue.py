@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from mailbot import store
 from mailbot.config import Settings
 from mailbot.notify import outbox
+from mailbot.notify.compose import Draft
 from mailbot.notify.outbox import DailyCaps, Outgoing
 from tests.conftest import db_url
 
@@ -74,6 +75,24 @@ def test_over_the_per_address_cap_the_message_is_kept_as_suppressed(engine: Engi
     held = row(engine, 3)
     assert held.recipients == [SCHOOL] and "more than 2 automatic messages today" in held.last_error
     assert recipients_counted(engine) == [SCHOOL, SCHOOL]  # a suppressed message does not count
+
+
+def test_a_draft_is_composed_only_when_it_goes_out(engine: Engine) -> None:
+    """A receipt is queued as a draft: over the cap it is recorded with its subject, never composed nor stored."""
+    composed: list[str] = []
+
+    def draft(key: str) -> Draft:
+        return Draft("Xác nhận đã nhận báo cáo", lambda: composed.append(key) or message(key, (SCHOOL,)))
+
+    with store.atomic(engine) as conn:
+        outbox.queue_fresh(
+            conn, [(Outgoing(f"ack:{n}", "ack", draft(f"ack:{n}"), (SCHOOL,), fresh=True), DAY) for n in (1, 2, 3)], NOW
+        )
+    rows = [row(engine, n) for n in (1, 2, 3)]
+    assert composed == ["ack:1", "ack:2"] and [r.status for r in rows] == ["pending", "pending", "suppressed"]
+    assert all(r.subject == "Xác nhận đã nhận báo cáo" for r in rows)
+    assert b"Message-ID: <ack-2@mailbot.test>" in rows[1].raw and rows[1].our_message_id == "<ack-2@mailbot.test>"
+    assert (rows[2].raw, rows[2].our_message_id, rows[2].recipients) == (b"", "", [SCHOOL])
 
 
 def test_only_the_addresses_under_the_cap_are_kept(engine: Engine) -> None:

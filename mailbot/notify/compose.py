@@ -9,6 +9,7 @@ import os
 import random
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -79,6 +80,16 @@ class Rendered:
     html: str
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A message not composed yet: its subject, for the outbox's record, and how to compose it once it is known
+    to go out. A receipt held back by a daily cap is recorded with its subject and never composed: in a backlog
+    where one address sent many messages, most of them are such."""
+
+    subject: str
+    make: Callable[[], Message]
+
+
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
@@ -108,8 +119,11 @@ class Templates:
             bytecode_cache=_QuietCache.at(cache) if cache else None,
         )
 
+    def subject(self, kind: str, context: dict[str, Any]) -> str:
+        return " ".join(self.env.get_template(f"{kind}.subject.j2").render(context).split())
+
     def render(self, kind: str, context: dict[str, Any]) -> Rendered:
-        subject = " ".join(self.env.get_template(f"{kind}.subject.j2").render(context).split())
+        subject = self.subject(kind, context)
         return Rendered(
             subject,
             self.env.get_template(f"{kind}.txt.j2").render(context),

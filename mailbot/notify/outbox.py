@@ -41,7 +41,7 @@ from mailbot import store
 from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import MailbotError, StorageError
 from mailbot.files import write_atomic
-from mailbot.notify.compose import as_bytes
+from mailbot.notify.compose import Draft, as_bytes
 from mailbot.oauth import TokenCache, xoauth2
 
 log = logging.getLogger("mailbot.notify.outbox")
@@ -62,11 +62,11 @@ class Queued:
 @dataclass(frozen=True)
 class Outgoing:
     """One message to queue: its idempotency key (queueing the same key again, from any process, is a no-op),
-    what it is, to whom, and the rows it is about."""
+    what it is, to whom, and the rows it is about. ``msg`` may be a ``Draft``, composed only if it goes out."""
 
     key: str
     kind: str
-    msg: Message
+    msg: Message | Draft
     recipients: tuple[str, ...]
     message_pk: int | None = None
     institution_id: int | None = None
@@ -156,9 +156,18 @@ def _capped_row(
 ) -> tuple[dict[str, object], tuple[str, ...]]:
     """The outbox row of a message, addressed to the recipients still under today's caps, and those recipients."""
     allowed, why = _allowed(conn, item, caps)
-    if allowed != item.recipients:
-        item.msg.replace_header("To", ", ".join(allowed or item.recipients))
-    return _outbox_row(item, now, caps, allowed, why), allowed
+    msg = _composed(item.msg) if allowed else None
+    if msg is not None and allowed != item.recipients:
+        msg.replace_header("To", ", ".join(allowed))
+    return _outbox_row(item, msg, now, caps, allowed, why), allowed
+
+
+def _composed(msg: Message | Draft) -> Message:
+    return msg.make() if isinstance(msg, Draft) else msg
+
+
+def _subject(msg: Message | Draft) -> str:
+    return msg.subject if isinstance(msg, Draft) else str(make_header(decode_header(msg["Subject"])))
 
 
 def _allowed(conn: Connection, item: Outgoing, caps: DailyCaps) -> tuple[tuple[str, ...], str]:
@@ -175,9 +184,10 @@ def _allowed(conn: Connection, item: Outgoing, caps: DailyCaps) -> tuple[tuple[s
 
 
 def _outbox_row(
-    item: Outgoing, now: datetime, caps: DailyCaps, allowed: tuple[str, ...], why: str
+    item: Outgoing, msg: Message | None, now: datetime, caps: DailyCaps, allowed: tuple[str, ...], why: str
 ) -> dict[str, object]:
-    """The row: held back entirely (``suppressed``, all recipients kept for staff to see) when none is allowed."""
+    """The row: held back entirely (``suppressed``: all recipients and the subject kept for staff to see, the
+    message itself never composed nor stored) when none is allowed."""
     return {
         "key": item.key,
         "kind": item.kind,
@@ -185,9 +195,9 @@ def _outbox_row(
         "institution_id": item.institution_id,
         "campaign_id": item.campaign_id,
         "recipients": list(allowed or item.recipients),
-        "subject": str(make_header(decode_header(item.msg["Subject"]))),
-        "our_message_id": str(item.msg["Message-ID"]),
-        "raw": as_bytes(item.msg),
+        "subject": _subject(item.msg),
+        "our_message_id": str(msg["Message-ID"]) if msg is not None else "",
+        "raw": as_bytes(msg) if msg is not None else b"",
         "status": "pending" if allowed else "suppressed",
         "attempts": 0,
         "next_attempt_at": now,

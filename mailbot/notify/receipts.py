@@ -30,7 +30,9 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import Message
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -41,7 +43,7 @@ from mailbot.config import OutboxSettings, SecuritySettings, Settings
 from mailbot.ingest.authenticity import evidence, problem
 from mailbot.models import Campaign, FileKind, IdentifiedBy, InboundMail, PaperMode, State, Verdict, WarningCode
 from mailbot.notify import links, outbox
-from mailbot.notify.compose import Templates, compose, department, human_size, reply_subject
+from mailbot.notify.compose import Draft, Templates, compose, department, human_size, reply_subject
 from mailbot.wording import arrival_time, local_time, receipt_number, warning_texts
 
 if TYPE_CHECKING:
@@ -233,19 +235,23 @@ def receipt(
         stamped_owed=kind == "ack" and stamped_owed(conn, campaign, inst_pk, mail),
         word_in=kind == "ack_no_report" and word_in(conn, campaign, inst_pk),
     )
-    rendered = ctx.templates.render(kind, context)
-    msg = compose(
-        settings.outbox,
+    msg = Draft(ctx.templates.subject(kind, context), partial(_composed, ctx, kind, context, mail, now))
+    item = outbox.Outgoing(f"ack:{pk}", kind, msg, (mail.sender,), pk, inst_pk, verdict.campaign_id, fresh=True)
+    return item, outbox.DailyCaps.of(settings, now, unverified=reach is Audience.UNVERIFIED)
+
+
+def _composed(ctx: Context, kind: str, context: dict[str, Any], mail: InboundMail, when: datetime) -> Message:
+    """A receipt composed, threaded to the message it answers (only once it is known to go out: ``Draft``)."""
+    return compose(
+        ctx.settings.outbox,
         ctx.key,
         kind,
         (mail.sender,),
-        rendered,
+        ctx.templates.render(kind, context),
         in_reply_to=mail.message_id,
         references=mail.references,
-        when=now,
+        when=when,
     )
-    item = outbox.Outgoing(f"ack:{pk}", kind, msg, (mail.sender,), pk, inst_pk, verdict.campaign_id, fresh=True)
-    return item, outbox.DailyCaps.of(settings, now, unverified=reach is Audience.UNVERIFIED)
 
 
 @dataclass(frozen=True)
