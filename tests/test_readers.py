@@ -60,7 +60,7 @@ def test_a_dying_reader_is_replaced_and_its_messages_read_again(workspace, dovec
     monkeypatch.setattr(readers, "parse", dying_parse)
     # Here only workers read a batch: this process would otherwise take a share to help, and the message that
     # "crashes" would end this test's own process (what happens then is test_a_crash_while_reading_in_place_...).
-    monkeypatch.setattr(readers.Readers, "_take_one", lambda self, pending: False)
+    monkeypatch.setattr(readers.Readers, "_take_one", lambda self: False)
     # The readers must be forked from this process, with the patch above. Alone, the test process has one thread
     # and readers fork by themselves; in the whole suite earlier tests leave helper threads behind (servers'
     # loggers, test clients), so the count the reader pool decides by is pinned to what it is alone.
@@ -238,6 +238,32 @@ def test_this_process_reads_the_last_shares_when_the_worker_is_behind(workspace,
     assert sorted(recorded) == sorted(mid for mid, _, _, _ in mails)
     assert db_count(workspace, "outbox", "kind = 'ack'") == 12
     assert not list((settings.data_dir).glob("reading.*"))  # nothing left noted as being read
+
+
+def test_waiting_for_a_batch_this_process_reads_the_end_of_the_next_one(tmp_path, monkeypatch):
+    """With nothing left to take in the batch being recorded, this process reads the last shares of the batch
+    fetched after it (those the worker would reach last), leaving a share to the worker; each batch's readings
+    still come in order."""
+    from mailbot.config import LimitSettings
+
+    monkeypatch.setattr(readers, "SHARE_BYTES", 1)  # a share per message
+    read_here = _parsed_where(monkeypatch, tmp_path, slow_workers=0.3)
+    mails = school_mails(12, "next")
+    raws = [RawMail("test", 1, str(i), WHEN, raw) for i, (_, _, _, raw) in enumerate(mails)]
+    with readers.Readers(LimitSettings(), 1, guard=readers.Guard(tmp_path)) as pool:
+        first, second = pool.submit(raws[:4]), pool.submit(raws[4:])  # 4: the smallest batch given to workers
+        got = [r.mail.message_id for r in pool.results(first) if r.mail]
+        assert got == [mid for mid, _, _, _ in mails[:4]]
+        taken = [mid for mid, _, _, _ in mails[4:] if (tmp_path / "where" / _name(mid)).exists()]
+        assert taken and all(read_here(mid) for mid in taken)  # read while waiting for the first batch
+        assert read_here(mails[-1][0]) and not read_here(mails[0][0])
+        got = [r.mail.message_id for r in pool.results(second) if r.mail]
+    assert got == [mid for mid, _, _, _ in mails[4:]]
+    assert not read_here(mails[0][0])  # the worker began with the first share (at worst, the one left to it)
+
+
+def _name(mid: str) -> str:
+    return hashlib.sha256(mid.encode()).hexdigest()
 
 
 def test_a_crash_while_reading_in_place_sends_those_messages_to_a_worker_or_aside(

@@ -28,11 +28,13 @@ import os
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 from mailbot.config import LimitSettings, Settings
 from mailbot.files import process_alive, write_atomic
@@ -235,6 +237,7 @@ class Readers:
         self._fork = threading.active_count() == 1  # decided once: a broken pool's own thread must not change it
         self._starting = threading.Lock()  # a service's inbox threads share one pool
         self.restarts = 0  # how many times a worker died (the generation of the current pool)
+        self._local = threading.local()  # per inbox thread: ``handed``, its batches submitted and not yet all yielded
 
     @classmethod
     def of(cls, settings: Settings, *, lasting: bool = False) -> Readers:
@@ -265,30 +268,48 @@ class Readers:
         pooling = self.workers > 0 and len(batch) >= MIN_POOLED_BATCH
         pooled = [raw for raw in batch if self.workers and (pooling and self._poolable(raw) or self._suspect(raw))]
         share_of = {raw.uid: share for share in map(self._share, _shares(pooled)) for raw in share.raws}
-        return Pending([(raw, share_of.get(raw.uid)) for raw in batch], self.restarts)
+        pending = Pending([(raw, share_of.get(raw.uid)) for raw in batch], self.restarts)
+        self._handed().append(weakref.ref(pending))
+        return pending
+
+    def _handed(self) -> list[weakref.ref[Pending]]:
+        """This thread's batches in reading: a share is only ever taken by the thread that waits for its batch.
+        Held weakly: a batch its caller dropped unrecorded (a pass asked to stop) is not kept, nor read here."""
+        if not hasattr(self._local, "handed"):
+            self._local.handed = []
+        return cast(list[weakref.ref[Pending]], self._local.handed)
 
     def results(self, pending: Pending) -> Iterator[Read]:
         """Each message's reading, in batch order, waiting for the workers as needed."""
-        for raw, share in pending.items:
-            if share is None:
-                yield self._here([raw])[0]
-                continue
-            while share.answer is None and not share.future.done() and self._take_one(pending):
-                pass  # rather than wait, this process reads a share the workers have not begun, from the last
-            if share.answer is None:
-                share.answer = self._answer(share, pending.generation)
-            yield share.answer[share.raws.index(raw)]
+        try:
+            for raw, share in pending.items:
+                if share is None:
+                    yield self._here([raw])[0]
+                    continue
+                while share.answer is None and not share.future.done() and self._take_one():
+                    pass  # rather than wait, this process reads a share the workers have not begun, from the last
+                if share.answer is None:
+                    share.answer = self._answer(share, pending.generation)
+                yield share.answer[share.raws.index(raw)]
+        finally:
+            handed = self._handed()
+            handed[:] = [ref for ref in handed if (kept := ref()) is not None and kept is not pending]
 
-    def _take_one(self, pending: Pending) -> bool:
-        """Read here the last share of the batch that no worker has begun (its task withdrawn); False if none.
+    def _take_one(self) -> bool:
+        """Read here the last share handed over that no worker has begun (its task withdrawn); False if none.
 
-        When the workers are behind, this process would otherwise wait for them with nothing to do: reading a share
-        that would come last balances the two sides without changing what is read or in which order it is recorded.
-        """
-        for _, share in reversed(pending.items):
-            if share is None or share.answer is not None or any(map(self._suspect, share.raws)):
-                continue
-            if share.future.cancel():
+        When the workers are behind, this process would otherwise wait for them with nothing to do: reading the
+        share that would come last (of the newest batch submitted, the one fetched while this one is recorded)
+        balances the two sides without changing what is read or in which order it is recorded. A share per worker
+        is left to the workers, so that they are not idle while this process reads and records."""
+        waiting = [
+            share
+            for pending in filter(None, (ref() for ref in reversed(self._handed())))
+            for _, share in reversed(pending.items)
+            if share is not None and share.answer is None and not share.future.running() and not share.future.done()
+        ]
+        for share in waiting[: max(0, len(waiting) - self.workers)]:
+            if not any(map(self._suspect, share.raws)) and share.future.cancel():
                 share.answer = self._here(share.raws)
                 return True
         return False
