@@ -1,20 +1,25 @@
-"""Terminal views (rich): the campaign status table per group and the review queue."""
+"""Terminal views (rich): the campaign status table per group and the review queue; and the lines that sum up a
+command (plain text: rich is loaded only for a table, not at the end of every `run --once`)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-from rich.console import Console
-from rich.table import Table
 
 from mailbot.campaigns.roster_import import ImportPlan
 from mailbot.reports.status import CampaignStatus
 from mailbot.wording import IDENTIFIED_BY, STATUS, clip, local_time, warning_texts
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
 _STYLE = {"on_time": "green", "late": "yellow", "missing": "red"}
 
 
 def print_status(cs: CampaignStatus, zone: ZoneInfo, console: Console | None = None) -> None:
+    from rich.console import Console
+
     console = console or Console()
     c = cs.campaign
     console.print(f"[bold]{c.title}[/bold] — hạn nộp {local_time(c.deadline, zone)}")
@@ -27,6 +32,8 @@ def print_status(cs: CampaignStatus, zone: ZoneInfo, console: Console | None = N
 def _group_table(group: str, members: list, zone: ZoneInfo) -> Table:  # type: ignore[type-arg]
     counts = {k: sum(1 for m in members if m.status == k) for k in STATUS}
     title = f"{group}: " + ", ".join(f"{STATUS[k].lower()} {n}" for k, n in counts.items()) + f" / {len(members)}"
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", expand=False)
     for header in ("Mã", "Tên đơn vị", "Trạng thái", "Thời điểm nộp", "Tệp", "Nhận diện", "Lưu ý"):
         table.add_column(header)
@@ -46,6 +53,8 @@ def _group_table(group: str, members: list, zone: ZoneInfo) -> Table:  # type: i
 
 
 def _review_table(cs: CampaignStatus, zone: ZoneInfo) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"Thư chờ cán bộ xem xét: {len(cs.review)}", title_justify="left")
     for header in ("Số", "Người gửi", "Tiêu đề", "Nhận lúc", "Lý do"):
         table.add_column(header)

@@ -14,7 +14,7 @@ import multiprocessing
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,14 +104,24 @@ def _current_without_alembic(engine: Engine) -> str | None:
     return str(rows[0][0]) if len(rows) == 1 else None
 
 
-def upgrade(engine: Engine) -> list[str]:
-    """Apply the revisions the database lacks (a log line says which); nothing when it is up to date."""
+def upgrade(engine: Engine, meanwhile: Callable[[], object] | None = None) -> list[str]:
+    """Apply the revisions the database lacks (a log line says which); nothing when it is up to date.
+
+    ``meanwhile``, if given, is called once, while a forked child upgrades when it can: a first start compiles its
+    templates during the migrations instead of after them."""
     quick = _head_from_files()
     if quick is not None and _current_without_alembic(engine) == quick:
+        _call(meanwhile)
         return []  # the usual start: up to date, and Alembic not loaded at all
     if _forkable(engine):
-        return _upgrade_in_child(engine)
+        return _upgrade_in_child(engine, meanwhile)
+    _call(meanwhile)
     return _upgrade(engine)
+
+
+def _call(meanwhile: Callable[[], object] | None) -> None:
+    if meanwhile is not None:
+        meanwhile()
 
 
 def _forkable(engine: Engine) -> bool:
@@ -121,12 +131,14 @@ def _forkable(engine: Engine) -> bool:
     return not in_memory and threading.active_count() == 1 and "alembic" not in sys.modules
 
 
-def _upgrade_in_child(engine: Engine) -> list[str]:
+def _upgrade_in_child(engine: Engine, meanwhile: Callable[[], object] | None) -> list[str]:
     """The upgrade in a forked process: Alembic (and the ORM it pulls in, ~10 MB) never loads into a service or a
     run that will hold its memory for hours, even on a first start."""
     url = engine.url.render_as_string(hide_password=False)  # to the child's memory only, never logged
     with ProcessPoolExecutor(1, multiprocessing.get_context("fork")) as child:
-        return child.submit(_upgrade_url, url).result()
+        upgraded = child.submit(_upgrade_url, url)
+        _call(meanwhile)
+        return upgraded.result()
 
 
 def _upgrade_url(url: str) -> list[str]:

@@ -32,7 +32,7 @@ from mailbot.ingest.record import Outcome
 from mailbot.ingest.sanity import report_warnings
 from mailbot.models import InboundMail, Notice, RawMail, State, Verdict, WarningCode
 from mailbot.notify import receipts
-from mailbot.notify.compose import is_ours
+from mailbot.notify.compose import Templates, is_ours
 from mailbot.notify.outbox import Delivery, DeliveryReport
 from mailbot.oauth import TokenCache
 
@@ -66,11 +66,13 @@ def run_once(
     inbox: Inbox | None = None,
     on_message: Callable[[Outcome], None] | None = None,
     clock: Clock | None = None,
+    templates: Templates | None = None,
 ) -> RunReport:
-    """Fetch and record everything new, move what was recorded (if configured), deliver the outbox."""
+    """Fetch and record everything new, move what was recorded (if configured), deliver the outbox (``templates``:
+    loaded already, else loaded now)."""
     report = RunReport(roster_problems=import_roster(settings, engine))
     archive.sweep_partial(settings.archive_dir)
-    ctx = make_context(settings, engine, clock)
+    ctx = make_context(settings, engine, clock, templates=templates)
     tokens = TokenCache()  # one OAuth2 refresh serves the inbox and the outbox of the same account
     if inbox is not None:
         with inbox as box:

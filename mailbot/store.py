@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC as TZ_UTC
@@ -362,8 +362,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def connect(url: str, *, upgrade: bool = True) -> Engine:
-    """An engine with the schema at the newest revision (``upgrade=False``: as it is, for `mailbot db current`)."""
+def connect(url: str, *, upgrade: bool = True, meanwhile: Callable[[], object] | None = None) -> Engine:
+    """An engine with the schema at the newest revision (``upgrade=False``: as it is, for `mailbot db current`);
+    ``meanwhile`` is called while the schema is upgraded (see ``migrate.upgrade``)."""
     try:
         engine = create_engine(url)
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
@@ -373,7 +374,7 @@ def connect(url: str, *, upgrade: bool = True) -> Engine:
         if upgrade:
             from mailbot.migrate import upgrade as upgrade_schema  # Alembic: loaded only where a schema is checked
 
-            upgrade_schema(engine)
+            upgrade_schema(engine, meanwhile)
     except SQLAlchemyError as exc:
         raise MailbotError(f"cannot open the database: {first_line(exc)}") from None
     return engine

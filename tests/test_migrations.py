@@ -104,3 +104,21 @@ def test_a_database_at_the_newest_revision_opens_without_loading_alembic(tmp_pat
     )
     assert (first.stdout.strip(), again.stdout.strip()) == ("False", "False")
     assert migrate.level(store.connect(url, upgrade=False)).current == migrate.head()
+
+
+def test_what_is_to_be_done_meanwhile_runs_once_here_while_a_child_upgrades(tmp_path: Path) -> None:
+    """A first start compiles its templates while the schema is upgraded: the work given as ``meanwhile`` runs in
+    this process, once, while the forked child that migrates is there; once as well on a database up to date."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    probe = (
+        "import multiprocessing, sys; from mailbot import store\n"
+        "seen = []\n"
+        "store.connect(sys.argv[1], meanwhile=lambda: seen.append(len(multiprocessing.active_children())))\n"
+        "print(seen)\n"
+    )
+    first, again = (
+        subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True, timeout=60)
+        for _ in range(2)
+    )
+    assert (first.stdout.strip(), again.stdout.strip()) == ("[1]", "[0]")  # the child migrating; none needed then
+    assert migrate.level(store.connect(url, upgrade=False)).current == migrate.head()

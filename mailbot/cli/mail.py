@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from mailbot.campaigns import catalog
 from mailbot.cli.base import State, cli, delivery_line, summary_line
 from mailbot.errors import MailbotError
 from mailbot.notify import dispatch, outbox
+from mailbot.notify.compose import load_templates
 from mailbot.reports.status import as_json, campaign_status, pick_campaign
 
 if TYPE_CHECKING:
@@ -44,10 +46,13 @@ def run(state: State, once: bool) -> None:
         daemon = Daemon(state.config_path, state.now)
         raise SystemExit(daemon.run())
     settings = state.settings()
-    engine = store.connect(settings.db_url)
+    templates = cache(partial(load_templates, settings))
+    engine = store.connect(settings.db_url, meanwhile=templates)  # a first start compiles them while it migrates
     progress = _Progress()
     try:
-        report = pipeline.run_once(settings, engine, clock=state.clock(settings), on_message=progress)
+        report = pipeline.run_once(
+            settings, engine, clock=state.clock(settings), on_message=progress, templates=templates()
+        )
     finally:
         progress.close()
     click.echo(summary_line(report), err=True)
