@@ -49,7 +49,9 @@ UNLIMITED_KINDS = {"digest", "announce", "extension"}  # staff's digest, what st
 LIVE = ("pending", "sending", "sent")  # the rows that count against a daily cap (not failed, not suppressed)
 MAX_BACKOFF = timedelta(hours=6)
 OUTAGE_BACKOFF = timedelta(minutes=5)
-CLAIM_LEASE = timedelta(minutes=5)  # at least; renewed before each message, far longer than one SMTP transaction
+CLAIM_LEASE = timedelta(
+    minutes=5
+)  # at least; renewed before a message when half gone, far longer than one SMTP transaction
 OutboxRow = Row[Any]  # a row of store.outbox
 
 
@@ -416,7 +418,11 @@ class Delivery:
         return [t for t in tokens if t and _claimant_gone(t)]
 
     def _renew(self, row: OutboxRow) -> bool:
-        """Extend our claim just before sending; False when another sender took the row over (our lease ran out)."""
+        """Extend our claim before sending, once less than half of it is left (a claim that young cannot have
+        lapsed, nor been taken over: a round of many receipts is not a transaction more per message); False when
+        another sender took the row over (our lease ran out)."""
+        if row.claimed_until is not None and row.claimed_until - store.now() > self.lease / 2:
+            return True
         o = store.outbox
         with store.atomic(self.engine) as conn:
             result = conn.execute(
