@@ -241,9 +241,9 @@ def test_this_process_reads_the_last_shares_when_the_worker_is_behind(workspace,
 
 
 def test_waiting_for_a_batch_this_process_reads_the_end_of_the_next_one(tmp_path, monkeypatch):
-    """With nothing left to take in the batch being recorded, this process reads the last shares of the batch
-    fetched after it (those the worker would reach last), leaving a share to the worker; each batch's readings
-    still come in order."""
+    """With nothing left to take in the batch it waits for, this process reads the last shares of the batch
+    fetched after it (those the worker would reach last), never its first ones (the worker goes on with those
+    while this process records); each batch's readings still come in order."""
     from mailbot.config import LimitSettings
 
     monkeypatch.setattr(readers, "SHARE_BYTES", 1)  # a share per message

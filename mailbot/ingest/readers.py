@@ -49,6 +49,7 @@ MAX_POOLED_BYTES = 4 * 1024 * 1024  # a larger message is read in the main proce
 SHARE_BYTES = 256 * 1024  # messages handed to a worker as one task, about this much mail at a time
 PIPE_BYTES = 1024 * 1024  # each pipe to and from the workers (kernel memory, Linux's default maximum for a user)
 SUSPECTS_KEPT = 1000  # fingerprints of messages that crashed a process reading them in place, the latest kept
+LEFT_TO_WORKERS = 4  # shares per worker of the newest batch never taken back to read here (see ``_take_one``)
 TASKS_PER_WORKER = 50  # a service's worker is replaced after this many shares: whatever it leaked goes with it
 WORKER_DIED = "the worker process reading it died twice"
 DIED_IN_PLACE = "mailbot stopped while reading it (a crash of the process), and no worker process may read it"
@@ -211,6 +212,19 @@ def _kept(listed: Path) -> list[str]:
     return found
 
 
+def _alive(ref: weakref.ref[Pending]) -> Pending | None:
+    return ref()
+
+
+def _unbegun(pending: Pending) -> list[Share]:
+    """A batch's shares that no worker has begun, in order."""
+    found: dict[int, Share] = {}  # by identity: a share is listed once per message
+    for _, share in pending.items:
+        if share is not None and share.answer is None and not share.future.running() and not share.future.done():
+            found.setdefault(id(share), share)
+    return list(found.values())
+
+
 class Readers:
     """Worker processes reading messages; ``workers=0`` reads everything in the calling process."""
 
@@ -296,19 +310,17 @@ class Readers:
             handed[:] = [ref for ref in handed if (kept := ref()) is not None and kept is not pending]
 
     def _take_one(self) -> bool:
-        """Read here the last share handed over that no worker has begun (its task withdrawn); False if none.
+        """Read here a share handed over that no worker has begun (its task withdrawn); False if none.
 
-        When the workers are behind, this process would otherwise wait for them with nothing to do: reading the
-        share that would come last (of the newest batch submitted, the one fetched while this one is recorded)
-        balances the two sides without changing what is read or in which order it is recorded. A share per worker
-        is left to the workers, so that they are not idle while this process reads and records."""
-        waiting = [
-            share
-            for pending in filter(None, (ref() for ref in reversed(self._handed())))
-            for _, share in reversed(pending.items)
-            if share is not None and share.answer is None and not share.future.running() and not share.future.done()
-        ]
-        for share in waiting[: max(0, len(waiting) - self.workers)]:
+        When the workers are behind, this process would otherwise wait for them with nothing to do. It takes the
+        last share of the batch it waits for, then the last of the batch fetched after it, but not the first
+        ``LEFT_TO_WORKERS`` shares per worker of that newer batch: the workers go on with those while this process
+        records. Neither what is read nor the order in which it is recorded changes."""
+        batches = [pending for pending in map(_alive, self._handed()) if pending is not None]
+        waiting = [_unbegun(pending) for pending in batches]
+        if len(waiting) > 1:  # the newest batch's first ones stay (of the last batch, every share may be taken)
+            waiting[-1] = waiting[-1][LEFT_TO_WORKERS * self.workers :]
+        for share in (share for shares in waiting for share in reversed(shares)):
             if not any(map(self._suspect, share.raws)) and share.future.cancel():
                 share.answer = self._here(share.raws)
                 return True
