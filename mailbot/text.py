@@ -29,13 +29,20 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+# Vietnamese marks decompose into U+0300–U+036F: those are dropped in one C pass (str.translate), and đ/Đ mapped.
+_MARKS: dict[int, str | None] = {cp: None for cp in range(0x300, 0x370) if unicodedata.combining(chr(cp))}
+_MARKS.update({ord("đ"): "d", ord("Đ"): "D"})
+
+
 def strip_marks(text: str) -> str:
-    """Remove tone and vowel marks and map đ→d, so ``Thuỷ``, ``Thủy`` and ``Thuy`` compare equal."""
+    """Remove tone and vowel marks (every combining character) and map đ→d, so ``Thuỷ``, ``Thủy`` and ``Thuy``
+    compare equal."""
     if text.isascii():
         return text  # nothing to strip (most addresses, codes and file names): no pass over its characters
-    decomposed = unicodedata.normalize("NFD", text)
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return bare.replace("đ", "d").replace("Đ", "D")
+    bare = unicodedata.normalize("NFD", text).translate(_MARKS)
+    if bare.isascii():
+        return bare  # Vietnamese text: done
+    return "".join(ch for ch in bare if not unicodedata.combining(ch))  # marks of other scripts, one by one
 
 
 @lru_cache(maxsize=4096)

@@ -1,10 +1,12 @@
 """Roster matching, campaign routing and lateness (pure functions)."""
 
+import random
+import unicodedata
 from datetime import datetime, timedelta, timezone
 
 from mailbot.ingest.identify import Roster, identify, match_names
 from mailbot.models import Attachment, Campaign, FileKind, IdentifiedBy, InboundMail, Institution
-from mailbot.text import fold
+from mailbot.text import fold, strip_marks
 
 VN = timezone(timedelta(hours=7))
 NQ = Institution("THPT-NQ", "Trường THPT Ngô Quyền", "THPT", ("thptngoquyen@haiphong.edu.vn",))
@@ -24,6 +26,22 @@ def test_fold_ignores_marks_d_and_tone_placement():
     assert fold("Thuỷ Nguyên") == fold("Thủy Nguyên") == "thuy nguyen"
     assert fold("ĐÀO TẠO") == "dao tao"
     assert fold("hoà") == fold("hòa")
+
+
+def test_strip_marks_drops_every_combining_character_as_the_plain_definition_does():
+    """The translate table covers Vietnamese; any other combining mark (Hebrew points, U+034F which has no
+    combining class) is handled exactly as dropping every character whose combining class is not 0."""
+
+    def plain(text: str) -> str:
+        bare = "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
+        return bare.replace("đ", "d").replace("Đ", "D")
+
+    pool = "aăâeêioôơuưyđĐAĂÂEÊOÔƠUƯY ̣́̀̃̉͏ְּ⃐᪰xyz-1ảẤỡỰ"
+    rng = random.Random(15)
+    texts = ["Thuỷ Nguyên", "Trường THPT Ngô Quyền", "Đồ Sơn", "plain ascii", ""]
+    texts += ["".join(rng.choice(pool) for _ in range(rng.randint(1, 12))) for _ in range(2000)]
+    assert [strip_marks(t) for t in texts] == [plain(t) for t in texts]
+    assert strip_marks("Thuỷ") == strip_marks("Thủy") == "Thuy"
 
 
 def test_sender_address_identifies_case_insensitively():
