@@ -95,6 +95,11 @@ def process_name(pid: int) -> str:
     return "main" if " run" in text else text[:40]
 
 
+def _child_name(pid: int) -> str:
+    name = process_name(pid)
+    return "reader" if name == "main" else name
+
+
 @dataclass
 class TreeSample:
     pss_kb: int
@@ -133,7 +138,8 @@ class TreeSampler(threading.Thread):
             except OSError:
                 continue
             fields = dict(line.split()[:2] for line in text.splitlines()[1:] if line.split())
-            name = self._names.setdefault(pid, process_name(pid))
+            # a reader forked from the service (not from a fork server) shares its command line: the root is "main"
+            name = self._names.setdefault(pid, process_name(pid) if pid == self.pid else _child_name(pid))
             each[pid] = (name, int(fields.get("Pss:", 0)))
             self.cpu[pid] = (name, (int(stat[11]) + int(stat[12])) / CLK_TCK)
             pss += int(fields.get("Pss:", 0))

@@ -197,6 +197,8 @@ def _is_attachment(part: Message, name: str) -> bool:
 def _walk_files(msg: Message, limits: LimitSettings) -> list[Found]:
     found: list[Found] = []
     for part in msg.walk():
+        if part.is_multipart():
+            continue  # a container is never a file (``_is_attachment``): its name is not worth decoding
         name = _part_name(part)
         if not _is_attachment(part, name):
             continue
