@@ -303,6 +303,29 @@ def test_a_crash_while_reading_in_place_sends_those_messages_to_a_worker_or_asid
     assert state == "error" and readers.DIED_IN_PLACE in reason
 
 
+def test_the_guard_lists_what_every_thread_is_reading_in_place(tmp_path):
+    """A service's inbox threads may each read in place at once: the guard's file lists all of them, so a crash
+    then sends every one of those messages to a worker next time, not only the last noted."""
+    import threading
+
+    guard = readers.Guard(tmp_path)
+    raws = [RawMail("test", 1, str(i), WHEN, raw) for i, (_, _, _, raw) in enumerate(school_mails(3, "guard"))]
+    listed = tmp_path / f"reading.{os.getpid()}"
+    guard.reading(raws[:1])
+    other = threading.Thread(target=guard.reading, args=(raws[1:],))
+    other.start()
+    other.join()
+    assert sorted(listed.read_text().split()) == sorted(raw.fingerprint for raw in raws)
+    guard.done()  # this thread's message read: the other thread's stay listed
+    assert sorted(listed.read_text().split()) == sorted(raw.fingerprint for raw in raws[1:])
+    other = threading.Thread(target=guard.done)
+    other.start()
+    other.join()
+    assert listed.read_text() == ""
+    guard.close()
+    assert not listed.exists()
+
+
 def test_the_pipes_to_and_from_a_worker_hold_a_whole_answer(tmp_path):
     """A worker's answer passes without waiting for this process's pool thread to get the GIL 64 KB at a time."""
     import fcntl

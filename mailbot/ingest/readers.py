@@ -170,6 +170,8 @@ class Guard:
         self.suspects = self._adopt(folder)
         self._path = folder / f"reading.{os.getpid()}"
         self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._lock = threading.Lock()  # a service's inbox threads may each read in place at the same moment
+        self._reading: dict[int, list[str]] = {}  # thread → the fingerprints it is reading; the file lists them all
 
     @staticmethod
     def _adopt(folder: Path) -> frozenset[str]:
@@ -188,12 +190,18 @@ class Guard:
         return frozenset(_kept(listed)) if listed.exists() else frozenset()
 
     def reading(self, raws: list[RawMail]) -> None:
-        text = "".join(f"{raw.fingerprint}\n" for raw in raws).encode()
-        os.pwrite(self._fd, text, 0)
-        os.ftruncate(self._fd, len(text))
+        self._note([raw.fingerprint for raw in raws])
 
     def done(self) -> None:
-        os.ftruncate(self._fd, 0)
+        self._note([])
+
+    def _note(self, fingerprints: list[str]) -> None:
+        """This thread's messages noted (or, empty, cleared), beside those other threads are reading."""
+        with self._lock:
+            self._reading[threading.get_ident()] = fingerprints
+            text = "".join(f"{fingerprint}\n" for found in self._reading.values() for fingerprint in found).encode()
+            os.pwrite(self._fd, text, 0)
+            os.ftruncate(self._fd, len(text))
 
     def close(self) -> None:
         if self._fd >= 0:
