@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.* and bench.*
 
-from bench.ingest import build_message, remove_unless_kept  # noqa: E402
+from bench.ingest import CLK_TCK, build_message, remove_unless_kept, tree_pids  # noqa: E402
 from bench.latency import Sent, SinkWatcher, pct, summary, verdict  # noqa: E402
 from tests.conftest import PASSWORD_ENV, make_workspace  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
@@ -54,25 +54,10 @@ from tests.test_notify import smtp_section  # noqa: E402
 TARGET_P95_S = 10.0
 TARGET_PSS_MB = 100.0
 SAMPLE_SECONDS = 0.02
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------------------------
 # memory of the service's process tree
-
-
-def tree_pids(root: int) -> list[int]:
-    """``root`` and all its descendants (from /proc/PID/task/TID/children)."""
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        try:
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue  # exited meanwhile
-    return out
 
 
 def process_name(pid: int) -> str:

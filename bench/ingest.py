@@ -28,7 +28,6 @@ isync and time (GNU time); `bash scripts/test.sh` installs the first two.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import imaplib
 import json
 import os
@@ -183,17 +182,17 @@ class TreeMemory(threading.Thread):
         self.cpu_seconds = time.thread_time() - started
 
     def _sample(self) -> None:
-        children = _children(self.pid)
-        self.main = self.main or (children[0] if children else 0)
+        pids = tree_pids(self.pid)[1:]  # GNU time's descendants: the command's process first
+        self.main = self.main or (pids[0] if pids else 0)
         rss = pss = 0
         each: dict[int, int] = {}
-        for pid in _descendants(self.pid):
+        for pid in pids:
             try:
                 text = Path(f"/proc/{pid}/smaps_rollup").read_text()
                 stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue  # exited meanwhile
-            self.cpu[pid] = (int(stat[11]) + int(stat[12])) / CLOCK_TICKS
+            self.cpu[pid] = (int(stat[11]) + int(stat[12])) / CLK_TCK
             fields = dict(line.split()[:2] for line in text.splitlines()[1:] if line.split())
             rss += int(fields.get("Rss:", 0))
             each[pid] = int(fields.get("Pss:", 0))
@@ -208,28 +207,21 @@ class TreeMemory(threading.Thread):
         return f"main {self.at_peak.get(self.main, 0) / 1024:.1f}, readers {others / 1024:.1f}"
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _children(pid: int) -> list[int]:
-    """A process's children, from each of its threads' /proc children file (Linux 3.5+)."""
-    found: list[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(OSError):
-                found += map(int, Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
-    except OSError:
-        pass  # exited meanwhile
-    return found
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], _children(pid)
+def tree_pids(root: int) -> list[int]:
+    """``root`` and all its descendants, each before its own children (from /proc/PID/task/TID/children)."""
+    out, todo = [], [root]
     while todo:
-        child = todo.pop()
-        found.append(child)
-        todo += _children(child)
-    return found
+        pid = todo.pop(0)
+        out.append(pid)
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue  # exited meanwhile
+    return out
 
 
 def measure(

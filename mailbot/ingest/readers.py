@@ -32,9 +32,8 @@ import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import cast
 
 from mailbot.config import LimitSettings, Settings
 from mailbot.files import process_alive, write_atomic
@@ -153,6 +152,15 @@ class Pending:
 
     items: list[tuple[RawMail, Share | None]]
     generation: int  # the pool the futures belong to
+    shares: list[Share] = field(default_factory=list)  # each once, in order
+
+
+class _Handed(threading.local):
+    """One inbox thread's batches in reading: a share is only ever taken by the thread that waits for its batch.
+    Held weakly: a batch its caller dropped unrecorded (a pass asked to stop) is not kept, nor read here."""
+
+    def __init__(self) -> None:
+        self.batches: list[weakref.ref[Pending]] = []
 
 
 class Guard:
@@ -220,17 +228,9 @@ def _kept(listed: Path) -> list[str]:
     return found
 
 
-def _alive(ref: weakref.ref[Pending]) -> Pending | None:
-    return ref()
-
-
 def _unbegun(pending: Pending) -> list[Share]:
     """A batch's shares that no worker has begun, in order."""
-    found: dict[int, Share] = {}  # by identity: a share is listed once per message
-    for _, share in pending.items:
-        if share is not None and share.answer is None and not share.future.running() and not share.future.done():
-            found.setdefault(id(share), share)
-    return list(found.values())
+    return [s for s in pending.shares if s.answer is None and not s.future.running() and not s.future.done()]
 
 
 class Readers:
@@ -259,7 +259,7 @@ class Readers:
         self._fork = threading.active_count() == 1  # decided once: a broken pool's own thread must not change it
         self._starting = threading.Lock()  # a service's inbox threads share one pool
         self.restarts = 0  # how many times a worker died (the generation of the current pool)
-        self._local = threading.local()  # per inbox thread: ``handed``, its batches submitted and not yet all yielded
+        self._handed = _Handed()  # per inbox thread, its batches submitted and not yet all yielded by ``results``
 
     @classmethod
     def of(cls, settings: Settings, *, lasting: bool = False) -> Readers:
@@ -289,17 +289,11 @@ class Readers:
         """Start reading a batch, in shares spread over the workers; its results come, in order, from ``results``."""
         pooling = self.workers > 0 and len(batch) >= MIN_POOLED_BATCH
         pooled = [raw for raw in batch if self.workers and (pooling and self._poolable(raw) or self._suspect(raw))]
-        share_of = {raw.uid: share for share in map(self._share, _shares(pooled)) for raw in share.raws}
-        pending = Pending([(raw, share_of.get(raw.uid)) for raw in batch], self.restarts)
-        self._handed().append(weakref.ref(pending))
+        shares = [self._share(share) for share in _shares(pooled)]
+        share_of = {raw.uid: share for share in shares for raw in share.raws}
+        pending = Pending([(raw, share_of.get(raw.uid)) for raw in batch], self.restarts, shares)
+        self._handed.batches.append(weakref.ref(pending))
         return pending
-
-    def _handed(self) -> list[weakref.ref[Pending]]:
-        """This thread's batches in reading: a share is only ever taken by the thread that waits for its batch.
-        Held weakly: a batch its caller dropped unrecorded (a pass asked to stop) is not kept, nor read here."""
-        if not hasattr(self._local, "handed"):
-            self._local.handed = []
-        return cast(list[weakref.ref[Pending]], self._local.handed)
 
     def results(self, pending: Pending) -> Iterator[Read]:
         """Each message's reading, in batch order, waiting for the workers as needed."""
@@ -314,7 +308,7 @@ class Readers:
                     share.answer = self._answer(share, pending.generation)
                 yield share.answer[share.raws.index(raw)]
         finally:
-            handed = self._handed()
+            handed = self._handed.batches
             handed[:] = [ref for ref in handed if (kept := ref()) is not None and kept is not pending]
 
     def _take_one(self) -> bool:
@@ -324,8 +318,7 @@ class Readers:
         last share of the batch it waits for, then the last of the batch fetched after it, but not the first
         ``LEFT_TO_WORKERS`` shares per worker of that newer batch: the workers go on with those while this process
         records. Neither what is read nor the order in which it is recorded changes."""
-        batches = [pending for pending in map(_alive, self._handed()) if pending is not None]
-        waiting = [_unbegun(pending) for pending in batches]
+        waiting = [_unbegun(pending) for ref in self._handed.batches if (pending := ref()) is not None]
         if len(waiting) > 1:  # the newest batch's first ones stay (of the last batch, every share may be taken)
             waiting[-1] = waiting[-1][LEFT_TO_WORKERS * self.workers :]
         for share in (share for shares in waiting for share in reversed(shares)):

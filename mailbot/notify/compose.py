@@ -122,8 +122,9 @@ class Templates:
     def subject(self, kind: str, context: dict[str, Any]) -> str:
         return " ".join(self.env.get_template(f"{kind}.subject.j2").render(context).split())
 
-    def render(self, kind: str, context: dict[str, Any]) -> Rendered:
-        subject = self.subject(kind, context)
+    def render(self, kind: str, context: dict[str, Any], subject: str | None = None) -> Rendered:
+        """The three parts (``subject``: rendered already, by ``subject``)."""
+        subject = self.subject(kind, context) if subject is None else subject
         return Rendered(
             subject,
             self.env.get_template(f"{kind}.txt.j2").render(context),

@@ -49,9 +49,8 @@ UNLIMITED_KINDS = {"digest", "announce", "extension"}  # staff's digest, what st
 LIVE = ("pending", "sending", "sent")  # the rows that count against a daily cap (not failed, not suppressed)
 MAX_BACKOFF = timedelta(hours=6)
 OUTAGE_BACKOFF = timedelta(minutes=5)
-CLAIM_LEASE = timedelta(
-    minutes=5
-)  # at least; renewed before a message when half gone, far longer than one SMTP transaction
+# At least; renewed before a message once half of it is gone; far longer than one SMTP transaction.
+CLAIM_LEASE = timedelta(minutes=5)
 OutboxRow = Row[Any]  # a row of store.outbox
 
 

@@ -235,19 +235,22 @@ def receipt(
         stamped_owed=kind == "ack" and stamped_owed(conn, campaign, inst_pk, mail),
         word_in=kind == "ack_no_report" and word_in(conn, campaign, inst_pk),
     )
-    msg = Draft(ctx.templates.subject(kind, context), partial(_composed, ctx, kind, context, mail, now))
+    subject = ctx.templates.subject(kind, context)
+    msg = Draft(subject, partial(_composed, ctx, kind, context, subject, mail, now))
     item = outbox.Outgoing(f"ack:{pk}", kind, msg, (mail.sender,), pk, inst_pk, verdict.campaign_id, fresh=True)
     return item, outbox.DailyCaps.of(settings, now, unverified=reach is Audience.UNVERIFIED)
 
 
-def _composed(ctx: Context, kind: str, context: dict[str, Any], mail: InboundMail, when: datetime) -> Message:
+def _composed(
+    ctx: Context, kind: str, context: dict[str, Any], subject: str, mail: InboundMail, when: datetime
+) -> Message:
     """A receipt composed, threaded to the message it answers (only once it is known to go out: ``Draft``)."""
     return compose(
         ctx.settings.outbox,
         ctx.key,
         kind,
         (mail.sender,),
-        ctx.templates.render(kind, context),
+        ctx.templates.render(kind, context, subject),
         in_reply_to=mail.message_id,
         references=mail.references,
         when=when,
