@@ -208,3 +208,102 @@ def test_a_boundary_matches_as_the_parsers_regular_expression_does() -> None:
 def test_any_other_expression_is_compiled_by_re() -> None:
     assert isinstance(feedparser.re.compile(r"\r\n|\n"), re.Pattern)  # type: ignore[attr-defined]
     assert feedparser.re.escape("a.b") == re.escape("a.b")  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- a part's bytes
+
+
+def decoded_both_ways(data: bytes) -> list[tuple[Any, ...]]:
+    """Each part's bytes and the defects decoding them added, by ``decoded_payload`` and by the standard library
+    (each on a tree of its own: decoding records its defects on the part)."""
+    try:
+        ours, theirs = mime.message_from_bytes(data), mime.message_from_bytes(data)
+        pairs = list(zip(ours.walk(), theirs.walk(), strict=True))
+    except RecursionError:  # a bomb of nested parts: no part is ever decoded
+        return []
+    found = []
+    for a, b in pairs:
+        got, expected = mime.decoded_payload(a), b.get_payload(decode=True)
+        found.append((got, [type(d).__name__ for d in a.defects], expected, [type(d).__name__ for d in b.defects]))
+    return found
+
+
+def single_part(body: bytes, cte: bytes = b"base64") -> bytes:
+    return b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: " + cte + b"\r\n\r\n" + body
+
+
+BODIES = {
+    "regular": b64_lines(30_000),
+    "missing padding": b64_lines(30_001).rstrip(b"="),
+    "excess padding": b64_lines(30_001) + b"==",
+    "padding inside": b64_lines(3000)[:40] + b"==" + b64_lines(3000)[42:],
+    "a stray character": b64_lines(3000)[:40] + b"*" + b64_lines(3000)[41:],
+    "a space": b64_lines(3000)[:40] + b" " + b64_lines(3000)[41:],
+    "8-bit bytes": b64_lines(3000)[:40] + b"\xc3\xa9" + b64_lines(3000)[42:],
+    "lone CRs and LFs": b64_lines(3000, eol=b"\r").replace(b"\r", b"\n", 3),
+    "empty": b"",
+    "only padding": b"====",
+    "non-canonical last bits": b"QR==\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BODIES))
+def test_a_part_decodes_to_the_bytes_and_defects_the_standard_library_gives(name: str) -> None:
+    for data in (single_part(BODIES[name]), multipart(BODIES[name]), single_part(BODIES[name], b" BASE64 ")):
+        for got, got_defects, expected, expected_defects in decoded_both_ways(data):
+            assert got == expected
+            assert got_defects == expected_defects
+
+
+def test_the_fast_decoder_takes_a_report_and_leaves_a_faulty_body_to_the_standard_library(monkeypatch: Any) -> None:
+    taken: list[bytes] = []
+    fast = mime.pybase64.b64decode
+
+    def spy(data: bytes, **kwargs: Any) -> bytes:
+        taken.append(data)
+        return fast(data, **kwargs)
+
+    monkeypatch.setattr(mime.pybase64, "b64decode", spy)
+    docx = random.Random(4).randbytes(40_000)
+    report = multipart(base64.encodebytes(docx).replace(b"\n", b"\r\n").rstrip())
+    assert mime.decoded_payload(mime.message_from_bytes(report).get_payload(1)) == docx
+    assert len(taken) == 1
+    for name in ("missing padding", "8-bit bytes"):
+        assert mime.decoded_payload(mime.message_from_bytes(single_part(BODIES[name]))) is not None
+    assert len(taken) == 1
+
+
+def test_random_bodies_decode_as_the_standard_library_decodes_them() -> None:
+    rnd = random.Random(SEED)
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    extra = [b"=", b"==", b"\r\n", b"\n", b"\r", b"-", b" ", b"\x00", b"\xff"]
+    for _ in range(3000):
+        body = b"".join(
+            rnd.choice(extra) if rnd.random() < 0.08 else bytes([rnd.choice(alphabet)])
+            for _ in range(rnd.randrange(40))
+        )
+        for got, got_defects, expected, expected_defects in decoded_both_ways(single_part(body)):
+            assert (got, got_defects) == (expected, expected_defects), body
+
+
+def test_every_generated_hostile_message_decodes_as_the_standard_library_decodes_it() -> None:
+    decoded = 0
+    for category, data in corpus(SEED, 400):
+        for got, got_defects, expected, expected_defects in decoded_both_ways(data):
+            assert (got, got_defects) == (expected, expected_defects), category
+            decoded += bool(got)
+    assert decoded > 100
+
+
+@pytest.mark.corpus
+@pytest.mark.skipif(
+    not (CORPUS / "MANIFEST.tsv").exists() and not os.environ.get("CI"),
+    reason="the shared corpus (../shared/corpus or MAILBOT_CORPUS) is not on this machine; CI always has it",
+)
+def test_every_corpus_message_decodes_as_the_standard_library_decodes_it() -> None:
+    decoded = 0
+    for data in corpus_messages():
+        for got, got_defects, expected, expected_defects in decoded_both_ways(data):
+            assert (got, got_defects) == (expected, expected_defects), data[:300]
+            decoded += bool(got)
+    assert decoded > 1000

@@ -10,10 +10,15 @@ the very tree the parser gives without it (tests/test_mime.py compares them over
   (leading space) nor the blank line that ends a block, so no decision of the parser depends on how many there are;
 - a boundary is matched with string methods rather than a freshly compiled regular expression (``_Boundary``);
 - a body's closing line end is searched at the end of the body only (``_LineEndAtEnd``).
+
+A part's bytes (``decoded_payload``) come from ``Message.get_payload(decode=True)`` too, but a base64 body that is
+plainly well formed is decoded by pybase64 (SIMD): the same bytes, a twentieth of the time of the standard
+library's decoder, which was a twentieth of a report's whole reading.
 """
 
 from __future__ import annotations
 
+import binascii
 import email
 import re
 from email import feedparser
@@ -21,6 +26,8 @@ from email.message import Message
 from email.policy import compat32
 from types import ModuleType
 from typing import Any
+
+import pybase64
 
 # ---------------------------------------------------------------- folding the base64 runs
 
@@ -117,6 +124,28 @@ def _unfold(msg: Message, runs: dict[str, str]) -> int:
                     restored += token in runs
                 setattr(part, field, text)
     return restored
+
+
+# ---------------------------------------------------------------- a part's bytes
+
+
+def decoded_payload(part: Message) -> bytes | None:
+    """``part.get_payload(decode=True)``, the same bytes and defects, only faster for a well-formed base64 body.
+
+    The standard library joins the body's lines and decodes them strictly, falling back to a lenient decoding (and a
+    defect) when that fails. A body of ASCII whose lines join into a validly padded, strictly valid base64 string is
+    decoded by pybase64 instead: where it succeeds strictly, the standard library does too, with the same bytes (and
+    no defect). Anything else (bad padding, a stray character, 8-bit bytes) is left to the standard library."""
+    text = part._payload  # type: ignore[attr-defined]  # the body as parsed; get_payload() re-decodes 8-bit text
+    if isinstance(text, str) and text.isascii() and str(part.get("content-transfer-encoding", "")).lower() == "base64":
+        joined = text.encode("ascii").translate(None, b"\r\n")  # bytes.splitlines() splits at these only
+        if len(joined) % 4 == 0:
+            try:
+                return pybase64.b64decode(joined, validate=True)
+            except binascii.Error:
+                pass
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else None
 
 
 # ---------------------------------------------------------------- boundaries without a compiled expression

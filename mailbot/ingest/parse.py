@@ -17,7 +17,7 @@ from mailbot.documents.decree30 import DocMeta, describe, heading, meta_heading
 from mailbot.documents.sniff import ole_warnings, sniff
 from mailbot.documents.wordxml import read_blocks
 from mailbot.ingest.authresults import parse_header
-from mailbot.ingest.mime import message_from_bytes
+from mailbot.ingest.mime import decoded_payload, message_from_bytes
 from mailbot.ingest.unpack import Found, safe_basename, unarchive, untnef, unzip
 from mailbot.models import Attachment, AuthHeader, Bounce, FileKind, InboundMail, Notice, RawMail, WarningCode
 from mailbot.text import nfc
@@ -175,10 +175,9 @@ def _part_name(part: Message) -> str:
 
 def _payload(part: Message) -> bytes | None:
     try:
-        data = part.get_payload(decode=True)
+        return decoded_payload(part)
     except Exception:  # noqa: BLE001 - a transfer encoding the parser cannot undo
         return None
-    return data if isinstance(data, bytes) else None
 
 
 def _is_attachment(part: Message, name: str) -> bool:
@@ -326,7 +325,7 @@ def _original_message_id(part: Message) -> str:
     payload = part.get_payload()
     if isinstance(payload, list) and payload:
         return _header(_parts(part)[0], "Message-ID").strip()
-    raw = cast(bytes | None, part.get_payload(decode=True)) or b""
+    raw = decoded_payload(part) or b""
     headers = email.message_from_bytes(raw, policy=compat32)
     return _header(headers, "Message-ID").strip()
 
