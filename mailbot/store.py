@@ -112,7 +112,9 @@ messages = Table(
     "messages",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("fingerprint", String(64), nullable=False, unique=True),  # sha256 of the raw bytes
+    # sha256 of the raw bytes. Unique and set by mailbot, so it tells SQLite which new id is whose: a batch's rows
+    # are then inserted by one statement, not one each (SQLAlchemy's "insert sentinel"; the DDL is the same)
+    Column("fingerprint", String(64), nullable=False, unique=True, insert_sentinel=True),
     Column("message_id", Text, nullable=False, index=True),
     Column("sender", Text, nullable=False),
     Column("sender_name", Text, nullable=False),
@@ -176,7 +178,7 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("key", Text, nullable=False, unique=True),
+    Column("key", Text, nullable=False, unique=True, insert_sentinel=True),  # a batch inserted by one statement
     Column("kind", String(16), nullable=False),  # ack | ack_no_report | ack_review | reminder | late | digest
     Column("message_pk", Integer, ForeignKey("messages.id")),
     Column("institution_id", Integer, ForeignKey("institutions.id")),

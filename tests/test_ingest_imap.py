@@ -184,3 +184,43 @@ def test_a_message_over_the_old_25_mb_limit_is_processed_like_any_other(workspac
     # Not streamed yet: the message is parsed in memory (about ten times its size at the peak). This bound
     # catches a regression that would keep more copies; 50 MB messages need about 600 MB.
     assert peak_mb < 120 + 10 * len(raw) / (1 << 20), f"peak memory {peak_mb:.0f} MB for a {len(raw) >> 20} MB message"
+
+
+def test_a_batch_is_inserted_by_one_statement_per_table_and_each_row_gets_its_own_id(workspace, dovecot):
+    """SQLite cannot say which new id went to which row of a multi-row INSERT: without a sentinel (the rows' own
+    unique fingerprint and outbox key), SQLAlchemy inserts a batch one row per statement."""
+    from sqlalchemy import event, select
+
+    from mailbot import store
+
+    schools = [r for r in samples.load_demo_roster() if r["emails"]][:12]
+    mails = [
+        samples.make_email(
+            sender=r["emails"][0],
+            sender_name=r["name"],
+            subject=f"Báo cáo {r['code']}",
+            body="Kính gửi Sở.",
+            attachments=[("bao-cao.docx", samples.make_report_docx(r["name"]), samples.DOCX_TYPE)],
+            message_id=f"<batch-{n}@{r['emails'][0].split('@')[1]}>",
+        )
+        for n, r in enumerate(schools)
+    ]
+    for raw in mails:
+        dovecot.append(raw)
+    engine = workspace.engine()
+    inserts: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: inserts.append(sql.split("(")[0]))
+    report = pipeline.run_once(workspace.settings(), engine)
+    assert report.fetched == len(mails)
+    assert inserts.count("INSERT INTO messages ") == 1 and inserts.count("INSERT INTO outbox ") == 1
+    with engine.connect() as conn:
+        messages = {m.id: m for m in conn.execute(select(store.messages))}
+        receipts = conn.execute(select(store.outbox)).all()
+    assert len(messages) == len(receipts) == len(mails)
+    for receipt in receipts:  # each receipt names, and answers, the message it was queued for
+        answered = messages[receipt.message_pk]
+        assert receipt.key == f"ack:{answered.id}"
+        assert f"In-Reply-To: {answered.message_id}".encode() in receipt.raw
+    by_fingerprint = {hashlib.sha256(raw).hexdigest(): raw for raw in mails}
+    for m in messages.values():  # each row holds the message whose bytes it fingerprints
+        assert f"Message-ID: {m.message_id}".encode() in by_fingerprint[m.fingerprint]
