@@ -714,3 +714,20 @@ def test_random_damage_never_raises():
             damaged[rng.randrange(len(damaged))] = rng.randrange(256)
         assert isinstance(read_meta(bytes(damaged)), DocMeta)
         assert isinstance(read_meta(base[: rng.randrange(len(base))]), DocMeta)
+
+
+def test_the_place_and_date_line_is_found_in_any_case_and_only_where_the_expression_finds_it() -> None:
+    from mailbot.documents.decree30 import _DATE, find_place_date
+
+    lines = [
+        "HẢI PHÒNG, NGÀY 05 THÁNG 12 NĂM 2023",
+        "Hải Phòng, Ngày 5 Tháng 12 Năm 2023",
+        "Trường THPT Ngô Quyền tổng hợp số liệu",  # "ng" everywhere, no date
+        "Hải Phòng, ngay 05 thang 12 nam 2023",  # without marks: not a date line
+        "Hải Phòng, nga\u0300y 05 tha\u0301ng 12 năm 2023",  # decomposed: not one either
+    ]
+    for line in lines:
+        found = find_place_date([line])
+        assert (found is not None) == bool(_DATE.search(line)), line
+    upper = find_place_date(lines[:1])
+    assert upper is not None and upper.place == "HẢI PHÒNG" and str(upper.date) == "2023-12-05"

@@ -484,7 +484,8 @@ def find_number(lines: Sequence[str]) -> Number | None:
 def find_place_date(lines: Sequence[str]) -> PlaceDate | None:
     """Place and date from the first "…, ngày … tháng … năm …" line."""
     for line in lines:
-        match = _DATE.search(line) if "ng" in line.lower() else None
+        # the expression needs "ngày" (any case); searched for only where it is, since it tries every position
+        match = _DATE.search(line) if "ngày" in line.lower() else None
         if not match:
             continue
         place = match.group("place").strip(" ,.\t")
