@@ -14,7 +14,7 @@ wire), into a private Dovecot on loopback (tests/servers/dovecot.py), then times
 All three use plain IMAP on loopback, run as separate processes and are timed wall-clock from launch
 to exit (interpreter start-up included); with --repeat they take turns and the fastest run of each is
 kept.  Peak memory is each process's maximum RSS as GNU time reports it and, for mailbot (which
-parses in worker processes), the peak over its whole process tree sampled every 20 ms: the sum of
+parses in worker processes), the peak over its whole process tree sampled every 50 ms: the sum of
 RSS (counts the code the workers share with their fork server once per process) and the sum of PSS
 (each shared page divided among the processes sharing it: what the service really occupies).  An untimed mbsync run first
 warms Dovecot's indexes and the page cache.  Each contender's result is checked: (a) N files in the
