@@ -85,6 +85,24 @@ def test_attachment_filename_round_trips_as_nfc(style):
         assert b'filename="=?utf-8?B?' in raw and b'name="=?utf-8?B?' in raw
 
 
+@pytest.mark.parametrize("style", ["rfc2231", "nfd", "rfc2047", "name_only"])
+def test_a_long_content_type_is_written_whole_as_clients_write_it(style):
+    """The email package would write a .docx's 71-character type as RFC 2047 encoded words."""
+    raw = samples.make_email(
+        sender="c3tranphu@haiphong.edu.vn",
+        sender_name=None,
+        subject="Báo cáo",
+        body="x",
+        attachments=[(NAME, b"PK", samples.DOCX_TYPE)],
+        filename_style=style,
+    )
+    assert f"Content-Type: {samples.DOCX_TYPE};".encode() in raw and b"=?utf-8?q?vnd" not in raw
+    (part,) = _parse(raw).iter_attachments()
+    assert part.get_content_type() == samples.DOCX_TYPE and part.get_filename() == unicodedata.normalize(
+        "NFD" if style == "nfd" else "NFC", NAME
+    )
+
+
 def test_nfd_style_keeps_the_decomposed_name():
     (part,) = _parse(_email(filename_style="nfd")).iter_attachments()
     assert part.get_filename() == unicodedata.normalize("NFD", NAME) != NAME

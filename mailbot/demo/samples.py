@@ -493,6 +493,18 @@ def _rfc2047_words(text: str) -> list[str]:
     return [f"=?utf-8?B?{base64.b64encode(c.encode()).decode()}?=" for c in chunks]
 
 
+def _content_type(mimetype: str, name: str) -> str:
+    """``mimetype; name*=…`` (RFC 2231) folded as mail clients fold it: the type whole on the first line.
+
+    The email package, folding the header whole, writes a type too long for one line (a .docx's is 71
+    characters) as RFC 2047 encoded words, which no client writes and no parser reads back as the type. So the
+    parameters are folded after a short stand-in, which the type then replaces."""
+    stand_in = EmailMessage(policy=_POLICY)
+    stand_in.add_header("Content-Type", "x/x", name=name)
+    folded: str = _POLICY.fold("Content-Type", stand_in["Content-Type"])
+    return mimetype + folded.removeprefix("Content-Type: x/x").rstrip("\r\n")
+
+
 def _attachment_part(name: str, data: bytes, mimetype: str, style: str) -> EmailMessage:
     """One base64 attachment, its name written the way a given kind of mail client writes it."""
     if style not in FILENAME_STYLES:
@@ -500,7 +512,7 @@ def _attachment_part(name: str, data: bytes, mimetype: str, style: str) -> Email
     part = EmailMessage(policy=_POLICY)
     if style in ("rfc2231", "nfd"):
         name = unicodedata.normalize("NFD" if style == "nfd" else "NFC", name)
-        part.add_header("Content-Type", mimetype, name=name)
+        part.set_raw("Content-Type", _content_type(mimetype, name))
         part.set_raw("Content-Transfer-Encoding", "base64")
         part.add_header("Content-Disposition", "attachment", filename=name)
     else:
