@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.* and bench.*
 
-from bench.ingest import CLK_TCK, build_message, remove_unless_kept, tree_pids  # noqa: E402
+from bench.ingest import build_message, process_usage, remove_unless_kept, tree_pids  # noqa: E402
 from bench.latency import Sent, SinkWatcher, pct, summary, verdict  # noqa: E402
 from tests.conftest import PASSWORD_ENV, make_workspace  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
@@ -117,18 +117,15 @@ class TreeSampler(threading.Thread):
         pss = rss = 0
         each: dict[int, tuple[str, int]] = {}
         for pid in tree_pids(self.pid):
-            try:
-                text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
+            seen = process_usage(pid)
+            if seen is None:
                 continue
-            fields = dict(line.split()[:2] for line in text.splitlines()[1:] if line.split())
             # a reader forked from the service (not from a fork server) shares its command line: the root is "main"
             name = self._names.setdefault(pid, process_name(pid) if pid == self.pid else _child_name(pid))
-            each[pid] = (name, int(fields.get("Pss:", 0)))
-            self.cpu[pid] = (name, (int(stat[11]) + int(stat[12])) / CLK_TCK)
-            pss += int(fields.get("Pss:", 0))
-            rss += int(fields.get("Rss:", 0))
+            each[pid] = (name, seen.pss_kb)
+            self.cpu[pid] = (name, seen.cpu_seconds)
+            pss += seen.pss_kb
+            rss += seen.rss_kb
         return TreeSample(pss, rss, each)
 
     def stop(self) -> None:

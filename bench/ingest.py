@@ -187,16 +187,13 @@ class TreeMemory(threading.Thread):
         rss = pss = 0
         each: dict[int, int] = {}
         for pid in pids:
-            try:
-                text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
+            seen = process_usage(pid)
+            if seen is None:
                 continue  # exited meanwhile
-            self.cpu[pid] = (int(stat[11]) + int(stat[12])) / CLK_TCK
-            fields = dict(line.split()[:2] for line in text.splitlines()[1:] if line.split())
-            rss += int(fields.get("Rss:", 0))
-            each[pid] = int(fields.get("Pss:", 0))
-            pss += each[pid]
+            self.cpu[pid] = seen.cpu_seconds
+            rss += seen.rss_kb
+            each[pid] = seen.pss_kb
+            pss += seen.pss_kb
         if pss > self.peak_pss:
             self.at_peak = each
         self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
@@ -208,6 +205,26 @@ class TreeMemory(threading.Thread):
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One process as last seen: its RSS and PSS (kB, /proc/PID/smaps_rollup) and CPU seconds (user + system)."""
+
+    rss_kb: int
+    pss_kb: int
+    cpu_seconds: float
+
+
+def process_usage(pid: int) -> Usage | None:
+    """``pid``'s memory and CPU now; None when it has exited."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    fields = dict(line.split()[:2] for line in text.splitlines()[1:] if line.split())
+    return Usage(int(fields.get("Rss:", 0)), int(fields.get("Pss:", 0)), (int(stat[11]) + int(stat[12])) / CLK_TCK)
 
 
 def tree_pids(root: int) -> list[int]:

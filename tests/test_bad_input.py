@@ -112,11 +112,14 @@ def corpus_messages() -> list[bytes]:
     return out
 
 
-@pytest.mark.corpus
-@pytest.mark.skipif(
+needs_corpus = pytest.mark.skipif(
     not (CORPUS / "MANIFEST.tsv").exists() and not os.environ.get("CI"),
     reason="the shared corpus (../shared/corpus or MAILBOT_CORPUS) is not on this machine; CI always has it",
 )
+
+
+@pytest.mark.corpus
+@needs_corpus
 def test_every_corpus_message_goes_through_run_once_and_stays_on_the_server(workspace, dovecot):
     messages = corpus_messages()
     accepted = append_all(dovecot, messages)

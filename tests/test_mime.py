@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import email
-import os
 import random
 import re
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 
 from mailbot.ingest import mime
 from tests.hostile_mail import corpus
-from tests.test_bad_input import CORPUS, corpus_messages
+from tests.test_bad_input import corpus_messages, needs_corpus
 
 SEED = 20261201
 
@@ -171,10 +170,7 @@ def test_every_generated_hostile_message_gives_the_same_tree() -> None:
 
 
 @pytest.mark.corpus
-@pytest.mark.skipif(
-    not (CORPUS / "MANIFEST.tsv").exists() and not os.environ.get("CI"),
-    reason="the shared corpus (../shared/corpus or MAILBOT_CORPUS) is not on this machine; CI always has it",
-)
+@needs_corpus
 def test_every_corpus_message_gives_the_same_tree() -> None:
     messages = corpus_messages()
     folded = 0
@@ -296,10 +292,7 @@ def test_every_generated_hostile_message_decodes_as_the_standard_library_decodes
 
 
 @pytest.mark.corpus
-@pytest.mark.skipif(
-    not (CORPUS / "MANIFEST.tsv").exists() and not os.environ.get("CI"),
-    reason="the shared corpus (../shared/corpus or MAILBOT_CORPUS) is not on this machine; CI always has it",
-)
+@needs_corpus
 def test_every_corpus_message_decodes_as_the_standard_library_decodes_it() -> None:
     decoded = 0
     for data in corpus_messages():
