@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from pathlib import Path
 
 from mailbot.errors import MailbotError
@@ -29,6 +30,28 @@ def write_atomic(target: Path | str, data: bytes, mode: int = 0o666) -> Path:
             os.unlink(tmp)
         raise
     return Path(target)
+
+
+def create_once(target: Path, data: bytes, mode: int = 0o600) -> bytes:
+    """The contents of ``target``, written with ``data`` first if the file does not exist yet.
+
+    Processes starting together on a new data folder all read the same whole file: it appears under its name
+    complete (hard-linked from a finished temporary file), and the first link wins. The folder must exist."""
+    if os.path.exists(target):
+        return Path(target).read_bytes()
+    folder, name = os.path.split(target)
+    # The thread in the name too: two threads of one process may create the same file.
+    tmp = os.path.join(folder, f".{name}.{threading.get_ident()}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return Path(target).read_bytes()
 
 
 def save_output(target: Path, data: bytes) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import random
 import re
 import secrets
@@ -34,6 +33,7 @@ from jinja2.bccache import Bucket
 
 from mailbot.config import OutboxSettings, Settings
 from mailbot.errors import ConfigError
+from mailbot.files import create_once
 
 
 class _Wire(Compat32):
@@ -208,13 +208,8 @@ def load_templates(settings: Settings) -> Templates:
 
 def secret_key(data_dir: Path) -> bytes:
     """A per-installation key, kept beside the database (never in it), created on first use."""
-    path = data_dir / "secret.key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return bytes.fromhex(create_once(data_dir / "secret.key", secrets.token_hex(32).encode()).decode().strip())
 
 
 def _sign(key: bytes, token: str) -> str:

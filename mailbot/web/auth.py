@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import threading
 import time
@@ -28,6 +27,7 @@ from sqlalchemy import Engine, delete, select
 from mailbot import store
 from mailbot.config import Settings
 from mailbot.errors import MailbotError, NotFound
+from mailbot.files import create_once
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +63,13 @@ def key_file(settings: Settings) -> Path:
 
 def load_or_create_key(path: Path) -> bytes:
     """The signing key; a new random one is written (mode 0600) the first time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(secrets.token_hex(32) + "\n")
-    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = create_once(path, (secrets.token_hex(32) + "\n").encode()).decode("ascii").strip()
         if path.stat().st_mode & 0o077:
             log.warning("%s can be read by other users; chmod 600 it", path)
-        key = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise MailbotError(f"cannot read the web key {path}: {exc}") from None
+        raise MailbotError(f"cannot read or create the web key {path}: {exc}") from None
     if len(key) < 32:
         raise MailbotError(f"the web key in {path} is too short (delete the file to have a new one made)")
     return key.encode("ascii")
