@@ -160,13 +160,14 @@ class Daemon:
             log.info("received %s: finishing the message in hand", signal.Signals(signum).name)
             self.stop.set()
 
-        def hup(_signum: int, _frame: FrameType | None) -> None:
-            self.reload.set()
-            self.wake()
-
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, hup)
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: self.hup())
+
+    def hup(self) -> None:
+        """SIGHUP: the inbox loops reload the roster and templates before they look at the inbox again."""
+        self.reload.set()
+        self.wake()
 
     def _scheduler(self) -> BackgroundScheduler:
         s, zone = self.settings, self.settings.zone
@@ -322,6 +323,9 @@ class Daemon:
     def serve(self, box: Inbox, n: int = 0) -> None:
         wake = self.wakes[n]
         while not self.stop.is_set():
+            # Cleared before looking, not after: a wake (a SIGHUP, a resync) that comes during the pass must end
+            # the wait that follows it, or a reload would wait for the next mail (CI once waited in vain).
+            wake.clear()
             if self.reload.is_set():
                 self._reload()
             ctx = pipeline.make_context(self.settings, self.engine, self.clock, templates=self.templates)
@@ -329,7 +333,6 @@ class Daemon:
             pipeline.drain(ctx, box, report, self.on_message, should_stop=self.stop.is_set, readers=self.readers)
             if report.fetched:
                 self.deliver()
-            wake.clear()
             box.wait(self.settings.inboxes[n].poll_seconds, lambda: self.stop.is_set() or wake.is_set())
 
     def _reload(self) -> None:

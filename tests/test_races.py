@@ -8,6 +8,7 @@ from two connections, claims that lapse, and a database made before the claim co
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -25,6 +27,8 @@ from mailbot import store
 from mailbot.config import OutboxSettings
 from mailbot.demo import samples
 from mailbot.notify import outbox
+from mailbot.notify.compose import secret_key
+from mailbot.web.auth import load_or_create_key
 from tests.conftest import PASSWORD_ENV, Workspace, make_workspace
 from tests.reliability_support import (
     ROOT,
@@ -239,6 +243,34 @@ def test_queueing_the_same_key_from_two_connections_is_a_no_op(tmp_path):
         assert conn.execute(select(func.count()).select_from(store.outbox_rcpt)).scalar_one() == 1
 
 
+def _key_when_all_start(barrier, make, out) -> None:  # type: ignore[no-untyped-def]
+    barrier.wait()
+    out.put(make())
+
+
+@pytest.mark.parametrize("which", ["secret.key", "web-secret.key"])
+def test_processes_starting_together_on_a_new_folder_all_get_the_same_whole_key(tmp_path, which):
+    # CI once saw two `run --once` fail at start: both found no key, one lost the O_EXCL create and crashed,
+    # and a reader between another's create and write would have read an empty key.
+    forked, keys = multiprocessing.get_context("fork"), set()
+    for round_ in range(15):
+        folder = tmp_path / str(round_) / "var"
+        make = partial(secret_key, folder) if which == "secret.key" else partial(load_or_create_key, folder / which)
+        barrier, out = forked.Barrier(6), forked.Queue()
+        workers = [forked.Process(target=_key_when_all_start, args=(barrier, make, out)) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        assert [worker.exitcode for worker in workers] == [0] * 6
+        got = {out.get(timeout=5) for _ in workers}
+        assert len(got) == 1 and len(key := got.pop()) >= 32
+        assert key not in keys  # a new key for each new folder
+        keys.add(key)
+        assert sorted(p.name for p in folder.iterdir()) == [which]  # no temporary file left behind
+        assert (folder / which).stat().st_mode & 0o777 == 0o600
+
+
 @pytest.fixture
 def file_less(tmp_path, smtp_sink):  # type: ignore[no-untyped-def]
     """Settings delivering to the SMTP sink (no inbox is used here), and their engine."""
@@ -329,3 +361,36 @@ def test_the_service_outlives_any_error_of_one_round(file_less, monkeypatch, cap
         "remind job failed: RuntimeError: a bug in one round",
     ]
     assert not any(r.exc_info for r in caplog.records if r.levelno >= 20)
+
+
+def test_a_reload_asked_during_a_pass_is_done_right_after_it(tmp_path, monkeypatch):
+    """SIGHUP while the inbox loop is draining: the reload must not wait for the next mail or poll (60 s here)."""
+    from mailbot import daemon as daemon_module
+    from mailbot.demo.build import build_demo
+    from mailbot.ingest.inbox import open_inbox
+
+    settings = build_demo(tmp_path / "demo")
+    service = daemon_module.Daemon(settings.data_dir.parent / "mailbot.toml")
+    assert service.settings.inboxes[0].poll_seconds >= 60
+    drain, passes, reloads = daemon_module.pipeline.drain, [], []
+
+    def drain_then_hup(*args, **kwargs):  # type: ignore[no-untyped-def]
+        drain(*args, **kwargs)
+        passes.append(time.monotonic())
+        if len(passes) == 1:
+            service.hup()  # what the signal handler calls, arriving while the first pass ends
+
+    monkeypatch.setattr(daemon_module.pipeline, "drain", drain_then_hup)
+    real_reload = service._reload
+    monkeypatch.setattr(service, "_reload", lambda: (reloads.append(time.monotonic()), real_reload()))
+    with open_inbox(service.settings.inboxes[0]) as box:
+        loop = threading.Thread(target=service.serve, args=(box, 0), daemon=True)
+        loop.start()
+        try:
+            wait_until(lambda: reloads, timeout=10)
+        finally:
+            service.stop.set()
+            loop.join(10)
+    assert not loop.is_alive()
+    assert len(reloads) == 1 and reloads[0] - passes[0] < 5, (passes, reloads)
+    assert len(passes) == 2  # the reload came with a second look at the inbox, then the loop stopped
