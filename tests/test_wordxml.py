@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from mailbot.demo import samples
-from mailbot.documents import wordxml
+from mailbot.documents import wordwalk, wordxml
 from mailbot.documents.decree30 import DocMeta, describe, read_meta
 from mailbot.documents.vnenc import from_unicode
 from mailbot.documents.wordxml import Paragraph, Table, read_blocks
 from mailbot.models import FileKind, WarningCode
 from tests.test_docmeta import body_xml, p, package
 from tests.test_parse import mail, parsed
+from tests.word_trees import TreeMaker, readings
 
 REPORT = samples.make_report_docx("Trường THPT Ngô Quyền")
 # Not laid out as Decree 30 asks: no motto, no type line. Its first lines, a text box included, name the school.
@@ -37,13 +38,13 @@ PLAIN = package(
 def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the passes over a document.xml."""
     calls: list[int] = []
-    real = wordxml._parse_document
+    real = wordwalk.parse_document
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(wordxml, "_parse_document", counted)
+    monkeypatch.setattr(wordxml, "parse_document", counted)
     return calls
 
 
@@ -109,3 +110,60 @@ def test_a_small_document_parsed_whole_reads_exactly_as_when_streamed(monkeypatc
             monkeypatch.setattr(wordxml, "WHOLE_TREE_BYTES", 0)
             assert read_blocks(data, **options) == whole  # type: ignore[arg-type]
     assert read_blocks(PLAIN, opening=True).legacy == ("tcvn3",)  # what the comparison covers is read at all
+
+
+def _root(data: bytes) -> object:
+    import io
+    import zipfile
+
+    from lxml import etree
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return etree.fromstring(archive.read("word/document.xml"), wordxml._safe_parser())
+
+
+def test_a_plain_tree_is_walked_once_in_order_and_a_text_box_sends_it_to_the_stream() -> None:
+    """The quick walk (``_Plain``) takes the usual report and gives it up for what only the stream reads right."""
+    w = "{" + wordwalk.W_NAMESPACES[0] + "}"
+    assert wordwalk.Plain(w, None, 12).read(_root(REPORT)) is not None
+    assert wordwalk.Plain(w, None, 12).read(_root(PLAIN)) is None  # a text box and its mc:Fallback copy
+    nested = package(
+        body_xml("<w:tbl><w:tr><w:tc><w:tbl><w:tr><w:tc>" + p("a") + "</w:tc></w:tr></w:tbl></w:tc></w:tr></w:tbl>")
+    )
+    assert wordwalk.Plain(w, None, 12).read(_root(nested)) is None
+    assert read_blocks(nested).items == (Table(rows=(("a",),)),)  # the nested table's text joins its cell
+
+
+def test_the_quick_walk_reads_random_trees_exactly_as_the_stream_does() -> None:
+    """Random trees, plain and odd (text boxes, fallbacks, ruby, nesting, rows and cells out of place, tracked
+    changes, properties not first): wherever the quick walk does not give up, it reads what the stream reads."""
+    maker = TreeMaker(seed=20261201)
+    taken = given_up = 0
+    for _ in range(1500):
+        root = maker.document()
+        for max_paragraphs, opening in ((None, 0), (None, 12), (3, 5), (1, 1)):
+            plain, exact = readings(root, max_paragraphs, opening)
+            if plain is None:
+                given_up += 1
+            else:
+                taken += 1
+                assert plain == exact
+    assert taken > 2500 and given_up > 500  # both ways were exercised
+
+
+def test_a_received_report_is_opened_once_for_sniffing_and_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+
+    opened: list[int] = []
+    real = zipfile.ZipFile._RealGetContents  # type: ignore[attr-defined]
+
+    def counted(self: zipfile.ZipFile) -> None:
+        opened.append(1)
+        real(self)
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", counted)
+    (f,) = parsed(mail([("bc.docx", REPORT, "application/octet-stream")])).files
+    assert f.kind is FileKind.DOCX and f.meta is not None and f.meta.issuer
+    assert len(opened) == 1  # its central directory read once, not once to sniff and again to read
+    (bad,) = parsed(mail([("bc.docx", REPORT[:300], "application/octet-stream")])).files
+    assert bad.kind is FileKind.DOCX and WarningCode.UNREADABLE_DOCX in [n.code for n in bad.warnings]

@@ -6,23 +6,27 @@ text nodes and no DTD at all (a document that declares one is unreadable). Each 
 own font, else its character style's, its paragraph style's, then the document default (``word/styles.xml``, read
 only as far as needed and only when a style can name a legacy font at all). Text boxes and ``mc:Fallback`` copies
 are not part of the flow; a nested table's paragraphs join the enclosing cell.
+
+A document.xml of up to ``WHOLE_TREE_BYTES`` is parsed whole and read from its tree; a larger one is streamed, so
+that its tree never exists whole (``mailbot.documents.wordwalk`` reads the elements into runs either way).
 """
 
 from __future__ import annotations
 
 import io
 import struct
-import sys
 import zipfile
 import zlib
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import chain
 from typing import IO, Any, NamedTuple
 
 from lxml import etree
 
-from mailbot.documents.vnenc import convert_run, detect, font_encoding, font_matters, is_uppercase_font
+from mailbot.documents.vnenc import convert_run, detect, font_matters, is_uppercase_font
+from mailbot.documents.wordwalk import DOCUMENT_TAGS, Element, Para, Parsed, Tbl, drop_read, font_of, parse_document
 from mailbot.models import WarningCode
 from mailbot.text import nfc
 
@@ -30,14 +34,8 @@ MAX_XML_BYTES = 20 * 1024 * 1024  # uncompressed document.xml (and styles.xml) r
 WHOLE_TREE_BYTES = 512 * 1024  # a document.xml up to this size is parsed whole (7 MB of tree for dense markup)
 OPENING_PARAGRAPHS = 12  # the issuing body, number, date and title sit in the first lines (Decree 30/2020)
 
-_W_NAMESPACES = (
-    "http://schemas.openxmlformats.org/wordprocessingml/2006/main",
-    "http://purl.oclc.org/ooxml/wordprocessingml/main",
-)  # transitional, strict
-_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 # What a damaged or hostile package can make zipfile, zlib or the parser raise (encrypted members: RuntimeError,
 # unknown compression: NotImplementedError, a DTD: _DtdForbidden, libxml2's refusals: LxmlError, a ValueError).
-Element = Any  # lxml's _Element (lxml ships no type information)
 
 
 class _DtdForbidden(ValueError):
@@ -97,14 +95,18 @@ class Blocks:
 # ---------------------------------------------------------------- the package
 
 
-def read_blocks(data: bytes, *, max_paragraphs: int | None = None, opening: bool = False) -> Blocks:
+def read_blocks(
+    data: bytes, *, max_paragraphs: int | None = None, opening: bool = False, archive: zipfile.ZipFile | None = None
+) -> Blocks:
     """The decoded paragraphs and tables of a .docx; never raises on bad input (``problem`` says why).
 
     ``max_paragraphs`` stops reading after that many paragraphs (``truncated``), between top-level blocks only.
     ``opening`` also keeps the first lines as they stand, for naming a file not laid out as Decree 30 asks.
+    ``archive``: ``data`` already opened (``sniff.open_zip``), not opened again (its central directory is a
+    fifth of the reading of a small report's package).
     """
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with nullcontext(archive) if archive is not None else zipfile.ZipFile(io.BytesIO(data)) as archive:
             name = _main_part(archive)
             if name is None:
                 return Blocks(problem=UNREADABLE)
@@ -113,7 +115,7 @@ def read_blocks(data: bytes, *, max_paragraphs: int | None = None, opening: bool
                 return Blocks(problem=TOO_LARGE)
             with archive.open(name) as raw:
                 first = OPENING_PARAGRAPHS if opening else 0
-                parsed = _parse_document(
+                parsed = parse_document(
                     _document_events(raw, size), max_paragraphs, first, whole=size <= WHOLE_TREE_BYTES
                 )
             fonts = _StyleFonts.load(archive, parsed) if parsed.unstyled_runs else _StyleFonts()
@@ -158,13 +160,13 @@ _SAFE_XML = {
 
 
 def _document_events(raw: IO[bytes], size: int) -> Iterator[Any]:
-    """document.xml's (event, element) pairs for ``_Stream``: a small one parsed whole and walked (the same events,
+    """document.xml's (event, element) pairs for ``Stream``: a small one parsed whole and walked (the same events,
     at a third of the cost of parsing them one by one), a large one streamed so that its tree never exists whole."""
     if size > WHOLE_TREE_BYTES:
-        return _iterparse(_Limited(raw, MAX_XML_BYTES), _DOCUMENT_TAGS)
+        return _iterparse(_Limited(raw, MAX_XML_BYTES), DOCUMENT_TAGS)
     root = etree.fromstring(_Limited(raw, WHOLE_TREE_BYTES).read(), _safe_parser())  # zipfile yields no more
     _refuse_dtd(root)
-    return iter(etree.iterwalk(root, events=("start", "end"), tag=_DOCUMENT_TAGS))
+    return iter(etree.iterwalk(root, events=("start", "end"), tag=DOCUMENT_TAGS))
 
 
 def _safe_parser() -> etree.XMLParser:
@@ -207,257 +209,6 @@ def _main_part(archive: zipfile.ZipFile) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------- document.xml → paragraphs and tables of runs
-
-_Run = tuple[str, str | None, str | None, bool]  # text, explicit font, character style, shown in capitals
-_Cell = tuple[list["_Para"], int, bool]  # paragraphs, grid columns spanned, continues the merged cell above
-
-
-class _Para:
-    __slots__ = ("style", "runs", "centered", "plain")
-
-    def __init__(self) -> None:
-        self.style: str | None = None
-        self.runs: list[_Run] = []
-        self.centered = False
-        self.plain = True  # no run has a font of its own or text whose reading depends on the font
-
-
-class _Tbl:
-    __slots__ = ("rows", "row", "cell")
-
-    def __init__(self) -> None:
-        self.rows: list[list[_Cell]] = []
-        self.row: list[_Cell] = []
-        self.cell: list[_Para] = []
-
-
-@dataclass
-class _Parsed:
-    blocks: list[_Para | _Tbl]
-    opening: list[_Para]
-    truncated: bool
-    unstyled_runs: bool  # a run whose reading depends on a font only styles.xml can name
-    namespace: str
-
-
-# what the stream reacts to; everything else (run and paragraph properties included) is read from the element
-_P, _R, _TBL, _TR, _TC, _FALLBACK, _BODY = range(7)
-
-
-_DOCUMENT_TAGS = [
-    *("{" + w + "}" + name for w in _W_NAMESPACES for name in ("body", "p", "r", "tbl", "tr", "tc")),
-    _MC_FALLBACK,
-]  # what _Stream reacts to, in either namespace
-
-
-def _parse_document(events: Iterator[Any], max_paragraphs: int | None, opening: int = 0, *, whole: bool) -> _Parsed:
-    """Top-level paragraphs and tables in order, and the first ``opening`` paragraphs wherever they stand
-    (``whole``: the events walk a tree already built, which there is no point in trimming as it is read)."""
-    first = next(events)
-    namespace = first[1].getroottree().getroot().tag[1:].partition("}")[0]
-    if namespace not in _W_NAMESPACES:
-        raise ValueError("not a WordprocessingML document")
-    stream = _Stream("{" + namespace + "}", max_paragraphs, opening, trim=not whole)
-    stream.read(chain((first,), events))
-    return _Parsed(stream.blocks, stream.opening, stream.truncated, stream.unstyled, stream.names.w)
-
-
-class _Stream:
-    """The state of one pass over document.xml: open paragraphs and tables, the blocks finished so far."""
-
-    def __init__(self, w: str, max_paragraphs: int | None, opening: int, *, trim: bool = True) -> None:
-        self.names = _RunNames(w)
-        self.trim = trim  # drop what is read, so that a streamed document never exists whole
-        self.kinds = {
-            w + "p": _P,
-            w + "r": _R,
-            w + "tbl": _TBL,
-            w + "tr": _TR,
-            w + "tc": _TC,
-            _MC_FALLBACK: _FALLBACK,
-            w + "body": _BODY,
-        }
-        self.stop_at = sys.maxsize if max_paragraphs is None else max_paragraphs  # paragraphs read at most
-        self.blocks: list[_Para | _Tbl] = []
-        self.opening: list[_Para] = []
-        self.opening_left = opening
-        self.paras: list[_Para] = []  # open paragraphs: more than one inside a text box
-        self.tables: list[_Tbl] = []
-        self.skip = 0  # inside mc:Fallback (a copy of the mc:Choice content)
-        self.count = 0
-        self.truncated = self.unstyled = False
-
-    def read(self, events: Iterator[tuple[str, Any]]) -> None:
-        kinds, paras, names = self.kinds, self.paras, self.names
-        for event, elem in events:  # the hot loop: starts and runs, by far the most frequent, are handled inline
-            kind = kinds.get(elem.tag)
-            if kind is None:
-                continue
-            if event == "start":
-                if kind == _P:
-                    paras.append(_Para())
-                elif kind == _TBL:
-                    self.tables.append(_Tbl())
-                elif kind == _FALLBACK:
-                    self.skip += 1
-                # a row or cell starts empty: the lists are renewed when the previous one ends
-            elif kind == _R:
-                run = names.run(elem) if paras and not self.skip else None
-                if run is not None:
-                    para = paras[-1]
-                    para.runs.append(run)
-                    if run[1] is not None or run[3]:
-                        para.plain = False
-                    elif font_matters(run[0]):
-                        para.plain = False
-                        self.unstyled = True  # its style's font decides how it reads: styles.xml is needed
-            elif kind == _P:
-                if self._paragraph_end(elem):
-                    return
-            elif kind == _TC:
-                if self.tables:
-                    table = self.tables[-1]
-                    table.row.append((table.cell, *names.cell_properties(elem)))
-                    table.cell = []
-            elif kind == _TR:
-                if self.tables:
-                    self.tables[-1].rows.append(self.tables[-1].row)
-                    self.tables[-1].row = []
-            elif kind == _TBL:
-                if self._table_end(elem):
-                    return
-            elif kind == _FALLBACK:
-                self.skip -= 1
-            else:  # the end of w:body: the section properties after it say nothing
-                return
-
-    def _paragraph_end(self, elem: Element) -> bool:
-        """Place a finished paragraph; True when reading is to stop there."""
-        para = self.paras.pop()
-        if len(elem) and elem[0].tag == self.names.ppr:
-            self.names.paragraph_properties(elem[0], para)
-        if self.trim:
-            elem.clear()
-        if self.opening_left and any(run[0].strip() for run in para.runs):
-            self.opening.append(para)
-            self.opening_left -= 1
-        if self.paras:
-            return False  # a text box's paragraph: not part of the flow
-        self.count += 1
-        if self.tables:
-            self.tables[-1].cell.append(para)
-            return False
-        if self.trim:
-            _drop_read(elem)
-        self.blocks.append(para)
-        self.truncated = self.count >= self.stop_at  # stops between top-level blocks only, never inside a table
-        return self.truncated
-
-    def _table_end(self, elem: Element) -> bool:
-        """Place a finished table; True when reading is to stop there."""
-        table = self.tables.pop()
-        if self.trim:
-            elem.clear()
-        if self.paras:
-            return False  # a table in a text box: not part of the flow
-        if self.tables:  # a nested table: its paragraphs join the enclosing cell
-            self.tables[-1].cell.extend(p for row in table.rows for cell, _, _ in row for p in cell)
-            return False
-        if self.trim:
-            _drop_read(elem)
-        self.blocks.append(table)
-        self.truncated = self.count >= self.stop_at
-        return self.truncated
-
-
-def _drop_read(elem: Element) -> None:
-    """Detach the top-level blocks read before this one: a cleared element still costs its node in the tree, and a
-    document of a million empty paragraphs must not hold a million nodes."""
-    while (previous := elem.getprevious()) is not None:
-        elem.getparent().remove(previous)
-
-
-class _RunNames:
-    """Reads a finished run, paragraph or cell element in one namespace."""
-
-    def __init__(self, w: str) -> None:
-        self.w = w
-        self.t, self.tab, self.br, self.cr, self.soft, self.nbh = (
-            w + n for n in ("t", "tab", "br", "cr", "softHyphen", "noBreakHyphen")
-        )
-        self.rpr, self.rfonts, self.rstyle, self.ppr, self.pstyle, self.jc = (
-            w + n for n in ("rPr", "rFonts", "rStyle", "pPr", "pStyle", "jc")
-        )
-        self.caps = frozenset((w + "caps", w + "smallCaps"))
-        self.tcpr, self.span, self.vmerge = w + "tcPr", w + "gridSpan", w + "vMerge"
-        self.ascii, self.hansi, self.val = w + "ascii", w + "hAnsi", w + "val"
-
-    def run(self, elem: Element) -> _Run | None:
-        """(text, font, character style, shown in capitals) of a ``w:r``; None when it holds no text."""
-        parts: list[str] = []
-        font: str | None = None
-        style: str | None = None
-        caps = False
-        for child in elem:
-            tag = child.tag
-            if tag == self.t:
-                if child.text:
-                    parts.append(child.text)
-            elif tag == self.rpr:
-                for prop in child:  # direct children only: a w:rPrChange holds the old properties
-                    if prop.tag == self.rfonts:
-                        font = _font_of(prop, self.ascii, self.hansi)
-                    elif prop.tag == self.rstyle:
-                        style = prop.get(self.val)
-                    elif prop.tag in self.caps:  # typed in lower case, shown (and printed) in capitals
-                        caps = caps or prop.get(self.val, "true").lower() not in ("0", "false", "off")
-            elif tag == self.tab:
-                parts.append("\t")
-            elif tag == self.br or tag == self.cr:
-                parts.append("\n")  # a line, page or column break: words on either side stay apart
-            elif tag == self.soft:
-                parts.append("\u00ad")  # ư in a TCVN3 run; dropped from Unicode text
-            elif tag == self.nbh:
-                parts.append("-")
-        if not parts:
-            return None
-        return "".join(parts), font, style, caps
-
-    def paragraph_properties(self, ppr: Element, para: _Para) -> None:
-        for prop in ppr:  # direct children only: a w:pPrChange holds the old properties
-            if prop.tag == self.pstyle:
-                para.style = prop.get(self.val)
-            elif prop.tag == self.jc:
-                para.centered = prop.get(self.val) == "center"
-
-    def cell_properties(self, elem: Element) -> tuple[int, bool]:
-        """(grid columns spanned, continues the merged cell above) of a ``w:tc``."""
-        span, merged = 1, False
-        if len(elem) and elem[0].tag == self.tcpr:
-            for prop in elem[0]:
-                if prop.tag == self.span:
-                    value = prop.get(self.val, "1")
-                    span = max(1, min(int(value), 64)) if value.isdigit() else 1
-                elif prop.tag == self.vmerge:
-                    merged = prop.get(self.val, "continue") == "continue"
-        return span, merged
-
-
-def _font_of(rfonts: Element, ascii_attr: str, hansi_attr: str) -> str | None:
-    """The Latin font a ``w:rFonts`` names: a legacy one if either slot has it, else hAnsi, else ascii."""
-    hansi: str | None = rfonts.get(hansi_attr)
-    ascii_: str | None = rfonts.get(ascii_attr)
-    for name in (hansi, ascii_):
-        if name and font_encoding(name):
-            return name
-    if hansi or ascii_:
-        return hansi or ascii_
-    if any(name.endswith(("}asciiTheme", "}hAnsiTheme")) for name in rfonts.attrib):
-        return "+theme"  # a theme font (Calibri, Cambria…): never a legacy one
-    return None  # only East Asian or complex-script slots: the Latin font is inherited
-
-
 # ---------------------------------------------------------------- styles.xml: fonts of the styles in use
 
 
@@ -487,7 +238,7 @@ class _StyleFonts:
         self.known = False  # whether anything was read
 
     @classmethod
-    def load(cls, archive: zipfile.ZipFile, parsed: _Parsed) -> _StyleFonts:
+    def load(cls, archive: zipfile.ZipFile, parsed: Parsed) -> _StyleFonts:
         fonts = cls()
         try:
             info = archive.getinfo("word/styles.xml")
@@ -523,7 +274,7 @@ class _StyleFonts:
                 if tag == style_tag:
                     current = self._style_start(elem, w)
             elif tag == rfonts:
-                font = _font_of(elem, ascii_attr, hansi_attr)
+                font = font_of(elem, ascii_attr, hansi_attr)
                 if depth[defaults] and self.default is None:
                     self.default = font
                 elif current is not None and not depth[table_style] and current.font is None:
@@ -534,7 +285,7 @@ class _StyleFonts:
                 self._style_end(current, wanted)
                 current = None
                 elem.clear()
-                _drop_read(elem)
+                drop_read(elem)
                 if self.default_paragraph is not None and wanted <= self.styles.keys():
                     break
 
@@ -569,9 +320,9 @@ class _StyleFonts:
         return self.font(run_style) or self.font(paragraph_style) or self.default
 
 
-def _all_paragraphs(blocks: list[_Para | _Tbl]) -> Iterator[_Para]:
+def _all_paragraphs(blocks: list[Para | Tbl]) -> Iterator[Para]:
     for block in blocks:
-        if isinstance(block, _Para):
+        if isinstance(block, Para):
             yield block
         else:
             for row in block.rows:
@@ -582,10 +333,10 @@ def _all_paragraphs(blocks: list[_Para | _Tbl]) -> Iterator[_Para]:
 # ---------------------------------------------------------------- runs → text
 
 
-def _decoded(parsed: _Parsed, fonts: _StyleFonts) -> Blocks:
+def _decoded(parsed: Parsed, fonts: _StyleFonts) -> Blocks:
     legacy: set[str] = set()
     items: list[Block] = [
-        _paragraph((_text(b, fonts, legacy), b.centered)) if isinstance(b, _Para) else _decoded_table(b, fonts, legacy)
+        _paragraph((_text(b, fonts, legacy), b.centered)) if isinstance(b, Para) else _decoded_table(b, fonts, legacy)
         for b in parsed.blocks
     ]
     aside: set[str] = set()  # a text box's encoding is no warning: it is not part of the flow
@@ -596,7 +347,7 @@ def _decoded(parsed: _Parsed, fonts: _StyleFonts) -> Blocks:
 _paragraph = Paragraph._make  # one call where Paragraph(text, centered) takes two: there are many
 
 
-def _text(para: _Para, fonts: _StyleFonts, legacy: set[str]) -> str:
+def _text(para: Para, fonts: _StyleFonts, legacy: set[str]) -> str:
     """A paragraph's text as shown: NFC, soft hyphens gone; the legacy encodings met are added to ``legacy``."""
     runs = para.runs
     if para.plain:  # the common case: nothing to decode whatever the styles say
@@ -608,7 +359,7 @@ def _text(para: _Para, fonts: _StyleFonts, legacy: set[str]) -> str:
     return nfc(text)
 
 
-def _font_groups(para: _Para, fonts: _StyleFonts) -> list[tuple[str | None, bool, str]]:
+def _font_groups(para: Para, fonts: _StyleFonts) -> list[tuple[str | None, bool, str]]:
     """Neighbouring runs in one font and case, joined: Word may split "aù" (VNI á) between two runs."""
     groups: list[tuple[str | None, bool, list[str]]] = []
     known = fonts.known
@@ -633,7 +384,7 @@ def _decode_group(font: str | None, caps: bool, text: str, legacy: set[str]) -> 
     return converted.upper() if caps else converted
 
 
-def _decoded_table(table: _Tbl, fonts: _StyleFonts, legacy: set[str]) -> Table:
+def _decoded_table(table: Tbl, fonts: _StyleFonts, legacy: set[str]) -> Table:
     rows: list[tuple[str, ...]] = []
     previous: tuple[str, ...] = ()
     for row in table.rows:

@@ -10,11 +10,12 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 from typing import cast
+from zipfile import ZipFile
 
 from mailbot.config import LimitSettings
 from mailbot.documents import convert
 from mailbot.documents.decree30 import DocMeta, describe, heading, meta_heading
-from mailbot.documents.sniff import ole_warnings, sniff
+from mailbot.documents.sniff import ole_warnings, open_zip, sniff
 from mailbot.documents.wordxml import read_blocks
 from mailbot.ingest.authresults import parse_header
 from mailbot.ingest.mime import decoded_payload, message_from_bytes
@@ -224,7 +225,8 @@ def _forwarded_senders(msg: Message) -> tuple[str, ...]:
 def _attachment(found: Found, limits: LimitSettings) -> list[Attachment]:
     if not found.data:
         return [Attachment(found.name, FileKind.OTHER, b"", found.origin, warnings=found.warnings)]
-    kind = sniff(found.data, found.name)
+    archive = open_zip(found.data)  # once, for sniffing and reading
+    kind = sniff(found.data, found.name, archive)
     if kind == "zip":
         return [a for inner in unzip(found, limits) for a in _attachment(inner, limits)]
     if kind == "tnef":
@@ -235,7 +237,7 @@ def _attachment(found: Found, limits: LimitSettings) -> list[Attachment]:
     heading = ""
     codes: tuple[WarningCode, ...] = ()
     if kind in (FileKind.DOCX, FileKind.DOCM):
-        meta, heading = _word(found.data)
+        meta, heading = _word(found.data, archive)
         codes = meta.warnings + ((WarningCode.MACROS,) if kind == FileKind.DOCM else ())
     elif kind == FileKind.DOC:
         meta, heading, codes = legacy_word(found.data, limits.doc_seconds)
@@ -245,9 +247,9 @@ def _attachment(found: Found, limits: LimitSettings) -> list[Attachment]:
     return [Attachment(found.name, FileKind(kind), found.data, found.origin, heading, warnings, meta)]
 
 
-def _word(data: bytes) -> tuple[DocMeta, str]:
+def _word(data: bytes, archive: ZipFile | None = None) -> tuple[DocMeta, str]:
     """The metadata of a .docx and the lines that name its issuer and subject, from one reading of the file."""
-    blocks = read_blocks(data, opening=True)
+    blocks = read_blocks(data, opening=True, archive=archive)
     meta = describe(blocks)
     return meta, heading(meta, blocks)
 
