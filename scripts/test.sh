@@ -47,9 +47,11 @@ declare -A NEEDED=(
     [tesseract-ocr-vie]=/usr/share/tesseract-ocr/5/tessdata/vie.traineddata
     [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf
 )
+# A package is present when its command is on PATH or its file exists (`command -v` alone misses data files).
+present() { command -v "$1" >/dev/null 2>&1 || [ -e "$1" ]; }
 missing=()
 for pkg in "${!NEEDED[@]}"; do
-    command -v "${NEEDED[$pkg]}" >/dev/null 2>&1 || [ -e "${NEEDED[$pkg]}" ] || missing+=("$pkg")
+    present "${NEEDED[$pkg]}" || missing+=("$pkg")
 done
 
 # --- system packages --------------------------------------------------------
@@ -69,7 +71,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         "${SUDO[@]}" service dovecot stop >/dev/null 2>&1 || true
     fi
     for pkg in "${missing[@]}"; do
-        command -v "${NEEDED[$pkg]}" >/dev/null 2>&1 || die "$pkg still missing after apt-get install"
+        present "${NEEDED[$pkg]}" || die "$pkg still missing after apt-get install"
     done
 fi
 
