@@ -41,6 +41,7 @@ def check(pdf: Path, budget: Budget) -> PdfFacts:
         found = pdfsign.signatures(data, budget.anchors) if pdfsign.signed(data) else ()
     except Exception:  # noqa: BLE001 - pyHanko is strict on damaged files that Poppler still reads: not signed
         found = ()
+    shape: pdfscan.Layout | None = None
     try:
         shape = pdfscan.layout(pdf, deadline)
         if found:
@@ -52,7 +53,8 @@ def check(pdf: Path, budget: Budget) -> PdfFacts:
         return PdfFacts(UNKNOWN, shape.pages, problem="neither text nor a scanned page on page 1")
     except pdfscan.ToolFailed as exc:
         kind = SIGNED if found else UNKNOWN
-        return PdfFacts(kind, signatures=tuple(_signature(s) for s in found), problem=str(exc))
+        pages = shape.pages if shape else 0  # what was learned before the time ran out is kept
+        return PdfFacts(kind, pages, signatures=tuple(_signature(s) for s in found), problem=str(exc))
 
 
 def _signature(sig: pdfsign.Signature) -> SignatureFacts:
@@ -64,7 +66,12 @@ def _scan(pdf: Path, shape: pdfscan.Layout, deadline: pdfscan.Deadline) -> PdfFa
     with pdfscan.scratch() as tmp:
         pixels = pdfscan.first_page(pdf, deadline, Path(tmp))
         seal = pdfscan.red_seal(pixels)
-        text = pdfscan.ocr_header(pixels, deadline, Path(tmp))
+        try:
+            text = pdfscan.ocr_header(pixels, deadline, Path(tmp))
+        except pdfscan.ToolFailed as exc:
+            # The seal is already known: a scan whose number could not be read in time is still a scan, with a
+            # doubt staff can settle by eye, not an unreadable file.
+            return PdfFacts(SCAN, shape.pages, seal=seal, ocr=False, problem=str(exc))
     facts = PdfFacts(SCAN, shape.pages, seal=seal, ocr=pdfscan.ocr_available())
     return _with_header(facts, text)
 

@@ -4,6 +4,7 @@ a time limit each, on the first page only, at a bounded resolution."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -51,10 +52,10 @@ class Deadline:
         return remaining
 
 
-def run(args: list[str], deadline: Deadline) -> bytes:
+def run(args: list[str], deadline: Deadline, env: dict[str, str] | None = None) -> bytes:
     """A tool's standard output; its failure or timeout as ToolFailed (never a hang, never a traceback)."""
     try:
-        done = subprocess.run(args, capture_output=True, timeout=deadline.left(), check=False)
+        done = subprocess.run(args, capture_output=True, timeout=deadline.left(), check=False, env=env)
     except subprocess.TimeoutExpired:
         raise ToolFailed(f"{args[0]}: time limit reached") from None
     except OSError as exc:
@@ -145,7 +146,11 @@ def ocr_header(pixels: ImageArray, deadline: Deadline, workdir: Path) -> str:
     top = Image.fromarray(pixels[: int(pixels.shape[0] * OCR_TOP)]).convert("L")
     source = workdir / "top.png"
     top.save(source)
-    return run(["tesseract", str(source), "stdout", "-l", "vie", "--psm", "3"], deadline).decode(errors="replace")
+    # One thread: Tesseract's OpenMP threads spin against the service's own work on a small server and make one page
+    # take many times longer (Tesseract's FAQ advises OMP_THREAD_LIMIT=1 whenever other work shares the cores).
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    args = ["tesseract", str(source), "stdout", "-l", "vie", "--psm", "3"]
+    return run(args, deadline, env).decode(errors="replace")
 
 
 @cache
