@@ -513,11 +513,13 @@ def test_demo_tracker_prints_on_a4_landscape_at_a_readable_size(tmp_path: Path) 
     assert all(round(w) == 842 for w, _, _ in merged) and min(size for _, _, size in merged) >= 7.0
 
 
-def test_the_tracker_leaves_numpy_out_of_the_process() -> None:
-    # numpy (installed for scanned PDFs) would stay in the service's memory from its first digest on
+def test_the_tracker_leaves_numpy_and_pillow_out_of_the_process() -> None:
+    # both are installed for scanned PDFs, and either would stay in the service's memory from its first digest on
     probe = (
-        "import sys, mailbot.reports.workbook as w, openpyxl.compat.numbers as n; "
-        "print('numpy' in sys.modules, n.NUMPY, n.NUMERIC_TYPES == (int, float, __import__('decimal').Decimal))"
+        "import sys, mailbot.reports.workbook as w, openpyxl.compat.numbers as n, openpyxl.drawing.image as i; "
+        "print('numpy' in sys.modules, 'PIL' in sys.modules, n.NUMPY, bool(i.PILImage), "
+        "n.NUMERIC_TYPES == (int, float, __import__('decimal').Decimal)); "
+        "from PIL import Image; print(Image.new('1', (1, 1)).size)"  # and Pillow still imports when it is wanted
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
-    assert out.stdout.split() == ["False", "False", "True"]
+    assert out.stdout.split() == ["False", "False", "False", "False", "True", "(1,", "1)"]
