@@ -23,6 +23,10 @@ class Roster:
     institutions: tuple[Institution, ...]
     by_address: dict[str, tuple[Institution, ...]]
     name_keys: tuple[tuple[str, Institution], ...]  # (folded phrase, institution), longest phrase first
+    # Each phrase's position in ``name_keys``, filed under its rarest pair of adjacent words: a text can name only
+    # the phrases whose pair it holds, so a message is checked against a handful of phrases, not the whole roster
+    # (a merged city's thousands of names would otherwise cost more than reading the report; bench/identify.py).
+    by_pair: dict[str, tuple[int, ...]]
 
     @classmethod
     def of(cls, institutions: tuple[Institution, ...]) -> Roster:
@@ -30,11 +34,13 @@ class Roster:
         for inst in institutions:
             for address in inst.emails:
                 by_address.setdefault(address.lower(), []).append(inst)
-        keys = sorted(  # a deactivated institution is still known by its addresses, no longer by its name
-            ((key, inst) for inst in institutions if inst.active for key in name_variants(inst.name)),
-            key=lambda pair: -len(pair[0]),
+        keys = tuple(
+            sorted(  # a deactivated institution is still known by its addresses, no longer by its name
+                ((key, inst) for inst in institutions if inst.active for key in name_variants(inst.name)),
+                key=lambda pair: -len(pair[0]),
+            )
         )
-        return cls(institutions, {a: tuple(v) for a, v in by_address.items()}, tuple(keys))
+        return cls(institutions, {a: tuple(v) for a, v in by_address.items()}, keys, _file_by_rarest_pair(keys))
 
     def get(self, code: str) -> Institution | None:
         return next((i for i in self.institutions if i.code == code), None)
@@ -52,6 +58,21 @@ def name_variants(name: str) -> set[str]:
     return {v for v in variants if len(v.split()) >= 2}
 
 
+def _file_by_rarest_pair(keys: tuple[tuple[str, Institution], ...]) -> dict[str, tuple[int, ...]]:
+    """(A name phrase has two words at least: ``name_variants``.)"""
+    frequency = Counter(pair for key, _ in keys for pair in _pairs(key))
+    filed: dict[str, list[int]] = {}
+    for n, (key, _) in enumerate(keys):
+        filed.setdefault(min(_pairs(key), key=lambda pair: (frequency[pair], pair)), []).append(n)
+    return {pair: tuple(positions) for pair, positions in filed.items()}
+
+
+def _pairs(folded: str) -> set[str]:
+    """The pairs of adjacent words of a folded text: every pair of a phrase it contains is among them."""
+    words = folded.split()
+    return {f"{a} {b}" for a, b in zip(words, words[1:])}
+
+
 def normalise_address(value: str) -> str:
     return parseaddr(value)[1].strip().lower()
 
@@ -59,8 +80,9 @@ def normalise_address(value: str) -> str:
 def match_names(text: str, roster: Roster) -> set[Institution]:
     """Institutions named in ``text``; a phrase inside a longer matched phrase does not count."""
     folded = fold(text)
+    positions = sorted({n for pair in _pairs(folded) for n in roster.by_pair.get(pair, ())})
     found: list[tuple[str, Institution]] = []
-    for key, inst in roster.name_keys:
+    for key, inst in (roster.name_keys[n] for n in positions):  # longest first, as in ``name_keys``
         if contains_phrase(folded, key) and not any(key in longer for longer, _ in found):
             found.append((key, inst))
     return {inst for _, inst in found}
