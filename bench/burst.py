@@ -50,6 +50,7 @@ from tests.servers.dovecot import Dovecot  # noqa: E402
 from tests.servers.smtp import SmtpSink  # noqa: E402
 from tests.test_daemon import Running  # noqa: E402
 from tests.test_notify import smtp_section  # noqa: E402
+from tests.web_support import free_port  # noqa: E402
 
 TARGET_P95_S = 10.0
 TARGET_PSS_MB = 100.0
@@ -223,7 +224,8 @@ def start_service(args: argparse.Namespace, server: Dovecot, sink: SmtpSink, ws_
             sink,
             extra=f"retry_base_seconds = 1\ndeliver_every_seconds = {args.deliver_every:g}\n",
             notify="max_auto_per_address_per_day = 1000000",
-        ),
+        )
+        + (f'\n[web]\nenabled = true\nhost = "127.0.0.1"\nport = {free_port()}\n' if args.web else ""),
     )
     if not args.first_start:  # the usual start: a database already at the newest revision
         subprocess.run(
@@ -316,6 +318,9 @@ def parse_args() -> argparse.Namespace:
         "--first-start",
         action="store_true",
         help="the service creates the database itself (else `mailbot db upgrade` does it before: a usual restart)",
+    )
+    ap.add_argument(
+        "--web", action="store_true", help="the service also serves the web pages ([web] enabled), as staff run it"
     )
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders (paths printed)")
     return ap.parse_args()

@@ -20,6 +20,7 @@ from mailbot.config import InboxSettings
 from mailbot.errors import InboxAuthError, InboxError
 from mailbot.models import RawMail
 from mailbot.oauth import TokenCache
+from mailbot.tls import client_context
 
 MAX_BATCH_MESSAGES = 100
 _MAX_HEADER_BYTES = 1024 * 1024  # enough for any real header; `check` reads no further
@@ -206,10 +207,10 @@ class ImapInbox:
 
     def _connect(self) -> AnyMailBox:
         s = self.settings
-        context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
         if s.security == "ssl":
-            return MailBox(s.host, s.effective_port, timeout=s.timeout_seconds, ssl_context=context)
+            return MailBox(s.host, s.effective_port, timeout=s.timeout_seconds, ssl_context=client_context(s.ca_file))
         if s.security == "starttls":
+            context = client_context(s.ca_file)
             return MailBoxStartTls(s.host, s.effective_port, timeout=s.timeout_seconds, ssl_context=context)
         return MailBoxUnencrypted(s.host, s.effective_port, timeout=s.timeout_seconds)
 

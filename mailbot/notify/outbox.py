@@ -21,7 +21,6 @@ import logging
 import os
 import smtplib
 import socket
-import ssl
 import threading
 import uuid
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from mailbot.errors import MailbotError, StorageError
 from mailbot.files import write_atomic
 from mailbot.notify.compose import Draft, as_bytes
 from mailbot.oauth import TokenCache, xoauth2
+from mailbot.tls import client_context
 
 log = logging.getLogger("mailbot.notify.outbox")
 UNLIMITED_KINDS = {"digest", "announce", "extension"}  # staff's digest, what staff send: not replies to anyone
@@ -593,13 +593,14 @@ def _write_file(folder: Path, row: OutboxRow) -> None:
 
 def connect(s: OutboxSettings, tokens: TokenCache | None = None) -> smtplib.SMTP:
     """A logged-in SMTP connection (password or XOAUTH2 with a token from ``tokens``)."""
-    context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
     if s.security == "ssl":
-        client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.effective_port, timeout=s.timeout_seconds, context=context)
+        client: smtplib.SMTP = smtplib.SMTP_SSL(
+            s.host, s.effective_port, timeout=s.timeout_seconds, context=client_context(s.ca_file)
+        )
     else:
         client = smtplib.SMTP(s.host, s.effective_port, timeout=s.timeout_seconds)
         if s.security == "starttls":
-            client.starttls(context=context)
+            client.starttls(context=client_context(s.ca_file))
     if s.username and s.auth == "oauth2":
         _login_xoauth2(client, s, tokens or TokenCache())
     elif s.username:
