@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from mailbot import config, pipeline, stamping, store
+from mailbot import config, memory, pipeline, stamping, store
 from mailbot.clock import Clock
 from mailbot.config import Settings
 from mailbot.errors import AlreadyRunning, AuthError, ConfigError, MailbotError, one_line
@@ -105,6 +105,7 @@ class Daemon:
         # One service per SQLite database; on PostgreSQL any number of workers share the work (the database
         # dedupes messages, claims outbox rows and lets one worker at a time run a scheduled job).
         single = self.engine.dialect.name == "sqlite"
+        memory.limit_arenas()  # before the threads start: each would otherwise keep a heap of its own for good
         with Lock(self.settings.data_dir) if single else contextlib.nullcontext():
             self._signals()
             # The reader processes first, while this process has no other thread: they are forked once and share
@@ -333,6 +334,7 @@ class Daemon:
             pipeline.drain(ctx, box, report, self.on_message, should_stop=self.stop.is_set, readers=self.readers)
             if report.fetched:
                 self.deliver()
+                memory.trim()  # a pass's messages are gone: their pages go back before the service waits
             box.wait(self.settings.inboxes[n].poll_seconds, lambda: self.stop.is_set() or wake.is_set())
 
     def _reload(self) -> None:
