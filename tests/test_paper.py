@@ -23,7 +23,8 @@ from mailbot.notify import dispatch
 from mailbot.notify.chase import due_notices
 from mailbot.reports.stamps import Stamp
 from mailbot.reports.status import CampaignStatus, InstitutionStatus, Submission, as_json, campaign_status
-from mailbot.reports.workbook import GROUP_HEADERS, STAMPED_HEADERS, SUMMARY_HEADERS, SUMMARY_SHEET, save_tracker
+from mailbot.reports.tracker_rows import GROUP_HEADERS, STAMPED_HEADERS, SUMMARY_HEADERS, SUMMARY_SHEET
+from mailbot.reports.workbook import save_tracker
 from mailbot.web import auth
 from mailbot.web.app import create_app
 from tests.conftest import first_campaign, make_workspace

@@ -14,18 +14,16 @@ import pytest
 
 from mailbot.models import Campaign, Notice, WarningCode
 from mailbot.reports.status import CampaignStatus, FileRow, InstitutionStatus, ReviewItem, Submission
-from mailbot.reports.workbook import (
+from mailbot.reports.tracker_rows import (
     GROUP_HEADERS,
     REVIEW_HEADERS,
     REVIEW_SHEET,
     SUMMARY_HEADERS,
     SUMMARY_SHEET,
-    build_tracker,
     sanitise_sheet_name,
-    save_tracker,
-    tracker_bytes,
     unique_sheet_name,
 )
+from mailbot.reports.workbook import build_tracker, save_tracker, tracker_bytes
 from mailbot.wording import IDENTIFIED_BY, STATUS, warning_text
 from tests.conftest import first_campaign
 
@@ -348,7 +346,7 @@ def test_every_group_from_the_roster_gets_a_sheet_even_with_colliding_names(cs: 
 def test_document_metadata_and_signed_copy_columns(cs: CampaignStatus) -> None:
     from dataclasses import replace
 
-    from mailbot.reports.workbook import document_cells
+    from mailbot.reports.tracker_rows import document_cells
 
     meta = {
         "number": "15/BC-THPTNQ",

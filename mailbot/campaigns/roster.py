@@ -10,6 +10,7 @@ again changes nothing; a missing group is taken from the section row, the known 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+from mailbot import memory
 from mailbot.errors import RosterError
 from mailbot.models import Institution
 from mailbot.text import fold, nfc, strip_marks
@@ -118,7 +120,10 @@ def read(path: Path, known: Sequence[Institution] = ()) -> RosterRead:
         raise RosterFileError(f"roster file {path} not found", "Không tìm thấy tệp danh sách.")
     if not path.is_file():
         raise RosterFileError(f"roster file {path} is not a file", "Không tìm thấy tệp danh sách.")
-    rows = _xlsx_rows(path) if path.suffix.lower() in (".xlsx", ".xlsm") else _csv_rows(path)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):  # openpyxl in a child: the service reads its roster at each start
+        rows = memory.aside(functools.partial(_xlsx_rows, path))  # (a bad file: read again here, for the error)
+    else:
+        rows = _csv_rows(path)
     return _institutions(path, rows, known)
 
 

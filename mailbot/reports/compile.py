@@ -37,7 +37,7 @@ from mailbot.documents.wordxml import Blocks, Paragraph, Table, read_blocks
 from mailbot.models import Campaign, FileKind
 from mailbot.reports.numbers import is_blank, parse_number, plain_number, vn_number
 from mailbot.reports.status import FileRow, InstitutionStatus, campaign_status
-from mailbot.reports.workbook import unique_sheet_name
+from mailbot.reports.tracker_rows import unique_sheet_name
 from mailbot.text import fold
 
 SUMMARY_SHEET = "Tổng hợp"

@@ -25,7 +25,8 @@ from mailbot.documents.wordxml import Table
 from mailbot.errors import MailbotError
 from mailbot.files import save_output
 from mailbot.reports.compile import REVIEW_SHEET, SUMMARY_SHEET, Compilation, InstitutionReport, Shape
-from mailbot.reports.workbook import XML_ILLEGAL, finish_table, fit_columns, print_setup, put, wrap_rows, write_table
+from mailbot.reports.tracker_rows import XML_ILLEGAL
+from mailbot.reports.workbook import finish_table, fit_columns, print_setup, put, wrap_rows, write_table
 from mailbot.wording import local_time
 
 if TYPE_CHECKING:

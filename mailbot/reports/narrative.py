@@ -28,7 +28,7 @@ from mailbot.errors import MailbotError
 from mailbot.files import save_output
 from mailbot.reports.consolidate import Consolidation, Passage, TableResult
 from mailbot.reports.numbers import vn_number
-from mailbot.reports.workbook import XML_ILLEGAL
+from mailbot.reports.tracker_rows import XML_ILLEGAL
 from mailbot.text import fold
 from mailbot.wording import local_time
 

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, and_, or_, select
 from mailbot import store
 from mailbot.models import Notice
 from mailbot.reports.status import CampaignStatus, ReviewItem
-from mailbot.reports.workbook import review_reason
+from mailbot.reports.tracker_rows import review_reason
 from mailbot.web.snapshot import search_key
 from mailbot.wording import document_title
 

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, func, select
 from mailbot import store
 from mailbot.models import Campaign
 from mailbot.reports.status import CampaignStatus, InstitutionStatus, campaign_status
-from mailbot.reports.workbook import STATUS_ORDER, institution_row
+from mailbot.reports.tracker_rows import STATUS_ORDER, institution_row
 from mailbot.text import fold, strip_marks
 from mailbot.wording import STATUS, local_time
 

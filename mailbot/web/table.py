@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailbot.reports.workbook import GROUP_HEADERS, STATUS_ORDER
+from mailbot.reports.tracker_rows import GROUP_HEADERS, STATUS_ORDER
 from mailbot.text import fold
 from mailbot.web.snapshot import FIRST_EXTRA, Snapshot, TableRow, plain_words
 from mailbot.wording import STATUS

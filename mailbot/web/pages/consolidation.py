@@ -6,8 +6,9 @@ also from a report template staff upload). Without a template, it says so and of
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from weakref import WeakKeyDictionary
 
@@ -17,17 +18,20 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mailbot import memory
 from mailbot.errors import MailbotError
 from mailbot.models import Campaign
 from mailbot.reports.aliases import remember_alias
 from mailbot.reports.consolidate import Consolidation, Source, campaign_template, consolidate_campaign
-from mailbot.reports.consolidation_xlsx import Linker, workbook_bytes
 from mailbot.reports.narrative import draft_bytes, texts_bytes
 from mailbot.reports.numbers import vn_number
 from mailbot.web.access import campaign_route, form, redirect, user
 from mailbot.web.core import Web
 from mailbot.web.downloads import attachment, stamp
 from mailbot.web.snapshot import fingerprint
+
+if TYPE_CHECKING:
+    from mailbot.reports.consolidation_xlsx import Linker
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 MAX_REPORT_TEMPLATE = 10 * 1024 * 1024
@@ -114,8 +118,14 @@ async def workbook_with_template(request: Request, web: Web, campaign: Campaign,
     comp = await run_in_threadpool(_consolidation, web, campaign, now)
     if comp is None:
         return None
-    body: bytes = await run_in_threadpool(workbook_bytes, comp, web_links(request, web))
+    body: bytes = await run_in_threadpool(memory.aside, functools.partial(_workbook, comp, web_links(request, web)))
     return body
+
+
+def _workbook(comp: Consolidation, links: Linker) -> bytes:
+    from mailbot.reports.consolidation_xlsx import workbook_bytes  # openpyxl: in the child (memory.aside)
+
+    return workbook_bytes(comp, links)
 
 
 @campaign_route

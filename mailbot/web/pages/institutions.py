@@ -16,7 +16,7 @@ from mailbot.campaigns import extensions, named, paper, stamp_accept
 from mailbot.errors import MailbotError, NotFound
 from mailbot.models import Campaign
 from mailbot.notify import extension_notice
-from mailbot.reports.workbook import stamped_text
+from mailbot.reports.tracker_rows import stamped_text
 from mailbot.web import queries
 from mailbot.web.access import campaign_page, campaign_route, form, redirect, user
 from mailbot.web.core import Web, time_left

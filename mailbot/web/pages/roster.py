@@ -8,6 +8,7 @@ preview is shown again when the roster moved meanwhile).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -22,7 +23,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailbot.campaigns import roster_edit, roster_export
+from mailbot import memory
+from mailbot.campaigns import roster_edit
 from mailbot.campaigns import roster_import as importer
 from mailbot.campaigns.roster import RosterFileError, RosterRead
 from mailbot.errors import MailbotError, NotFound
@@ -188,13 +190,20 @@ def _counts(done: importer.ImportPlan) -> str:
     )
 
 
+def _roster_workbook(rows: list[Institution]) -> bytes:
+    from mailbot.campaigns import roster_export  # openpyxl: in the child (memory.aside), not in the service
+
+    return roster_export.export_bytes(rows)
+
+
 @staff
 async def export(request: Request) -> Response:
     web = web_of(request)
 
     def build() -> bytes:
         with web.engine.connect() as conn:
-            return roster_export.export_bytes(importer.imported(conn).values())
+            rows = list(importer.imported(conn).values())
+        return memory.aside(functools.partial(_roster_workbook, rows))  # the child gets no database connection
 
     body = await run_in_threadpool(build)
     name = f"danh-sach-don-vi-{stamp(web.settings.zone, web.clock())}.xlsx"
