@@ -74,12 +74,13 @@ def aside(work: Callable[[], T], timeout: float = ASIDE_SECONDS) -> T:
         os.close(reading)
         _child(work, writing)
     os.close(writing)
+    answer = None
     try:
         answer = _read_answer(reading, time.monotonic() + timeout)
     finally:
         os.close(reading)
-        finished = _reap(pid)
-    if answer is None or not finished:
+        finished = _reap(pid, stop=answer is None)
+    if not answer or not finished:
         return work()
     return cast(T, pickle.loads(answer))
 
@@ -103,27 +104,23 @@ def _child(work: Callable[[], object], writing: int) -> NoReturn:
 
 
 def _read_answer(reading: int, deadline: float) -> bytes | None:
-    """The child's whole answer, or None when it sent none (failed, died) or not before ``deadline``."""
+    """All the child wrote until it left (empty: it failed or died), or None when it had not left by ``deadline``."""
     chunks: list[bytes] = []
     while (left := deadline - time.monotonic()) > 0:
         ready, _, _ = select.select([reading], [], [], left)
         if not ready:
             break
         chunk = os.read(reading, 1 << 20)
-        if not chunk:  # the child closed its end: done, or dead
-            return b"".join(chunks) or None
+        if not chunk:  # its end of the pipe closed: the child has left
+            return b"".join(chunks)
         chunks.append(chunk)
     return None
 
 
-def _reap(pid: int) -> bool:
-    """Whether the child finished its work (exit status 0); collected either way, stopped first if it is still at
-    work (out of time). A moment's wait: an answer is written whole just before the child leaves."""
-    deadline = time.monotonic() + 5
-    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.005)
-    if done[0] == 0:
+def _reap(pid: int, *, stop: bool) -> bool:
+    """Whether the child finished its work (exit status 0), once collected; ``stop``: it is still at work (out of
+    time), and is killed first."""
+    if stop:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        done = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(done[1]) == 0
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0

@@ -1,4 +1,5 @@
-"""A city-sized roster of plausible Vietnamese institution names, for the name-matching tests and bench/identify.py.
+"""A city-sized roster of plausible Vietnamese institution names, texts that name them, and the plain way of matching
+them, for the name-matching tests and bench/identify.py.
 
 Names are built the way a department's list reads: a kind of institution, often a person's or a place's name, often
 the district ("Trường THCS Lê Lợi quận Ngô Quyền", "Phòng GDĐT huyện An Lão"), so that many names share words and
@@ -10,8 +11,9 @@ from __future__ import annotations
 import random
 
 from mailbot.demo.samples import load_demo_roster
+from mailbot.ingest.identify import Roster
 from mailbot.models import Institution
-from mailbot.text import strip_marks
+from mailbot.text import contains_phrase, fold, strip_marks
 
 # fmt: off
 FIGURES = (
@@ -69,3 +71,12 @@ def mentions(roster: tuple[Institution, ...], count: int, seed: int = 15) -> lis
             parts.append(" ".join(rng.choices(vocabulary, k=rng.randint(0, 3))))
         texts.append(rng.choice((" ", "\n", " - ")).join(parts))
     return texts
+
+
+def match_every_phrase(text: str, roster: Roster) -> set[Institution]:
+    """The reference for ``identify.match_names``: each phrase of the roster tried in turn, no index."""
+    folded, found = fold(text), []
+    for key, inst in roster.name_keys:
+        if contains_phrase(folded, key) and not any(key in longer for longer, _ in found):
+            found.append((key, inst))
+    return {inst for _, inst in found}

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
-from mailbot import memory, store
+from mailbot import store
 from mailbot.campaigns import catalog
 from mailbot.config import Settings
 from mailbot.errors import MailbotError
@@ -19,6 +16,7 @@ from mailbot.notify import links, outbox
 from mailbot.notify.chase import Notice, due_notices
 from mailbot.notify.compose import Rendered, Templates, compose, department, load_templates, secret_key
 from mailbot.notify.digest import active_campaigns, digest_context
+from mailbot.reports import spreadsheets
 from mailbot.reports.status import STAMPED, WORD, CampaignStatus, campaign_status
 from mailbot.wording import local_time
 
@@ -142,20 +140,13 @@ def render_digest(settings: Settings, engine: Engine, now: datetime) -> tuple[Re
     return load_templates(settings).render("digest", context), found
 
 
-def trackers_of(found: Sequence[CampaignStatus], zone: ZoneInfo, now: datetime) -> list[bytes]:
-    """Each campaign's Excel tracker (run aside, in a child: openpyxl, ~6 MB, would stay in the service for good)."""
-    from mailbot.reports.workbook import tracker_bytes
-
-    return [tracker_bytes(cs, zone, generated_at=now) for cs in found]
-
-
 def queue_digest(settings: Settings, engine: Engine, now: datetime) -> tuple[outbox.Queued, Rendered]:
     """Today's digest to staff, with one Excel tracker per active campaign; once per day."""
     if not settings.notify.staff:
         raise MailbotError("notify.staff is empty: list the staff addresses that receive the digest")
     rendered, found = render_digest(settings, engine, now)
     day = now.astimezone(settings.zone)
-    trackers = memory.aside(functools.partial(trackers_of, found, settings.zone, now))
+    trackers = spreadsheets.trackers(found, settings.zone, now)
     attachments = tuple(
         (f"theo-doi-{cs.campaign.id}-{day:%Y%m%d}.xlsx", tracker, XLSX) for cs, tracker in zip(found, trackers)
     )

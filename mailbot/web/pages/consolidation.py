@@ -6,7 +6,6 @@ also from a report template staff upload). Without a template, it says so and of
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -18,9 +17,9 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailbot import memory
 from mailbot.errors import MailbotError
 from mailbot.models import Campaign
+from mailbot.reports import spreadsheets
 from mailbot.reports.aliases import remember_alias
 from mailbot.reports.consolidate import Consolidation, Source, campaign_template, consolidate_campaign
 from mailbot.reports.narrative import draft_bytes, texts_bytes
@@ -118,14 +117,8 @@ async def workbook_with_template(request: Request, web: Web, campaign: Campaign,
     comp = await run_in_threadpool(_consolidation, web, campaign, now)
     if comp is None:
         return None
-    body: bytes = await run_in_threadpool(memory.aside, functools.partial(_workbook, comp, web_links(request, web)))
+    body: bytes = await run_in_threadpool(spreadsheets.consolidation, comp, web_links(request, web))
     return body
-
-
-def _workbook(comp: Consolidation, links: Linker) -> bytes:
-    from mailbot.reports.consolidation_xlsx import workbook_bytes  # openpyxl: in the child (memory.aside)
-
-    return workbook_bytes(comp, links)
 
 
 @campaign_route

@@ -4,19 +4,16 @@ original messages out of the archive (by row id only; see ``web.downloads``).
 
 from __future__ import annotations
 
-import functools
 import io
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from mailbot import memory
 from mailbot.models import Campaign
-from mailbot.reports.status import CampaignStatus
+from mailbot.reports import spreadsheets
 from mailbot.web import downloads
 from mailbot.web.access import campaign_page, campaign_route, row_id, staff
 from mailbot.web.core import Web, web_of
@@ -24,16 +21,10 @@ from mailbot.web.downloads import XLSX, attachment, stamp
 from mailbot.web.snapshot import Snapshot
 
 
-def _tracker(cs: CampaignStatus, zone: ZoneInfo, now: datetime) -> bytes:
-    from mailbot.reports.workbook import tracker_bytes  # openpyxl: loaded in the child (memory.aside), not here
-
-    return tracker_bytes(cs, zone, generated_at=now)
-
-
 @campaign_page
 async def tracker(request: Request, web: Web, campaign: Campaign, snap: Snapshot) -> Response:
     now = web.clock()
-    body = await run_in_threadpool(memory.aside, functools.partial(_tracker, snap.cs, web.settings.zone, now))
+    (body,) = await run_in_threadpool(spreadsheets.trackers, [snap.cs], web.settings.zone, now)
     name = f"theo-doi-{campaign.id}-{stamp(web.settings.zone, now)}.xlsx"
     return Response(body, media_type=XLSX, headers={"Content-Disposition": attachment(name)})
 

@@ -8,7 +8,6 @@ preview is shown again when the roster moved meanwhile).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import time
@@ -23,13 +22,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailbot import memory
 from mailbot.campaigns import roster_edit
 from mailbot.campaigns import roster_import as importer
 from mailbot.campaigns.roster import RosterFileError, RosterRead
 from mailbot.errors import MailbotError, NotFound
 from mailbot.files import write_atomic
 from mailbot.models import Institution
+from mailbot.reports import spreadsheets
 from mailbot.web import queries
 from mailbot.web.access import form, redirect, staff, user
 from mailbot.web.core import Web, web_of
@@ -190,12 +189,6 @@ def _counts(done: importer.ImportPlan) -> str:
     )
 
 
-def _roster_workbook(rows: list[Institution]) -> bytes:
-    from mailbot.campaigns import roster_export  # openpyxl: in the child (memory.aside), not in the service
-
-    return roster_export.export_bytes(rows)
-
-
 @staff
 async def export(request: Request) -> Response:
     web = web_of(request)
@@ -203,7 +196,7 @@ async def export(request: Request) -> Response:
     def build() -> bytes:
         with web.engine.connect() as conn:
             rows = list(importer.imported(conn).values())
-        return memory.aside(functools.partial(_roster_workbook, rows))  # the child gets no database connection
+        return spreadsheets.roster(rows)
 
     body = await run_in_threadpool(build)
     name = f"danh-sach-don-vi-{stamp(web.settings.zone, web.clock())}.xlsx"
